@@ -1,0 +1,20 @@
+//! The RV64GC hart of rewind: a pre-decoding interpreter with an exact instruction count.
+//!
+//! The hart knows nothing about devices or the host: RAM is handed to it as [`Ram`], every other
+//! physical address goes through the [`Mmio`] trait that the machine implements. That keeps the
+//! CPU a pure function of its state and what the bus answers, which record/replay relies on.
+
+pub mod bus;
+pub mod csr;
+pub mod decode;
+pub mod exec;
+pub mod fpu;
+pub mod hart;
+pub mod mmu;
+pub mod ram;
+pub mod trap;
+
+pub use bus::{Mmio, MmioFault};
+pub use hart::{ExitReason, Hart, Priv};
+pub use ram::Ram;
+pub use trap::Exception;
