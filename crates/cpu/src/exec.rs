@@ -1,16 +1,1009 @@
 //! The interpreter loop.
 //!
+//! `run` translates the pc's page once, checks its [`DecodedPage`] out of [`Ram`] and executes
+//! from it for as long as the pc stays on that page and nothing invalidates the fetch
+//! translation (traps, xRET, interrupts, `sfence.vma`, `fence.i`, writes to `satp`/`mstatus`/PMP
+//! CSRs). Up to `CODE_WAYS` pages stay checked out with their virtual tag, so calls and returns
+//! between a few pages skip translation until such an event. Slots are decoded lazily; writes
+//! to a page reset the slots they overlap, and the loop applies those resets after every memory
+//! access, so stale instructions never run.
+//!
 //! CONTRACT (interpreter work owns this file).
 
 use crate::bus::Mmio;
+use crate::csr::CsrOp;
+use crate::decode::{decode16, decode32, is_32bit, DecodedPage, Kind, Op, SLOTS};
+use crate::fpu::{self, BinOp, FmaOp, IntKind};
 use crate::hart::{ExitReason, Hart};
-use crate::ram::Ram;
+use crate::mmu::StoreOutcome;
+use crate::ram::{Ram, CODE_WAYS, PAGE_SHIFT, PAGE_SIZE};
+use crate::trap::Exception;
+
+/// After this many traps in a row without a retired instruction (e.g. a trap vector that itself
+/// faults), `run` returns `Yield` so the machine loop stays responsive; deterministic because it
+/// depends on guest state only.
+const MAX_TRAPS_WITHOUT_RETIRE: u32 = 64;
+
+/// Why the page loop returned to `run`.
+enum PageExit {
+    /// The pc left the page or the budget ran out; cached fetch translations stay valid.
+    Leave,
+    /// State changed that can alter fetch translation (xRET, interrupt, sfence.vma, satp /
+    /// mstatus / PMP writes): forget the cached translations.
+    Refetch,
+    /// An exception was taken (the pc is at the handler).
+    Trap,
+    /// Return to the machine loop.
+    Exit(ExitReason),
+}
+
+/// A decoded page checked out of `Ram` by `run`, and the virtual page it was fetched through.
+struct FetchWay {
+    /// Virtual page base the tag is valid for (`TAG_NONE` once forgotten).
+    vbase: u64,
+    /// RAM page index.
+    pidx: usize,
+    /// RAM offset of the page.
+    poff: usize,
+    page: Box<DecodedPage>,
+}
+
+/// A tag no page-aligned virtual address equals.
+const TAG_NONE: u64 = 1;
+
+/// Forget every cached virtual → physical fetch tag (the pages stay checked out).
+fn forget_tags(ways: &mut [Option<FetchWay>; CODE_WAYS]) {
+    for w in ways.iter_mut().flatten() {
+        w.vbase = TAG_NONE;
+    }
+}
+
+/// The form an op takes in the page cache: ops whose only effect is writing x0 become `Nop`,
+/// and `jal`/`jalr` without a link become `J`/`Jr`, so the hot arms below may write `rd`
+/// without re-zeroing x0.
+#[inline]
+fn specialize(op: Op) -> Op {
+    let k = op.kind as u8;
+    if op.rd != 0 {
+        return op;
+    }
+    let kind = match op.kind {
+        Kind::Jal => Kind::J,
+        Kind::Jalr => Kind::Jr,
+        Kind::Lui | Kind::Auipc => Kind::Nop,
+        _ if (Kind::Addi as u8..=Kind::Remuw as u8).contains(&k) => Kind::Nop,
+        _ => return op,
+    };
+    Op { kind, ..op }
+}
+
+/// CSRs whose writes can change how instruction fetch translates or is permitted.
+#[inline]
+fn csr_affects_fetch(addr: u16) -> bool {
+    matches!(addr, 0x100 | 0x180 | 0x300 | 0x301 | 0x747 | 0x3a0..=0x3ef)
+}
+
+#[inline(always)]
+fn sext32(v: u64) -> u64 {
+    v as i32 as i64 as u64
+}
+
+/// The integer side of fcvt for the `rs2` selector.
+#[inline]
+fn int_kind(sel: u8) -> IntKind {
+    match sel {
+        0 => IntKind::W,
+        1 => IntKind::Wu,
+        2 => IntKind::L,
+        _ => IntKind::Lu,
+    }
+}
 
 impl Hart {
     /// Execute at most `budget` instructions (exactly `budget` unless it exits early), taking
     /// pending interrupts on entry and after state changes. `self.icount` counts retirements.
     pub fn run<M: Mmio>(&mut self, ram: &mut Ram, mmio: &mut M, budget: u64) -> ExitReason {
-        let _ = (ram, mmio, budget);
-        unimplemented!("exec")
+        let end = self.icount.saturating_add(budget);
+        self.take_pending_interrupt();
+        if self.wfi {
+            return ExitReason::Wfi;
+        }
+        let mut ways: [Option<FetchWay>; CODE_WAYS] = Default::default();
+        let reason = self.run_ways(ram, mmio, end, &mut ways);
+        for (k, w) in ways.iter_mut().enumerate() {
+            if let Some(w) = w.take() {
+                ram.checkin_code(w.pidx, k, w.page);
+            }
+        }
+        reason
+    }
+
+    /// The body of `run`, with its fetch cache: up to `CODE_WAYS` decoded pages stay checked
+    /// out, tagged with the virtual page they were last fetched through. A tag is trusted until
+    /// an event that can change fetch translation (`PageExit::Refetch`, a trap).
+    fn run_ways<M: Mmio>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        end: u64,
+        ways: &mut [Option<FetchWay>; CODE_WAYS],
+    ) -> ExitReason {
+        let mut traps = 0u32;
+        let mut victim = 0usize;
+        loop {
+            if self.icount >= end {
+                return ExitReason::Budget;
+            }
+            let pc = self.pc;
+            let vbase = pc & !(PAGE_SIZE - 1);
+            let hit = ways
+                .iter()
+                .position(|w| w.as_ref().is_some_and(|w| w.vbase == vbase));
+            let k = match hit {
+                Some(k) => k,
+                None => {
+                    let poff = match self.translate_fetch(ram, pc) {
+                        // translate_fetch only returns RAM addresses; be defensive all the same.
+                        Ok(pa) => ram
+                            .offset(pa & !(PAGE_SIZE - 1), PAGE_SIZE)
+                            .ok_or(Exception::InstrAccessFault(pc)),
+                        Err(e) => Err(e),
+                    };
+                    let poff = match poff {
+                        Ok(poff) => poff,
+                        Err(e) => {
+                            self.take_exception(e);
+                            forget_tags(ways);
+                            traps += 1;
+                            if traps >= MAX_TRAPS_WITHOUT_RETIRE {
+                                return ExitReason::Yield;
+                            }
+                            continue;
+                        }
+                    };
+                    let pidx = poff >> PAGE_SHIFT;
+                    match ways
+                        .iter()
+                        .position(|w| w.as_ref().is_some_and(|w| w.pidx == pidx))
+                    {
+                        Some(k) => {
+                            if let Some(w) = ways[k].as_mut() {
+                                w.vbase = vbase;
+                            }
+                            k
+                        }
+                        None => {
+                            let k = victim;
+                            victim = (victim + 1) % CODE_WAYS;
+                            if let Some(old) = ways[k].take() {
+                                ram.checkin_code(old.pidx, k, old.page);
+                            }
+                            let page = ram.checkout_code(pidx, k);
+                            ways[k] = Some(FetchWay {
+                                vbase,
+                                pidx,
+                                poff,
+                                page,
+                            });
+                            k
+                        }
+                    }
+                }
+            };
+            let Some(w) = ways[k].as_mut() else {
+                continue; // unreachable: way k was just found or filled
+            };
+            // Apply writes made while the page waited in the cache, and fence.i.
+            if w.page.gen != ram.code_generation() {
+                w.page.reset(ram.code_generation());
+                ram.take_code_dirty(k);
+            } else if let Some((lo, hi)) = ram.take_code_dirty(k) {
+                w.page.invalidate(lo, hi);
+            }
+            let before = self.icount;
+            let r = self.run_page(ram, mmio, &mut w.page, w.poff, k, end);
+            if self.icount != before {
+                traps = 0;
+            }
+            match r {
+                PageExit::Leave => {}
+                PageExit::Refetch => forget_tags(ways),
+                PageExit::Trap => {
+                    forget_tags(ways);
+                    traps += 1;
+                    if traps >= MAX_TRAPS_WITHOUT_RETIRE {
+                        return ExitReason::Yield;
+                    }
+                }
+                PageExit::Exit(reason) => return reason,
+            }
+        }
+    }
+
+    /// Decode the slot on first use; for a 32-bit instruction straddling the page end, fetch the
+    /// upper half through translation (its fault reports the second page's address) and put the
+    /// whole instruction in the page's scratch entry. Returns the index of the op to execute.
+    #[cold]
+    #[inline(never)]
+    fn resolve_op(
+        &mut self,
+        ram: &mut Ram,
+        page: &mut DecodedPage,
+        poff: usize,
+        slot: usize,
+        pc: u64,
+    ) -> Result<usize, Exception> {
+        let mut op = page.get(slot);
+        if op.kind == Kind::Undecoded {
+            let at = poff + slot * 2;
+            let lo = ram.load_at(at, 2) as u16;
+            op = specialize(if !is_32bit(lo) {
+                decode16(lo)
+            } else if slot == SLOTS - 1 {
+                Op {
+                    kind: Kind::CrossPage,
+                    len: 4,
+                    raw: lo as u32,
+                    ..Op::UNDECODED
+                }
+            } else {
+                decode32(lo as u32 | (ram.load_at(at + 2, 2) as u32) << 16)
+            });
+            page.set(slot, op);
+        }
+        if op.kind == Kind::CrossPage {
+            let va = pc.wrapping_add(2);
+            let pa = self.translate_fetch(ram, va)?;
+            let off = ram.offset(pa, 2).ok_or(Exception::InstrAccessFault(va))?;
+            page.ops[SLOTS] = specialize(decode32(op.raw | (ram.load_at(off, 2) as u32) << 16));
+            return Ok(SLOTS);
+        }
+        Ok(slot)
+    }
+
+    /// Execute from one checked-out page until the pc leaves it or something forces a refetch.
+    #[inline(never)]
+    fn run_page<M: Mmio>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        page: &mut DecodedPage,
+        poff: usize,
+        way: usize,
+        end: u64,
+    ) -> PageExit {
+        let mut pc = self.pc;
+        let mut icount = self.icount;
+        let vbase = pc & !(PAGE_SIZE - 1);
+
+        macro_rules! rx {
+            ($r:expr) => {
+                self.x[($r as usize) & 31]
+            };
+        }
+        macro_rules! wx {
+            ($r:expr, $v:expr) => {{
+                let v = $v;
+                self.x[($r as usize) & 31] = v;
+                self.x[0] = 0;
+            }};
+        }
+        // For ops `specialize` guarantees have rd != 0.
+        macro_rules! wr {
+            ($r:expr, $v:expr) => {{
+                let v = $v;
+                self.x[($r as usize) & 31] = v;
+            }};
+        }
+        macro_rules! sync {
+            () => {{
+                self.pc = pc;
+                self.icount = icount;
+            }};
+        }
+        macro_rules! trap {
+            ($e:expr) => {{
+                let e = $e;
+                sync!();
+                self.take_exception(e);
+                return PageExit::Trap;
+            }};
+        }
+        // Writes may have hit this page (stores, page-table A/D updates, device DMA).
+        macro_rules! code_check {
+            () => {
+                if ram.way_dirty(way) {
+                    if let Some((lo, hi)) = ram.take_code_dirty(way) {
+                        page.invalidate(lo, hi);
+                    }
+                }
+            };
+        }
+        macro_rules! load {
+            ($op:expr, $size:expr) => {{
+                let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
+                sync!();
+                let r = self.load(ram, mmio, a, $size);
+                code_check!();
+                match r {
+                    Ok(v) => v,
+                    Err(e) => trap!(e),
+                }
+            }};
+        }
+        macro_rules! store {
+            ($op:expr, $size:expr, $val:expr) => {{
+                let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
+                let v = $val;
+                sync!();
+                match self.store(ram, mmio, a, $size, v) {
+                    Ok(StoreOutcome::Ram) => {}
+                    Ok(StoreOutcome::CodeModified) => code_check!(),
+                    Ok(StoreOutcome::Mmio) => {
+                        code_check!();
+                        pc = pc.wrapping_add($op.len as u64);
+                        icount += 1;
+                        sync!();
+                        return PageExit::Exit(ExitReason::Yield);
+                    }
+                    Err(e) => trap!(e),
+                }
+            }};
+        }
+        // Retire the current instruction with next pc `$npc`, then leave the page loop.
+        macro_rules! retire_and {
+            ($npc:expr, $exit:expr) => {{
+                pc = $npc;
+                icount += 1;
+                sync!();
+                return $exit;
+            }};
+        }
+
+        loop {
+            // `pc & 0xffe` scaled by 8 is the op's byte offset: a short pc → op → len → pc chain.
+            let slot = (pc as usize & (PAGE_SIZE as usize - 2)) >> 1;
+            let mut idx = slot;
+            let mut op = page.get(slot);
+            // Undecoded (0) and CrossPage (1) take the cold path.
+            if (op.kind as u8) <= Kind::CrossPage as u8 {
+                idx = match self.resolve_op(ram, page, poff, slot, pc) {
+                    Ok(i) => i,
+                    Err(e) => trap!(e),
+                };
+                code_check!();
+                op = page.at(idx);
+            }
+            let len = op.len as u64;
+            let imm = op.imm as i64 as u64;
+            let mut npc = pc.wrapping_add(len);
+            match op.kind {
+                Kind::Undecoded | Kind::CrossPage | Kind::Illegal => {
+                    trap!(Exception::IllegalInstr(op.raw as u64))
+                }
+                Kind::Lui => wr!(op.rd, imm),
+                Kind::Auipc => wr!(op.rd, pc.wrapping_add(imm)),
+                Kind::Jal => {
+                    wr!(op.rd, npc);
+                    npc = pc.wrapping_add(imm);
+                }
+                Kind::Jalr => {
+                    let t = rx!(op.rs1).wrapping_add(imm) & !1;
+                    wr!(op.rd, npc);
+                    npc = t;
+                }
+                Kind::Beq => {
+                    if rx!(op.rs1) == rx!(op.rs2) {
+                        npc = pc.wrapping_add(imm);
+                    }
+                }
+                Kind::Bne => {
+                    if rx!(op.rs1) != rx!(op.rs2) {
+                        npc = pc.wrapping_add(imm);
+                    }
+                }
+                Kind::Blt => {
+                    if (rx!(op.rs1) as i64) < (rx!(op.rs2) as i64) {
+                        npc = pc.wrapping_add(imm);
+                    }
+                }
+                Kind::Bge => {
+                    if (rx!(op.rs1) as i64) >= (rx!(op.rs2) as i64) {
+                        npc = pc.wrapping_add(imm);
+                    }
+                }
+                Kind::Bltu => {
+                    if rx!(op.rs1) < rx!(op.rs2) {
+                        npc = pc.wrapping_add(imm);
+                    }
+                }
+                Kind::Bgeu => {
+                    if rx!(op.rs1) >= rx!(op.rs2) {
+                        npc = pc.wrapping_add(imm);
+                    }
+                }
+                Kind::Lb => {
+                    let v = load!(op, 1);
+                    wx!(op.rd, v as i8 as i64 as u64);
+                }
+                Kind::Lh => {
+                    let v = load!(op, 2);
+                    wx!(op.rd, v as i16 as i64 as u64);
+                }
+                Kind::Lw => {
+                    let v = load!(op, 4);
+                    wx!(op.rd, sext32(v));
+                }
+                Kind::Ld => {
+                    let v = load!(op, 8);
+                    wx!(op.rd, v);
+                }
+                Kind::Lbu => {
+                    let v = load!(op, 1);
+                    wx!(op.rd, v as u8 as u64);
+                }
+                Kind::Lhu => {
+                    let v = load!(op, 2);
+                    wx!(op.rd, v as u16 as u64);
+                }
+                Kind::Lwu => {
+                    let v = load!(op, 4);
+                    wx!(op.rd, v as u32 as u64);
+                }
+                Kind::Sb => store!(op, 1, rx!(op.rs2)),
+                Kind::Sh => store!(op, 2, rx!(op.rs2)),
+                Kind::Sw => store!(op, 4, rx!(op.rs2)),
+                Kind::Sd => store!(op, 8, rx!(op.rs2)),
+                Kind::Addi => wr!(op.rd, rx!(op.rs1).wrapping_add(imm)),
+                Kind::Slti => wr!(op.rd, ((rx!(op.rs1) as i64) < (imm as i64)) as u64),
+                Kind::Sltiu => wr!(op.rd, (rx!(op.rs1) < imm) as u64),
+                Kind::Xori => wr!(op.rd, rx!(op.rs1) ^ imm),
+                Kind::Ori => wr!(op.rd, rx!(op.rs1) | imm),
+                Kind::Andi => wr!(op.rd, rx!(op.rs1) & imm),
+                Kind::Slli => wr!(op.rd, rx!(op.rs1) << (imm & 63)),
+                Kind::Srli => wr!(op.rd, rx!(op.rs1) >> (imm & 63)),
+                Kind::Srai => wr!(op.rd, ((rx!(op.rs1) as i64) >> (imm & 63)) as u64),
+                Kind::Add => wr!(op.rd, rx!(op.rs1).wrapping_add(rx!(op.rs2))),
+                Kind::Sub => wr!(op.rd, rx!(op.rs1).wrapping_sub(rx!(op.rs2))),
+                Kind::Sll => wr!(op.rd, rx!(op.rs1) << (rx!(op.rs2) & 63)),
+                Kind::Slt => wr!(op.rd, ((rx!(op.rs1) as i64) < (rx!(op.rs2) as i64)) as u64),
+                Kind::Sltu => wr!(op.rd, (rx!(op.rs1) < rx!(op.rs2)) as u64),
+                Kind::Xor => wr!(op.rd, rx!(op.rs1) ^ rx!(op.rs2)),
+                Kind::Srl => wr!(op.rd, rx!(op.rs1) >> (rx!(op.rs2) & 63)),
+                Kind::Sra => wr!(op.rd, ((rx!(op.rs1) as i64) >> (rx!(op.rs2) & 63)) as u64),
+                Kind::Or => wr!(op.rd, rx!(op.rs1) | rx!(op.rs2)),
+                Kind::And => wr!(op.rd, rx!(op.rs1) & rx!(op.rs2)),
+                Kind::Addiw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_add(imm))),
+                Kind::Slliw => wr!(op.rd, sext32(((rx!(op.rs1) as u32) << (imm & 31)) as u64)),
+                Kind::Srliw => wr!(op.rd, sext32(((rx!(op.rs1) as u32) >> (imm & 31)) as u64)),
+                Kind::Sraiw => wr!(op.rd, ((rx!(op.rs1) as i32) >> (imm & 31)) as i64 as u64),
+                Kind::Addw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_add(rx!(op.rs2)))),
+                Kind::Subw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_sub(rx!(op.rs2)))),
+                Kind::Sllw => wx!(
+                    op.rd,
+                    sext32(((rx!(op.rs1) as u32) << (rx!(op.rs2) & 31)) as u64)
+                ),
+                Kind::Srlw => wx!(
+                    op.rd,
+                    sext32(((rx!(op.rs1) as u32) >> (rx!(op.rs2) & 31)) as u64)
+                ),
+                Kind::Sraw => wx!(
+                    op.rd,
+                    ((rx!(op.rs1) as i32) >> (rx!(op.rs2) & 31)) as i64 as u64
+                ),
+                Kind::Mul => wr!(op.rd, rx!(op.rs1).wrapping_mul(rx!(op.rs2))),
+                Kind::Mulh => {
+                    let p = (rx!(op.rs1) as i64 as i128) * (rx!(op.rs2) as i64 as i128);
+                    wr!(op.rd, (p >> 64) as u64)
+                }
+                Kind::Mulhsu => {
+                    let p = (rx!(op.rs1) as i64 as i128).wrapping_mul(rx!(op.rs2) as i128);
+                    wr!(op.rd, (p >> 64) as u64)
+                }
+                Kind::Mulhu => {
+                    let p = (rx!(op.rs1) as u128) * (rx!(op.rs2) as u128);
+                    wr!(op.rd, (p >> 64) as u64)
+                }
+                Kind::Div => {
+                    let (a, b) = (rx!(op.rs1) as i64, rx!(op.rs2) as i64);
+                    wx!(
+                        op.rd,
+                        if b == 0 {
+                            u64::MAX
+                        } else {
+                            a.wrapping_div(b) as u64
+                        }
+                    )
+                }
+                Kind::Divu => {
+                    let (a, b) = (rx!(op.rs1), rx!(op.rs2));
+                    wr!(op.rd, a.checked_div(b).unwrap_or(u64::MAX))
+                }
+                Kind::Rem => {
+                    let (a, b) = (rx!(op.rs1) as i64, rx!(op.rs2) as i64);
+                    wx!(
+                        op.rd,
+                        if b == 0 {
+                            a as u64
+                        } else {
+                            a.wrapping_rem(b) as u64
+                        }
+                    )
+                }
+                Kind::Remu => {
+                    let (a, b) = (rx!(op.rs1), rx!(op.rs2));
+                    wr!(op.rd, if b == 0 { a } else { a % b })
+                }
+                Kind::Mulw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_mul(rx!(op.rs2)))),
+                Kind::Divw => {
+                    let (a, b) = (rx!(op.rs1) as i32, rx!(op.rs2) as i32);
+                    wx!(
+                        op.rd,
+                        if b == 0 {
+                            u64::MAX
+                        } else {
+                            a.wrapping_div(b) as i64 as u64
+                        }
+                    )
+                }
+                Kind::Divuw => {
+                    let (a, b) = (rx!(op.rs1) as u32, rx!(op.rs2) as u32);
+                    wx!(
+                        op.rd,
+                        a.checked_div(b).map_or(u64::MAX, |q| sext32(q as u64))
+                    )
+                }
+                Kind::Remw => {
+                    let (a, b) = (rx!(op.rs1) as i32, rx!(op.rs2) as i32);
+                    wx!(
+                        op.rd,
+                        if b == 0 {
+                            a as i64 as u64
+                        } else {
+                            a.wrapping_rem(b) as i64 as u64
+                        }
+                    )
+                }
+                Kind::Remuw => {
+                    let (a, b) = (rx!(op.rs1) as u32, rx!(op.rs2) as u32);
+                    wx!(
+                        op.rd,
+                        sext32(if b == 0 { a as u64 } else { (a % b) as u64 })
+                    )
+                }
+                Kind::Fence | Kind::Nop => {}
+                Kind::J => npc = pc.wrapping_add(imm),
+                Kind::Jr => npc = rx!(op.rs1).wrapping_add(imm) & !1,
+                Kind::FenceI => {
+                    ram.invalidate_all_code();
+                    retire_and!(npc, PageExit::Leave)
+                }
+                Kind::Ecall => trap!(Exception::Ecall),
+                // QEMU 7.2 (our oracle) writes 0 to xtval for ebreak; the spec allows 0 or the pc.
+                Kind::Ebreak => trap!(Exception::Breakpoint(0)),
+                Kind::Mret | Kind::Sret => {
+                    sync!();
+                    let r = if op.kind == Kind::Mret {
+                        self.mret()
+                    } else {
+                        self.sret()
+                    };
+                    match r {
+                        Ok(target) => {
+                            pc = target;
+                            icount += 1;
+                            sync!();
+                            self.take_pending_interrupt();
+                            return PageExit::Refetch;
+                        }
+                        Err(e) => trap!(e),
+                    }
+                }
+                Kind::Wfi => {
+                    if let Err(e) = self.wfi_allowed() {
+                        trap!(e);
+                    }
+                    pc = npc;
+                    icount += 1;
+                    sync!();
+                    // take_pending_interrupt clears `wfi` when any interrupt is pending in
+                    // mip & mie, even one it cannot take now: then wfi does not wait.
+                    self.wfi = true;
+                    if self.take_pending_interrupt() {
+                        self.wfi = false;
+                        return PageExit::Refetch;
+                    }
+                    if self.wfi {
+                        return PageExit::Exit(ExitReason::Wfi);
+                    }
+                    return PageExit::Refetch;
+                }
+                Kind::SfenceVma => {
+                    if let Err(e) = self.sfence_allowed() {
+                        trap!(e);
+                    }
+                    self.tlb.flush();
+                    retire_and!(npc, PageExit::Refetch)
+                }
+                Kind::Csrrw
+                | Kind::Csrrs
+                | Kind::Csrrc
+                | Kind::Csrrwi
+                | Kind::Csrrsi
+                | Kind::Csrrci => {
+                    let (cop, operand, write) = match op.kind {
+                        Kind::Csrrw => (CsrOp::Write, rx!(op.rs1), true),
+                        Kind::Csrrs => (CsrOp::Set, rx!(op.rs1), op.rs1 != 0),
+                        Kind::Csrrc => (CsrOp::Clear, rx!(op.rs1), op.rs1 != 0),
+                        Kind::Csrrwi => (CsrOp::Write, op.rs1 as u64, true),
+                        Kind::Csrrsi => (CsrOp::Set, op.rs1 as u64, op.rs1 != 0),
+                        _ => (CsrOp::Clear, op.rs1 as u64, op.rs1 != 0),
+                    };
+                    let addr = op.imm as u16 & 0xfff;
+                    sync!();
+                    match self.csr_op(mmio, addr, cop, operand, write) {
+                        Ok(old) => {
+                            wx!(op.rd, old);
+                            if write {
+                                pc = npc;
+                                icount += 1;
+                                sync!();
+                                // The write may have unmasked an interrupt or changed translation.
+                                if self.take_pending_interrupt() || csr_affects_fetch(addr) {
+                                    return PageExit::Refetch;
+                                }
+                                if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
+                                    return PageExit::Leave;
+                                }
+                                continue;
+                            }
+                        }
+                        Err(Exception::IllegalInstr(_)) => {
+                            trap!(Exception::IllegalInstr(op.raw as u64))
+                        }
+                        Err(e) => trap!(e),
+                    }
+                }
+                Kind::LrW
+                | Kind::ScW
+                | Kind::AmoSwapW
+                | Kind::AmoAddW
+                | Kind::AmoXorW
+                | Kind::AmoAndW
+                | Kind::AmoOrW
+                | Kind::AmoMinW
+                | Kind::AmoMaxW
+                | Kind::AmoMinuW
+                | Kind::AmoMaxuW
+                | Kind::LrD
+                | Kind::ScD
+                | Kind::AmoSwapD
+                | Kind::AmoAddD
+                | Kind::AmoXorD
+                | Kind::AmoAndD
+                | Kind::AmoOrD
+                | Kind::AmoMinD
+                | Kind::AmoMaxD
+                | Kind::AmoMinuD
+                | Kind::AmoMaxuD => {
+                    sync!();
+                    let r = self.exec_amo(ram, page, idx);
+                    code_check!();
+                    if let Err(e) = r {
+                        trap!(e);
+                    }
+                }
+                Kind::Flw | Kind::Fld => {
+                    if !self.fp_enabled() {
+                        trap!(Exception::IllegalInstr(op.raw as u64));
+                    }
+                    if op.kind == Kind::Flw {
+                        let v = load!(op, 4);
+                        self.f[op.rd as usize & 31] = fpu::box_f32(v as u32);
+                    } else {
+                        let v = load!(op, 8);
+                        self.f[op.rd as usize & 31] = v;
+                    }
+                    self.set_fs_dirty();
+                }
+                Kind::Fsw | Kind::Fsd => {
+                    if !self.fp_enabled() {
+                        trap!(Exception::IllegalInstr(op.raw as u64));
+                    }
+                    let v = self.f[op.rs2 as usize & 31];
+                    if op.kind == Kind::Fsw {
+                        store!(op, 4, v)
+                    } else {
+                        store!(op, 8, v)
+                    }
+                }
+                Kind::FmaddS
+                | Kind::FmsubS
+                | Kind::FnmsubS
+                | Kind::FnmaddS
+                | Kind::FmaddD
+                | Kind::FmsubD
+                | Kind::FnmsubD
+                | Kind::FnmaddD
+                | Kind::FaddS
+                | Kind::FsubS
+                | Kind::FmulS
+                | Kind::FdivS
+                | Kind::FsqrtS
+                | Kind::FaddD
+                | Kind::FsubD
+                | Kind::FmulD
+                | Kind::FdivD
+                | Kind::FsqrtD
+                | Kind::FsgnjS
+                | Kind::FsgnjD
+                | Kind::FminmaxS
+                | Kind::FminmaxD
+                | Kind::FcmpS
+                | Kind::FcmpD
+                | Kind::FclassS
+                | Kind::FclassD
+                | Kind::FcvtIntS
+                | Kind::FcvtIntD
+                | Kind::FcvtSInt
+                | Kind::FcvtDInt
+                | Kind::FcvtSD
+                | Kind::FcvtDS
+                | Kind::FmvXW
+                | Kind::FmvWX
+                | Kind::FmvXD
+                | Kind::FmvDX => {
+                    if let Err(e) = self.exec_fp(page, idx) {
+                        trap!(e);
+                    }
+                }
+            }
+            pc = npc;
+            icount += 1;
+            if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
+                sync!();
+                return PageExit::Leave;
+            }
+        }
+    }
+
+    /// LR/SC and AMOs: read-modify-write on the physical RAM address from `translate_atomic`.
+    #[inline(never)]
+    fn exec_amo(&mut self, ram: &mut Ram, page: &DecodedPage, idx: usize) -> Result<(), Exception> {
+        use Kind::*;
+        // Read from the page rather than passed by value: keeps the hot loop's op in registers.
+        let op = page.at(idx);
+        let addr = self.x[op.rs1 as usize & 31];
+        let src = self.x[op.rs2 as usize & 31];
+        let word = (op.kind as u8) <= (AmoMaxuW as u8);
+        let size: u8 = if word { 4 } else { 8 };
+        let ext = |v: u64| if word { sext32(v) } else { v };
+        let result = match op.kind {
+            LrW | LrD => {
+                let pa = self.translate_atomic(ram, addr, size, true)?;
+                let off = ram
+                    .offset(pa, size as u64)
+                    .ok_or(Exception::LoadAccessFault(addr))?;
+                self.reservation = Some(pa);
+                ext(ram.load_at(off, size))
+            }
+            ScW | ScD => {
+                let pa = self.translate_atomic(ram, addr, size, false)?;
+                let off = ram
+                    .offset(pa, size as u64)
+                    .ok_or(Exception::StoreAccessFault(addr))?;
+                let ok = self.reservation == Some(pa);
+                self.reservation = None;
+                if ok {
+                    ram.store_at(off, size, src);
+                    0
+                } else {
+                    1
+                }
+            }
+            _ => {
+                let pa = self.translate_atomic(ram, addr, size, false)?;
+                let off = ram
+                    .offset(pa, size as u64)
+                    .ok_or(Exception::StoreAccessFault(addr))?;
+                let old = ram.load_at(off, size);
+                let new = if word {
+                    let (a, b) = (old as u32, src as u32);
+                    (match op.kind {
+                        AmoSwapW => b,
+                        AmoAddW => a.wrapping_add(b),
+                        AmoXorW => a ^ b,
+                        AmoAndW => a & b,
+                        AmoOrW => a | b,
+                        AmoMinW => (a as i32).min(b as i32) as u32,
+                        AmoMaxW => (a as i32).max(b as i32) as u32,
+                        AmoMinuW => a.min(b),
+                        _ => a.max(b),
+                    }) as u64
+                } else {
+                    let (a, b) = (old, src);
+                    match op.kind {
+                        AmoSwapD => b,
+                        AmoAddD => a.wrapping_add(b),
+                        AmoXorD => a ^ b,
+                        AmoAndD => a & b,
+                        AmoOrD => a | b,
+                        AmoMinD => (a as i64).min(b as i64) as u64,
+                        AmoMaxD => (a as i64).max(b as i64) as u64,
+                        AmoMinuD => a.min(b),
+                        _ => a.max(b),
+                    }
+                };
+                ram.store_at(off, size, new);
+                ext(old)
+            }
+        };
+        self.x[op.rd as usize & 31] = result;
+        self.x[0] = 0;
+        Ok(())
+    }
+
+    /// The rounding mode for field value `rm` (7 = dynamic from `frm`); `None` if reserved.
+    #[inline]
+    fn resolve_rm(&self, rm: u8) -> Option<u8> {
+        let r = if rm == 7 { self.csr.frm } else { rm };
+        (r < 5).then_some(r)
+    }
+
+    /// F and D computational instructions (everything but loads and stores).
+    #[inline(never)]
+    fn exec_fp(&mut self, page: &DecodedPage, idx: usize) -> Result<(), Exception> {
+        use Kind::*;
+        let op = page.at(idx);
+        let ill = Exception::IllegalInstr(op.raw as u64);
+        if !self.fp_enabled() {
+            return Err(ill);
+        }
+        let (rd, rs1, rs2, rs3) = (
+            op.rd as usize & 31,
+            op.rs1 as usize & 31,
+            op.rs2 as usize & 31,
+            op.rs3 as usize & 31,
+        );
+        let (f1, f2, f3) = (self.f[rs1], self.f[rs2], self.f[rs3]);
+        let (s1, s2, s3) = (fpu::unbox_f32(f1), fpu::unbox_f32(f2), fpu::unbox_f32(f3));
+        let mut fl = 0u8;
+        // Only instructions with a rounding-mode field evaluate this (reserved → illegal).
+        macro_rules! rm {
+            () => {
+                self.resolve_rm(op.rm).ok_or(ill)?
+            };
+        }
+        let fma = |k: Kind| match k {
+            FmaddS | FmaddD => FmaOp::Madd,
+            FmsubS | FmsubD => FmaOp::Msub,
+            FnmsubS | FnmsubD => FmaOp::Nmsub,
+            _ => FmaOp::Nmadd,
+        };
+        let binop = |k: Kind| match k {
+            FaddS | FaddD => BinOp::Add,
+            FsubS | FsubD => BinOp::Sub,
+            FmulS | FmulD => BinOp::Mul,
+            _ => BinOp::Div,
+        };
+        const S32: u32 = 1 << 31;
+        const S64: u64 = 1 << 63;
+        // Either an f-register result or an x-register result.
+        enum Res {
+            F(u64),
+            X(u64),
+        }
+        let res = match op.kind {
+            FmaddS | FmsubS | FnmsubS | FnmaddS => {
+                let rm = rm!();
+                Res::F(fpu::box_f32(fpu::f32_fma(
+                    fma(op.kind),
+                    s1,
+                    s2,
+                    s3,
+                    rm,
+                    &mut fl,
+                )))
+            }
+            FmaddD | FmsubD | FnmsubD | FnmaddD => {
+                let rm = rm!();
+                Res::F(fpu::f64_fma(fma(op.kind), f1, f2, f3, rm, &mut fl))
+            }
+            FaddS | FsubS | FmulS | FdivS => {
+                let rm = rm!();
+                Res::F(fpu::box_f32(fpu::f32_binop(
+                    binop(op.kind),
+                    s1,
+                    s2,
+                    rm,
+                    &mut fl,
+                )))
+            }
+            FaddD | FsubD | FmulD | FdivD => {
+                let rm = rm!();
+                Res::F(fpu::f64_binop(binop(op.kind), f1, f2, rm, &mut fl))
+            }
+            FsqrtS => {
+                let rm = rm!();
+                Res::F(fpu::box_f32(fpu::f32_sqrt(s1, rm, &mut fl)))
+            }
+            FsqrtD => {
+                let rm = rm!();
+                Res::F(fpu::f64_sqrt(f1, rm, &mut fl))
+            }
+            FsgnjS => {
+                let sign = match op.rm {
+                    0 => s2 & S32,
+                    1 => !s2 & S32,
+                    _ => (s1 ^ s2) & S32,
+                };
+                Res::F(fpu::box_f32((s1 & !S32) | sign))
+            }
+            FsgnjD => {
+                let sign = match op.rm {
+                    0 => f2 & S64,
+                    1 => !f2 & S64,
+                    _ => (f1 ^ f2) & S64,
+                };
+                Res::F((f1 & !S64) | sign)
+            }
+            FminmaxS => Res::F(fpu::box_f32(fpu::f32_minmax(op.rm == 1, s1, s2, &mut fl))),
+            FminmaxD => Res::F(fpu::f64_minmax(op.rm == 1, f1, f2, &mut fl)),
+            FcmpS => Res::X(fpu::f32_cmp(op.rm, s1, s2, &mut fl)),
+            FcmpD => Res::X(fpu::f64_cmp(op.rm, f1, f2, &mut fl)),
+            FclassS => Res::X(fpu::f32_class(s1)),
+            FclassD => Res::X(fpu::f64_class(f1)),
+            FcvtIntS => {
+                let rm = rm!();
+                Res::X(fpu::f32_to_int(int_kind(op.rs2), s1, rm, &mut fl))
+            }
+            FcvtIntD => {
+                let rm = rm!();
+                Res::X(fpu::f64_to_int(int_kind(op.rs2), f1, rm, &mut fl))
+            }
+            FcvtSInt => {
+                let rm = rm!();
+                Res::F(fpu::box_f32(fpu::int_to_f32(
+                    int_kind(op.rs2),
+                    self.x[rs1],
+                    rm,
+                    &mut fl,
+                )))
+            }
+            FcvtDInt => {
+                let rm = rm!();
+                Res::F(fpu::int_to_f64(int_kind(op.rs2), self.x[rs1], rm, &mut fl))
+            }
+            FcvtSD => {
+                let rm = rm!();
+                Res::F(fpu::box_f32(fpu::f64_to_f32(f1, rm, &mut fl)))
+            }
+            FcvtDS => {
+                // Exact, but the rounding-mode field is still validated (as QEMU does).
+                rm!();
+                Res::F(fpu::f32_to_f64(s1, &mut fl))
+            }
+            FmvXW => Res::X(sext32(f1)),
+            FmvWX => Res::F(fpu::box_f32(self.x[rs1] as u32)),
+            FmvXD => Res::X(f1),
+            FmvDX => Res::F(self.x[rs1]),
+            _ => return Err(ill),
+        };
+        match res {
+            Res::F(v) => {
+                self.f[rd] = v;
+                self.csr.fflags |= fl;
+                self.set_fs_dirty();
+            }
+            Res::X(v) => {
+                self.x[rd] = v;
+                self.x[0] = 0;
+                if fl != 0 {
+                    self.csr.fflags |= fl;
+                    self.set_fs_dirty();
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -1,1 +1,113 @@
-//! placeholder
+//! The `virt` board of rewind: RAM, devices on a bus, device tree, boot loading as QEMU 7.2
+//! does it, and the execution loop that runs the hart in slices between checkpoints.
+//!
+//! ```no_run
+//! use rewind_machine::{ImageSource, Machine, MachineConfig, RunOutcome};
+//! let config = MachineConfig { kernel: Some(ImageSource::file("guest.elf")), ..MachineConfig::default() };
+//! let mut m = Machine::new(config)?;
+//! match m.run(None)? {
+//!     RunOutcome::Exited(code) => println!("guest exited with {code}"),
+//!     other => println!("stopped: {other:?}"),
+//! }
+//! # Ok::<(), rewind_machine::MachineError>(())
+//! ```
+
+pub mod boot;
+pub mod bus;
+pub mod clock;
+mod error;
+pub mod fdt;
+pub mod loader;
+mod machine;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::{ImageProblem, MachineError};
+pub use machine::{Machine, RunOutcome};
+pub use rewind_replay::{SerialInput, ShutdownCause};
+
+/// Default RAM size (QEMU's is 128 MiB; Linux with an initrd is happier with more).
+pub const DEFAULT_RAM_SIZE: u64 = 256 << 20;
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A file on the host.
+    File(PathBuf),
+    /// Bytes built into the program (the embedded demo and bench guests).
+    Embedded {
+        /// Name used in messages.
+        name: String,
+        /// The image.
+        bytes: Arc<[u8]>,
+    },
+}
+
+impl ImageSource {
+    /// An image read from `path`.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        ImageSource::File(path.into())
+    }
+
+    /// The name used in messages (the path, or the embedded image's name).
+    pub fn name(&self) -> &Path {
+        match self {
+            ImageSource::File(p) => p,
+            ImageSource::Embedded { name, .. } => Path::new(name),
+        }
+    }
+}
+
+/// Where the guest's serial output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SerialOutput {
+    /// Standard output.
+    Stdout,
+    /// A file (created or truncated).
+    File(PathBuf),
+    /// Nowhere.
+    Null,
+    /// Kept in memory; see [`Machine::captured_output`].
+    Capture,
+}
+
+/// Everything that defines a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// RAM size in bytes (RAM starts at 0x8000_0000).
+    pub ram_size: u64,
+    /// Firmware loaded at the start of RAM (`None`: QEMU's `-bios none`).
+    pub bios: Option<ImageSource>,
+    /// Kernel: with no firmware, an ELF started in M-mode; with firmware, an ELF or raw image
+    /// placed after it.
+    pub kernel: Option<ImageSource>,
+    /// Initial ramdisk (needs a kernel).
+    pub initrd: Option<ImageSource>,
+    /// Kernel command line (`/chosen/bootargs`).
+    pub append: Option<String>,
+    /// Each instruction takes 2^shift ns of virtual time.
+    pub icount_shift: u32,
+    /// Serial input backend.
+    pub serial_input: SerialInput,
+    /// Serial output destination.
+    pub serial_output: SerialOutput,
+    /// Turn SIGINT/SIGTERM/SIGHUP into orderly host shutdown requests.
+    pub handle_signals: bool,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            ram_size: DEFAULT_RAM_SIZE,
+            bios: None,
+            kernel: None,
+            initrd: None,
+            append: None,
+            icount_shift: 0,
+            serial_input: SerialInput::Null,
+            serial_output: SerialOutput::Stdout,
+            handle_signals: false,
+        }
+    }
+}

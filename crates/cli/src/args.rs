@@ -1,0 +1,85 @@
+//! Command-line syntax: sizes and serial backends, parsed like QEMU's options.
+
+use std::path::PathBuf;
+
+/// Parse a memory size: a number with an optional K/M/G/T suffix (binary units, optional
+/// trailing `B` or `iB`); a bare number is MiB, as with QEMU's `-m`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (digits, shift) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 10),
+        Some('M') => (&body[..body.len() - 1], 20),
+        Some('G') => (&body[..body.len() - 1], 30),
+        Some('T') => (&body[..body.len() - 1], 40),
+        _ => (body, 20),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size '{s}' (examples: 256M, 512, 1G)"))?;
+    if n == 0 {
+        return Err(format!("invalid size '{s}': must not be zero"));
+    }
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// What `--serial` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SerialSpec {
+    /// Input from stdin, output to stdout.
+    Stdio,
+    /// No input, output discarded.
+    Null,
+    /// Output to a file, no input (QEMU's `file:` chardev).
+    File(PathBuf),
+}
+
+/// Parse `stdio`, `null` (or `none`) or `file:PATH`.
+pub fn parse_serial(s: &str) -> Result<SerialSpec, String> {
+    match s {
+        "stdio" => Ok(SerialSpec::Stdio),
+        "null" | "none" => Ok(SerialSpec::Null),
+        _ => match s.strip_prefix("file:") {
+            Some(p) if !p.is_empty() => Ok(SerialSpec::File(PathBuf::from(p))),
+            _ => Err(format!(
+                "invalid serial backend '{s}' (use stdio, null or file:PATH)"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("512"), Ok(512 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn serial_specs() {
+        assert_eq!(parse_serial("stdio"), Ok(SerialSpec::Stdio));
+        assert_eq!(parse_serial("null"), Ok(SerialSpec::Null));
+        assert_eq!(
+            parse_serial("file:/tmp/x"),
+            Ok(SerialSpec::File("/tmp/x".into()))
+        );
+        assert!(parse_serial("file:").is_err());
+        assert!(parse_serial("tcp:1234").is_err());
+    }
+}

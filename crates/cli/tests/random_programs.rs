@@ -1,0 +1,651 @@
+//! Differential testing against QEMU with random RV64GC straight-line programs.
+//!
+//! Each program seeds all registers, runs ~300 random instructions (ALU, M, shifts, compressed forms,
+//! loads/stores in a scratch buffer, F/D arithmetic and conversions with random rounding modes, a few
+//! forward branches), then prints every x and f register and fcsr over the UART and exits. The output
+//! under rewind must equal the output under `qemu-system-riscv64 -icount shift=0`.
+//!
+//! The run prints its seeds. `REWIND_RANDOM_SEED=<seed>` replays exactly one program;
+//! `REWIND_RANDOM_COUNT=<n>` changes how many programs a normal run tries (default 30);
+//! `REWIND_RANDOM_KEEP=1` keeps the generated sources and ELFs (they are always kept on failure).
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEFAULT_COUNT: u64 = 30;
+const BODY_LEN: usize = 300;
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// SplitMix64: tiny, seedable, and identical on every platform (no extra crates needed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    /// A 64-bit value biased towards the corner cases that break emulators.
+    fn interesting(&mut self) -> u64 {
+        const SPECIAL: [u64; 12] = [
+            0,
+            1,
+            u64::MAX,
+            0x7fff_ffff_ffff_ffff,
+            0x8000_0000_0000_0000,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_ffff,
+            0xffff_ffff_8000_0000,
+            63,
+            31,
+            0x8000_0000_0000_0001,
+        ];
+        match self.below(4) {
+            0 => *self.pick(&SPECIAL),
+            1 => self.next() & 0xffff,
+            2 => (self.next() as i32) as i64 as u64,
+            _ => self.next(),
+        }
+    }
+    /// A double or a NaN-boxed single, biased towards special values.
+    fn fp_bits(&mut self, single: bool) -> u64 {
+        const SPECIAL_D: [u64; 10] = [
+            0,
+            0x8000_0000_0000_0000,
+            0x3ff0_0000_0000_0000,
+            0x7ff0_0000_0000_0000,
+            0xfff0_0000_0000_0000,
+            0x7ff8_0000_0000_0000,
+            0x7ff0_0000_0000_0001,
+            0x0000_0000_0000_0001,
+            0x41e0_0000_0000_0000,
+            0xc3e0_0000_0000_0000,
+        ];
+        const SPECIAL_S: [u32; 10] = [
+            0,
+            0x8000_0000,
+            0x3f80_0000,
+            0x7f80_0000,
+            0xff80_0000,
+            0x7fc0_0000,
+            0x7f80_0001,
+            1,
+            0x4f00_0000,
+            0xdf00_0000,
+        ];
+        let boxed = |v: u64| 0xffff_ffff_0000_0000 | (v & 0xffff_ffff);
+        match (single, self.below(5)) {
+            (false, 0) => *self.pick(&SPECIAL_D),
+            (true, 0) => boxed(u64::from(*self.pick(&SPECIAL_S))),
+            // Moderate magnitudes so arithmetic produces ordinary, inexact results.
+            (false, 1 | 2) => ((0x3f0u64 + self.below(0x20)) << 52) | (self.next() >> 12),
+            (true, 1 | 2) => boxed(((0x70 + self.below(0x20)) << 23) | (self.next() & 0x7f_ffff)),
+            (false, _) => self.next(),
+            (true, 3) => boxed(self.next()),
+            // Occasionally a value that is not properly NaN-boxed.
+            (true, _) => self.next(),
+        }
+    }
+}
+
+/// Integer registers the body may use: everything but x0 and x3 (gp = scratch buffer base).
+const XREGS: [u32; 30] = [
+    1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+    28, 29, 30, 31,
+];
+/// Registers reachable by the 3-bit fields of compressed instructions.
+const CREGS: [u32; 8] = [8, 9, 10, 11, 12, 13, 14, 15];
+const RMS: [&str; 6] = ["rne", "rtz", "rdn", "rup", "rmm", "dyn"];
+const SCRATCH: u64 = 2048;
+
+/// An FP register from the bank of the given precision (90%) or any register.
+fn freg(rng: &mut Rng, single: bool) -> String {
+    let r = if rng.chance(90) {
+        rng.below(16) + if single { 0 } else { 16 }
+    } else {
+        rng.below(32)
+    };
+    format!("f{r}")
+}
+
+fn x(r: u32) -> String {
+    format!("x{r}")
+}
+
+/// Emits one random instruction (or a short group) into `out`.
+fn gen_insn(rng: &mut Rng, out: &mut String, label: &mut u32, pending: &mut Vec<(usize, u32)>) {
+    let rd = x(*rng.pick(&XREGS));
+    let rs1 = x(*rng.pick(&XREGS));
+    let rs2 = x(*rng.pick(&XREGS));
+    // f0-f15 mostly hold singles and f16-f31 doubles, so that most FP operations see values of their
+    // own precision (the rest exercise NaN boxing).
+    let single = rng.chance(50);
+    let p = if single { "s" } else { "d" };
+    let fd = freg(rng, single);
+    let fs1 = freg(rng, single);
+    let fs2 = freg(rng, single);
+    let fs3 = freg(rng, single);
+    let rm = *rng.pick(&RMS);
+    match rng.below(100) {
+        0..=19 => {
+            const OPS: [&str; 28] = [
+                "add", "sub", "sll", "srl", "sra", "slt", "sltu", "xor", "or", "and", "addw",
+                "subw", "sllw", "srlw", "sraw", "mul", "mulh", "mulhsu", "mulhu", "div", "divu",
+                "rem", "remu", "mulw", "divw", "divuw", "remw", "remuw",
+            ];
+            let _ = writeln!(out, "    {} {rd}, {rs1}, {rs2}", rng.pick(&OPS));
+        }
+        20..=31 => {
+            let imm = rng.below(4096) as i64 - 2048;
+            match rng.below(9) {
+                0 => _ = writeln!(out, "    addi {rd}, {rs1}, {imm}"),
+                1 => _ = writeln!(out, "    slti {rd}, {rs1}, {imm}"),
+                2 => _ = writeln!(out, "    sltiu {rd}, {rs1}, {imm}"),
+                3 => _ = writeln!(out, "    xori {rd}, {rs1}, {imm}"),
+                4 => _ = writeln!(out, "    andi {rd}, {rs1}, {imm}"),
+                5 => _ = writeln!(out, "    addiw {rd}, {rs1}, {imm}"),
+                6 => {
+                    let op = rng.pick(&["slli", "srli", "srai"]);
+                    let _ = writeln!(out, "    {op} {rd}, {rs1}, {}", rng.below(64));
+                }
+                7 => {
+                    let op = rng.pick(&["slliw", "srliw", "sraiw"]);
+                    let _ = writeln!(out, "    {op} {rd}, {rs1}, {}", rng.below(32));
+                }
+                _ => _ = writeln!(out, "    lui {rd}, {}", rng.below(1 << 20)),
+            }
+        }
+        32..=43 => {
+            // Compressed forms, written explicitly so the assembler cannot pick otherwise.
+            let cd = x(*rng.pick(&CREGS));
+            let cs = x(*rng.pick(&CREGS));
+            let nz = |rng: &mut Rng| {
+                let v = rng.below(63) as i64 - 32;
+                if v == 0 {
+                    1
+                } else {
+                    v
+                }
+            };
+            match rng.below(12) {
+                0 => _ = writeln!(out, "    c.add {rd}, {rs2}"),
+                1 => _ = writeln!(out, "    c.mv {rd}, {rs2}"),
+                2 => _ = writeln!(out, "    c.addi {rd}, {}", nz(rng)),
+                3 => _ = writeln!(out, "    c.li {rd}, {}", rng.below(64) as i64 - 32),
+                4 => _ = writeln!(out, "    c.slli {rd}, {}", 1 + rng.below(63)),
+                5 => {
+                    let op = rng.pick(&["c.srli", "c.srai"]);
+                    let _ = writeln!(out, "    {op} {cd}, {}", 1 + rng.below(63));
+                }
+                6 => _ = writeln!(out, "    c.andi {cd}, {}", rng.below(64) as i64 - 32),
+                7 => {
+                    let op = rng.pick(&["c.sub", "c.xor", "c.or", "c.and", "c.subw", "c.addw"]);
+                    let _ = writeln!(out, "    {op} {cd}, {cs}");
+                }
+                8 => _ = writeln!(out, "    c.addiw {rd}, {}", rng.below(64) as i64 - 32),
+                9 => {
+                    let r = loop {
+                        let r = *rng.pick(&XREGS);
+                        if r != 2 {
+                            break r;
+                        }
+                    };
+                    let v = rng.below(63) + 1;
+                    let v = if v >= 32 { 0xfffe0 + (v - 32) } else { v };
+                    let _ = writeln!(out, "    c.lui x{r}, {v:#x}");
+                }
+                10 => _ = writeln!(out, "    c.nop"),
+                _ => {
+                    // c.beqz / c.bnez over the next few instructions.
+                    let op = rng.pick(&["c.beqz", "c.bnez"]);
+                    *label += 1;
+                    let _ = writeln!(out, "    {op} {cs}, .Lb{label}");
+                    pending.push((1 + rng.below(3) as usize, *label));
+                }
+            }
+        }
+        44..=55 => {
+            // Loads and stores within the scratch buffer (gp), naturally aligned.
+            let (op, size, fp) = *rng.pick(&[
+                ("lb", 1, false),
+                ("lbu", 1, false),
+                ("lh", 2, false),
+                ("lhu", 2, false),
+                ("lw", 4, false),
+                ("lwu", 4, false),
+                ("ld", 8, false),
+                ("sb", 1, false),
+                ("sh", 2, false),
+                ("sw", 4, false),
+                ("sd", 8, false),
+                ("flw", 4, true),
+                ("fld", 8, true),
+                ("fsw", 4, true),
+                ("fsd", 8, true),
+            ]);
+            let off = rng.below(SCRATCH / size) * size;
+            let reg = if fp {
+                freg(rng, size == 4)
+            } else if op.starts_with('s') {
+                rs2.clone()
+            } else {
+                rd.clone()
+            };
+            let _ = writeln!(out, "    {op} {reg}, {off}(gp)");
+        }
+        56..=59 => {
+            // Forward branch over 1..4 instructions.
+            let op = rng.pick(&["beq", "bne", "blt", "bge", "bltu", "bgeu"]);
+            *label += 1;
+            let _ = writeln!(out, "    {op} {rs1}, {rs2}, .Lb{label}");
+            pending.push((1 + rng.below(4) as usize, *label));
+        }
+        60..=77 => match rng.below(6) {
+            0 | 1 => {
+                let op = rng.pick(&["fadd", "fsub", "fmul", "fdiv"]);
+                let _ = writeln!(out, "    {op}.{p} {fd}, {fs1}, {fs2}, {rm}");
+            }
+            2 => {
+                let op = rng.pick(&["fmin", "fmax", "fsgnj", "fsgnjn", "fsgnjx"]);
+                let _ = writeln!(out, "    {op}.{p} {fd}, {fs1}, {fs2}");
+            }
+            3 => {
+                let op = rng.pick(&["fmadd", "fmsub", "fnmadd", "fnmsub"]);
+                let _ = writeln!(out, "    {op}.{p} {fd}, {fs1}, {fs2}, {fs3}, {rm}");
+            }
+            4 => _ = writeln!(out, "    fsqrt.{p} {fd}, {fs1}, {rm}"),
+            _ => {
+                let op = rng.pick(&["feq", "flt", "fle"]);
+                let _ = writeln!(out, "    {op}.{p} {rd}, {fs1}, {fs2}");
+            }
+        },
+        78..=91 => {
+            // Conversions and moves between the register files.
+            let i = rng.pick(&["w", "wu", "l", "lu"]);
+            match rng.below(7) {
+                0 | 1 => _ = writeln!(out, "    fcvt.{i}.{p} {rd}, {fs1}, {rm}"),
+                2 | 3 => {
+                    // int -> double from 32 bits is exact: the assembler takes no rounding mode.
+                    if p == "d" && (*i == "w" || *i == "wu") {
+                        let _ = writeln!(out, "    fcvt.{p}.{i} {fd}, {rs1}");
+                    } else {
+                        let _ = writeln!(out, "    fcvt.{p}.{i} {fd}, {rs1}, {rm}");
+                    }
+                }
+                4 => {
+                    if rng.chance(50) {
+                        let (d, s1) = (freg(rng, true), freg(rng, false));
+                        let _ = writeln!(out, "    fcvt.s.d {d}, {s1}, {rm}");
+                    } else {
+                        let (d, s1) = (freg(rng, false), freg(rng, true));
+                        let _ = writeln!(out, "    fcvt.d.s {d}, {s1}");
+                    }
+                }
+                5 => {
+                    let op = rng.pick(&["fmv.x.w", "fmv.x.d", "fclass.s", "fclass.d"]);
+                    let _ = writeln!(out, "    {op} {rd}, {fs1}");
+                }
+                _ => {
+                    let op = rng.pick(&["fmv.w.x", "fmv.d.x"]);
+                    let _ = writeln!(out, "    {op} {fd}, {rs1}");
+                }
+            }
+        }
+        92..=94 => {
+            // Change the dynamic rounding mode (only valid values: 5..7 would trap on dyn ops).
+            let _ = writeln!(out, "    fsrmi {}", rng.below(5));
+        }
+        95..=96 => {
+            let _ = writeln!(out, "    csrrs {rd}, fflags, x0");
+        }
+        _ => {
+            // auipc: the value depends only on the (fixed) link address.
+            let _ = writeln!(out, "    auipc {rd}, {}", rng.below(1 << 20));
+        }
+    }
+}
+
+/// Generates the assembly source of one random program.
+fn generate(seed: u64) -> String {
+    let mut rng = Rng(seed);
+    let mut s = String::new();
+    let _ = writeln!(s, "# random RV64GC program, seed {seed:#x}");
+    s.push_str(
+        "    .text\n    .globl random_test\n    .align 2\nrandom_test:\n\
+         \x20   la t0, saved_state\n",
+    );
+    // Save everything the C caller relies on.
+    for (i, r) in [
+        "ra", "sp", "gp", "tp", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",
+        "s11",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let _ = writeln!(s, "    sd {r}, {}(t0)", i * 8);
+    }
+    // Seed FP registers from a table, then integer registers with li.
+    s.push_str("    la t0, fp_seed\n");
+    for f in 0..32 {
+        let _ = writeln!(s, "    fld f{f}, {}(t0)", f * 8);
+    }
+    let _ = writeln!(s, "    fsrmi {}", rng.below(5));
+    s.push_str("    csrwi fflags, 0\n    la gp, scratch\n");
+    for r in XREGS {
+        let _ = writeln!(s, "    li x{r}, {:#x}", rng.interesting());
+    }
+    s.push_str("    .option rvc\n");
+    let mut label = 0u32;
+    let mut pending: Vec<(usize, u32)> = Vec::new();
+    for _ in 0..BODY_LEN {
+        gen_insn(&mut rng, &mut s, &mut label, &mut pending);
+        // Place branch targets once their distance has been covered.
+        for p in pending.iter_mut() {
+            p.0 -= 1;
+        }
+        for (_, l) in pending.iter().filter(|p| p.0 == 0) {
+            let _ = writeln!(s, ".Lb{l}:");
+        }
+        pending.retain(|p| p.0 > 0);
+    }
+    for (_, l) in &pending {
+        let _ = writeln!(s, ".Lb{l}:");
+    }
+    // Epilogue: dump x1..x31 (gp = x3 holds the scratch address), fcsr and f0..f31.
+    s.push_str("    la gp, reg_dump\n");
+    for r in 1..32 {
+        if r != 3 {
+            let _ = writeln!(s, "    sd x{r}, {}(gp)", r * 8);
+        }
+    }
+    s.push_str("    frcsr t0\n    sd t0, 0(gp)\n");
+    for f in 0..32 {
+        let _ = writeln!(s, "    fsd f{f}, {}(gp)", (32 + f) * 8);
+    }
+    s.push_str("    la t0, saved_state\n");
+    for (i, r) in [
+        "ra", "sp", "gp", "tp", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",
+        "s11",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let _ = writeln!(s, "    ld {r}, {}(t0)", i * 8);
+    }
+    s.push_str("    ret\n\n    .data\n    .align 3\nfp_seed:\n");
+    for f in 0..32 {
+        let _ = writeln!(s, "    .dword {:#x}", rng.fp_bits(f < 16));
+    }
+    s.push_str("scratch:\n");
+    for _ in 0..SCRATCH / 8 {
+        let _ = writeln!(s, "    .dword {:#x}", rng.interesting());
+    }
+    s.push_str("    .bss\n    .align 3\nsaved_state:\n    .zero 128\n    .globl reg_dump\nreg_dump:\n    .zero 512\n");
+    s
+}
+
+/// The C side: call the program, print the dump.
+const MAIN_C: &str = r#"
+#include "guest.h"
+extern void random_test(void);
+extern uint64_t reg_dump[64];
+int main(void)
+{
+    random_test();
+    for (int i = 1; i < 32; i++)
+        if (i != 3)
+            printf("x%d %016lx\n", i, reg_dump[i]);
+    printf("fcsr %lx\n", reg_dump[0]);
+    for (int i = 0; i < 32; i++)
+        printf("f%d %016lx\n", i, reg_dump[32 + i]);
+    puts_("random done\n");
+    return 0;
+}
+"#;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+fn have_tool(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Assembles and links one program with the common guest runtime; returns the ELF path.
+fn build(dir: &Path, seed: u64) -> PathBuf {
+    let guests = repo_root().join("guests");
+    let common = guests.join("common");
+    let asm = dir.join(format!("random_{seed:016x}.S"));
+    let main_c = dir.join("main.c");
+    let elf = dir.join(format!("random_{seed:016x}.elf"));
+    std::fs::write(&asm, generate(seed)).expect("write program");
+    if !main_c.exists() {
+        std::fs::write(&main_c, MAIN_C).expect("write main.c");
+    }
+    let out = Command::new("riscv64-unknown-elf-gcc")
+        .args([
+            "-march=rv64gc",
+            "-mabi=lp64d",
+            "-mcmodel=medany",
+            "-nostdlib",
+            "-ffreestanding",
+        ])
+        .args([
+            "-fno-builtin",
+            "-static",
+            "-O2",
+            "-Wl,--no-warn-rwx-segments",
+            "-I",
+        ])
+        .arg(&common)
+        .arg("-T")
+        .arg(common.join("link.ld"))
+        .arg(common.join("start.S"))
+        .arg(common.join("lib.c"))
+        .arg(&main_c)
+        .arg(&asm)
+        .arg("-o")
+        .arg(&elf)
+        .output()
+        .expect("run riscv64-unknown-elf-gcc");
+    assert!(
+        out.status.success(),
+        "seed {seed:#x}: assembling {} failed:\n{}",
+        asm.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elf
+}
+
+/// Runs `cmd` with empty stdin, killing it after the timeout; returns (stdout, exit code).
+fn run(mut cmd: Command) -> (String, Option<i32>, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let mut err = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    (stdout, status.and_then(|s| s.code()), stderr)
+}
+
+fn run_qemu(elf: &Path) -> (String, Option<i32>, String) {
+    let mut cmd = Command::new("qemu-system-riscv64");
+    cmd.args([
+        "-machine", "virt", "-bios", "none", "-serial", "stdio", "-monitor", "none",
+    ])
+    .args(["-display", "none", "-icount", "shift=0", "-kernel"])
+    .arg(elf);
+    run(cmd)
+}
+
+fn run_rewind(elf: &Path) -> (String, Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
+    cmd.args(["run", "--bios", "none", "--kernel"])
+        .arg(elf)
+        .args(["--serial", "stdio"]);
+    run(cmd)
+}
+
+/// Line-by-line differences, for a readable failure message.
+fn diff(qemu: &str, rewind: &str) -> String {
+    let q: Vec<&str> = qemu.lines().collect();
+    let r: Vec<&str> = rewind.lines().collect();
+    let mut s = String::new();
+    for i in 0..q.len().max(r.len()) {
+        let a = q.get(i).copied().unwrap_or("<missing>");
+        let b = r.get(i).copied().unwrap_or("<missing>");
+        if a != b {
+            let _ = writeln!(s, "  qemu: {a:<30} rewind: {b}");
+        }
+    }
+    s
+}
+
+/// Checks one seed; returns a failure description.
+fn check_seed(dir: &Path, seed: u64) -> Result<(), String> {
+    let elf = build(dir, seed);
+    let (q, qcode, qerr) = run_qemu(&elf);
+    if qcode != Some(0) || !q.ends_with("random done\n") {
+        return Err(format!(
+            "seed {seed:#x}: QEMU did not complete the program (exit {qcode:?}): {qerr}\n{q}"
+        ));
+    }
+    let (r, rcode, rerr) = run_rewind(&elf);
+    if rcode != Some(0) || r != q {
+        return Err(format!(
+            "seed {seed:#x}: rewind differs from QEMU (rewind exit {rcode:?}); program: {}\n{}{}",
+            elf.with_extension("S").display(),
+            diff(&q, &r),
+            if rerr.is_empty() {
+                String::new()
+            } else {
+                format!("rewind stderr:\n{rerr}")
+            }
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn generator_is_deterministic() {
+    assert_eq!(generate(42), generate(42));
+    assert_ne!(generate(42), generate(43));
+    let p = generate(7);
+    assert!(p.contains("c."), "compressed instructions are generated");
+    assert!(p.matches('\n').count() > BODY_LEN, "program has a body");
+}
+
+#[test]
+fn random_programs_match_qemu() {
+    let required = std::env::var_os("REWIND_REQUIRE_GUESTS").is_some();
+    for tool in ["riscv64-unknown-elf-gcc", "qemu-system-riscv64"] {
+        if !have_tool(tool) {
+            assert!(
+                !required,
+                "REWIND_REQUIRE_GUESTS is set but {tool} is not on PATH"
+            );
+            eprintln!("SKIPPING random program tests: {tool} not found");
+            return;
+        }
+    }
+    let seeds: Vec<u64> = match std::env::var("REWIND_RANDOM_SEED") {
+        Ok(v) => {
+            let v = v.trim();
+            let parsed = match v.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => v.parse(),
+            };
+            vec![parsed.expect("REWIND_RANDOM_SEED must be a decimal or 0x-hex u64")]
+        }
+        Err(_) => {
+            let count = std::env::var("REWIND_RANDOM_COUNT")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(DEFAULT_COUNT);
+            let base = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            let mut rng = Rng(base);
+            (0..count).map(|_| rng.next()).collect()
+        }
+    };
+    eprintln!(
+        "random programs: seeds {}",
+        seeds
+            .iter()
+            .map(|s| format!("{s:#x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let dir = std::env::temp_dir().join(format!("rewind-random-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut failures = Vec::new();
+    for &seed in &seeds {
+        if let Err(e) = check_seed(&dir, seed) {
+            failures.push(e);
+        }
+    }
+    if failures.is_empty() && std::env::var_os("REWIND_RANDOM_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("programs kept in {}", dir.display());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} random programs failed (replay one with REWIND_RANDOM_SEED=<seed>):\n{}",
+        failures.len(),
+        seeds.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,833 @@
+//! Privileged architecture: CSR WARL behaviour, traps and interrupts, Sv39/Sv48 translation,
+//! A/D updates, SUM/MXR/MPRV, PMP. Expected values marked "QEMU" were observed on
+//! qemu-system-riscv64 7.2 (`-M virt -cpu rv64,h=false`) with a bare-metal probe.
+
+use rewind_cpu::csr::{CsrOp, MSTATUS_MPRV, MSTATUS_SUM, MSTATUS_TSR};
+use rewind_cpu::mmu::StoreOutcome;
+use rewind_cpu::{Exception, Hart, Mmio, MmioFault, Priv, Ram};
+
+const RAM_BASE: u64 = 0x8000_0000;
+const UART: u64 = 0x1000_0000;
+
+/// Device stub: one byte-wide register file at UART, time = icount / 100.
+#[derive(Default)]
+struct TestMmio {
+    stores: Vec<(u64, u8, u64)>,
+}
+
+impl Mmio for TestMmio {
+    fn load(
+        &mut self,
+        _ram: &mut Ram,
+        paddr: u64,
+        size: u8,
+        _icount: u64,
+    ) -> Result<u64, MmioFault> {
+        if (UART..UART + 0x100).contains(&paddr) {
+            Ok(0x60 + (paddr - UART) + size as u64 * 0x100)
+        } else {
+            Err(MmioFault)
+        }
+    }
+    fn store(
+        &mut self,
+        _ram: &mut Ram,
+        paddr: u64,
+        size: u8,
+        value: u64,
+        _icount: u64,
+    ) -> Result<(), MmioFault> {
+        if (UART..UART + 0x100).contains(&paddr) {
+            self.stores.push((paddr, size, value));
+            Ok(())
+        } else {
+            Err(MmioFault)
+        }
+    }
+    fn mtime(&self, icount: u64) -> u64 {
+        icount / 100
+    }
+}
+
+fn setup() -> (Hart, Ram, TestMmio) {
+    (
+        Hart::new(0, RAM_BASE, 0),
+        Ram::new(RAM_BASE, 8 << 20),
+        TestMmio::default(),
+    )
+}
+
+fn csrw(h: &mut Hart, m: &TestMmio, a: u16, v: u64) -> Result<u64, Exception> {
+    h.csr_op(m, a, CsrOp::Write, v, true)
+}
+fn csrr(h: &mut Hart, m: &TestMmio, a: u16) -> Result<u64, Exception> {
+    h.csr_op(m, a, CsrOp::Set, 0, false)
+}
+
+/// PMP entry 0 = NAPOT over everything, RWX, so S/U can run.
+fn open_pmp(h: &mut Hart, m: &TestMmio) {
+    csrw(h, m, 0x3b0, u64::MAX).unwrap();
+    csrw(h, m, 0x3a0, 0x1f).unwrap();
+}
+
+const ILL: Exception = Exception::IllegalInstr(0);
+
+#[test]
+fn reset_values_and_id_csrs() {
+    let (mut h, _ram, m) = setup();
+    assert_eq!(
+        csrr(&mut h, &m, 0x301).unwrap(),
+        0x8000_0000_0014_112d,
+        "misa = QEMU h=false"
+    );
+    assert_eq!(
+        csrr(&mut h, &m, 0x300).unwrap(),
+        0x0000_000a_0000_0000,
+        "mstatus reset (QEMU)"
+    );
+    assert_eq!(csrr(&mut h, &m, 0xf14).unwrap(), 0);
+    for a in [0xf11, 0xf15] {
+        assert_eq!(csrr(&mut h, &m, a).unwrap(), 0);
+    }
+    // misa writes are ignored.
+    csrw(&mut h, &m, 0x301, 0).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x301).unwrap(), 0x8000_0000_0014_112d);
+}
+
+#[test]
+fn csr_access_rules() {
+    let (mut h, _ram, m) = setup();
+    // Read-only CSR written → illegal, but reading it with write=false is fine.
+    assert_eq!(csrw(&mut h, &m, 0xf14, 1), Err(ILL));
+    assert_eq!(h.csr_op(&m, 0xf14, CsrOp::Set, 0, false), Ok(0));
+    // csrrs with a zero operand is not a write (QEMU: write mask 0).
+    assert_eq!(h.csr_op(&m, 0xf14, CsrOp::Set, 0, true), Ok(0));
+    // Unknown CSRs and the odd pmpcfg registers (QEMU).
+    for a in [
+        0x7c0, 0x747, 0x3a1, 0x3a3, 0x3a4, 0x3c0, 0x30c, 0x10c, 0x015, 0x14d, 0xb13, 0xc13,
+    ] {
+        assert_eq!(csrr(&mut h, &m, a), Err(ILL), "{a:#x}");
+    }
+    // S-mode cannot touch M CSRs.
+    h.prv = Priv::S;
+    assert_eq!(csrr(&mut h, &m, 0x300), Err(ILL));
+    assert!(csrr(&mut h, &m, 0x100).is_ok());
+    h.prv = Priv::U;
+    assert_eq!(csrr(&mut h, &m, 0x100), Err(ILL));
+}
+
+#[test]
+fn mstatus_warl() {
+    let (mut h, _ram, m) = setup();
+    // QEMU 7.2 stores MPP = 2 as written.
+    csrw(&mut h, &m, 0x300, 0x1000).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x300).unwrap(), 0x0000_000a_0000_1000);
+    csrw(&mut h, &m, 0x300, 0x1800).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x300).unwrap(), 0x0000_000a_0000_1800);
+    // All ones: UXL/SXL stay 2, SD follows FS/VS, UBE/XS stay 0.
+    csrw(&mut h, &m, 0x300, u64::MAX).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x300).unwrap(), 0x8000_000a_007e_7faa);
+    // sstatus view and its write mask.
+    assert_eq!(csrr(&mut h, &m, 0x100).unwrap(), 0x8000_0002_000c_6722);
+    csrw(&mut h, &m, 0x100, 0).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x300).unwrap(), 0x0000_000a_0072_1888);
+}
+
+#[test]
+fn delegation_and_interrupt_csr_masks() {
+    let (mut h, _ram, m) = setup();
+    // Values observed on QEMU 7.2 (h=false) after writing all ones.
+    csrw(&mut h, &m, 0x302, u64::MAX).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x302).unwrap(), 0xf0_bfff);
+    csrw(&mut h, &m, 0x303, u64::MAX).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x303).unwrap(), 0x2666);
+    csrw(&mut h, &m, 0x304, u64::MAX).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x304).unwrap(), 0x2eee);
+    h.set_device_interrupts(true, false, false, false);
+    csrw(&mut h, &m, 0x344, u64::MAX).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x344).unwrap(), 0x26e6);
+    // sie/sip: delegated S bits only; sip writes only SSIP.
+    assert_eq!(csrr(&mut h, &m, 0x104).unwrap(), 0x222);
+    h.prv = Priv::S;
+    csrw(&mut h, &m, 0x144, 0).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x144).unwrap(), 0x220);
+    h.prv = Priv::M;
+    // SEIP reads as software bit OR device line; csrrc of another bit keeps the software bit.
+    csrw(&mut h, &m, 0x344, 0).unwrap();
+    h.set_device_interrupts(false, false, false, true);
+    assert_eq!(csrr(&mut h, &m, 0x344).unwrap(), 0x200);
+    h.csr_op(&m, 0x344, CsrOp::Clear, 0x2, true).unwrap();
+    h.set_device_interrupts(false, false, false, false);
+    assert_eq!(
+        csrr(&mut h, &m, 0x344).unwrap(),
+        0,
+        "software SEIP not latched from the line"
+    );
+}
+
+#[test]
+fn tvec_epc_envcfg_satp_warl() {
+    let (mut h, _ram, m) = setup();
+    csrw(&mut h, &m, 0x305, 0x8000_0020).unwrap();
+    csrw(&mut h, &m, 0x305, 0x8000_0102).unwrap();
+    assert_eq!(
+        csrr(&mut h, &m, 0x305).unwrap(),
+        0x8000_0020,
+        "reserved mode: write ignored"
+    );
+    csrw(&mut h, &m, 0x305, 0x8000_0101).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x305).unwrap(), 0x8000_0101);
+    csrw(&mut h, &m, 0x341, 0x8000_0003).unwrap();
+    assert_eq!(
+        csrr(&mut h, &m, 0x341).unwrap(),
+        0x8000_0003,
+        "QEMU keeps bit 0"
+    );
+    csrw(&mut h, &m, 0x30a, u64::MAX).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x30a).unwrap(), 0xc000_0000_0000_00f1);
+    csrw(&mut h, &m, 0x10a, u64::MAX).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x10a).unwrap(), 0xf1);
+    csrw(&mut h, &m, 0x180, 0xa000_0000_0000_0000).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x180).unwrap(), 0xa000_0000_0000_0000);
+    csrw(&mut h, &m, 0x180, 0x9000_0000_0000_0000).unwrap();
+    csrw(&mut h, &m, 0x180, u64::MAX).unwrap();
+    assert_eq!(
+        csrr(&mut h, &m, 0x180).unwrap(),
+        0x9000_0000_0000_0000,
+        "mode 15: ignored"
+    );
+    csrw(&mut h, &m, 0x180, 0x1000_0000_0000_1234).unwrap();
+    assert_eq!(
+        csrr(&mut h, &m, 0x180).unwrap(),
+        0x9000_0000_0000_0000,
+        "mode 1: ignored"
+    );
+    // TVM makes satp illegal in S.
+    h.csr.mstatus |= 1 << 20;
+    h.prv = Priv::S;
+    assert_eq!(csrr(&mut h, &m, 0x180), Err(ILL));
+    assert_eq!(h.sfence_allowed(), Err(ILL));
+}
+
+#[test]
+fn counters_and_gating() {
+    let (mut h, _ram, m) = setup();
+    h.icount = 12_345;
+    assert_eq!(csrr(&mut h, &m, 0xc00).unwrap(), 12_345);
+    assert_eq!(csrr(&mut h, &m, 0xc02).unwrap(), 12_345);
+    assert_eq!(csrr(&mut h, &m, 0xc01).unwrap(), 123);
+    csrw(&mut h, &m, 0xb02, 1_000).unwrap();
+    h.icount += 5;
+    assert_eq!(csrr(&mut h, &m, 0xc02).unwrap(), 1_005);
+    assert_eq!(csrr(&mut h, &m, 0xb00).unwrap(), 12_350);
+    // mcountinhibit.IR freezes minstret.
+    csrw(&mut h, &m, 0x320, 4).unwrap();
+    h.icount += 10;
+    assert_eq!(csrr(&mut h, &m, 0xb02).unwrap(), 1_005);
+    csrw(&mut h, &m, 0x320, 0).unwrap();
+    h.icount += 1;
+    assert_eq!(csrr(&mut h, &m, 0xb02).unwrap(), 1_006);
+    // hpm counters 3..18 are storage (QEMU pmu-num=16), 19..31 illegal.
+    csrw(&mut h, &m, 0xb03, 0x1234).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0xc03).unwrap(), 0x1234);
+    assert_eq!(csrr(&mut h, &m, 0xb12).unwrap(), 0);
+    assert_eq!(csrr(&mut h, &m, 0xb13), Err(ILL));
+    csrw(&mut h, &m, 0x333, 5).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x333).unwrap(), 5);
+    // Gating from S and U.
+    h.prv = Priv::S;
+    assert_eq!(csrr(&mut h, &m, 0xc01), Err(ILL));
+    h.csr.mcounteren = 2;
+    assert_eq!(csrr(&mut h, &m, 0xc01).unwrap(), 123);
+    assert_eq!(csrr(&mut h, &m, 0xc00), Err(ILL));
+    h.prv = Priv::U;
+    assert_eq!(csrr(&mut h, &m, 0xc01), Err(ILL));
+    h.csr.scounteren = 2;
+    assert_eq!(csrr(&mut h, &m, 0xc01).unwrap(), 123);
+}
+
+#[test]
+fn fp_csrs() {
+    let (mut h, _ram, m) = setup();
+    assert_eq!(csrr(&mut h, &m, 0x003), Err(ILL), "FS off");
+    h.csr.mstatus |= 1 << 13;
+    csrw(&mut h, &m, 0x003, 0xff).unwrap();
+    assert_eq!(h.csr.mstatus >> 13 & 3, 3, "write sets FS dirty");
+    assert_eq!(h.csr.mstatus >> 63, 1, "SD");
+    assert_eq!(csrr(&mut h, &m, 0x001).unwrap(), 0x1f);
+    assert_eq!(csrr(&mut h, &m, 0x002).unwrap(), 7);
+}
+
+#[test]
+fn exceptions_and_delegation() {
+    let (mut h, _ram, m) = setup();
+    csrw(&mut h, &m, 0x305, 0x8000_1001).unwrap(); // vectored: exceptions still go to base
+    csrw(&mut h, &m, 0x105, 0x8000_2000).unwrap();
+    csrw(&mut h, &m, 0x302, 1 << 13 | 1 << 8).unwrap();
+    h.pc = 0x8000_0100;
+    h.reservation = Some(RAM_BASE);
+    h.take_exception(Exception::LoadPageFault(0x1234));
+    assert_eq!(
+        (h.pc, h.prv),
+        (0x8000_1000, Priv::M),
+        "M-mode traps are never delegated"
+    );
+    assert_eq!(
+        (h.csr.mepc, h.csr.mcause, h.csr.mtval),
+        (0x8000_0100, 13, 0x1234)
+    );
+    assert_eq!(h.reservation, None);
+    // From U: delegated to S.
+    h.prv = Priv::U;
+    h.csr.mstatus |= 1 << 1; // SIE
+    h.pc = 0x4000;
+    h.take_exception(Exception::LoadPageFault(0x5678));
+    assert_eq!((h.pc, h.prv), (0x8000_2000, Priv::S));
+    assert_eq!(
+        (h.csr.sepc, h.csr.scause, h.csr.stval),
+        (0x4000, 13, 0x5678)
+    );
+    let s = h.csr.mstatus;
+    assert_eq!(
+        (s >> 8 & 1, s >> 5 & 1, s >> 1 & 1),
+        (0, 1, 0),
+        "SPP=U SPIE=1 SIE=0"
+    );
+    // Ecall from S is cause 9 (not delegated → M, MPP = S).
+    h.take_exception(Exception::Ecall);
+    assert_eq!((h.csr.mcause, h.csr.mtval, h.prv), (9, 0, Priv::M));
+    assert_eq!(h.csr.mstatus >> 11 & 3, 1);
+    // Ecall from U is delegated (bit 8).
+    h.prv = Priv::U;
+    h.take_exception(Exception::Ecall);
+    assert_eq!((h.csr.scause, h.prv), (8, Priv::S));
+}
+
+#[test]
+fn interrupts_priority_delegation_vectoring() {
+    let (mut h, _ram, m) = setup();
+    csrw(&mut h, &m, 0x305, 0x8000_1001).unwrap();
+    csrw(&mut h, &m, 0x105, 0x8000_2001).unwrap();
+    csrw(&mut h, &m, 0x303, 0x222).unwrap();
+    csrw(&mut h, &m, 0x304, 0xaaa).unwrap();
+    // In M with MIE=0: nothing taken, but wfi is released.
+    h.wfi = true;
+    h.set_device_interrupts(true, false, false, false);
+    assert!(!h.take_pending_interrupt());
+    assert!(!h.wfi);
+    // MEI beats MTI; vectored entry; mcause has bit 63.
+    h.set_device_interrupts(true, false, true, false);
+    h.csr.mstatus |= 1 << 3;
+    h.pc = 0x8000_0040;
+    assert!(h.take_pending_interrupt());
+    assert_eq!(h.pc, 0x8000_1000 + 4 * 11);
+    assert_eq!((h.csr.mcause, h.csr.mepc), (1 << 63 | 11, 0x8000_0040));
+    assert_eq!(h.csr.mstatus >> 3 & 1, 0, "MIE cleared");
+    assert_eq!(h.csr.mstatus >> 7 & 1, 1, "MPIE set");
+    // Delegated STI: never taken in M; taken in U whatever SIE says, vectored to stvec.
+    h.set_device_interrupts(false, false, false, false);
+    csrw(&mut h, &m, 0x344, 0x20).unwrap();
+    assert!(!h.take_pending_interrupt());
+    h.prv = Priv::U;
+    h.pc = 0x1000;
+    assert!(h.take_pending_interrupt());
+    assert_eq!(
+        (h.pc, h.prv, h.csr.scause, h.csr.sepc),
+        (0x8000_2000 + 20, Priv::S, 1 << 63 | 5, 0x1000)
+    );
+    // In S with SIE=0 (cleared by the trap) it stays pending; SSI beats STI once enabled.
+    assert!(!h.take_pending_interrupt());
+    h.csr.mip_sw |= 0x2;
+    h.csr.update_mip();
+    h.csr.mstatus |= 1 << 1;
+    assert!(h.take_pending_interrupt());
+    assert_eq!(h.csr.scause, 1 << 63 | 1);
+    // An undelegated M interrupt preempts S even with MIE = 0.
+    h.csr.mstatus &= !(1 << 3);
+    h.set_device_interrupts(true, false, false, false);
+    assert!(h.take_pending_interrupt());
+    assert_eq!((h.prv, h.csr.mcause), (Priv::M, 1 << 63 | 7));
+}
+
+#[test]
+fn xret_rules() {
+    let (mut h, _ram, m) = setup();
+    // QEMU 7.2: mret to a lower mode with no PMP entry active is illegal (tval = the insn).
+    csrw(&mut h, &m, 0x300, 0x800 | 1 << 7 | MSTATUS_MPRV).unwrap();
+    csrw(&mut h, &m, 0x341, 0x8000_0201).unwrap();
+    assert_eq!(h.mret(), Err(Exception::IllegalInstr(0x3020_0073)));
+    open_pmp(&mut h, &m);
+    assert_eq!(h.mret(), Ok(0x8000_0200), "bit 0 of mepc ignored");
+    assert_eq!(h.prv, Priv::S);
+    let s = h.csr.mstatus;
+    assert_eq!(
+        (s >> 3 & 1, s >> 7 & 1, s >> 11 & 3, s & MSTATUS_MPRV),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(
+        h.mret(),
+        Err(Exception::IllegalInstr(0x3020_0073)),
+        "mret in S"
+    );
+    // sret: SPP = U → U, SIE = SPIE, SPIE = 1.
+    h.csr.sepc = 0x8000_0300;
+    h.csr.mstatus |= 1 << 5;
+    assert_eq!(h.sret(), Ok(0x8000_0300));
+    assert_eq!(h.prv, Priv::U);
+    assert_eq!(h.csr.mstatus >> 1 & 1, 1);
+    assert_eq!(
+        h.sret(),
+        Err(Exception::IllegalInstr(0x1020_0073)),
+        "sret in U"
+    );
+    assert_eq!(
+        h.wfi_allowed(),
+        Err(Exception::IllegalInstr(0x1050_0073)),
+        "wfi in U"
+    );
+    h.prv = Priv::S;
+    h.csr.mstatus |= MSTATUS_TSR;
+    assert!(h.sret().is_err());
+    assert_eq!(h.wfi_allowed(), Ok(()));
+    h.csr.mstatus |= 1 << 21;
+    assert!(h.wfi_allowed().is_err());
+    h.prv = Priv::M;
+    assert_eq!(h.wfi_allowed(), Ok(()), "TW does not affect M");
+}
+
+// ---- page tables ----
+
+const ROOT: u64 = RAM_BASE + 0x10_0000;
+const L1: u64 = RAM_BASE + 0x10_1000;
+const L0: u64 = RAM_BASE + 0x10_2000;
+const V: u64 = 1;
+const R: u64 = 2;
+const W: u64 = 4;
+const X: u64 = 8;
+const U: u64 = 16;
+const A: u64 = 64;
+const D: u64 = 128;
+
+fn wr64(ram: &mut Ram, pa: u64, v: u64) {
+    ram.write(pa, &v.to_le_bytes()).unwrap();
+}
+fn rd64(ram: &Ram, pa: u64) -> u64 {
+    let mut b = [0u8; 8];
+    ram.read(pa, &mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+fn pte(pa: u64, flags: u64) -> u64 {
+    (pa >> 12) << 10 | flags
+}
+
+/// Sv39: VA 0x4000_0000 + i*4K (i < 8) → leaf in L0[i]; VA 0x8000_0000 gigapage identity;
+/// VA 0x0 gigapage onto the UART (MMIO).
+fn sv39(h: &mut Hart, ram: &mut Ram, m: &TestMmio) {
+    wr64(ram, ROOT + 8, pte(L1, V));
+    wr64(ram, L1, pte(L0, V));
+    wr64(ram, ROOT + 2 * 8, pte(RAM_BASE, V | R | W | X | A | D));
+    wr64(ram, ROOT, pte(0, V | R | W | A | D));
+    open_pmp(h, m);
+    csrw(h, m, 0x180, 8 << 60 | ROOT >> 12).unwrap();
+}
+
+fn map(ram: &mut Ram, i: u64, pa: u64, flags: u64) {
+    wr64(ram, L0 + 8 * i, pte(pa, flags));
+}
+
+const VA: u64 = 0x4000_0000;
+const PA: u64 = RAM_BASE + 0x20_0000;
+
+#[test]
+fn sv39_translation_and_ad_bits() {
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    map(&mut ram, 0, PA, V | R | W);
+    wr64(&mut ram, PA + 8, 0x1122_3344_5566_7788);
+    h.prv = Priv::S;
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA + 8, 8),
+        Ok(0x1122_3344_5566_7788)
+    );
+    assert_eq!(rd64(&ram, L0) & (A | D), A, "load sets A only");
+    assert_eq!(
+        h.store(&mut ram, &mut m, VA + 16, 4, 0xdead_beef),
+        Ok(StoreOutcome::Ram)
+    );
+    assert_eq!(rd64(&ram, L0) & (A | D), A | D, "store sets D");
+    assert_eq!(rd64(&ram, PA + 16), 0xdead_beef);
+    // Fetch from a non-executable page.
+    assert_eq!(
+        h.translate_fetch(&mut ram, VA),
+        Err(Exception::InstrPageFault(VA))
+    );
+    // Gigapage identity.
+    assert_eq!(
+        h.translate_fetch(&mut ram, RAM_BASE + 0x1234),
+        Ok(RAM_BASE + 0x1234)
+    );
+    // Unmapped VA, non-canonical VA.
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA + 0x9000, 4),
+        Err(Exception::LoadPageFault(VA + 0x9000))
+    );
+    let nc = 0x0000_0040_0000_0000;
+    assert_eq!(
+        h.load(&mut ram, &mut m, nc, 4),
+        Err(Exception::LoadPageFault(nc))
+    );
+    // Invalid after an sfence: the TLB caches until flushed.
+    map(&mut ram, 0, PA, 0);
+    assert!(
+        h.load(&mut ram, &mut m, VA, 4).is_ok(),
+        "stale TLB entry until sfence"
+    );
+    h.tlb.flush_page(VA);
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA, 4),
+        Err(Exception::LoadPageFault(VA))
+    );
+}
+
+#[test]
+fn sv39_permission_faults() {
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    map(&mut ram, 0, PA, V | R | A); // read-only
+    map(&mut ram, 1, PA, V | W | A | D); // W without R: reserved
+    map(&mut ram, 2, PA, V | X | A); // execute-only
+    map(&mut ram, 3, PA, V | R | W | X | U | A | D); // user page
+    map(&mut ram, 4, PA + 0x1000, V | R | A | (1 << 54)); // reserved bit 54
+    h.prv = Priv::S;
+    assert_eq!(
+        h.store(&mut ram, &mut m, VA + 4, 4, 0),
+        Err(Exception::StorePageFault(VA + 4))
+    );
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA + 0x1000, 4),
+        Err(Exception::LoadPageFault(VA + 0x1000))
+    );
+    // MXR makes execute-only pages readable.
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA + 0x2000, 4),
+        Err(Exception::LoadPageFault(VA + 0x2000))
+    );
+    assert_eq!(h.translate_fetch(&mut ram, VA + 0x2000), Ok(PA));
+    csrw(&mut h, &m, 0x100, 1 << 19).unwrap();
+    assert!(h.load(&mut ram, &mut m, VA + 0x2000, 4).is_ok());
+    // U page from S: only with SUM, never for fetch; TLB sets switch without a flush.
+    let up = VA + 0x3000;
+    assert_eq!(
+        h.load(&mut ram, &mut m, up, 4),
+        Err(Exception::LoadPageFault(up))
+    );
+    h.csr.mstatus |= MSTATUS_SUM;
+    assert!(h.load(&mut ram, &mut m, up, 4).is_ok());
+    assert_eq!(
+        h.translate_fetch(&mut ram, up),
+        Err(Exception::InstrPageFault(up))
+    );
+    h.csr.mstatus &= !MSTATUS_SUM;
+    assert_eq!(
+        h.load(&mut ram, &mut m, up, 4),
+        Err(Exception::LoadPageFault(up))
+    );
+    // From U: the U page works, S pages fault.
+    h.prv = Priv::U;
+    assert!(h.store(&mut ram, &mut m, up, 8, 1).is_ok());
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA, 4),
+        Err(Exception::LoadPageFault(VA))
+    );
+    // Reserved PTE bits fault unless menvcfg.PBMTE (QEMU 7.2 then ignores bits 63:54).
+    h.prv = Priv::S;
+    let rv = VA + 0x4000;
+    assert_eq!(
+        h.load(&mut ram, &mut m, rv, 4),
+        Err(Exception::LoadPageFault(rv))
+    );
+    h.prv = Priv::M;
+    csrw(&mut h, &m, 0x30a, 1 << 62).unwrap();
+    h.prv = Priv::S;
+    assert!(h.load(&mut ram, &mut m, rv, 4).is_ok());
+}
+
+#[test]
+fn sv39_structure_faults_and_superpages() {
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    h.prv = Priv::S;
+    // 2 MiB superpage at L1[1] → PA 0x8040_0000 (aligned) and L1[2] misaligned.
+    wr64(
+        &mut ram,
+        L1 + 8,
+        pte(RAM_BASE + 0x40_0000, V | R | W | A | D),
+    );
+    wr64(
+        &mut ram,
+        L1 + 16,
+        pte(RAM_BASE + 0x40_1000, V | R | W | A | D),
+    );
+    let sp = VA + 0x20_0000 + 0x1_2344;
+    wr64(&mut ram, RAM_BASE + 0x41_2344, 77);
+    assert_eq!(h.load(&mut ram, &mut m, sp, 8), Ok(77));
+    let bad = VA + 0x40_0000;
+    assert_eq!(
+        h.load(&mut ram, &mut m, bad, 8),
+        Err(Exception::LoadPageFault(bad))
+    );
+    // Non-leaf with A set → fault.
+    wr64(&mut ram, ROOT + 3 * 8, pte(L1, V | A));
+    let nl = 0xc000_0000;
+    assert_eq!(
+        h.store(&mut ram, &mut m, nl, 8, 0),
+        Err(Exception::StorePageFault(nl))
+    );
+    // Non-leaf at the last level → fault.
+    map(&mut ram, 5, L0, V);
+    assert_eq!(
+        h.translate_fetch(&mut ram, VA + 0x5000),
+        Err(Exception::InstrPageFault(VA + 0x5000))
+    );
+    // PTE outside RAM: QEMU 7.2 reports a page fault.
+    wr64(&mut ram, ROOT + 4 * 8, pte(0x2000_0000, V));
+    assert_eq!(
+        h.load(&mut ram, &mut m, 0x1_0000_0000, 8),
+        Err(Exception::LoadPageFault(0x1_0000_0000))
+    );
+    // A superpage entry makes a single-page flush flush everything.
+    wr64(&mut ram, RAM_BASE + 0x41_2344, 78);
+    wr64(&mut ram, L1 + 8, 0);
+    h.tlb.flush_page(VA);
+    assert_eq!(
+        h.load(&mut ram, &mut m, sp, 8),
+        Err(Exception::LoadPageFault(sp))
+    );
+}
+
+#[test]
+fn sv48_walk() {
+    let (mut h, mut ram, mut m) = setup();
+    open_pmp(&mut h, &m);
+    // VA 0x0000_0080_4000_1000: L3[1] → L2[1] → L1[0] → L0[1].
+    let (l3, l2, l1, l0) = (ROOT, ROOT + 0x1000, ROOT + 0x2000, ROOT + 0x3000);
+    wr64(&mut ram, l3 + 8, pte(l2, V));
+    wr64(&mut ram, l2 + 8, pte(l1, V));
+    wr64(&mut ram, l1, pte(l0, V));
+    wr64(&mut ram, l0 + 8, pte(PA, V | R | A));
+    wr64(&mut ram, PA + 0x10, 99);
+    csrw(&mut h, &m, 0x180, 9 << 60 | ROOT >> 12).unwrap();
+    h.prv = Priv::S;
+    let va = 0x0000_0080_4000_1010;
+    assert_eq!(h.load(&mut ram, &mut m, va, 8), Ok(99));
+    // The same VA is not canonical for Sv39.
+    h.prv = Priv::M;
+    csrw(&mut h, &m, 0x180, 8 << 60 | ROOT >> 12).unwrap();
+    h.prv = Priv::S;
+    assert_eq!(
+        h.load(&mut ram, &mut m, va, 8),
+        Err(Exception::LoadPageFault(va))
+    );
+}
+
+#[test]
+fn mprv_uses_mpp_for_data_only() {
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    map(&mut ram, 0, PA, V | R | W | A | D);
+    wr64(&mut ram, PA, 5);
+    // M with MPRV and MPP = S: loads translate, fetch does not.
+    h.csr.mstatus |= MSTATUS_MPRV | 1 << 11;
+    assert_eq!(h.load(&mut ram, &mut m, VA, 8), Ok(5));
+    assert_eq!(
+        h.translate_fetch(&mut ram, VA),
+        Err(Exception::InstrAccessFault(VA))
+    );
+    // MPP = M: no translation.
+    h.csr.mstatus |= 3 << 11;
+    assert_eq!(h.load(&mut ram, &mut m, PA, 8), Ok(5));
+    h.csr.mstatus &= !MSTATUS_MPRV;
+    assert_eq!(h.load(&mut ram, &mut m, PA, 8), Ok(5));
+}
+
+#[test]
+fn misaligned_and_page_crossing() {
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    map(&mut ram, 0, PA, V | R | W | A | D);
+    map(&mut ram, 1, PA + 0x3000, V | R | A); // read-only, physically discontiguous
+    wr64(&mut ram, PA + 0xff8, 0x8877_6655_4433_2211);
+    wr64(&mut ram, PA + 0x3000, 0x00ff_eedd_ccbb_aa99);
+    h.prv = Priv::S;
+    // Misaligned within a page and across (discontiguous) pages.
+    assert_eq!(h.load(&mut ram, &mut m, VA + 0xff9, 4), Ok(0x5544_3322));
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA + 0xffc, 8),
+        Ok(0xccbb_aa99_8877_6655)
+    );
+    // Store crossing into the read-only page: fault on the second page, nothing written.
+    assert_eq!(
+        h.store(&mut ram, &mut m, VA + 0xffe, 4, 0),
+        Err(Exception::StorePageFault(VA + 0x1000))
+    );
+    assert_eq!(rd64(&ram, PA + 0xff8), 0x8877_6655_4433_2211);
+    // Load crossing into an unmapped page reports the second page's address.
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA + 0x1ffe, 4),
+        Err(Exception::LoadPageFault(VA + 0x2000))
+    );
+    // Atomics: misaligned → load misaligned (QEMU, one hart); AMO on read-only page → 15;
+    // on an unmapped page → 13 (the load goes first).
+    assert_eq!(
+        h.translate_atomic(&mut ram, VA + 4, 8, false),
+        Err(Exception::LoadMisaligned(VA + 4))
+    );
+    assert_eq!(
+        h.translate_atomic(&mut ram, VA + 2, 4, true),
+        Err(Exception::LoadMisaligned(VA + 2))
+    );
+    assert_eq!(
+        h.translate_atomic(&mut ram, VA + 0x1000, 8, false),
+        Err(Exception::StorePageFault(VA + 0x1000))
+    );
+    assert_eq!(
+        h.translate_atomic(&mut ram, VA + 0x1000, 8, true),
+        Ok(PA + 0x3000)
+    );
+    assert_eq!(
+        h.translate_atomic(&mut ram, VA + 0x5000, 8, false),
+        Err(Exception::LoadPageFault(VA + 0x5000))
+    );
+    assert_eq!(h.translate_atomic(&mut ram, VA + 8, 8, false), Ok(PA + 8));
+}
+
+#[test]
+fn mmio_paths() {
+    let (mut h, mut ram, mut m) = setup();
+    // M-mode, Bare: MMIO loads/stores, misaligned MMIO loads as two aligned loads.
+    assert_eq!(h.load(&mut ram, &mut m, UART + 5, 1), Ok(0x165));
+    assert_eq!(
+        h.store(&mut ram, &mut m, UART, 1, 0x41),
+        Ok(StoreOutcome::Mmio)
+    );
+    assert_eq!(m.stores, vec![(UART, 1, 0x41)]);
+    assert_eq!(
+        h.load(&mut ram, &mut m, 0x5000_0000, 4),
+        Err(Exception::LoadAccessFault(0x5000_0000))
+    );
+    assert_eq!(
+        h.store(&mut ram, &mut m, 0x5000_0000, 4, 0),
+        Err(Exception::StoreAccessFault(0x5000_0000))
+    );
+    assert_eq!(
+        h.translate_fetch(&mut ram, UART),
+        Err(Exception::InstrAccessFault(UART))
+    );
+    assert_eq!(
+        h.translate_atomic(&mut ram, UART, 4, false),
+        Err(Exception::StoreAccessFault(UART))
+    );
+    // Misaligned MMIO store: byte by byte.
+    m.stores.clear();
+    assert_eq!(
+        h.store(&mut ram, &mut m, UART + 1, 2, 0xbbaa),
+        Ok(StoreOutcome::Mmio)
+    );
+    assert_eq!(m.stores, vec![(UART + 1, 1, 0xaa), (UART + 2, 1, 0xbb)]);
+    // Loads twice from the same MMIO page (second one from the TLB's MMIO entry).
+    assert_eq!(h.load(&mut ram, &mut m, UART + 4, 4), Ok(0x464));
+    assert_eq!(h.load(&mut ram, &mut m, UART + 4, 4), Ok(0x464));
+}
+
+#[test]
+fn pmp_rules() {
+    let (mut h, mut ram, mut m) = setup();
+    // No active entry: M allowed, S/U denied (QEMU 7.2).
+    assert!(h.load(&mut ram, &mut m, RAM_BASE, 8).is_ok());
+    h.prv = Priv::S;
+    assert_eq!(
+        h.translate_fetch(&mut ram, RAM_BASE),
+        Err(Exception::InstrAccessFault(RAM_BASE))
+    );
+    h.prv = Priv::M;
+    // Entry 0: TOR [RAM_BASE, RAM_BASE+0x1000) R only; entry 2: NAPOT 64 KiB at +0x10000 RW.
+    csrw(&mut h, &m, 0x3b0, RAM_BASE >> 2).unwrap();
+    csrw(&mut h, &m, 0x3b1, (RAM_BASE + 0x1000) >> 2).unwrap();
+    csrw(&mut h, &m, 0x3b2, (RAM_BASE + 0x1_0000) >> 2 | 0x1fff).unwrap();
+    csrw(&mut h, &m, 0x3a0, 0x1b_09_00).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x3a0).unwrap(), 0x1b_09_00);
+    h.prv = Priv::U;
+    assert!(h.load(&mut ram, &mut m, RAM_BASE + 0xff8, 8).is_ok());
+    assert_eq!(
+        h.store(&mut ram, &mut m, RAM_BASE, 8, 0),
+        Err(Exception::StoreAccessFault(RAM_BASE))
+    );
+    assert_eq!(
+        h.translate_fetch(&mut ram, RAM_BASE),
+        Err(Exception::InstrAccessFault(RAM_BASE))
+    );
+    // Straddling the end of the TOR region (also a page end): the first page is in the TLB,
+    // the second page's check fails with its own address, as in QEMU.
+    assert_eq!(
+        h.load(&mut ram, &mut m, RAM_BASE + 0xffc, 8),
+        Err(Exception::LoadAccessFault(RAM_BASE + 0x1000))
+    );
+    // Straddling the NAPOT region's start inside a page: partial match fails on the fill.
+    let st = RAM_BASE + 0x1_0000 - 4;
+    assert_eq!(
+        h.load(&mut ram, &mut m, st, 8),
+        Err(Exception::LoadAccessFault(st))
+    );
+    assert!(h.store(&mut ram, &mut m, RAM_BASE + 0x1_fff8, 8, 1).is_ok());
+    assert_eq!(
+        h.load(&mut ram, &mut m, RAM_BASE + 0x2_0000, 8),
+        Err(Exception::LoadAccessFault(RAM_BASE + 0x2_0000))
+    );
+    // Unlocked entries do not restrict M.
+    h.prv = Priv::M;
+    assert!(h.store(&mut ram, &mut m, RAM_BASE, 8, 0).is_ok());
+    // Lock entry 1 (TOR): M is now checked, entry 1 and pmpaddr0 become read-only.
+    csrw(&mut h, &m, 0x3a0, 0x1b_89_00).unwrap();
+    assert_eq!(
+        h.store(&mut ram, &mut m, RAM_BASE, 8, 0),
+        Err(Exception::StoreAccessFault(RAM_BASE))
+    );
+    csrw(&mut h, &m, 0x3b0, 0).unwrap();
+    csrw(&mut h, &m, 0x3b1, 0).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x3b0).unwrap(), RAM_BASE >> 2);
+    assert_eq!(csrr(&mut h, &m, 0x3b1).unwrap(), (RAM_BASE + 0x1000) >> 2);
+    csrw(&mut h, &m, 0x3a0, 0).unwrap();
+    assert_eq!(
+        csrr(&mut h, &m, 0x3a0).unwrap() >> 8 & 0xff,
+        0x89,
+        "locked cfg byte kept"
+    );
+    // W=1,R=0 is stored as written (QEMU).
+    csrw(&mut h, &m, 0x3a2, 0x02).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0x3a2).unwrap(), 0x02);
+}
+
+#[test]
+fn tlb_fast_path_tracks_privilege_and_satp() {
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    map(&mut ram, 0, PA, V | R | W | U | A | D);
+    wr64(&mut ram, PA, 1);
+    h.prv = Priv::U;
+    assert_eq!(h.load(&mut ram, &mut m, VA, 8), Ok(1));
+    h.prv = Priv::S;
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA, 8),
+        Err(Exception::LoadPageFault(VA))
+    );
+    h.prv = Priv::M;
+    assert_eq!(h.load(&mut ram, &mut m, PA, 8), Ok(1));
+    // A satp write flushes: switch to Bare and U sees physical addresses.
+    csrw(&mut h, &m, 0x180, 0).unwrap();
+    h.prv = Priv::U;
+    assert_eq!(
+        h.load(&mut ram, &mut m, VA, 8),
+        Err(Exception::LoadAccessFault(VA))
+    );
+    assert_eq!(h.load(&mut ram, &mut m, PA, 8), Ok(1));
+}

@@ -1,0 +1,414 @@
+//! The machine and its execution loop.
+
+use std::path::PathBuf;
+
+use rewind_cpu::{ExitReason, Hart, Ram};
+use rewind_devices::layout::{RTC_IRQ, UART0_IRQ, VIRT_DRAM};
+use rewind_devices::FinisherAction;
+use rewind_replay::{Boundary, BoundaryConfig, GuestRequest, OutputSink, ShutdownCause};
+
+use crate::boot::{self, BootPlan, FW_DYNAMIC_INFO_ADDR};
+use crate::bus::Bus;
+use crate::clock::MAX_SHIFT;
+use crate::fdt::{build_fdt, FdtParams};
+use crate::{MachineConfig, MachineError, SerialOutput};
+
+/// Longest slice between checkpoints, in instructions: host input is noticed within about a
+/// millisecond of guest execution.
+pub const MAX_SLICE: u64 = 1 << 20;
+
+/// Largest accepted RAM size (64 GiB).
+pub const MAX_RAM_SIZE: u64 = 64 << 30;
+
+/// `mmu-type` advertised in the device tree.
+pub const MMU_TYPE: &str = "riscv,sv48";
+
+/// After this many hart returns in a row without a retired instruction (outside WFI), the
+/// guest is declared stuck: every instruction traps and time does not move.
+const NO_PROGRESS_LIMIT: u32 = 100_000;
+
+/// Flush guest output to its sink once this much is buffered (and at every slice end).
+const OUTPUT_FLUSH_BYTES: usize = 4096;
+
+/// Why [`Machine::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The guest powered off through the test finisher with this exit status.
+    Exited(i32),
+    /// The host asked to stop (`Ctrl-A x`, a signal).
+    HostQuit(ShutdownCause),
+    /// The instruction limit given to `run` was reached.
+    InstructionLimit,
+}
+
+/// A `virt` machine with one hart.
+pub struct Machine {
+    hart: Hart,
+    ram: Ram,
+    bus: Bus,
+    boundary: Boundary,
+    output: OutputSink,
+    output_name: PathBuf,
+    out_buf: Vec<u8>,
+    rx_buf: Vec<u8>,
+    plan: BootPlan,
+    fdt: Vec<u8>,
+    config: MachineConfig,
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("hart", &self.hart)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Machine {
+    /// Build a machine: load the images, open the host backends the configuration names.
+    pub fn new(config: MachineConfig) -> Result<Self, MachineError> {
+        // Check the configuration and images before touching the terminal or signal handlers.
+        check_config(&config)?;
+        let plan = boot::plan(&config)?;
+        let (output, output_name) = match &config.serial_output {
+            SerialOutput::Stdout => (OutputSink::Stdout, PathBuf::from("standard output")),
+            SerialOutput::Null => (OutputSink::Null, PathBuf::from("null")),
+            SerialOutput::Capture => (OutputSink::Capture(Vec::new()), PathBuf::from("capture")),
+            SerialOutput::File(p) => (
+                OutputSink::file(p).map_err(|source| MachineError::Output {
+                    path: p.clone(),
+                    source,
+                })?,
+                p.clone(),
+            ),
+        };
+        let boundary = Boundary::new(&BoundaryConfig {
+            serial: config.serial_input.clone(),
+            signals: config.handle_signals,
+        })?;
+        let mut m = Machine::build(config, plan, boundary, output)?;
+        m.output_name = output_name;
+        Ok(m)
+    }
+
+    /// Build a machine around an existing boundary and output sink (the configuration's
+    /// `serial_input`, `serial_output` and `handle_signals` are not used).
+    pub fn with_host(
+        config: MachineConfig,
+        boundary: Boundary,
+        output: OutputSink,
+    ) -> Result<Self, MachineError> {
+        check_config(&config)?;
+        let plan = boot::plan(&config)?;
+        Machine::build(config, plan, boundary, output)
+    }
+
+    fn build(
+        config: MachineConfig,
+        plan: BootPlan,
+        mut boundary: Boundary,
+        output: OutputSink,
+    ) -> Result<Self, MachineError> {
+        let rtc_base = boundary.host_clock_ns(0);
+        let mut rng_seed = [0u8; 32];
+        boundary.random(0, &mut rng_seed);
+        let fdt = build_fdt(&FdtParams {
+            ram_size: config.ram_size,
+            bootargs: config.append.clone(),
+            initrd: plan.initrd,
+            rng_seed,
+            mmu_type: MMU_TYPE,
+        })
+        .map_err(|e| MachineError::Config(format!("cannot build the device tree: {e}")))?;
+        let mut bus = Bus::new(config.icount_shift, rtc_base);
+        let rom = boot::mask_rom(plan.start_pc, plan.fdt_addr, plan.kernel_entry);
+        bus.rom[..rom.len()].copy_from_slice(&rom);
+        let ram = Ram::new(VIRT_DRAM, config.ram_size);
+        let mut m = Machine {
+            hart: reset_hart(&plan, 0),
+            ram,
+            bus,
+            boundary,
+            output,
+            output_name: PathBuf::from("serial output"),
+            out_buf: Vec::with_capacity(OUTPUT_FLUSH_BYTES),
+            rx_buf: Vec::new(),
+            plan,
+            fdt,
+            config,
+        };
+        m.load_images()?;
+        Ok(m)
+    }
+
+    /// Copy every image and the device tree into RAM (at start and at every reset, as QEMU's
+    /// ROM blobs are).
+    fn load_images(&mut self) -> Result<(), MachineError> {
+        let cfg_err = |e: rewind_cpu::ram::OutOfRam| MachineError::Config(e.to_string());
+        let zeros = [0u8; 4096];
+        for b in &self.plan.blobs {
+            let s = &b.segment;
+            self.ram.write(s.addr, &s.data).map_err(cfg_err)?;
+            let mut at = s.addr + s.data.len() as u64;
+            while at < s.end() {
+                let n = (s.end() - at).min(zeros.len() as u64);
+                self.ram.write(at, &zeros[..n as usize]).map_err(cfg_err)?;
+                at += n;
+            }
+        }
+        self.ram
+            .write(self.plan.fdt_addr, &self.fdt)
+            .map_err(cfg_err)?;
+        Ok(())
+    }
+
+    /// The hart.
+    pub fn hart(&self) -> &Hart {
+        &self.hart
+    }
+
+    /// Guest RAM.
+    pub fn ram(&self) -> &Ram {
+        &self.ram
+    }
+
+    /// The devices and the clock.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// The configuration the machine was built from.
+    pub fn config(&self) -> &MachineConfig {
+        &self.config
+    }
+
+    /// Where everything was loaded and how the hart started.
+    pub fn boot_plan(&self) -> &BootPlan {
+        &self.plan
+    }
+
+    /// The device tree blob given to the guest.
+    pub fn fdt(&self) -> &[u8] {
+        &self.fdt
+    }
+
+    /// Instructions retired since the machine was built.
+    pub fn icount(&self) -> u64 {
+        self.hart.icount
+    }
+
+    /// Output kept by a [`SerialOutput::Capture`] sink.
+    pub fn captured_output(&self) -> &[u8] {
+        self.output.captured()
+    }
+
+    /// The replay boundary (host events can be injected through its sender).
+    pub fn boundary(&self) -> &Boundary {
+        &self.boundary
+    }
+
+    /// Run until the guest exits, the host asks to stop, or `limit` more instructions have
+    /// retired.
+    pub fn run(&mut self, limit: Option<u64>) -> Result<RunOutcome, MachineError> {
+        let end = limit.map(|l| self.hart.icount.saturating_add(l));
+        let mut no_progress = 0u32;
+        let mut slice_end = true;
+        loop {
+            if let Some(outcome) = self.checkpoint(slice_end)? {
+                return Ok(outcome);
+            }
+            let now = self.hart.icount;
+            let mut budget = MAX_SLICE;
+            if let Some(end) = end {
+                if now >= end {
+                    self.flush_output()?;
+                    return Ok(RunOutcome::InstructionLimit);
+                }
+                budget = budget.min(end - now);
+            }
+            if let Some(d) = self.next_deadline_ns(now) {
+                budget = budget.min(self.bus.clock.icount_at_ns(d).saturating_sub(now).max(1));
+            }
+            if let Some(e) = self.boundary.next_event_icount() {
+                budget = budget.min(e.saturating_sub(now).max(1));
+            }
+            let reason = self.hart.run(&mut self.ram, &mut self.bus, budget);
+            let progressed = self.hart.icount != now;
+            slice_end = reason != ExitReason::Yield;
+            match reason {
+                ExitReason::Wfi if !progressed => {
+                    // The checkpoint just delivered every input and interrupt line and the hart
+                    // still waits: let time pass.
+                    self.idle()?;
+                    no_progress = 0;
+                }
+                _ if progressed => no_progress = 0,
+                _ => {
+                    no_progress += 1;
+                    if no_progress >= NO_PROGRESS_LIMIT {
+                        self.flush_output()?;
+                        return Err(MachineError::NoProgress {
+                            pc: self.hart.pc,
+                            icount: now,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next virtual time (ns, strictly in the future) at which a device raises an interrupt
+    /// line by itself: the CLINT timer or the RTC alarm.
+    fn next_deadline_ns(&self, icount: u64) -> Option<u64> {
+        let clock = &self.bus.clock;
+        let now_ns = clock.ns(icount);
+        let mtime = clock.mtime(icount);
+        let timer = self
+            .bus
+            .clint
+            .mtip_deadline(0, mtime)
+            .filter(|&d| d > mtime)
+            .map(|d| clock.ns_at_mtime(d));
+        let alarm = self
+            .bus
+            .rtc
+            .next_alarm_ns()
+            .map(|a| a.wrapping_sub(self.bus.rtc_base_ns));
+        [timer, alarm]
+            .into_iter()
+            .flatten()
+            .filter(|&ns| ns > now_ns)
+            .min()
+    }
+
+    /// All harts wait for an interrupt: warp virtual time to the next deadline (or wait for host
+    /// input, through the boundary).
+    fn idle(&mut self) -> Result<(), MachineError> {
+        let icount = self.hart.icount;
+        let now_ns = self.bus.clock.ns(icount);
+        let until = self.next_deadline_ns(icount).map(|d| d - now_ns);
+        self.flush_output()?;
+        match self.boundary.idle(icount, until) {
+            Some(warp) => {
+                self.bus.clock.warp(warp);
+                Ok(())
+            }
+            None => Err(MachineError::GuestStuck {
+                pc: self.hart.pc,
+                icount,
+            }),
+        }
+    }
+
+    /// A checkpoint: guest output out, finisher requests, host events in, interrupt lines
+    /// updated. Returns an outcome when the run must stop.
+    fn checkpoint(&mut self, slice_end: bool) -> Result<Option<RunOutcome>, MachineError> {
+        let icount = self.hart.icount;
+        self.bus.uart.drain_tx(&mut self.out_buf);
+        if let Some(action) = self.bus.finisher.take() {
+            self.boundary.guest_request(
+                icount,
+                match action {
+                    FinisherAction::Pass => GuestRequest::Exit(0),
+                    FinisherAction::Fail(code) => GuestRequest::Exit(i32::from(code)),
+                    FinisherAction::Reset => GuestRequest::Reset,
+                },
+            );
+            match action {
+                FinisherAction::Pass => {
+                    self.flush_output()?;
+                    return Ok(Some(RunOutcome::Exited(0)));
+                }
+                FinisherAction::Fail(code) => {
+                    self.flush_output()?;
+                    return Ok(Some(RunOutcome::Exited(i32::from(code))));
+                }
+                FinisherAction::Reset => self.reset()?,
+            }
+        }
+        self.boundary.checkpoint(icount);
+        if let Some(cause) = self.boundary.take_shutdown_request(icount) {
+            self.flush_output()?;
+            return Ok(Some(RunOutcome::HostQuit(cause)));
+        }
+        if self.boundary.queued_serial_input() > 0 {
+            let room = self.bus.uart.rx_room();
+            if room > 0 {
+                self.rx_buf.clear();
+                self.boundary
+                    .take_serial_input(icount, room, &mut self.rx_buf);
+                for &b in &self.rx_buf {
+                    self.bus.uart.push_rx(b);
+                }
+            }
+        }
+        self.update_interrupts();
+        if slice_end || self.out_buf.len() >= OUTPUT_FLUSH_BYTES {
+            self.flush_output()?;
+        }
+        Ok(None)
+    }
+
+    /// Drive the PLIC's inputs and the hart's interrupt-pending bits from device state.
+    fn update_interrupts(&mut self) {
+        let icount = self.hart.icount;
+        let bus = &mut self.bus;
+        let rtc_now = bus.rtc_now_ns(icount);
+        bus.plic.set_level(UART0_IRQ, bus.uart.irq_level());
+        bus.plic.set_level(RTC_IRQ, bus.rtc.irq_level(rtc_now));
+        let mtime = bus.clock.mtime(icount);
+        let mtip = bus.clint.mtip(0, mtime);
+        self.hart
+            .set_device_interrupts(mtip, bus.clint.msip(0), bus.plic.eip(0), bus.plic.eip(1));
+    }
+
+    /// Guest-requested reset: devices and hart back to reset state, images reloaded; RAM is not
+    /// cleared and time goes on, as on QEMU.
+    fn reset(&mut self) -> Result<(), MachineError> {
+        self.flush_output()?;
+        self.bus.reset_devices();
+        self.load_images()?;
+        self.hart = reset_hart(&self.plan, self.hart.icount);
+        Ok(())
+    }
+
+    fn flush_output(&mut self) -> Result<(), MachineError> {
+        let r = self
+            .output
+            .write(&self.out_buf)
+            .and_then(|()| self.output.flush());
+        self.out_buf.clear();
+        r.map_err(|source| MachineError::Output {
+            path: self.output_name.clone(),
+            source,
+        })
+    }
+}
+
+/// Reject settings the machine cannot honour.
+fn check_config(config: &MachineConfig) -> Result<(), MachineError> {
+    if config.icount_shift > MAX_SHIFT {
+        return Err(MachineError::Config(format!(
+            "icount shift {} is too large (at most {MAX_SHIFT})",
+            config.icount_shift
+        )));
+    }
+    if config.ram_size < (2 << 20) || config.ram_size > MAX_RAM_SIZE || config.ram_size & 0xfff != 0
+    {
+        return Err(MachineError::Config(format!(
+            "RAM size {} bytes is not supported (a multiple of 4 KiB between 2 MiB and 64 GiB)",
+            config.ram_size
+        )));
+    }
+    Ok(())
+}
+
+/// A hart in the state QEMU's reset vector leaves it in when it jumps to `plan.start_pc`.
+fn reset_hart(plan: &BootPlan, icount: u64) -> Hart {
+    let mut h = Hart::new(0, plan.start_pc, plan.fdt_addr);
+    h.x[5] = plan.start_pc; // t0: the jump target
+    h.x[12] = FW_DYNAMIC_INFO_ADDR; // a2
+    h.icount = icount;
+    h
+}
