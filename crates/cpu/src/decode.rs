@@ -238,29 +238,53 @@ impl Op {
     }
 }
 
-/// Decoded instructions of one 4 KiB physical page (one slot per 2-byte parcel).
+/// Most ops in one block: bounds the cost of building a block and the duplication caused by
+/// entering existing blocks in the middle.
+pub(crate) const MAX_BLOCK: usize = 64;
+
+/// Arena size (in ops) beyond which a page drops all its blocks before building another one, so
+/// pathological entry patterns cannot grow it without bound (and indices fit in `u16`).
+const ARENA_MAX: usize = 1 << 15;
+
+/// Arena index of the scratch block holding the current page-straddling instruction (a header
+/// and one op), which is decoded afresh on every execution because its upper half lives on the
+/// next page. Index 0 is a dummy so that an entry of 0 means "no block".
+pub(crate) const CROSS_BLOCK: usize = 1;
+
+/// First arena index used by cached blocks.
+const FIRST_BLOCK: usize = CROSS_BLOCK + 2;
+
+/// Decoded basic blocks of one 4 KiB physical page.
 ///
-/// Slots are filled lazily by the interpreter on first execution; writes to the page reset the
-/// slots they overlap (see [`crate::ram::Ram::invalidate_code_range`]).
+/// A block is a run of instructions decoded from a start slot up to and including the first
+/// control-flow or system instruction (or the page end, or [`MAX_BLOCK`] ops). It lives in
+/// `arena` as a header op (`imm` = page offset just past its last instruction, `raw` = number
+/// of ops) followed by its ops, laid out contiguously so that the interpreter walks them with an
+/// index instead of chasing the pc through each op's length. Ops whose meaning depends on the
+/// pc (`auipc`, `jal`, `j`, branches) have the instruction's page offset added to `imm`: the
+/// interpreter adds only the virtual page base.
+///
+/// Writes to the page drop every block if they overlap an instruction of any block (see
+/// [`crate::ram::Ram::invalidate_code_range`]); writes to data sharing the page keep them.
 pub struct DecodedPage {
     /// Value of `Ram`'s code generation when this page was (re)initialised; a page from an older
     /// generation (before a `fence.i`) is reset before use.
     pub(crate) gen: u64,
-    /// One op per parcel, plus a scratch entry (index `SLOTS`) holding the current
-    /// page-straddling instruction, which is decoded afresh on every execution.
-    pub(crate) ops: [Op; SLOTS + 1],
+    /// Per slot: arena index of the header of the block starting there (0 = none).
+    entry: [u16; SLOTS],
+    /// Bit per slot: some block holds an instruction starting at that slot.
+    covered: [u64; SLOTS / 64],
+    /// Headers and ops of all blocks (see the type's documentation).
+    pub(crate) arena: Vec<Op>,
 }
 
 impl std::fmt::Debug for DecodedPage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let decoded = self
-            .ops
-            .iter()
-            .filter(|o| o.kind != Kind::Undecoded)
-            .count();
+        let decoded: u32 = self.covered.iter().map(|w| w.count_ones()).sum();
         f.debug_struct("DecodedPage")
             .field("gen", &self.gen)
             .field("decoded_slots", &decoded)
+            .field("arena_ops", &self.arena.len())
             .finish()
     }
 }
@@ -268,43 +292,104 @@ impl std::fmt::Debug for DecodedPage {
 impl DecodedPage {
     /// An empty page of generation `gen`.
     pub fn new(gen: u64) -> Box<DecodedPage> {
+        let mut arena = Vec::with_capacity(256);
+        arena.resize(FIRST_BLOCK, Op::UNDECODED);
         Box::new(DecodedPage {
             gen,
-            ops: [Op::UNDECODED; SLOTS + 1],
+            entry: [0; SLOTS],
+            covered: [0; SLOTS / 64],
+            arena,
         })
     }
 
-    /// Forget every slot in `[lo, hi]` (inclusive slot indices, clamped to the page).
+    /// Does an instruction of some block start in slots `[lo, hi]` (inclusive, clamped)?
+    #[inline]
+    pub fn overlaps(&self, lo: usize, hi: usize) -> bool {
+        let hi = hi.min(SLOTS - 1);
+        if lo > hi {
+            return false;
+        }
+        let (wlo, whi) = (lo / 64, hi / 64);
+        (wlo..=whi).any(|w| {
+            let mut m = !0u64;
+            if w == wlo {
+                m &= !0u64 << (lo % 64);
+            }
+            if w == whi {
+                m &= !0u64 >> (63 - hi % 64);
+            }
+            self.covered[w] & m != 0
+        })
+    }
+
+    /// Forget the decoded code if any instruction starts in slots `[lo, hi]` (inclusive,
+    /// clamped to the page). Blocks are dropped wholesale: self-modifying code is rare, and
+    /// data stores into a code page do not hit instructions.
     #[inline]
     pub fn invalidate(&mut self, lo: usize, hi: usize) {
-        let hi = hi.min(SLOTS - 1);
-        if lo <= hi {
-            self.ops[lo..=hi].fill(Op::UNDECODED);
+        if self.overlaps(lo, hi) {
+            self.clear_blocks();
         }
     }
 
-    /// Forget every slot and adopt generation `gen`.
+    /// Forget every block and adopt generation `gen`.
     pub fn reset(&mut self, gen: u64) {
-        self.ops.fill(Op::UNDECODED);
+        self.clear_blocks();
         self.gen = gen;
     }
 
-    /// The op in `slot` (slot index masked into range).
-    #[inline(always)]
-    pub fn get(&self, slot: usize) -> Op {
-        self.ops[slot & (SLOTS - 1)]
+    /// Drop all blocks.
+    fn clear_blocks(&mut self) {
+        if self.arena.len() > FIRST_BLOCK {
+            self.entry.fill(0);
+            self.covered.fill(0);
+            self.arena.truncate(FIRST_BLOCK);
+        }
     }
 
-    /// The op at `idx`: a slot, or `SLOTS` for the scratch entry.
+    /// Arena index of the block starting at `slot` (0 if none).
     #[inline(always)]
-    pub(crate) fn at(&self, idx: usize) -> Op {
-        self.ops[idx.min(SLOTS)]
+    pub(crate) fn entry(&self, slot: usize) -> usize {
+        self.entry[slot & (SLOTS - 1)] as usize
     }
 
-    /// Store the op for `slot` (slot index masked into range).
-    #[inline(always)]
-    pub fn set(&mut self, slot: usize, op: Op) {
-        self.ops[slot & (SLOTS - 1)] = op;
+    /// Store a block starting at `slot` made of `ops` (occupying the given `slots`, ending at
+    /// page offset `end_off`); returns its arena index.
+    pub(crate) fn add_block(
+        &mut self,
+        slot: usize,
+        ops: &[Op],
+        slots: &[u16],
+        end_off: u32,
+    ) -> usize {
+        if self.arena.len() + ops.len() + 1 > ARENA_MAX {
+            self.clear_blocks();
+        }
+        let idx = self.arena.len();
+        self.arena.push(Op {
+            imm: end_off as i32,
+            raw: ops.len() as u32,
+            ..Op::UNDECODED
+        });
+        self.arena.extend_from_slice(ops);
+        for &s in slots {
+            let s = s as usize & (SLOTS - 1);
+            self.covered[s / 64] |= 1 << (s % 64);
+        }
+        self.entry[slot & (SLOTS - 1)] = idx as u16;
+        idx
+    }
+
+    /// Put the page-straddling instruction `op` (at page offset `SLOTS * 2 - 2`) into the
+    /// scratch block; returns its arena index.
+    pub(crate) fn set_cross(&mut self, op: Op) -> usize {
+        self.arena[CROSS_BLOCK] = Op {
+            imm: (SLOTS * 2 + 2) as i32,
+            raw: 1,
+            ..Op::UNDECODED
+        };
+        self.arena[CROSS_BLOCK + 1] = op;
+        CROSS_BLOCK
     }
 }
 

@@ -12,7 +12,7 @@
 
 use crate::bus::Mmio;
 use crate::csr::CsrOp;
-use crate::decode::{decode16, decode32, is_32bit, DecodedPage, Kind, Op, SLOTS};
+use crate::decode::{decode16, decode32, is_32bit, DecodedPage, Kind, Op, MAX_BLOCK, SLOTS};
 use crate::fpu::{self, BinOp, FmaOp, IntKind};
 use crate::hart::{ExitReason, Hart};
 use crate::mmu::StoreOutcome;
@@ -58,23 +58,83 @@ fn forget_tags(ways: &mut [Option<FetchWay>; CODE_WAYS]) {
     }
 }
 
-/// The form an op takes in the page cache: ops whose only effect is writing x0 become `Nop`,
-/// and `jal`/`jalr` without a link become `J`/`Jr`, so the hot arms below may write `rd`
-/// without re-zeroing x0.
+/// The form an op takes in a block at slot `slot`: ops whose only effect is writing x0 become
+/// `Nop`, and `jal`/`jalr` without a link become `J`/`Jr`, so the hot arms below may write `rd`
+/// without re-zeroing x0; pc-relative ops get the instruction's page offset added to `imm`, so
+/// the interpreter needs only the virtual page base (the sum cannot overflow: `auipc`
+/// immediates have their low 12 bits clear, and branch / `jal` offsets are at most 1 MiB).
 #[inline]
-fn specialize(op: Op) -> Op {
+fn block_form(op: Op, slot: usize) -> Op {
     let k = op.kind as u8;
-    if op.rd != 0 {
-        return op;
+    let mut op = op;
+    if op.rd == 0 {
+        op.kind = match op.kind {
+            Kind::Jal => Kind::J,
+            Kind::Jalr => Kind::Jr,
+            Kind::Lui | Kind::Auipc => Kind::Nop,
+            _ if (Kind::Addi as u8..=Kind::Remuw as u8).contains(&k) => Kind::Nop,
+            other => other,
+        };
     }
-    let kind = match op.kind {
-        Kind::Jal => Kind::J,
-        Kind::Jalr => Kind::Jr,
-        Kind::Lui | Kind::Auipc => Kind::Nop,
-        _ if (Kind::Addi as u8..=Kind::Remuw as u8).contains(&k) => Kind::Nop,
-        _ => return op,
-    };
-    Op { kind, ..op }
+    if matches!(
+        op.kind,
+        Kind::Auipc
+            | Kind::Jal
+            | Kind::J
+            | Kind::Beq
+            | Kind::Bne
+            | Kind::Blt
+            | Kind::Bge
+            | Kind::Bltu
+            | Kind::Bgeu
+    ) {
+        op.imm = op.imm.wrapping_add((slot * 2) as i32);
+    }
+    op
+}
+
+/// Does `kind` end a block? Control transfers and everything that may change privilege,
+/// translation or interrupt state, or always traps.
+#[inline]
+fn ends_block(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Undecoded
+            | Kind::CrossPage
+            | Kind::Illegal
+            | Kind::Jal
+            | Kind::Jalr
+            | Kind::J
+            | Kind::Jr
+            | Kind::Beq
+            | Kind::Bne
+            | Kind::Blt
+            | Kind::Bge
+            | Kind::Bltu
+            | Kind::Bgeu
+            | Kind::FenceI
+            | Kind::Ecall
+            | Kind::Ebreak
+            | Kind::Mret
+            | Kind::Sret
+            | Kind::Wfi
+            | Kind::SfenceVma
+            | Kind::Csrrw
+            | Kind::Csrrs
+            | Kind::Csrrc
+            | Kind::Csrrwi
+            | Kind::Csrrsi
+            | Kind::Csrrci
+    )
+}
+
+/// The pc of op `i` of a block starting at page offset `start_off` of virtual page `vbase` (or
+/// just past the block's ops for `i = ops.len()`): for early exits, off the hot path.
+#[cold]
+#[inline(never)]
+fn pc_at(vbase: u64, start_off: u64, ops: &[Op], i: usize) -> u64 {
+    let len: u64 = ops.iter().take(i).map(|o| o.len as u64).sum();
+    vbase.wrapping_add(start_off).wrapping_add(len)
 }
 
 /// CSRs whose writes can change how instruction fetch translates or is permitted.
@@ -220,12 +280,13 @@ impl Hart {
         }
     }
 
-    /// Decode the slot on first use; for a 32-bit instruction straddling the page end, fetch the
-    /// upper half through translation (its fault reports the second page's address) and put the
-    /// whole instruction in the page's scratch entry. Returns the index of the op to execute.
+    /// Decode the block starting at `slot` of the page at RAM offset `poff` (virtual `pc`) and
+    /// store it in `page`; returns its arena index. A 32-bit instruction straddling the page end
+    /// goes alone into the scratch block, its upper half fetched through translation (whose
+    /// fault reports the second page's address), and is never cached.
     #[cold]
     #[inline(never)]
-    fn resolve_op(
+    fn build_block(
         &mut self,
         ram: &mut Ram,
         page: &mut DecodedPage,
@@ -233,36 +294,47 @@ impl Hart {
         slot: usize,
         pc: u64,
     ) -> Result<usize, Exception> {
-        let mut op = page.get(slot);
-        if op.kind == Kind::Undecoded {
-            let at = poff + slot * 2;
+        let mut ops = [Op::UNDECODED; MAX_BLOCK];
+        let mut slots = [0u16; MAX_BLOCK];
+        let mut n = 0;
+        let mut s = slot;
+        while s < SLOTS && n < MAX_BLOCK {
+            let at = poff + s * 2;
             let lo = ram.load_at(at, 2) as u16;
-            op = specialize(if !is_32bit(lo) {
+            let op = if !is_32bit(lo) {
                 decode16(lo)
-            } else if slot == SLOTS - 1 {
-                Op {
-                    kind: Kind::CrossPage,
-                    len: 4,
-                    raw: lo as u32,
-                    ..Op::UNDECODED
+            } else if s == SLOTS - 1 {
+                if n > 0 {
+                    break; // the straddling instruction starts its own (scratch) block
                 }
+                let va = pc.wrapping_add(2);
+                let pa = self.translate_fetch(ram, va)?;
+                let off = ram.offset(pa, 2).ok_or(Exception::InstrAccessFault(va))?;
+                let op = block_form(decode32(lo as u32 | (ram.load_at(off, 2) as u32) << 16), s);
+                return Ok(page.set_cross(op));
             } else {
                 decode32(lo as u32 | (ram.load_at(at + 2, 2) as u32) << 16)
-            });
-            page.set(slot, op);
+            };
+            let op = block_form(op, s);
+            ops[n] = op;
+            slots[n] = s as u16;
+            n += 1;
+            s += op.len as usize / 2;
+            if ends_block(op.kind) {
+                break;
+            }
         }
-        if op.kind == Kind::CrossPage {
-            let va = pc.wrapping_add(2);
-            let pa = self.translate_fetch(ram, va)?;
-            let off = ram.offset(pa, 2).ok_or(Exception::InstrAccessFault(va))?;
-            page.ops[SLOTS] = specialize(decode32(op.raw | (ram.load_at(off, 2) as u32) << 16));
-            return Ok(SLOTS);
-        }
-        Ok(slot)
+        Ok(page.add_block(slot, &ops[..n], &slots[..n], (s * 2) as u32))
     }
 
-    /// Execute from one checked-out page until the pc leaves it or something forces a refetch.
-    #[inline(never)]
+    /// Execute from one checked-out page, block by block, until the pc leaves it or something
+    /// forces a refetch.
+    ///
+    /// A block runs in a tight loop over its ops with no per-instruction pc or budget work:
+    /// the budget is checked once per block (a block longer than what is left runs only its
+    /// first ops), and on an early exit (trap, MMIO store, code modification) the pc and the
+    /// retired count are recomputed from the position in the block.
+    #[inline(always)]
     fn run_page<M: Mmio>(
         &mut self,
         ram: &mut Ram,
@@ -275,493 +347,576 @@ impl Hart {
         let mut pc = self.pc;
         let mut icount = self.icount;
         let vbase = pc & !(PAGE_SIZE - 1);
+        // Constant while this page runs: privilege and mstatus change only through ops that
+        // leave it (traps, xRET, CSR writes to mstatus / sstatus, see `csr_affects_fetch`).
+        let dmode = self.data_mode();
 
-        macro_rules! rx {
-            ($r:expr) => {
-                self.x[($r as usize) & 31]
-            };
-        }
-        macro_rules! wx {
-            ($r:expr, $v:expr) => {{
-                let v = $v;
-                self.x[($r as usize) & 31] = v;
-                self.x[0] = 0;
-            }};
-        }
-        // For ops `specialize` guarantees have rd != 0.
-        macro_rules! wr {
-            ($r:expr, $v:expr) => {{
-                let v = $v;
-                self.x[($r as usize) & 31] = v;
-            }};
-        }
-        macro_rules! sync {
-            () => {{
-                self.pc = pc;
-                self.icount = icount;
-            }};
-        }
-        macro_rules! trap {
-            ($e:expr) => {{
-                let e = $e;
-                sync!();
-                self.take_exception(e);
-                return PageExit::Trap;
-            }};
-        }
-        // Writes may have hit this page (stores, page-table A/D updates, device DMA).
-        macro_rules! code_check {
-            () => {
-                if ram.way_dirty(way) {
-                    if let Some((lo, hi)) = ram.take_code_dirty(way) {
-                        page.invalidate(lo, hi);
-                    }
-                }
-            };
-        }
-        macro_rules! load {
-            ($op:expr, $size:expr) => {{
-                let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
-                sync!();
-                let r = self.load(ram, mmio, a, $size);
-                code_check!();
-                match r {
-                    Ok(v) => v,
-                    Err(e) => trap!(e),
-                }
-            }};
-        }
-        macro_rules! store {
-            ($op:expr, $size:expr, $val:expr) => {{
-                let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
-                let v = $val;
-                sync!();
-                match self.store(ram, mmio, a, $size, v) {
-                    Ok(StoreOutcome::Ram) => {}
-                    Ok(StoreOutcome::CodeModified) => code_check!(),
-                    Ok(StoreOutcome::Mmio) => {
-                        code_check!();
-                        pc = pc.wrapping_add($op.len as u64);
-                        icount += 1;
-                        sync!();
-                        return PageExit::Exit(ExitReason::Yield);
-                    }
-                    Err(e) => trap!(e),
-                }
-            }};
-        }
-        // Retire the current instruction with next pc `$npc`, then leave the page loop.
-        macro_rules! retire_and {
-            ($npc:expr, $exit:expr) => {{
-                pc = $npc;
-                icount += 1;
-                sync!();
-                return $exit;
-            }};
+        /// How a block ended.
+        enum BlockExit {
+            /// Ran to its end (or its budget share).
+            Done,
+            /// Op `.0` raised an exception (it did not retire).
+            Trap(usize, Exception),
+            /// The first `.0` ops retired; a write hit decoded instructions in slots `.1..=.2`.
+            Dirty(usize, usize, usize),
+            /// The first `.0` ops retired; the last one stored to MMIO.
+            Yield(usize),
         }
 
         loop {
-            // `pc & 0xffe` scaled by 8 is the op's byte offset: a short pc → op → len → pc chain.
-            let slot = (pc as usize & (PAGE_SIZE as usize - 2)) >> 1;
-            let mut idx = slot;
-            let mut op = page.get(slot);
-            // Undecoded (0) and CrossPage (1) take the cold path.
-            if (op.kind as u8) <= Kind::CrossPage as u8 {
-                idx = match self.resolve_op(ram, page, poff, slot, pc) {
-                    Ok(i) => i,
-                    Err(e) => trap!(e),
+            let start_off = pc & (PAGE_SIZE - 1);
+            let slot = (start_off >> 1) as usize;
+            let mut e = page.entry(slot);
+            if e == 0 {
+                e = match self.build_block(ram, page, poff, slot, pc) {
+                    Ok(e) => e,
+                    Err(ex) => {
+                        self.pc = pc;
+                        self.icount = icount;
+                        self.take_exception(ex);
+                        return PageExit::Trap;
+                    }
                 };
-                code_check!();
-                op = page.at(idx);
+                // A page walk for a straddling instruction may have written this page.
+                if let Some((lo, hi)) = ram.take_code_dirty(way) {
+                    if page.overlaps(lo, hi) {
+                        page.invalidate(lo, hi);
+                        continue;
+                    }
+                }
             }
-            let len = op.len as u64;
-            let imm = op.imm as i64 as u64;
-            let mut npc = pc.wrapping_add(len);
-            match op.kind {
-                Kind::Undecoded | Kind::CrossPage | Kind::Illegal => {
-                    trap!(Exception::IllegalInstr(op.raw as u64))
-                }
-                Kind::Lui => wr!(op.rd, imm),
-                Kind::Auipc => wr!(op.rd, pc.wrapping_add(imm)),
-                Kind::Jal => {
-                    wr!(op.rd, npc);
-                    npc = pc.wrapping_add(imm);
-                }
-                Kind::Jalr => {
-                    let t = rx!(op.rs1).wrapping_add(imm) & !1;
-                    wr!(op.rd, npc);
-                    npc = t;
-                }
-                Kind::Beq => {
-                    if rx!(op.rs1) == rx!(op.rs2) {
-                        npc = pc.wrapping_add(imm);
-                    }
-                }
-                Kind::Bne => {
-                    if rx!(op.rs1) != rx!(op.rs2) {
-                        npc = pc.wrapping_add(imm);
-                    }
-                }
-                Kind::Blt => {
-                    if (rx!(op.rs1) as i64) < (rx!(op.rs2) as i64) {
-                        npc = pc.wrapping_add(imm);
-                    }
-                }
-                Kind::Bge => {
-                    if (rx!(op.rs1) as i64) >= (rx!(op.rs2) as i64) {
-                        npc = pc.wrapping_add(imm);
-                    }
-                }
-                Kind::Bltu => {
-                    if rx!(op.rs1) < rx!(op.rs2) {
-                        npc = pc.wrapping_add(imm);
-                    }
-                }
-                Kind::Bgeu => {
-                    if rx!(op.rs1) >= rx!(op.rs2) {
-                        npc = pc.wrapping_add(imm);
-                    }
-                }
-                Kind::Lb => {
-                    let v = load!(op, 1);
-                    wx!(op.rd, v as i8 as i64 as u64);
-                }
-                Kind::Lh => {
-                    let v = load!(op, 2);
-                    wx!(op.rd, v as i16 as i64 as u64);
-                }
-                Kind::Lw => {
-                    let v = load!(op, 4);
-                    wx!(op.rd, sext32(v));
-                }
-                Kind::Ld => {
-                    let v = load!(op, 8);
-                    wx!(op.rd, v);
-                }
-                Kind::Lbu => {
-                    let v = load!(op, 1);
-                    wx!(op.rd, v as u8 as u64);
-                }
-                Kind::Lhu => {
-                    let v = load!(op, 2);
-                    wx!(op.rd, v as u16 as u64);
-                }
-                Kind::Lwu => {
-                    let v = load!(op, 4);
-                    wx!(op.rd, v as u32 as u64);
-                }
-                Kind::Sb => store!(op, 1, rx!(op.rs2)),
-                Kind::Sh => store!(op, 2, rx!(op.rs2)),
-                Kind::Sw => store!(op, 4, rx!(op.rs2)),
-                Kind::Sd => store!(op, 8, rx!(op.rs2)),
-                Kind::Addi => wr!(op.rd, rx!(op.rs1).wrapping_add(imm)),
-                Kind::Slti => wr!(op.rd, ((rx!(op.rs1) as i64) < (imm as i64)) as u64),
-                Kind::Sltiu => wr!(op.rd, (rx!(op.rs1) < imm) as u64),
-                Kind::Xori => wr!(op.rd, rx!(op.rs1) ^ imm),
-                Kind::Ori => wr!(op.rd, rx!(op.rs1) | imm),
-                Kind::Andi => wr!(op.rd, rx!(op.rs1) & imm),
-                Kind::Slli => wr!(op.rd, rx!(op.rs1) << (imm & 63)),
-                Kind::Srli => wr!(op.rd, rx!(op.rs1) >> (imm & 63)),
-                Kind::Srai => wr!(op.rd, ((rx!(op.rs1) as i64) >> (imm & 63)) as u64),
-                Kind::Add => wr!(op.rd, rx!(op.rs1).wrapping_add(rx!(op.rs2))),
-                Kind::Sub => wr!(op.rd, rx!(op.rs1).wrapping_sub(rx!(op.rs2))),
-                Kind::Sll => wr!(op.rd, rx!(op.rs1) << (rx!(op.rs2) & 63)),
-                Kind::Slt => wr!(op.rd, ((rx!(op.rs1) as i64) < (rx!(op.rs2) as i64)) as u64),
-                Kind::Sltu => wr!(op.rd, (rx!(op.rs1) < rx!(op.rs2)) as u64),
-                Kind::Xor => wr!(op.rd, rx!(op.rs1) ^ rx!(op.rs2)),
-                Kind::Srl => wr!(op.rd, rx!(op.rs1) >> (rx!(op.rs2) & 63)),
-                Kind::Sra => wr!(op.rd, ((rx!(op.rs1) as i64) >> (rx!(op.rs2) & 63)) as u64),
-                Kind::Or => wr!(op.rd, rx!(op.rs1) | rx!(op.rs2)),
-                Kind::And => wr!(op.rd, rx!(op.rs1) & rx!(op.rs2)),
-                Kind::Addiw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_add(imm))),
-                Kind::Slliw => wr!(op.rd, sext32(((rx!(op.rs1) as u32) << (imm & 31)) as u64)),
-                Kind::Srliw => wr!(op.rd, sext32(((rx!(op.rs1) as u32) >> (imm & 31)) as u64)),
-                Kind::Sraiw => wr!(op.rd, ((rx!(op.rs1) as i32) >> (imm & 31)) as i64 as u64),
-                Kind::Addw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_add(rx!(op.rs2)))),
-                Kind::Subw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_sub(rx!(op.rs2)))),
-                Kind::Sllw => wx!(
-                    op.rd,
-                    sext32(((rx!(op.rs1) as u32) << (rx!(op.rs2) & 31)) as u64)
-                ),
-                Kind::Srlw => wx!(
-                    op.rd,
-                    sext32(((rx!(op.rs1) as u32) >> (rx!(op.rs2) & 31)) as u64)
-                ),
-                Kind::Sraw => wx!(
-                    op.rd,
-                    ((rx!(op.rs1) as i32) >> (rx!(op.rs2) & 31)) as i64 as u64
-                ),
-                Kind::Mul => wr!(op.rd, rx!(op.rs1).wrapping_mul(rx!(op.rs2))),
-                Kind::Mulh => {
-                    let p = (rx!(op.rs1) as i64 as i128) * (rx!(op.rs2) as i64 as i128);
-                    wr!(op.rd, (p >> 64) as u64)
-                }
-                Kind::Mulhsu => {
-                    let p = (rx!(op.rs1) as i64 as i128).wrapping_mul(rx!(op.rs2) as i128);
-                    wr!(op.rd, (p >> 64) as u64)
-                }
-                Kind::Mulhu => {
-                    let p = (rx!(op.rs1) as u128) * (rx!(op.rs2) as u128);
-                    wr!(op.rd, (p >> 64) as u64)
-                }
-                Kind::Div => {
-                    let (a, b) = (rx!(op.rs1) as i64, rx!(op.rs2) as i64);
-                    wx!(
-                        op.rd,
-                        if b == 0 {
-                            u64::MAX
-                        } else {
-                            a.wrapping_div(b) as u64
-                        }
-                    )
-                }
-                Kind::Divu => {
-                    let (a, b) = (rx!(op.rs1), rx!(op.rs2));
-                    wr!(op.rd, a.checked_div(b).unwrap_or(u64::MAX))
-                }
-                Kind::Rem => {
-                    let (a, b) = (rx!(op.rs1) as i64, rx!(op.rs2) as i64);
-                    wx!(
-                        op.rd,
-                        if b == 0 {
-                            a as u64
-                        } else {
-                            a.wrapping_rem(b) as u64
-                        }
-                    )
-                }
-                Kind::Remu => {
-                    let (a, b) = (rx!(op.rs1), rx!(op.rs2));
-                    wr!(op.rd, if b == 0 { a } else { a % b })
-                }
-                Kind::Mulw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_mul(rx!(op.rs2)))),
-                Kind::Divw => {
-                    let (a, b) = (rx!(op.rs1) as i32, rx!(op.rs2) as i32);
-                    wx!(
-                        op.rd,
-                        if b == 0 {
-                            u64::MAX
-                        } else {
-                            a.wrapping_div(b) as i64 as u64
-                        }
-                    )
-                }
-                Kind::Divuw => {
-                    let (a, b) = (rx!(op.rs1) as u32, rx!(op.rs2) as u32);
-                    wx!(
-                        op.rd,
-                        a.checked_div(b).map_or(u64::MAX, |q| sext32(q as u64))
-                    )
-                }
-                Kind::Remw => {
-                    let (a, b) = (rx!(op.rs1) as i32, rx!(op.rs2) as i32);
-                    wx!(
-                        op.rd,
-                        if b == 0 {
-                            a as i64 as u64
-                        } else {
-                            a.wrapping_rem(b) as i64 as u64
-                        }
-                    )
-                }
-                Kind::Remuw => {
-                    let (a, b) = (rx!(op.rs1) as u32, rx!(op.rs2) as u32);
-                    wx!(
-                        op.rd,
-                        sext32(if b == 0 { a as u64 } else { (a % b) as u64 })
-                    )
-                }
-                Kind::Fence | Kind::Nop => {}
-                Kind::J => npc = pc.wrapping_add(imm),
-                Kind::Jr => npc = rx!(op.rs1).wrapping_add(imm) & !1,
-                Kind::FenceI => {
-                    ram.invalidate_all_code();
-                    retire_and!(npc, PageExit::Leave)
-                }
-                Kind::Ecall => trap!(Exception::Ecall),
-                // QEMU 7.2 (our oracle) writes 0 to xtval for ebreak; the spec allows 0 or the pc.
-                Kind::Ebreak => trap!(Exception::Breakpoint(0)),
-                Kind::Mret | Kind::Sret => {
-                    sync!();
-                    let r = if op.kind == Kind::Mret {
-                        self.mret()
-                    } else {
-                        self.sret()
-                    };
-                    match r {
-                        Ok(target) => {
-                            pc = target;
-                            icount += 1;
-                            sync!();
-                            self.take_pending_interrupt();
-                            return PageExit::Refetch;
-                        }
-                        Err(e) => trap!(e),
-                    }
-                }
-                Kind::Wfi => {
-                    if let Err(e) = self.wfi_allowed() {
-                        trap!(e);
-                    }
-                    pc = npc;
-                    icount += 1;
-                    sync!();
-                    // take_pending_interrupt clears `wfi` when any interrupt is pending in
-                    // mip & mie, even one it cannot take now: then wfi does not wait.
-                    self.wfi = true;
-                    if self.take_pending_interrupt() {
-                        self.wfi = false;
-                        return PageExit::Refetch;
-                    }
-                    if self.wfi {
-                        return PageExit::Exit(ExitReason::Wfi);
-                    }
-                    return PageExit::Refetch;
-                }
-                Kind::SfenceVma => {
-                    if let Err(e) = self.sfence_allowed() {
-                        trap!(e);
-                    }
-                    self.tlb.flush();
-                    retire_and!(npc, PageExit::Refetch)
-                }
-                Kind::Csrrw
-                | Kind::Csrrs
-                | Kind::Csrrc
-                | Kind::Csrrwi
-                | Kind::Csrrsi
-                | Kind::Csrrci => {
-                    let (cop, operand, write) = match op.kind {
-                        Kind::Csrrw => (CsrOp::Write, rx!(op.rs1), true),
-                        Kind::Csrrs => (CsrOp::Set, rx!(op.rs1), op.rs1 != 0),
-                        Kind::Csrrc => (CsrOp::Clear, rx!(op.rs1), op.rs1 != 0),
-                        Kind::Csrrwi => (CsrOp::Write, op.rs1 as u64, true),
-                        Kind::Csrrsi => (CsrOp::Set, op.rs1 as u64, op.rs1 != 0),
-                        _ => (CsrOp::Clear, op.rs1 as u64, op.rs1 != 0),
-                    };
-                    let addr = op.imm as u16 & 0xfff;
-                    sync!();
-                    match self.csr_op(mmio, addr, cop, operand, write) {
-                        Ok(old) => {
-                            wx!(op.rd, old);
-                            if write {
-                                pc = npc;
-                                icount += 1;
-                                sync!();
-                                // The write may have unmasked an interrupt or changed translation.
-                                if self.take_pending_interrupt() || csr_affects_fetch(addr) {
-                                    return PageExit::Refetch;
+            let Some(hdr) = page.arena.get(e) else {
+                // Cannot happen (entries point at headers); rebuild rather than panic.
+                page.reset(page.gen);
+                continue;
+            };
+            let full = hdr.raw as usize;
+            let end_off = hdr.imm as u32 as u64;
+            let n = if (full as u64) <= end - icount {
+                full
+            } else {
+                (end - icount) as usize
+            };
+            let Some(ops) = page.arena.get(e + 1..e + 1 + n) else {
+                page.reset(page.gen);
+                continue;
+            };
+            let base = icount;
+            // The fall-through pc; control ops (always last in a block) may replace it.
+            let mut npc = if n == full {
+                vbase.wrapping_add(end_off)
+            } else {
+                pc_at(vbase, start_off, ops, n)
+            };
+
+            macro_rules! rx {
+                ($r:expr) => {
+                    self.x[($r as usize) & 31]
+                };
+            }
+            macro_rules! wx {
+                ($r:expr, $v:expr) => {{
+                    let v = $v;
+                    self.x[($r as usize) & 31] = v;
+                    self.x[0] = 0;
+                }};
+            }
+            // For ops `block_form` guarantees have rd != 0.
+            macro_rules! wr {
+                ($r:expr, $v:expr) => {{
+                    let v = $v;
+                    self.x[($r as usize) & 31] = v;
+                }};
+            }
+            // Retire the block's last op (`$i`) with next pc `$npc` and leave the page loop.
+            macro_rules! retire_and {
+                ($i:expr, $npc:expr, $exit:expr) => {{
+                    self.pc = $npc;
+                    self.icount = base + $i as u64 + 1;
+                    return $exit;
+                }};
+            }
+            // Make pc and icount exact for op `$i`, the block's last (a system op).
+            macro_rules! sync_last {
+                ($i:expr, $op:expr) => {{
+                    self.pc = npc.wrapping_sub($op.len as u64);
+                    self.icount = base + $i as u64;
+                }};
+            }
+
+            let exit = 'blk: {
+                // Writes may have hit decoded code of this page (stores, page-table A/D updates,
+                // device DMA): leave the block after op `$i` if they hit an instruction.
+                macro_rules! code_check {
+                    ($i:expr) => {
+                        if ram.way_dirty(way) {
+                            if let Some((lo, hi)) = ram.take_code_dirty(way) {
+                                if page.overlaps(lo, hi) {
+                                    break 'blk BlockExit::Dirty($i + 1, lo, hi);
                                 }
-                                if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
-                                    return PageExit::Leave;
-                                }
-                                continue;
                             }
                         }
-                        Err(Exception::IllegalInstr(_)) => {
-                            trap!(Exception::IllegalInstr(op.raw as u64))
+                    };
+                }
+                macro_rules! load {
+                    ($i:expr, $op:expr, $size:expr) => {{
+                        let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
+                        // Devices read the clock at the access.
+                        self.icount = base + $i as u64;
+                        match self.load_in(ram, mmio, a, $size, dmode) {
+                            Ok(v) => v,
+                            Err(ex) => break 'blk BlockExit::Trap($i, ex),
                         }
-                        Err(e) => trap!(e),
+                    }};
+                }
+                macro_rules! store {
+                    ($i:expr, $op:expr, $size:expr, $val:expr) => {{
+                        let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
+                        let v = $val;
+                        self.icount = base + $i as u64;
+                        match self.store_in(ram, mmio, a, $size, v, dmode) {
+                            Ok(StoreOutcome::Ram) => {}
+                            Ok(StoreOutcome::CodeModified) => code_check!($i),
+                            Ok(StoreOutcome::Mmio) => break 'blk BlockExit::Yield($i + 1),
+                            Err(ex) => break 'blk BlockExit::Trap($i, ex),
+                        }
+                    }};
+                }
+                for (i, op) in ops.iter().enumerate() {
+                    let imm = op.imm as i64 as u64;
+                    match op.kind {
+                        Kind::Undecoded | Kind::CrossPage | Kind::Illegal => {
+                            break 'blk BlockExit::Trap(i, Exception::IllegalInstr(op.raw as u64))
+                        }
+                        Kind::Lui => wr!(op.rd, imm),
+                        Kind::Auipc => wr!(op.rd, vbase.wrapping_add(imm)),
+                        Kind::Jal => {
+                            wr!(op.rd, npc);
+                            npc = vbase.wrapping_add(imm);
+                        }
+                        Kind::Jalr => {
+                            let t = rx!(op.rs1).wrapping_add(imm) & !1;
+                            wr!(op.rd, npc);
+                            npc = t;
+                        }
+                        Kind::Beq => {
+                            if rx!(op.rs1) == rx!(op.rs2) {
+                                npc = vbase.wrapping_add(imm);
+                            }
+                        }
+                        Kind::Bne => {
+                            if rx!(op.rs1) != rx!(op.rs2) {
+                                npc = vbase.wrapping_add(imm);
+                            }
+                        }
+                        Kind::Blt => {
+                            if (rx!(op.rs1) as i64) < (rx!(op.rs2) as i64) {
+                                npc = vbase.wrapping_add(imm);
+                            }
+                        }
+                        Kind::Bge => {
+                            if (rx!(op.rs1) as i64) >= (rx!(op.rs2) as i64) {
+                                npc = vbase.wrapping_add(imm);
+                            }
+                        }
+                        Kind::Bltu => {
+                            if rx!(op.rs1) < rx!(op.rs2) {
+                                npc = vbase.wrapping_add(imm);
+                            }
+                        }
+                        Kind::Bgeu => {
+                            if rx!(op.rs1) >= rx!(op.rs2) {
+                                npc = vbase.wrapping_add(imm);
+                            }
+                        }
+                        Kind::Lb => {
+                            let v = load!(i, op, 1);
+                            wx!(op.rd, v as i8 as i64 as u64);
+                            code_check!(i);
+                        }
+                        Kind::Lh => {
+                            let v = load!(i, op, 2);
+                            wx!(op.rd, v as i16 as i64 as u64);
+                            code_check!(i);
+                        }
+                        Kind::Lw => {
+                            let v = load!(i, op, 4);
+                            wx!(op.rd, sext32(v));
+                            code_check!(i);
+                        }
+                        Kind::Ld => {
+                            let v = load!(i, op, 8);
+                            wx!(op.rd, v);
+                            code_check!(i);
+                        }
+                        Kind::Lbu => {
+                            let v = load!(i, op, 1);
+                            wx!(op.rd, v as u8 as u64);
+                            code_check!(i);
+                        }
+                        Kind::Lhu => {
+                            let v = load!(i, op, 2);
+                            wx!(op.rd, v as u16 as u64);
+                            code_check!(i);
+                        }
+                        Kind::Lwu => {
+                            let v = load!(i, op, 4);
+                            wx!(op.rd, v as u32 as u64);
+                            code_check!(i);
+                        }
+                        Kind::Sb => store!(i, op, 1, rx!(op.rs2)),
+                        Kind::Sh => store!(i, op, 2, rx!(op.rs2)),
+                        Kind::Sw => store!(i, op, 4, rx!(op.rs2)),
+                        Kind::Sd => store!(i, op, 8, rx!(op.rs2)),
+                        Kind::Addi => wr!(op.rd, rx!(op.rs1).wrapping_add(imm)),
+                        Kind::Slti => wr!(op.rd, ((rx!(op.rs1) as i64) < (imm as i64)) as u64),
+                        Kind::Sltiu => wr!(op.rd, (rx!(op.rs1) < imm) as u64),
+                        Kind::Xori => wr!(op.rd, rx!(op.rs1) ^ imm),
+                        Kind::Ori => wr!(op.rd, rx!(op.rs1) | imm),
+                        Kind::Andi => wr!(op.rd, rx!(op.rs1) & imm),
+                        Kind::Slli => wr!(op.rd, rx!(op.rs1) << (imm & 63)),
+                        Kind::Srli => wr!(op.rd, rx!(op.rs1) >> (imm & 63)),
+                        Kind::Srai => wr!(op.rd, ((rx!(op.rs1) as i64) >> (imm & 63)) as u64),
+                        Kind::Add => wr!(op.rd, rx!(op.rs1).wrapping_add(rx!(op.rs2))),
+                        Kind::Sub => wr!(op.rd, rx!(op.rs1).wrapping_sub(rx!(op.rs2))),
+                        Kind::Sll => wr!(op.rd, rx!(op.rs1) << (rx!(op.rs2) & 63)),
+                        Kind::Slt => {
+                            wr!(op.rd, ((rx!(op.rs1) as i64) < (rx!(op.rs2) as i64)) as u64)
+                        }
+                        Kind::Sltu => wr!(op.rd, (rx!(op.rs1) < rx!(op.rs2)) as u64),
+                        Kind::Xor => wr!(op.rd, rx!(op.rs1) ^ rx!(op.rs2)),
+                        Kind::Srl => wr!(op.rd, rx!(op.rs1) >> (rx!(op.rs2) & 63)),
+                        Kind::Sra => {
+                            wr!(op.rd, ((rx!(op.rs1) as i64) >> (rx!(op.rs2) & 63)) as u64)
+                        }
+                        Kind::Or => wr!(op.rd, rx!(op.rs1) | rx!(op.rs2)),
+                        Kind::And => wr!(op.rd, rx!(op.rs1) & rx!(op.rs2)),
+                        Kind::Addiw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_add(imm))),
+                        Kind::Slliw => {
+                            wr!(op.rd, sext32(((rx!(op.rs1) as u32) << (imm & 31)) as u64))
+                        }
+                        Kind::Srliw => {
+                            wr!(op.rd, sext32(((rx!(op.rs1) as u32) >> (imm & 31)) as u64))
+                        }
+                        Kind::Sraiw => {
+                            wr!(op.rd, ((rx!(op.rs1) as i32) >> (imm & 31)) as i64 as u64)
+                        }
+                        Kind::Addw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_add(rx!(op.rs2)))),
+                        Kind::Subw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_sub(rx!(op.rs2)))),
+                        Kind::Sllw => wr!(
+                            op.rd,
+                            sext32(((rx!(op.rs1) as u32) << (rx!(op.rs2) & 31)) as u64)
+                        ),
+                        Kind::Srlw => wr!(
+                            op.rd,
+                            sext32(((rx!(op.rs1) as u32) >> (rx!(op.rs2) & 31)) as u64)
+                        ),
+                        Kind::Sraw => wr!(
+                            op.rd,
+                            ((rx!(op.rs1) as i32) >> (rx!(op.rs2) & 31)) as i64 as u64
+                        ),
+                        Kind::Mul => wr!(op.rd, rx!(op.rs1).wrapping_mul(rx!(op.rs2))),
+                        Kind::Mulh => {
+                            let p = (rx!(op.rs1) as i64 as i128) * (rx!(op.rs2) as i64 as i128);
+                            wr!(op.rd, (p >> 64) as u64)
+                        }
+                        Kind::Mulhsu => {
+                            let p = (rx!(op.rs1) as i64 as i128).wrapping_mul(rx!(op.rs2) as i128);
+                            wr!(op.rd, (p >> 64) as u64)
+                        }
+                        Kind::Mulhu => {
+                            let p = (rx!(op.rs1) as u128) * (rx!(op.rs2) as u128);
+                            wr!(op.rd, (p >> 64) as u64)
+                        }
+                        Kind::Div => {
+                            let (a, b) = (rx!(op.rs1) as i64, rx!(op.rs2) as i64);
+                            wr!(
+                                op.rd,
+                                if b == 0 {
+                                    u64::MAX
+                                } else {
+                                    a.wrapping_div(b) as u64
+                                }
+                            )
+                        }
+                        Kind::Divu => {
+                            let (a, b) = (rx!(op.rs1), rx!(op.rs2));
+                            wr!(op.rd, a.checked_div(b).unwrap_or(u64::MAX))
+                        }
+                        Kind::Rem => {
+                            let (a, b) = (rx!(op.rs1) as i64, rx!(op.rs2) as i64);
+                            wr!(
+                                op.rd,
+                                if b == 0 {
+                                    a as u64
+                                } else {
+                                    a.wrapping_rem(b) as u64
+                                }
+                            )
+                        }
+                        Kind::Remu => {
+                            let (a, b) = (rx!(op.rs1), rx!(op.rs2));
+                            wr!(op.rd, if b == 0 { a } else { a % b })
+                        }
+                        Kind::Mulw => wr!(op.rd, sext32(rx!(op.rs1).wrapping_mul(rx!(op.rs2)))),
+                        Kind::Divw => {
+                            let (a, b) = (rx!(op.rs1) as i32, rx!(op.rs2) as i32);
+                            wr!(
+                                op.rd,
+                                if b == 0 {
+                                    u64::MAX
+                                } else {
+                                    a.wrapping_div(b) as i64 as u64
+                                }
+                            )
+                        }
+                        Kind::Divuw => {
+                            let (a, b) = (rx!(op.rs1) as u32, rx!(op.rs2) as u32);
+                            wr!(
+                                op.rd,
+                                a.checked_div(b).map_or(u64::MAX, |q| sext32(q as u64))
+                            )
+                        }
+                        Kind::Remw => {
+                            let (a, b) = (rx!(op.rs1) as i32, rx!(op.rs2) as i32);
+                            wr!(
+                                op.rd,
+                                if b == 0 {
+                                    a as i64 as u64
+                                } else {
+                                    a.wrapping_rem(b) as i64 as u64
+                                }
+                            )
+                        }
+                        Kind::Remuw => {
+                            let (a, b) = (rx!(op.rs1) as u32, rx!(op.rs2) as u32);
+                            wr!(
+                                op.rd,
+                                sext32(if b == 0 { a as u64 } else { (a % b) as u64 })
+                            )
+                        }
+                        Kind::Fence | Kind::Nop => {}
+                        Kind::J => npc = vbase.wrapping_add(imm),
+                        Kind::Jr => npc = rx!(op.rs1).wrapping_add(imm) & !1,
+                        Kind::FenceI => {
+                            ram.invalidate_all_code();
+                            retire_and!(i, npc, PageExit::Leave)
+                        }
+                        Kind::Ecall => break 'blk BlockExit::Trap(i, Exception::Ecall),
+                        // QEMU 7.2 (our oracle) writes 0 to xtval for ebreak; the spec allows
+                        // 0 or the pc.
+                        Kind::Ebreak => break 'blk BlockExit::Trap(i, Exception::Breakpoint(0)),
+                        Kind::Mret | Kind::Sret => {
+                            sync_last!(i, op);
+                            let r = if op.kind == Kind::Mret {
+                                self.mret()
+                            } else {
+                                self.sret()
+                            };
+                            match r {
+                                Ok(target) => {
+                                    self.pc = target;
+                                    self.icount = base + i as u64 + 1;
+                                    self.take_pending_interrupt();
+                                    return PageExit::Refetch;
+                                }
+                                Err(ex) => break 'blk BlockExit::Trap(i, ex),
+                            }
+                        }
+                        Kind::Wfi => {
+                            sync_last!(i, op);
+                            if let Err(ex) = self.wfi_allowed() {
+                                break 'blk BlockExit::Trap(i, ex);
+                            }
+                            self.pc = npc;
+                            self.icount = base + i as u64 + 1;
+                            // take_pending_interrupt clears `wfi` when any interrupt is pending
+                            // in mip & mie, even one it cannot take now: then wfi does not wait.
+                            self.wfi = true;
+                            if self.take_pending_interrupt() {
+                                self.wfi = false;
+                                return PageExit::Refetch;
+                            }
+                            if self.wfi {
+                                return PageExit::Exit(ExitReason::Wfi);
+                            }
+                            return PageExit::Refetch;
+                        }
+                        Kind::SfenceVma => {
+                            sync_last!(i, op);
+                            if let Err(ex) = self.sfence_allowed() {
+                                break 'blk BlockExit::Trap(i, ex);
+                            }
+                            self.tlb.flush();
+                            retire_and!(i, npc, PageExit::Refetch)
+                        }
+                        Kind::Csrrw
+                        | Kind::Csrrs
+                        | Kind::Csrrc
+                        | Kind::Csrrwi
+                        | Kind::Csrrsi
+                        | Kind::Csrrci => {
+                            let (cop, operand, write) = match op.kind {
+                                Kind::Csrrw => (CsrOp::Write, rx!(op.rs1), true),
+                                Kind::Csrrs => (CsrOp::Set, rx!(op.rs1), op.rs1 != 0),
+                                Kind::Csrrc => (CsrOp::Clear, rx!(op.rs1), op.rs1 != 0),
+                                Kind::Csrrwi => (CsrOp::Write, op.rs1 as u64, true),
+                                Kind::Csrrsi => (CsrOp::Set, op.rs1 as u64, op.rs1 != 0),
+                                _ => (CsrOp::Clear, op.rs1 as u64, op.rs1 != 0),
+                            };
+                            let addr = op.imm as u16 & 0xfff;
+                            sync_last!(i, op);
+                            match self.csr_op(mmio, addr, cop, operand, write) {
+                                Ok(old) => {
+                                    wx!(op.rd, old);
+                                    if write {
+                                        self.pc = npc;
+                                        self.icount = base + i as u64 + 1;
+                                        // The write may have unmasked an interrupt or changed
+                                        // translation.
+                                        if self.take_pending_interrupt() || csr_affects_fetch(addr)
+                                        {
+                                            return PageExit::Refetch;
+                                        }
+                                    }
+                                }
+                                Err(Exception::IllegalInstr(_)) => {
+                                    break 'blk BlockExit::Trap(
+                                        i,
+                                        Exception::IllegalInstr(op.raw as u64),
+                                    )
+                                }
+                                Err(ex) => break 'blk BlockExit::Trap(i, ex),
+                            }
+                        }
+                        Kind::LrW
+                        | Kind::ScW
+                        | Kind::AmoSwapW
+                        | Kind::AmoAddW
+                        | Kind::AmoXorW
+                        | Kind::AmoAndW
+                        | Kind::AmoOrW
+                        | Kind::AmoMinW
+                        | Kind::AmoMaxW
+                        | Kind::AmoMinuW
+                        | Kind::AmoMaxuW
+                        | Kind::LrD
+                        | Kind::ScD
+                        | Kind::AmoSwapD
+                        | Kind::AmoAddD
+                        | Kind::AmoXorD
+                        | Kind::AmoAndD
+                        | Kind::AmoOrD
+                        | Kind::AmoMinD
+                        | Kind::AmoMaxD
+                        | Kind::AmoMinuD
+                        | Kind::AmoMaxuD => {
+                            self.icount = base + i as u64;
+                            if let Err(ex) = self.exec_amo(ram, op) {
+                                break 'blk BlockExit::Trap(i, ex);
+                            }
+                            code_check!(i);
+                        }
+                        Kind::Flw | Kind::Fld => {
+                            if !self.fp_enabled() {
+                                break 'blk BlockExit::Trap(
+                                    i,
+                                    Exception::IllegalInstr(op.raw as u64),
+                                );
+                            }
+                            if op.kind == Kind::Flw {
+                                let v = load!(i, op, 4);
+                                self.f[op.rd as usize & 31] = fpu::box_f32(v as u32);
+                            } else {
+                                let v = load!(i, op, 8);
+                                self.f[op.rd as usize & 31] = v;
+                            }
+                            self.set_fs_dirty();
+                            code_check!(i);
+                        }
+                        Kind::Fsw | Kind::Fsd => {
+                            if !self.fp_enabled() {
+                                break 'blk BlockExit::Trap(
+                                    i,
+                                    Exception::IllegalInstr(op.raw as u64),
+                                );
+                            }
+                            let v = self.f[op.rs2 as usize & 31];
+                            if op.kind == Kind::Fsw {
+                                store!(i, op, 4, v)
+                            } else {
+                                store!(i, op, 8, v)
+                            }
+                        }
+                        Kind::FmaddS
+                        | Kind::FmsubS
+                        | Kind::FnmsubS
+                        | Kind::FnmaddS
+                        | Kind::FmaddD
+                        | Kind::FmsubD
+                        | Kind::FnmsubD
+                        | Kind::FnmaddD
+                        | Kind::FaddS
+                        | Kind::FsubS
+                        | Kind::FmulS
+                        | Kind::FdivS
+                        | Kind::FsqrtS
+                        | Kind::FaddD
+                        | Kind::FsubD
+                        | Kind::FmulD
+                        | Kind::FdivD
+                        | Kind::FsqrtD
+                        | Kind::FsgnjS
+                        | Kind::FsgnjD
+                        | Kind::FminmaxS
+                        | Kind::FminmaxD
+                        | Kind::FcmpS
+                        | Kind::FcmpD
+                        | Kind::FclassS
+                        | Kind::FclassD
+                        | Kind::FcvtIntS
+                        | Kind::FcvtIntD
+                        | Kind::FcvtSInt
+                        | Kind::FcvtDInt
+                        | Kind::FcvtSD
+                        | Kind::FcvtDS
+                        | Kind::FmvXW
+                        | Kind::FmvWX
+                        | Kind::FmvXD
+                        | Kind::FmvDX => {
+                            if let Err(ex) = self.exec_fp(op) {
+                                break 'blk BlockExit::Trap(i, ex);
+                            }
+                        }
                     }
                 }
-                Kind::LrW
-                | Kind::ScW
-                | Kind::AmoSwapW
-                | Kind::AmoAddW
-                | Kind::AmoXorW
-                | Kind::AmoAndW
-                | Kind::AmoOrW
-                | Kind::AmoMinW
-                | Kind::AmoMaxW
-                | Kind::AmoMinuW
-                | Kind::AmoMaxuW
-                | Kind::LrD
-                | Kind::ScD
-                | Kind::AmoSwapD
-                | Kind::AmoAddD
-                | Kind::AmoXorD
-                | Kind::AmoAndD
-                | Kind::AmoOrD
-                | Kind::AmoMinD
-                | Kind::AmoMaxD
-                | Kind::AmoMinuD
-                | Kind::AmoMaxuD => {
-                    sync!();
-                    let r = self.exec_amo(ram, page, idx);
-                    code_check!();
-                    if let Err(e) = r {
-                        trap!(e);
-                    }
+                BlockExit::Done
+            };
+            match exit {
+                BlockExit::Done => {
+                    pc = npc;
+                    icount = base + n as u64;
                 }
-                Kind::Flw | Kind::Fld => {
-                    if !self.fp_enabled() {
-                        trap!(Exception::IllegalInstr(op.raw as u64));
-                    }
-                    if op.kind == Kind::Flw {
-                        let v = load!(op, 4);
-                        self.f[op.rd as usize & 31] = fpu::box_f32(v as u32);
-                    } else {
-                        let v = load!(op, 8);
-                        self.f[op.rd as usize & 31] = v;
-                    }
-                    self.set_fs_dirty();
+                BlockExit::Trap(i, ex) => {
+                    self.pc = pc_at(vbase, start_off, ops, i);
+                    self.icount = base + i as u64;
+                    self.take_exception(ex);
+                    return PageExit::Trap;
                 }
-                Kind::Fsw | Kind::Fsd => {
-                    if !self.fp_enabled() {
-                        trap!(Exception::IllegalInstr(op.raw as u64));
-                    }
-                    let v = self.f[op.rs2 as usize & 31];
-                    if op.kind == Kind::Fsw {
-                        store!(op, 4, v)
-                    } else {
-                        store!(op, 8, v)
-                    }
+                BlockExit::Yield(k) => {
+                    self.pc = pc_at(vbase, start_off, ops, k);
+                    self.icount = base + k as u64;
+                    return PageExit::Exit(ExitReason::Yield);
                 }
-                Kind::FmaddS
-                | Kind::FmsubS
-                | Kind::FnmsubS
-                | Kind::FnmaddS
-                | Kind::FmaddD
-                | Kind::FmsubD
-                | Kind::FnmsubD
-                | Kind::FnmaddD
-                | Kind::FaddS
-                | Kind::FsubS
-                | Kind::FmulS
-                | Kind::FdivS
-                | Kind::FsqrtS
-                | Kind::FaddD
-                | Kind::FsubD
-                | Kind::FmulD
-                | Kind::FdivD
-                | Kind::FsqrtD
-                | Kind::FsgnjS
-                | Kind::FsgnjD
-                | Kind::FminmaxS
-                | Kind::FminmaxD
-                | Kind::FcmpS
-                | Kind::FcmpD
-                | Kind::FclassS
-                | Kind::FclassD
-                | Kind::FcvtIntS
-                | Kind::FcvtIntD
-                | Kind::FcvtSInt
-                | Kind::FcvtDInt
-                | Kind::FcvtSD
-                | Kind::FcvtDS
-                | Kind::FmvXW
-                | Kind::FmvWX
-                | Kind::FmvXD
-                | Kind::FmvDX => {
-                    if let Err(e) = self.exec_fp(page, idx) {
-                        trap!(e);
-                    }
+                BlockExit::Dirty(k, lo, hi) => {
+                    pc = pc_at(vbase, start_off, ops, k);
+                    icount = base + k as u64;
+                    page.invalidate(lo, hi);
                 }
             }
-            pc = npc;
-            icount += 1;
             if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
-                sync!();
+                self.pc = pc;
+                self.icount = icount;
                 return PageExit::Leave;
             }
         }
@@ -769,10 +924,8 @@ impl Hart {
 
     /// LR/SC and AMOs: read-modify-write on the physical RAM address from `translate_atomic`.
     #[inline(never)]
-    fn exec_amo(&mut self, ram: &mut Ram, page: &DecodedPage, idx: usize) -> Result<(), Exception> {
+    fn exec_amo(&mut self, ram: &mut Ram, op: &Op) -> Result<(), Exception> {
         use Kind::*;
-        // Read from the page rather than passed by value: keeps the hot loop's op in registers.
-        let op = page.at(idx);
         let addr = self.x[op.rs1 as usize & 31];
         let src = self.x[op.rs2 as usize & 31];
         let word = (op.kind as u8) <= (AmoMaxuW as u8);
@@ -852,9 +1005,8 @@ impl Hart {
 
     /// F and D computational instructions (everything but loads and stores).
     #[inline(never)]
-    fn exec_fp(&mut self, page: &DecodedPage, idx: usize) -> Result<(), Exception> {
+    fn exec_fp(&mut self, op: &Op) -> Result<(), Exception> {
         use Kind::*;
-        let op = page.at(idx);
         let ill = Exception::IllegalInstr(op.raw as u64);
         if !self.fp_enabled() {
             return Err(ill);

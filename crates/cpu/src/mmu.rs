@@ -201,7 +201,7 @@ fn mode_priv(mode: usize) -> Priv {
 impl Hart {
     /// Translation regime of loads and stores: MPRV selects MPP's privilege; SUM matters in S.
     #[inline(always)]
-    fn data_mode(&self) -> usize {
+    pub(crate) fn data_mode(&self) -> usize {
         // Indexed by privilege (MPP = 2, storable as in QEMU, acts as U) and SUM.
         const MODES: [u8; 8] = [
             MODE_U as u8,
@@ -409,7 +409,20 @@ impl Hart {
         vaddr: u64,
         size: u8,
     ) -> Result<u64, Exception> {
-        let mode = self.data_mode();
+        self.load_in(ram, mmio, vaddr, size, self.data_mode())
+    }
+
+    /// [`Hart::load`] in translation regime `mode` (from [`Hart::data_mode`], which the
+    /// interpreter computes once per run of a page: only instructions that end it change it).
+    #[inline(always)]
+    pub(crate) fn load_in<M: Mmio>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        vaddr: u64,
+        size: u8,
+        mode: usize,
+    ) -> Result<u64, Exception> {
         let e = self.tlb.entry(Access::Load, mode, vaddr);
         if vaddr & (PAGE_MASK | (size as u64).wrapping_sub(1)) == e.tag {
             return Ok(ram.load_at((e.base + (vaddr & !PAGE_MASK)) as usize, size));
@@ -489,10 +502,24 @@ impl Hart {
         size: u8,
         value: u64,
     ) -> Result<StoreOutcome, Exception> {
-        let mode = self.data_mode();
+        self.store_in(ram, mmio, vaddr, size, value, self.data_mode())
+    }
+
+    /// [`Hart::store`] in translation regime `mode` (see [`Hart::load_in`]).
+    #[inline(always)]
+    pub(crate) fn store_in<M: Mmio>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        vaddr: u64,
+        size: u8,
+        value: u64,
+        mode: usize,
+    ) -> Result<StoreOutcome, Exception> {
         let e = self.tlb.entry(Access::Store, mode, vaddr);
         if vaddr & (PAGE_MASK | (size as u64).wrapping_sub(1)) == e.tag {
-            let code = ram.store_at((e.base + (vaddr & !PAGE_MASK)) as usize, size, value);
+            // The tag check proves the access aligned, hence inside one page.
+            let code = ram.store_in_page((e.base + (vaddr & !PAGE_MASK)) as usize, size, value);
             return Ok(if code {
                 StoreOutcome::CodeModified
             } else {

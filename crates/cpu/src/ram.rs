@@ -138,6 +138,20 @@ impl Ram {
         }
     }
 
+    /// [`Ram::store_at`] for an access known not to cross a page boundary (naturally aligned):
+    /// one code-page check instead of two.
+    #[inline(always)]
+    pub(crate) fn store_in_page(&mut self, off: usize, size: u8, value: u64) -> bool {
+        let bytes = value.to_le_bytes();
+        self.data[off..off + size as usize].copy_from_slice(&bytes[..size as usize]);
+        if self.code_state[off >> PAGE_SHIFT] != 0 {
+            self.invalidate_code_range(off, size as usize);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Drop decoded code for every page overlapping `[off, off+len)` (RAM offsets).
     ///
     /// Only the slots whose instructions can overlap the written bytes are forgotten (including
