@@ -38,19 +38,54 @@ pub enum SerialSpec {
     Null,
     /// Output to a file, no input (QEMU's `file:` chardev).
     File(PathBuf),
+    /// A TCP server socket `HOST:PORT`: one client, input and output.
+    Tcp(String),
+    /// A unix server socket: one client, input and output.
+    Unix(PathBuf),
 }
 
-/// Parse `stdio`, `null` (or `none`) or `file:PATH`.
+/// Parse `stdio`, `null` (or `none`), `file:PATH`, `tcp:HOST:PORT,server` or
+/// `unix:PATH,server`.
 pub fn parse_serial(s: &str) -> Result<SerialSpec, String> {
+    let usage = || {
+        format!(
+            "invalid serial backend '{s}' (use stdio, null, file:PATH, tcp:HOST:PORT,server or \
+             unix:PATH,server)"
+        )
+    };
+    let server = |rest: &str| -> Result<String, String> {
+        match rest.strip_suffix(",server") {
+            Some(a) if !a.is_empty() => Ok(a.to_string()),
+            _ => Err(format!(
+                "invalid serial backend '{s}': only listening sockets are supported (add ,server)"
+            )),
+        }
+    };
     match s {
         "stdio" => Ok(SerialSpec::Stdio),
         "null" | "none" => Ok(SerialSpec::Null),
-        _ => match s.strip_prefix("file:") {
-            Some(p) if !p.is_empty() => Ok(SerialSpec::File(PathBuf::from(p))),
-            _ => Err(format!(
-                "invalid serial backend '{s}' (use stdio, null or file:PATH)"
-            )),
-        },
+        _ => {
+            if let Some(p) = s.strip_prefix("file:") {
+                return if p.is_empty() {
+                    Err(usage())
+                } else {
+                    Ok(SerialSpec::File(PathBuf::from(p)))
+                };
+            }
+            if let Some(rest) = s.strip_prefix("tcp:") {
+                let addr = server(rest)?;
+                if !addr.contains(':') {
+                    return Err(format!(
+                        "invalid serial backend '{s}': use tcp:HOST:PORT,server"
+                    ));
+                }
+                return Ok(SerialSpec::Tcp(addr));
+            }
+            if let Some(rest) = s.strip_prefix("unix:") {
+                return Ok(SerialSpec::Unix(PathBuf::from(server(rest)?)));
+            }
+            Err(usage())
+        }
     }
 }
 
@@ -81,5 +116,15 @@ mod tests {
         );
         assert!(parse_serial("file:").is_err());
         assert!(parse_serial("tcp:1234").is_err());
+        assert!(parse_serial("tcp:127.0.0.1:4444").is_err());
+        assert_eq!(
+            parse_serial("tcp:127.0.0.1:4444,server"),
+            Ok(SerialSpec::Tcp("127.0.0.1:4444".into()))
+        );
+        assert_eq!(
+            parse_serial("unix:/tmp/s.sock,server"),
+            Ok(SerialSpec::Unix("/tmp/s.sock".into()))
+        );
+        assert!(parse_serial("unix:,server").is_err());
     }
 }

@@ -1,6 +1,7 @@
-//! `rewind`: deterministic record and replay RISC-V emulator (run mode for now).
+//! `rewind`: deterministic record and replay RISC-V emulator.
 
 mod args;
+mod commands;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -9,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rewind_machine::{ImageSource, Machine, MachineConfig, RunOutcome, SerialInput, SerialOutput};
+use rewind_machine::{
+    ImageSource, Machine, MachineConfig, MachineError, RunOutcome, SerialInput, SerialOutput,
+};
+use rewind_replay::ReplayStop;
 
 use args::{parse_serial, parse_size, SerialSpec};
 
@@ -22,6 +26,10 @@ static BENCH_ELF: &[u8] = include_bytes!("../../../guests/prebuilt/bench.elf");
 const EXIT_INSTRUCTION_LIMIT: u8 = 124;
 /// Exit status for every error (bad option, bad file, guest that can never continue).
 const EXIT_ERROR: u8 = 2;
+/// Exit status of a replay that diverged from its recording.
+const EXIT_DIVERGED: u8 = 3;
+/// Exit status of a replay whose trace was cut short.
+const EXIT_CUT_SHORT: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,7 +47,13 @@ struct Cli {
 enum Cmd {
     /// Run a guest on the `virt` board (QEMU 7.2 compatible).
     Run(RunArgs),
-    /// Run the built-in demo guest and print a summary.
+    /// Run a guest and record every host input into a trace file.
+    Record(RecordArgs),
+    /// Replay a trace: the guest runs exactly as it did when recorded.
+    Replay(ReplayArgs),
+    /// Print the events of a trace with their icount and file offset.
+    Dump(DumpArgs),
+    /// Record the built-in demo guest, replay it, and compare.
     Demo,
     /// Run the built-in benchmark guest (and QEMU, when installed) and print the speed.
     Bench {
@@ -49,8 +63,9 @@ enum Cmd {
     },
 }
 
+/// The options that define a machine (shared by `run` and `record`).
 #[derive(clap::Args, Debug)]
-struct RunArgs {
+struct MachineArgs {
     /// Firmware loaded at 0x80000000 (ELF or raw binary), or `none`.
     #[arg(long, value_name = "none|PATH", default_value = "none")]
     bios: String,
@@ -69,7 +84,8 @@ struct RunArgs {
     /// Each instruction takes 2^N ns of virtual time.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
     icount_shift: u32,
-    /// Serial console: stdio, null or file:PATH (output to a file).
+    /// Serial console: stdio, null, file:PATH (output to a file), tcp:HOST:PORT,server or
+    /// unix:PATH,server (wait for one client; input and output over the socket).
     #[arg(long, value_name = "BACKEND", default_value = "stdio", value_parser = parse_serial)]
     serial: SerialSpec,
     /// Feed the serial console with the bytes of this file instead of standard input.
@@ -78,9 +94,59 @@ struct RunArgs {
     /// Stop after this many instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    machine: MachineArgs,
     /// Write the device tree blob to PATH and exit (like QEMU's `-machine dumpdtb=PATH`).
     #[arg(long, value_name = "PATH")]
     dump_dtb: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RecordArgs {
+    /// The trace file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Instructions between two state checks (0: none).
+    #[arg(long, value_name = "N", default_value_t = rewind_replay::DEFAULT_CHECK_INTERVAL)]
+    check_interval: u64,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Raw bytes per trace block (tests use tiny blocks to cut traces between blocks).
+    #[arg(long, value_name = "BYTES", hide = true)]
+    block_size: Option<usize>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    /// The trace to replay.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Where guest output goes: stdio, null or file:PATH.
+    #[arg(long, value_name = "BACKEND", default_value = "stdio", value_parser = parse_serial)]
+    serial: SerialSpec,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct DumpArgs {
+    /// The trace to print.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Per-kind counts and sizes instead of the events.
+    #[arg(long)]
+    stats: bool,
 }
 
 fn main() -> ExitCode {
@@ -88,16 +154,34 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rewind: {e:#}");
-            ExitCode::from(EXIT_ERROR)
+            eprintln!("rewind: {}", format!("{e:#}").trim_end());
+            ExitCode::from(error_status(&e))
         }
+    }
+}
+
+/// The exit status of an error: 3 for a divergence, 4 for a trace cut short, 2 otherwise.
+fn error_status(e: &anyhow::Error) -> u8 {
+    let stop = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<MachineError>() {
+            Some(MachineError::Replay(s)) => Some(s),
+            _ => c.downcast_ref::<ReplayStop>(),
+        });
+    match stop {
+        Some(ReplayStop::Diverged(_)) => EXIT_DIVERGED,
+        Some(ReplayStop::CutShort { .. }) => EXIT_CUT_SHORT,
+        _ => EXIT_ERROR,
     }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Cmd::Run(a) => run(a),
-        Cmd::Demo => demo(),
+        Cmd::Record(a) => commands::record(a),
+        Cmd::Replay(a) => commands::replay(a),
+        Cmd::Dump(a) => commands::dump(a),
+        Cmd::Demo => commands::demo(),
         Cmd::Bench { no_qemu } => bench(no_qemu),
     }
 }
@@ -117,28 +201,37 @@ fn exit_status(outcome: RunOutcome, icount: u64) -> u8 {
     }
 }
 
-fn run(a: RunArgs) -> anyhow::Result<u8> {
+/// The machine configuration the options describe.
+fn machine_config(a: &MachineArgs) -> MachineConfig {
     let bios = (a.bios != "none").then(|| ImageSource::file(&a.bios));
-    let (serial_input, serial_output) = match a.serial {
+    let (serial_input, serial_output) = match &a.serial {
         SerialSpec::Stdio => (SerialInput::Stdio, SerialOutput::Stdout),
         SerialSpec::Null => (SerialInput::Null, SerialOutput::Null),
-        SerialSpec::File(p) => (SerialInput::Null, SerialOutput::File(p)),
+        SerialSpec::File(p) => (SerialInput::Null, SerialOutput::File(p.clone())),
+        // Output goes to the socket the boundary accepts.
+        SerialSpec::Tcp(addr) => (SerialInput::TcpServer(addr.clone()), SerialOutput::Null),
+        SerialSpec::Unix(p) => (SerialInput::UnixServer(p.clone()), SerialOutput::Null),
     };
     let serial_input = a
         .serial_input
+        .clone()
         .map(SerialInput::File)
         .unwrap_or(serial_input);
-    let config = MachineConfig {
+    MachineConfig {
         ram_size: a.memory,
         bios,
-        kernel: a.kernel.map(ImageSource::File),
-        initrd: a.initrd.map(ImageSource::File),
-        append: a.append,
+        kernel: a.kernel.clone().map(ImageSource::File),
+        initrd: a.initrd.clone().map(ImageSource::File),
+        append: a.append.clone(),
         icount_shift: a.icount_shift,
         serial_input,
         serial_output,
         handle_signals: true,
-    };
+    }
+}
+
+fn run(a: RunArgs) -> anyhow::Result<u8> {
+    let config = machine_config(&a.machine);
     // The machine (and the terminal's raw mode) is dropped before the process exits.
     let mut m = Machine::new(config)?;
     if let Some(path) = &a.dump_dtb {
@@ -146,11 +239,11 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("{}: cannot write", path.display()))?;
         return Ok(0);
     }
-    let outcome = m.run(a.max_instructions)?;
+    let outcome = m.run(a.machine.max_instructions)?;
     Ok(exit_status(outcome, m.icount()))
 }
 
-fn embedded(name: &str, bytes: &[u8]) -> ImageSource {
+pub(crate) fn embedded(name: &str, bytes: &[u8]) -> ImageSource {
     ImageSource::Embedded {
         name: name.into(),
         bytes: Arc::from(bytes),
@@ -161,42 +254,27 @@ fn mips(instructions: u64, t: Duration) -> f64 {
     instructions as f64 / t.as_secs_f64().max(1e-9) / 1e6
 }
 
-fn demo() -> anyhow::Result<u8> {
-    let config = MachineConfig {
-        kernel: Some(embedded("demo.elf", DEMO_ELF)),
-        serial_output: SerialOutput::Stdout,
-        handle_signals: true,
-        ..MachineConfig::default()
-    };
-    let mut m = Machine::new(config)?;
-    let start = Instant::now();
-    let outcome = m.run(None)?;
-    let wall = start.elapsed();
-    let icount = m.icount();
-    drop(m);
-    let status = exit_status(outcome, icount);
-    println!();
-    println!("--- rewind demo summary ---");
-    println!("guest instructions: {icount}");
-    println!("wall time:          {:.3} s", wall.as_secs_f64());
-    println!("speed:              {:.0} MIPS", mips(icount, wall));
-    println!("exit status:        {status}");
-    Ok(status)
+/// Where `qemu-system-riscv64` is, if installed.
+fn find_qemu() -> Option<PathBuf> {
+    let qemu = "qemu-system-riscv64";
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(qemu))
+            .find(|c| c.is_file())
+    })
 }
 
-/// Time QEMU running the same guest; `None` when QEMU is not installed.
-fn run_qemu(elf: &[u8]) -> anyhow::Result<Option<(Duration, Vec<u8>)>> {
-    let qemu = "qemu-system-riscv64";
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(qemu).is_file()))
-        .unwrap_or(false);
-    if !found {
+/// Time QEMU running the same guest, with extra `-icount` options; `None` when QEMU is not
+/// installed.
+fn run_qemu(elf: &[u8], icount_extra: &str) -> anyhow::Result<Option<(Duration, Vec<u8>)>> {
+    let Some(qemu) = find_qemu() else {
         return Ok(None);
-    }
-    let path = std::env::temp_dir().join(format!("rewind-bench-{}.elf", std::process::id()));
+    };
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let path = dir.path().join("bench.elf");
     std::fs::write(&path, elf).with_context(|| format!("{}: cannot write", path.display()))?;
     let start = Instant::now();
-    let out = Command::new(qemu)
+    let out = Command::new(&qemu)
         .args([
             "-machine",
             "virt",
@@ -204,7 +282,7 @@ fn run_qemu(elf: &[u8]) -> anyhow::Result<Option<(Duration, Vec<u8>)>> {
             "none",
             "-nographic",
             "-icount",
-            "shift=0",
+            &format!("shift=0{icount_extra}"),
             "-kernel",
         ])
         .arg(&path)
@@ -212,12 +290,29 @@ fn run_qemu(elf: &[u8]) -> anyhow::Result<Option<(Duration, Vec<u8>)>> {
         .stderr(Stdio::inherit())
         .output();
     let wall = start.elapsed();
-    let _ = std::fs::remove_file(&path);
-    let out = out.with_context(|| format!("{qemu}: cannot start"))?;
+    let out = out.with_context(|| format!("{}: cannot start", qemu.display()))?;
     if !out.status.success() {
-        eprintln!("rewind: warning: {qemu} exited with {}", out.status);
+        eprintln!(
+            "rewind: warning: {} exited with {}",
+            qemu.display(),
+            out.status
+        );
     }
     Ok(Some((wall, out.stdout)))
+}
+
+/// QEMU recording the bench guest (`rr=record`): wall time and log size.
+fn qemu_record(elf: &[u8]) -> anyhow::Result<Option<(Duration, u64)>> {
+    if find_qemu().is_none() {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let log = dir.path().join("qemu-rr.bin");
+    let Some((wall, _)) = run_qemu(elf, &format!(",rr=record,rrfile={}", log.display()))? else {
+        return Ok(None);
+    };
+    let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    Ok(Some((wall, size)))
 }
 
 fn bench(no_qemu: bool) -> anyhow::Result<u8> {
@@ -227,7 +322,7 @@ fn bench(no_qemu: bool) -> anyhow::Result<u8> {
         handle_signals: true,
         ..MachineConfig::default()
     };
-    let mut m = Machine::new(config)?;
+    let mut m = Machine::new(config.clone())?;
     let start = Instant::now();
     let outcome = m.run(None)?;
     let wall = start.elapsed();
@@ -243,8 +338,55 @@ fn bench(no_qemu: bool) -> anyhow::Result<u8> {
     if status != 0 {
         println!("guest exit status:  {status}");
     }
+
+    // Record and replay the same guest.
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let trace = dir.path().join("bench.rwtrace");
+    let mut rconfig = MachineConfig {
+        handle_signals: false,
+        ..config
+    };
+    let checks = rewind_machine::CheckSettings::default();
+    let writer = commands::create_trace(&trace, &mut rconfig, checks, false)?;
+    let mut rec = Machine::record(rconfig, writer, checks)?;
+    let t = Instant::now();
+    rec.run(None)?;
+    let rec_wall = t.elapsed();
+    let guest_ns = rec.bus().clock.ns(rec.icount());
+    let rec_hash = rec.state_hash();
+    let bytes = rec.finish_recording()?.unwrap_or(0);
+    drop(rec);
+    let reader = rewind_log::TraceReader::open(&trace)?;
+    let (pconfig, _) =
+        rewind_machine::record::replay_config(reader.header(), &commands::embedded_image)?;
+    let mut rep = Machine::replay(pconfig, reader, SerialOutput::Null)?;
+    let t = Instant::now();
+    let replayed = rep.run(None).and_then(|_| rep.finish_replay());
+    let rep_wall = t.elapsed();
+    let guest_s = guest_ns as f64 / 1e9;
+    println!(
+        "record wall time:   {:.3} s ({:+.1}% over run)",
+        rec_wall.as_secs_f64(),
+        (rec_wall.as_secs_f64() / wall.as_secs_f64().max(1e-9) - 1.0) * 100.0
+    );
+    match replayed {
+        Ok(()) if rep.state_hash() == rec_hash => println!(
+            "replay wall time:   {:.3} s ({:.2}x the speed of recording, state matched)",
+            rep_wall.as_secs_f64(),
+            rec_wall.as_secs_f64() / rep_wall.as_secs_f64().max(1e-9)
+        ),
+        Ok(()) => println!("replay:             state hash differs from the recording!"),
+        Err(e) => println!(
+            "replay:             failed: {}",
+            e.to_string().lines().next().unwrap_or("")
+        ),
+    }
+    println!(
+        "trace size:         {bytes} bytes for {guest_s:.3} guest seconds = {:.0} bytes per guest second",
+        bytes as f64 / guest_s.max(1e-9)
+    );
     if !no_qemu {
-        match run_qemu(BENCH_ELF)? {
+        match run_qemu(BENCH_ELF, "")? {
             None => println!("qemu-system-riscv64 not found: no comparison"),
             Some((qwall, qout)) => {
                 println!("qemu wall time:     {:.3} s", qwall.as_secs_f64());
@@ -267,6 +409,18 @@ fn bench(no_qemu: bool) -> anyhow::Result<u8> {
                     } else if q != r {
                         println!("note: guest output differs in length from QEMU's");
                     }
+                }
+                if let Some((qrwall, qsize)) = qemu_record(BENCH_ELF)? {
+                    println!(
+                        "qemu rr=record:     {:.3} s, log {qsize} bytes ({:.0} bytes per guest second)",
+                        qrwall.as_secs_f64(),
+                        qsize as f64 / guest_s.max(1e-9)
+                    );
+                    println!(
+                        "record vs qemu:     rewind {:.3} s / {bytes} bytes, qemu {:.3} s / {qsize} bytes",
+                        rec_wall.as_secs_f64(),
+                        qrwall.as_secs_f64()
+                    );
                 }
             }
         }

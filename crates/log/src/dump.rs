@@ -56,6 +56,15 @@ pub fn summary(event: &Event) -> String {
         Event::Random { bytes } => format!("len={} {}", bytes.len(), preview(bytes)),
         Event::IdleWarp { ns } => format!("ns={ns}"),
         Event::StateHash { hash } => format!("hash={hash:#018x}"),
+        Event::StateRegisters { regs } => {
+            let first: Vec<String> = regs.iter().take(2).map(|r| format!("{r:#x}")).collect();
+            format!(
+                "count={} [{}{}]",
+                regs.len(),
+                first.join(", "),
+                if regs.len() > 2 { ", ..." } else { "" }
+            )
+        }
         Event::BlockComplete {
             device,
             request,
@@ -93,6 +102,7 @@ fn event_json(e: &EventAt) -> serde_json::Value {
         Event::Random { bytes } => json!({"len": bytes.len(), "hex": hex(bytes)}),
         Event::IdleWarp { ns } => json!({ "ns": ns }),
         Event::StateHash { hash } => json!({ "hash": format!("{hash:#018x}") }),
+        Event::StateRegisters { regs } => json!({ "regs": regs }),
         Event::BlockComplete {
             device,
             request,

@@ -23,15 +23,18 @@ pub enum ShutdownCause {
     EndOfRecording,
     /// A monitor command asked to quit.
     Monitor,
+    /// SIGHUP (the terminal went away).
+    SigHup,
 }
 
 impl ShutdownCause {
-    const ALL: [ShutdownCause; 5] = [
+    const ALL: [ShutdownCause; 6] = [
         ShutdownCause::SigInt,
         ShutdownCause::SigTerm,
         ShutdownCause::CtrlAX,
         ShutdownCause::EndOfRecording,
         ShutdownCause::Monitor,
+        ShutdownCause::SigHup,
     ];
 }
 
@@ -125,6 +128,12 @@ pub enum Event {
         /// Event value.
         value: i32,
     },
+    /// Architectural registers at a state check (same icount as the `StateHash` before it), so
+    /// a hash mismatch can be reported as a register diff. Layout chosen by the machine.
+    StateRegisters {
+        /// The register values.
+        regs: Vec<u64>,
+    },
     /// End of the event stream (written by `TraceWriter::finish`).
     End,
 }
@@ -152,13 +161,15 @@ pub enum EventKind {
     NetPacket,
     /// [`Event::InputEvent`].
     InputEvent,
+    /// [`Event::StateRegisters`].
+    StateRegisters,
     /// [`Event::End`].
     End,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order (index = `as usize`).
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::SerialInput,
         EventKind::HostShutdown,
         EventKind::GuestExit,
@@ -169,6 +180,7 @@ impl EventKind {
         EventKind::BlockComplete,
         EventKind::NetPacket,
         EventKind::InputEvent,
+        EventKind::StateRegisters,
         EventKind::End,
     ];
 
@@ -185,6 +197,7 @@ impl EventKind {
             EventKind::BlockComplete => "BlockComplete",
             EventKind::NetPacket => "NetPacket",
             EventKind::InputEvent => "InputEvent",
+            EventKind::StateRegisters => "StateRegisters",
             EventKind::End => "End",
         }
     }
@@ -210,6 +223,7 @@ impl Event {
             Event::BlockComplete { .. } => EventKind::BlockComplete,
             Event::NetPacket { .. } => EventKind::NetPacket,
             Event::InputEvent { .. } => EventKind::InputEvent,
+            Event::StateRegisters { .. } => EventKind::StateRegisters,
             Event::End => EventKind::End,
         }
     }
@@ -238,6 +252,9 @@ const TAG_END: u8 = 0x01;
 const TAG_STATE_HASH: u8 = 0x02;
 const TAG_IDLE_WARP: u8 = 0x03;
 const TAG_RANDOM: u8 = 0x04;
+const TAG_STATE_REGISTERS: u8 = 0x05;
+/// Most registers one `StateRegisters` event may carry.
+pub const MAX_STATE_REGISTERS: usize = 1024;
 /// Sub value meaning "the index does not fit in the nibble: a u8 index byte follows".
 const SUB_ESCAPE: u8 = 0xF;
 
@@ -278,6 +295,7 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, delta: u64, event: &Event) {
         Event::Random { .. } => (TAG_RANDOM, None),
         Event::IdleWarp { .. } => (TAG_IDLE_WARP, None),
         Event::StateHash { .. } => (TAG_STATE_HASH, None),
+        Event::StateRegisters { .. } => (TAG_STATE_REGISTERS, None),
         Event::End => (TAG_END, None),
     };
     out.push(tag);
@@ -297,6 +315,12 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, delta: u64, event: &Event) {
         Event::ClockRead { value_ns, .. } => out.extend_from_slice(&value_ns.to_le_bytes()),
         Event::IdleWarp { ns } => put_varint(out, *ns),
         Event::StateHash { hash } => out.extend_from_slice(&hash.to_le_bytes()),
+        Event::StateRegisters { regs } => {
+            put_varint(out, regs.len() as u64);
+            for &r in regs {
+                put_varint(out, r);
+            }
+        }
         Event::BlockComplete {
             request, status, ..
         } => {
@@ -397,7 +421,10 @@ pub(crate) fn decode_event(data: &[u8], pos: usize) -> Result<(u64, Event, usize
     let sub = tag & 0xF;
     // Reject unknown tags before reading anything else so the error names the tag.
     let known = match class {
-        CLASS_CONTROL => matches!(tag, TAG_END | TAG_STATE_HASH | TAG_IDLE_WARP | TAG_RANDOM),
+        CLASS_CONTROL => matches!(
+            tag,
+            TAG_END | TAG_STATE_HASH | TAG_IDLE_WARP | TAG_RANDOM | TAG_STATE_REGISTERS
+        ),
         CLASS_SHUTDOWN => (sub as usize) < ShutdownCause::ALL.len(),
         CLASS_GUEST_EXIT => (sub as usize) < GuestExitKind::ALL.len(),
         CLASS_SERIAL | CLASS_CLOCK | CLASS_BLOCK | CLASS_NET | CLASS_INPUT => true,
@@ -415,6 +442,21 @@ pub(crate) fn decode_event(data: &[u8], pos: usize) -> Result<(u64, Event, usize
                 hash: u64::from_le_bytes(c.array()?),
             },
             TAG_IDLE_WARP => Event::IdleWarp { ns: c.varint()? },
+            TAG_STATE_REGISTERS => {
+                let n = c.varint()?;
+                if n > MAX_STATE_REGISTERS as u64 {
+                    return Err(Corruption::BadLength {
+                        field: "register count",
+                        value: n,
+                        max: MAX_STATE_REGISTERS as u64,
+                    });
+                }
+                let mut regs = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    regs.push(c.varint()?);
+                }
+                Event::StateRegisters { regs }
+            }
             _ => Event::Random { bytes: c.blob()? },
         },
         CLASS_SERIAL => Event::SerialInput {

@@ -33,7 +33,9 @@ mod reader;
 mod writer;
 
 pub use error::{Corruption, LogError};
-pub use event::{Event, EventKind, GuestExitKind, ShutdownCause, MAX_EVENT_BLOB};
+pub use event::{
+    Event, EventKind, GuestExitKind, ShutdownCause, MAX_EVENT_BLOB, MAX_STATE_REGISTERS,
+};
 pub use header::{Footer, ImageInfo, ImageRole, TraceHeader};
 pub use reader::{EventAt, Position, TraceReader, Truncation};
 pub use writer::TraceWriter;

@@ -32,7 +32,8 @@ fn every_event_kind_round_trips() {
     assert_eq!(f.final_icount, icount);
     assert_eq!(f.final_state_hash, Some(0xfeed));
     assert_eq!(f.total_events, events.len() as u64 + 1);
-    assert_eq!(f.event_counts[&EventKind::HostShutdown], 5);
+    assert_eq!(f.event_counts[&EventKind::HostShutdown], 6);
+    assert_eq!(f.event_counts[&EventKind::StateRegisters], 1);
     assert_eq!(f.event_counts[&EventKind::SerialInput], 4);
     assert_eq!(f.event_counts[&EventKind::End], 1);
     let (got, err) = read_all(&mut r);

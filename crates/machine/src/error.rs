@@ -104,6 +104,18 @@ pub enum MachineError {
         /// Instructions retired so far.
         icount: u64,
     },
+    /// An image differs from (or is missing compared with) the one a trace was recorded with.
+    #[error("{}: {what}", path.display())]
+    ImageChanged {
+        /// The image file.
+        path: PathBuf,
+        /// What changed.
+        what: String,
+    },
+    /// Replay stopped early (divergence, trace cut short or unreadable) or the trace could not
+    /// be written while recording.
+    #[error(transparent)]
+    Replay(#[from] rewind_replay::ReplayStop),
     /// The guest traps endlessly without retiring any instruction.
     #[error("guest makes no progress: every instruction traps (pc {pc:#x}, icount {icount})")]
     NoProgress {

@@ -19,13 +19,15 @@ mod error;
 pub mod fdt;
 pub mod loader;
 mod machine;
+pub mod record;
+pub mod state;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{ImageProblem, MachineError};
 pub use machine::{Machine, RunOutcome};
-pub use rewind_replay::{SerialInput, ShutdownCause};
+pub use rewind_replay::{CheckSettings, SerialInput, ShutdownCause};
 
 /// Default RAM size (QEMU's is 128 MiB; Linux with an initrd is happier with more).
 pub const DEFAULT_RAM_SIZE: u64 = 256 << 20;

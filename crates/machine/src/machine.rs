@@ -5,12 +5,17 @@ use std::path::PathBuf;
 use rewind_cpu::{ExitReason, Hart, Ram};
 use rewind_devices::layout::{RTC_IRQ, UART0_IRQ, VIRT_DRAM};
 use rewind_devices::FinisherAction;
-use rewind_replay::{Boundary, BoundaryConfig, GuestRequest, OutputSink, ShutdownCause};
+use rewind_log::{TraceReader, TraceWriter};
+use rewind_replay::{
+    Boundary, BoundaryConfig, CheckSettings, GuestRequest, Mode, OutputSink, ReplayStop,
+    ShutdownCause,
+};
 
 use crate::boot::{self, BootPlan, FW_DYNAMIC_INFO_ADDR};
 use crate::bus::Bus;
 use crate::clock::MAX_SHIFT;
 use crate::fdt::{build_fdt, FdtParams};
+use crate::state::{self, OutputHash};
 use crate::{MachineConfig, MachineError, SerialOutput};
 
 /// Longest slice between checkpoints, in instructions: host input is noticed within about a
@@ -54,6 +59,8 @@ pub struct Machine {
     plan: BootPlan,
     fdt: Vec<u8>,
     config: MachineConfig,
+    /// Running hash of all serial output (part of every state check).
+    out_hash: OutputHash,
 }
 
 impl std::fmt::Debug for Machine {
@@ -68,6 +75,37 @@ impl std::fmt::Debug for Machine {
 impl Machine {
     /// Build a machine: load the images, open the host backends the configuration names.
     pub fn new(config: MachineConfig) -> Result<Self, MachineError> {
+        Machine::open(config, Boundary::new)
+    }
+
+    /// Build a machine that records every host input into `writer` (whose header was made by
+    /// [`crate::record::trace_header`] for this configuration).
+    pub fn record(
+        config: MachineConfig,
+        writer: TraceWriter,
+        checks: CheckSettings,
+    ) -> Result<Self, MachineError> {
+        Machine::open(config, move |c| Boundary::record(c, writer, checks))
+    }
+
+    /// Build a machine that replays `reader` (configuration from
+    /// [`crate::record::replay_config`]); guest output goes to `output`. No host input is
+    /// opened: `config.serial_input` and `config.handle_signals` are ignored.
+    pub fn replay(
+        mut config: MachineConfig,
+        reader: TraceReader,
+        output: SerialOutput,
+    ) -> Result<Self, MachineError> {
+        config.serial_input = rewind_replay::SerialInput::Null;
+        config.handle_signals = false;
+        config.serial_output = output;
+        Machine::open(config, move |_| Ok(Boundary::replay(reader)))
+    }
+
+    fn open(
+        config: MachineConfig,
+        boundary: impl FnOnce(&BoundaryConfig) -> Result<Boundary, rewind_replay::BoundaryError>,
+    ) -> Result<Self, MachineError> {
         // Check the configuration and images before touching the terminal or signal handlers.
         check_config(&config)?;
         let plan = boot::plan(&config)?;
@@ -83,10 +121,15 @@ impl Machine {
                 p.clone(),
             ),
         };
-        let boundary = Boundary::new(&BoundaryConfig {
+        let mut boundary = boundary(&BoundaryConfig {
             serial: config.serial_input.clone(),
             signals: config.handle_signals,
         })?;
+        // A serial socket carries guest output back to its client.
+        let (output, output_name) = match boundary.take_socket_output() {
+            Some(sink) => (sink, PathBuf::from("serial socket")),
+            None => (output, output_name),
+        };
         let mut m = Machine::build(config, plan, boundary, output)?;
         m.output_name = output_name;
         Ok(m)
@@ -113,6 +156,9 @@ impl Machine {
         let rtc_base = boundary.host_clock_ns(0);
         let mut rng_seed = [0u8; 32];
         boundary.random(0, &mut rng_seed);
+        if let Some(stop) = boundary.take_failure() {
+            return Err(stop.into());
+        }
         let fdt = build_fdt(&FdtParams {
             ram_size: config.ram_size,
             bootargs: config.append.clone(),
@@ -137,6 +183,7 @@ impl Machine {
             plan,
             fdt,
             config,
+            out_hash: OutputHash::default(),
         };
         m.load_images()?;
         Ok(m)
@@ -208,6 +255,48 @@ impl Machine {
         &self.boundary
     }
 
+    /// The values a state check compares (pc, privilege, icount, registers, key CSRs, serial
+    /// output hash), with their names.
+    pub fn state_snapshot(&self) -> Vec<(&'static str, u64)> {
+        state::snapshot(&self.hart, self.out_hash.0)
+    }
+
+    /// Hash of [`Machine::state_snapshot`]: equal in a recording and its replay at equal icount.
+    pub fn state_hash(&self) -> u64 {
+        state::hash(&self.state_snapshot())
+    }
+
+    /// Record mode: end the trace (End event and footer with the final icount and state hash)
+    /// and return its size in bytes; `None` in the other modes.
+    pub fn finish_recording(&mut self) -> Result<Option<u64>, MachineError> {
+        let hash = self.state_hash();
+        let r = self.boundary.finish_recording(self.hart.icount, hash);
+        r.map_err(|e| self.replay_error(e))
+    }
+
+    /// Replay mode: check that the trace ends exactly here, with the recorded final state.
+    pub fn finish_replay(&mut self) -> Result<(), MachineError> {
+        let hash = self.state_hash();
+        let r = self.boundary.finish_replay(self.hart.icount, hash);
+        r.map_err(|e| self.replay_error(e))
+    }
+
+    fn replay_error(&self, mut stop: ReplayStop) -> MachineError {
+        stop.set_cpu(self.hart.pc, state::privilege_name(self.hart.prv));
+        MachineError::Replay(stop)
+    }
+
+    /// A failure the boundary noticed (divergence, cut trace, write error), as an error.
+    fn check_boundary(&mut self) -> Result<(), MachineError> {
+        match self.boundary.take_failure() {
+            Some(stop) => {
+                let _ = self.flush_output();
+                Err(self.replay_error(stop))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Run until the guest exits, the host asks to stop, or `limit` more instructions have
     /// retired.
     pub fn run(&mut self, limit: Option<u64>) -> Result<RunOutcome, MachineError> {
@@ -222,6 +311,8 @@ impl Machine {
             let mut budget = MAX_SLICE;
             if let Some(end) = end {
                 if now >= end {
+                    self.boundary.end_of_recording(now);
+                    self.check_boundary()?;
                     self.flush_output()?;
                     return Ok(RunOutcome::InstructionLimit);
                 }
@@ -229,6 +320,9 @@ impl Machine {
             }
             if let Some(d) = self.next_deadline_ns(now) {
                 budget = budget.min(self.bus.clock.icount_at_ns(d).saturating_sub(now).max(1));
+            }
+            if let Some(c) = self.boundary.next_check_icount() {
+                budget = budget.min(c.saturating_sub(now).max(1));
             }
             if let Some(e) = self.boundary.next_event_icount() {
                 budget = budget.min(e.saturating_sub(now).max(1));
@@ -289,7 +383,9 @@ impl Machine {
         let now_ns = self.bus.clock.ns(icount);
         let until = self.next_deadline_ns(icount).map(|d| d - now_ns);
         self.flush_output()?;
-        match self.boundary.idle(icount, until) {
+        let warp = self.boundary.idle(icount, until);
+        self.check_boundary()?;
+        match warp {
             Some(warp) => {
                 self.bus.clock.warp(warp);
                 Ok(())
@@ -305,7 +401,9 @@ impl Machine {
     /// updated. Returns an outcome when the run must stop.
     fn checkpoint(&mut self, slice_end: bool) -> Result<Option<RunOutcome>, MachineError> {
         let icount = self.hart.icount;
+        let before = self.out_buf.len();
         self.bus.uart.drain_tx(&mut self.out_buf);
+        self.out_hash.update(&self.out_buf[before..]);
         if let Some(action) = self.bus.finisher.take() {
             self.boundary.guest_request(
                 icount,
@@ -315,6 +413,7 @@ impl Machine {
                     FinisherAction::Reset => GuestRequest::Reset,
                 },
             );
+            self.check_boundary()?;
             match action {
                 FinisherAction::Pass => {
                     self.flush_output()?;
@@ -328,9 +427,8 @@ impl Machine {
             }
         }
         self.boundary.checkpoint(icount);
-        if let Some(cause) = self.boundary.take_shutdown_request(icount) {
-            self.flush_output()?;
-            return Ok(Some(RunOutcome::HostQuit(cause)));
+        if let Some(outcome) = self.host_shutdown(icount)? {
+            return Ok(Some(outcome));
         }
         if self.boundary.queued_serial_input() > 0 {
             let room = self.bus.uart.rx_room();
@@ -343,11 +441,41 @@ impl Machine {
                 }
             }
         }
+        // No device consumes these yet (virtio devices will); they are still taken so that
+        // record and replay stay in step.
+        while self.boundary.take_device_event(icount).is_some() {}
         self.update_interrupts();
+        if self.boundary.state_check_due(icount) {
+            let snap = self.state_snapshot();
+            self.boundary.state_check(icount, state::hash(&snap), &snap);
+        }
+        // Replay: a shutdown logged after this checkpoint's other events ends the run here.
+        if self.boundary.mode() == Mode::Replay {
+            if let Some(outcome) = self.host_shutdown(icount)? {
+                return Ok(Some(outcome));
+            }
+            self.boundary.check_position(icount);
+        }
+        self.check_boundary()?;
         if slice_end || self.out_buf.len() >= OUTPUT_FLUSH_BYTES {
             self.flush_output()?;
         }
         Ok(None)
+    }
+
+    /// A host shutdown request due now, as the run outcome it causes.
+    fn host_shutdown(&mut self, icount: u64) -> Result<Option<RunOutcome>, MachineError> {
+        let cause = self.boundary.take_shutdown_request(icount);
+        self.check_boundary()?;
+        let Some(cause) = cause else {
+            return Ok(None);
+        };
+        self.flush_output()?;
+        Ok(Some(match cause {
+            // A recording stopped by its instruction limit replays to the same outcome.
+            ShutdownCause::EndOfRecording => RunOutcome::InstructionLimit,
+            c => RunOutcome::HostQuit(c),
+        }))
     }
 
     /// Drive the PLIC's inputs and the hart's interrupt-pending bits from device state.

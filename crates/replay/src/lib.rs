@@ -1,18 +1,23 @@
 //! The replay boundary: every input the machine receives from the host passes through one
 //! [`Boundary`] value owned by the execution thread.
 //!
-//! Host backends (stdin reader, signal watcher) are threads that push [`HostEvent`]s into a
-//! channel; the machine drains them only at checkpoints (slice boundaries), passing the current
-//! instruction count, so every input has an exact position in the instruction stream.
-//! Synchronous host reads (clock, random bytes) and idle-time warps also go through here.
+//! Host backends (stdin reader, socket reader, signal watcher) are threads that push
+//! [`HostEvent`]s into a channel; the machine drains them only at checkpoints (slice boundaries),
+//! passing the current instruction count, so every input has an exact position in the
+//! instruction stream. Synchronous host reads (clock, random bytes), idle-time warps, guest exit
+//! requests and state checks also go through here.
 //!
-//! Only [`Mode::Run`] exists today: inputs pass through and nothing is logged. Record mode will
-//! log each value returned by these methods with its icount, and replay mode will return the
-//! logged values without opening any host backend; the machine cannot tell the modes apart,
-//! which is why every method takes the icount even where run mode ignores it.
+//! The three [`Mode`]s share one API, so the machine cannot tell them apart:
+//! - run: inputs pass through, nothing is logged;
+//! - record: every value handed to the machine is also written to the trace with its icount;
+//! - replay: values come from the trace; no host backend is opened and nothing on the host is
+//!   read. A request that does not match the next logged event is a divergence, kept in
+//!   [`Boundary::take_failure`] for the machine to stop with.
 
+pub mod divergence;
 pub mod escape;
 pub mod output;
+mod socket;
 pub mod terminal;
 
 use std::collections::VecDeque;
@@ -21,7 +26,11 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+pub use divergence::{Divergence, LoggedEvent, RegisterDiff, ReplayStop};
 pub use output::OutputSink;
+pub use rewind_log;
+
+use rewind_log::{Event, EventAt, GuestExitKind, TraceReader, TraceWriter};
 
 use escape::{EscapeParser, Key};
 
@@ -30,6 +39,10 @@ use escape::{EscapeParser, Key};
 pub enum Mode {
     /// Pass host inputs through; log nothing.
     Run,
+    /// Pass host inputs through and log each one with its icount.
+    Record,
+    /// Take inputs from a trace; never touch the host.
+    Replay,
 }
 
 /// Where serial (UART 0) input comes from.
@@ -41,6 +54,12 @@ pub enum SerialInput {
     File(PathBuf),
     /// No input at all.
     Null,
+    /// A TCP server socket (`HOST:PORT`): wait for one client before starting; bytes from the
+    /// client are input, guest output goes back to it.
+    TcpServer(String),
+    /// A unix-domain server socket, same as [`SerialInput::TcpServer`]; the socket file is
+    /// removed when the boundary is dropped.
+    UnixServer(PathBuf),
 }
 
 /// Settings of the host side of the boundary.
@@ -72,6 +91,8 @@ pub enum ShutdownCause {
     Sigterm,
     /// SIGHUP (the terminal went away).
     Sighup,
+    /// The recording reached its instruction limit (`--max-instructions`).
+    EndOfRecording,
 }
 
 impl std::fmt::Display for ShutdownCause {
@@ -81,7 +102,34 @@ impl std::fmt::Display for ShutdownCause {
             ShutdownCause::Sigint => "SIGINT",
             ShutdownCause::Sigterm => "SIGTERM",
             ShutdownCause::Sighup => "SIGHUP",
+            ShutdownCause::EndOfRecording => "the end of the recording",
         })
+    }
+}
+
+impl ShutdownCause {
+    /// The cause as stored in a trace.
+    pub fn to_log(self) -> rewind_log::ShutdownCause {
+        use rewind_log::ShutdownCause as L;
+        match self {
+            ShutdownCause::QuitKey => L::CtrlAX,
+            ShutdownCause::Sigint => L::SigInt,
+            ShutdownCause::Sigterm => L::SigTerm,
+            ShutdownCause::Sighup => L::SigHup,
+            ShutdownCause::EndOfRecording => L::EndOfRecording,
+        }
+    }
+
+    /// The cause stored in a trace (a monitor `quit` counts as a console quit).
+    pub fn from_log(c: rewind_log::ShutdownCause) -> Self {
+        use rewind_log::ShutdownCause as L;
+        match c {
+            L::CtrlAX | L::Monitor => ShutdownCause::QuitKey,
+            L::SigInt => ShutdownCause::Sigint,
+            L::SigTerm => ShutdownCause::Sigterm,
+            L::SigHup => ShutdownCause::Sighup,
+            L::EndOfRecording => ShutdownCause::EndOfRecording,
+        }
     }
 }
 
@@ -94,6 +142,7 @@ impl ShutdownCause {
             ShutdownCause::Sigint => 128 + libc::SIGINT,
             ShutdownCause::Sigterm => 128 + libc::SIGTERM,
             ShutdownCause::Sighup => 128 + libc::SIGHUP,
+            ShutdownCause::EndOfRecording => 124,
         }
     }
 }
@@ -116,6 +165,97 @@ pub enum HostEvent {
     SerialClosed,
     /// The host asks the machine to stop.
     Shutdown(ShutdownCause),
+    /// A completion or input for a device other than the UART.
+    Device(DeviceEvent),
+}
+
+/// An asynchronous input for a device (block/network completions, keyboard and mouse). Host
+/// backends send them as [`HostEvent::Device`]; the machine takes them with
+/// [`Boundary::take_device_event`] at checkpoints, in all three modes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceEvent {
+    /// A block request completed.
+    BlockComplete {
+        /// Block device index.
+        device: u8,
+        /// Request identifier.
+        request: u64,
+        /// Completion status.
+        status: u8,
+    },
+    /// A network frame arrived.
+    NetPacket {
+        /// Network device index.
+        device: u8,
+        /// The frame.
+        bytes: Vec<u8>,
+    },
+    /// A keyboard / pointer event.
+    Input {
+        /// Input device index.
+        device: u8,
+        /// evdev type.
+        kind: u16,
+        /// evdev code.
+        code: u16,
+        /// evdev value.
+        value: i32,
+    },
+}
+
+impl DeviceEvent {
+    fn to_log(&self) -> Event {
+        match self.clone() {
+            DeviceEvent::BlockComplete {
+                device,
+                request,
+                status,
+            } => Event::BlockComplete {
+                device,
+                request,
+                status,
+            },
+            DeviceEvent::NetPacket { device, bytes } => Event::NetPacket { device, bytes },
+            DeviceEvent::Input {
+                device,
+                kind,
+                code,
+                value,
+            } => Event::InputEvent {
+                device,
+                kind,
+                code,
+                value,
+            },
+        }
+    }
+
+    fn from_log(e: &Event) -> Option<Self> {
+        Some(match e.clone() {
+            Event::BlockComplete {
+                device,
+                request,
+                status,
+            } => DeviceEvent::BlockComplete {
+                device,
+                request,
+                status,
+            },
+            Event::NetPacket { device, bytes } => DeviceEvent::NetPacket { device, bytes },
+            Event::InputEvent {
+                device,
+                kind,
+                code,
+                value,
+            } => DeviceEvent::Input {
+                device,
+                kind,
+                code,
+                value,
+            },
+            _ => return None,
+        })
+    }
 }
 
 /// Failure to open a host backend.
@@ -135,6 +275,77 @@ pub enum BoundaryError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// A serial socket could not be opened or accepted no client.
+    #[error("serial socket {what}: {source}")]
+    Socket {
+        /// The socket address or path.
+        what: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+/// How often record mode checks the machine state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckSettings {
+    /// Instructions between two state hashes (0: none).
+    pub interval: u64,
+    /// Log the registers themselves at every `registers_every`-th check (0: never).
+    pub registers_every: u64,
+}
+
+/// Default instructions between state checks: 10 checks per guest second at icount shift 0.
+pub const DEFAULT_CHECK_INTERVAL: u64 = 100_000_000;
+/// Default: registers logged at every 16th check (and at the first one).
+pub const DEFAULT_REGISTERS_EVERY: u64 = 16;
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings {
+            interval: DEFAULT_CHECK_INTERVAL,
+            registers_every: DEFAULT_REGISTERS_EVERY,
+        }
+    }
+}
+
+/// Record-mode state: the trace writer and the state-check schedule.
+struct Recorder {
+    writer: Option<TraceWriter>,
+    checks: CheckSettings,
+    next_check: u64,
+    checks_done: u64,
+    /// icount of the last checkpoint that took host events.
+    last_drain: Option<u64>,
+    /// An idle warp happened since that checkpoint (time moved, so events may be taken again).
+    warped: bool,
+    /// When the writer last handed its block to the OS.
+    last_flush: Instant,
+}
+
+/// Record mode hands buffered events to the OS at least this often, so a recording killed
+/// with SIGKILL loses at most this much.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Replay-mode state: the trace reader, the next event, and the recent history.
+struct Replayer {
+    reader: TraceReader,
+    /// The next logged event (read ahead so its icount bounds the machine's slices).
+    next: Option<EventAt>,
+    recent: VecDeque<EventAt>,
+    /// icount of the last event consumed.
+    last_icount: u64,
+    /// icount of the last state check that matched.
+    last_good_check: Option<u64>,
+    recorded_by: String,
+}
+
+/// Events kept for divergence reports.
+const RECENT_EVENTS: usize = 8;
+
+enum Log {
+    None,
+    Record(Box<Recorder>),
+    Replay(Box<Replayer>),
 }
 
 /// The single entry point of host inputs into the machine.
@@ -150,6 +361,15 @@ pub struct Boundary {
     shutdown: Option<ShutdownCause>,
     raw_mode: Option<terminal::RawModeGuard>,
     signals: Option<signal_hook::iterator::Handle>,
+    /// Device events received from the host and not yet taken.
+    device_queue: VecDeque<DeviceEvent>,
+    log: Log,
+    /// First replay failure (divergence, cut, unreadable trace) or record write error.
+    failure: Option<ReplayStop>,
+    /// Output half of a serial socket, until the machine takes it.
+    socket_output: Option<Box<dyn Write + Send>>,
+    /// Unix socket file to remove on drop.
+    socket_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Boundary {
@@ -167,6 +387,50 @@ impl Boundary {
     /// A run-mode boundary with the given host backends started.
     pub fn new(config: &BoundaryConfig) -> Result<Self, BoundaryError> {
         let mut b = Boundary::detached();
+        b.open_backends(config)?;
+        Ok(b)
+    }
+
+    /// A record-mode boundary: host backends as in run mode, and every input logged to
+    /// `writer` (the trace header is already written).
+    pub fn record(
+        config: &BoundaryConfig,
+        writer: TraceWriter,
+        checks: CheckSettings,
+    ) -> Result<Self, BoundaryError> {
+        let mut b = Boundary::detached();
+        b.mode = Mode::Record;
+        b.log = Log::Record(Box::new(Recorder {
+            writer: Some(writer),
+            checks,
+            next_check: checks.interval,
+            checks_done: 0,
+            last_drain: None,
+            warped: false,
+            last_flush: Instant::now(),
+        }));
+        b.open_backends(config)?;
+        Ok(b)
+    }
+
+    /// A replay-mode boundary reading `reader`. No host backend is opened.
+    pub fn replay(reader: TraceReader) -> Self {
+        let mut b = Boundary::detached();
+        b.mode = Mode::Replay;
+        let recorded_by = reader.header().rewind_version.clone();
+        b.log = Log::Replay(Box::new(Replayer {
+            reader,
+            next: None,
+            recent: VecDeque::new(),
+            last_icount: 0,
+            last_good_check: None,
+            recorded_by,
+        }));
+        b.read_ahead();
+        b
+    }
+
+    fn open_backends(&mut self, config: &BoundaryConfig) -> Result<(), BoundaryError> {
         match &config.serial {
             SerialInput::Null => {}
             SerialInput::File(path) => {
@@ -174,24 +438,33 @@ impl Boundary {
                     path: path.clone(),
                     source,
                 })?;
-                b.serial_queue.extend(bytes);
+                self.serial_queue.extend(bytes);
             }
             SerialInput::Stdio => {
-                b.raw_mode = terminal::enter_raw_mode().map_err(BoundaryError::Terminal)?;
-                b.interactive = true;
-                let tx = b.tx.clone();
+                self.raw_mode = terminal::enter_raw_mode().map_err(BoundaryError::Terminal)?;
+                self.interactive = true;
+                let tx = self.tx.clone();
                 std::thread::Builder::new()
                     .name("rewind-stdin".into())
                     .spawn(move || stdin_reader(tx))
                     .map_err(BoundaryError::Terminal)?;
+            }
+            SerialInput::TcpServer(addr) => {
+                let (reader, writer) = socket::accept_tcp(addr)?;
+                self.start_socket(reader, writer)?;
+            }
+            SerialInput::UnixServer(path) => {
+                let (reader, writer) = socket::accept_unix(path)?;
+                self.socket_path = Some(path.clone());
+                self.start_socket(reader, writer)?;
             }
         }
         if config.signals {
             use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
             let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
                 .map_err(BoundaryError::Signals)?;
-            b.signals = Some(signals.handle());
-            let tx = b.tx.clone();
+            self.signals = Some(signals.handle());
+            let tx = self.tx.clone();
             std::thread::Builder::new()
                 .name("rewind-signals".into())
                 .spawn(move || {
@@ -208,7 +481,25 @@ impl Boundary {
                 })
                 .map_err(BoundaryError::Signals)?;
         }
-        Ok(b)
+        Ok(())
+    }
+
+    fn start_socket(
+        &mut self,
+        reader: Box<dyn Read + Send>,
+        writer: Box<dyn Write + Send>,
+    ) -> Result<(), BoundaryError> {
+        self.interactive = true;
+        self.socket_output = Some(writer);
+        let tx = self.tx.clone();
+        std::thread::Builder::new()
+            .name("rewind-serial-socket".into())
+            .spawn(move || socket::reader_thread(reader, tx))
+            .map_err(|source| BoundaryError::Socket {
+                what: "reader thread".into(),
+                source,
+            })?;
+        Ok(())
     }
 
     /// A run-mode boundary with no host backend: no serial input, no signal handling. Events
@@ -224,6 +515,11 @@ impl Boundary {
             shutdown: None,
             raw_mode: None,
             signals: None,
+            device_queue: VecDeque::new(),
+            log: Log::None,
+            failure: None,
+            socket_output: None,
+            socket_path: None,
         }
     }
 
@@ -237,9 +533,170 @@ impl Boundary {
         self.tx.clone()
     }
 
-    /// Checkpoint: take every event the backends have produced so far (never blocks).
+    /// The output half of a serial socket backend (taken once, by the machine's output sink).
+    pub fn take_socket_output(&mut self) -> Option<OutputSink> {
+        self.socket_output.take().map(OutputSink::Stream)
+    }
+
+    /// The first failure: a replay divergence, a trace cut short or unreadable, or a trace
+    /// write error in record mode. The machine stops when it sees one.
+    pub fn take_failure(&mut self) -> Option<ReplayStop> {
+        self.failure.take()
+    }
+
+    /// True when a failure is waiting in [`Boundary::take_failure`].
+    pub fn has_failure(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    fn fail(&mut self, stop: ReplayStop) {
+        self.failure.get_or_insert(stop);
+    }
+
+    /// Record mode: append one event; a write error becomes the boundary's failure.
+    fn log_event(&mut self, icount: u64, event: &Event) {
+        if let Log::Record(r) = &mut self.log {
+            if let Some(w) = r.writer.as_mut() {
+                if let Err(e) = w.push(icount, event) {
+                    r.writer = None;
+                    self.failure.get_or_insert(ReplayStop::Log(e));
+                }
+            }
+        }
+    }
+
+    // --- replay-side helpers -----------------------------------------------------------------
+
+    fn replayer(&self) -> Option<&Replayer> {
+        match &self.log {
+            Log::Replay(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Read the next event of the trace into the look-ahead slot.
+    fn read_ahead(&mut self) {
+        let Log::Replay(r) = &mut self.log else {
+            return;
+        };
+        match r.reader.next_event() {
+            Ok(next) => r.next = next,
+            Err(e) => {
+                r.next = None;
+                self.failure.get_or_insert(ReplayStop::Log(e));
+            }
+        }
+    }
+
+    /// The next logged event, if it is at `icount` and `want` accepts it.
+    fn peek_at(&self, icount: u64, want: impl Fn(&Event) -> bool) -> Option<&Event> {
+        let r = self.replayer()?;
+        let e = r.next.as_ref()?;
+        (e.icount == icount && want(&e.event)).then_some(&e.event)
+    }
+
+    /// Consume the look-ahead event and read the next one.
+    fn consume(&mut self) -> Option<Event> {
+        let Log::Replay(r) = &mut self.log else {
+            return None;
+        };
+        let e = r.next.take()?;
+        r.last_icount = e.icount;
+        let event = e.event.clone();
+        if r.recent.len() == RECENT_EVENTS {
+            r.recent.pop_front();
+        }
+        r.recent.push_back(e);
+        self.read_ahead();
+        Some(event)
+    }
+
+    /// Build a divergence report (the machine adds pc and privilege).
+    fn divergence(&self, icount: u64, asked: String) -> Divergence {
+        let (trace, log_next, recent, recorded_by) = match self.replayer() {
+            Some(r) => (
+                r.reader.path().to_path_buf(),
+                r.next.as_ref().map(LoggedEvent::from_event),
+                r.recent.iter().map(LoggedEvent::from_event).collect(),
+                r.recorded_by.clone(),
+            ),
+            None => (PathBuf::new(), None, Vec::new(), String::new()),
+        };
+        Divergence {
+            trace,
+            icount,
+            pc: None,
+            privilege: None,
+            asked,
+            log_next,
+            recent,
+            register_diff: Vec::new(),
+            note: None,
+            recorded_by,
+        }
+    }
+
+    fn diverge(&mut self, icount: u64, asked: String) {
+        // Running out of a trace that was cut short is not a divergence: say where it ends.
+        if let Some(r) = self.replayer() {
+            if r.next.is_none() && r.reader.truncated().is_some() {
+                let last = r.last_icount;
+                self.check_position(icount.max(last));
+                return;
+            }
+        }
+        if self.failure.is_none() {
+            let d = self.divergence(icount, asked);
+            self.fail(ReplayStop::Diverged(Box::new(d)));
+        }
+    }
+
+    /// Replay: a synchronous request the next event must answer; records a divergence and
+    /// returns `None` otherwise.
+    fn expect(
+        &mut self,
+        icount: u64,
+        asked: String,
+        want: impl Fn(&Event) -> bool,
+    ) -> Option<Event> {
+        if self.failure.is_some() {
+            return None;
+        }
+        if self.peek_at(icount, want).is_some() {
+            return self.consume();
+        }
+        self.diverge(icount, asked);
+        None
+    }
+
+    // --- the boundary API ----------------------------------------------------------------------
+
+    /// Checkpoint: take every event the backends have produced so far (never blocks). Replay
+    /// reads nothing from the host.
     pub fn checkpoint(&mut self, icount: u64) {
-        let _ = icount;
+        match &mut self.log {
+            Log::Replay(_) => return,
+            Log::Record(r) => {
+                if r.last_flush.elapsed() >= FLUSH_EVERY {
+                    r.last_flush = Instant::now();
+                    if let Some(w) = r.writer.as_mut() {
+                        if let Err(e) = w.flush() {
+                            r.writer = None;
+                            self.failure.get_or_insert(ReplayStop::Log(e));
+                        }
+                    }
+                }
+                // A second checkpoint at the same icount without a warp in between takes no
+                // new host events: replay delivers logged events at the first checkpoint at
+                // their icount, so the recording must not deliver any at a later one.
+                if r.last_drain == Some(icount) && !r.warped {
+                    return;
+                }
+                r.last_drain = Some(icount);
+                r.warped = false;
+            }
+            Log::None => {}
+        }
         while let Ok(ev) = self.rx.try_recv() {
             self.accept(ev);
         }
@@ -253,70 +710,172 @@ impl Boundary {
                 // The first request wins; later ones add nothing.
                 self.shutdown.get_or_insert(cause);
             }
+            HostEvent::Device(d) => self.device_queue.push_back(d),
         }
     }
 
     /// Deliver serial input: append to `out` at most `room` of the queued bytes (the rest stay
     /// queued until the guest's UART has room). Returns the number of bytes appended.
     pub fn take_serial_input(&mut self, icount: u64, room: usize, out: &mut Vec<u8>) -> usize {
-        let _ = icount;
+        if self.mode == Mode::Replay {
+            let mut n = 0;
+            while let Some(Event::SerialInput { bytes, .. }) =
+                self.peek_at(icount, |e| matches!(e, Event::SerialInput { port: 0, .. }))
+            {
+                if bytes.len() > room - n {
+                    let asked = format!(
+                        "accept serial input with room for {} bytes in the UART",
+                        room - n
+                    );
+                    self.diverge(icount, asked);
+                    return n;
+                }
+                n += bytes.len();
+                out.extend_from_slice(bytes);
+                self.consume();
+            }
+            return n;
+        }
         let n = room.min(self.serial_queue.len());
+        if n == 0 {
+            return 0;
+        }
+        let start = out.len();
         out.extend(self.serial_queue.drain(..n));
+        if self.mode == Mode::Record {
+            let bytes = out[start..].to_vec();
+            self.log_event(icount, &Event::SerialInput { port: 0, bytes });
+        }
         n
     }
 
-    /// Serial bytes waiting for room in the guest's UART.
+    /// Serial bytes waiting for room in the guest's UART (replay: those of the next logged
+    /// serial event).
     pub fn queued_serial_input(&self) -> usize {
-        self.serial_queue.len()
+        match self.replayer() {
+            Some(r) => match r.next.as_ref().map(|e| &e.event) {
+                Some(Event::SerialInput { bytes, .. }) => bytes.len().max(1),
+                _ => 0,
+            },
+            None => self.serial_queue.len(),
+        }
     }
 
     /// A pending host shutdown request, handed over once.
     pub fn take_shutdown_request(&mut self, icount: u64) -> Option<ShutdownCause> {
-        let _ = icount;
-        self.shutdown.take()
+        match self.mode {
+            Mode::Replay => {
+                let cause = match self.peek_at(icount, |e| matches!(e, Event::HostShutdown { .. }))
+                {
+                    Some(Event::HostShutdown { cause }) => ShutdownCause::from_log(*cause),
+                    _ => return None,
+                };
+                self.consume();
+                Some(cause)
+            }
+            Mode::Record => {
+                let cause = self.shutdown.take()?;
+                self.log_event(
+                    icount,
+                    &Event::HostShutdown {
+                        cause: cause.to_log(),
+                    },
+                );
+                Some(cause)
+            }
+            Mode::Run => self.shutdown.take(),
+        }
+    }
+
+    /// The recording ends here (instruction limit): record mode logs
+    /// `HostShutdown(EndOfRecording)`; the other modes do nothing.
+    pub fn end_of_recording(&mut self, icount: u64) {
+        if self.mode == Mode::Record {
+            self.log_event(
+                icount,
+                &Event::HostShutdown {
+                    cause: rewind_log::ShutdownCause::EndOfRecording,
+                },
+            );
+        }
+    }
+
+    /// A completion or input event for a device, if one is due now.
+    pub fn take_device_event(&mut self, icount: u64) -> Option<DeviceEvent> {
+        match self.mode {
+            Mode::Replay => {
+                let d = self
+                    .peek_at(icount, |e| DeviceEvent::from_log(e).is_some())
+                    .and_then(DeviceEvent::from_log)?;
+                self.consume();
+                Some(d)
+            }
+            Mode::Record => {
+                let d = self.device_queue.pop_front()?;
+                self.log_event(icount, &d.to_log());
+                Some(d)
+            }
+            Mode::Run => self.device_queue.pop_front(),
+        }
     }
 
     /// Wall-clock time in ns since the Unix epoch (devices read it once, for their base).
     pub fn host_clock_ns(&mut self, icount: u64) -> u64 {
-        let _ = icount;
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
+        match self.mode {
+            Mode::Replay => {
+                match self.expect(icount, "read the host clock".into(), |e| {
+                    matches!(e, Event::ClockRead { kind: 0, .. })
+                }) {
+                    Some(Event::ClockRead { value_ns, .. }) => value_ns,
+                    _ => 0,
+                }
+            }
+            Mode::Record => {
+                let value_ns = host_now_ns();
+                self.log_event(icount, &Event::ClockRead { kind: 0, value_ns });
+                value_ns
+            }
+            Mode::Run => host_now_ns(),
+        }
     }
 
     /// Fill `buf` with random bytes from the host.
     pub fn random(&mut self, icount: u64, buf: &mut [u8]) {
-        let _ = icount;
-        let mut filled = 0;
-        while filled < buf.len() {
-            let rest = &mut buf[filled..];
-            // SAFETY: the pointer and length describe a writable slice.
-            let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-            if n > 0 {
-                filled += n as usize;
-            } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                // No kernel entropy interface: fall back to a time-seeded generator (run mode
-                // only; the value would be logged in record mode anyway).
-                let mut x = self.host_clock_ns(icount) | 1;
-                for b in rest.iter_mut() {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    *b = x as u8;
-                }
-                break;
+        if self.mode == Mode::Replay {
+            let len = buf.len();
+            let asked = format!("{len} random bytes");
+            if let Some(Event::Random { bytes }) = self.expect(
+                icount,
+                asked,
+                |e| matches!(e, Event::Random { bytes } if bytes.len() == len),
+            ) {
+                buf.copy_from_slice(&bytes);
             }
+            return;
+        }
+        host_random(buf);
+        if self.mode == Mode::Record {
+            self.log_event(
+                icount,
+                &Event::Random {
+                    bytes: buf.to_vec(),
+                },
+            );
         }
     }
 
-    /// True while the serial backend can still produce bytes by itself (a live stdin).
+    /// True while the serial backend can still produce bytes by itself (a live stdin or
+    /// socket). Always false in replay.
     pub fn is_interactive(&self) -> bool {
-        self.interactive
+        self.interactive && self.mode != Mode::Replay
     }
 
     /// Block up to `timeout` (forever with `None`) for a host event; true if one arrived.
+    /// Replay never waits.
     pub fn wait_for_input(&mut self, timeout: Option<Duration>) -> bool {
+        if self.mode == Mode::Replay {
+            return false;
+        }
         let ev = match timeout {
             Some(t) => match self.rx.recv_timeout(t) {
                 Ok(ev) => ev,
@@ -335,31 +894,326 @@ impl Boundary {
 
     /// The guest idles (all harts in WFI) with the next timer deadline `deadline_ns` virtual ns
     /// away (`None`: no timer armed). Returns how many virtual ns to warp time forward, or
-    /// `None` when nothing can ever wake the guest.
+    /// `None` when nothing can ever wake the guest (or, in replay, on a divergence).
     ///
-    /// Run mode: with a live console, wait real time up to the deadline (forever without one)
-    /// so an idle interactive guest does not spin, and warp by the time waited; otherwise
-    /// jump straight to the deadline.
+    /// Run and record: with a live console, wait real time up to the deadline (forever without
+    /// one) so an idle interactive guest does not spin, and warp by the time waited; otherwise
+    /// jump straight to the deadline. Record logs the warp; replay applies the logged one
+    /// without waiting.
     pub fn idle(&mut self, icount: u64, deadline_ns: Option<u64>) -> Option<u64> {
-        let _ = icount;
-        if self.interactive {
+        if self.mode == Mode::Replay {
+            let asked = match deadline_ns {
+                Some(d) => format!("wait for an interrupt (next timer deadline in {d} ns)"),
+                None => "wait for an interrupt (no timer armed)".to_string(),
+            };
+            // A recorded warp never goes past the timer deadline the guest set.
+            let fits = |e: &Event| matches!(e, Event::IdleWarp { ns } if deadline_ns.is_none_or(|d| *ns <= d));
+            return match self.expect(icount, asked, fits) {
+                Some(Event::IdleWarp { ns }) => Some(ns),
+                _ => None,
+            };
+        }
+        let warp = if self.interactive {
             let start = Instant::now();
             self.wait_for_input(deadline_ns.map(Duration::from_nanos));
             let waited = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            return Some(deadline_ns.map_or(waited, |d| waited.min(d)));
+            Some(deadline_ns.map_or(waited, |d| waited.min(d)))
+        } else {
+            deadline_ns
+        };
+        if let (Some(ns), Log::Record(r)) = (warp, &mut self.log) {
+            r.warped = true;
+            self.log_event(icount, &Event::IdleWarp { ns });
         }
-        deadline_ns
+        warp
     }
 
-    /// The guest asked to power off or reset: record mode logs the cause (replay checks it
-    /// against the log); run mode has nothing to do.
+    /// The guest asked to power off or reset: record mode logs it; replay checks it against
+    /// the log (a mismatch is a divergence).
     pub fn guest_request(&mut self, icount: u64, request: GuestRequest) {
-        let _ = (icount, request);
+        let (kind, code) = match request {
+            GuestRequest::Exit(0) => (GuestExitKind::Pass, 0),
+            GuestRequest::Exit(c) => (GuestExitKind::Fail, c as u16),
+            GuestRequest::Reset => (GuestExitKind::Reset, 0),
+        };
+        match self.mode {
+            Mode::Record => self.log_event(icount, &Event::GuestExit { kind, code }),
+            Mode::Replay => {
+                let asked = match request {
+                    GuestRequest::Exit(c) => format!("power off with exit status {c}"),
+                    GuestRequest::Reset => "reset the machine".to_string(),
+                };
+                self.expect(icount, asked, |e| *e == Event::GuestExit { kind, code });
+            }
+            Mode::Run => {}
+        }
     }
 
-    /// Icount of the next logged event the machine must stop at (replay); `None` in run mode.
+    /// Whether the machine must compute a state check now: record when the check interval has
+    /// passed, replay when the log holds a `StateHash` at this icount.
+    pub fn state_check_due(&self, icount: u64) -> bool {
+        match &self.log {
+            Log::Record(r) => r.checks.interval > 0 && r.writer.is_some() && icount >= r.next_check,
+            Log::Replay(_) => self
+                .peek_at(icount, |e| matches!(e, Event::StateHash { .. }))
+                .is_some(),
+            Log::None => false,
+        }
+    }
+
+    /// A state check: record logs `hash` (and every few checks the registers); replay compares
+    /// them with the log, and on a mismatch builds a divergence with a register diff.
+    pub fn state_check(&mut self, icount: u64, hash: u64, regs: &[(&str, u64)]) {
+        match &mut self.log {
+            Log::Record(r) => {
+                let every = r.checks.registers_every;
+                let with_regs = every > 0 && r.checks_done % every == 0;
+                r.checks_done += 1;
+                let interval = r.checks.interval.max(1);
+                r.next_check = (icount / interval + 1).saturating_mul(interval);
+                self.log_event(icount, &Event::StateHash { hash });
+                if with_regs {
+                    let regs = regs.iter().map(|&(_, v)| v).collect();
+                    self.log_event(icount, &Event::StateRegisters { regs });
+                }
+            }
+            Log::Replay(_) => {
+                let Some(Event::StateHash { hash: recorded }) = self.consume() else {
+                    return;
+                };
+                let recorded_regs =
+                    match self.peek_at(icount, |e| matches!(e, Event::StateRegisters { .. })) {
+                        Some(Event::StateRegisters { regs }) => Some(regs.clone()),
+                        _ => None,
+                    };
+                let diff: Vec<RegisterDiff> = recorded_regs
+                    .as_ref()
+                    .map(|rec| {
+                        regs.iter()
+                            .zip(rec.iter().copied().chain(std::iter::repeat(0)))
+                            .filter(|((_, now), was)| now != was)
+                            .map(|(&(name, now), was)| RegisterDiff {
+                                name: name.to_string(),
+                                recorded: was,
+                                replayed: now,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let layout_differs = recorded_regs
+                    .as_ref()
+                    .is_some_and(|r| r.len() != regs.len());
+                if recorded != hash || !diff.is_empty() || layout_differs {
+                    let asked = if recorded == hash {
+                        format!(
+                            "state check: hash {hash:#018x} matches, but the recorded registers \
+                             differ"
+                        )
+                    } else {
+                        format!(
+                            "state check: hash {hash:#018x}, the recording has {recorded:#018x}"
+                        )
+                    };
+                    let mut d = self.divergence(icount, asked);
+                    d.register_diff = diff;
+                    let last_good = self.replayer().and_then(|r| r.last_good_check);
+                    let since = match last_good {
+                        Some(g) => format!("the previous check at instruction {g} matched"),
+                        None => "this is the first state check".to_string(),
+                    };
+                    d.note = Some(if recorded_regs.is_none() {
+                        format!(
+                            "registers were not recorded at this check (only every few \
+                             checks carry them); {since}, so the guest went astray in between"
+                        )
+                    } else if d.register_diff.is_empty() {
+                        format!(
+                            "all registers match: the difference is in CSRs not recorded or in \
+                             the serial output so far; {since}"
+                        )
+                    } else {
+                        since
+                    });
+                    self.fail(ReplayStop::Diverged(Box::new(d)));
+                    return;
+                }
+                if recorded_regs.is_some() {
+                    self.consume();
+                }
+                if let Log::Replay(r) = &mut self.log {
+                    r.last_good_check = Some(icount);
+                }
+            }
+            Log::None => {}
+        }
+    }
+
+    /// Record: the icount at which the next state check is due (the machine ends a slice
+    /// there so checks fall at exact multiples of the interval); `None` otherwise.
+    pub fn next_check_icount(&self) -> Option<u64> {
+        match &self.log {
+            Log::Record(r) if r.checks.interval > 0 && r.writer.is_some() => Some(r.next_check),
+            _ => None,
+        }
+    }
+
+    /// Icount of the next logged event the machine must stop at (replay); `None` in run and
+    /// record mode. For a trace cut short, the icount of its last event.
     pub fn next_event_icount(&self) -> Option<u64> {
-        None
+        let r = self.replayer()?;
+        Some(match &r.next {
+            Some(e) => e.icount,
+            None => r.last_icount,
+        })
+    }
+
+    /// Replay: true when the next logged event is the `End` of the recording.
+    pub fn replay_at_end(&self) -> bool {
+        self.replayer()
+            .and_then(|r| r.next.as_ref())
+            .is_some_and(|e| matches!(e.event, Event::End))
+    }
+
+    /// Replay, at the end of a checkpoint from which the guest goes on running: checks that no
+    /// logged event was left behind, that the log does not end here, and stops at the cut of a
+    /// truncated trace.
+    pub fn check_position(&mut self, icount: u64) {
+        if self.failure.is_some() {
+            return;
+        }
+        let Some(r) = self.replayer() else {
+            return;
+        };
+        match &r.next {
+            Some(e) if matches!(e.event, Event::End) && e.icount <= icount => {
+                let asked =
+                    format!("to run on past instruction {icount}, where the recording ended");
+                self.diverge(icount, asked);
+            }
+            Some(e) if e.icount < icount => {
+                let asked = format!(
+                    "to run on to instruction {icount} without the {} logged at instruction {}",
+                    e.event.kind(),
+                    e.icount
+                );
+                self.diverge(icount, asked);
+            }
+            Some(_) => {}
+            None => {
+                if icount >= r.last_icount {
+                    let path = r.reader.path().to_path_buf();
+                    let detail = match r.reader.truncated() {
+                        Some(t) => format!(
+                            "replayed up to its last complete block; the file ends at offset {} \
+                             with {} unusable bytes",
+                            t.file_offset, t.bytes_lost
+                        ),
+                        None => "the trace has no End event".to_string(),
+                    };
+                    self.fail(ReplayStop::CutShort {
+                        path,
+                        icount: r.last_icount,
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Record: write the `End` event and the footer; returns the trace size in bytes. Other
+    /// modes: `Ok(None)`.
+    pub fn finish_recording(
+        &mut self,
+        icount: u64,
+        final_state_hash: u64,
+    ) -> Result<Option<u64>, ReplayStop> {
+        if let Some(f) = self.failure.take() {
+            return Err(f);
+        }
+        let Log::Record(r) = &mut self.log else {
+            return Ok(None);
+        };
+        let Some(w) = r.writer.take() else {
+            return Ok(None);
+        };
+        let footer = rewind_log::Footer::new(icount, Some(final_state_hash));
+        Ok(Some(w.finish(&footer)?))
+    }
+
+    /// Replay: the machine stopped at `icount` with `final_state_hash`; the log must end right
+    /// here with the same final state.
+    pub fn finish_replay(&mut self, icount: u64, final_state_hash: u64) -> Result<(), ReplayStop> {
+        if let Some(f) = self.failure.take() {
+            return Err(f);
+        }
+        let Some(r) = self.replayer() else {
+            return Ok(());
+        };
+        let footer_hash = r.reader.footer().and_then(|f| f.final_state_hash);
+        match &r.next {
+            Some(e) if matches!(e.event, Event::End) && e.icount == icount => {}
+            None if r.reader.truncated().is_some() => {
+                self.check_position(icount);
+                return match self.failure.take() {
+                    Some(f) => Err(f),
+                    None => Ok(()),
+                };
+            }
+            _ => {
+                self.diverge(icount, "to stop the machine here".into());
+                return Err(self.failure.take().unwrap_or_else(|| {
+                    ReplayStop::Diverged(Box::new(self.divergence(icount, String::new())))
+                }));
+            }
+        }
+        self.consume();
+        // Reading past End verifies the footer against what was read.
+        if let Log::Replay(r) = &mut self.log {
+            r.reader.next_event()?;
+        }
+        if let Some(h) = footer_hash {
+            if h != final_state_hash {
+                let mut d = self.divergence(
+                    icount,
+                    format!("to stop with state hash {final_state_hash:#018x}"),
+                );
+                d.note = Some(format!("the recording ended with state hash {h:#018x}"));
+                return Err(ReplayStop::Diverged(Box::new(d)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Host wall-clock time in ns since the Unix epoch.
+fn host_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Fill `buf` from the kernel's entropy source.
+fn host_random(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length describe a writable slice.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // No kernel entropy interface: fall back to a time-seeded generator (the value is
+            // logged in record mode anyway).
+            let mut x = host_now_ns() | 1;
+            for b in rest.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            break;
+        }
     }
 }
 
@@ -367,6 +1221,9 @@ impl Drop for Boundary {
     fn drop(&mut self) {
         if let Some(h) = self.signals.take() {
             h.close();
+        }
+        if let Some(p) = self.socket_path.take() {
+            let _ = std::fs::remove_file(p);
         }
         // Dropping the guard restores the terminal.
         self.raw_mode.take();
@@ -414,6 +1271,145 @@ fn stdin_reader(tx: Sender<HostEvent>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rewind_log::TraceHeader;
+
+    fn writer(dir: &tempfile::TempDir) -> (PathBuf, TraceWriter) {
+        let p = dir.path().join("t.rwtrace");
+        let h = TraceHeader::new("0.1.0", serde_json::Value::Null, 0, vec![], 0);
+        let w = TraceWriter::create(&p, &h).unwrap();
+        (p, w)
+    }
+
+    /// Record a session with serial input, a warp, a device event, a state check and a guest
+    /// exit; replay must hand back the same values at the same icounts, without waiting.
+    #[test]
+    fn record_then_replay_gives_the_same_inputs_at_the_same_icounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, w) = writer(&dir);
+        let checks = CheckSettings {
+            interval: 1000,
+            registers_every: 1,
+        };
+        let mut b = Boundary::record(&BoundaryConfig::default(), w, checks).unwrap();
+        assert_eq!(b.mode(), Mode::Record);
+        let t0 = b.host_clock_ns(0);
+        let mut seed = [0u8; 8];
+        b.random(0, &mut seed);
+        let tx = b.sender();
+        tx.send(HostEvent::Serial(b"abc".to_vec())).unwrap();
+        tx.send(HostEvent::Device(DeviceEvent::BlockComplete {
+            device: 1,
+            request: 9,
+            status: 0,
+        }))
+        .unwrap();
+        b.checkpoint(100);
+        let mut out = Vec::new();
+        assert_eq!(b.take_serial_input(100, 2, &mut out), 2);
+        assert!(b.take_device_event(100).is_some());
+        // A second checkpoint at the same icount takes no new host events.
+        tx.send(HostEvent::Shutdown(ShutdownCause::Sigterm))
+            .unwrap();
+        b.checkpoint(100);
+        assert_eq!(b.take_shutdown_request(100), None);
+        assert_eq!(b.idle(100, Some(5_000_000_000)), Some(5_000_000_000));
+        b.checkpoint(100);
+        assert_eq!(b.take_serial_input(100, 16, &mut out), 1);
+        assert_eq!(out, b"abc");
+        assert_eq!(b.next_check_icount(), Some(1000));
+        assert!(!b.state_check_due(999));
+        assert!(b.state_check_due(1000));
+        b.state_check(1000, 0x1234, &[("pc", 0x8000_0000), ("a0", 7)]);
+        b.guest_request(1200, GuestRequest::Exit(3));
+        assert!(b.finish_recording(1200, 0x99).unwrap().unwrap() > 0);
+        drop(b);
+
+        let mut r = Boundary::replay(TraceReader::open(&p).unwrap());
+        assert_eq!(r.mode(), Mode::Replay);
+        assert!(!r.is_interactive());
+        assert_eq!(r.host_clock_ns(0), t0);
+        let mut seed2 = [0u8; 8];
+        r.random(0, &mut seed2);
+        assert_eq!(seed, seed2);
+        assert_eq!(r.next_event_icount(), Some(100));
+        r.checkpoint(50);
+        let mut out2 = Vec::new();
+        // Nothing is delivered before the logged icount.
+        assert_eq!(r.take_serial_input(50, 16, &mut out2), 0);
+        r.check_position(50);
+        assert!(!r.has_failure());
+        r.checkpoint(100);
+        assert_eq!(r.take_shutdown_request(100), None);
+        assert_eq!(r.take_serial_input(100, 16, &mut out2), 2);
+        assert_eq!(
+            r.take_device_event(100),
+            Some(DeviceEvent::BlockComplete {
+                device: 1,
+                request: 9,
+                status: 0
+            })
+        );
+        // The 5 s warp is applied at once.
+        let start = Instant::now();
+        assert_eq!(r.idle(100, Some(5_000_000_000)), Some(5_000_000_000));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(r.take_serial_input(100, 16, &mut out2), 1);
+        assert_eq!(out2, b"abc");
+        r.check_position(100);
+        assert_eq!(r.next_event_icount(), Some(1000));
+        assert!(r.state_check_due(1000));
+        r.state_check(1000, 0x1234, &[("pc", 0x8000_0000), ("a0", 7)]);
+        assert!(!r.has_failure());
+        r.guest_request(1200, GuestRequest::Exit(3));
+        r.finish_replay(1200, 0x99).unwrap();
+    }
+
+    #[test]
+    fn a_request_the_log_does_not_hold_is_a_divergence() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, w) = writer(&dir);
+        let mut b =
+            Boundary::record(&BoundaryConfig::default(), w, CheckSettings::default()).unwrap();
+        b.host_clock_ns(0);
+        b.guest_request(500, GuestRequest::Exit(0));
+        b.finish_recording(500, 1).unwrap();
+        drop(b);
+
+        let mut r = Boundary::replay(TraceReader::open(&p).unwrap());
+        r.host_clock_ns(0);
+        // The guest asks for random bytes the recording never gave it.
+        let mut buf = [0u8; 4];
+        r.random(10, &mut buf);
+        let Some(ReplayStop::Diverged(d)) = r.take_failure() else {
+            panic!("no divergence");
+        };
+        assert_eq!(d.icount, 10);
+        assert_eq!(d.asked, "4 random bytes");
+        let next = d.log_next.as_ref().unwrap();
+        assert_eq!(
+            (next.kind, next.icount),
+            (rewind_log::EventKind::GuestExit, 500)
+        );
+        assert_eq!(d.recent.len(), 1);
+        assert_eq!(d.recent[0].kind, rewind_log::EventKind::ClockRead);
+        let text = d.to_string();
+        assert!(
+            text.starts_with("replay diverged at instruction 10\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("GuestExit at instruction 500 (file offset 0x"),
+            "{text}"
+        );
+
+        // Running past the logged exit is caught at the next checkpoint.
+        let mut r = Boundary::replay(TraceReader::open(&p).unwrap());
+        r.host_clock_ns(0);
+        r.check_position(499);
+        assert!(!r.has_failure());
+        r.check_position(501);
+        assert!(matches!(r.take_failure(), Some(ReplayStop::Diverged(_))));
+    }
 
     #[test]
     fn serial_input_is_delivered_only_as_room_allows() {

@@ -6,7 +6,6 @@ use std::io::{self, Write};
 use std::path::Path;
 
 /// Destination of the bytes the guest transmits on its UART.
-#[derive(Debug)]
 pub enum OutputSink {
     /// The process's standard output (flushed at every checkpoint that produced output).
     Stdout,
@@ -16,6 +15,21 @@ pub enum OutputSink {
     Null,
     /// Keep everything in memory (tests, and commands that inspect the output).
     Capture(Vec<u8>),
+    /// A connected socket (the serial socket backends); a client that went away is not an
+    /// error.
+    Stream(Box<dyn Write + Send>),
+}
+
+impl std::fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputSink::Stdout => "Stdout",
+            OutputSink::File(_) => "File",
+            OutputSink::Null => "Null",
+            OutputSink::Capture(_) => "Capture",
+            OutputSink::Stream(_) => "Stream",
+        })
+    }
 }
 
 impl OutputSink {
@@ -44,6 +58,17 @@ impl OutputSink {
                 v.extend_from_slice(bytes);
                 Ok(())
             }
+            OutputSink::Stream(s) => match s.write_all(bytes).and_then(|()| s.flush()) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    Ok(())
+                }
+                r => r,
+            },
         }
     }
 

@@ -104,9 +104,13 @@ pub fn every_kind() -> Vec<Event> {
         ShutdownCause::CtrlAX,
         ShutdownCause::EndOfRecording,
         ShutdownCause::Monitor,
+        ShutdownCause::SigHup,
     ] {
         v.push(Event::HostShutdown { cause });
     }
+    v.push(Event::StateRegisters {
+        regs: vec![0, 1, u64::MAX, 0x8000_0000],
+    });
     v
 }
 
