@@ -32,3 +32,5 @@ run exit_0 "" 0
 run exit_1 "" 1
 run exit_42 "" 42
 run exit_uart "7" 7
+run interactive "hello world\nRewind 123\n\nfail x\n\r\nquit\n" 0
+run compute_timer "" 0

@@ -1,0 +1,1608 @@
+//! End-to-end record/replay tests (`rewind record`, `rewind replay`, `rewind dump`) with the
+//! `interactive` and `compute_timer` guests (sources in `guests/`).
+//!
+//! Recordings are driven the way a user would: input typed over a TCP or unix socket at random host
+//! moments, files, signals, a recorder killed with SIGKILL. Every replay must reproduce the recorded
+//! output byte for byte, end at the same instruction count with the same state hash, and exit with the
+//! recorded status; damaged traces must be refused with a message naming the file.
+//! Without `riscv64-unknown-elf-gcc` the tests skip, unless `REWIND_REQUIRE_GUESTS` is set.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long one emulator process may run before the test gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Exit status of `rewind replay` when the trace is cut short.
+const EXIT_CUT_SHORT: i32 = 4;
+/// Exit status for an invalid trace or usage error.
+const EXIT_INVALID: i32 = 2;
+
+// ---------------------------------------------------------------------------------------------
+// Guests
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+fn have_tool(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Builds all guests once per test process; `None` means "skip" (no toolchain, not required).
+fn guests_dir() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = repo_root();
+            if !have_tool("riscv64-unknown-elf-gcc") {
+                if std::env::var_os("REWIND_REQUIRE_GUESTS").is_some() {
+                    panic!(
+                        "REWIND_REQUIRE_GUESTS is set but riscv64-unknown-elf-gcc is not on PATH"
+                    );
+                }
+                eprintln!(
+                    "SKIPPING record/replay tests: riscv64-unknown-elf-gcc not found \
+                     (set REWIND_REQUIRE_GUESTS=1 to make this an error)"
+                );
+                return None;
+            }
+            let out = Command::new("bash")
+                .arg(root.join("guests/build.sh"))
+                .output()
+                .expect("run guests/build.sh");
+            assert!(
+                out.status.success(),
+                "guests/build.sh failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(root.join("guests"))
+        })
+        .clone()
+}
+
+fn guest_elf(name: &str) -> Option<PathBuf> {
+    guests_dir().map(|d| d.join("build").join(format!("{name}.elf")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scratch files, processes
+
+/// A scratch directory unique to one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("rewind-rr-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create scratch dir");
+        Scratch(p)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Output and exit status of a finished process.
+#[derive(Debug, Clone)]
+struct Done {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+impl Done {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout (tail) ---\n{}\n--- stderr ---\n{}",
+            self.code,
+            tail(&self.stdout, 15),
+            self.stderr
+        )
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
+}
+
+/// A running `rewind` process with its stdout/stderr being collected.
+struct Proc {
+    child: Child,
+    out: Option<JoinHandle<Vec<u8>>>,
+    err: Option<JoinHandle<Vec<u8>>>,
+    what: String,
+}
+
+impl Proc {
+    fn spawn(args: &[String]) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start rewind {args:?}: {e}"));
+        let out = child.stdout.take().map(read_all);
+        let err = child.stderr.take().map(read_all);
+        Proc {
+            child,
+            out,
+            err,
+            what: format!("rewind {}", args.join(" ")),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits for the process (killing it after `timeout`) and returns what it printed.
+    fn finish(mut self, timeout: Duration) -> Done {
+        self.finish_mut(timeout)
+    }
+
+    fn finish_mut(&mut self, timeout: Duration) -> Done {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break Some(s);
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stdout = self
+            .out
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let stderr = self
+            .err
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let done = Done {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            code: status.and_then(|s| s.code()),
+        };
+        if status.is_none() {
+            panic!(
+                "{} timed out after {timeout:?}\n{}",
+                self.what,
+                done.describe()
+            );
+        }
+        done
+    }
+}
+
+fn run(args: &[String]) -> Done {
+    Proc::spawn(args).finish(TIMEOUT)
+}
+
+fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
+    x.as_ref().to_string_lossy().into_owned()
+}
+
+/// `rewind record -o TRACE --bios none --kernel ELF --serial SERIAL EXTRA...`
+fn record_args(trace: &Path, elf: &Path, serial: &str, extra: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        s("record"),
+        s("-o"),
+        s(trace),
+        s("--bios"),
+        s("none"),
+        s("--kernel"),
+        s(elf),
+        s("--serial"),
+        s(serial),
+    ];
+    v.extend(extra.iter().map(s));
+    v
+}
+
+/// `<N>` from `rewind: recorded <N> instructions to <FILE> (<B> bytes)`.
+fn recorded_icount(d: &Done) -> u64 {
+    d.stderr
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("rewind: recorded ")?;
+            let (n, rest) = rest.split_once(' ')?;
+            rest.starts_with("instructions to ")
+                .then(|| n.parse().ok())?
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "record did not print `rewind: recorded <N> instructions to ...`\n{}",
+                d.describe()
+            )
+        })
+}
+
+/// A replay and what its success line said.
+#[derive(Debug, Clone)]
+struct Replayed {
+    done: Done,
+    icount: u64,
+    hash: String,
+}
+
+/// `(N, hash)` from `rewind: replay matched the recording: <N> instructions, state <16 hex>`.
+fn matched_line(stderr: &str) -> Option<(u64, String)> {
+    stderr.lines().find_map(|l| {
+        let rest = l.strip_prefix("rewind: replay matched the recording: ")?;
+        let (n, rest) = rest.split_once(" instructions, state ")?;
+        let hash = rest.trim();
+        (hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| (n.parse().ok(), hash.to_ascii_lowercase()))
+            .and_then(|(n, h)| Some((n?, h)))
+    })
+}
+
+fn replay_raw(trace: &Path) -> Done {
+    run(&[s("replay"), s(trace)])
+}
+
+/// Replays `trace` and checks it succeeded with exit status `code`.
+fn replay_ok(trace: &Path, code: i32) -> Replayed {
+    let done = replay_raw(trace);
+    assert_eq!(
+        done.code,
+        Some(code),
+        "replay of {} exit status\n{}",
+        trace.display(),
+        done.describe()
+    );
+    let (icount, hash) = matched_line(&done.stderr).unwrap_or_else(|| {
+        panic!(
+            "replay did not print `rewind: replay matched the recording: <N> instructions, state <hash>`\n{}",
+            done.describe()
+        )
+    });
+    Replayed { done, icount, hash }
+}
+
+fn dump(trace: &Path, flags: &[&str]) -> Done {
+    let mut args = vec![s("dump"), s(trace)];
+    args.extend(flags.iter().map(s));
+    let d = run(&args);
+    assert_eq!(d.code, Some(0), "rewind dump {flags:?}\n{}", d.describe());
+    d
+}
+
+/// The `rewind dump --json` lines, parsed.
+fn dump_json(trace: &Path) -> Vec<serde_json::Value> {
+    dump(trace, &["--json"])
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("dump --json line {l:?}: {e}")))
+        .collect()
+}
+
+/// `(icount, kind)` of every event of kind `kind` (all kinds if empty).
+fn events_of(json: &[serde_json::Value], kind: &str) -> Vec<(u64, String)> {
+    json.iter()
+        .filter(|v| v["type"] == "event")
+        .filter(|v| kind.is_empty() || v["kind"] == kind)
+        .map(|v| {
+            (
+                v["icount"].as_u64().expect("event icount"),
+                v["kind"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The footer's final state hash as 16 lowercase hex digits, if the trace has one.
+fn footer_hash(json: &[serde_json::Value]) -> Option<String> {
+    json.iter()
+        .find(|v| v["type"] == "footer")
+        .and_then(|v| v["footer"]["final_state_hash"].as_u64())
+        .map(|h| format!("{h:016x}"))
+}
+
+/// Asserts two outputs are equal, reporting the first differing line with context.
+fn assert_same_output(what: &str, expected: &str, actual: &str) {
+    if expected == actual {
+        return;
+    }
+    let e: Vec<&str> = expected.lines().collect();
+    let a: Vec<&str> = actual.lines().collect();
+    let first = e
+        .iter()
+        .zip(a.iter())
+        .position(|(x, y)| x != y)
+        .unwrap_or(e.len().min(a.len()));
+    let from = first.saturating_sub(3);
+    let ctx = |v: &[&str]| -> String {
+        v.iter()
+            .enumerate()
+            .skip(from)
+            .take(8)
+            .map(|(i, l)| format!("{:6}: {l}", i + 1))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    panic!(
+        "{what}: outputs differ at line {} ({} vs {} lines, {} vs {} bytes)\n--- expected ---\n{}\n--- actual ---\n{}",
+        first + 1,
+        e.len(),
+        a.len(),
+        expected.len(),
+        actual.len(),
+        ctx(&e),
+        ctx(&a)
+    );
+}
+
+/// Small deterministic PRNG (xorshift64*) for input timing; the seed is printed by each test.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The interactive guest: what it must print for a given input
+
+/// One expected line of the interactive guest's output.
+#[derive(Debug, Clone, PartialEq)]
+enum Expect {
+    Exact(String),
+    /// A line whose tail depends on timing (tick count, raw RTC time).
+    Prefix(String),
+}
+
+const BANNER: [&str; 4] = [
+    "interactive: commands ticks, rtc, quit, fail N",
+    "rtc plausible: 1",
+    "rtc monotonic: 1",
+    "ready",
+];
+
+/// What the interactive guest prints for these input lines (each sent with a trailing `\n`), up to
+/// and including its exit line; the second value is the exit code if a line makes it exit.
+fn interactive_model(lines: &[String]) -> (Vec<Expect>, Option<i32>) {
+    let mut out: Vec<Expect> = BANNER
+        .iter()
+        .map(|l| Expect::Exact(l.to_string()))
+        .collect();
+    let mut sum: u32 = 2_166_136_261;
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        for &b in line.as_bytes().iter().chain(b"\n") {
+            sum = (sum ^ u32::from(b)).wrapping_mul(16_777_619);
+        }
+        if line == "quit" {
+            out.push(Expect::Exact(format!("line {n}: quit, sum {sum:08x}")));
+            out.push(Expect::Exact("bye".into()));
+            return (out, Some(0));
+        }
+        if let Some(code) = line
+            .strip_prefix("fail ")
+            .filter(|c| !c.is_empty() && c.len() <= 5 && c.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|c| c.parse::<i32>().ok())
+        {
+            out.push(Expect::Exact(format!(
+                "line {n}: fail {code}, sum {sum:08x}"
+            )));
+            return (out, Some(code & 0xffff));
+        }
+        match line.as_str() {
+            "ticks" => out.push(Expect::Prefix(format!("line {n}: ticks "))),
+            "rtc" => out.push(Expect::Prefix(format!("line {n}: RTC-RAW "))),
+            _ => out.push(Expect::Exact(format!("line {n}: [{line}] sum {sum:08x}"))),
+        }
+    }
+    (out, None)
+}
+
+/// Checks `output` against the model: every line as predicted (a prefix of the model if the guest
+/// was stopped early), tick counts never decreasing, raw RTC times plausible and increasing.
+fn check_interactive_output(output: &str, model: &[Expect], complete: bool) {
+    let got: Vec<&str> = output.lines().collect();
+    if complete {
+        assert_eq!(
+            got.len(),
+            model.len(),
+            "interactive output has {} lines, expected {}:\n{output}",
+            got.len(),
+            model.len()
+        );
+    } else {
+        assert!(got.len() <= model.len(), "too many lines:\n{output}");
+    }
+    let (mut last_ticks, mut last_rtc) = (0u64, 0u64);
+    for (i, (g, m)) in got.iter().zip(model).enumerate() {
+        match m {
+            Expect::Exact(e) => assert_eq!(g, e, "line {} of output:\n{output}", i + 1),
+            Expect::Prefix(p) => {
+                let v: u64 = g
+                    .strip_prefix(p.as_str())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| {
+                        panic!("line {} {g:?} is not {p:?}<number>:\n{output}", i + 1)
+                    });
+                if p.contains("ticks") {
+                    assert!(v >= last_ticks, "tick count went backwards:\n{output}");
+                    last_ticks = v;
+                } else {
+                    assert!(
+                        v > 1_577_836_800_000_000_000 && v > last_rtc,
+                        "implausible RTC time {v}:\n{output}"
+                    );
+                    last_rtc = v;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording over a socket
+
+/// Where the recorder listens for its serial client.
+#[derive(Debug, Clone)]
+enum Sock {
+    Tcp(u16),
+    Unix(PathBuf),
+}
+
+impl Sock {
+    fn tcp() -> Sock {
+        // Ask the OS for a free port, then release it for rewind (a small race we accept).
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        Sock::Tcp(l.local_addr().expect("local addr").port())
+    }
+
+    fn spec(&self) -> String {
+        match self {
+            Sock::Tcp(p) => format!("tcp:127.0.0.1:{p},server"),
+            Sock::Unix(p) => format!("unix:{},server", p.display()),
+        }
+    }
+
+    fn try_connect(&self) -> std::io::Result<Conn> {
+        Ok(match self {
+            Sock::Tcp(p) => {
+                let t = TcpStream::connect(("127.0.0.1", *p))?;
+                t.set_nodelay(true)?;
+                Conn::Tcp(t)
+            }
+            Sock::Unix(p) => Conn::Unix(UnixStream::connect(p)?),
+        })
+    }
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Conn {
+    fn reader(&self) -> Box<dyn Read + Send> {
+        match self {
+            Conn::Tcp(t) => Box::new(t.try_clone().expect("clone socket")),
+            Conn::Unix(u) => Box::new(u.try_clone().expect("clone socket")),
+        }
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(t) => t.write_all(b),
+            Conn::Unix(u) => u.write_all(b),
+        }
+    }
+}
+
+/// A recording in progress with a socket client attached.
+struct Session {
+    proc: Proc,
+    conn: Conn,
+    output: Arc<Mutex<Vec<u8>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts `rewind record` with the serial port on `sock` and connects to it.
+    fn start(trace: &Path, elf: &Path, sock: &Sock, extra: &[&str]) -> Session {
+        let mut proc = Proc::spawn(&record_args(trace, elf, &sock.spec(), extra));
+        let start = Instant::now();
+        let conn = loop {
+            match sock.try_connect() {
+                Ok(c) => break c,
+                Err(e) => {
+                    if proc.exited() || start.elapsed() > Duration::from_secs(20) {
+                        let done = proc.finish(TIMEOUT);
+                        panic!(
+                            "cannot connect to {}: {e}\n{}",
+                            sock.spec(),
+                            done.describe()
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut r = conn.reader();
+        let sink = Arc::clone(&output);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .expect("output lock")
+                        .extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        Session {
+            proc,
+            conn,
+            output,
+            reader: Some(reader),
+        }
+    }
+
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().expect("output lock")).into_owned()
+    }
+
+    /// Waits until the guest has printed `needle`.
+    fn wait_for(&mut self, needle: &str) {
+        let start = Instant::now();
+        while !self.output().contains(needle) {
+            if start.elapsed() > Duration::from_secs(20) || self.proc.exited() {
+                let out = self.output();
+                let _ = self.proc.child.kill();
+                panic!(
+                    "guest never printed {needle:?}; socket output:\n{out}\nrecorder: {}",
+                    self.proc.finish_mut(TIMEOUT).describe()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn send_line(&mut self, line: &str) {
+        let mut b = line.as_bytes().to_vec();
+        b.push(b'\n');
+        self.conn
+            .write_all(&b)
+            .unwrap_or_else(|e| panic!("sending {line:?} to the recorder: {e}"));
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.proc.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{sig} failed");
+    }
+
+    fn kill9(&mut self) {
+        self.proc.child.kill().expect("SIGKILL the recorder");
+    }
+
+    /// Waits for the recorder to exit; returns its result and everything the guest sent to the socket.
+    fn finish(mut self) -> (Done, String) {
+        let done = self.proc.finish_mut(TIMEOUT);
+        // The recorder's exit closes the connection; do not hang if it somehow stays open.
+        if let Some(h) = self.reader.take() {
+            let start = Instant::now();
+            while !h.is_finished() && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+        let out = self.output();
+        (done, out)
+    }
+}
+
+/// Records the interactive guest over `sock`, sending each line after its delay (ms) once the guest
+/// is ready; returns the recorder's result and the socket output.
+fn record_interactive_socket(
+    trace: &Path,
+    sock: &Sock,
+    schedule: &[(u64, String)],
+) -> (Done, String) {
+    let elf = guest_elf("interactive").expect("guests built");
+    let mut sess = Session::start(trace, &elf, sock, &[]);
+    sess.wait_for("ready\n");
+    for (delay, line) in schedule {
+        std::thread::sleep(Duration::from_millis(*delay));
+        sess.send_line(line);
+    }
+    sess.finish()
+}
+
+/// A random schedule of input lines ending with "quit"; delays up to `max_delay_ms`.
+fn random_schedule(rng: &mut Rng, max_delay_ms: u64) -> Vec<(u64, String)> {
+    let words = [
+        "hello",
+        "ticks",
+        "rtc",
+        "record me",
+        "",
+        "ticks",
+        "Rewind 123",
+        "x y z",
+    ];
+    let n = 4 + rng.below(4);
+    let mut v: Vec<(u64, String)> = (0..n)
+        .map(|_| {
+            let w = words[rng.below(words.len() as u64) as usize];
+            (rng.below(max_delay_ms + 1), w.to_string())
+        })
+        .collect();
+    v.push((rng.below(max_delay_ms + 1), "quit".to_string()));
+    v
+}
+
+/// Records one socket session with the schedule from `seed`, checks it against the model and
+/// replays it `replays` times; returns (recorded icount, SerialInput events, output).
+fn socket_roundtrip(
+    scratch: &Scratch,
+    name: &str,
+    sock: &Sock,
+    seed: u64,
+    replays: usize,
+) -> (u64, Vec<(u64, String)>, String) {
+    let mut rng = Rng::new(seed);
+    let schedule = random_schedule(&mut rng, 150);
+    eprintln!("{name}: seed {seed:#x}, schedule (delay ms, line) {schedule:?}");
+    let trace = scratch.path(&format!("{name}.rwtrace"));
+    let (rec, output) = record_interactive_socket(&trace, sock, &schedule);
+    assert_eq!(
+        rec.code,
+        Some(0),
+        "record {name}: {}\nsocket output:\n{output}",
+        rec.describe()
+    );
+    let lines: Vec<String> = schedule.iter().map(|(_, l)| l.clone()).collect();
+    let (model, _) = interactive_model(&lines);
+    check_interactive_output(&output, &model, true);
+    let icount = recorded_icount(&rec);
+
+    let json = dump_json(&trace);
+    let mut first: Option<Replayed> = None;
+    for i in 0..replays {
+        let r = replay_ok(&trace, 0);
+        assert_same_output(
+            &format!(
+                "{name}: replay {} vs the output seen while recording",
+                i + 1
+            ),
+            &output,
+            &r.done.stdout,
+        );
+        assert_eq!(r.icount, icount, "{name}: replay icount vs recorded icount");
+        if let Some(f) = &first {
+            assert_eq!(
+                (r.icount, &r.hash),
+                (f.icount, &f.hash),
+                "{name}: replays disagree"
+            );
+        } else if let Some(h) = footer_hash(&json) {
+            assert_eq!(r.hash, h, "{name}: replay state hash vs the trace footer's");
+        }
+        first.get_or_insert(r);
+    }
+    (icount, events_of(&json, "SerialInput"), output)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+/// Runs `cmd` with `input` on its stdin (then closed); returns (exit code, stdout, stderr).
+fn pipe_run(mut cmd: Command, input: &[u8]) -> (Option<i32>, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    // The guest may exit before reading everything: a broken pipe is fine.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The new guests behave on rewind (`run`) exactly as on QEMU (reference files and, when
+/// installed, a live `qemu-system-riscv64 -icount shift=0`).
+#[test]
+fn new_guests_match_qemu() {
+    let Some(dir) = guests_dir() else { return };
+    let input = b"hello world\nRewind 123\n\nfail x\n\r\nquit\n";
+    let qemu = have_tool("qemu-system-riscv64");
+    for (name, input) in [("interactive", &input[..]), ("compute_timer", &b""[..])] {
+        let elf = dir.join(format!("build/{name}.elf"));
+        let expected = std::fs::read_to_string(dir.join(format!("expected/{name}.txt")))
+            .expect("reference output");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
+        cmd.args(["run", "--bios", "none", "--kernel"])
+            .arg(&elf)
+            .args(["--serial", "stdio"]);
+        let (code, out, err) = pipe_run(cmd, input);
+        assert_eq!(code, Some(0), "{name}: {err}");
+        assert_same_output(
+            &format!("{name}: guests/expected (QEMU) vs rewind run"),
+            &expected,
+            &out,
+        );
+        if qemu {
+            let mut cmd = Command::new("qemu-system-riscv64");
+            cmd.args(["-machine", "virt", "-bios", "none", "-serial", "stdio"])
+                .args(["-monitor", "none", "-display", "none", "-icount", "shift=0"])
+                .arg("-kernel")
+                .arg(&elf);
+            let (code, qout, err) = pipe_run(cmd, input);
+            assert_eq!(code, Some(0), "{name} on QEMU: {err}");
+            assert_same_output(&format!("{name}: live QEMU vs rewind run"), &qout, &out);
+        }
+    }
+}
+
+/// Test 1: input typed over TCP at random host moments; three exact replays; different timing gives
+/// a different trace which also replays exactly.
+#[test]
+fn interactive_over_tcp_replays_exactly() {
+    if guests_dir().is_none() {
+        return;
+    }
+    let scratch = Scratch::new("tcp");
+    let seed_a = 0x5eed_0001 ^ u64::from(std::process::id());
+    let (n_a, ev_a, out_a) = socket_roundtrip(&scratch, "tcp-a", &Sock::tcp(), seed_a, 3);
+    let (n_b, ev_b, out_b) =
+        socket_roundtrip(&scratch, "tcp-b", &Sock::tcp(), seed_a ^ 0xabcdef, 1);
+    assert!(
+        !ev_a.is_empty() && !ev_b.is_empty(),
+        "no SerialInput events logged"
+    );
+    assert!(
+        n_a != n_b || ev_a != ev_b,
+        "two recordings with different input timing gave the same instruction count ({n_a}) and \
+         the same SerialInput icounts {ev_a:?}\n--- a ---\n{out_a}\n--- b ---\n{out_b}"
+    );
+}
+
+/// Test 1 over a unix socket.
+#[test]
+fn interactive_over_unix_socket_replays_exactly() {
+    if guests_dir().is_none() {
+        return;
+    }
+    let scratch = Scratch::new("unix");
+    let seed = 0x5eed_0002 ^ u64::from(std::process::id());
+    let sock_a = Sock::Unix(scratch.path("a.sock"));
+    let sock_b = Sock::Unix(scratch.path("b.sock"));
+    let (n_a, ev_a, _) = socket_roundtrip(&scratch, "unix-a", &sock_a, seed, 3);
+    let (n_b, ev_b, _) = socket_roundtrip(&scratch, "unix-b", &sock_b, seed.rotate_left(17), 1);
+    assert!(
+        n_a != n_b || ev_a != ev_b,
+        "two recordings with different input timing gave identical traces ({n_a} instructions, {ev_a:?})"
+    );
+}
+
+/// Test 2: a CPU-bound guest with a 1 kHz timer records and replays identically, and the trace logs
+/// nothing for its ~300 timer interrupts.
+#[test]
+fn compute_timer_replays_without_timer_events() {
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("compute");
+    let trace = scratch.path("compute.rwtrace");
+    let elf = dir.join("build/compute_timer.elf");
+    let rec = run(&record_args(&trace, &elf, "stdio", &[]));
+    assert_eq!(rec.code, Some(0), "record: {}", rec.describe());
+    let expected =
+        std::fs::read_to_string(dir.join("expected/compute_timer.txt")).expect("reference");
+    assert_same_output(
+        "compute_timer: recording vs QEMU reference",
+        &expected,
+        &rec.stdout,
+    );
+    let n = recorded_icount(&rec);
+    assert!(
+        (250_000_000..400_000_000).contains(&n),
+        "compute_timer ran {n} instructions"
+    );
+
+    let r1 = replay_ok(&trace, 0);
+    assert_same_output(
+        "compute_timer: replay vs recording",
+        &rec.stdout,
+        &r1.done.stdout,
+    );
+    assert_eq!(r1.icount, n, "replay icount vs recorded");
+    let r2 = replay_ok(&trace, 0);
+    assert_eq!(
+        (r2.icount, &r2.hash),
+        (r1.icount, &r1.hash),
+        "two replays disagree"
+    );
+    assert_eq!(r2.done.stdout, r1.done.stdout);
+    let json = dump_json(&trace);
+    if let Some(h) = footer_hash(&json) {
+        assert_eq!(r1.hash, h, "replay state hash vs the trace footer's");
+    }
+
+    let stats = dump(&trace, &["--stats"]);
+    let known = [
+        "SerialInput",
+        "HostShutdown",
+        "GuestExit",
+        "ClockRead",
+        "Random",
+        "IdleWarp",
+        "StateHash",
+        "BlockComplete",
+        "NetPacket",
+        "InputEvent",
+        "StateRegisters",
+        "End",
+        "Timer",
+        "TimerInterrupt",
+    ];
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for line in stats.stdout.lines() {
+        let mut t = line.split_whitespace();
+        if let (Some(k), Some(c)) = (t.next(), t.next()) {
+            if let (true, Ok(c)) = (known.contains(&k), c.parse::<u64>()) {
+                counts.insert(k.to_string(), c);
+            }
+        }
+    }
+    assert!(
+        counts.contains_key("End"),
+        "dump --stats shows no per-kind table:\n{}",
+        stats.stdout
+    );
+    for k in ["IdleWarp", "SerialInput", "Timer", "TimerInterrupt"] {
+        assert!(
+            !counts.contains_key(k),
+            "compute_timer logged {k} events:\n{}",
+            stats.stdout
+        );
+    }
+    // Besides periodic state checks, only start-up and exit events: far fewer than the ~300 ticks.
+    let other: u64 = counts
+        .iter()
+        .filter(|(k, _)| k.as_str() != "StateHash" && k.as_str() != "StateRegisters")
+        .map(|(_, c)| c)
+        .sum();
+    assert!(
+        other <= 4,
+        "compute_timer logged {other} non-hash events:\n{}",
+        stats.stdout
+    );
+    let ticks: u64 = rec
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("compute_timer ticks "))
+        .and_then(|t| t.parse().ok())
+        .expect("tick line");
+    assert!(ticks > 250, "only {ticks} timer interrupts");
+}
+
+/// Test 3: the finisher's exit code is the recorder's and the replayer's exit status.
+#[test]
+fn finisher_codes_are_exit_statuses() {
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("codes");
+    for (name, code) in [("exit_0", 0), ("exit_1", 1), ("exit_42", 42)] {
+        let trace = scratch.path(&format!("{name}.rwtrace"));
+        let rec = run(&record_args(
+            &trace,
+            &dir.join(format!("build/{name}.elf")),
+            "stdio",
+            &[],
+        ));
+        assert_eq!(rec.code, Some(code), "record {name}: {}", rec.describe());
+        assert!(
+            rec.stdout.contains(&format!("exiting with code {code}")),
+            "{}",
+            rec.describe()
+        );
+        let r = replay_ok(&trace, code);
+        assert_same_output(&format!("{name}: replay"), &rec.stdout, &r.done.stdout);
+        assert_eq!(r.icount, recorded_icount(&rec));
+    }
+    // The replayer's output backends: a file gets exactly the bytes, null gets nothing.
+    let trace = scratch.path("exit_42.rwtrace");
+    let out = scratch.path("replay-out.txt");
+    let d = run(&[
+        s("replay"),
+        s(&trace),
+        s("--serial"),
+        format!("file:{}", out.display()),
+        s("--quiet"),
+    ]);
+    assert_eq!(d.code, Some(42), "replay --serial file: {}", d.describe());
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("replay output file"),
+        "exiting with code 42\n"
+    );
+    assert!(matched_line(&d.stderr).is_some(), "{}", d.describe());
+    let d = run(&[s("replay"), s(&trace), s("--serial"), s("null")]);
+    assert_eq!(d.code, Some(42), "replay --serial null: {}", d.describe());
+    assert_eq!(d.stdout, "", "replay --serial null printed guest output");
+
+    // The instruction budget ends the recording with status 124; replay stops at the same point.
+    let trace = scratch.path("budget.rwtrace");
+    let rec = run(&record_args(
+        &trace,
+        &dir.join("build/compute_timer.elf"),
+        "stdio",
+        &["--max-instructions", "2000000"],
+    ));
+    assert_eq!(
+        rec.code,
+        Some(124),
+        "record --max-instructions: {}",
+        rec.describe()
+    );
+    assert_eq!(recorded_icount(&rec), 2_000_000, "{}", rec.describe());
+    let r = replay_ok(&trace, 124);
+    assert_eq!(r.icount, 2_000_000);
+    assert_same_output("budget: replay", &rec.stdout, &r.done.stdout);
+
+    // The interactive guest told to fail, with its input from a file.
+    let elf = dir.join("build/interactive.elf");
+    for code in [0, 1, 42, 200] {
+        let input = scratch.path(&format!("in-{code}.txt"));
+        let cmd = if code == 0 {
+            "quit".to_string()
+        } else {
+            format!("fail {code}")
+        };
+        std::fs::write(&input, format!("first\n{cmd}\nnever read\n")).expect("write input");
+        let out = scratch.path(&format!("out-{code}.txt"));
+        let trace = scratch.path(&format!("fail-{code}.rwtrace"));
+        let rec = run(&record_args(
+            &trace,
+            &elf,
+            &format!("file:{}", out.display()),
+            &["--serial-input", &s(&input)],
+        ));
+        assert_eq!(
+            rec.code,
+            Some(code),
+            "record interactive {cmd}: {}",
+            rec.describe()
+        );
+        let seen = std::fs::read_to_string(&out).expect("serial output file");
+        let (model, mcode) = interactive_model(&["first".to_string(), cmd.clone()]);
+        assert_eq!(mcode, Some(code));
+        check_interactive_output(&seen, &model, true);
+        let r = replay_ok(&trace, code);
+        assert_same_output(&format!("interactive {cmd}: replay"), &seen, &r.done.stdout);
+    }
+}
+
+/// Records the interactive guest with its input from a file (output to a file); returns the output.
+fn record_with_input_file(
+    scratch: &Scratch,
+    trace: &Path,
+    elf: &Path,
+    input: &str,
+    extra: &[&str],
+) -> (Done, String) {
+    let inp = scratch.path("input.txt");
+    let out = scratch.path("serial-out.txt");
+    std::fs::write(&inp, input).expect("write input");
+    let mut ex = vec!["--serial-input", inp.to_str().expect("utf-8 path")];
+    ex.extend_from_slice(extra);
+    let rec = run(&record_args(
+        trace,
+        elf,
+        &format!("file:{}", out.display()),
+        &ex,
+    ));
+    let seen = std::fs::read_to_string(&out).unwrap_or_default();
+    (rec, seen)
+}
+
+/// Test 4: damaged, cut, foreign and stale traces are refused (or replayed to the cut) with a clear
+/// message; an existing trace is not overwritten without --force.
+#[test]
+fn bad_traces_are_refused() {
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("bad");
+
+    // A multi-block trace: frequent state hashes over ~3e8 instructions.
+    let good = scratch.path("good.rwtrace");
+    let rec = run(&record_args(
+        &good,
+        &dir.join("build/compute_timer.elf"),
+        "stdio",
+        &["--check-interval", "20000"],
+    ));
+    assert_eq!(rec.code, Some(0), "record: {}", rec.describe());
+    let bytes = std::fs::read(&good).expect("read trace");
+    let json = dump_json(&good);
+    let mut blocks: Vec<u64> = json
+        .iter()
+        .filter(|v| v["type"] == "event")
+        .filter_map(|v| v["block_offset"].as_u64())
+        .collect();
+    blocks.dedup();
+    assert!(
+        blocks.len() >= 3,
+        "expected a multi-block trace, got blocks at {blocks:?}"
+    );
+
+    // One flipped byte in the middle of a middle block's compressed events.
+    let off = blocks[blocks.len() / 2];
+    let c = u32::from_le_bytes(
+        bytes[off as usize + 4..off as usize + 8]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    let mut bad = bytes.clone();
+    bad[off as usize + 24 + c as usize / 2] ^= 0x10;
+    let flipped = scratch.path("flipped.rwtrace");
+    std::fs::write(&flipped, &bad).expect("write");
+    let d = replay_raw(&flipped);
+    assert_eq!(d.code, Some(EXIT_INVALID), "flipped byte: {}", d.describe());
+    assert!(
+        d.stderr.contains("flipped.rwtrace") && d.stderr.contains(&format!("offset {off}")),
+        "flipped byte in the block at offset {off}: the message must name the file and the offset\n{}",
+        d.describe()
+    );
+
+    // Cut in half: inside the blocks, so replay runs to the cut and says so.
+    let header_len = 18 + u32::from_le_bytes(bytes[10..14].try_into().expect("4 bytes")) as usize;
+    let half = bytes.len() / 2;
+    assert!(
+        half > header_len,
+        "trace too small to cut inside the blocks"
+    );
+    let cut = scratch.path("half.rwtrace");
+    std::fs::write(&cut, &bytes[..half]).expect("write");
+    let d = replay_raw(&cut);
+    assert_eq!(
+        d.code,
+        Some(EXIT_CUT_SHORT),
+        "trace cut in half: {}",
+        d.describe()
+    );
+    let at: u64 = d
+        .stderr
+        .split("recording was cut short at instruction ")
+        .nth(1)
+        .and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no `recording was cut short at instruction <N>`: {}",
+                d.describe()
+            )
+        });
+    assert!(
+        at > 0 && at < recorded_icount(&rec),
+        "cut at instruction {at}"
+    );
+    assert!(
+        rec.stdout.starts_with(&d.stdout),
+        "cut replay output is not a prefix: {}",
+        d.describe()
+    );
+
+    // Cut inside the header: not replayable at all.
+    let cut = scratch.path("header-cut.rwtrace");
+    std::fs::write(&cut, &bytes[..header_len / 2]).expect("write");
+    let d = replay_raw(&cut);
+    assert_eq!(
+        d.code,
+        Some(EXIT_INVALID),
+        "trace cut inside its header: {}",
+        d.describe()
+    );
+    assert!(
+        d.stderr.contains("header-cut.rwtrace") && d.stderr.contains("truncated"),
+        "{}",
+        d.describe()
+    );
+
+    // Not a trace at all.
+    let mut rng = Rng::new(0xbad_f11e);
+    let junk: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    let junk_path = scratch.path("junk.rwtrace");
+    std::fs::write(&junk_path, &junk).expect("write");
+    let d = replay_raw(&junk_path);
+    assert_eq!(d.code, Some(EXIT_INVALID), "random bytes: {}", d.describe());
+    assert!(
+        d.stderr.contains("junk.rwtrace") && d.stderr.contains("not a rewind trace"),
+        "{}",
+        d.describe()
+    );
+    let d = run(&[s("dump"), s(&junk_path)]);
+    assert_eq!(
+        d.code,
+        Some(EXIT_INVALID),
+        "dump of random bytes: {}",
+        d.describe()
+    );
+
+    // A future format version.
+    let mut v2 = bytes.clone();
+    v2[8] = 2;
+    let v2_path = scratch.path("v2.rwtrace");
+    std::fs::write(&v2_path, &v2).expect("write");
+    let d = replay_raw(&v2_path);
+    assert_eq!(d.code, Some(EXIT_INVALID), "version 2: {}", d.describe());
+    assert!(
+        d.stderr.contains("v2.rwtrace") && d.stderr.contains("version"),
+        "{}",
+        d.describe()
+    );
+
+    // The guest ELF changed (or vanished) after recording.
+    let elf = scratch.path("guest-copy.elf");
+    std::fs::copy(dir.join("build/interactive.elf"), &elf).expect("copy ELF");
+    let trace = scratch.path("elf.rwtrace");
+    let (rec, _) = record_with_input_file(&scratch, &trace, &elf, "hi\nquit\n", &[]);
+    assert_eq!(rec.code, Some(0), "record: {}", rec.describe());
+    replay_ok(&trace, 0);
+    let mut e = std::fs::read(&elf).expect("read ELF");
+    let mid = e.len() / 2;
+    e[mid] ^= 1;
+    std::fs::write(&elf, &e).expect("write ELF");
+    let d = replay_raw(&trace);
+    assert_eq!(d.code, Some(EXIT_INVALID), "modified ELF: {}", d.describe());
+    assert!(
+        d.stderr.contains("guest-copy.elf"),
+        "message must name the ELF: {}",
+        d.describe()
+    );
+    std::fs::remove_file(&elf).expect("remove ELF");
+    let d = replay_raw(&trace);
+    assert_eq!(d.code, Some(EXIT_INVALID), "missing ELF: {}", d.describe());
+    assert!(
+        d.stderr.contains("guest-copy.elf"),
+        "message must name the ELF: {}",
+        d.describe()
+    );
+
+    // An existing file is not overwritten without --force.
+    let existing = scratch.path("existing.rwtrace");
+    std::fs::write(&existing, b"precious").expect("write");
+    let exit42 = dir.join("build/exit_42.elf");
+    let d = run(&record_args(&existing, &exit42, "null", &[]));
+    assert_eq!(
+        d.code,
+        Some(EXIT_INVALID),
+        "overwrite without --force: {}",
+        d.describe()
+    );
+    assert_eq!(
+        std::fs::read(&existing).expect("read"),
+        b"precious",
+        "file was modified"
+    );
+    assert!(d.stderr.contains("existing.rwtrace"), "{}", d.describe());
+    let d = run(&record_args(&existing, &exit42, "null", &["--force"]));
+    assert_eq!(d.code, Some(42), "overwrite with --force: {}", d.describe());
+    let r = replay_ok(&existing, 42);
+    assert!(
+        r.done.stdout.contains("exiting with code 42"),
+        "{}",
+        r.done.describe()
+    );
+}
+
+/// Records the interactive guest over TCP, sends `lines` (waiting for each echo), waits `linger`,
+/// kills the recorder with SIGKILL and replays the trace; returns (socket output, replay).
+fn kill9_session(name: &str, lines: &[&str], linger: Duration) -> (String, Done, Done) {
+    let scratch = Scratch::new(name);
+    let trace = scratch.path("killed.rwtrace");
+    let elf = guest_elf("interactive").expect("guest");
+    let mut sess = Session::start(&trace, &elf, &Sock::tcp(), &[]);
+    sess.wait_for("ready\n");
+    for (i, line) in lines.iter().enumerate() {
+        sess.send_line(line);
+        sess.wait_for(&format!("line {}: ", i + 1));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(linger);
+    sess.kill9();
+    let (_, seen) = sess.finish();
+    let d = replay_raw(&trace);
+    let stats = run(&[s("dump"), s(&trace), s("--stats")]);
+    (seen, d, stats)
+}
+
+fn assert_cut_short(seen: &str, d: &Done, stats: &Done) -> u64 {
+    assert_eq!(
+        d.code,
+        Some(EXIT_CUT_SHORT),
+        "replay of a recording killed with SIGKILL: {}",
+        d.describe()
+    );
+    let at: u64 = d
+        .stderr
+        .split("recording was cut short at instruction ")
+        .nth(1)
+        .and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no `recording was cut short at instruction <N>`: {}",
+                d.describe()
+            )
+        });
+    assert!(
+        seen.starts_with(&d.stdout),
+        "replayed output is not a prefix of the recorded output\n--- recorded ---\n{seen}\n--- replayed ---\n{}",
+        d.stdout
+    );
+    assert!(
+        format!("{}{}", stats.stdout, stats.stderr).contains("TRUNCATED"),
+        "dump --stats of a killed recording: {}",
+        stats.describe()
+    );
+    at
+}
+
+/// Test 5: a recorder killed with SIGKILL well after its last input leaves a trace that replays to
+/// the cut, including every line typed (the recorder hands events to the OS at least once a second).
+#[test]
+fn sigkill_leaves_a_replayable_prefix() {
+    if guests_dir().is_none() {
+        return;
+    }
+    let (seen, d, stats) = kill9_session(
+        "kill9",
+        &["one", "ticks", "three"],
+        Duration::from_millis(1600),
+    );
+    let at = assert_cut_short(&seen, &d, &stats);
+    assert!(at > 0, "cut at instruction {at}");
+    assert!(
+        d.stdout.contains("line 3: [three] sum "),
+        "input typed 1.6 s before the SIGKILL is missing from the trace\n{}",
+        d.describe()
+    );
+}
+
+/// Test 5b: killed before anything but the header reached the file: still "cut short", not a
+/// divergence (nothing in the trace contradicts the guest).
+#[test]
+fn sigkill_before_first_flush_is_cut_short() {
+    if guests_dir().is_none() {
+        return;
+    }
+    let (seen, d, stats) = kill9_session("kill9-early", &["one"], Duration::from_millis(0));
+    assert_cut_short(&seen, &d, &stats);
+}
+
+/// Test 6: SIGINT (130) and SIGTERM (143) end the recording cleanly; the trace replays to the same
+/// status and output.
+#[test]
+fn sigint_and_sigterm_end_recording_cleanly() {
+    if guests_dir().is_none() {
+        return;
+    }
+    let scratch = Scratch::new("sigint");
+    let elf = guest_elf("interactive").expect("guest");
+    for (sig, code) in [("INT", 130), ("TERM", 143)] {
+        let trace = scratch.path(&format!("{sig}.rwtrace"));
+        let mut sess = Session::start(&trace, &elf, &Sock::tcp(), &[]);
+        sess.wait_for("ready\n");
+        sess.send_line("before the signal");
+        sess.wait_for("line 1: ");
+        sess.send_line("ticks");
+        sess.wait_for("line 2: ticks");
+        std::thread::sleep(Duration::from_millis(100));
+        sess.signal(sig);
+        let (rec, seen) = sess.finish();
+        assert_eq!(
+            rec.code,
+            Some(code),
+            "record ended by SIG{sig}: {}",
+            rec.describe()
+        );
+        let lines = ["before the signal".to_string(), "ticks".to_string()];
+        let (model, _) = interactive_model(&lines);
+        check_interactive_output(&seen, &model, true);
+        let r = replay_ok(&trace, code);
+        assert_same_output(&format!("SIG{sig}: replay"), &seen, &r.done.stdout);
+        assert_eq!(r.icount, recorded_icount(&rec), "SIG{sig}: replay icount");
+        let json = dump_json(&trace);
+        assert!(
+            !events_of(&json, "HostShutdown").is_empty(),
+            "SIG{sig}: no HostShutdown event in the trace"
+        );
+    }
+    // Interrupted in the middle of pure computation (not while idle).
+    let trace = scratch.path("compute-int.rwtrace");
+    let mut p = Proc::spawn(&record_args(
+        &trace,
+        &guests_dir()
+            .expect("guests")
+            .join("build/compute_timer.elf"),
+        "stdio",
+        &[],
+    ));
+    // Early enough even for a release build (the whole run is ~3e8 instructions).
+    std::thread::sleep(Duration::from_millis(100));
+    let st = Command::new("kill")
+        .arg("-INT")
+        .arg(p.pid().to_string())
+        .status()
+        .expect("run kill");
+    assert!(st.success());
+    let rec = p.finish_mut(TIMEOUT);
+    assert_eq!(
+        rec.code,
+        Some(130),
+        "compute_timer + SIGINT: {}",
+        rec.describe()
+    );
+    let n = recorded_icount(&rec);
+    assert!(n > 0 && n < 299_000_000, "interrupted at instruction {n}");
+    let r = replay_ok(&trace, 130);
+    assert_eq!(r.icount, n, "replay of compute_timer + SIGINT");
+    assert_same_output(
+        "compute_timer + SIGINT: replay",
+        &rec.stdout,
+        &r.done.stdout,
+    );
+}
+
+/// Rewrites `src` into `dst` with the same header and footer and the events (End excluded) passed
+/// through `edit`: valid checksums, so only replay itself can notice a change.
+fn rewrite_trace(src: &Path, dst: &Path, edit: impl FnOnce(&mut Vec<(u64, rewind_log::Event)>)) {
+    use rewind_log::{Event, Footer, TraceReader, TraceWriter};
+    let mut r = TraceReader::open(src).expect("open trace");
+    let header = r.header().clone();
+    let footer = r.footer().cloned().expect("finished trace");
+    let mut events = Vec::new();
+    while let Some(e) = r.next_event().expect("read event") {
+        if e.event != Event::End {
+            events.push((e.icount, e.event));
+        }
+    }
+    edit(&mut events);
+    let mut w = TraceWriter::create_overwrite(dst, &header).expect("create trace");
+    for (icount, e) in &events {
+        w.push(*icount, e).expect("push event");
+    }
+    w.finish(&Footer::new(footer.final_icount, footer.final_state_hash))
+        .expect("finish trace");
+}
+
+/// `<N>` from a divergence report, checking the report's first line.
+fn diverged_at(d: &Done) -> u64 {
+    assert_eq!(d.code, Some(3), "expected a divergence: {}", d.describe());
+    d.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rewind: replay diverged at instruction "))
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no `rewind: replay diverged at instruction <N>` line: {}",
+                d.describe()
+            )
+        })
+}
+
+/// A trace whose events were changed (with valid checksums) no longer matches the guest: replay
+/// reports a divergence (exit 3) at or after the changed event, exactly at a falsified state hash.
+#[test]
+fn tampered_events_are_divergences() {
+    use rewind_log::Event;
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("tamper");
+    let good = scratch.path("good.rwtrace");
+    let (rec, seen) = record_with_input_file(
+        &scratch,
+        &good,
+        &dir.join("build/interactive.elf"),
+        "hello\nrtc\nticks\nquit\n",
+        &["--check-interval", "1000"],
+    );
+    assert_eq!(rec.code, Some(0), "record: {}", rec.describe());
+    let base = replay_ok(&good, 0);
+    assert_eq!(base.done.stdout, seen);
+
+    // The rewriting itself changes nothing.
+    let same = scratch.path("same.rwtrace");
+    rewrite_trace(&good, &same, |_| {});
+    let r = replay_ok(&same, 0);
+    assert_eq!((r.icount, &r.hash), (base.icount, &base.hash));
+
+    // A typed character changed: the echo (and the checksum) differ from the recording.
+    let t = scratch.path("char.rwtrace");
+    let mut at = 0;
+    rewrite_trace(&good, &t, |ev| {
+        let (i, e) = ev
+            .iter_mut()
+            .find(|(_, e)| matches!(e, Event::SerialInput { bytes, .. } if bytes.contains(&b'h')))
+            .expect("the 'h' of hello");
+        at = *i;
+        if let Event::SerialInput { bytes, .. } = e {
+            for b in bytes.iter_mut().filter(|b| **b == b'h') {
+                *b = b'j';
+            }
+        }
+    });
+    let n = diverged_at(&replay_raw(&t));
+    assert!(
+        n >= at && n <= base.icount,
+        "changed input at {at}, divergence reported at {n}"
+    );
+
+    // A falsified state hash: caught exactly there.
+    let t = scratch.path("hash.rwtrace");
+    let mut at = 0;
+    rewrite_trace(&good, &t, |ev| {
+        let hashes: Vec<usize> = ev
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, e))| matches!(e, Event::StateHash { .. }))
+            .map(|(k, _)| k)
+            .collect();
+        assert!(hashes.len() >= 3, "too few state hashes: {}", hashes.len());
+        let k = hashes[hashes.len() / 2];
+        at = ev[k].0;
+        if let Event::StateHash { hash } = &mut ev[k].1 {
+            *hash ^= 1;
+        }
+    });
+    assert_eq!(diverged_at(&replay_raw(&t)), at, "falsified state hash");
+
+    // A different RTC reading at start-up (the guest prints it on "rtc").
+    let t = scratch.path("clock.rwtrace");
+    rewrite_trace(&good, &t, |ev| {
+        let (_, e) = ev
+            .iter_mut()
+            .find(|(_, e)| matches!(e, Event::ClockRead { .. }))
+            .expect("a clock read");
+        if let Event::ClockRead { value_ns, .. } = e {
+            *value_ns += 1_000_000_000;
+        }
+    });
+    diverged_at(&replay_raw(&t));
+
+    // The guest's exit removed from the log.
+    let t = scratch.path("noexit.rwtrace");
+    rewrite_trace(&good, &t, |ev| {
+        ev.retain(|(_, e)| !matches!(e, Event::GuestExit { .. }));
+    });
+    diverged_at(&replay_raw(&t));
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "[a-zA-Z0-9 ,.!]{0,30}".prop_map(|t| format!("m {t}")),
+            1 => Just("ticks".to_string()),
+            1 => Just("rtc".to_string()),
+            1 => Just(String::new()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 8,
+            max_shrink_iters: 8,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Test 7: random input schedules, over the socket (timing matters) or from a file, replay to
+        /// the same output, instruction count and state hash.
+        #[test]
+        fn random_schedules_replay_exactly(
+            steps in proptest::collection::vec((0u64..40, line()), 1..7),
+            end in prop_oneof![Just(0i32), Just(0i32), 1i32..100],
+            via_socket in any::<bool>(),
+        ) {
+            if guests_dir().is_none() {
+                return Ok(());
+            }
+            let scratch = Scratch::new("prop");
+            let trace = scratch.path("p.rwtrace");
+            let mut schedule = steps.clone();
+            let last = if end == 0 { "quit".to_string() } else { format!("fail {end}") };
+            schedule.push((5, last));
+            let lines: Vec<String> = schedule.iter().map(|(_, l)| l.clone()).collect();
+            let (model, code) = interactive_model(&lines);
+            let (rec, seen) = if via_socket {
+                record_interactive_socket(&trace, &Sock::tcp(), &schedule)
+            } else {
+                let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+                let elf = guest_elf("interactive").expect("guest");
+                record_with_input_file(&scratch, &trace, &elf, &input, &[])
+            };
+            prop_assert_eq!(rec.code, code, "record: {}", rec.describe());
+            check_interactive_output(&seen, &model, true);
+            let r1 = replay_ok(&trace, end);
+            prop_assert_eq!(&r1.done.stdout, &seen);
+            prop_assert_eq!(r1.icount, recorded_icount(&rec));
+            let r2 = replay_ok(&trace, end);
+            prop_assert_eq!(&r2.done.stdout, &seen);
+            prop_assert_eq!((r2.icount, &r2.hash), (r1.icount, &r1.hash));
+            if let Some(h) = footer_hash(&dump_json(&trace)) {
+                prop_assert_eq!(&r1.hash, &h);
+            }
+        }
+    }
+}
