@@ -134,7 +134,9 @@ fn replay_reproduces_the_recording_exactly() {
     let kinds = |f: fn(&Event) -> bool| ev.iter().filter(|(_, e)| f(e)).count();
     assert!(kinds(|e| matches!(e, Event::StateHash { .. })) >= 5);
     assert!(kinds(|e| matches!(e, Event::StateRegisters { .. })) >= 3);
-    assert!(kinds(|e| matches!(e, Event::IdleWarp { .. })) >= 1);
+    // The demo idles without live input: every warp goes to the timer deadline, which replay
+    // derives from guest state, so none is logged.
+    assert_eq!(kinds(|e| matches!(e, Event::IdleWarp { .. })), 0);
     assert!(matches!(
         ev[ev.len() - 2],
         (_, Event::GuestExit { code: 0, .. })
@@ -190,7 +192,7 @@ fn edited_registers_give_a_register_diff() {
 }
 
 #[test]
-fn edited_hash_and_edited_warp_diverge() {
+fn edited_hash_diverges_with_a_note() {
     let dir = tmp();
     let p = dir.path().join("t.rwtrace");
     let q = dir.path().join("edited.rwtrace");
@@ -212,20 +214,6 @@ fn edited_hash_and_edited_warp_diverge() {
     assert_eq!(d.icount, ev[idx].0);
     assert!(d.register_diff.is_empty());
     assert!(d.note.as_deref().unwrap().contains("not recorded"), "{d}");
-
-    // A longer idle warp moves the timer: the guest no longer does what the log says next.
-    let widx = ev
-        .iter()
-        .position(|(_, e)| matches!(e, Event::IdleWarp { .. }))
-        .unwrap();
-    rewrite(&p, &q, |i, e| {
-        if let (true, Event::IdleWarp { ns }) = (i == widx, e) {
-            *ns += 500_000;
-        }
-    });
-    let d = divergence(replay(&q).0);
-    assert!(d.icount >= ev[widx].0, "{d}");
-    assert!(!d.recent.is_empty());
 }
 
 #[test]

@@ -318,6 +318,10 @@ struct Recorder {
     last_drain: Option<u64>,
     /// An idle warp happened since that checkpoint (time moved, so events may be taken again).
     warped: bool,
+    /// Warps to the timer deadline not written yet, all at one icount: replay derives them from
+    /// guest state, so they are logged only if another event follows at that same icount
+    /// (which replay must then see after the warp, not before it).
+    implied_warps: Vec<(u64, u64)>,
     /// When the writer last handed its block to the OS.
     last_flush: Instant,
 }
@@ -407,6 +411,7 @@ impl Boundary {
             checks_done: 0,
             last_drain: None,
             warped: false,
+            implied_warps: Vec::new(),
             last_flush: Instant::now(),
         }));
         b.open_backends(config)?;
@@ -555,13 +560,21 @@ impl Boundary {
 
     /// Record mode: append one event; a write error becomes the boundary's failure.
     fn log_event(&mut self, icount: u64, event: &Event) {
-        if let Log::Record(r) = &mut self.log {
-            if let Some(w) = r.writer.as_mut() {
-                if let Err(e) = w.push(icount, event) {
-                    r.writer = None;
-                    self.failure.get_or_insert(ReplayStop::Log(e));
-                }
-            }
+        let Log::Record(r) = &mut self.log else {
+            return;
+        };
+        let implied = std::mem::take(&mut r.implied_warps);
+        let Some(w) = r.writer.as_mut() else {
+            return;
+        };
+        let warps = implied.into_iter().filter(|&(at, _)| at == icount);
+        let pushed = warps
+            .map(|(at, ns)| w.push(at, &Event::IdleWarp { ns }))
+            .collect::<Result<Vec<()>, _>>()
+            .and_then(|_| w.push(icount, event));
+        if let Err(e) = pushed {
+            r.writer = None;
+            self.failure.get_or_insert(ReplayStop::Log(e));
         }
     }
 
@@ -679,8 +692,14 @@ impl Boundary {
             Log::Record(r) => {
                 if r.last_flush.elapsed() >= FLUSH_EVERY {
                     r.last_flush = Instant::now();
+                    // Write out implied warps too, so a trace cut by SIGKILL while the guest
+                    // idles still shows how far the guest got (replay stops at the last event).
+                    let implied = std::mem::take(&mut r.implied_warps);
                     if let Some(w) = r.writer.as_mut() {
-                        if let Err(e) = w.flush() {
+                        let written = implied
+                            .into_iter()
+                            .try_for_each(|(at, ns)| w.push(at, &Event::IdleWarp { ns }));
+                        if let Err(e) = written.and_then(|()| w.flush()) {
                             r.writer = None;
                             self.failure.get_or_insert(ReplayStop::Log(e));
                         }
@@ -898,8 +917,8 @@ impl Boundary {
     ///
     /// Run and record: with a live console, wait real time up to the deadline (forever without
     /// one) so an idle interactive guest does not spin, and warp by the time waited; otherwise
-    /// jump straight to the deadline. Record logs the warp; replay applies the logged one
-    /// without waiting.
+    /// jump straight to the deadline. Record logs a warp only when host input cut it short;
+    /// replay applies the logged one without waiting, or warps to the deadline when none is logged.
     pub fn idle(&mut self, icount: u64, deadline_ns: Option<u64>) -> Option<u64> {
         if self.mode == Mode::Replay {
             let asked = match deadline_ns {
@@ -908,6 +927,13 @@ impl Boundary {
             };
             // A recorded warp never goes past the timer deadline the guest set.
             let fits = |e: &Event| matches!(e, Event::IdleWarp { ns } if deadline_ns.is_none_or(|d| *ns <= d));
+            // Record logs only warps cut short by host input: no logged warp here means the
+            // recording slept all the way to the deadline, which follows from guest state.
+            if let Some(d) = deadline_ns {
+                if self.peek_at(icount, fits).is_none() {
+                    return Some(d);
+                }
+            }
             return match self.expect(icount, asked, fits) {
                 Some(Event::IdleWarp { ns }) => Some(ns),
                 _ => None,
@@ -923,7 +949,14 @@ impl Boundary {
         };
         if let (Some(ns), Log::Record(r)) = (warp, &mut self.log) {
             r.warped = true;
-            self.log_event(icount, &Event::IdleWarp { ns });
+            // A warp to the deadline is implied by guest state (replay recomputes it): log only
+            // the ones host input cut short, so an idle guest's timer ticks cost nothing.
+            if deadline_ns != Some(ns) {
+                self.log_event(icount, &Event::IdleWarp { ns });
+            } else {
+                r.implied_warps.retain(|&(at, _)| at == icount);
+                r.implied_warps.push((icount, ns));
+            }
         }
         warp
     }
@@ -1362,6 +1395,41 @@ mod tests {
         assert!(!r.has_failure());
         r.guest_request(1200, GuestRequest::Exit(3));
         r.finish_replay(1200, 0x99).unwrap();
+    }
+
+    /// Warps to the timer deadline follow from guest state: they cost no log bytes unless an
+    /// event follows at the same icount, and replay derives them.
+    #[test]
+    fn warps_to_the_deadline_are_implied_not_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, w) = writer(&dir);
+        let checks = CheckSettings {
+            interval: 0,
+            registers_every: 1,
+        };
+        let mut b = Boundary::record(&BoundaryConfig::default(), w, checks).unwrap();
+        for i in 1..=1000u64 {
+            b.checkpoint(i * 10);
+            assert_eq!(b.idle(i * 10, Some(1_000_000)), Some(1_000_000));
+        }
+        b.guest_request(20_000, GuestRequest::Exit(0));
+        b.finish_recording(20_000, 1).unwrap();
+        drop(b);
+        let mut reader = TraceReader::open(&p).unwrap();
+        let mut warps = 0;
+        while let Some(e) = reader.next_event().unwrap() {
+            warps += usize::from(matches!(e.event, Event::IdleWarp { .. }));
+        }
+        assert_eq!(warps, 0, "implied warps were logged");
+
+        let mut r = Boundary::replay(TraceReader::open(&p).unwrap());
+        for i in 1..=1000u64 {
+            r.checkpoint(i * 10);
+            assert_eq!(r.idle(i * 10, Some(1_000_000)), Some(1_000_000));
+        }
+        assert!(!r.has_failure());
+        r.guest_request(20_000, GuestRequest::Exit(0));
+        r.finish_replay(20_000, 1).unwrap();
     }
 
     #[test]
