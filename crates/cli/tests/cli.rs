@@ -1,36 +1,36 @@
 //! The `rewind` command line: usage errors, bad images, the demo, and record / replay / dump
 //! of the demo guest (overwrite refusal, corrupt, cut and changed-image traces).
 
+#[allow(dead_code)]
+mod common;
+
+use common::{repo_root, rewind_proc, run_rewind, Done, Scratch};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-fn rewind(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rewind"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot start rewind")
+/// How long one `rewind` command may run before the test gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn rewind(args: &[&str]) -> Done {
+    run_rewind(args, TIMEOUT)
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// Asserts that `o` exited with `code`, showing its stderr otherwise.
+#[track_caller]
+fn assert_exit(o: &Done, code: i32) {
+    assert_eq!(o.code, Some(code), "{}", o.stderr);
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// Asserts that `o` exited with `code` and said `needle` on stderr.
+#[track_caller]
+fn assert_error(o: &Done, code: i32, needle: &str) {
+    assert_exit(o, code);
+    assert!(o.stderr.contains(needle), "{}", o.stderr);
 }
 
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-/// A scratch file unique to this test process.
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("rewind-cli-{}-{name}", std::process::id()));
-    std::fs::write(&p, bytes).unwrap();
-    p
+/// The prebuilt demo guest (the one embedded in the binary).
+fn demo_elf() -> PathBuf {
+    repo_root().join("guests/prebuilt/demo.elf")
 }
 
 /// A minimal RISC-V ELF64 executable with one PT_LOAD segment at `paddr`.
@@ -62,67 +62,64 @@ fn elf_with_segment(paddr: u64, data: &[u8], memsz: u64) -> Vec<u8> {
 #[test]
 fn version_is_printed() {
     let o = rewind(&["--version"]);
-    assert!(o.status.success());
+    assert_exit(&o, 0);
     assert_eq!(
-        stdout(&o).trim(),
+        o.stdout.trim(),
         format!("rewind {}", env!("CARGO_PKG_VERSION"))
     );
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    let o = rewind(&["run", "--bogus"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--bogus"), "{}", stderr(&o));
-
+    assert_error(&rewind(&["run", "--bogus"]), 2, "--bogus");
     let o = rewind(&["run", "-m", "lots", "--kernel", "x.elf"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("invalid size 'lots'"), "{}", stderr(&o));
-
-    let o = rewind(&["run", "--serial", "tcp:1", "--kernel", "x.elf"]);
-    assert_eq!(o.status.code(), Some(2));
-
-    let o = rewind(&["run", "--icount-shift", "11", "--kernel", "x.elf"]);
-    assert_eq!(o.status.code(), Some(2));
-
-    let o = rewind(&[]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_error(&o, 2, "invalid size 'lots'");
+    assert_exit(
+        &rewind(&["run", "--serial", "tcp:1", "--kernel", "x.elf"]),
+        2,
+    );
+    assert_exit(
+        &rewind(&["run", "--icount-shift", "11", "--kernel", "x.elf"]),
+        2,
+    );
+    assert_exit(&rewind(&[]), 2);
 }
 
 #[test]
 fn nothing_to_run_is_an_error() {
     let o = rewind(&["run"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_exit(&o, 2);
     assert!(
-        stderr(&o).starts_with("rewind: nothing to run"),
+        o.stderr.starts_with("rewind: nothing to run"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
 }
 
 #[test]
 fn missing_file_is_named() {
-    let o = rewind(&["run", "--kernel", "/nonexistent/guest.elf"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(stderr(&o), "rewind: /nonexistent/guest.elf: no such file\n");
-
-    let o = rewind(&["run", "--bios", "/nonexistent/fw.bin"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(stderr(&o), "rewind: /nonexistent/fw.bin: no such file\n");
+    for (option, path) in [
+        ("--kernel", "/nonexistent/guest.elf"),
+        ("--bios", "/nonexistent/fw.bin"),
+    ] {
+        let o = rewind(&["run", option, path]);
+        assert_exit(&o, 2);
+        assert_eq!(o.stderr, format!("rewind: {path}: no such file\n"));
+    }
 }
 
 #[test]
 fn non_elf_kernel_is_rejected() {
-    let p = temp_file("notes.txt", b"just some text\n");
-    let o = rewind(&["run", "--kernel", p.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    let e = stderr(&o);
+    let dir = Scratch::new("non-elf");
+    let p = dir.write("notes.txt", b"just some text\n");
+    let o = rewind(&["run", "--kernel", s(&p)]);
+    assert_exit(&o, 2);
+    let e = &o.stderr;
     assert!(
         e.starts_with(&format!("rewind: {}: not an ELF file", p.display())),
         "{e}"
     );
     assert_eq!(e.lines().count(), 1, "{e}");
-    let _ = std::fs::remove_file(p);
 }
 
 #[test]
@@ -130,8 +127,8 @@ fn foreign_elf_is_rejected() {
     // The rewind binary itself is an ELF for the host, not for RISC-V.
     let exe = env!("CARGO_BIN_EXE_rewind");
     let o = rewind(&["run", "--kernel", exe]);
-    assert_eq!(o.status.code(), Some(2));
-    let e = stderr(&o);
+    assert_exit(&o, 2);
+    let e = &o.stderr;
     assert!(
         e.starts_with(&format!("rewind: {exe}: not a RISC-V 64-bit ELF")),
         "{e}"
@@ -140,42 +137,26 @@ fn foreign_elf_is_rejected() {
 
 #[test]
 fn image_larger_than_ram_is_rejected() {
-    let p = temp_file(
-        "big.elf",
-        &elf_with_segment(0x8000_0000, &[0x13, 0, 0, 0], 64 << 20),
+    let dir = Scratch::new("big");
+    let nop = [0x13, 0, 0, 0];
+    let p = dir.write("big.elf", elf_with_segment(0x8000_0000, &nop, 64 << 20));
+    let o = rewind(&["run", "-m", "16M", "--kernel", s(&p)]);
+    let expected = format!(
+        "rewind: {}: image needs 67108864 bytes, larger than RAM",
+        p.display()
     );
-    let o = rewind(&["run", "-m", "16M", "--kernel", p.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    let e = stderr(&o);
-    assert!(
-        e.starts_with(&format!(
-            "rewind: {}: image needs 67108864 bytes, larger than RAM",
-            p.display()
-        )),
-        "{e}"
-    );
-    let _ = std::fs::remove_file(p);
+    assert_exit(&o, 2);
+    assert!(o.stderr.starts_with(&expected), "{}", o.stderr);
 
-    let p = temp_file(
-        "low.elf",
-        &elf_with_segment(0x1000_0000, &[0x13, 0, 0, 0], 4),
-    );
-    let o = rewind(&["run", "--kernel", p.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("is outside RAM"), "{}", stderr(&o));
-    let _ = std::fs::remove_file(p);
+    let p = dir.write("low.elf", elf_with_segment(0x1000_0000, &nop, 4));
+    assert_error(&rewind(&["run", "--kernel", s(&p)]), 2, "is outside RAM");
 }
 
 #[test]
 fn demo_runs_and_passes() {
     let o = rewind(&["demo"]);
-    let out = stdout(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout:\n{out}\nstderr:\n{}",
-        stderr(&o)
-    );
+    let out = &o.stdout;
+    assert_eq!(o.code, Some(0), "stdout:\n{out}\nstderr:\n{}", o.stderr);
     assert!(out.contains("this is the demo guest"), "{out}");
     assert!(out.contains("primes below 100: 2 3 5 7 11 13"), "{out}");
     assert!(out.contains("device tree found"), "{out}");
@@ -197,53 +178,54 @@ fn demo_runs_and_passes() {
 
 #[test]
 fn run_writes_serial_output_to_a_file() {
-    let out = std::env::temp_dir().join(format!("rewind-cli-{}-serial.txt", std::process::id()));
-    let demo = repo_file("guests/prebuilt/demo.elf");
-    let o = rewind(&[
-        "run",
-        "--kernel",
-        demo.to_str().unwrap(),
-        "--serial",
-        &format!("file:{}", out.display()),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).is_empty());
+    let dir = Scratch::new("serial-file");
+    let out = dir.path("serial.txt");
+    let demo = demo_elf();
+    let o = rewind(&["run", "--kernel", s(&demo), "--serial", &file_spec(&out)]);
+    assert_exit(&o, 0);
+    assert!(o.stdout.is_empty());
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("primes below 100: 2 3 5 7"), "{text}");
-    let _ = std::fs::remove_file(out);
 }
 
 #[test]
 fn instruction_limit_exits_124() {
-    let demo = repo_file("guests/prebuilt/demo.elf");
+    let demo = demo_elf();
     let o = rewind(&[
         "run",
         "--kernel",
-        demo.to_str().unwrap(),
+        s(&demo),
         "--serial",
         "null",
         "--max-instructions",
         "1000",
     ]);
-    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("after 1000 instructions"),
-        "{}",
-        stderr(&o)
-    );
-}
-
-/// A scratch directory for trace tests.
-fn trace_dir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
+    assert_error(&o, 124, "after 1000 instructions");
 }
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `--serial file:PATH`'s argument.
+fn file_spec(p: &Path) -> String {
+    format!("file:{}", p.display())
+}
+
+/// A scratch directory for a trace test, the path of trace `name` in it and the demo guest.
+fn trace_setup(name: &str) -> (Scratch, PathBuf, PathBuf) {
+    let dir = Scratch::new(name);
+    let trace = dir.path(name);
+    (dir, trace, demo_elf())
+}
+
+/// `rewind replay TRACE`.
+fn replay(trace: &Path) -> Done {
+    rewind(&["replay", s(trace)])
+}
+
 /// `rewind record` of the demo guest into `trace` with extra options.
-fn record_demo(trace: &Path, kernel: &Path, extra: &[&str]) -> Output {
+fn record_demo(trace: &Path, kernel: &Path, extra: &[&str]) -> Done {
     let mut args = vec![
         "record",
         "-o",
@@ -259,12 +241,10 @@ fn record_demo(trace: &Path, kernel: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn record_replay_and_dump_the_demo() {
-    let dir = trace_dir();
-    let trace = dir.path().join("demo.rwtrace");
-    let demo = repo_file("guests/prebuilt/demo.elf");
+    let (dir, trace, demo) = trace_setup("demo.rwtrace");
     let o = record_demo(&trace, &demo, &["--check-interval", "100000"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let err = stderr(&o);
+    assert_exit(&o, 0);
+    let err = &o.stderr;
     let size = std::fs::metadata(&trace).unwrap().len();
     let line = err
         .lines()
@@ -277,16 +257,14 @@ fn record_replay_and_dump_the_demo() {
     let icount: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
 
     // Recording again without --force is refused and leaves the trace alone.
-    let o = record_demo(&trace, &demo, &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_error(&record_demo(&trace, &demo, &[]), 2, "already exists");
     assert_eq!(std::fs::metadata(&trace).unwrap().len(), size);
 
     // Replay needs nothing but the trace; output goes to stdout.
-    let o = rewind(&["replay", s(&trace)]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("demo finished: pass"), "{}", stdout(&o));
-    let err = stderr(&o);
+    let o = replay(&trace);
+    assert_exit(&o, 0);
+    assert!(o.stdout.contains("demo finished: pass"), "{}", o.stdout);
+    let err = &o.stderr;
     let prefix = format!("rewind: replay matched the recording: {icount} instructions, state ");
     let ok = err
         .lines()
@@ -299,179 +277,143 @@ fn record_replay_and_dump_the_demo() {
     );
 
     // Output to a file, but never over the trace itself.
-    let out = dir.path().join("out.txt");
-    let o = rewind(&[
-        "replay",
-        s(&trace),
-        "--serial",
-        &format!("file:{}", out.display()),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path("out.txt");
+    assert_exit(
+        &rewind(&["replay", s(&trace), "--serial", &file_spec(&out)]),
+        0,
+    );
     assert!(std::fs::read_to_string(&out)
         .unwrap()
         .contains("demo finished: pass"));
-    let o = rewind(&[
-        "replay",
-        s(&trace),
-        "--serial",
-        &format!("file:{}", trace.display()),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("refusing"), "{}", stderr(&o));
+    let o = rewind(&["replay", s(&trace), "--serial", &file_spec(&trace)]);
+    assert_error(&o, 2, "refusing");
     assert_eq!(std::fs::metadata(&trace).unwrap().len(), size);
 
     // Dump: every event with icount, offset and payload.
     let o = rewind(&["dump", s(&trace)]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let text = stdout(&o);
-    assert!(text.contains("ClockRead"), "{text}");
-    assert!(text.contains("StateHash"), "{text}");
-    assert!(text.contains("StateRegisters"), "{text}");
-    assert!(text.contains("GuestExit      kind=Pass code=0"), "{text}");
+    assert_exit(&o, 0);
+    let text = &o.stdout;
+    for needle in [
+        "ClockRead",
+        "StateHash",
+        "StateRegisters",
+        "GuestExit      kind=Pass code=0",
+    ] {
+        assert!(text.contains(needle), "{text}");
+    }
     assert!(text.lines().last().unwrap().contains(" End"), "{text}");
     let o = rewind(&["dump", "--json", s(&trace)]);
-    assert_eq!(o.status.code(), Some(0));
-    for l in stdout(&o).lines() {
+    assert_exit(&o, 0);
+    for l in o.stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(v["type"].is_string());
     }
     let o = rewind(&["dump", "--stats", s(&trace)]);
-    assert_eq!(o.status.code(), Some(0));
-    assert!(stdout(&o).contains("StateHash"), "{}", stdout(&o));
-    assert!(stdout(&o).contains("total events"), "{}", stdout(&o));
+    assert_exit(&o, 0);
+    for needle in ["StateHash", "total events"] {
+        assert!(o.stdout.contains(needle), "{}", o.stdout);
+    }
 }
 
 #[test]
 fn record_exit_status_and_instruction_limit() {
-    let dir = trace_dir();
-    let trace = dir.path().join("limit.rwtrace");
-    let demo = repo_file("guests/prebuilt/demo.elf");
+    let (_dir, trace, demo) = trace_setup("limit.rwtrace");
     let o = record_demo(&trace, &demo, &["--max-instructions", "5000"]);
-    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("recorded 5000 instructions"),
-        "{}",
-        stderr(&o)
-    );
+    assert_error(&o, 124, "recorded 5000 instructions");
     let o = rewind(&["replay", s(&trace), "--serial", "null"]);
-    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("replay matched the recording: 5000 instructions"),
-        "{}",
-        stderr(&o)
-    );
+    assert_error(&o, 124, "replay matched the recording: 5000 instructions");
 }
 
 #[test]
 fn corrupt_trace_is_rejected_with_its_offset() {
-    let dir = trace_dir();
-    let trace = dir.path().join("c.rwtrace");
-    let demo = repo_file("guests/prebuilt/demo.elf");
-    assert_eq!(record_demo(&trace, &demo, &[]).status.code(), Some(0));
+    let (_dir, trace, demo) = trace_setup("c.rwtrace");
+    assert_exit(&record_demo(&trace, &demo, &[]), 0);
     let mut bytes = std::fs::read(&trace).unwrap();
     // Flip a byte in the middle of the first block's compressed data.
     let block = bytes.windows(4).position(|w| w == b"RWBK").unwrap();
     bytes[block + 40] ^= 0x20;
     std::fs::write(&trace, &bytes).unwrap();
-    let o = rewind(&["replay", s(&trace)]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(err.contains(s(&trace)), "{err}");
-    assert!(err.contains(&format!("offset {block}")), "{err}");
+    let o = replay(&trace);
+    assert_error(&o, 2, s(&trace));
+    assert!(
+        o.stderr.contains(&format!("offset {block}")),
+        "{}",
+        o.stderr
+    );
     // Not a trace at all.
-    let o = rewind(&["replay", s(&demo)]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not a rewind trace"), "{}", stderr(&o));
+    assert_error(&replay(&demo), 2, "not a rewind trace");
 }
 
 #[test]
 fn trace_cut_short_replays_then_exits_4() {
-    let dir = trace_dir();
-    let trace = dir.path().join("cut.rwtrace");
-    let demo = repo_file("guests/prebuilt/demo.elf");
+    let (_dir, trace, demo) = trace_setup("cut.rwtrace");
     let o = record_demo(
         &trace,
         &demo,
         &["--check-interval", "50000", "--block-size", "16"],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let bytes = std::fs::read(&trace).unwrap();
     std::fs::write(&trace, &bytes[..bytes.len() / 2]).unwrap();
-    let o = rewind(&["replay", s(&trace)]);
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(
-        err.contains("recording was cut short at instruction "),
-        "{err}"
-    );
+    let o = replay(&trace);
+    assert_error(&o, 4, "recording was cut short at instruction ");
     // The guest output up to the cut was produced.
-    assert!(
-        stdout(&o).contains("this is the demo guest"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(o.stdout.contains("this is the demo guest"), "{}", o.stdout);
 }
 
 #[test]
 fn changed_or_missing_image_is_named() {
-    let dir = trace_dir();
-    let trace = dir.path().join("img.rwtrace");
-    let kernel = dir.path().join("guest.elf");
-    std::fs::copy(repo_file("guests/prebuilt/demo.elf"), &kernel).unwrap();
-    assert_eq!(record_demo(&trace, &kernel, &[]).status.code(), Some(0));
+    let (dir, trace, demo) = trace_setup("img.rwtrace");
+    let kernel = dir.path("guest.elf");
+    std::fs::copy(demo, &kernel).unwrap();
+    assert_exit(&record_demo(&trace, &kernel, &[]), 0);
     let mut bytes = std::fs::read(&kernel).unwrap();
     bytes[3000] ^= 1;
     std::fs::write(&kernel, &bytes).unwrap();
-    let o = rewind(&["replay", s(&trace)]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
+    let o = replay(&trace);
+    assert_error(&o, 2, "guest.elf");
     assert!(
-        err.contains("guest.elf") && err.contains("changed since the recording"),
-        "{err}"
+        o.stderr.contains("changed since the recording"),
+        "{}",
+        o.stderr
     );
     std::fs::remove_file(&kernel).unwrap();
-    let o = rewind(&["replay", s(&trace)]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("guest.elf: image missing"),
-        "{}",
-        stderr(&o)
-    );
+    assert_error(&replay(&trace), 2, "guest.elf: image missing");
 }
 
 #[test]
 fn unix_socket_serial_carries_output_and_is_removed() {
     use std::io::Read;
-    let dir = trace_dir();
-    let sock = dir.path().join("console.sock");
-    let trace = dir.path().join("sock.rwtrace");
-    let demo = repo_file("guests/prebuilt/demo.elf");
-    let child = Command::new(env!("CARGO_BIN_EXE_rewind"))
-        .args(["record", "-o", s(&trace), "--kernel", s(&demo), "--serial"])
-        .arg(format!("unix:{},server", sock.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (dir, trace, demo) = trace_setup("sock.rwtrace");
+    let sock = dir.path("console.sock");
+    let serial = format!("unix:{},server", sock.display());
+    let child = rewind_proc(&[
+        "record",
+        "-o",
+        s(&trace),
+        "--kernel",
+        s(&demo),
+        "--serial",
+        &serial,
+    ]);
     let mut stream = None;
     for _ in 0..200 {
         if let Ok(st) = std::os::unix::net::UnixStream::connect(&sock) {
             stream = Some(st);
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(25));
+        std::thread::sleep(Duration::from_millis(25));
     }
     let mut stream = stream.expect("rewind never listened on the socket");
     let mut out = String::new();
     stream.read_to_string(&mut out).unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = child.finish(TIMEOUT);
+    assert_exit(&o, 0);
     assert!(out.contains("demo finished: pass"), "{out}");
     // Guest output went to the socket, not to stdout; the socket file is gone.
-    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert!(o.stdout.is_empty(), "{}", o.stdout);
     assert!(!sock.exists());
-    let o = rewind(&["replay", s(&trace)]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), out);
+    let o = replay(&trace);
+    assert_exit(&o, 0);
+    assert_eq!(o.stdout, out);
 }

@@ -6,8 +6,16 @@
 //! Needs the `opensbi` package and the RISC-V cross compiler; skips without them unless
 //! `REWIND_REQUIRE_GUESTS` is set (CI sets it and installs both).
 
+#[allow(dead_code)]
+mod common;
+
+use common::{have_tool, repo_root, required, rewind_cmd, run_ok, skip_because, Proc};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
+
+/// How long one boot may run before the test gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 const OPENSBI_DIR: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic";
 
@@ -16,30 +24,12 @@ const OPENSBI_DIR: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic";
 const QEMU_CPU: &str =
     "rv64,h=false,sstc=false,zba=false,zbb=false,zbc=false,zbs=false,svpbmt=false";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn required() -> bool {
-    std::env::var_os("REWIND_REQUIRE_GUESTS").is_some()
-}
-
 /// Builds the payload ELF and raw image into the test's temp dir; `None` = skip.
 fn payload() -> Option<(PathBuf, PathBuf)> {
-    let have_gcc = Command::new("riscv64-unknown-elf-gcc")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let have_gcc = have_tool("riscv64-unknown-elf-gcc");
     let have_opensbi = Path::new(OPENSBI_DIR).join("fw_jump.bin").exists();
     if !have_gcc || !have_opensbi {
-        assert!(
-            !required(),
-            "REWIND_REQUIRE_GUESTS is set but riscv64-unknown-elf-gcc or the opensbi package is missing"
-        );
-        eprintln!(
-            "SKIPPING firmware tests: need riscv64-unknown-elf-gcc and Debian's opensbi package"
-        );
+        skip_because("riscv64-unknown-elf-gcc or Debian's opensbi package is missing");
         return None;
     }
     let src = repo_root().join("guests/firmware");
@@ -47,78 +37,52 @@ fn payload() -> Option<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(&out).expect("temp dir");
     let elf = out.join("sbi_payload.elf");
     let bin = out.join("sbi_payload.bin");
-    let status = Command::new("riscv64-unknown-elf-gcc")
-        .args([
-            "-march=rv64gc",
-            "-mabi=lp64d",
-            "-nostdlib",
-            "-Wl,--no-warn-rwx-segments",
-            "-T",
-        ])
-        .arg(src.join("sbi_payload.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(src.join("sbi_payload.S"))
-        .status()
-        .expect("run riscv64-unknown-elf-gcc");
-    assert!(status.success(), "building the SBI payload failed");
-    let status = Command::new("riscv64-unknown-elf-objcopy")
-        .args(["-O", "binary"])
-        .arg(&elf)
-        .arg(&bin)
-        .status()
-        .expect("run objcopy");
-    assert!(status.success(), "objcopy of the SBI payload failed");
+    let mut gcc = Command::new("riscv64-unknown-elf-gcc");
+    gcc.args([
+        "-march=rv64gc",
+        "-mabi=lp64d",
+        "-nostdlib",
+        "-Wl,--no-warn-rwx-segments",
+        "-T",
+    ])
+    .arg(src.join("sbi_payload.ld"))
+    .arg("-o")
+    .arg(&elf)
+    .arg(src.join("sbi_payload.S"));
+    run_ok(&mut gcc, "building the SBI payload");
+    let mut objcopy = Command::new("riscv64-unknown-elf-objcopy");
+    objcopy.args(["-O", "binary"]).arg(&elf).arg(&bin);
+    run_ok(&mut objcopy, "objcopy of the SBI payload");
     Some((elf, bin))
 }
 
 fn rewind(bios: &Path, kernel: &Path) -> (String, Option<i32>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
-        .args([
-            "run",
-            "--serial",
-            "stdio",
-            "--max-instructions",
-            "2000000000",
-            "--bios",
-        ])
-        .arg(bios)
-        .arg("--kernel")
-        .arg(kernel)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rewind");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        out.status.code(),
-    )
+    let mut cmd = rewind_cmd();
+    cmd.args([
+        "run",
+        "--serial",
+        "stdio",
+        "--max-instructions",
+        "2000000000",
+    ])
+    .arg("--bios")
+    .arg(bios)
+    .arg("--kernel")
+    .arg(kernel);
+    let out = Proc::spawn(cmd, None).finish(TIMEOUT);
+    (out.stdout, out.code)
 }
 
-fn qemu(bios: &Path, kernel: &Path) -> Option<String> {
-    let out = Command::new("timeout")
-        .args([
-            "60",
-            "qemu-system-riscv64",
-            "-M",
-            "virt",
-            "-m",
-            "256M",
-            "-cpu",
-            QEMU_CPU,
-        ])
+fn qemu(bios: &Path, kernel: &Path) -> String {
+    let mut cmd = Command::new("qemu-system-riscv64");
+    cmd.args(["-M", "virt", "-m", "256M", "-cpu", QEMU_CPU])
         .args(["-nographic", "-icount", "shift=0", "-bios"])
         .arg(bios)
         .arg("-kernel")
-        .arg(kernel)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "QEMU failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        .arg(kernel);
+    let out = Proc::spawn(cmd, None).finish(TIMEOUT);
+    assert_eq!(out.code, Some(0), "QEMU failed: {}", out.stderr);
+    out.stdout
 }
 
 fn check(firmware: &str, use_elf_payload: bool) {
@@ -139,13 +103,8 @@ fn check(firmware: &str, use_elf_payload: bool) {
     );
     // QEMU refuses the position-independent .elf firmware: compare against its .bin twin.
     let qemu_bios = Path::new(OPENSBI_DIR).join(firmware.replace(".elf", ".bin"));
-    let have_qemu = Command::new("qemu-system-riscv64")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if have_qemu {
-        let theirs = qemu(&qemu_bios, kernel).expect("QEMU ran");
+    if have_tool("qemu-system-riscv64") {
+        let theirs = qemu(&qemu_bios, kernel);
         assert_eq!(
             ours, theirs,
             "rewind and QEMU console output differ for {firmware}"

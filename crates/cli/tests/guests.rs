@@ -5,196 +5,37 @@
 //! `guests/expected/X.txt`, and with a live `qemu-system-riscv64` run when QEMU is installed.
 //! Without `riscv64-unknown-elf-gcc` the tests skip, unless `REWIND_REQUIRE_GUESTS` is set (CI sets it).
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+#[allow(dead_code)]
+mod common;
+
+use common::{
+    assert_same_output, expected_output, guests_dir, have_tool, number_after, qemu_cmd,
+    rewind_run_cmd, run_ok, run_with_input, Done, Scratch,
+};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 /// How long one guest may run before the test gives up on it.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
+fn run_rewind(elf: &Path, input: &[u8]) -> Done {
+    run_with_input(rewind_run_cmd(elf), input, TIMEOUT)
 }
 
-fn have_tool(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Builds all guests once per test process; `None` means "skip" (no toolchain, not required).
-fn guests_dir() -> Option<PathBuf> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = repo_root();
-            if !have_tool("riscv64-unknown-elf-gcc") {
-                if std::env::var_os("REWIND_REQUIRE_GUESTS").is_some() {
-                    panic!(
-                        "REWIND_REQUIRE_GUESTS is set but riscv64-unknown-elf-gcc is not on PATH"
-                    );
-                }
-                eprintln!(
-                    "SKIPPING guest tests: riscv64-unknown-elf-gcc not found \
-                     (set REWIND_REQUIRE_GUESTS=1 to make this an error)"
-                );
-                return None;
-            }
-            let out = Command::new("bash")
-                .arg(root.join("guests/build.sh"))
-                .output()
-                .expect("run guests/build.sh");
-            assert!(
-                out.status.success(),
-                "guests/build.sh failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Some(root.join("guests"))
-        })
-        .clone()
-}
-
-/// Output and exit status of one emulator run.
-#[derive(Debug)]
-struct RunResult {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-}
-
-/// Runs `cmd` with `input` on stdin (then closed), killing it after `timeout`.
-fn run_with_input(mut cmd: Command, input: &[u8], timeout: Duration) -> RunResult {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        // The guest may exit before reading everything: a broken pipe is fine.
-        let _ = stdin.write_all(&input);
-    });
-    let mut out = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let mut err = child.stderr.take().expect("stderr");
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break Some(s);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    let stdout = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    match status {
-        Some(s) => RunResult { stdout, stderr, code: s.code() },
-        None => panic!(
-            "{cmd:?} timed out after {timeout:?}\n--- stdout (tail) ---\n{}\n--- stderr ---\n{stderr}",
-            tail(&stdout, 20)
-        ),
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn run_rewind(elf: &Path, input: &[u8]) -> RunResult {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
-    cmd.arg("run")
-        .arg("--bios")
-        .arg("none")
-        .arg("--kernel")
-        .arg(elf)
-        .arg("--serial")
-        .arg("stdio");
-    run_with_input(cmd, input, TIMEOUT)
-}
-
-/// QEMU with the same machine; `-serial stdio -monitor none` passes piped stdin through without the
-/// `-nographic` mux (which did not deliver piped input to the UART in our checks).
-fn run_qemu(elf: &Path, input: &[u8]) -> RunResult {
-    let mut cmd = Command::new("qemu-system-riscv64");
-    cmd.args([
-        "-machine", "virt", "-bios", "none", "-serial", "stdio", "-monitor", "none",
-    ])
-    .args(["-display", "none", "-icount", "shift=0", "-kernel"])
-    .arg(elf);
-    run_with_input(cmd, input, TIMEOUT)
-}
-
-/// Asserts two outputs are equal, reporting the first differing line with context.
-fn assert_same_output(what: &str, expected: &str, actual: &str) {
-    if expected == actual {
-        return;
-    }
-    let e: Vec<&str> = expected.lines().collect();
-    let a: Vec<&str> = actual.lines().collect();
-    let first = e
-        .iter()
-        .zip(a.iter())
-        .position(|(x, y)| x != y)
-        .unwrap_or(e.len().min(a.len()));
-    let from = first.saturating_sub(3);
-    let ctx = |v: &[&str]| -> String {
-        v.iter()
-            .enumerate()
-            .skip(from)
-            .take(8)
-            .map(|(i, l)| format!("{:6}: {l}", i + 1))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    panic!(
-        "{what}: outputs differ at line {} ({} vs {} lines)\n--- expected ---\n{}\n--- actual ---\n{}",
-        first + 1,
-        e.len(),
-        a.len(),
-        ctx(&e),
-        ctx(&a)
-    );
+fn run_qemu(elf: &Path, input: &[u8]) -> Done {
+    run_with_input(qemu_cmd(elf), input, TIMEOUT)
 }
 
 /// Runs guest `name` on rewind (and QEMU if installed) and checks everything we know about it.
 fn check_guest(name: &str, input: &[u8], exit_code: i32, key_lines: &[&str]) {
     let Some(dir) = guests_dir() else { return };
     let elf = dir.join("build").join(format!("{name}.elf"));
-    let expected_path = dir.join("expected").join(format!("{name}.txt"));
-    let expected = std::fs::read_to_string(&expected_path)
-        .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+    let expected = expected_output(&dir, name);
     for key in key_lines {
         assert!(
             expected.lines().any(|l| l == *key),
-            "reference {} lacks key line {key:?}",
-            expected_path.display()
+            "reference guests/expected/{name}.txt lacks key line {key:?}"
         );
     }
 
@@ -202,16 +43,14 @@ fn check_guest(name: &str, input: &[u8], exit_code: i32, key_lines: &[&str]) {
     assert_eq!(
         rw.code,
         Some(exit_code),
-        "rewind exit status for {name}\n--- stdout (tail) ---\n{}\n--- stderr ---\n{}",
-        tail(&rw.stdout, 20),
-        rw.stderr
+        "rewind exit status for {name}\n{}",
+        rw.describe()
     );
     for key in key_lines {
         assert!(
             rw.stdout.lines().any(|l| l == *key),
-            "rewind output of {name} lacks {key:?}\n--- stdout (tail) ---\n{}\n--- stderr ---\n{}",
-            tail(&rw.stdout, 20),
-            rw.stderr
+            "rewind output of {name} lacks {key:?}\n{}",
+            rw.describe()
         );
     }
     assert_same_output(
@@ -423,12 +262,7 @@ fn guest_bench() {
             first.stdout
         );
     }
-    let ticks: u64 = first
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("bench ticks "))
-        .and_then(|t| t.parse().ok())
-        .expect("bench prints its tick count");
+    let ticks = number_after(&first.stdout, "bench ticks ").expect("bench prints its tick count");
     // ~1.63e9 instructions at 1 ns each and a 1 ms tick.
     assert!(
         (1500..=1750).contains(&ticks),
@@ -442,18 +276,14 @@ fn guest_bench() {
 #[test]
 fn prebuilt_guests_are_reproducible() {
     let Some(dir) = guests_dir() else { return };
-    let tmp = std::env::temp_dir().join(format!("rewind-prebuilt-check-{}", std::process::id()));
-    let out = Command::new("bash")
+    let scratch = Scratch::new("prebuilt");
+    let tmp = scratch.path("elfs");
+    let mut build = Command::new("bash");
+    build
         .arg(dir.join("build.sh"))
         .arg("--prebuilt-to")
-        .arg(&tmp)
-        .output()
-        .expect("run guests/build.sh --prebuilt-to");
-    assert!(
-        out.status.success(),
-        "build.sh --prebuilt-to failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&tmp);
+    run_ok(&mut build, "guests/build.sh --prebuilt-to");
     for name in ["demo", "bench"] {
         let committed =
             std::fs::read(dir.join("prebuilt").join(format!("{name}.elf"))).expect("prebuilt ELF");
@@ -463,5 +293,4 @@ fn prebuilt_guests_are_reproducible() {
             "guests/prebuilt/{name}.elf differs from a fresh build: run `guests/build.sh --prebuilt`"
         );
     }
-    let _ = std::fs::remove_dir_all(&tmp);
 }

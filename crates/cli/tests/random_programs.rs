@@ -9,11 +9,14 @@
 //! `REWIND_RANDOM_COUNT=<n>` changes how many programs a normal run tries (default 30);
 //! `REWIND_RANDOM_KEEP=1` keeps the generated sources and ELFs (they are always kept on failure).
 
+#[allow(dead_code)]
+mod common;
+
+use common::{have_tools, qemu_cmd, repo_root, rewind_run_cmd, run_ok, Done, Proc};
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const DEFAULT_COUNT: u64 = 30;
 const BODY_LEN: usize = 300;
@@ -112,6 +115,11 @@ const XREGS: [u32; 30] = [
 const CREGS: [u32; 8] = [8, 9, 10, 11, 12, 13, 14, 15];
 const RMS: [&str; 6] = ["rne", "rtz", "rdn", "rup", "rmm", "dyn"];
 const SCRATCH: u64 = 2048;
+/// What the C caller relies on: saved on entry, restored before returning.
+const CALLER_STATE: [&str; 16] = [
+    "ra", "sp", "gp", "tp", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",
+    "s11",
+];
 
 /// An FP register from the bank of the given precision (90%) or any register.
 fn freg(rng: &mut Rng, single: bool) -> String {
@@ -330,13 +338,7 @@ fn generate(seed: u64) -> String {
          \x20   la t0, saved_state\n",
     );
     // Save everything the C caller relies on.
-    for (i, r) in [
-        "ra", "sp", "gp", "tp", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",
-        "s11",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, r) in CALLER_STATE.iter().enumerate() {
         let _ = writeln!(s, "    sd {r}, {}(t0)", i * 8);
     }
     // Seed FP registers from a table, then integer registers with li.
@@ -378,13 +380,7 @@ fn generate(seed: u64) -> String {
         let _ = writeln!(s, "    fsd f{f}, {}(gp)", (32 + f) * 8);
     }
     s.push_str("    la t0, saved_state\n");
-    for (i, r) in [
-        "ra", "sp", "gp", "tp", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",
-        "s11",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, r) in CALLER_STATE.iter().enumerate() {
         let _ = writeln!(s, "    ld {r}, {}(t0)", i * 8);
     }
     s.push_str("    ret\n\n    .data\n    .align 3\nfp_seed:\n");
@@ -418,23 +414,6 @@ int main(void)
 }
 "#;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
-}
-
-fn have_tool(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Assembles and links one program with the common guest runtime; returns the ELF path.
 fn build(dir: &Path, seed: u64) -> PathBuf {
     let guests = repo_root().join("guests");
@@ -446,94 +425,41 @@ fn build(dir: &Path, seed: u64) -> PathBuf {
     if !main_c.exists() {
         std::fs::write(&main_c, MAIN_C).expect("write main.c");
     }
-    let out = Command::new("riscv64-unknown-elf-gcc")
-        .args([
-            "-march=rv64gc",
-            "-mabi=lp64d",
-            "-mcmodel=medany",
-            "-nostdlib",
-            "-ffreestanding",
-        ])
-        .args([
-            "-fno-builtin",
-            "-static",
-            "-O2",
-            "-Wl,--no-warn-rwx-segments",
-            "-I",
-        ])
-        .arg(&common)
-        .arg("-T")
-        .arg(common.join("link.ld"))
-        .arg(common.join("start.S"))
-        .arg(common.join("lib.c"))
-        .arg(&main_c)
-        .arg(&asm)
-        .arg("-o")
-        .arg(&elf)
-        .output()
-        .expect("run riscv64-unknown-elf-gcc");
-    assert!(
-        out.status.success(),
-        "seed {seed:#x}: assembling {} failed:\n{}",
-        asm.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let mut gcc = Command::new("riscv64-unknown-elf-gcc");
+    gcc.args([
+        "-march=rv64gc",
+        "-mabi=lp64d",
+        "-mcmodel=medany",
+        "-nostdlib",
+        "-ffreestanding",
+    ])
+    .args([
+        "-fno-builtin",
+        "-static",
+        "-O2",
+        "-Wl,--no-warn-rwx-segments",
+        "-I",
+    ])
+    .arg(&common)
+    .arg("-T")
+    .arg(common.join("link.ld"))
+    .arg(common.join("start.S"))
+    .arg(common.join("lib.c"))
+    .arg(&main_c)
+    .arg(&asm)
+    .arg("-o")
+    .arg(&elf);
+    run_ok(
+        &mut gcc,
+        &format!("seed {seed:#x}: assembling {}", asm.display()),
     );
     elf
 }
 
-/// Runs `cmd` with empty stdin, killing it after the timeout; returns (stdout, exit code).
-fn run(mut cmd: Command) -> (String, Option<i32>, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut out = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let mut err = child.stderr.take().expect("stderr");
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break Some(s);
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let stdout = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    (stdout, status.and_then(|s| s.code()), stderr)
-}
-
-fn run_qemu(elf: &Path) -> (String, Option<i32>, String) {
-    let mut cmd = Command::new("qemu-system-riscv64");
-    cmd.args([
-        "-machine", "virt", "-bios", "none", "-serial", "stdio", "-monitor", "none",
-    ])
-    .args(["-display", "none", "-icount", "shift=0", "-kernel"])
-    .arg(elf);
-    run(cmd)
-}
-
-fn run_rewind(elf: &Path) -> (String, Option<i32>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
-    cmd.args(["run", "--bios", "none", "--kernel"])
-        .arg(elf)
-        .args(["--serial", "stdio"]);
-    run(cmd)
+/// Runs `cmd` with empty stdin, killing it after the timeout (a timeout is a failure of the
+/// seed, reported with the others, not a panic).
+fn run(cmd: Command) -> Done {
+    Proc::spawn(cmd, None).wait(TIMEOUT)
 }
 
 /// Line-by-line differences, for a readable failure message.
@@ -554,13 +480,23 @@ fn diff(qemu: &str, rewind: &str) -> String {
 /// Checks one seed; returns a failure description.
 fn check_seed(dir: &Path, seed: u64) -> Result<(), String> {
     let elf = build(dir, seed);
-    let (q, qcode, qerr) = run_qemu(&elf);
+    let Done {
+        stdout: q,
+        code: qcode,
+        stderr: qerr,
+        ..
+    } = run(qemu_cmd(&elf));
     if qcode != Some(0) || !q.ends_with("random done\n") {
         return Err(format!(
             "seed {seed:#x}: QEMU did not complete the program (exit {qcode:?}): {qerr}\n{q}"
         ));
     }
-    let (r, rcode, rerr) = run_rewind(&elf);
+    let Done {
+        stdout: r,
+        code: rcode,
+        stderr: rerr,
+        ..
+    } = run(rewind_run_cmd(&elf));
     if rcode != Some(0) || r != q {
         return Err(format!(
             "seed {seed:#x}: rewind differs from QEMU (rewind exit {rcode:?}); program: {}\n{}{}",
@@ -587,16 +523,8 @@ fn generator_is_deterministic() {
 
 #[test]
 fn random_programs_match_qemu() {
-    let required = std::env::var_os("REWIND_REQUIRE_GUESTS").is_some();
-    for tool in ["riscv64-unknown-elf-gcc", "qemu-system-riscv64"] {
-        if !have_tool(tool) {
-            assert!(
-                !required,
-                "REWIND_REQUIRE_GUESTS is set but {tool} is not on PATH"
-            );
-            eprintln!("SKIPPING random program tests: {tool} not found");
-            return;
-        }
+    if !have_tools(&["riscv64-unknown-elf-gcc", "qemu-system-riscv64"]) {
+        return;
     }
     let seeds: Vec<u64> = match std::env::var("REWIND_RANDOM_SEED") {
         Ok(v) => {

@@ -7,13 +7,20 @@
 //! recorded status; damaged traces must be refused with a message naming the file.
 //! Without `riscv64-unknown-elf-gcc` the tests skip, unless `REWIND_REQUIRE_GUESTS` is set.
 
+#[allow(dead_code)]
+mod common;
+
+use common::{
+    assert_same_output, expected_output, guest_elf, guests_dir, have_tool, number_after, qemu_cmd,
+    rewind_proc, rewind_run_cmd, run_with_input, Done, Proc, Scratch,
+};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,201 +33,10 @@ const EXIT_CUT_SHORT: i32 = 4;
 const EXIT_INVALID: i32 = 2;
 
 // ---------------------------------------------------------------------------------------------
-// Guests
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
-}
-
-fn have_tool(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Builds all guests once per test process; `None` means "skip" (no toolchain, not required).
-fn guests_dir() -> Option<PathBuf> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = repo_root();
-            if !have_tool("riscv64-unknown-elf-gcc") {
-                if std::env::var_os("REWIND_REQUIRE_GUESTS").is_some() {
-                    panic!(
-                        "REWIND_REQUIRE_GUESTS is set but riscv64-unknown-elf-gcc is not on PATH"
-                    );
-                }
-                eprintln!(
-                    "SKIPPING record/replay tests: riscv64-unknown-elf-gcc not found \
-                     (set REWIND_REQUIRE_GUESTS=1 to make this an error)"
-                );
-                return None;
-            }
-            let out = Command::new("bash")
-                .arg(root.join("guests/build.sh"))
-                .output()
-                .expect("run guests/build.sh");
-            assert!(
-                out.status.success(),
-                "guests/build.sh failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Some(root.join("guests"))
-        })
-        .clone()
-}
-
-fn guest_elf(name: &str) -> Option<PathBuf> {
-    guests_dir().map(|d| d.join("build").join(format!("{name}.elf")))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Scratch files, processes
-
-/// A scratch directory unique to one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("rewind-rr-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create scratch dir");
-        Scratch(p)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Output and exit status of a finished process.
-#[derive(Debug, Clone)]
-struct Done {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-}
-
-impl Done {
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout (tail) ---\n{}\n--- stderr ---\n{}",
-            self.code,
-            tail(&self.stdout, 15),
-            self.stderr
-        )
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        v
-    })
-}
-
-/// A running `rewind` process with its stdout/stderr being collected.
-struct Proc {
-    child: Child,
-    out: Option<JoinHandle<Vec<u8>>>,
-    err: Option<JoinHandle<Vec<u8>>>,
-    what: String,
-}
-
-impl Proc {
-    fn spawn(args: &[String]) -> Proc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start rewind {args:?}: {e}"));
-        let out = child.stdout.take().map(read_all);
-        let err = child.stderr.take().map(read_all);
-        Proc {
-            child,
-            out,
-            err,
-            what: format!("rewind {}", args.join(" ")),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    /// Waits for the process (killing it after `timeout`) and returns what it printed.
-    fn finish(mut self, timeout: Duration) -> Done {
-        self.finish_mut(timeout)
-    }
-
-    fn finish_mut(&mut self, timeout: Duration) -> Done {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break Some(s);
-            }
-            if start.elapsed() > timeout {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let stdout = self
-            .out
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        let stderr = self
-            .err
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        let done = Done {
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            code: status.and_then(|s| s.code()),
-        };
-        if status.is_none() {
-            panic!(
-                "{} timed out after {timeout:?}\n{}",
-                self.what,
-                done.describe()
-            );
-        }
-        done
-    }
-}
+// Processes
 
 fn run(args: &[String]) -> Done {
-    Proc::spawn(args).finish(TIMEOUT)
+    rewind_proc(args).finish(TIMEOUT)
 }
 
 fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
@@ -342,40 +158,6 @@ fn footer_hash(json: &[serde_json::Value]) -> Option<String> {
         .find(|v| v["type"] == "footer")
         .and_then(|v| v["footer"]["final_state_hash"].as_u64())
         .map(|h| format!("{h:016x}"))
-}
-
-/// Asserts two outputs are equal, reporting the first differing line with context.
-fn assert_same_output(what: &str, expected: &str, actual: &str) {
-    if expected == actual {
-        return;
-    }
-    let e: Vec<&str> = expected.lines().collect();
-    let a: Vec<&str> = actual.lines().collect();
-    let first = e
-        .iter()
-        .zip(a.iter())
-        .position(|(x, y)| x != y)
-        .unwrap_or(e.len().min(a.len()));
-    let from = first.saturating_sub(3);
-    let ctx = |v: &[&str]| -> String {
-        v.iter()
-            .enumerate()
-            .skip(from)
-            .take(8)
-            .map(|(i, l)| format!("{:6}: {l}", i + 1))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    panic!(
-        "{what}: outputs differ at line {} ({} vs {} lines, {} vs {} bytes)\n--- expected ---\n{}\n--- actual ---\n{}",
-        first + 1,
-        e.len(),
-        a.len(),
-        expected.len(),
-        actual.len(),
-        ctx(&e),
-        ctx(&a)
-    );
 }
 
 /// Small deterministic PRNG (xorshift64*) for input timing; the seed is printed by each test.
@@ -551,6 +333,16 @@ impl Conn {
     }
 }
 
+/// Sends `SIG<sig>` to the process with `kill`.
+fn send_signal(proc: &Proc, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(proc.pid().to_string())
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{sig} failed");
+}
+
 /// A recording in progress with a socket client attached.
 struct Session {
     proc: Proc,
@@ -562,7 +354,7 @@ struct Session {
 impl Session {
     /// Starts `rewind record` with the serial port on `sock` and connects to it.
     fn start(trace: &Path, elf: &Path, sock: &Sock, extra: &[&str]) -> Session {
-        let mut proc = Proc::spawn(&record_args(trace, elf, &sock.spec(), extra));
+        let mut proc = rewind_proc(&record_args(trace, elf, &sock.spec(), extra));
         let start = Instant::now();
         let conn = loop {
             match sock.try_connect() {
@@ -613,7 +405,7 @@ impl Session {
         while !self.output().contains(needle) {
             if start.elapsed() > Duration::from_secs(20) || self.proc.exited() {
                 let out = self.output();
-                let _ = self.proc.child.kill();
+                let _ = self.proc.kill();
                 panic!(
                     "guest never printed {needle:?}; socket output:\n{out}\nrecorder: {}",
                     self.proc.finish_mut(TIMEOUT).describe()
@@ -632,16 +424,11 @@ impl Session {
     }
 
     fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.proc.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -{sig} failed");
+        send_signal(&self.proc, sig);
     }
 
     fn kill9(&mut self) {
-        self.proc.child.kill().expect("SIGKILL the recorder");
+        self.proc.kill().expect("SIGKILL the recorder");
     }
 
     /// Waits for the recorder to exit; returns its result and everything the guest sent to the socket.
@@ -757,29 +544,6 @@ fn socket_roundtrip(
 // ---------------------------------------------------------------------------------------------
 // Tests
 
-/// Runs `cmd` with `input` on its stdin (then closed); returns (exit code, stdout, stderr).
-fn pipe_run(mut cmd: Command, input: &[u8]) -> (Option<i32>, String, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    // The guest may exit before reading everything: a broken pipe is fine.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("wait");
-    let _ = writer.join();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The new guests behave on rewind (`run`) exactly as on QEMU (reference files and, when
 /// installed, a live `qemu-system-riscv64 -icount shift=0`).
 #[test]
@@ -789,28 +553,22 @@ fn new_guests_match_qemu() {
     let qemu = have_tool("qemu-system-riscv64");
     for (name, input) in [("interactive", &input[..]), ("compute_timer", &b""[..])] {
         let elf = dir.join(format!("build/{name}.elf"));
-        let expected = std::fs::read_to_string(dir.join(format!("expected/{name}.txt")))
-            .expect("reference output");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
-        cmd.args(["run", "--bios", "none", "--kernel"])
-            .arg(&elf)
-            .args(["--serial", "stdio"]);
-        let (code, out, err) = pipe_run(cmd, input);
-        assert_eq!(code, Some(0), "{name}: {err}");
+        let expected = expected_output(&dir, name);
+        let rw = run_with_input(rewind_run_cmd(&elf), input, TIMEOUT);
+        assert_eq!(rw.code, Some(0), "{name}: {}", rw.stderr);
         assert_same_output(
             &format!("{name}: guests/expected (QEMU) vs rewind run"),
             &expected,
-            &out,
+            &rw.stdout,
         );
         if qemu {
-            let mut cmd = Command::new("qemu-system-riscv64");
-            cmd.args(["-machine", "virt", "-bios", "none", "-serial", "stdio"])
-                .args(["-monitor", "none", "-display", "none", "-icount", "shift=0"])
-                .arg("-kernel")
-                .arg(&elf);
-            let (code, qout, err) = pipe_run(cmd, input);
-            assert_eq!(code, Some(0), "{name} on QEMU: {err}");
-            assert_same_output(&format!("{name}: live QEMU vs rewind run"), &qout, &out);
+            let q = run_with_input(qemu_cmd(&elf), input, TIMEOUT);
+            assert_eq!(q.code, Some(0), "{name} on QEMU: {}", q.stderr);
+            assert_same_output(
+                &format!("{name}: live QEMU vs rewind run"),
+                &q.stdout,
+                &rw.stdout,
+            );
         }
     }
 }
@@ -866,8 +624,7 @@ fn compute_timer_replays_without_timer_events() {
     let elf = dir.join("build/compute_timer.elf");
     let rec = run(&record_args(&trace, &elf, "stdio", &[]));
     assert_eq!(rec.code, Some(0), "record: {}", rec.describe());
-    let expected =
-        std::fs::read_to_string(dir.join("expected/compute_timer.txt")).expect("reference");
+    let expected = expected_output(&dir, "compute_timer");
     assert_same_output(
         "compute_timer: recording vs QEMU reference",
         &expected,
@@ -947,12 +704,7 @@ fn compute_timer_replays_without_timer_events() {
         "compute_timer logged {other} non-hash events:\n{}",
         stats.stdout
     );
-    let ticks: u64 = rec
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("compute_timer ticks "))
-        .and_then(|t| t.parse().ok())
-        .expect("tick line");
+    let ticks = number_after(&rec.stdout, "compute_timer ticks ").expect("tick line");
     assert!(ticks > 250, "only {ticks} timer interrupts");
 }
 
@@ -1074,6 +826,21 @@ fn record_with_input_file(
     (rec, seen)
 }
 
+/// Replays `trace`, which must be refused as invalid (exit 2) with a message containing every one
+/// of `needles` (the file's name among them).
+#[track_caller]
+fn assert_refused(trace: &Path, what: &str, needles: &[&str]) {
+    let d = replay_raw(trace);
+    assert_eq!(d.code, Some(EXIT_INVALID), "{what}: {}", d.describe());
+    for needle in needles {
+        assert!(
+            d.stderr.contains(needle),
+            "{what}: the message must contain {needle:?}\n{}",
+            d.describe()
+        );
+    }
+}
+
 /// Test 4: damaged, cut, foreign and stale traces are refused (or replayed to the cut) with a clear
 /// message; an existing trace is not overwritten without --force.
 #[test]
@@ -1112,14 +879,11 @@ fn bad_traces_are_refused() {
     );
     let mut bad = bytes.clone();
     bad[off as usize + 24 + c as usize / 2] ^= 0x10;
-    let flipped = scratch.path("flipped.rwtrace");
-    std::fs::write(&flipped, &bad).expect("write");
-    let d = replay_raw(&flipped);
-    assert_eq!(d.code, Some(EXIT_INVALID), "flipped byte: {}", d.describe());
-    assert!(
-        d.stderr.contains("flipped.rwtrace") && d.stderr.contains(&format!("offset {off}")),
-        "flipped byte in the block at offset {off}: the message must name the file and the offset\n{}",
-        d.describe()
+    let flipped = scratch.write("flipped.rwtrace", &bad);
+    assert_refused(
+        &flipped,
+        &format!("flipped byte in the block at offset {off}"),
+        &["flipped.rwtrace", &format!("offset {off}")],
     );
 
     // Cut in half: inside the blocks, so replay runs to the cut and says so.
@@ -1129,8 +893,7 @@ fn bad_traces_are_refused() {
         half > header_len,
         "trace too small to cut inside the blocks"
     );
-    let cut = scratch.path("half.rwtrace");
-    std::fs::write(&cut, &bytes[..half]).expect("write");
+    let cut = scratch.write("half.rwtrace", &bytes[..half]);
     let d = replay_raw(&cut);
     assert_eq!(
         d.code,
@@ -1138,18 +901,7 @@ fn bad_traces_are_refused() {
         "trace cut in half: {}",
         d.describe()
     );
-    let at: u64 = d
-        .stderr
-        .split("recording was cut short at instruction ")
-        .nth(1)
-        .and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no `recording was cut short at instruction <N>`: {}",
-                d.describe()
-            )
-        });
+    let at = cut_short_at(&d);
     assert!(
         at > 0 && at < recorded_icount(&rec),
         "cut at instruction {at}"
@@ -1161,32 +913,21 @@ fn bad_traces_are_refused() {
     );
 
     // Cut inside the header: not replayable at all.
-    let cut = scratch.path("header-cut.rwtrace");
-    std::fs::write(&cut, &bytes[..header_len / 2]).expect("write");
-    let d = replay_raw(&cut);
-    assert_eq!(
-        d.code,
-        Some(EXIT_INVALID),
-        "trace cut inside its header: {}",
-        d.describe()
-    );
-    assert!(
-        d.stderr.contains("header-cut.rwtrace") && d.stderr.contains("truncated"),
-        "{}",
-        d.describe()
+    let cut = scratch.write("header-cut.rwtrace", &bytes[..header_len / 2]);
+    assert_refused(
+        &cut,
+        "trace cut inside its header",
+        &["header-cut.rwtrace", "truncated"],
     );
 
     // Not a trace at all.
     let mut rng = Rng::new(0xbad_f11e);
     let junk: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
-    let junk_path = scratch.path("junk.rwtrace");
-    std::fs::write(&junk_path, &junk).expect("write");
-    let d = replay_raw(&junk_path);
-    assert_eq!(d.code, Some(EXIT_INVALID), "random bytes: {}", d.describe());
-    assert!(
-        d.stderr.contains("junk.rwtrace") && d.stderr.contains("not a rewind trace"),
-        "{}",
-        d.describe()
+    let junk_path = scratch.write("junk.rwtrace", &junk);
+    assert_refused(
+        &junk_path,
+        "random bytes",
+        &["junk.rwtrace", "not a rewind trace"],
     );
     let d = run(&[s("dump"), s(&junk_path)]);
     assert_eq!(
@@ -1199,15 +940,8 @@ fn bad_traces_are_refused() {
     // A future format version.
     let mut v2 = bytes.clone();
     v2[8] = 2;
-    let v2_path = scratch.path("v2.rwtrace");
-    std::fs::write(&v2_path, &v2).expect("write");
-    let d = replay_raw(&v2_path);
-    assert_eq!(d.code, Some(EXIT_INVALID), "version 2: {}", d.describe());
-    assert!(
-        d.stderr.contains("v2.rwtrace") && d.stderr.contains("version"),
-        "{}",
-        d.describe()
-    );
+    let v2_path = scratch.write("v2.rwtrace", &v2);
+    assert_refused(&v2_path, "version 2", &["v2.rwtrace", "version"]);
 
     // The guest ELF changed (or vanished) after recording.
     let elf = scratch.path("guest-copy.elf");
@@ -1220,25 +954,12 @@ fn bad_traces_are_refused() {
     let mid = e.len() / 2;
     e[mid] ^= 1;
     std::fs::write(&elf, &e).expect("write ELF");
-    let d = replay_raw(&trace);
-    assert_eq!(d.code, Some(EXIT_INVALID), "modified ELF: {}", d.describe());
-    assert!(
-        d.stderr.contains("guest-copy.elf"),
-        "message must name the ELF: {}",
-        d.describe()
-    );
+    assert_refused(&trace, "modified ELF", &["guest-copy.elf"]);
     std::fs::remove_file(&elf).expect("remove ELF");
-    let d = replay_raw(&trace);
-    assert_eq!(d.code, Some(EXIT_INVALID), "missing ELF: {}", d.describe());
-    assert!(
-        d.stderr.contains("guest-copy.elf"),
-        "message must name the ELF: {}",
-        d.describe()
-    );
+    assert_refused(&trace, "missing ELF", &["guest-copy.elf"]);
 
     // An existing file is not overwritten without --force.
-    let existing = scratch.path("existing.rwtrace");
-    std::fs::write(&existing, b"precious").expect("write");
+    let existing = scratch.write("existing.rwtrace", b"precious");
     let exit42 = dir.join("build/exit_42.elf");
     let d = run(&record_args(&existing, &exit42, "null", &[]));
     assert_eq!(
@@ -1284,15 +1005,9 @@ fn kill9_session(name: &str, lines: &[&str], linger: Duration) -> (String, Done,
     (seen, d, stats)
 }
 
-fn assert_cut_short(seen: &str, d: &Done, stats: &Done) -> u64 {
-    assert_eq!(
-        d.code,
-        Some(EXIT_CUT_SHORT),
-        "replay of a recording killed with SIGKILL: {}",
-        d.describe()
-    );
-    let at: u64 = d
-        .stderr
+/// `<N>` from `recording was cut short at instruction <N>`.
+fn cut_short_at(d: &Done) -> u64 {
+    d.stderr
         .split("recording was cut short at instruction ")
         .nth(1)
         .and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next())
@@ -1302,7 +1017,17 @@ fn assert_cut_short(seen: &str, d: &Done, stats: &Done) -> u64 {
                 "no `recording was cut short at instruction <N>`: {}",
                 d.describe()
             )
-        });
+        })
+}
+
+fn assert_cut_short(seen: &str, d: &Done, stats: &Done) -> u64 {
+    assert_eq!(
+        d.code,
+        Some(EXIT_CUT_SHORT),
+        "replay of a recording killed with SIGKILL: {}",
+        d.describe()
+    );
+    let at = cut_short_at(d);
     assert!(
         seen.starts_with(&d.stdout),
         "replayed output is not a prefix of the recorded output\n--- recorded ---\n{seen}\n--- replayed ---\n{}",
@@ -1388,7 +1113,7 @@ fn sigint_and_sigterm_end_recording_cleanly() {
     }
     // Interrupted in the middle of pure computation (not while idle).
     let trace = scratch.path("compute-int.rwtrace");
-    let mut p = Proc::spawn(&record_args(
+    let mut p = rewind_proc(&record_args(
         &trace,
         &guests_dir()
             .expect("guests")
@@ -1398,12 +1123,7 @@ fn sigint_and_sigterm_end_recording_cleanly() {
     ));
     // Early enough even for a release build (the whole run is ~3e8 instructions).
     std::thread::sleep(Duration::from_millis(100));
-    let st = Command::new("kill")
-        .arg("-INT")
-        .arg(p.pid().to_string())
-        .status()
-        .expect("run kill");
-    assert!(st.success());
+    send_signal(&p, "INT");
     let rec = p.finish_mut(TIMEOUT);
     assert_eq!(
         rec.code,
