@@ -140,6 +140,17 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     let (config, _) = replay_config(reader.header(), &embedded_image)?;
     let total = reader.footer().map(|f| f.final_icount);
     let mut m = Machine::replay(config, reader, output)?;
+    if !a.stop_at.is_empty() {
+        let mut seeker = rewind_machine::seek::Seeker::new(m, a.snapshot_every)?;
+        for &n in &a.stop_at {
+            stop_at(&mut seeker, n)?;
+        }
+        if let Some(path) = &a.save_snapshot {
+            let snap = seeker.machine_mut().snapshot(None)?;
+            rewind_machine::snapshot::save_file(path, &snap)?;
+        }
+        return Ok(0);
+    }
     let bar = match total {
         Some(t) if !a.quiet && std::io::stderr().is_terminal() => {
             let bar = indicatif::ProgressBar::new(t);
@@ -165,6 +176,51 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     let status = exit_status(outcome, icount);
     eprintln!("rewind: replay matched the recording: {icount} instructions, state {hash:016x}");
     Ok(status)
+}
+
+/// `rewind replay --stop-at N`: bring the replay to exactly instruction `n`, print the state.
+fn stop_at(seeker: &mut rewind_machine::seek::Seeker, n: u64) -> anyhow::Result<()> {
+    use rewind_machine::seek::SeekResult;
+    let mut note = String::new();
+    if let SeekResult::Ended(outcome) = seeker.seek(n)? {
+        let m = seeker.machine_mut();
+        let icount = m.icount();
+        // Check that the recording really ends here, as a full replay does.
+        m.finish_replay()?;
+        let how = match outcome {
+            RunOutcome::Exited(c) => format!("guest exit status {c}"),
+            RunOutcome::HostQuit(c) => format!("stopped by {c}"),
+            RunOutcome::InstructionLimit => "instruction limit".to_string(),
+        };
+        if icount != n {
+            bail!("the recording ends at instruction {icount} ({how}), before instruction {n}");
+        }
+        note = format!("  (the recording ends here: {how})\n");
+    }
+    let m = seeker.machine();
+    let icount = m.icount();
+    let hart = m.hart();
+    let mut text = format!(
+        "rewind: stopped at instruction {icount}\n  pc        {:#018x}\n  privilege {}\n  state     {:016x}\n",
+        hart.pc,
+        rewind_machine::state::privilege_name(hart.prv),
+        m.state_hash()
+    );
+    text.push_str(&note);
+    let regs: Vec<(&str, u64)> = m
+        .state_snapshot()
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "pc" | "privilege" | "icount"))
+        .collect();
+    for row in regs.chunks(4) {
+        text.push(' ');
+        for (name, v) in row {
+            text.push_str(&format!(" {name:>10} {v:#018x}"));
+        }
+        text.push('\n');
+    }
+    eprint!("{text}");
+    Ok(())
 }
 
 /// `rewind dump`.

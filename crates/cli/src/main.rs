@@ -134,6 +134,21 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Replay to exactly instruction N, print the machine state to stderr and exit 0. Several
+    /// (N1,N2,...) are visited in the order given, backwards too (through snapshots).
+    #[arg(long, value_name = "N", value_delimiter = ',')]
+    stop_at: Vec<u64>,
+    /// With --stop-at: keep an in-memory snapshot every K instructions (for seeking back).
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 10_000_000,
+        requires = "stop_at"
+    )]
+    snapshot_every: u64,
+    /// With --stop-at: write a snapshot of the machine at the last stop to FILE.
+    #[arg(long, value_name = "FILE", requires = "stop_at")]
+    save_snapshot: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

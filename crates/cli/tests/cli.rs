@@ -417,3 +417,63 @@ fn unix_socket_serial_carries_output_and_is_removed() {
     assert_exit(&o, 0);
     assert_eq!(o.stdout, out);
 }
+
+/// The state line `--stop-at` prints for each stop, in order.
+fn stop_states(o: &Done) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut at = None;
+    for l in o.stderr.lines() {
+        if let Some(n) = l.strip_prefix("rewind: stopped at instruction ") {
+            at = n.trim().parse::<u64>().ok();
+        } else if let (Some(n), Some(h)) = (at, l.trim().strip_prefix("state ")) {
+            out.push((n, h.trim().to_string()));
+            at = None;
+        }
+    }
+    out
+}
+
+#[test]
+fn stop_at_gives_the_same_state_forwards_and_after_seeking_back() {
+    let (_dir, trace, demo) = trace_setup("stop.rwtrace");
+    assert_exit(&record_demo(&trace, &demo, &[]), 0);
+    let direct = rewind(&[
+        "replay",
+        s(&trace),
+        "--serial",
+        "null",
+        "--stop-at",
+        "500000",
+    ]);
+    assert_exit(&direct, 0);
+    let via_seek = rewind(&[
+        "replay",
+        s(&trace),
+        "--serial",
+        "null",
+        "--snapshot-every",
+        "100000",
+        "--stop-at",
+        "900000,500000",
+    ]);
+    assert_exit(&via_seek, 0);
+    let a = stop_states(&direct);
+    let b = stop_states(&via_seek);
+    assert_eq!(a.len(), 1, "{}", direct.stderr);
+    assert_eq!(b.len(), 2, "{}", via_seek.stderr);
+    assert_eq!(b[1], a[0], "seeking back to 500000 gives another state");
+    assert_ne!(b[0].1, b[1].1, "states at 900000 and 500000 should differ");
+    // Beyond the end of the recording: a clear error, not a hang.
+    assert_error(
+        &rewind(&[
+            "replay",
+            s(&trace),
+            "--serial",
+            "null",
+            "--stop-at",
+            "999999999999",
+        ]),
+        2,
+        "end",
+    );
+}

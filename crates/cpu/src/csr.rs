@@ -172,8 +172,8 @@ pub enum CsrOp {
     Clear,
 }
 
-/// All CSR storage of a hart.
-#[derive(Debug, Clone)]
+/// All CSR storage of a hart (serde: snapshots; call [`Csrs::pmp_update_all`] after restoring).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Csrs {
     /// mhartid
     pub mhartid: u64,

@@ -4,7 +4,9 @@ use crate::csr::Csrs;
 use crate::mmu::Tlb;
 
 /// Privilege level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum Priv {
     /// User mode.
@@ -88,5 +90,117 @@ impl Hart {
         h.x[10] = hart_id;
         h.x[11] = fdt_addr;
         h
+    }
+}
+
+/// Everything architectural about a hart (no caches): what a snapshot saves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HartState {
+    /// Integer registers.
+    pub x: [u64; 32],
+    /// FP registers (raw bits).
+    pub f: [u64; 32],
+    /// Program counter.
+    pub pc: u64,
+    /// Privilege level.
+    pub prv: Priv,
+    /// Instructions retired.
+    pub icount: u64,
+    /// Control and status registers.
+    pub csr: Csrs,
+    /// LR/SC reservation.
+    pub reservation: Option<u64>,
+    /// Waiting in `wfi`.
+    pub wfi: bool,
+}
+
+impl Hart {
+    /// The hart's architectural state.
+    pub fn save_state(&self) -> HartState {
+        // Exhaustive destructuring: a new field must be considered here (the TLB is a cache).
+        let Hart {
+            x,
+            f,
+            pc,
+            prv,
+            icount,
+            csr,
+            reservation,
+            wfi,
+            tlb: _,
+        } = self;
+        HartState {
+            x: *x,
+            f: *f,
+            pc: *pc,
+            prv: *prv,
+            icount: *icount,
+            csr: csr.clone(),
+            reservation: *reservation,
+            wfi: *wfi,
+        }
+    }
+
+    /// Put the hart in `state`; derived state (TLB, decoded PMP rules) is rebuilt.
+    pub fn restore_state(&mut self, state: &HartState) {
+        let HartState {
+            x,
+            f,
+            pc,
+            prv,
+            icount,
+            csr,
+            reservation,
+            wfi,
+        } = state;
+        self.x = *x;
+        self.x[0] = 0;
+        self.f = *f;
+        self.pc = *pc;
+        self.prv = *prv;
+        self.icount = *icount;
+        self.csr = csr.clone();
+        // Derived from pmpcfg/pmpaddr: never trust the stored copy.
+        self.csr.pmp_update_all();
+        self.reservation = *reservation;
+        self.wfi = *wfi;
+        self.tlb.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_restore_round_trips_and_rebuilds_derived_state() {
+        let mut h = Hart::new(0, 0x8000_0000, 0x8700_0000);
+        h.x[7] = 77;
+        h.f[3] = 0x4000_0000_0000_0000;
+        h.pc = 0x8000_1234;
+        h.prv = Priv::S;
+        h.icount = 999;
+        h.reservation = Some(0x8000_0040);
+        h.wfi = true;
+        h.csr.satp = 8 << 60 | 0x80123;
+        h.csr.pmpcfg[0] = 0x0f; // TOR, RWX
+        h.csr.pmpaddr[0] = 0x2000_4000;
+        h.csr.pmp_update_all();
+        let mut state = h.save_state();
+        let expect_range = state.csr.pmp_range;
+        // A stored copy of derived state is not trusted.
+        state.csr.pmp_range[0] = (1, 0);
+        state.csr.pmp_rules = 0;
+        let mut g = Hart::new(0, 0, 0);
+        g.restore_state(&state);
+        assert_eq!(g.csr.pmp_range, expect_range);
+        assert_eq!(g.csr.pmp_rules, 1);
+        state.csr.pmp_range = expect_range;
+        state.csr.pmp_rules = 1;
+        assert_eq!(g.save_state(), state);
+        assert_eq!(
+            (g.x[7], g.pc, g.prv, g.icount),
+            (77, 0x8000_1234, Priv::S, 999)
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! The decode cache is keyed by physical page and kept here because every write to RAM (CPU
 //! store, DMA, loader) must be able to invalidate it: whoever writes RAM goes through [`Ram`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use crate::decode::DecodedPage;
 
 /// Bits of the page offset (4 KiB pages).
@@ -36,6 +39,89 @@ pub struct Ram {
     dirty: [Option<(usize, usize)>; CODE_WAYS],
     /// Bumped by `invalidate_all_code`; pages of an older generation are reset on next use.
     code_gen: u64,
+    /// Per page: written since the RAM last matched the image `clean_since` (1) or not (0).
+    page_dirty: Vec<u8>,
+    /// Id of the [`RamImage`] that every clean page equals (0: none).
+    clean_since: u64,
+}
+
+/// Content of one page in a [`RamImage`], shared between images while it is unchanged.
+pub type PageData = Arc<[u8; PAGE_SIZE as usize]>;
+
+/// Source of [`RamImage`] ids (0 is never used).
+static NEXT_IMAGE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A copy of all of RAM: zero pages are `None`, others shared with earlier images when
+/// unchanged (cloning an image is cheap).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RamImage {
+    id: u64,
+    base: u64,
+    pages: Vec<Option<PageData>>,
+}
+
+impl std::fmt::Debug for RamImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RamImage")
+            .field("base", &format_args!("{:#x}", self.base))
+            .field("pages", &self.pages.len())
+            .field("nonzero", &self.nonzero_pages())
+            .finish()
+    }
+}
+
+impl RamImage {
+    /// An image from its pages (e.g. read from a file); it gets a fresh id.
+    pub fn from_pages(base: u64, pages: Vec<Option<PageData>>) -> Self {
+        RamImage {
+            id: NEXT_IMAGE_ID.fetch_add(1, Ordering::Relaxed),
+            base,
+            pages,
+        }
+    }
+
+    /// First physical address.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        (self.pages.len() as u64) << PAGE_SHIFT
+    }
+
+    /// Every page (`None`: all zeros).
+    pub fn pages(&self) -> &[Option<PageData>] {
+        &self.pages
+    }
+
+    /// Number of pages that are not all zeros.
+    pub fn nonzero_pages(&self) -> usize {
+        self.pages.iter().filter(|p| p.is_some()).count()
+    }
+
+    /// Number of pages whose storage this image shares with `other` (same `Arc`).
+    pub fn shared_pages_with(&self, other: &RamImage) -> usize {
+        self.pages
+            .iter()
+            .zip(&other.pages)
+            .filter(|(a, b)| matches!((a, b), (Some(a), Some(b)) if Arc::ptr_eq(a, b)))
+            .count()
+    }
+}
+
+/// A [`RamImage`] whose layout does not fit this RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("RAM image at {image_base:#x} of {image_size} bytes does not fit RAM at {base:#x} of {size} bytes")]
+pub struct RamLayoutMismatch {
+    /// The image's base.
+    pub image_base: u64,
+    /// The image's size.
+    pub image_size: u64,
+    /// RAM's base.
+    pub base: u64,
+    /// RAM's size.
+    pub size: u64,
 }
 
 impl std::fmt::Debug for Ram {
@@ -61,6 +147,8 @@ impl Ram {
             code_state: vec![0; pages],
             dirty: [None; CODE_WAYS],
             code_gen: 0,
+            page_dirty: vec![0; pages],
+            clean_since: 0,
         }
     }
 
@@ -107,6 +195,10 @@ impl Ram {
             len: bytes.len() as u64,
         })?;
         self.data[off..off + bytes.len()].copy_from_slice(bytes);
+        if !bytes.is_empty() {
+            let last = (off + bytes.len() - 1) >> PAGE_SHIFT;
+            self.page_dirty[off >> PAGE_SHIFT..=last].fill(1);
+        }
         self.invalidate_code_range(off, bytes.len());
         Ok(())
     }
@@ -130,7 +222,10 @@ impl Ram {
         let bytes = value.to_le_bytes();
         self.data[off..off + size as usize].copy_from_slice(&bytes[..size as usize]);
         let page = off >> PAGE_SHIFT;
-        if self.code_state[page] | self.code_state[(off + size as usize - 1) >> PAGE_SHIFT] != 0 {
+        let last = (off + size as usize - 1) >> PAGE_SHIFT;
+        self.page_dirty[page] = 1;
+        self.page_dirty[last] = 1;
+        if self.code_state[page] | self.code_state[last] != 0 {
             self.invalidate_code_range(off, size as usize);
             true
         } else {
@@ -144,6 +239,7 @@ impl Ram {
     pub(crate) fn store_in_page(&mut self, off: usize, size: u8, value: u64) -> bool {
         let bytes = value.to_le_bytes();
         self.data[off..off + size as usize].copy_from_slice(&bytes[..size as usize]);
+        self.page_dirty[off >> PAGE_SHIFT] = 1;
         if self.code_state[off >> PAGE_SHIFT] != 0 {
             self.invalidate_code_range(off, size as usize);
             true
@@ -240,9 +336,123 @@ impl Ram {
         self.dirty[way % CODE_WAYS].take()
     }
 
+    /// A copy of all of RAM. Pages unchanged since `prev` was taken (or restored) share its
+    /// storage; so do changed pages whose content is equal to `prev`'s. Zero pages are elided.
+    pub fn save_image(&mut self, prev: Option<&RamImage>) -> RamImage {
+        let n = self.page_dirty.len();
+        let prev = prev.filter(|p| p.base == self.base && p.pages.len() == n);
+        let clean = prev.filter(|p| p.id == self.clean_since);
+        let mut pages = Vec::with_capacity(n);
+        for i in 0..n {
+            if let Some(p) = clean {
+                if self.page_dirty[i] == 0 {
+                    pages.push(p.pages[i].clone());
+                    continue;
+                }
+            }
+            let d = &self.data[i << PAGE_SHIFT..(i + 1) << PAGE_SHIFT];
+            let same_as_prev = prev
+                .and_then(|p| p.pages[i].as_ref())
+                .filter(|pd| pd[..] == *d);
+            pages.push(if let Some(pd) = same_as_prev {
+                Some(pd.clone())
+            } else if d.iter().all(|&b| b == 0) {
+                None
+            } else {
+                let mut page = [0u8; PAGE_SIZE as usize];
+                page.copy_from_slice(d);
+                Some(Arc::new(page))
+            });
+        }
+        let image = RamImage::from_pages(self.base, pages);
+        self.page_dirty.fill(0);
+        self.clean_since = image.id;
+        image
+    }
+
+    /// Make RAM equal to `image` and drop all decoded code. Pages untouched since `image` was
+    /// taken or last restored are not copied again.
+    pub fn restore_image(&mut self, image: &RamImage) -> Result<(), RamLayoutMismatch> {
+        if image.base != self.base || image.pages.len() != self.page_dirty.len() {
+            return Err(RamLayoutMismatch {
+                image_base: image.base,
+                image_size: image.size(),
+                base: self.base,
+                size: self.size(),
+            });
+        }
+        let incremental = self.clean_since == image.id;
+        for (i, page) in image.pages.iter().enumerate() {
+            if incremental && self.page_dirty[i] == 0 {
+                continue;
+            }
+            let d = &mut self.data[i << PAGE_SHIFT..(i + 1) << PAGE_SHIFT];
+            match page {
+                Some(p) => d.copy_from_slice(&p[..]),
+                None => d.fill(0),
+            }
+        }
+        self.page_dirty.fill(0);
+        self.clean_since = image.id;
+        self.invalidate_all_code();
+        Ok(())
+    }
+
     /// How many times all decoded code was dropped (`fence.i`); for tests and statistics.
     #[inline]
     pub fn code_generation(&self) -> u64 {
         self.code_gen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: u64 = 0x8000_0000;
+
+    #[test]
+    fn images_elide_zero_pages_and_share_unchanged_ones() {
+        let mut ram = Ram::new(BASE, 16 * PAGE_SIZE);
+        ram.write(BASE + 5, b"abc").unwrap();
+        ram.write(BASE + 3 * PAGE_SIZE, b"xyz").unwrap();
+        let a = ram.save_image(None);
+        assert_eq!(a.nonzero_pages(), 2);
+        assert_eq!(&a.pages()[0].as_ref().unwrap()[5..8], b"abc");
+        // Dirty page 3 (value unchanged in the end), page 7 (new), page 0 (changed).
+        let off = ram.offset(BASE + 3 * PAGE_SIZE, 1).unwrap();
+        ram.store_at(off, 1, u64::from(b'q'));
+        ram.store_at(off, 1, u64::from(b'x'));
+        let off7 = ram.offset(BASE + 7 * PAGE_SIZE + 8, 8).unwrap();
+        ram.store_at(off7, 8, 0x1122_3344_5566_7788);
+        ram.write(BASE + 6, b"Z").unwrap();
+        let b = ram.save_image(Some(&a));
+        assert_eq!(b.nonzero_pages(), 3);
+        // Page 3 was written back to its old bytes: shared by content; page 0 changed.
+        assert_eq!(b.shared_pages_with(&a), 1);
+        assert!(Arc::ptr_eq(
+            a.pages()[3].as_ref().unwrap(),
+            b.pages()[3].as_ref().unwrap()
+        ));
+        // Restoring `a` (full copy) then `b` and `a` again gives their exact bytes.
+        for img in [&a, &b, &a, &a] {
+            ram.restore_image(img).unwrap();
+            for (i, p) in img.pages().iter().enumerate() {
+                let d = &ram.as_slice()[i << PAGE_SHIFT..(i + 1) << PAGE_SHIFT];
+                match p {
+                    Some(p) => assert_eq!(&p[..], d, "page {i}"),
+                    None => assert!(d.iter().all(|&x| x == 0), "page {i}"),
+                }
+            }
+            // Writes after a restore are undone by restoring the same image (incremental).
+            ram.store_at(off7, 8, u64::MAX);
+            ram.restore_image(img).unwrap();
+            assert_eq!(
+                ram.load_at(off7, 8),
+                if img == &a { 0 } else { 0x1122_3344_5566_7788 }
+            );
+        }
+        let mut other = Ram::new(BASE, 8 * PAGE_SIZE);
+        assert!(other.restore_image(&a).is_err());
     }
 }

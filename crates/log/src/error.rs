@@ -56,6 +56,18 @@ pub enum LogError {
         /// Bytes needed to hold the header.
         needed: u64,
     },
+    /// `TraceReader::seek_to` was given a position that is not one of this trace's.
+    #[error("{}: cannot seek to block offset {block_file_offset} + {offset_in_block}: {detail}", path.display())]
+    BadSeek {
+        /// The file.
+        path: PathBuf,
+        /// File offset of the block the position names.
+        block_file_offset: u64,
+        /// Offset inside the decompressed block.
+        offset_in_block: u64,
+        /// Why the position does not fit.
+        detail: String,
+    },
     /// A block, event or the footer is damaged.
     #[error("{}: corrupt trace at offset {file_offset} (block {block_index}): {what}", path.display())]
     Corrupt {

@@ -37,7 +37,7 @@ pub use event::{
     Event, EventKind, GuestExitKind, ShutdownCause, MAX_EVENT_BLOB, MAX_STATE_REGISTERS,
 };
 pub use header::{Footer, ImageInfo, ImageRole, TraceHeader};
-pub use reader::{EventAt, Position, TraceReader, Truncation};
+pub use reader::{EventAt, Position, ReaderCursor, TraceReader, Truncation};
 pub use writer::TraceWriter;
 
 /// First 8 bytes of every trace.

@@ -39,7 +39,7 @@ pub struct EventAt {
 }
 
 /// Where a trace cut short (writer crashed or killed) ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Truncation {
     /// File offset of the first incomplete block or record (= end of the usable data).
     pub file_offset: u64,
@@ -69,7 +69,7 @@ impl fmt::Display for Truncation {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum State {
     /// Reading events.
     Events,
@@ -77,6 +77,39 @@ enum State {
     AfterEnd,
     /// Nothing more to return (finished, cut, or after an error).
     Done,
+}
+
+/// A reading position of a [`TraceReader`] (everything its next read depends on), taken with
+/// [`TraceReader::cursor`] and returned to with [`TraceReader::seek_to`]. Small: the
+/// decompressed block is not kept, it is read again from the file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReaderCursor {
+    /// File offset of the block being read (`None`: no block loaded yet).
+    block_file_offset: Option<u64>,
+    /// Offset of the next event inside that block.
+    block_pos: u64,
+    next_offset: u64,
+    block_index: u64,
+    blocks_read: u64,
+    compressed_bytes: u64,
+    raw_bytes: u64,
+    icount: u64,
+    last_icount: Option<u64>,
+    counts: Vec<u64>,
+    state: State,
+    truncation: Option<Truncation>,
+}
+
+impl ReaderCursor {
+    /// icount of the last event read before this position (`None`: none yet).
+    pub fn last_icount(&self) -> Option<u64> {
+        self.last_icount
+    }
+
+    /// File offset of the block being read and the offset of the next event inside it.
+    pub fn block_position(&self) -> Option<(u64, u64)> {
+        self.block_file_offset.map(|b| (b, self.block_pos))
+    }
 }
 
 /// Reads a trace sequentially, verifying every checksum and length.
@@ -390,6 +423,84 @@ impl TraceReader {
     /// Raw (decompressed) bytes of the blocks read so far.
     pub fn raw_bytes_read(&self) -> u64 {
         self.raw_bytes
+    }
+
+    /// The current reading position: [`TraceReader::seek_to`] with it makes the reader return
+    /// the same events from here on.
+    pub fn cursor(&self) -> ReaderCursor {
+        ReaderCursor {
+            block_file_offset: (self.blocks_read > 0).then_some(self.block_offset),
+            block_pos: self.block_pos as u64,
+            next_offset: self.next_offset,
+            block_index: self.block_index,
+            blocks_read: self.blocks_read,
+            compressed_bytes: self.compressed_bytes,
+            raw_bytes: self.raw_bytes,
+            icount: self.icount,
+            last_icount: self.last_icount,
+            counts: self.counts.to_vec(),
+            state: self.state,
+            truncation: self.truncation,
+        }
+    }
+
+    /// Go back (or forward) to a position taken with [`TraceReader::cursor`] on this trace:
+    /// the block it names is read again (checksum verified) and decoding resumes inside it.
+    pub fn seek_to(&mut self, cursor: &ReaderCursor) -> Result<(), LogError> {
+        let path = self.path.clone();
+        let bad = |detail: &str| LogError::BadSeek {
+            path: path.clone(),
+            block_file_offset: cursor.block_file_offset.unwrap_or(0),
+            offset_in_block: cursor.block_pos,
+            detail: detail.to_string(),
+        };
+        if cursor.counts.len() != self.counts.len() {
+            return Err(bad("the position has a different number of event kinds"));
+        }
+        if cursor.next_offset > self.limit {
+            return Err(bad("the position lies past the end of the trace's events"));
+        }
+        match cursor.block_file_offset {
+            Some(off) => {
+                if off >= cursor.next_offset || cursor.blocks_read == 0 {
+                    return Err(bad("inconsistent block offsets"));
+                }
+                self.next_offset = off;
+                self.last_icount = None;
+                self.state = State::Events;
+                let loaded = self.load_block();
+                if !matches!(loaded, Ok(true)) {
+                    self.state = State::Done;
+                    loaded?;
+                    return Err(bad("no complete block there"));
+                }
+                if self.next_offset != cursor.next_offset
+                    || cursor.block_pos > self.block.len() as u64
+                {
+                    self.state = State::Done;
+                    return Err(bad("the block there does not match the position"));
+                }
+            }
+            None => {
+                if cursor.blocks_read != 0 || cursor.block_pos != 0 {
+                    return Err(bad("inconsistent block offsets"));
+                }
+                self.block.clear();
+            }
+        }
+        self.block_pos = cursor.block_pos as usize;
+        self.next_offset = cursor.next_offset;
+        self.block_index = cursor.block_index;
+        self.block_offset = cursor.block_file_offset.unwrap_or(0);
+        self.blocks_read = cursor.blocks_read;
+        self.compressed_bytes = cursor.compressed_bytes;
+        self.raw_bytes = cursor.raw_bytes;
+        self.icount = cursor.icount;
+        self.last_icount = cursor.last_icount;
+        self.counts.copy_from_slice(&cursor.counts);
+        self.state = cursor.state;
+        self.truncation = cursor.truncation;
+        Ok(())
     }
 
     /// Returns the next event; `Ok(None)` after `End` (footer verified) or at the cut of a

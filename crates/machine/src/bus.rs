@@ -29,7 +29,83 @@ pub struct Bus {
     pub finisher: Option<FinisherAction>,
 }
 
+/// Every part of the [`Bus`]: what a snapshot saves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BusState {
+    /// Virtual clock (icount shift, warp bias).
+    pub clock: VirtualClock,
+    /// RTC base.
+    pub rtc_base_ns: u64,
+    /// UART 0.
+    pub uart: Uart16550,
+    /// CLINT.
+    pub clint: Clint,
+    /// PLIC.
+    pub plic: Plic,
+    /// RTC.
+    pub rtc: GoldfishRtc,
+    /// Test finisher.
+    pub test: SifiveTest,
+    /// Mask ROM.
+    pub rom: Vec<u8>,
+    /// Pending finisher request.
+    pub finisher: Option<FinisherAction>,
+}
+
 impl Bus {
+    /// Save every device. The destructuring is exhaustive, so a device added to the bus
+    /// cannot be forgotten here.
+    pub fn save(&self) -> BusState {
+        let Bus {
+            clock,
+            rtc_base_ns,
+            uart,
+            clint,
+            plic,
+            rtc,
+            test,
+            rom,
+            finisher,
+        } = self;
+        BusState {
+            clock: *clock,
+            rtc_base_ns: *rtc_base_ns,
+            uart: uart.clone(),
+            clint: clint.clone(),
+            plic: plic.clone(),
+            rtc: rtc.clone(),
+            test: *test,
+            rom: rom.clone(),
+            finisher: *finisher,
+        }
+    }
+
+    /// Put every device in the saved state.
+    pub fn restore(&mut self, state: &BusState) {
+        let BusState {
+            clock,
+            rtc_base_ns,
+            uart,
+            clint,
+            plic,
+            rtc,
+            test,
+            rom,
+            finisher,
+        } = state.clone();
+        *self = Bus {
+            clock,
+            rtc_base_ns,
+            uart,
+            clint,
+            plic,
+            rtc,
+            test,
+            rom,
+            finisher,
+        };
+    }
+
     /// Devices in reset state, a zeroed ROM, the clock at 0.
     pub fn new(icount_shift: u32, rtc_base_ns: u64) -> Self {
         Bus {

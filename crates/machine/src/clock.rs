@@ -14,7 +14,7 @@ pub const NS_PER_TICK: u64 = 1_000_000_000 / CLINT_TIMEBASE_FREQ;
 pub const MAX_SHIFT: u32 = 10;
 
 /// The machine's virtual clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VirtualClock {
     shift: u32,
     warp_bias_ns: u64,

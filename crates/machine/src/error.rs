@@ -116,6 +116,9 @@ pub enum MachineError {
     /// be written while recording.
     #[error(transparent)]
     Replay(#[from] rewind_replay::ReplayStop),
+    /// A snapshot cannot be read or applied.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
     /// The guest traps endlessly without retiring any instruction.
     #[error("guest makes no progress: every instruction traps (pc {pc:#x}, icount {icount})")]
     NoProgress {

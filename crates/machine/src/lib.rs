@@ -20,6 +20,8 @@ pub mod fdt;
 pub mod loader;
 mod machine;
 pub mod record;
+pub mod seek;
+pub mod snapshot;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ use std::sync::Arc;
 pub use error::{ImageProblem, MachineError};
 pub use machine::{Machine, RunOutcome};
 pub use rewind_replay::{CheckSettings, SerialInput, ShutdownCause};
+pub use snapshot::{Snapshot, SnapshotError};
 
 /// Default RAM size (QEMU's is 128 MiB; Linux with an initrd is happier with more).
 pub const DEFAULT_RAM_SIZE: u64 = 256 << 20;

@@ -15,6 +15,7 @@ use crate::boot::{self, BootPlan, FW_DYNAMIC_INFO_ADDR};
 use crate::bus::Bus;
 use crate::clock::MAX_SHIFT;
 use crate::fdt::{build_fdt, FdtParams};
+use crate::snapshot::{Snapshot, SnapshotError};
 use crate::state::{self, OutputHash};
 use crate::{MachineConfig, MachineError, SerialOutput};
 
@@ -61,6 +62,14 @@ pub struct Machine {
     config: MachineConfig,
     /// Running hash of all serial output (part of every state check).
     out_hash: OutputHash,
+    /// Bytes of serial output so far.
+    out_total: u64,
+    /// Most bytes of serial output ever handed to the sink (after restores, `out_total` may be
+    /// below it).
+    out_written: u64,
+    /// Hand each output byte position to the sink only once, even when re-executed after
+    /// restoring a snapshot.
+    output_once: bool,
 }
 
 impl std::fmt::Debug for Machine {
@@ -184,6 +193,9 @@ impl Machine {
             fdt,
             config,
             out_hash: OutputHash::default(),
+            out_total: 0,
+            out_written: 0,
+            output_once: false,
         };
         m.load_images()?;
         Ok(m)
@@ -264,6 +276,76 @@ impl Machine {
     /// Hash of [`Machine::state_snapshot`]: equal in a recording and its replay at equal icount.
     pub fn state_hash(&self) -> u64 {
         state::hash(&self.state_snapshot())
+    }
+
+    /// Bytes of serial output the guest produced so far.
+    pub fn output_len(&self) -> u64 {
+        self.out_total
+    }
+
+    /// Identity of the trace being replayed ([`crate::snapshot::trace_id`]); `None` outside
+    /// replay.
+    pub fn trace_id(&self) -> Option<String> {
+        self.boundary.replay_header().map(crate::snapshot::trace_id)
+    }
+
+    /// With `true`, output the guest produces again after a [`Machine::restore`] (the same
+    /// bytes, since execution is deterministic) is not handed to the output sink a second time.
+    pub fn set_output_once(&mut self, once: bool) {
+        self.output_once = once;
+    }
+
+    /// Take a snapshot of the whole machine (between two `run` calls). RAM pages unchanged
+    /// since `prev` share its storage.
+    pub fn snapshot(&mut self, prev: Option<&Snapshot>) -> Result<Snapshot, MachineError> {
+        self.flush_output()?;
+        Ok(Snapshot {
+            hart: self.hart.save_state(),
+            ram: self.ram.save_image(prev.map(|p| &p.ram)),
+            bus: self.bus.save(),
+            out_hash: self.out_hash.0,
+            output_len: self.out_total,
+            replay: self.boundary.replay_position(),
+            trace_id: self.trace_id(),
+        })
+    }
+
+    /// Put the machine in the state of `snap` (taken on this machine or on one built from the
+    /// same trace and configuration); in replay, the trace is positioned where it was taken.
+    /// A refused snapshot (recording, other trace, RAM layout) changes nothing; if the trace
+    /// cannot be read at the saved position, the machine is unchanged but its replay cannot go on.
+    pub fn restore(&mut self, snap: &Snapshot) -> Result<(), SnapshotError> {
+        if self.boundary.mode() == Mode::Record {
+            return Err(SnapshotError::Recording);
+        }
+        let mine = self.trace_id();
+        if mine != snap.trace_id || (mine.is_some() && snap.replay.is_none()) {
+            let name = |id: &Option<String>| id.clone().unwrap_or_else(|| "none".into());
+            return Err(SnapshotError::DifferentTrace {
+                snapshot: name(&snap.trace_id),
+                trace: name(&mine),
+            });
+        }
+        if snap.ram.base() != self.ram.base() || snap.ram.size() != self.ram.size() {
+            return Err(rewind_cpu::ram::RamLayoutMismatch {
+                image_base: snap.ram.base(),
+                image_size: snap.ram.size(),
+                base: self.ram.base(),
+                size: self.ram.size(),
+            }
+            .into());
+        }
+        if let Some(pos) = &snap.replay {
+            self.boundary.seek_replay(pos)?;
+        }
+        self.ram.restore_image(&snap.ram)?;
+        self.hart.restore_state(&snap.hart);
+        self.bus.restore(&snap.bus);
+        self.out_hash = OutputHash(snap.out_hash);
+        self.out_total = snap.output_len;
+        self.out_buf.clear();
+        self.rx_buf.clear();
+        Ok(())
     }
 
     /// Record mode: end the trace (End event and footer with the final icount and state hash)
@@ -404,6 +486,7 @@ impl Machine {
         let before = self.out_buf.len();
         self.bus.uart.drain_tx(&mut self.out_buf);
         self.out_hash.update(&self.out_buf[before..]);
+        self.out_total += (self.out_buf.len() - before) as u64;
         if let Some(action) = self.bus.finisher.take() {
             self.boundary.guest_request(
                 icount,
@@ -502,11 +585,20 @@ impl Machine {
     }
 
     fn flush_output(&mut self) -> Result<(), MachineError> {
+        let start = self.out_total - self.out_buf.len() as u64;
+        let skip = if self.output_once {
+            self.out_written
+                .saturating_sub(start)
+                .min(self.out_buf.len() as u64) as usize
+        } else {
+            0
+        };
         let r = self
             .output
-            .write(&self.out_buf)
+            .write(&self.out_buf[skip..])
             .and_then(|()| self.output.flush());
         self.out_buf.clear();
+        self.out_written = self.out_written.max(self.out_total);
         r.map_err(|source| MachineError::Output {
             path: self.output_name.clone(),
             source,

@@ -30,7 +30,9 @@ pub use divergence::{Divergence, LoggedEvent, RegisterDiff, ReplayStop};
 pub use output::OutputSink;
 pub use rewind_log;
 
-use rewind_log::{Event, EventAt, GuestExitKind, TraceReader, TraceWriter};
+use rewind_log::{
+    Event, EventAt, GuestExitKind, ReaderCursor, TraceHeader, TraceReader, TraceWriter,
+};
 
 use escape::{EscapeParser, Key};
 
@@ -335,12 +337,26 @@ struct Replayer {
     reader: TraceReader,
     /// The next logged event (read ahead so its icount bounds the machine's slices).
     next: Option<EventAt>,
+    /// The reader's position just before `next` was read (where a snapshot resumes).
+    next_cursor: ReaderCursor,
     recent: VecDeque<EventAt>,
     /// icount of the last event consumed.
     last_icount: u64,
     /// icount of the last state check that matched.
     last_good_check: Option<u64>,
     recorded_by: String,
+}
+
+/// Where a replay stands: the trace position of the next event to deliver, and the history
+/// the divergence reports use. Saved in machine snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplayPosition {
+    /// The reader's position before the look-ahead event.
+    pub cursor: ReaderCursor,
+    /// icount of the last event consumed.
+    pub last_icount: u64,
+    /// icount of the last state check that matched.
+    pub last_good_check: Option<u64>,
 }
 
 /// Events kept for divergence reports.
@@ -423,9 +439,11 @@ impl Boundary {
         let mut b = Boundary::detached();
         b.mode = Mode::Replay;
         let recorded_by = reader.header().rewind_version.clone();
+        let next_cursor = reader.cursor();
         b.log = Log::Replay(Box::new(Replayer {
             reader,
             next: None,
+            next_cursor,
             recent: VecDeque::new(),
             last_icount: 0,
             last_good_check: None,
@@ -528,6 +546,37 @@ impl Boundary {
         }
     }
 
+    /// Replay: the trace's header (identifies the recording a snapshot belongs to).
+    pub fn replay_header(&self) -> Option<&TraceHeader> {
+        self.replayer().map(|r| r.reader.header())
+    }
+
+    /// Replay: where the replay stands, for a snapshot; `None` in the other modes.
+    pub fn replay_position(&self) -> Option<ReplayPosition> {
+        self.replayer().map(|r| ReplayPosition {
+            cursor: r.next_cursor.clone(),
+            last_icount: r.last_icount,
+            last_good_check: r.last_good_check,
+        })
+    }
+
+    /// Replay: go back (or forward) to a position from [`Boundary::replay_position`] of the
+    /// same trace. Any pending failure is dropped: the machine state is being replaced too.
+    pub fn seek_replay(&mut self, pos: &ReplayPosition) -> Result<(), rewind_log::LogError> {
+        let Log::Replay(r) = &mut self.log else {
+            return Ok(());
+        };
+        r.reader.seek_to(&pos.cursor)?;
+        r.last_icount = pos.last_icount;
+        r.last_good_check = pos.last_good_check;
+        r.recent.clear();
+        r.next = None;
+        self.failure = None;
+        self.shutdown = None;
+        self.read_ahead();
+        Ok(())
+    }
+
     /// The boundary's mode.
     pub fn mode(&self) -> Mode {
         self.mode
@@ -592,6 +641,7 @@ impl Boundary {
         let Log::Replay(r) = &mut self.log else {
             return;
         };
+        r.next_cursor = r.reader.cursor();
         match r.reader.next_event() {
             Ok(next) => r.next = next,
             Err(e) => {
