@@ -1,0 +1,486 @@
+//! Debian's OpenSBI + Linux 6.12 + our busybox initramfs, recorded over a TCP serial socket while
+//! the test types shell commands at random host moments, then replayed three times.
+//!
+//! The guest assets come from `scripts/linux-guest.sh` (Debian packages fetched with apt; see
+//! `docs/linux.md`). When they are missing the test runs the script; if that fails, the test skips
+//! with a notice, unless `REWIND_REQUIRE_LINUX` is set (CI sets it), which makes it a failure.
+
+#[allow(dead_code)]
+mod common;
+
+use common::{assert_same_output, repo_root, rewind_proc, run_rewind, Done, Proc, Scratch};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long one boot (record or replay) may take before the test gives up: a boot to the shell
+/// is about 1e9 instructions, a few seconds in the test profile; this leaves room for slow CI.
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+/// How long the guest may take to print something the test waits for (the first prompt needs
+/// the whole boot).
+const WAIT: Duration = Duration::from_secs(180);
+
+/// The kernel command line: an interactive shell on the console (no `rewind.test=1`).
+const APPEND: &str = "console=ttyS0 earlycon rdinit=/init";
+
+/// busybox ash's prompt for root in `/` (`\w \$ `; `/init` runs with HOME=/, so `\w` is `~`).
+const PROMPT: &str = "~ # ";
+
+/// SHA-256 of `"hello\n"`.
+const HELLO_SHA256: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+
+/// The files the script writes that the test boots.
+const ASSETS: [&str; 3] = ["fw_jump.bin", "Image", "initrd.cpio.gz"];
+
+fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
+    x.as_ref().to_string_lossy().into_owned()
+}
+
+/// Whether `REWIND_REQUIRE_LINUX` is set: missing assets then fail instead of skipping.
+fn linux_required() -> bool {
+    std::env::var_os("REWIND_REQUIRE_LINUX").is_some()
+}
+
+/// `assets/linux/`, after running `scripts/linux-guest.sh` if a file is missing; `None` = skip.
+fn linux_assets() -> Option<PathBuf> {
+    let root = repo_root();
+    let dir = root.join("assets/linux");
+    let missing = |d: &Path| -> Vec<&str> {
+        ASSETS
+            .iter()
+            .copied()
+            .filter(|f| !d.join(f).is_file())
+            .collect()
+    };
+    let absent = missing(&dir);
+    if absent.is_empty() {
+        return Some(dir);
+    }
+    let script = root.join("scripts/linux-guest.sh");
+    eprintln!(
+        "linux: {} lacks {absent:?}: running {}",
+        dir.display(),
+        script.display()
+    );
+    let started = Instant::now();
+    let problem = match Command::new("bash").arg(&script).output() {
+        Err(e) => format!("cannot run {}: {e}", script.display()),
+        Ok(o) if !o.status.success() => format!(
+            "{} failed ({}):\n{}",
+            script.display(),
+            o.status,
+            common::tail(&String::from_utf8_lossy(&o.stderr), 15)
+        ),
+        Ok(_) if !missing(&dir).is_empty() => {
+            format!("{} did not produce {:?}", script.display(), missing(&dir))
+        }
+        Ok(_) => {
+            eprintln!("linux: assets ready in {:.1?}", started.elapsed());
+            return Some(dir);
+        }
+    };
+    assert!(
+        !linux_required(),
+        "REWIND_REQUIRE_LINUX is set but the Linux guest assets are missing: {problem}"
+    );
+    eprintln!("SKIPPING linux test: {problem}\n(set REWIND_REQUIRE_LINUX=1 to make this an error)");
+    None
+}
+
+/// Small deterministic PRNG (xorshift64*) for the typing moments; the seed is printed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A recording in progress with the test attached to its serial socket.
+struct Session {
+    proc: Proc,
+    conn: TcpStream,
+    /// Every byte received from the socket, in order.
+    output: Arc<Mutex<Vec<u8>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts `rewind ARGS` (which listens on 127.0.0.1:`port`) and connects to it.
+    fn start(args: &[String], port: u16) -> Session {
+        let mut proc = rewind_proc(args);
+        let start = Instant::now();
+        let conn = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(c) => break c,
+                Err(e) => {
+                    if proc.exited() || start.elapsed() > Duration::from_secs(30) {
+                        let done = proc.finish(TIMEOUT);
+                        panic!("cannot connect to port {port}: {e}\n{}", done.describe());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        conn.set_nodelay(true).expect("TCP_NODELAY");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&output);
+        let mut r = conn.try_clone().expect("clone socket");
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .expect("output lock")
+                        .extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        Session {
+            proc,
+            conn,
+            output,
+            reader: Some(reader),
+        }
+    }
+
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().expect("output lock")).into_owned()
+    }
+
+    /// Waits until `needle` has appeared `count` times in the socket output.
+    fn wait_for(&mut self, needle: &str, count: usize) {
+        let start = Instant::now();
+        while self.output().matches(needle).count() < count {
+            if start.elapsed() > WAIT || self.proc.exited() {
+                let out = self.output();
+                let _ = self.proc.kill();
+                panic!(
+                    "guest never printed {needle:?} {count} times; socket output (tail):\n{}\nrecorder: {}",
+                    common::tail(&out, 30),
+                    self.proc.finish_mut(TIMEOUT).describe()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.conn
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("sending {:?}: {e}", String::from_utf8_lossy(bytes)));
+    }
+
+    /// Waits for the recorder to exit; returns its result and the raw bytes it sent to the socket.
+    fn finish(mut self) -> (Done, Vec<u8>) {
+        let done = self.proc.finish_mut(TIMEOUT);
+        // The recorder's exit closes the connection; do not hang if it somehow stays open.
+        if let Some(h) = self.reader.take() {
+            let start = Instant::now();
+            while !h.is_finished() && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+        let out = self.output.lock().expect("output lock").clone();
+        (done, out)
+    }
+}
+
+/// A finished replay: stdout as raw bytes (compared exactly) and as text, stderr, exit status.
+struct Replay {
+    raw_stdout: Vec<u8>,
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+impl Replay {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout (tail) ---\n{}\n--- stderr ---\n{}",
+            self.code,
+            common::tail(&self.stdout, 20),
+            self.stderr
+        )
+    }
+}
+
+/// `rewind replay TRACE` with its stdout kept byte for byte; killed after [`TIMEOUT`].
+fn replay_raw(trace: &Path) -> Replay {
+    let mut child = common::rewind_cmd()
+        .arg("replay")
+        .arg(trace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rewind replay");
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for rewind replay") {
+            break st;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+            panic!("rewind replay timed out after {TIMEOUT:?}\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let raw_stdout = out.join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    Replay {
+        stdout: String::from_utf8_lossy(&raw_stdout).into_owned(),
+        raw_stdout,
+        stderr,
+        code: status.code(),
+    }
+}
+
+/// `(N, hash)` from `rewind: replay matched the recording: <N> instructions, state <16 hex>`.
+fn matched_line(stderr: &str) -> Option<(u64, String)> {
+    stderr.lines().find_map(|l| {
+        let rest = l.strip_prefix("rewind: replay matched the recording: ")?;
+        let (n, hash) = rest.split_once(" instructions, state ")?;
+        let hash = hash.trim();
+        let ok = hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit());
+        Some((n.parse().ok()?, ok.then(|| hash.to_string())?))
+    })
+}
+
+/// `<N>` from `rewind: recorded <N> instructions to <FILE> (<B> bytes)`.
+fn recorded_icount(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| {
+        let rest = l.strip_prefix("rewind: recorded ")?;
+        let (n, rest) = rest.split_once(' ')?;
+        rest.starts_with("instructions to ")
+            .then(|| n.parse().ok())?
+    })
+}
+
+/// What rewind says when the kernel image does not exist: exit 2 naming the file, and the docs
+/// say which script makes the assets. Needs no assets.
+#[test]
+fn missing_linux_assets_are_named() {
+    let missing = repo_root().join("assets/linux/does-not-exist");
+    let d = run_rewind(
+        &[s("run"), s("--kernel"), s(&missing)],
+        Duration::from_secs(30),
+    );
+    assert_eq!(d.code, Some(2), "{}", d.describe());
+    assert!(
+        d.stderr.contains("assets/linux/does-not-exist"),
+        "the error does not name the file:\n{}",
+        d.describe()
+    );
+    let doc = std::fs::read_to_string(repo_root().join("docs/linux.md")).expect("docs/linux.md");
+    assert!(
+        doc.contains("scripts/linux-guest.sh") && doc.contains("assets/linux/"),
+        "docs/linux.md must say that scripts/linux-guest.sh makes assets/linux/"
+    );
+}
+
+/// Boot Linux to the shell while recording, type commands at random moments, power off; then
+/// three replays reproduce the socket output byte for byte with the same final state.
+#[test]
+fn linux_shell_session_replays_exactly() {
+    let Some(assets) = linux_assets() else { return };
+    let scratch = Scratch::new("shell");
+    let trace = scratch.path("linux.rwtrace");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port();
+    // REWIND_LINUX_SEED=<hex> repeats a printed seed's choices (the host's timing still varies).
+    let seed = std::env::var("REWIND_LINUX_SEED")
+        .ok()
+        .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0x11_4e75 ^ u64::from(std::process::id()) ^ u64::from(port) << 20);
+    let mut rng = Rng(seed.max(1));
+    eprintln!("linux: seed {seed:#x}");
+
+    let mut args = vec![s("record"), s("-o"), s(&trace), s("-m"), s("512M")];
+    for (flag, file) in [
+        ("--bios", "fw_jump.bin"),
+        ("--kernel", "Image"),
+        ("--initrd", "initrd.cpio.gz"),
+    ] {
+        args.push(s(flag));
+        args.push(s(assets.join(file)));
+    }
+    args.extend([s("--append"), s(APPEND), s("--serial")]);
+    args.push(format!("tcp:127.0.0.1:{port},server"));
+
+    let commands = [
+        "for i in 1 2 3; do echo loop $i; done",
+        "date",
+        "cat /proc/interrupts",
+        "echo hello > /tmp/f; sha256sum /tmp/f",
+        "dmesg | tail -3",
+        "poweroff -f",
+    ];
+
+    let t0 = Instant::now();
+    let mut sess = Session::start(&args, port);
+    sess.wait_for("type 'poweroff -f' to stop", 1);
+    for (i, cmd) in commands.iter().enumerate() {
+        // Type only at a prompt: input sent before the shell has set up the tty can be lost
+        // (docs/linux.md), and then the recording would not show the command at all.
+        sess.wait_for(PROMPT, i + 1);
+        let line = format!("{cmd}\n");
+        let bytes = line.as_bytes();
+        // A random pause, then the line in one to three pieces with random gaps.
+        let pause = rng.below(400);
+        let cut1 = rng.below(bytes.len() as u64 + 1) as usize;
+        let cut2 = cut1 + rng.below((bytes.len() - cut1) as u64 + 1) as usize;
+        let gaps = [rng.below(60), rng.below(60)];
+        eprintln!("linux: {pause} ms, then {cmd:?} cut at {cut1}/{cut2}, gaps {gaps:?} ms");
+        std::thread::sleep(Duration::from_millis(pause));
+        sess.send(&bytes[..cut1]);
+        std::thread::sleep(Duration::from_millis(gaps[0]));
+        sess.send(&bytes[cut1..cut2]);
+        std::thread::sleep(Duration::from_millis(gaps[1]));
+        sess.send(&bytes[cut2..]);
+    }
+    let (rec, recorded) = sess.finish();
+    let rec_wall = t0.elapsed();
+    let text = String::from_utf8_lossy(&recorded).into_owned();
+    assert_eq!(
+        rec.code,
+        Some(0),
+        "record: {}\nsocket output (tail):\n{}",
+        rec.describe(),
+        common::tail(&text, 40)
+    );
+    let icount = recorded_icount(&rec.stderr)
+        .unwrap_or_else(|| panic!("record printed no icount line\n{}", rec.describe()));
+    eprintln!(
+        "linux: record: {icount} instructions, {} bytes of console output, {:.1?} wall",
+        recorded.len(),
+        rec_wall
+    );
+
+    // The session from the first prompt on, for the test log (escape sequences made visible).
+    let session = text.find(PROMPT).map_or("", |i| &text[i..]);
+    eprintln!(
+        "linux: shell session:\n{}",
+        session.escape_debug().to_string().replace("\\r\\n", "\n")
+    );
+
+    // What the commands must have printed. Typed lines are echoed too ("echo loop $i"), so the
+    // loop lines are looked for as whole lines.
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    for want in ["loop 1", "loop 2", "loop 3"] {
+        assert!(
+            lines.contains(&want),
+            "no line {want:?} in the output:\n{text}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(HELLO_SHA256) && l.ends_with("/tmp/f")),
+        "no `{HELLO_SHA256}  /tmp/f` line in the output:\n{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.trim() == "CPU0"),
+        "no /proc/interrupts header (`CPU0`) in the output:\n{text}"
+    );
+    assert!(
+        text.contains("reboot: Power down"),
+        "the kernel did not power down:\n{}",
+        common::tail(&text, 20)
+    );
+
+    let mut first: Option<(u64, String)> = None;
+    for i in 1..=3 {
+        let t = Instant::now();
+        let rep = replay_raw(&trace);
+        let wall = t.elapsed();
+        assert_eq!(rep.code, Some(0), "replay {i}: {}", rep.describe());
+        let (n, hash) = matched_line(&rep.stderr).unwrap_or_else(|| {
+            panic!(
+                "replay {i} did not print `rewind: replay matched the recording: <N> instructions, state <hash>`\n{}",
+                rep.describe()
+            )
+        });
+        eprintln!("linux: replay {i}: {n} instructions, state {hash}, {wall:.1?} wall");
+        if rep.raw_stdout != recorded {
+            // Show where, as text, then fail on the bytes in any case.
+            assert_same_output(
+                &format!("replay {i} stdout vs the socket stream while recording"),
+                &text,
+                &rep.stdout,
+            );
+            panic!(
+                "replay {i} stdout differs from the socket stream in its bytes ({} vs {} bytes)",
+                rep.raw_stdout.len(),
+                recorded.len()
+            );
+        }
+        assert_eq!(n, icount, "replay {i}: icount vs the recording's");
+        match &first {
+            Some(f) => assert_eq!(&(n, hash), f, "replay {i} vs replay 1"),
+            None => first = Some((n, hash)),
+        }
+    }
+
+    let stats = run_rewind(&[s("dump"), s("--stats"), s(&trace)], TIMEOUT);
+    assert_eq!(stats.code, Some(0), "dump --stats: {}", stats.describe());
+    let serial_events: u64 = stats
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("SerialInput")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no SerialInput row in dump --stats:\n{}", stats.stdout));
+    assert!(
+        serial_events > 0,
+        "no SerialInput events:\n{}",
+        stats.stdout
+    );
+    eprintln!("linux: dump --stats:\n{}", stats.stdout);
+}
