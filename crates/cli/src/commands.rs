@@ -383,3 +383,295 @@ pub fn demo() -> anyhow::Result<u8> {
         Ok(1)
     }
 }
+
+/// Where `scripts/linux-guest.sh` puts the Linux guest.
+const LINUX_ASSETS: &str = "assets/linux";
+/// The kernel command line of `rewind bench linux` (scripted `/init` run, then poweroff).
+const LINUX_APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=1";
+/// RAM of `rewind bench linux`.
+const LINUX_RAM: u64 = 512 << 20;
+/// The first line `/init` prints: the boot milestone the bench times.
+const LINUX_MARKER: &[u8] = b"=== rewind linux guest:";
+/// The CPU options that make QEMU 7.2's `rv64` match rewind's RV64GC (docs/linux.md).
+const QEMU_LINUX_CPU: &str =
+    "rv64,h=false,sstc=false,zba=false,zbb=false,zbc=false,zbs=false,svpbmt=false";
+/// Longest a QEMU comparison run may take before the bench gives up on it.
+const QEMU_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One row of the `rewind bench linux` table.
+struct BenchRow {
+    name: String,
+    /// Instructions and wall time to the `/init` banner, when known.
+    marker: Option<(Option<u64>, Duration)>,
+    /// Instructions (when known) and wall time to the end of the run.
+    total: (Option<u64>, Duration),
+    /// Trace or log size in bytes.
+    size: Option<u64>,
+    note: String,
+}
+
+impl BenchRow {
+    fn print(&self) {
+        let n = |i: Option<u64>| i.map_or("-".to_string(), |i| i.to_string());
+        let (mi, mw) = match self.marker {
+            Some((i, w)) => (n(i), format!("{:.3} s", w.as_secs_f64())),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{:<22} {:>14} {:>10} {:>14} {:>10} {:>12}  {}",
+            self.name,
+            mi,
+            mw,
+            n(self.total.0),
+            format!("{:.3} s", self.total.1.as_secs_f64()),
+            self.size.map_or("-".to_string(), |s| s.to_string()),
+            self.note
+        );
+    }
+}
+
+/// The Linux guest files, or an error naming the script that makes them.
+fn linux_assets() -> anyhow::Result<[std::path::PathBuf; 3]> {
+    let dir = Path::new(LINUX_ASSETS);
+    let files = ["fw_jump.bin", "Image", "initrd.cpio.gz"].map(|f| dir.join(f));
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| !f.is_file())
+        .map(|f| f.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "missing Linux guest files: {} (run `bash scripts/linux-guest.sh` from the \
+             repository root to create them)",
+            missing.join(", ")
+        );
+    }
+    Ok(files)
+}
+
+/// The marker position of a finished machine as (icount, time since `start`).
+fn marker_since(m: &Machine, start: Instant) -> Option<(Option<u64>, Duration)> {
+    m.output_marker()
+        .map(|(i, t)| (Some(i), t.saturating_duration_since(start)))
+}
+
+/// A one-word description of how a run ended.
+fn outcome_note(outcome: &RunOutcome) -> String {
+    match outcome {
+        RunOutcome::Exited(c) => format!("exit {c}"),
+        RunOutcome::HostQuit(c) => format!("stopped by {c}"),
+        RunOutcome::InstructionLimit => "instruction limit".into(),
+    }
+}
+
+/// Run QEMU on the Linux guest (with extra `-icount` options if given): wall time to the
+/// marker and to exit. `None` when QEMU is not installed.
+fn qemu_linux(
+    files: &[std::path::PathBuf; 3],
+    icount: Option<&str>,
+) -> anyhow::Result<Option<(Option<Duration>, Duration, String)>> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let Some(qemu) = crate::find_qemu() else {
+        return Ok(None);
+    };
+    let mut cmd = Command::new(&qemu);
+    cmd.args(["-M", "virt", "-m", "512M", "-smp", "1", "-nographic"])
+        .args(["-cpu", QEMU_LINUX_CPU, "-bios"])
+        .arg(&files[0])
+        .arg("-kernel")
+        .arg(&files[1])
+        .arg("-initrd")
+        .arg(&files[2])
+        .args(["-append", LINUX_APPEND]);
+    if let Some(opts) = icount {
+        cmd.args(["-icount", opts]);
+    }
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("{}: cannot start", qemu.display()))?;
+    let Some(mut out) = child.stdout.take() else {
+        bail!("{}: no output pipe", qemu.display());
+    };
+    // Read the console on a thread so a hung QEMU can be killed at the deadline.
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut hit = None;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if hit.is_none() && seen.windows(LINUX_MARKER.len()).any(|w| w == LINUX_MARKER) {
+                hit = Some(start.elapsed());
+            }
+        }
+        (hit, seen)
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if start.elapsed() > QEMU_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let wall = start.elapsed();
+    let (hit, seen) = reader.join().unwrap_or((None, Vec::new()));
+    let powered_off = String::from_utf8_lossy(&seen).contains("reboot: Power down");
+    let note = match status {
+        None => "timed out".to_string(),
+        Some(st) if st.success() && powered_off => "exit 0".to_string(),
+        Some(st) => format!("{st}{}", if powered_off { "" } else { ", no power down" }),
+    };
+    Ok(Some((hit, wall, note)))
+}
+
+/// `rewind bench linux`: boot Debian's kernel to the scripted `/init` test and poweroff in
+/// run, record and replay modes (and QEMU 7.2 plain and `rr=record`), and print the times.
+pub fn bench_linux(no_qemu: bool) -> anyhow::Result<u8> {
+    let files = linux_assets()?;
+    let config = MachineConfig {
+        ram_size: LINUX_RAM,
+        bios: Some(rewind_machine::ImageSource::File(files[0].clone())),
+        kernel: Some(rewind_machine::ImageSource::File(files[1].clone())),
+        initrd: Some(rewind_machine::ImageSource::File(files[2].clone())),
+        append: Some(LINUX_APPEND.into()),
+        serial_input: SerialInput::Null,
+        serial_output: SerialOutput::Capture,
+        handle_signals: false,
+        ..MachineConfig::default()
+    };
+    let mut rows = Vec::new();
+    let mut status = 0;
+    eprintln!("rewind bench linux: run...");
+    let mut m = Machine::new(config.clone())?;
+    m.watch_output(LINUX_MARKER);
+    let start = Instant::now();
+    let outcome = m.run(None)?;
+    let wall = start.elapsed();
+    let icount = m.icount();
+    let out = String::from_utf8_lossy(m.captured_output()).into_owned();
+    let mut note = outcome_note(&outcome);
+    if !out.contains("--- rewind.test end ---") {
+        note.push_str(", scripted test did not finish");
+        status = 1;
+    }
+    if outcome != RunOutcome::Exited(0) {
+        status = 1;
+    }
+    note.push_str(&format!(", {:.0} MIPS", crate::mips(icount, wall)));
+    rows.push(BenchRow {
+        name: "rewind run".into(),
+        marker: marker_since(&m, start),
+        total: (Some(icount), wall),
+        size: None,
+        note,
+    });
+    drop(m);
+
+    eprintln!("rewind bench linux: record...");
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let trace = dir.path().join("linux.rwtrace");
+    let mut rconfig = config;
+    let checks = CheckSettings::default();
+    let writer = create_trace(&trace, &mut rconfig, checks, false)?;
+    let mut rec = Machine::record(rconfig, writer, checks)?;
+    rec.watch_output(LINUX_MARKER);
+    let start = Instant::now();
+    let outcome = rec.run(None)?;
+    let rec_wall = start.elapsed();
+    let rec_icount = rec.icount();
+    let rec_hash = rec.state_hash();
+    let rec_marker = marker_since(&rec, start);
+    let bytes = rec.finish_recording()?.unwrap_or(0);
+    drop(rec);
+    rows.push(BenchRow {
+        name: "rewind record".into(),
+        marker: rec_marker,
+        total: (Some(rec_icount), rec_wall),
+        size: Some(bytes),
+        note: outcome_note(&outcome),
+    });
+
+    eprintln!("rewind bench linux: replay...");
+    let reader = TraceReader::open(&trace)?;
+    let (pconfig, _) = replay_config(reader.header(), &embedded_image)?;
+    let mut rep = Machine::replay(pconfig, reader, SerialOutput::Null)?;
+    rep.watch_output(LINUX_MARKER);
+    let start = Instant::now();
+    let replayed = rep.run(None).and_then(|_| rep.finish_replay());
+    let rep_wall = start.elapsed();
+    let note = match replayed {
+        Ok(()) if rep.state_hash() == rec_hash && rep.icount() == rec_icount => {
+            "matched the recording".to_string()
+        }
+        Ok(()) => {
+            status = 1;
+            "state differs from the recording!".to_string()
+        }
+        Err(e) => {
+            status = 1;
+            format!("failed: {}", e.to_string().lines().next().unwrap_or(""))
+        }
+    };
+    rows.push(BenchRow {
+        name: "rewind replay".into(),
+        marker: marker_since(&rep, start),
+        total: (Some(rep.icount()), rep_wall),
+        size: None,
+        note,
+    });
+    drop(rep);
+
+    let mut qemu_missing = false;
+    if !no_qemu {
+        let log = dir.path().join("qemu-rr.bin");
+        let rr = format!("shift=0,rr=record,rrfile={}", log.display());
+        for (name, icount) in [("qemu 7.2", None), ("qemu -icount rr=record", Some(rr))] {
+            eprintln!("rewind bench linux: {name}...");
+            match qemu_linux(&files, icount.as_deref())? {
+                None => {
+                    qemu_missing = true;
+                    break;
+                }
+                Some((hit, wall, note)) => rows.push(BenchRow {
+                    name: name.into(),
+                    marker: hit.map(|h| (None, h)),
+                    total: (None, wall),
+                    size: icount
+                        .is_some()
+                        .then(|| std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0)),
+                    note,
+                }),
+            }
+        }
+    }
+
+    println!(
+        "--- rewind bench linux: Debian OpenSBI + Linux + busybox, -m 512M, scripted /init ---"
+    );
+    println!(
+        "{:<22} {:>14} {:>10} {:>14} {:>10} {:>12}  notes",
+        "", "instr to /init", "wall", "instr total", "wall", "trace bytes"
+    );
+    for r in &rows {
+        r.print();
+    }
+    println!(
+        "(/init = first serial line '{}'; total = to poweroff)",
+        String::from_utf8_lossy(LINUX_MARKER)
+    );
+    if qemu_missing {
+        println!("qemu-system-riscv64 not found: no comparison");
+    }
+    Ok(status)
+}

@@ -57,10 +57,21 @@ enum Cmd {
     Demo,
     /// Run the built-in benchmark guest (and QEMU, when installed) and print the speed.
     Bench {
+        /// The guest: the built-in benchmark (default) or `linux` (Debian's kernel from
+        /// assets/linux, made by scripts/linux-guest.sh).
+        #[arg(value_enum, value_name = "GUEST")]
+        guest: Option<BenchGuest>,
         /// Do not run QEMU for comparison even if it is installed.
         #[arg(long)]
         no_qemu: bool,
     },
+}
+
+/// Guests `rewind bench` can time.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum BenchGuest {
+    /// Boot Debian's OpenSBI + Linux + busybox initramfs to poweroff.
+    Linux,
 }
 
 /// The options that define a machine (shared by `run` and `record`).
@@ -197,7 +208,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Replay(a) => commands::replay(a),
         Cmd::Dump(a) => commands::dump(a),
         Cmd::Demo => commands::demo(),
-        Cmd::Bench { no_qemu } => bench(no_qemu),
+        Cmd::Bench {
+            guest: Some(BenchGuest::Linux),
+            no_qemu,
+        } => commands::bench_linux(no_qemu),
+        Cmd::Bench {
+            guest: None,
+            no_qemu,
+        } => bench(no_qemu),
     }
 }
 

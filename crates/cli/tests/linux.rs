@@ -319,6 +319,25 @@ fn missing_linux_assets_are_named() {
     );
 }
 
+/// `rewind bench linux` where there is no `assets/linux/`: exit 2, naming the missing files and
+/// the script that makes them. Needs no assets.
+#[test]
+fn bench_linux_without_assets_names_the_script() {
+    let scratch = Scratch::new("bench-missing");
+    let out = common::rewind_cmd()
+        .args(["bench", "linux", "--no-qemu"])
+        .current_dir(scratch.path(""))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rewind bench linux");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("scripts/linux-guest.sh") && stderr.contains("assets/linux/Image"),
+        "the error does not name the script and the missing file:\n{stderr}"
+    );
+}
+
 /// Boot Linux to the shell while recording, type commands at random moments, power off; then
 /// three replays reproduce the socket output byte for byte with the same final state.
 #[test]
@@ -483,4 +502,64 @@ fn linux_shell_session_replays_exactly() {
         stats.stdout
     );
     eprintln!("linux: dump --stats:\n{}", stats.stdout);
+}
+
+/// `reboot -f` resets the machine as QEMU's `virt` does (OpenSBI asks the syscon/test device for
+/// a reset): firmware and kernel boot a second time, and `poweroff -f` then ends the run with 0.
+#[test]
+fn linux_reboot_boots_again() {
+    let Some(assets) = linux_assets() else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port();
+    let mut args = vec![s("run"), s("-m"), s("512M")];
+    for (flag, file) in [
+        ("--bios", "fw_jump.bin"),
+        ("--kernel", "Image"),
+        ("--initrd", "initrd.cpio.gz"),
+    ] {
+        args.push(s(flag));
+        args.push(s(assets.join(file)));
+    }
+    args.extend([s("--append"), s(APPEND), s("--serial")]);
+    args.push(format!("tcp:127.0.0.1:{port},server"));
+
+    let t0 = Instant::now();
+    let mut sess = Session::start(&args, port);
+    sess.wait_for("type 'poweroff -f' to stop", 1);
+    sess.wait_for(PROMPT, 1);
+    sess.send(b"reboot -f\n");
+    // The second boot: the kernel and /init start over, up to a new prompt.
+    sess.wait_for("type 'poweroff -f' to stop", 2);
+    sess.wait_for(PROMPT, 2);
+    sess.send(b"poweroff -f\n");
+    let (done, out) = sess.finish();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    eprintln!("linux: reboot test took {:.1?}", t0.elapsed());
+    assert_eq!(
+        done.code,
+        Some(0),
+        "run: {}\nsocket output (tail):\n{}",
+        done.describe(),
+        common::tail(&text, 30)
+    );
+    assert!(
+        text.contains("reboot: Restarting system"),
+        "the kernel did not restart:\n{}",
+        common::tail(&text, 40)
+    );
+    for (what, n) in [
+        ("OpenSBI v", 2),
+        ("Linux version ", 2),
+        ("=== rewind linux guest:", 2),
+        ("reboot: Power down", 1),
+    ] {
+        assert_eq!(
+            text.matches(what).count(),
+            n,
+            "{what:?} should appear {n} times in the console output:\n{}",
+            common::tail(&text, 40)
+        );
+    }
 }

@@ -48,6 +48,26 @@ pub fn fdt_address(ram_base: u64, ram_size: u64) -> Option<u64> {
     (addr >= ram_base).then_some(addr)
 }
 
+/// The cpu node's `riscv,isa`, exactly as QEMU 7.2 writes it for our CPU options.
+pub const RISCV_ISA: &str = "rv64imafdc_zicsr_zifencei_zihintpause";
+
+/// The cpu node's `riscv,isa-extensions`: QEMU 7.2's string plus the Zicntr/Zihpm counters,
+/// which Linux implies from the deprecated `riscv,isa` but not from this list, so that
+/// `/proc/cpuinfo` reports the same ISA as under QEMU.
+pub const RISCV_ISA_EXTENSIONS: [&str; 11] = [
+    "i",
+    "m",
+    "a",
+    "f",
+    "d",
+    "c",
+    "zicntr",
+    "zicsr",
+    "zifencei",
+    "zihintpause",
+    "zihpm",
+];
+
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -103,12 +123,9 @@ pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
     f.property_u32("reg", 0)?;
     f.property_string("status", "okay")?;
     f.property_string("compatible", "riscv")?;
-    f.property_string("riscv,isa", "rv64imafdc")?;
+    f.property_string("riscv,isa", RISCV_ISA)?;
     f.property_string("riscv,isa-base", "rv64i")?;
-    f.property_string_list(
-        "riscv,isa-extensions",
-        strings(&["i", "m", "a", "f", "d", "c", "zicsr", "zifencei"]),
-    )?;
+    f.property_string_list("riscv,isa-extensions", strings(&RISCV_ISA_EXTENSIONS))?;
     f.property_string("mmu-type", p.mmu_type)?;
     let intc = f.begin_node("interrupt-controller")?;
     f.property_u32("#interrupt-cells", 1)?;
@@ -247,7 +264,35 @@ mod tests {
         let cpu = t.find_node("/cpus/cpu@0").unwrap();
         assert_eq!(
             cpu.property("riscv,isa").unwrap().as_str(),
-            Some("rv64imafdc")
+            Some("rv64imafdc_zicsr_zifencei_zihintpause")
+        );
+        let exts: Vec<&str> = cpu
+            .property("riscv,isa-extensions")
+            .unwrap()
+            .value
+            .split(|&b| b == 0)
+            .filter(|x| !x.is_empty())
+            .map(|x| std::str::from_utf8(x).unwrap())
+            .collect();
+        assert_eq!(
+            exts,
+            [
+                "i",
+                "m",
+                "a",
+                "f",
+                "d",
+                "c",
+                "zicntr",
+                "zicsr",
+                "zifencei",
+                "zihintpause",
+                "zihpm"
+            ]
+        );
+        assert_eq!(
+            cpu.property("riscv,isa-base").unwrap().as_str(),
+            Some("rv64i")
         );
         assert_eq!(
             cpu.property("mmu-type").unwrap().as_str(),

@@ -70,6 +70,17 @@ pub struct Machine {
     /// Hand each output byte position to the sink only once, even when re-executed after
     /// restoring a snapshot.
     output_once: bool,
+    /// A byte string to look for in the serial output (benchmarks time boot milestones).
+    watch: Option<OutputWatch>,
+}
+
+/// State of [`Machine::watch_output`]: the marker, the output tail that may start a match,
+/// and where the marker first appeared.
+#[derive(Debug, Default)]
+struct OutputWatch {
+    marker: Vec<u8>,
+    tail: Vec<u8>,
+    hit: Option<(u64, std::time::Instant)>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -196,6 +207,7 @@ impl Machine {
             out_total: 0,
             out_written: 0,
             output_once: false,
+            watch: None,
         };
         m.load_images()?;
         Ok(m)
@@ -348,6 +360,41 @@ impl Machine {
         Ok(())
     }
 
+    /// Look for `marker` in the serial output from now on; see [`Machine::output_marker`].
+    pub fn watch_output(&mut self, marker: &[u8]) {
+        self.watch = Some(OutputWatch {
+            marker: marker.to_vec(),
+            ..OutputWatch::default()
+        });
+    }
+
+    /// The icount and host time at which the watched marker was first seen in the output
+    /// (exact to the checkpoint that drained it from the UART, at most [`MAX_SLICE`] later).
+    pub fn output_marker(&self) -> Option<(u64, std::time::Instant)> {
+        self.watch.as_ref().and_then(|w| w.hit)
+    }
+
+    /// Check the output bytes from `out_buf[from..]` for the watched marker.
+    fn scan_watch(&mut self, from: usize) {
+        let Some(w) = self.watch.as_mut() else {
+            return;
+        };
+        if w.hit.is_some() || w.marker.is_empty() {
+            return;
+        }
+        w.tail.extend_from_slice(&self.out_buf[from..]);
+        if w.tail.windows(w.marker.len()).any(|x| x == w.marker) {
+            w.hit = Some((self.hart.icount, std::time::Instant::now()));
+            w.tail.clear();
+            return;
+        }
+        // Keep only what could still be the start of a match.
+        let keep = w.marker.len() - 1;
+        if w.tail.len() > keep {
+            w.tail.drain(..w.tail.len() - keep);
+        }
+    }
+
     /// Record mode: end the trace (End event and footer with the final icount and state hash)
     /// and return its size in bytes; `None` in the other modes.
     pub fn finish_recording(&mut self) -> Result<Option<u64>, MachineError> {
@@ -487,6 +534,9 @@ impl Machine {
         self.bus.uart.drain_tx(&mut self.out_buf);
         self.out_hash.update(&self.out_buf[before..]);
         self.out_total += (self.out_buf.len() - before) as u64;
+        if self.out_buf.len() > before {
+            self.scan_watch(before);
+        }
         if let Some(action) = self.bus.finisher.take() {
             self.boundary.guest_request(
                 icount,
