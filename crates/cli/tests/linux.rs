@@ -47,7 +47,14 @@ fn linux_required() -> bool {
 }
 
 /// `assets/linux/`, after running `scripts/linux-guest.sh` if a file is missing; `None` = skip.
+/// Prepared once per test process: tests run in parallel threads, and two concurrent runs of
+/// the script would share its apt state directories.
 fn linux_assets() -> Option<PathBuf> {
+    static ASSETS_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ASSETS_DIR.get_or_init(prepare_linux_assets).clone()
+}
+
+fn prepare_linux_assets() -> Option<PathBuf> {
     let root = repo_root();
     let dir = root.join("assets/linux");
     let missing = |d: &Path| -> Vec<&str> {
