@@ -142,21 +142,8 @@ impl Session {
             }
         };
         conn.set_nodelay(true).expect("TCP_NODELAY");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&output);
-        let mut r = conn.try_clone().expect("clone socket");
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                match r.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink
-                        .lock()
-                        .expect("output lock")
-                        .extend_from_slice(&buf[..n]),
-                }
-            }
-        });
+        let (output, reader) =
+            common::collect_in_background(conn.try_clone().expect("clone socket"));
         Session {
             proc,
             conn,
@@ -536,10 +523,16 @@ fn linux_reboot_boots_again() {
     let mut sess = Session::start(&args, port);
     sess.wait_for("type 'poweroff -f' to stop", 1);
     sess.wait_for(PROMPT, 1);
+    // Let ash finish its cursor-position query after the prompt: bytes typed into that
+    // exchange can be swallowed, as with a person typing too fast.
+    std::thread::sleep(Duration::from_millis(500));
     sess.send(b"reboot -f\n");
     // The second boot: the kernel and /init start over, up to a new prompt.
     sess.wait_for("type 'poweroff -f' to stop", 2);
     sess.wait_for(PROMPT, 2);
+    // Let ash finish its cursor-position query after the prompt: bytes typed into that
+    // exchange can be swallowed, as with a person typing too fast.
+    std::thread::sleep(Duration::from_millis(500));
     sess.send(b"poweroff -f\n");
     let (done, out) = sess.finish();
     let text = String::from_utf8_lossy(&out).into_owned();

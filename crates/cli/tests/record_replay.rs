@@ -372,21 +372,7 @@ impl Session {
                 }
             }
         };
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let mut r = conn.reader();
-        let sink = Arc::clone(&output);
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                match r.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink
-                        .lock()
-                        .expect("output lock")
-                        .extend_from_slice(&buf[..n]),
-                }
-            }
-        });
+        let (output, reader) = common::collect_in_background(conn.reader());
         Session {
             proc,
             conn,

@@ -361,3 +361,25 @@ impl Scratch {
         p
     }
 }
+
+/// Bytes a background thread collects from a socket (or any reader) until it closes.
+pub type Collected = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Start a thread that appends everything `r` yields to the returned buffer until EOF or error.
+pub fn collect_in_background(mut r: impl Read + Send + 'static) -> (Collected, JoinHandle<()>) {
+    let output: Collected = Default::default();
+    let sink = std::sync::Arc::clone(&output);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink
+                    .lock()
+                    .expect("output lock")
+                    .extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    (output, reader)
+}
