@@ -65,6 +65,8 @@ if [ "$BUILD_ALL" = 1 ]; then
                 done
                 build exit_uart "$HERE/build" -g "$dir" -DEXIT_FROM_UART
                 ;;
+            # -Og: the gdb tests need its variables and frames as written (a later -O wins).
+            debugme) build debugme "$HERE/build" -g "$dir" -Og ;;
             *) build "$name" "$HERE/build" -g "$dir" ;;
         esac
     done

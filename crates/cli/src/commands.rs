@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rewind_log::{dump as logdump, EventKind, LogError, TraceReader, TraceWriter};
 use rewind_machine::record::{prepare_recording, replay_config};
+use rewind_machine::seek::{SeekResult, Seeker};
+use rewind_machine::sidecar;
+use rewind_machine::snapshot::trace_id;
+use rewind_machine::Snapshot;
 use rewind_machine::{
     CheckSettings, Machine, MachineConfig, MachineError, RunOutcome, SerialInput, SerialOutput,
 };
@@ -62,6 +66,7 @@ pub fn create_trace(
 
 /// `rewind record`.
 pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
+    let debug = a.debug.bind(a.machine.max_instructions)?;
     let mut config = machine_config(&a.machine);
     if let SerialOutput::File(p) = &config.serial_output {
         if p == &a.output || same_file(p, &a.output) {
@@ -79,7 +84,10 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     if let Some(b) = a.block_size {
         writer.set_block_size(b);
     }
-    let mut m = match Machine::record(config, writer, checks) {
+    // Snapshots of an earlier recording at this path belong to a trace that is gone.
+    let sidecar = sidecar::sidecar_path(&a.output);
+    let _ = std::fs::remove_file(&sidecar);
+    let m = match Machine::record(config, writer, checks) {
         Ok(m) => m,
         Err(e) => {
             // Nothing was recorded: do not leave a header-only file behind.
@@ -87,7 +95,31 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
             return Err(e.into());
         }
     };
-    let outcome = m.run(a.machine.max_instructions)?;
+    let interval = if a.no_snapshots {
+        u64::MAX
+    } else {
+        a.snapshot_every
+    };
+    let mut seeker = Seeker::new(m, interval)?;
+    seeker.set_budget(Some(a.snapshot_budget.saturating_mul(1 << 20)));
+    let (mut seeker, outcome, error) = match debug {
+        Some(debugging) => {
+            let served = debugging.serve(seeker, Some(a.output.clone()));
+            // A session quit before the guest ended is the end of the recording.
+            let outcome = served.ended.unwrap_or(RunOutcome::InstructionLimit);
+            (served.seeker, outcome, served.error)
+        }
+        None => {
+            let outcome = seeker.run(a.machine.max_instructions)?;
+            (seeker, outcome, None)
+        }
+    };
+    if outcome == RunOutcome::InstructionLimit {
+        // The seeker's stops are pauses: say that the recording ends here.
+        seeker.machine_mut().log_end_of_recording()?;
+    }
+    let (mut m, snaps) = seeker.into_parts();
+    let snaps = (!a.no_snapshots).then_some(snaps);
     let icount = m.icount();
     let bytes = m.finish_recording()?.unwrap_or(0);
     // Restore the terminal before printing.
@@ -97,7 +129,20 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
         "rewind: recorded {icount} instructions to {} ({bytes} bytes)",
         a.output.display()
     );
-    Ok(status)
+    if let Some(snaps) = snaps {
+        let id = trace_id(TraceReader::open(&a.output)?.header());
+        let saved = sidecar::save(&sidecar, &id, &snaps)?;
+        eprintln!(
+            "rewind: {} snapshots in {} ({} bytes)",
+            saved.snapshots,
+            sidecar.display(),
+            saved.bytes
+        );
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(status),
+    }
 }
 
 /// Run a replay machine to its end, with a progress bar if `total` is given.
@@ -120,6 +165,7 @@ fn run_replay(
 
 /// `rewind replay`.
 pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
+    let debug = a.debug.bind(None)?;
     let reader = TraceReader::open(&a.file)?;
     let output = match a.serial {
         SerialSpec::Stdio => SerialOutput::Stdout,
@@ -139,9 +185,85 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     };
     let (config, _) = replay_config(reader.header(), &embedded_image)?;
     let total = reader.footer().map(|f| f.final_icount);
+    if let (Some(n), Some(t)) = (a.from, total) {
+        if n > t {
+            bail!(
+                "{}: --from {n}: the recording ends at instruction {t}",
+                a.file.display()
+            );
+        }
+    }
+    // Snapshots of the recording, when something can start from them.
+    let select = match a.from {
+        // Only the snapshot --from starts at is needed.
+        Some(n) => sidecar::Select::LastAtOrBefore(n),
+        None => sidecar::Select::All,
+    };
     let mut m = Machine::replay(config, reader, output)?;
+    // The machine at reset: the recording's snapshots are stored as changes from it.
+    let reset = m.snapshot(None)?;
+    if a.from.is_none() && a.stop_at.is_empty() {
+        if let Some(p) = &a.snapshots {
+            // Nothing starts from it, but a named file is checked.
+            sidecar::load_for_replay(p, &a.file, &reset.ram)?;
+        }
+    }
+    if let Some(n) = a.from {
+        // No periodic snapshots: the run to N is made once.
+        let mut seeker = Seeker::new(m, u64::MAX)?;
+        let snaps = recording_snapshots(&a.file, a.snapshots.as_deref(), select, &reset)?;
+        seeker.add_snapshots(snaps);
+        seeker.machine_mut().set_output_written(u64::MAX);
+        let ended = match seeker.seek(n)? {
+            SeekResult::Ended(outcome) => Some(outcome),
+            // A recording cut by its instruction limit at N: the run to N took that end.
+            SeekResult::Reached
+                if seeker.machine().boundary().replay_at_end()
+                    && seeker.machine().boundary().next_event_icount() == Some(n) =>
+            {
+                Some(RunOutcome::InstructionLimit)
+            }
+            SeekResult::Reached => None,
+        };
+        let (machine, _) = seeker.into_parts();
+        m = machine;
+        let len = m.output_len();
+        m.set_output_written(len);
+        if let Some(outcome) = ended {
+            // The end is checked as in a full replay, whether or not it is N.
+            m.finish_replay()?;
+            let icount = m.icount();
+            if icount != n {
+                bail!(
+                    "--from {n}: the recording ends at instruction {icount} ({outcome}), before it"
+                );
+            }
+            let hash = m.state_hash();
+            drop(m);
+            let status = exit_status(outcome, icount);
+            eprintln!(
+                "rewind: replay matched the recording: {icount} instructions, state {hash:016x}"
+            );
+            return Ok(status);
+        }
+    }
+    if let Some(debugging) = debug {
+        let mut seeker = Seeker::new(m, crate::debugging::SNAPSHOT_INTERVAL)?;
+        // Reverse execution can go back to the recording's snapshots and to the reset state
+        // (before a --from start).
+        seeker.add_snapshots(recording_snapshots(
+            &a.file,
+            a.snapshots.as_deref(),
+            sidecar::Select::All,
+            &reset,
+        )?);
+        seeker.add_snapshots([reset]);
+        return debugging.serve(seeker, Some(a.file.clone())).status();
+    }
     if !a.stop_at.is_empty() {
-        let mut seeker = rewind_machine::seek::Seeker::new(m, a.snapshot_every)?;
+        let mut seeker = Seeker::new(m, a.snapshot_every)?;
+        let snaps = recording_snapshots(&a.file, a.snapshots.as_deref(), select, &reset)?;
+        seeker.add_snapshots(snaps);
         for &n in &a.stop_at {
             stop_at(&mut seeker, n)?;
         }
@@ -154,6 +276,7 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     let bar = match total {
         Some(t) if !a.quiet && std::io::stderr().is_terminal() => {
             let bar = indicatif::ProgressBar::new(t);
+            bar.set_position(m.icount());
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
                     "replay [{bar:40}] {percent:>3}% {pos}/{len} instructions, eta {eta}",
@@ -178,6 +301,32 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     Ok(status)
 }
 
+/// The snapshots of the recording `trace` from `explicit` (an error if it cannot be used) or
+/// from the sidecar next to the trace when there is one (a warning if it cannot be used: a
+/// replay from reset still works). `reset` is the replay machine before it ran.
+fn recording_snapshots(
+    trace: &Path,
+    explicit: Option<&Path>,
+    select: sidecar::Select,
+    reset: &Snapshot,
+) -> anyhow::Result<Vec<Snapshot>> {
+    let reset = &reset.ram;
+    if let Some(p) = explicit {
+        return Ok(sidecar::load_for_replay_selected(p, trace, select, reset)?);
+    }
+    let p = sidecar::sidecar_path(trace);
+    if !p.exists() {
+        return Ok(Vec::new());
+    }
+    match sidecar::load_for_replay_selected(&p, trace, select, reset) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            eprintln!("rewind: warning: {e}; going on without these snapshots");
+            Ok(Vec::new())
+        }
+    }
+}
+
 /// `rewind replay --stop-at N`: bring the replay to exactly instruction `n`, print the state.
 fn stop_at(seeker: &mut rewind_machine::seek::Seeker, n: u64) -> anyhow::Result<()> {
     use rewind_machine::seek::SeekResult;
@@ -187,11 +336,7 @@ fn stop_at(seeker: &mut rewind_machine::seek::Seeker, n: u64) -> anyhow::Result<
         let icount = m.icount();
         // Check that the recording really ends here, as a full replay does.
         m.finish_replay()?;
-        let how = match outcome {
-            RunOutcome::Exited(c) => format!("guest exit status {c}"),
-            RunOutcome::HostQuit(c) => format!("stopped by {c}"),
-            RunOutcome::InstructionLimit => "instruction limit".to_string(),
-        };
+        let how = outcome.to_string();
         if icount != n {
             bail!("the recording ends at instruction {icount} ({how}), before instruction {n}");
         }
@@ -459,8 +604,7 @@ fn marker_since(m: &Machine, start: Instant) -> Option<(Option<u64>, Duration)> 
 fn outcome_note(outcome: &RunOutcome) -> String {
     match outcome {
         RunOutcome::Exited(c) => format!("exit {c}"),
-        RunOutcome::HostQuit(c) => format!("stopped by {c}"),
-        RunOutcome::InstructionLimit => "instruction limit".into(),
+        other => other.to_string(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! `rewind`: deterministic record and replay RISC-V emulator.
 
 mod args;
+mod bench_reverse;
 mod commands;
+mod debugging;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -72,6 +74,9 @@ enum Cmd {
 enum BenchGuest {
     /// Boot Debian's OpenSBI + Linux + busybox initramfs to poweroff.
     Linux,
+    /// Record the benchmark guest with and without periodic snapshots, then time seeks and
+    /// reverse steps in its replay (snapshot overhead, latency, snapshot memory).
+    Reverse,
 }
 
 /// The options that define a machine (shared by `run` and `record`).
@@ -111,6 +116,8 @@ struct MachineArgs {
 struct RunArgs {
     #[command(flatten)]
     machine: MachineArgs,
+    #[command(flatten)]
+    debug: debugging::DebugArgs,
     /// Write the device tree blob to PATH and exit (like QEMU's `-machine dumpdtb=PATH`).
     #[arg(long, value_name = "PATH")]
     dump_dtb: Option<PathBuf>,
@@ -122,6 +129,8 @@ struct RecordArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
     #[command(flatten)]
+    debug: debugging::DebugArgs,
+    #[command(flatten)]
     machine: MachineArgs,
     /// Instructions between two state checks (0: none).
     #[arg(long, value_name = "N", default_value_t = rewind_replay::DEFAULT_CHECK_INTERVAL)]
@@ -132,6 +141,18 @@ struct RecordArgs {
     /// Raw bytes per trace block (tests use tiny blocks to cut traces between blocks).
     #[arg(long, value_name = "BYTES", hide = true)]
     block_size: Option<usize>,
+    /// Instructions between two snapshots, kept in FILE.snapshots so a replay can start
+    /// anywhere (`replay --from`) at most this many instructions of replay away.
+    #[arg(long, value_name = "N", default_value_t = rewind_machine::sidecar::DEFAULT_SNAPSHOT_INTERVAL,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: u64,
+    /// Memory the snapshots may hold while recording, in MiB: beyond it, older snapshots are
+    /// thinned out (the first is always kept).
+    #[arg(long, value_name = "MiB", default_value_t = 512)]
+    snapshot_budget: u64,
+    /// Take no snapshots and write no FILE.snapshots.
+    #[arg(long, conflicts_with_all = ["snapshot_every", "snapshot_budget"])]
+    no_snapshots: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -139,6 +160,8 @@ struct ReplayArgs {
     /// The trace to replay.
     #[arg(value_name = "FILE")]
     file: PathBuf,
+    #[command(flatten)]
+    debug: debugging::DebugArgs,
     /// Where guest output goes: stdio, null or file:PATH.
     #[arg(long, value_name = "BACKEND", default_value = "stdio", value_parser = parse_serial)]
     serial: SerialSpec,
@@ -160,6 +183,13 @@ struct ReplayArgs {
     /// With --stop-at: write a snapshot of the machine at the last stop to FILE.
     #[arg(long, value_name = "FILE", requires = "stop_at")]
     save_snapshot: Option<PathBuf>,
+    /// Start at instruction N: restore the recording's nearest snapshot at or before N, run to
+    /// N without showing output, then replay on to the end and verify as usual.
+    #[arg(long, value_name = "N", conflicts_with = "stop_at")]
+    from: Option<u64>,
+    /// The recording's snapshot file (default: FILE.snapshots, used when present and valid).
+    #[arg(long, value_name = "SNAPSHOTS")]
+    snapshots: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -213,6 +243,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             no_qemu,
         } => commands::bench_linux(no_qemu),
         Cmd::Bench {
+            guest: Some(BenchGuest::Reverse),
+            ..
+        } => bench_reverse::run(),
+        Cmd::Bench {
             guest: None,
             no_qemu,
         } => bench(no_qemu),
@@ -230,6 +264,11 @@ fn exit_status(outcome: RunOutcome, icount: u64) -> u8 {
         RunOutcome::InstructionLimit => {
             eprintln!("rewind: instruction limit reached after {icount} instructions");
             EXIT_INSTRUCTION_LIMIT
+        }
+        // Only a debugger sets breakpoints; a run that ends on one stopped cleanly.
+        RunOutcome::Debug(hit) => {
+            eprintln!("rewind: stopped by a debugger {hit:?} after {icount} instructions");
+            0
         }
     }
 }
@@ -265,6 +304,13 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let config = machine_config(&a.machine);
+    if a.dump_dtb.is_none() {
+        if let Some(debugging) = a.debug.bind(a.machine.max_instructions)? {
+            // Run mode takes no snapshots (it cannot go back).
+            let seeker = rewind_machine::seek::Seeker::new(Machine::new(config)?, u64::MAX)?;
+            return debugging.serve(seeker, None).status();
+        }
+    }
     // The machine (and the terminal's raw mode) is dropped before the process exits.
     let mut m = Machine::new(config)?;
     if let Some(path) = &a.dump_dtb {

@@ -12,6 +12,7 @@
 
 use crate::bus::Mmio;
 use crate::csr::CsrOp;
+use crate::debug::DebugHit;
 use crate::decode::{decode16, decode32, is_32bit, DecodedPage, Kind, Op, MAX_BLOCK, SLOTS};
 use crate::fpu::{self, BinOp, FmaOp, IntKind};
 use crate::hart::{ExitReason, Hart};
@@ -168,8 +169,19 @@ impl Hart {
         if self.wfi {
             return ExitReason::Wfi;
         }
+        // A hit is reported by the run it ends only; the skip applies to this run only.
+        self.debug.hit = None;
+        let skip_entry = self.debug.skip_at.take();
+        let mut skip = skip_entry.map(|(pc, _)| pc);
+        self.debug.skip_watch = skip_entry.is_some_and(|(_, watches)| watches);
         let mut ways: [Option<FetchWay>; CODE_WAYS] = Default::default();
-        let reason = self.run_ways(ram, mmio, end, &mut ways);
+        // Debugger hooks select a second instance of the interpreter that checks them, so the
+        // normal one pays nothing for them.
+        let reason = if self.debug.active() {
+            self.run_ways::<M, true>(ram, mmio, end, &mut ways, &mut skip)
+        } else {
+            self.run_ways::<M, false>(ram, mmio, end, &mut ways, &mut skip)
+        };
         for (k, w) in ways.iter_mut().enumerate() {
             if let Some(w) = w.take() {
                 ram.checkin_code(w.pidx, k, w.page);
@@ -181,12 +193,16 @@ impl Hart {
     /// The body of `run`, with its fetch cache: up to `CODE_WAYS` decoded pages stay checked
     /// out, tagged with the virtual page they were last fetched through. A tag is trusted until
     /// an event that can change fetch translation (`PageExit::Refetch`, a trap).
-    fn run_ways<M: Mmio>(
+    ///
+    /// `DEBUG` checks breakpoints and watchpoints; `skip` is the breakpoint not to stop at on
+    /// the first instruction (see [`Hart::skip_debug_once`]).
+    fn run_ways<M: Mmio, const DEBUG: bool>(
         &mut self,
         ram: &mut Ram,
         mmio: &mut M,
         end: u64,
         ways: &mut [Option<FetchWay>; CODE_WAYS],
+        skip: &mut Option<u64>,
     ) -> ExitReason {
         let mut traps = 0u32;
         let mut victim = 0usize;
@@ -261,7 +277,7 @@ impl Hart {
                 w.page.invalidate(lo, hi);
             }
             let before = self.icount;
-            let r = self.run_page(ram, mmio, &mut w.page, w.poff, k, end);
+            let r = self.run_page::<M, DEBUG>(ram, mmio, &mut w.page, w.poff, k, end, skip);
             if self.icount != before {
                 traps = 0;
             }
@@ -334,8 +350,12 @@ impl Hart {
     /// the budget is checked once per block (a block longer than what is left runs only its
     /// first ops), and on an early exit (trap, MMIO store, code modification) the pc and the
     /// retired count are recomputed from the position in the block.
+    ///
+    /// With `DEBUG`, a block holding a breakpoint stops before it, and an instruction whose
+    /// data access fires a watchpoint ends its block once it retired.
     #[inline(always)]
-    fn run_page<M: Mmio>(
+    #[allow(clippy::too_many_arguments)]
+    fn run_page<M: Mmio, const DEBUG: bool>(
         &mut self,
         ram: &mut Ram,
         mmio: &mut M,
@@ -343,6 +363,7 @@ impl Hart {
         poff: usize,
         way: usize,
         end: u64,
+        skip: &mut Option<u64>,
     ) -> PageExit {
         let mut pc = self.pc;
         let mut icount = self.icount;
@@ -361,9 +382,17 @@ impl Hart {
             Dirty(usize, usize, usize),
             /// The first `.0` ops retired; the last one stored to MMIO.
             Yield(usize),
+            /// The first `.0` ops retired; op `.0` has a breakpoint.
+            Break(usize),
+            /// The first `.0` ops retired; op `.0` would access a watched range.
+            Watch(usize),
         }
 
         loop {
+            // Only the first instruction of a run may skip its breakpoint.
+            let skip_first = DEBUG && skip.take() == Some(pc);
+            // Watches are skipped with it only after a watchpoint stop (`skip_debug_once`).
+            let skip_watch_first = skip_first && self.debug.skip_watch;
             let start_off = pc & (PAGE_SIZE - 1);
             let slot = (start_off >> 1) as usize;
             let mut e = page.entry(slot);
@@ -408,6 +437,18 @@ impl Hart {
             } else {
                 pc_at(vbase, start_off, ops, n)
             };
+            // With breakpoints in this block (one search per block), check each op's pc.
+            let mut bp_here = false;
+            let mut dpc = pc;
+            if DEBUG && self.debug.breakpoint_in(pc, npc) {
+                if !skip_first && self.debug.is_breakpoint(pc) {
+                    self.pc = pc;
+                    self.icount = icount;
+                    self.debug.hit = Some(DebugHit::Breakpoint { pc });
+                    return PageExit::Exit(ExitReason::Debug);
+                }
+                bp_here = true;
+            }
 
             macro_rules! rx {
                 ($r:expr) => {
@@ -463,6 +504,12 @@ impl Hart {
                         let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
                         // Devices read the clock at the access.
                         self.icount = base + $i as u64;
+                        if DEBUG
+                            && !(skip_watch_first && $i == 0)
+                            && self.debug.watch_check(a, $size, true, false)
+                        {
+                            break 'blk BlockExit::Watch($i);
+                        }
                         match self.load_in(ram, mmio, a, $size, dmode) {
                             Ok(v) => v,
                             Err(ex) => break 'blk BlockExit::Trap($i, ex),
@@ -474,6 +521,12 @@ impl Hart {
                         let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
                         let v = $val;
                         self.icount = base + $i as u64;
+                        if DEBUG
+                            && !(skip_watch_first && $i == 0)
+                            && self.debug.watch_check(a, $size, false, true)
+                        {
+                            break 'blk BlockExit::Watch($i);
+                        }
                         match self.store_in(ram, mmio, a, $size, v, dmode) {
                             Ok(StoreOutcome::Ram) => {}
                             Ok(StoreOutcome::CodeModified) => code_check!($i),
@@ -483,6 +536,12 @@ impl Hart {
                     }};
                 }
                 for (i, op) in ops.iter().enumerate() {
+                    if DEBUG && bp_here {
+                        if i > 0 && self.debug.is_breakpoint(dpc) {
+                            break 'blk BlockExit::Break(i);
+                        }
+                        dpc = dpc.wrapping_add(op.len as u64);
+                    }
                     let imm = op.imm as i64 as u64;
                     match op.kind {
                         Kind::Undecoded | Kind::CrossPage | Kind::Illegal => {
@@ -812,6 +871,12 @@ impl Hart {
                         | Kind::AmoMinuD
                         | Kind::AmoMaxuD => {
                             self.icount = base + i as u64;
+                            if DEBUG
+                                && !(skip_watch_first && i == 0)
+                                && self.amo_watch(op.kind, rx!(op.rs1))
+                            {
+                                break 'blk BlockExit::Watch(i);
+                            }
                             if let Err(ex) = self.exec_amo(ram, op) {
                                 break 'blk BlockExit::Trap(i, ex);
                             }
@@ -913,6 +978,17 @@ impl Hart {
                     icount = base + k as u64;
                     page.invalidate(lo, hi);
                 }
+                BlockExit::Break(i) => {
+                    self.pc = pc_at(vbase, start_off, ops, i);
+                    self.icount = base + i as u64;
+                    self.debug.hit = Some(DebugHit::Breakpoint { pc: self.pc });
+                    return PageExit::Exit(ExitReason::Debug);
+                }
+                BlockExit::Watch(k) => {
+                    self.pc = pc_at(vbase, start_off, ops, k);
+                    self.icount = base + k as u64;
+                    return PageExit::Exit(ExitReason::Debug);
+                }
             }
             if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
                 self.pc = pc;
@@ -922,23 +998,41 @@ impl Hart {
         }
     }
 
+    /// Would the LR/SC/AMO about to execute at `addr` fire a watchpoint? LR reads, SC writes
+    /// (whether or not it will succeed), an AMO reads and writes. Records the hit.
+    #[cold]
+    fn amo_watch(&mut self, kind: Kind, addr: u64) -> bool {
+        let size = if (kind as u8) <= (Kind::AmoMaxuW as u8) {
+            4
+        } else {
+            8
+        };
+        let (read, write) = match kind {
+            Kind::LrW | Kind::LrD => (true, false),
+            Kind::ScW | Kind::ScD => (false, true),
+            _ => (true, true),
+        };
+        self.debug.watch_check(addr, size, read, write)
+    }
+
     /// LR/SC and AMOs: read-modify-write on the physical RAM address from `translate_atomic`.
+    /// Returns whether memory was written (false for LR and a failed SC).
     #[inline(never)]
-    fn exec_amo(&mut self, ram: &mut Ram, op: &Op) -> Result<(), Exception> {
+    fn exec_amo(&mut self, ram: &mut Ram, op: &Op) -> Result<bool, Exception> {
         use Kind::*;
         let addr = self.x[op.rs1 as usize & 31];
         let src = self.x[op.rs2 as usize & 31];
         let word = (op.kind as u8) <= (AmoMaxuW as u8);
         let size: u8 = if word { 4 } else { 8 };
         let ext = |v: u64| if word { sext32(v) } else { v };
-        let result = match op.kind {
+        let (result, wrote) = match op.kind {
             LrW | LrD => {
                 let pa = self.translate_atomic(ram, addr, size, true)?;
                 let off = ram
                     .offset(pa, size as u64)
                     .ok_or(Exception::LoadAccessFault(addr))?;
                 self.reservation = Some(pa);
-                ext(ram.load_at(off, size))
+                (ext(ram.load_at(off, size)), false)
             }
             ScW | ScD => {
                 let pa = self.translate_atomic(ram, addr, size, false)?;
@@ -949,9 +1043,9 @@ impl Hart {
                 self.reservation = None;
                 if ok {
                     ram.store_at(off, size, src);
-                    0
+                    (0, true)
                 } else {
-                    1
+                    (1, false)
                 }
             }
             _ => {
@@ -988,12 +1082,12 @@ impl Hart {
                     }
                 };
                 ram.store_at(off, size, new);
-                ext(old)
+                (ext(old), true)
             }
         };
         self.x[op.rd as usize & 31] = result;
         self.x[0] = 0;
-        Ok(())
+        Ok(wrote)
     }
 
     /// The rounding mode for field value `rm` (7 = dynamic from `frm`); `None` if reserved.

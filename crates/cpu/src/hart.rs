@@ -38,6 +38,8 @@ pub enum ExitReason {
     /// Something outside the hart may need attention before going on: an MMIO store (device
     /// state, interrupt lines) or a CSR write that can unmask an interrupt.
     Yield,
+    /// A breakpoint or watchpoint fired: see [`Hart::take_debug_hit`].
+    Debug,
 }
 
 /// One RV64GC hart.
@@ -61,6 +63,8 @@ pub struct Hart {
     /// Address-translation cache; flushed by `sfence.vma`, `satp` writes and privilege changes
     /// that alter translation.
     pub tlb: Tlb,
+    /// Debugger breakpoints and watchpoints (not architectural state).
+    pub debug: crate::debug::DebugHooks,
 }
 
 impl std::fmt::Debug for Hart {
@@ -86,6 +90,7 @@ impl Hart {
             reservation: None,
             wfi: false,
             tlb: Tlb::new(),
+            debug: Default::default(),
         };
         h.x[10] = hart_id;
         h.x[11] = fdt_addr;
@@ -128,6 +133,7 @@ impl Hart {
             reservation,
             wfi,
             tlb: _,
+            debug: _,
         } = self;
         HartState {
             x: *x,

@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod csr;
+pub mod debug;
 pub mod decode;
 pub mod exec;
 pub mod fpu;
@@ -15,6 +16,7 @@ pub mod ram;
 pub mod trap;
 
 pub use bus::{Mmio, MmioFault};
+pub use debug::{DebugHit, WatchKind, Watchpoint};
 pub use hart::{ExitReason, Hart, Priv};
 pub use ram::Ram;
 pub use trap::Exception;

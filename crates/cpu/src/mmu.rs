@@ -635,3 +635,69 @@ impl Hart {
         }
     }
 }
+
+impl Hart {
+    /// [`Hart::debug_translate`]: the page walk of a load at the current privilege (MPRV
+    /// ignored, user pages readable from S whatever SUM says, MXR as set), reading the page
+    /// table without setting accessed/dirty bits and without the TLB, so a debugger looking at
+    /// memory cannot change what the guest later does.
+    pub(crate) fn peek_translate(&self, ram: &Ram, vaddr: u64) -> Option<u64> {
+        let prv = self.prv;
+        if prv == Priv::M || self.csr.satp_mode() == SATP_MODE_BARE {
+            return Some(vaddr);
+        }
+        let satp = self.csr.satp;
+        let levels: u32 = match satp >> 60 {
+            SATP_MODE_SV39 => 3,
+            SATP_MODE_SV48 => 4,
+            SATP_MODE_SV57 => 5,
+            _ => return None,
+        };
+        let va_bits = 12 + 9 * levels;
+        let msbs = (vaddr as i64) >> (va_bits - 1);
+        if msbs != 0 && msbs != -1 {
+            return None;
+        }
+        let mxr = self.csr.mstatus & MSTATUS_MXR != 0;
+        let pbmte = self.csr.menvcfg & MENVCFG_PBMTE != 0;
+        let mut base = (satp & SATP_PPN_MASK) << 12;
+        for i in 0..levels {
+            let ptshift = (levels - 1 - i) * 9;
+            let idx = (vaddr >> (12 + ptshift)) & 511;
+            let pte_off = ram.offset(base.wrapping_add(idx * 8), 8)?;
+            let pte = ram.load_at(pte_off, 8);
+            let ppn = if pbmte {
+                (pte & PTE_PPN_MASK) >> 10
+            } else {
+                if pte >> 54 != 0 {
+                    return None;
+                }
+                pte >> 10
+            };
+            if pte & PTE_V == 0 {
+                return None;
+            }
+            let rwx = pte & (PTE_R | PTE_W | PTE_X);
+            if rwx == 0 {
+                if pte & (PTE_D | PTE_A | PTE_U | PTE_ATTR) != 0 {
+                    return None;
+                }
+                base = ppn << 12;
+                continue;
+            }
+            // Supervisor pages are invisible from U; user pages are visible from S (no SUM
+            // check: the debugger, not the kernel, is reading).
+            let ok = rwx != PTE_W
+                && rwx != (PTE_W | PTE_X)
+                && (pte & PTE_U != 0 || prv == Priv::S)
+                && ppn & ((1u64 << ptshift) - 1) == 0
+                && (pte & PTE_R != 0 || (mxr && pte & PTE_X != 0));
+            if !ok {
+                return None;
+            }
+            let vpn = vaddr >> 12;
+            return Some(((ppn | (vpn & ((1u64 << ptshift) - 1))) << 12) | (vaddr & !PAGE_MASK));
+        }
+        None
+    }
+}

@@ -342,8 +342,15 @@ impl Ram {
         let n = self.page_dirty.len();
         let prev = prev.filter(|p| p.base == self.base && p.pages.len() == n);
         let clean = prev.filter(|p| p.id == self.clean_since);
+        // Never imaged or restored: a page not written since `new` is still all zeros (saves
+        // reading all of a large, mostly untouched RAM for a first snapshot).
+        let fresh = prev.is_none() && self.clean_since == 0;
         let mut pages = Vec::with_capacity(n);
         for i in 0..n {
+            if fresh && self.page_dirty[i] == 0 {
+                pages.push(None);
+                continue;
+            }
             if let Some(p) = clean {
                 if self.page_dirty[i] == 0 {
                     pages.push(p.pages[i].clone());

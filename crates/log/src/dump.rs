@@ -55,6 +55,7 @@ pub fn summary(event: &Event) -> String {
         Event::ClockRead { kind, value_ns } => format!("clock={kind} value_ns={value_ns}"),
         Event::Random { bytes } => format!("len={} {}", bytes.len(), preview(bytes)),
         Event::IdleWarp { ns } => format!("ns={ns}"),
+        Event::SnapshotMark { seq } => format!("seq={seq}"),
         Event::StateHash { hash } => format!("hash={hash:#018x}"),
         Event::StateRegisters { regs } => {
             let first: Vec<String> = regs.iter().take(2).map(|r| format!("{r:#x}")).collect();
@@ -101,6 +102,7 @@ fn event_json(e: &EventAt) -> serde_json::Value {
         Event::ClockRead { kind, value_ns } => json!({"clock": kind, "value_ns": value_ns}),
         Event::Random { bytes } => json!({"len": bytes.len(), "hex": hex(bytes)}),
         Event::IdleWarp { ns } => json!({ "ns": ns }),
+        Event::SnapshotMark { seq } => json!({ "seq": seq }),
         Event::StateHash { hash } => json!({ "hash": format!("{hash:#018x}") }),
         Event::StateRegisters { regs } => json!({ "regs": regs }),
         Event::BlockComplete {

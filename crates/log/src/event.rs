@@ -134,6 +134,13 @@ pub enum Event {
         /// The register values.
         regs: Vec<u64>,
     },
+    /// A machine snapshot was taken here while recording (the `seq`-th one, from 0). Carries
+    /// no input: replay skips it; it gives a snapshot kept outside the trace (the sidecar
+    /// file) its exact position in the trace.
+    SnapshotMark {
+        /// Sequence number of the snapshot in the recording.
+        seq: u64,
+    },
     /// End of the event stream (written by `TraceWriter::finish`).
     End,
 }
@@ -165,11 +172,13 @@ pub enum EventKind {
     StateRegisters,
     /// [`Event::End`].
     End,
+    /// [`Event::SnapshotMark`].
+    SnapshotMark,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order (index = `as usize`).
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::SerialInput,
         EventKind::HostShutdown,
         EventKind::GuestExit,
@@ -182,6 +191,7 @@ impl EventKind {
         EventKind::InputEvent,
         EventKind::StateRegisters,
         EventKind::End,
+        EventKind::SnapshotMark,
     ];
 
     /// Name as printed by dumps.
@@ -199,6 +209,7 @@ impl EventKind {
             EventKind::InputEvent => "InputEvent",
             EventKind::StateRegisters => "StateRegisters",
             EventKind::End => "End",
+            EventKind::SnapshotMark => "SnapshotMark",
         }
     }
 }
@@ -224,6 +235,7 @@ impl Event {
             Event::NetPacket { .. } => EventKind::NetPacket,
             Event::InputEvent { .. } => EventKind::InputEvent,
             Event::StateRegisters { .. } => EventKind::StateRegisters,
+            Event::SnapshotMark { .. } => EventKind::SnapshotMark,
             Event::End => EventKind::End,
         }
     }
@@ -253,6 +265,7 @@ const TAG_STATE_HASH: u8 = 0x02;
 const TAG_IDLE_WARP: u8 = 0x03;
 const TAG_RANDOM: u8 = 0x04;
 const TAG_STATE_REGISTERS: u8 = 0x05;
+const TAG_SNAPSHOT_MARK: u8 = 0x06;
 /// Most registers one `StateRegisters` event may carry.
 pub const MAX_STATE_REGISTERS: usize = 1024;
 /// Sub value meaning "the index does not fit in the nibble: a u8 index byte follows".
@@ -296,6 +309,7 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, delta: u64, event: &Event) {
         Event::IdleWarp { .. } => (TAG_IDLE_WARP, None),
         Event::StateHash { .. } => (TAG_STATE_HASH, None),
         Event::StateRegisters { .. } => (TAG_STATE_REGISTERS, None),
+        Event::SnapshotMark { .. } => (TAG_SNAPSHOT_MARK, None),
         Event::End => (TAG_END, None),
     };
     out.push(tag);
@@ -314,6 +328,7 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, delta: u64, event: &Event) {
         Event::GuestExit { code, .. } => out.extend_from_slice(&code.to_le_bytes()),
         Event::ClockRead { value_ns, .. } => out.extend_from_slice(&value_ns.to_le_bytes()),
         Event::IdleWarp { ns } => put_varint(out, *ns),
+        Event::SnapshotMark { seq } => put_varint(out, *seq),
         Event::StateHash { hash } => out.extend_from_slice(&hash.to_le_bytes()),
         Event::StateRegisters { regs } => {
             put_varint(out, regs.len() as u64);
@@ -423,7 +438,12 @@ pub(crate) fn decode_event(data: &[u8], pos: usize) -> Result<(u64, Event, usize
     let known = match class {
         CLASS_CONTROL => matches!(
             tag,
-            TAG_END | TAG_STATE_HASH | TAG_IDLE_WARP | TAG_RANDOM | TAG_STATE_REGISTERS
+            TAG_END
+                | TAG_STATE_HASH
+                | TAG_IDLE_WARP
+                | TAG_RANDOM
+                | TAG_STATE_REGISTERS
+                | TAG_SNAPSHOT_MARK
         ),
         CLASS_SHUTDOWN => (sub as usize) < ShutdownCause::ALL.len(),
         CLASS_GUEST_EXIT => (sub as usize) < GuestExitKind::ALL.len(),
@@ -442,6 +462,7 @@ pub(crate) fn decode_event(data: &[u8], pos: usize) -> Result<(u64, Event, usize
                 hash: u64::from_le_bytes(c.array()?),
             },
             TAG_IDLE_WARP => Event::IdleWarp { ns: c.varint()? },
+            TAG_SNAPSHOT_MARK => Event::SnapshotMark { seq: c.varint()? },
             TAG_STATE_REGISTERS => {
                 let n = c.varint()?;
                 if n > MAX_STATE_REGISTERS as u64 {
@@ -540,6 +561,13 @@ mod tests {
             },
         );
         assert_eq!(v, [0x31, 0x01, 0x34, 0x12]);
+        v.clear();
+        encode_event(&mut v, 2, &Event::SnapshotMark { seq: 300 });
+        assert_eq!(v, [0x06, 0x02, 0xac, 0x02]);
+        assert_eq!(
+            decode_event(&v, 0),
+            Ok((2, Event::SnapshotMark { seq: 300 }, 4))
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod loader;
 mod machine;
 pub mod record;
 pub mod seek;
+pub mod sidecar;
 pub mod snapshot;
 pub mod state;
 

@@ -45,6 +45,25 @@ pub enum RunOutcome {
     HostQuit(ShutdownCause),
     /// The instruction limit given to `run` was reached.
     InstructionLimit,
+    /// A debugger breakpoint or watchpoint set on the hart fired (see
+    /// [`rewind_cpu::debug`]); the run can go on from here.
+    Debug(rewind_cpu::DebugHit),
+}
+
+impl std::fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunOutcome::Exited(c) => write!(f, "guest exit status {c}"),
+            RunOutcome::HostQuit(c) => write!(f, "stopped by {c}"),
+            RunOutcome::InstructionLimit => write!(f, "instruction limit"),
+            RunOutcome::Debug(rewind_cpu::DebugHit::Breakpoint { pc }) => {
+                write!(f, "breakpoint at {pc:#x}")
+            }
+            RunOutcome::Debug(rewind_cpu::DebugHit::Watchpoint { access, addr, .. }) => {
+                write!(f, "watchpoint: {access:?} access at {addr:#x}")
+            }
+        }
+    }
 }
 
 /// A `virt` machine with one hart.
@@ -239,6 +258,17 @@ impl Machine {
         &self.hart
     }
 
+    /// The hart, mutably: for debugger hooks, and register writes in `run` mode only (a change
+    /// while recording or replaying breaks determinism).
+    pub fn hart_mut(&mut self) -> &mut Hart {
+        &mut self.hart
+    }
+
+    /// RAM, mutably: debugger memory writes in `run` mode only (see [`Machine::hart_mut`]).
+    pub fn ram_mut(&mut self) -> &mut Ram {
+        &mut self.ram
+    }
+
     /// Guest RAM.
     pub fn ram(&self) -> &Ram {
         &self.ram
@@ -309,8 +339,12 @@ impl Machine {
 
     /// Take a snapshot of the whole machine (between two `run` calls). RAM pages unchanged
     /// since `prev` share its storage.
+    /// While recording, a `SnapshotMark` is written to the trace so the snapshot can later be
+    /// placed in the replay (see [`crate::sidecar`]).
     pub fn snapshot(&mut self, prev: Option<&Snapshot>) -> Result<Snapshot, MachineError> {
         self.flush_output()?;
+        let mark = self.boundary.snapshot_mark(self.hart.icount);
+        self.check_boundary()?;
         Ok(Snapshot {
             hart: self.hart.save_state(),
             ram: self.ram.save_image(prev.map(|p| &p.ram)),
@@ -319,7 +353,29 @@ impl Machine {
             output_len: self.out_total,
             replay: self.boundary.replay_position(),
             trace_id: self.trace_id(),
+            mark,
         })
+    }
+
+    /// Record: with `true`, an instruction limit reached by [`Machine::run`] is a pause (to
+    /// take a snapshot, or a debugger step), not the end of the recording: nothing is logged.
+    pub fn set_pause_at_limit(&mut self, pause: bool) {
+        self.boundary.set_pause_at_limit(pause);
+    }
+
+    /// Record: the recording ends here because an instruction limit was reached by runs that
+    /// paused at their limits (see [`Machine::set_pause_at_limit`]): log it as
+    /// [`Machine::run`] does at an unpaused limit, so the replay stops here too.
+    pub fn log_end_of_recording(&mut self) -> Result<(), MachineError> {
+        self.boundary.end_of_recording(self.hart.icount);
+        self.check_boundary()
+    }
+
+    /// Treat the first `len` bytes of serial output as already handed to the sink (with
+    /// [`Machine::set_output_once`]): `u64::MAX` silences the output, e.g. while a replay
+    /// started from a snapshot runs up to where its output should begin.
+    pub fn set_output_written(&mut self, len: u64) {
+        self.out_written = len;
     }
 
     /// Put the machine in the state of `snap` (taken on this machine or on one built from the
@@ -457,6 +513,21 @@ impl Machine {
                 budget = budget.min(e.saturating_sub(now).max(1));
             }
             let reason = self.hart.run(&mut self.ram, &mut self.bus, budget);
+            if reason == ExitReason::Debug {
+                if let Some(hit) = self.hart.take_debug_hit() {
+                    // Show the user the guest's output up to here, as a checkpoint would; host
+                    // events stay queued for the checkpoint that starts the resumed run.
+                    let before = self.out_buf.len();
+                    self.bus.uart.drain_tx(&mut self.out_buf);
+                    self.out_hash.update(&self.out_buf[before..]);
+                    self.out_total += (self.out_buf.len() - before) as u64;
+                    if self.out_buf.len() > before {
+                        self.scan_watch(before);
+                    }
+                    self.flush_output()?;
+                    return Ok(RunOutcome::Debug(hit));
+                }
+            }
             let progressed = self.hart.icount != now;
             slice_end = reason != ExitReason::Yield;
             match reason {

@@ -19,7 +19,7 @@ use crate::bus::BusState;
 /// First 8 bytes of a snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RWNDSNAP";
 /// Snapshot format version written and read by this build.
-pub const SNAPSHOT_VERSION: u16 = 1;
+pub const SNAPSHOT_VERSION: u16 = 2;
 /// Bytes before the payload.
 const PREFIX_LEN: usize = 24;
 /// Largest accepted decompressed payload (64 GiB of RAM plus state).
@@ -40,8 +40,12 @@ pub struct Snapshot {
     pub output_len: u64,
     /// Where the replay stands (replay mode only).
     pub replay: Option<ReplayPosition>,
-    /// [`trace_id`] of the trace being replayed (replay mode only).
+    /// [`trace_id`] of the trace being replayed (replay mode only; set for a recording's
+    /// snapshot when it is loaded from the sidecar file).
     pub trace_id: Option<String>,
+    /// Record mode: sequence number of the `SnapshotMark` written to the trace when it was
+    /// taken (how the sidecar file finds its replay position).
+    pub mark: Option<u64>,
 }
 
 impl Snapshot {
@@ -67,6 +71,7 @@ struct SnapshotFile {
     output_len: u64,
     replay: Option<ReplayPosition>,
     trace_id: Option<String>,
+    mark: Option<u64>,
     ram_base: u64,
     ram_pages: u64,
     pages: Vec<(u64, Vec<u8>)>,
@@ -148,6 +153,7 @@ pub fn encode(s: &Snapshot) -> Result<Vec<u8>, SnapshotError> {
         output_len: s.output_len,
         replay: s.replay.clone(),
         trace_id: s.trace_id.clone(),
+        mark: s.mark,
         ram_base: s.ram.base(),
         ram_pages: s.ram.pages().len() as u64,
         pages,
@@ -235,6 +241,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         output_len: file.output_len,
         replay: file.replay,
         trace_id: file.trace_id,
+        mark: file.mark,
     })
 }
 

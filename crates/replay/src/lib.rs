@@ -326,6 +326,8 @@ struct Recorder {
     implied_warps: Vec<(u64, u64)>,
     /// When the writer last handed its block to the OS.
     last_flush: Instant,
+    /// `SnapshotMark` events written so far (the next mark's sequence number).
+    marks: u64,
 }
 
 /// Record mode hands buffered events to the OS at least this often, so a recording killed
@@ -390,6 +392,8 @@ pub struct Boundary {
     socket_output: Option<Box<dyn Write + Send>>,
     /// Unix socket file to remove on drop.
     socket_path: Option<PathBuf>,
+    /// Record: an instruction limit is a pause (a snapshot stop), not the end of the recording.
+    pause_at_limit: bool,
 }
 
 impl std::fmt::Debug for Boundary {
@@ -429,6 +433,7 @@ impl Boundary {
             warped: false,
             implied_warps: Vec::new(),
             last_flush: Instant::now(),
+            marks: 0,
         }));
         b.open_backends(config)?;
         Ok(b)
@@ -543,6 +548,7 @@ impl Boundary {
             failure: None,
             socket_output: None,
             socket_path: None,
+            pause_at_limit: false,
         }
     }
 
@@ -580,6 +586,30 @@ impl Boundary {
     /// The boundary's mode.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Record: log a `SnapshotMark` at `icount` (after any implied idle warp at that icount,
+    /// as for every event) and return its sequence number; `None` in the other modes or when
+    /// the trace can no longer be written (the write error is the boundary's failure).
+    pub fn snapshot_mark(&mut self, icount: u64) -> Option<u64> {
+        let Log::Record(r) = &mut self.log else {
+            return None;
+        };
+        let seq = r.marks;
+        r.writer.as_ref()?;
+        self.log_event(icount, &Event::SnapshotMark { seq });
+        let Log::Record(r) = &mut self.log else {
+            return None;
+        };
+        r.writer.as_ref()?;
+        r.marks += 1;
+        Some(seq)
+    }
+
+    /// Record: with `true`, reaching a run's instruction limit is a pause (the machine stops
+    /// to take a snapshot and goes on), so [`Boundary::end_of_recording`] logs nothing.
+    pub fn set_pause_at_limit(&mut self, pause: bool) {
+        self.pause_at_limit = pause;
     }
 
     /// A handle host backends use to push events; they are seen at the next checkpoint.
@@ -636,17 +666,25 @@ impl Boundary {
         }
     }
 
-    /// Read the next event of the trace into the look-ahead slot.
+    /// Read the next event of the trace into the look-ahead slot, passing over snapshot
+    /// marks (they carry no input; [`mark_positions`] relies on this exact rule).
     fn read_ahead(&mut self) {
         let Log::Replay(r) = &mut self.log else {
             return;
         };
-        r.next_cursor = r.reader.cursor();
-        match r.reader.next_event() {
-            Ok(next) => r.next = next,
-            Err(e) => {
-                r.next = None;
-                self.failure.get_or_insert(ReplayStop::Log(e));
+        loop {
+            r.next_cursor = r.reader.cursor();
+            match r.reader.next_event() {
+                Ok(Some(e)) if matches!(e.event, Event::SnapshotMark { .. }) => {}
+                Ok(next) => {
+                    r.next = next;
+                    return;
+                }
+                Err(e) => {
+                    r.next = None;
+                    self.failure.get_or_insert(ReplayStop::Log(e));
+                    return;
+                }
             }
         }
     }
@@ -857,9 +895,10 @@ impl Boundary {
     }
 
     /// The recording ends here (instruction limit): record mode logs
-    /// `HostShutdown(EndOfRecording)`; the other modes do nothing.
+    /// `HostShutdown(EndOfRecording)` (unless [`Boundary::set_pause_at_limit`] is on); the other
+    /// modes do nothing.
     pub fn end_of_recording(&mut self, icount: u64) {
-        if self.mode == Mode::Record {
+        if self.mode == Mode::Record && !self.pause_at_limit {
             self.log_event(
                 icount,
                 &Event::HostShutdown {
@@ -1268,6 +1307,60 @@ impl Boundary {
     }
 }
 
+/// Where a snapshot taken while recording stands in its trace: the mark's sequence number and
+/// icount, and the replay position a replaying machine has when it stands there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkPosition {
+    /// The mark's sequence number.
+    pub seq: u64,
+    /// The mark's icount.
+    pub icount: u64,
+    /// What [`Boundary::replay_position`] gives on a replay standing at this snapshot.
+    pub position: ReplayPosition,
+}
+
+/// Read the whole trace (log only, no machine) and give every `SnapshotMark` the position a
+/// replay has there. Replay skips marks when it reads ahead, so its reader stands just before
+/// the first event after the mark that is not a mark; the last consumed icount and the last
+/// matched state check are those of the events before it (a replay that got there matched
+/// every check on the way).
+pub fn mark_positions(reader: &mut TraceReader) -> Result<Vec<MarkPosition>, rewind_log::LogError> {
+    let mut out = Vec::new();
+    let mut pending: Vec<(u64, u64)> = Vec::new();
+    let mut last_icount = 0;
+    let mut last_good_check = None;
+    loop {
+        let cursor = reader.cursor();
+        match reader.next_event()? {
+            Some(EventAt {
+                event: Event::SnapshotMark { seq },
+                icount,
+                ..
+            }) => pending.push((seq, icount)),
+            next => {
+                for (seq, icount) in pending.drain(..) {
+                    out.push(MarkPosition {
+                        seq,
+                        icount,
+                        position: ReplayPosition {
+                            cursor: cursor.clone(),
+                            last_icount,
+                            last_good_check,
+                        },
+                    });
+                }
+                let Some(e) = next else {
+                    return Ok(out);
+                };
+                last_icount = e.icount;
+                if matches!(e.event, Event::StateHash { .. }) {
+                    last_good_check = Some(e.icount);
+                }
+            }
+        }
+    }
+}
+
 /// Host wall-clock time in ns since the Unix epoch.
 fn host_now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -1527,6 +1620,63 @@ mod tests {
         assert!(!r.has_failure());
         r.check_position(501);
         assert!(matches!(r.take_failure(), Some(ReplayStop::Diverged(_))));
+    }
+
+    /// Snapshot marks are invisible to replay, and [`mark_positions`] gives each the position
+    /// a replay has once it has consumed every event before the mark.
+    #[test]
+    fn snapshot_marks_are_skipped_and_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, w) = writer(&dir);
+        let checks = CheckSettings {
+            interval: 100,
+            registers_every: 0,
+        };
+        let mut b = Boundary::record(&BoundaryConfig::default(), w, checks).unwrap();
+        b.host_clock_ns(0);
+        assert_eq!(b.snapshot_mark(0), Some(0));
+        b.state_check(100, 7, &[]);
+        assert_eq!(b.snapshot_mark(100), Some(1));
+        // Two marks in a row, then an implied warp written before a later event at 300.
+        assert_eq!(b.snapshot_mark(200), Some(2));
+        b.checkpoint(300);
+        assert_eq!(b.idle(300, Some(50)), Some(50));
+        assert_eq!(b.snapshot_mark(300), Some(3));
+        b.set_pause_at_limit(true);
+        b.end_of_recording(300);
+        b.set_pause_at_limit(false);
+        b.guest_request(400, GuestRequest::Exit(0));
+        b.finish_recording(400, 1).unwrap();
+        drop(b);
+
+        let marks = mark_positions(&mut TraceReader::open(&p).unwrap()).unwrap();
+        assert_eq!(
+            marks.iter().map(|m| (m.seq, m.icount)).collect::<Vec<_>>(),
+            [(0, 0), (1, 100), (2, 200), (3, 300)]
+        );
+        let mut r = Boundary::replay(TraceReader::open(&p).unwrap());
+        r.host_clock_ns(0);
+        assert_eq!(r.replay_position().unwrap(), marks[0].position);
+        assert!(r.state_check_due(100));
+        r.state_check(100, 7, &[]);
+        let at_100 = r.replay_position().unwrap();
+        assert_eq!(at_100, marks[1].position);
+        assert_eq!(at_100.last_good_check, Some(100));
+        // Nothing is logged between 100 and 300 but marks: both stand before the warp.
+        assert_eq!(marks[2].position, at_100);
+        assert_eq!(r.idle(300, Some(50)), Some(50));
+        assert_eq!(r.replay_position().unwrap(), marks[3].position);
+        // The paused limit logged no end of recording.
+        assert_eq!(r.take_shutdown_request(300), None);
+        r.guest_request(400, GuestRequest::Exit(0));
+        assert!(!r.has_failure());
+        r.finish_replay(400, 1).unwrap();
+        // A replay resumed at any mark reads the same events on.
+        let mut r = Boundary::replay(TraceReader::open(&p).unwrap());
+        r.seek_replay(&marks[1].position).unwrap();
+        assert_eq!(r.idle(300, Some(50)), Some(50));
+        r.guest_request(400, GuestRequest::Exit(0));
+        r.finish_replay(400, 1).unwrap();
     }
 
     #[test]

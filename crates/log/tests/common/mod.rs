@@ -111,6 +111,8 @@ pub fn every_kind() -> Vec<Event> {
     v.push(Event::StateRegisters {
         regs: vec![0, 1, u64::MAX, 0x8000_0000],
     });
+    v.push(Event::SnapshotMark { seq: 0 });
+    v.push(Event::SnapshotMark { seq: u64::MAX });
     v
 }
 

@@ -1,0 +1,115 @@
+//! `rewind bench reverse`: the cost of snapshots while recording, and how fast a replay of a
+//! long recording (the built-in benchmark guest, 1.6e9 instructions) seeks and steps backwards.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rewind_debug::bench::{bench_reverse, ReverseBenchOptions};
+use rewind_log::TraceReader;
+use rewind_machine::seek::Seeker;
+use rewind_machine::sidecar::{self, DEFAULT_SNAPSHOT_INTERVAL};
+use rewind_machine::snapshot::trace_id;
+use rewind_machine::{CheckSettings, Machine, MachineConfig, SerialOutput};
+
+use crate::commands::{create_trace, embedded_image};
+use crate::{embedded, BENCH_ELF};
+
+/// Default `--snapshot-budget` of `rewind record`, in bytes.
+const SNAPSHOT_BUDGET: u64 = 512 << 20;
+
+/// One recording of the benchmark guest.
+struct Recording {
+    wall: Duration,
+    instructions: u64,
+    snapshots: usize,
+    snapshot_memory: u64,
+    sidecar_bytes: u64,
+    sidecar_write: Duration,
+}
+
+/// Record the benchmark guest to `trace`, with periodic snapshots every `interval`
+/// instructions (`None`: none) and their sidecar file.
+fn record(trace: &Path, interval: Option<u64>) -> anyhow::Result<Recording> {
+    let mut config = MachineConfig {
+        kernel: Some(embedded("bench.elf", BENCH_ELF)),
+        serial_output: SerialOutput::Null,
+        ..MachineConfig::default()
+    };
+    let checks = CheckSettings::default();
+    let writer = create_trace(trace, &mut config, checks, true)?;
+    let machine = Machine::record(config, writer, checks)?;
+    let mut seeker = Seeker::new(machine, interval.unwrap_or(u64::MAX))?;
+    seeker.set_budget(Some(SNAPSHOT_BUDGET));
+    let start = Instant::now();
+    seeker.run(None)?;
+    let wall = start.elapsed();
+    let snapshot_memory = seeker.snapshot_memory();
+    let (mut m, snaps) = seeker.into_parts();
+    let instructions = m.icount();
+    m.finish_recording()?;
+    drop(m);
+    let mut rec = Recording {
+        wall,
+        instructions,
+        snapshots: 0,
+        snapshot_memory,
+        sidecar_bytes: 0,
+        sidecar_write: Duration::ZERO,
+    };
+    if interval.is_some() {
+        let id = trace_id(TraceReader::open(trace)?.header());
+        let t = Instant::now();
+        let saved = sidecar::save(&sidecar::sidecar_path(trace), &id, &snaps)?;
+        rec.sidecar_write = t.elapsed();
+        rec.snapshots = saved.snapshots;
+        rec.sidecar_bytes = saved.bytes;
+    }
+    Ok(rec)
+}
+
+/// `rewind bench reverse`.
+pub fn run() -> anyhow::Result<u8> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let plain = dir.path().join("plain.rwtrace");
+    let snapped = dir.path().join("snapshots.rwtrace");
+    // Alternate the two kinds and keep the fastest of each: this machine's noise is larger
+    // than the effect measured.
+    let mut best_plain: Option<Recording> = None;
+    let mut best_snap: Option<Recording> = None;
+    for _ in 0..2 {
+        let p = record(&plain, None)?;
+        if best_plain.as_ref().is_none_or(|b| p.wall < b.wall) {
+            best_plain = Some(p);
+        }
+        let s = record(&snapped, Some(DEFAULT_SNAPSHOT_INTERVAL))?;
+        if best_snap.as_ref().is_none_or(|b| s.wall < b.wall) {
+            best_snap = Some(s);
+        }
+    }
+    let (Some(p), Some(s)) = (best_plain, best_snap) else {
+        anyhow::bail!("no recording was made");
+    };
+    let overhead = (s.wall.as_secs_f64() / p.wall.as_secs_f64().max(1e-9) - 1.0) * 100.0;
+    println!("--- rewind bench reverse ---");
+    println!(
+        "recording:       {} instructions of the benchmark guest",
+        s.instructions
+    );
+    println!(
+        "record:          {:.3} s without snapshots, {:.3} s with one every {} instructions ({overhead:+.1}%)",
+        p.wall.as_secs_f64(),
+        s.wall.as_secs_f64(),
+        DEFAULT_SNAPSHOT_INTERVAL
+    );
+    println!(
+        "record snapshots: {} kept, {:.1} MiB in memory; sidecar {} bytes written in {:.3} s",
+        s.snapshots,
+        s.snapshot_memory as f64 / (1024.0 * 1024.0),
+        s.sidecar_bytes,
+        s.sidecar_write.as_secs_f64()
+    );
+    let r = bench_reverse(&snapped, &embedded_image, &ReverseBenchOptions::default())?;
+    println!("{r}");
+    Ok(0)
+}

@@ -1,0 +1,779 @@
+//! A debugging session over one machine: forward execution that stops at breakpoints,
+//! watchpoints and a replay break; and, in replay, seeks and reverse execution built on the
+//! machine's snapshots (restore the nearest earlier snapshot, run forward — design §7).
+//!
+//! Positions are instruction counts. A breakpoint "hit at icount i" means the hart is about to
+//! execute the breakpoint's instruction with `icount == i`; a watchpoint "hit at icount i" means
+//! the instruction executed at icount `i` (the `i+1`-th) makes the watched access. Both stop
+//! before that instruction, forwards and backwards: gdb expects RISC-V watchpoints to fire
+//! before the access (it then steps over the instruction itself and compares the values).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rewind_cpu::ram::PAGE_SIZE;
+use rewind_cpu::{DebugHit, WatchKind, Watchpoint};
+use rewind_machine::boot::{FW_DYNAMIC_INFO_ADDR, RESET_VEC_SIZE};
+use rewind_machine::seek::{SeekResult, Seeker};
+use rewind_machine::{Machine, MachineError, RunOutcome};
+use rewind_replay::Mode;
+
+/// Physical address of the boot ROM: it starts with the reset vector, which
+/// `fw_dynamic_info` directly follows.
+const BOOT_ROM: u64 = FW_DYNAMIC_INFO_ADDR - RESET_VEC_SIZE;
+
+/// Which of gdb's two breakpoint kinds a breakpoint was set as (they behave the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakKind {
+    /// `Z0`: software breakpoint.
+    Software,
+    /// `Z1`: hardware breakpoint.
+    Hardware,
+}
+
+/// Why the session's machine stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// A stop was requested (monitor `stop`, gdb Ctrl-C, `-S`).
+    Requested,
+    /// A breakpoint at `pc` (the instruction there has not executed).
+    Breakpoint {
+        /// The breakpoint address.
+        pc: u64,
+        /// How it was set (the first kind set at that address).
+        kind: BreakKind,
+    },
+    /// A watchpoint fired.
+    Watchpoint {
+        /// The watchpoint as it was set.
+        watch: Watchpoint,
+        /// The access (`Read` or `Write`).
+        access: WatchKind,
+        /// First byte the instruction accessed.
+        addr: u64,
+    },
+    /// A single step (forwards or backwards) completed.
+    Step,
+    /// The replay break set with [`Session::set_replay_break`] was reached.
+    ReplayBreak {
+        /// Where.
+        icount: u64,
+    },
+    /// A [`Session::seek`] reached its target.
+    SeekDone {
+        /// Where.
+        icount: u64,
+    },
+    /// Reverse execution reached instruction 0: there is no earlier history.
+    HistoryStart,
+    /// The guest cannot go forward: it exited, the host quit it, or the recording ends here.
+    /// In replay the session can still seek back.
+    Ended(RunOutcome),
+}
+
+/// A request the session cannot carry out; the session stays usable.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Only replay can go backwards or seek.
+    #[error("{what} is only possible when replaying a trace (this session is in {mode} mode)")]
+    NotReplaying {
+        /// What was asked.
+        what: &'static str,
+        /// The session's mode.
+        mode: &'static str,
+    },
+    /// Writes would make the replay diverge from its recording.
+    #[error(
+        "cannot write {what} while {mode}: it would change the execution the trace describes \
+         (writes are allowed with `rewind run`)"
+    )]
+    WriteRefused {
+        /// "registers" or "memory".
+        what: &'static str,
+        /// "replaying" or "recording".
+        mode: &'static str,
+    },
+    /// A seek beyond the end of the recording.
+    #[error("instruction {target} is beyond the end of the recording (it ends at instruction {end}: {how})")]
+    BeyondEnd {
+        /// The requested icount.
+        target: u64,
+        /// Where the recording ends.
+        end: u64,
+        /// How it ends.
+        how: String,
+    },
+    /// A replay break must lie ahead.
+    #[error("replay break at instruction {target} is behind the current position {icount}")]
+    BreakInPast {
+        /// The requested icount.
+        target: u64,
+        /// The current icount.
+        icount: u64,
+    },
+    /// A virtual address with no readable mapping (or outside RAM).
+    #[error("cannot access memory at {addr:#x}: not mapped to RAM")]
+    BadAddress {
+        /// The address.
+        addr: u64,
+    },
+    /// The machine failed (divergence, trace error): it cannot go on from here.
+    #[error(transparent)]
+    Machine(#[from] rewind_machine::MachineError),
+    /// A snapshot could not be saved, loaded or applied.
+    #[error(transparent)]
+    Snapshot(#[from] rewind_machine::SnapshotError),
+}
+
+/// A machine under the debugger's control, with its snapshots.
+pub struct Session {
+    seeker: Seeker,
+    trace: Option<PathBuf>,
+    /// Breakpoint addresses with the kinds set there, in the order they were set.
+    breakpoints: BTreeMap<u64, Vec<BreakKind>>,
+    /// Watchpoints, no duplicates.
+    watchpoints: Vec<Watchpoint>,
+    /// The replay break (an icount at or after the current position).
+    replay_break: Option<u64>,
+    /// Set while the machine stands at the end of forward execution.
+    ended: Option<RunOutcome>,
+    /// How the recording ends, once the replay got there (a restore to the end position,
+    /// where the outcome was already consumed, reports it again).
+    end_outcome: Option<RunOutcome>,
+    /// The end of the replay was checked against the trace's footer (done once: the check
+    /// consumes the trace's `End` event).
+    end_verified: bool,
+    /// Position `(icount, pc)` of a watchpoint stop (before the access): resuming from it
+    /// executes the instruction without stopping at its breakpoint or watchpoint again.
+    watch_stop: Option<(u64, u64)>,
+}
+
+/// A hit found while scanning a stretch of history forward for `reverse_continue`.
+struct Hit {
+    /// Where reverse execution stops for it.
+    icount: u64,
+    /// What to report.
+    reason: StopReason,
+}
+
+impl Session {
+    /// Wrap a machine (run, record or replay mode; `trace` is the trace file of record/replay)
+    /// with snapshots every `snapshot_interval` instructions in record and replay.
+    pub fn new(seeker: Seeker, trace: Option<PathBuf>) -> Self {
+        Session {
+            seeker,
+            trace,
+            breakpoints: BTreeMap::new(),
+            watchpoints: Vec::new(),
+            replay_break: None,
+            ended: None,
+            end_outcome: None,
+            end_verified: false,
+            watch_stop: None,
+        }
+    }
+
+    /// The machine's mode.
+    pub fn mode(&self) -> Mode {
+        self.seeker.machine().boundary().mode()
+    }
+
+    /// The trace file being recorded or replayed.
+    pub fn trace_path(&self) -> Option<&Path> {
+        self.trace.as_deref()
+    }
+
+    /// The machine.
+    pub fn machine(&self) -> &Machine {
+        self.seeker.machine()
+    }
+
+    /// The seeker (snapshots).
+    pub fn seeker(&self) -> &Seeker {
+        &self.seeker
+    }
+
+    /// The seeker, mutably (e.g. to finish the recording).
+    pub fn seeker_mut(&mut self) -> &mut Seeker {
+        &mut self.seeker
+    }
+
+    /// Give the seeker back (to finish a recording, or keep its snapshots).
+    pub fn into_seeker(self) -> Seeker {
+        self.seeker
+    }
+
+    /// Current instruction count.
+    pub fn icount(&self) -> u64 {
+        self.seeker.machine().icount()
+    }
+
+    /// The outcome that ended forward execution, while the machine stands at the end (seeking
+    /// back in replay clears it).
+    pub fn ended(&self) -> Option<RunOutcome> {
+        self.ended
+    }
+
+    /// The breakpoints set, by address, with the kinds set there.
+    pub fn breakpoints(&self) -> impl Iterator<Item = (u64, &[BreakKind])> + '_ {
+        self.breakpoints.iter().map(|(&pc, k)| (pc, k.as_slice()))
+    }
+
+    /// The watchpoints set.
+    pub fn watchpoints(&self) -> &[Watchpoint] {
+        &self.watchpoints
+    }
+
+    /// Run forward at most `budget` instructions. `Some(reason)` when the machine stopped for a
+    /// reason (breakpoint, watchpoint, replay break, end); `None` when the budget ran out (call
+    /// again to go on). A breakpoint at the current pc does not stop the first instruction, so
+    /// resuming from a breakpoint moves on.
+    pub fn resume(&mut self, budget: u64) -> Result<Option<StopReason>, SessionError> {
+        if let Some(stop) = self.check_at_end()? {
+            return Ok(Some(stop));
+        }
+        let start = self.icount();
+        let mut limit = budget;
+        if let Some(at) = self.replay_break {
+            if at <= start {
+                self.replay_break = None;
+                return Ok(Some(StopReason::ReplayBreak { icount: start }));
+            }
+            limit = limit.min(at - start);
+        }
+        if limit == 0 {
+            return Ok(None);
+        }
+        self.install_hooks();
+        let pc = self.machine().hart().pc;
+        if self.watch_stop.take() == Some((start, pc)) {
+            // We stopped before this instruction's watched access (after any breakpoint here
+            // was reported): execute it.
+            self.seeker.machine_mut().hart_mut().skip_debug_once();
+        } else if self.breakpoints.contains_key(&pc) {
+            // We stand on this breakpoint because we stopped here: move on.
+            self.seeker.machine_mut().hart_mut().skip_breakpoint_once();
+        }
+        let end = start.saturating_add(limit);
+        let outcome = self.run_until(end)?;
+        if let Some(stop) = self.classify(outcome, end)? {
+            self.note_stop(&stop);
+            return Ok(Some(stop));
+        }
+        // The run stopped at `end` with nothing else to report.
+        let now = self.icount();
+        if self.replay_break == Some(now) {
+            self.replay_break = None;
+            return Ok(Some(StopReason::ReplayBreak { icount: now }));
+        }
+        let pc = self.machine().hart().pc;
+        if self.breakpoints.contains_key(&pc) {
+            // The budget ran out just as the hart reached a breakpoint: this is its hit (the
+            // next resume would step over it).
+            return Ok(Some(StopReason::Breakpoint {
+                pc,
+                kind: self.kind_at(pc),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Execute one instruction (`Step`, or `Ended`): a breakpoint or watched access on it does
+    /// not stop it.
+    pub fn step(&mut self) -> Result<StopReason, SessionError> {
+        if let Some(stop) = self.check_at_end()? {
+            return Ok(stop);
+        }
+        let start = self.icount();
+        self.watch_stop = None;
+        self.install_hooks();
+        self.seeker.machine_mut().hart_mut().skip_debug_once();
+        let end = start + 1;
+        let outcome = self.run_until(end)?;
+        let stop = self.classify(outcome, end)?.unwrap_or(StopReason::Step);
+        self.note_stop(&stop);
+        // A replay break at or behind the new position can no longer be reached.
+        let now = self.icount();
+        if self.replay_break.is_some_and(|b| b <= now) {
+            self.replay_break = None;
+        }
+        Ok(stop)
+    }
+
+    /// Replay: go to instruction `target`, backwards or forwards, ignoring breakpoints on the
+    /// way. Past the end of the recording: `BeyondEnd` (the machine is left at the end).
+    pub fn seek(&mut self, target: u64) -> Result<StopReason, SessionError> {
+        self.require_replay("seeking")?;
+        let now = self.icount();
+        if let Some(outcome) = self.ended {
+            if target > now {
+                return Err(beyond_end(target, now, outcome));
+            }
+        }
+        self.seek_to(target)?;
+        let at = self.icount();
+        match self.ended {
+            Some(outcome) if at < target => Err(beyond_end(target, at, outcome)),
+            _ => Ok(StopReason::SeekDone { icount: at }),
+        }
+    }
+
+    /// Replay: go back one instruction (`HistoryStart` at instruction 0).
+    pub fn reverse_step(&mut self) -> Result<StopReason, SessionError> {
+        self.require_replay("reverse execution")?;
+        let now = self.icount();
+        if now <= self.history_start() {
+            return Ok(StopReason::HistoryStart);
+        }
+        self.seek_to(now - 1)?;
+        Ok(StopReason::Step)
+    }
+
+    /// Replay: go back to the most recent breakpoint or watchpoint hit before the current
+    /// position (searching snapshot interval by snapshot interval), or to instruction 0
+    /// (`HistoryStart`) if there is none.
+    pub fn reverse_continue(&mut self) -> Result<StopReason, SessionError> {
+        self.require_replay("reverse execution")?;
+        let first = self.history_start();
+        let mut segment_end = self.icount();
+        if segment_end <= first {
+            return Ok(StopReason::HistoryStart);
+        }
+        loop {
+            // Snapshots may have been added or thinned by the last scan: look again.
+            let s = self
+                .seeker
+                .snapshot_icounts()
+                .into_iter()
+                .rev()
+                .find(|&i| i < segment_end)
+                .unwrap_or(first)
+                .max(first);
+            self.seek_to(s)?;
+            if self.icount() != s {
+                // Cannot happen: `s` lies before a position the replay already reached.
+                return Err(SessionError::Machine(MachineError::Config(format!(
+                    "internal error: seeking back to instruction {s} stopped at {}",
+                    self.icount()
+                ))));
+            }
+            if let Some(hit) = self.scan(segment_end)? {
+                self.seek_to(hit.icount)?;
+                self.note_stop(&hit.reason);
+                return Ok(hit.reason);
+            }
+            if s <= first {
+                self.seek_to(first)?;
+                return Ok(StopReason::HistoryStart);
+            }
+            segment_end = s;
+        }
+    }
+
+    /// Replay: stop when execution reaches instruction `icount` (QEMU's `replay-break`: one at
+    /// a time, replaces the previous one, must not lie behind the current position).
+    pub fn set_replay_break(&mut self, icount: Option<u64>) -> Result<(), SessionError> {
+        self.require_replay("a replay break")?;
+        if let Some(target) = icount {
+            let now = self.icount();
+            if target < now {
+                return Err(SessionError::BreakInPast {
+                    target,
+                    icount: now,
+                });
+            }
+        }
+        self.replay_break = icount;
+        Ok(())
+    }
+
+    /// The replay break, if set.
+    pub fn replay_break(&self) -> Option<u64> {
+        self.replay_break
+    }
+
+    /// Add a breakpoint; false if one of this kind is already there.
+    pub fn add_breakpoint(&mut self, pc: u64, kind: BreakKind) -> bool {
+        let kinds = self.breakpoints.entry(pc).or_default();
+        if kinds.contains(&kind) {
+            return false;
+        }
+        kinds.push(kind);
+        true
+    }
+
+    /// Remove a breakpoint; false if there was none of this kind.
+    pub fn remove_breakpoint(&mut self, pc: u64, kind: BreakKind) -> bool {
+        let Some(kinds) = self.breakpoints.get_mut(&pc) else {
+            return false;
+        };
+        let Some(i) = kinds.iter().position(|&k| k == kind) else {
+            return false;
+        };
+        kinds.remove(i);
+        if kinds.is_empty() {
+            self.breakpoints.remove(&pc);
+        }
+        true
+    }
+
+    /// Add a watchpoint; false if the same one is already set.
+    pub fn add_watchpoint(&mut self, watch: Watchpoint) -> bool {
+        if self.watchpoints.contains(&watch) {
+            return false;
+        }
+        self.watchpoints.push(watch);
+        true
+    }
+
+    /// Remove a watchpoint; false if it was not set.
+    pub fn remove_watchpoint(&mut self, watch: Watchpoint) -> bool {
+        match self.watchpoints.iter().position(|w| *w == watch) {
+            Some(i) => {
+                self.watchpoints.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Read guest memory at a virtual address (translated as the hart would for a load, without
+    /// side effects). Bytes outside RAM (and not ROM) are an error.
+    pub fn read_memory(&self, addr: u64, buf: &mut [u8]) -> Result<(), SessionError> {
+        let m = self.machine();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let vaddr = addr.wrapping_add(done as u64);
+            let n = chunk_len(vaddr, buf.len() - done);
+            let chunk = &mut buf[done..done + n];
+            let paddr = m
+                .hart()
+                .debug_translate(m.ram(), vaddr)
+                .ok_or(SessionError::BadAddress { addr: vaddr })?;
+            if m.ram().read(paddr, chunk).is_err() {
+                let rom = &m.bus().rom;
+                let bytes = paddr
+                    .checked_sub(BOOT_ROM)
+                    .and_then(|off| usize::try_from(off).ok())
+                    .and_then(|off| rom.get(off..off.checked_add(n)?))
+                    .ok_or(SessionError::BadAddress { addr: vaddr })?;
+                chunk.copy_from_slice(bytes);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Write guest memory (run mode only; refused while recording or replaying).
+    pub fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), SessionError> {
+        self.require_writable("memory")?;
+        // Translate every page first, so that a bad address changes nothing.
+        let mut pieces = Vec::new();
+        let mut done = 0usize;
+        {
+            let m = self.machine();
+            while done < data.len() {
+                let vaddr = addr.wrapping_add(done as u64);
+                let n = chunk_len(vaddr, data.len() - done);
+                let paddr = m
+                    .hart()
+                    .debug_translate(m.ram(), vaddr)
+                    .filter(|&p| m.ram().offset(p, n as u64).is_some())
+                    .ok_or(SessionError::BadAddress { addr: vaddr })?;
+                pieces.push((paddr, done, n));
+                done += n;
+            }
+        }
+        let ram = self.seeker.machine_mut().ram_mut();
+        for (paddr, from, n) in pieces {
+            // `Ram::write` also drops decoded code on the pages written.
+            ram.write(paddr, &data[from..from + n])
+                .map_err(|_| SessionError::BadAddress {
+                    addr: addr.wrapping_add(from as u64),
+                })?;
+        }
+        // The debugger may have rewritten page tables.
+        self.seeker.machine_mut().hart_mut().tlb.flush();
+        Ok(())
+    }
+
+    /// Write registers (run mode only): `f` is applied to the hart.
+    pub fn write_registers(
+        &mut self,
+        f: impl FnOnce(&mut rewind_cpu::Hart),
+    ) -> Result<(), SessionError> {
+        self.require_writable("registers")?;
+        f(self.seeker.machine_mut().hart_mut());
+        Ok(())
+    }
+
+    /// Save a snapshot of the machine now to `path`.
+    pub fn save_snapshot(&mut self, path: &Path) -> Result<(), SessionError> {
+        let snap = self.seeker.machine_mut().snapshot(None)?;
+        rewind_machine::snapshot::save_file(path, &snap)?;
+        Ok(())
+    }
+
+    /// Replay: load a snapshot file taken on this trace and continue from its position.
+    pub fn load_snapshot(&mut self, path: &Path) -> Result<(), SessionError> {
+        self.require_replay("loading a snapshot")?;
+        let snap = rewind_machine::snapshot::load_file(path)?;
+        self.seeker.machine_mut().restore(&snap)?;
+        self.moved();
+        Ok(())
+    }
+
+    /// Refuse an operation outside replay.
+    fn require_replay(&self, what: &'static str) -> Result<(), SessionError> {
+        match self.mode() {
+            Mode::Replay => Ok(()),
+            Mode::Run => Err(SessionError::NotReplaying { what, mode: "run" }),
+            Mode::Record => Err(SessionError::NotReplaying {
+                what,
+                mode: "record",
+            }),
+        }
+    }
+
+    /// Refuse a state change while recording or replaying.
+    fn require_writable(&self, what: &'static str) -> Result<(), SessionError> {
+        match self.mode() {
+            Mode::Run => Ok(()),
+            Mode::Record => Err(SessionError::WriteRefused {
+                what,
+                mode: "recording",
+            }),
+            Mode::Replay => Err(SessionError::WriteRefused {
+                what,
+                mode: "replaying",
+            }),
+        }
+    }
+
+    /// The earliest position reverse execution can reach (the first snapshot).
+    fn history_start(&self) -> u64 {
+        self.seeker.snapshot_icounts().first().copied().unwrap_or(0)
+    }
+
+    /// The kind reported for a breakpoint at `pc`.
+    fn kind_at(&self, pc: u64) -> BreakKind {
+        self.breakpoints
+            .get(&pc)
+            .and_then(|k| k.first().copied())
+            .unwrap_or(BreakKind::Software)
+    }
+
+    /// Give the hart the session's breakpoints and watchpoints.
+    fn install_hooks(&mut self) {
+        let pcs: Vec<u64> = self.breakpoints.keys().copied().collect();
+        let hart = self.seeker.machine_mut().hart_mut();
+        hart.set_breakpoints(&pcs);
+        hart.set_watchpoints(&self.watchpoints);
+    }
+
+    /// Take the hooks off the hart (seeks must not stop at them).
+    fn clear_hooks(&mut self) {
+        let hart = self.seeker.machine_mut().hart_mut();
+        hart.set_breakpoints(&[]);
+        hart.set_watchpoints(&[]);
+    }
+
+    /// Replay: true when the machine stands where the recording ends (the next logged event is
+    /// the trace's `End`, due now).
+    fn at_trace_end(&self) -> bool {
+        let b = self.machine().boundary();
+        b.mode() == Mode::Replay
+            && b.replay_at_end()
+            && b.next_event_icount() == Some(self.icount())
+    }
+
+    /// Forward execution cannot go on: remember why and, the first time a replay gets to its
+    /// end, check the end against the trace.
+    fn mark_ended(&mut self, outcome: RunOutcome) -> Result<(), SessionError> {
+        self.ended = Some(outcome);
+        if self.mode() == Mode::Replay {
+            self.end_outcome.get_or_insert(outcome);
+            if !self.end_verified {
+                self.end_verified = true;
+                self.seeker.machine_mut().finish_replay()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `Some(Ended)` when forward execution cannot go on from here (noticing a replay that
+    /// reached its end by a seek or a restore).
+    fn check_at_end(&mut self) -> Result<Option<StopReason>, SessionError> {
+        if self.ended.is_none() && self.at_trace_end() {
+            let outcome = self.end_outcome.unwrap_or(RunOutcome::InstructionLimit);
+            self.mark_ended(outcome)?;
+        }
+        Ok(self.ended.map(StopReason::Ended))
+    }
+
+    /// The machine was put somewhere else (seek, restore): it is no longer known to be at the
+    /// end (see [`Session::check_at_end`]), and a replay break behind it can never be reached.
+    fn moved(&mut self) {
+        self.ended = None;
+        self.watch_stop = None;
+        let now = self.icount();
+        if self.replay_break.is_some_and(|b| b < now) {
+            self.replay_break = None;
+        }
+    }
+
+    /// Seek with the hooks off. Reaching the end of the recording first marks the session
+    /// ended there (the caller compares the position with its target).
+    fn seek_to(&mut self, target: u64) -> Result<(), SessionError> {
+        if self.ended.is_some() && target >= self.icount() {
+            // Nothing to run: the machine already stands at the end.
+            return Ok(());
+        }
+        self.clear_hooks();
+        let r = self.seeker.seek(target);
+        // Wherever the seek stopped, the machine moved (even on an error after a restore).
+        self.moved();
+        match r? {
+            SeekResult::Reached => self.check_at_end().map(|_| ()),
+            SeekResult::Ended(outcome) => self.mark_ended(outcome),
+        }
+    }
+
+    /// After a stop: remember a watchpoint stop, so that resuming executes the instruction.
+    fn note_stop(&mut self, stop: &StopReason) {
+        self.watch_stop = match stop {
+            StopReason::Watchpoint { .. } => Some((self.icount(), self.machine().hart().pc)),
+            _ => None,
+        };
+    }
+
+    /// Run forward until icount `end` unless the run stops earlier for another reason.
+    fn run_until(&mut self, end: u64) -> Result<RunOutcome, SessionError> {
+        loop {
+            let before = self.icount();
+            let outcome = self.seeker.run(Some(end.saturating_sub(before)))?;
+            let now = self.icount();
+            // The seeker may return between snapshots; go on unless the recording ended.
+            if outcome == RunOutcome::InstructionLimit
+                && now < end
+                && now > before
+                && !self.at_trace_end()
+            {
+                continue;
+            }
+            return Ok(outcome);
+        }
+    }
+
+    /// The stop reason of a forward run that was to end at `end`; `None` when it simply got
+    /// there.
+    fn classify(
+        &mut self,
+        outcome: RunOutcome,
+        end: u64,
+    ) -> Result<Option<StopReason>, SessionError> {
+        match outcome {
+            RunOutcome::Debug(DebugHit::Breakpoint { pc }) => Ok(Some(StopReason::Breakpoint {
+                pc,
+                kind: self.kind_at(pc),
+            })),
+            RunOutcome::Debug(DebugHit::Watchpoint {
+                watch,
+                access,
+                addr,
+            }) => Ok(Some(StopReason::Watchpoint {
+                watch,
+                access,
+                addr,
+            })),
+            RunOutcome::InstructionLimit if self.icount() >= end && !self.at_trace_end() => {
+                Ok(None)
+            }
+            other => {
+                self.mark_ended(other)?;
+                if self.replay_break.is_some_and(|b| b <= self.icount()) {
+                    self.replay_break = None;
+                }
+                Ok(Some(StopReason::Ended(other)))
+            }
+        }
+    }
+
+    /// Run forward from the current position (a snapshot) to `segment_end` with the hooks on,
+    /// going on past every hit, and return the last hit that lies before `segment_end`.
+    fn scan(&mut self, segment_end: u64) -> Result<Option<Hit>, SessionError> {
+        self.install_hooks();
+        let mut last = None;
+        let mut last_break: Option<(u64, u64)> = None;
+        loop {
+            let now = self.icount();
+            if now >= segment_end {
+                break;
+            }
+            let outcome = self.seeker.run(Some(segment_end - now))?;
+            let at = self.icount();
+            match outcome {
+                RunOutcome::Debug(DebugHit::Breakpoint { pc }) => {
+                    if last_break == Some((at, pc)) {
+                        return Err(SessionError::Machine(MachineError::Config(format!(
+                            "internal error: the hart stopped twice at the breakpoint at \
+                             {pc:#x} (instruction {at}) without executing it"
+                        ))));
+                    }
+                    last_break = Some((at, pc));
+                    if at < segment_end {
+                        last = Some(Hit {
+                            icount: at,
+                            reason: StopReason::Breakpoint {
+                                pc,
+                                kind: self.kind_at(pc),
+                            },
+                        });
+                    }
+                    self.seeker.machine_mut().hart_mut().skip_breakpoint_once();
+                }
+                RunOutcome::Debug(DebugHit::Watchpoint {
+                    watch,
+                    access,
+                    addr,
+                }) => {
+                    // The run stopped before the accessing instruction (never at `segment_end`:
+                    // the run ends there first).
+                    if at < segment_end {
+                        last = Some(Hit {
+                            icount: at,
+                            reason: StopReason::Watchpoint {
+                                watch,
+                                access,
+                                addr,
+                            },
+                        });
+                    }
+                    self.seeker.machine_mut().hart_mut().skip_debug_once();
+                }
+                RunOutcome::InstructionLimit if at > now => {}
+                // The end of the recording (only at `segment_end`, which was reached before)
+                // or no progress: nothing more to scan.
+                _ => break,
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// Bytes from `vaddr` to the end of its page, at most `left`.
+fn chunk_len(vaddr: u64, left: usize) -> usize {
+    let in_page = PAGE_SIZE - (vaddr & (PAGE_SIZE - 1));
+    usize::try_from(in_page).map_or(left, |p| p.min(left))
+}
+
+/// The error for a seek to `target` past a recording that ends at `end` with `outcome`.
+fn beyond_end(target: u64, end: u64, outcome: RunOutcome) -> SessionError {
+    let how = match outcome {
+        RunOutcome::Exited(code) => format!("the guest exited with status {code}"),
+        RunOutcome::HostQuit(cause) => format!("the recording was stopped by {cause}"),
+        RunOutcome::InstructionLimit => "the recording stops there".to_string(),
+        RunOutcome::Debug(_) => "it stopped there".to_string(),
+    };
+    SessionError::BeyondEnd { target, end, how }
+}
