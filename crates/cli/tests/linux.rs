@@ -477,6 +477,52 @@ fn linux_shell_session_replays_exactly() {
         }
     }
 
+    // Seeking in the Linux recording through its snapshots: the same state at the same
+    // instruction whichever way it is reached, and a replay started late ends the same.
+    let (a, b) = (icount / 4 * 3 + 17, icount / 3);
+    let stops = run_rewind(
+        &[
+            s("replay"),
+            s(&trace),
+            s("--serial"),
+            s("null"),
+            s("--stop-at"),
+            format!("{a},{b},{a}"),
+        ],
+        TIMEOUT,
+    );
+    assert_eq!(stops.code, Some(0), "--stop-at: {}", stops.describe());
+    let states: Vec<&str> = stops
+        .stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("state "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(states.len(), 3, "{}", stops.describe());
+    assert_eq!(
+        states[0], states[2],
+        "instruction {a} forwards vs after seeking back from {b}"
+    );
+    assert_ne!(states[0], states[1], "{}", stops.describe());
+    let late = run_rewind(
+        &[
+            s("replay"),
+            s(&trace),
+            s("--serial"),
+            s("null"),
+            s("--from"),
+            (icount / 10 * 9).to_string(),
+        ],
+        TIMEOUT,
+    );
+    assert_eq!(late.code, Some(0), "--from: {}", late.describe());
+    assert_eq!(
+        matched_line(&late.stderr).as_ref(),
+        first.as_ref(),
+        "--from vs a full replay: {}",
+        late.describe()
+    );
+
     let stats = run_rewind(&[s("dump"), s("--stats"), s(&trace)], TIMEOUT);
     assert_eq!(stats.code, Some(0), "dump --stats: {}", stats.describe());
     let serial_events: u64 = stats
