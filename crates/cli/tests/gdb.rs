@@ -14,13 +14,13 @@ mod common;
 
 use common::{
     assert_same_output, guest_elf, have_tool, have_tools, qemu_cmd, repo_root, rewind_run_cmd,
-    run_rewind, run_with_input, Done, Proc, Scratch,
+    run_rewind, run_with_input, Done, Proc, Scratch, Server,
 };
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GDB: &str = "gdb-multiarch";
 /// How long one gdb script may take (they take a second or two).
@@ -57,37 +57,6 @@ fn record(elf: &Path, scratch: &Scratch) -> PathBuf {
     let done = run_rewind(&args, Duration::from_secs(60));
     assert_eq!(done.code, Some(0), "rewind record\n{}", done.describe());
     trace
-}
-
-/// A debuggee process killed when the test ends, even by a failed assertion.
-struct Server(Option<Proc>);
-
-impl Server {
-    /// Waits for `client` to finish (killed after `timeout`). When the server exits first (it
-    /// failed to start, or crashed), the client gets a few seconds rather than the full timeout.
-    fn wait_for(&mut self, mut client: Proc, timeout: Duration) -> Done {
-        let start = Instant::now();
-        while !client.exited() && start.elapsed() < timeout {
-            if self.0.as_mut().is_some_and(|p| p.exited()) {
-                return client.wait(Duration::from_secs(5));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        client.wait(timeout.saturating_sub(start.elapsed()))
-    }
-
-    /// Waits for the process to exit by itself, killing it after `timeout`.
-    fn finish(mut self, timeout: Duration) -> Done {
-        self.0.take().expect("server process").wait(timeout)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(p) = &mut self.0 {
-            let _ = p.kill();
-        }
-    }
 }
 
 /// What one gdb script printed, and what the debuggee did.

@@ -9,12 +9,12 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{guest_elf, repo_root, rewind_cmd, run_rewind, skip_because, Done, Proc, Scratch};
+use common::{guest_elf, repo_root, rewind_cmd, run_rewind, skip_because, Proc, Scratch, Server};
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one client script may take (they take about a second).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -72,37 +72,6 @@ fn record(elf: &Path, scratch: &Scratch) -> (PathBuf, u64) {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no instruction count in\n{}", done.describe()));
     (trace, count)
-}
-
-/// A rewind process killed when the test ends, even by a failed assertion.
-struct Server(Option<Proc>);
-
-impl Server {
-    /// Waits for `client` to finish (killed after `timeout`). When the server exits first (it
-    /// failed to start, or crashed), the client gets a few seconds rather than the full timeout.
-    fn wait_for(&mut self, mut client: Proc, timeout: Duration) -> Done {
-        let start = Instant::now();
-        while !client.exited() && start.elapsed() < timeout {
-            if self.0.as_mut().is_some_and(|p| p.exited()) {
-                return client.wait(Duration::from_secs(5));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        client.wait(timeout.saturating_sub(start.elapsed()))
-    }
-
-    /// Waits for the process to exit by itself, killing it after `timeout`.
-    fn finish(mut self, timeout: Duration) -> Done {
-        self.0.take().expect("server process").wait(timeout)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(p) = &mut self.0 {
-            let _ = p.kill();
-        }
-    }
 }
 
 /// Runs `tests/scripts/SCRIPT ARGS` against the rewind started as `server`, then checks that

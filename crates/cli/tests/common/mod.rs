@@ -383,3 +383,34 @@ pub fn collect_in_background(mut r: impl Read + Send + 'static) -> (Collected, J
     });
     (output, reader)
 }
+
+/// A server process (a debuggee) killed when the test ends, even by a failed assertion.
+pub struct Server(pub Option<Proc>);
+
+impl Server {
+    /// Waits for `client` to finish (killed after `timeout`). When the server exits first (it
+    /// failed to start, or crashed), the client gets a few seconds rather than the full timeout.
+    pub fn wait_for(&mut self, mut client: Proc, timeout: Duration) -> Done {
+        let start = Instant::now();
+        while !client.exited() && start.elapsed() < timeout {
+            if self.0.as_mut().is_some_and(|p| p.exited()) {
+                return client.wait(Duration::from_secs(5));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        client.wait(timeout.saturating_sub(start.elapsed()))
+    }
+
+    /// Waits for the process to exit by itself, killing it after `timeout`.
+    pub fn finish(mut self, timeout: Duration) -> Done {
+        self.0.take().expect("server process").wait(timeout)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(p) = &mut self.0 {
+            let _ = p.kill();
+        }
+    }
+}
