@@ -2,6 +2,10 @@
 //! exactly the position a replay has there, restores to exactly the replay's state, and the
 //! file is checked (corruption, another recording's trace). The memory budget thins them.
 
+#[allow(dead_code)]
+mod common;
+use common::{image_matches_ram, Rng};
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -102,31 +106,6 @@ fn load_sel(
 /// Load `path` for replaying `trace`.
 fn load(path: &Path, trace: &Path) -> Result<Vec<Snapshot>, SidecarError> {
     load_sel(path, trace, sidecar::Select::All)
-}
-
-/// True when `image` holds exactly the bytes of the machine's RAM.
-fn image_matches_ram(image: &rewind_cpu::ram::RamImage, m: &Machine) -> bool {
-    let ram = m.ram().as_slice();
-    image.size() == ram.len() as u64
-        && image
-            .pages()
-            .iter()
-            .zip(ram.chunks(4096))
-            .all(|(p, r)| match p {
-                Some(p) => p[..] == *r,
-                None => r.iter().all(|&b| b == 0),
-            })
-}
-
-/// Deterministic pseudo-random numbers (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

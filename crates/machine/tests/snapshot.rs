@@ -1,6 +1,10 @@
 //! Snapshots in replay: restoring a snapshot (into the same machine or a fresh one, from memory
 //! or from its file encoding) and running on gives exactly the uninterrupted replay's states.
 
+#[allow(dead_code)]
+mod common;
+use common::{image_matches_ram, Rng};
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -72,31 +76,6 @@ fn finish(m: &mut Machine) -> End {
         icount: m.icount(),
         hash: m.state_hash(),
         output_len: m.output_len(),
-    }
-}
-
-/// True when `image` holds exactly the bytes of the machine's RAM.
-fn image_matches_ram(image: &rewind_cpu::ram::RamImage, m: &Machine) -> bool {
-    let ram = m.ram().as_slice();
-    image.size() == ram.len() as u64
-        && image
-            .pages()
-            .iter()
-            .zip(ram.chunks(4096))
-            .all(|(p, r)| match p {
-                Some(p) => p[..] == *r,
-                None => r.iter().all(|&b| b == 0),
-            })
-}
-
-/// Deterministic pseudo-random numbers (xorshift64*), seeded per test.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
     }
 }
 
