@@ -9,7 +9,7 @@
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use crate::session::{Session, SessionError, StopReason};
+use crate::session::{ReverseSearch, Session, SessionError, StopReason};
 
 /// Instructions run between two looks at the front-ends' requests.
 pub const SLICE: u64 = 1 << 20;
@@ -63,6 +63,8 @@ pub enum Input {
 pub struct Controller {
     session: Session,
     running: Option<Action>,
+    /// The reverse-continue being carried out, one snapshot interval per `run_pending`.
+    reverse_search: Option<ReverseSearch>,
     last_stop: Option<StopReason>,
     events: Vec<MachineEvent>,
     quit: bool,
@@ -76,6 +78,7 @@ impl Controller {
         Controller {
             session,
             running: (!start_paused).then_some(Action::Continue),
+            reverse_search: None,
             last_stop: start_paused.then_some(StopReason::Requested),
             events: Vec::new(),
             quit: false,
@@ -141,6 +144,7 @@ impl Controller {
             self.events.push(MachineEvent::Resume);
         }
         self.running = Some(action);
+        self.reverse_search = None;
         Ok(())
     }
 
@@ -154,6 +158,7 @@ impl Controller {
     /// Record a stop that already happened (the machine is not running).
     fn stopped(&mut self, reason: StopReason) {
         self.running = None;
+        self.reverse_search = None;
         if let StopReason::Ended(outcome) = &reason {
             let (guest, why) = shutdown_cause(outcome);
             self.events
@@ -220,7 +225,20 @@ impl Controller {
             Action::Continue => self.session.resume(SLICE),
             Action::Step => self.session.step().map(Some),
             Action::ReverseStep => self.session.reverse_step().map(Some),
-            Action::ReverseContinue => self.session.reverse_continue().map(Some),
+            // One snapshot interval at a time: a stop request can interrupt a long search.
+            Action::ReverseContinue => {
+                let search = match self.reverse_search.take() {
+                    Some(s) => Ok(s),
+                    None => self.session.start_reverse_search(),
+                };
+                search.and_then(|mut s| {
+                    let r = self.session.continue_reverse_search(&mut s);
+                    if matches!(r, Ok(None)) {
+                        self.reverse_search = Some(s);
+                    }
+                    r
+                })
+            }
         };
         match r {
             Ok(Some(reason)) => {

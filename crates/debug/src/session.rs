@@ -31,6 +31,13 @@ pub enum BreakKind {
     Hardware,
 }
 
+/// A reverse-continue in progress: the position before which the next snapshot interval is
+/// searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReverseSearch {
+    segment_end: u64,
+}
+
 /// Why the session's machine stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {
@@ -333,41 +340,70 @@ impl Session {
     /// position (searching snapshot interval by snapshot interval), or to instruction 0
     /// (`HistoryStart`) if there is none.
     pub fn reverse_continue(&mut self) -> Result<StopReason, SessionError> {
-        self.require_replay("reverse execution")?;
-        let first = self.history_start();
-        let mut segment_end = self.icount();
-        if segment_end <= first {
-            return Ok(StopReason::HistoryStart);
-        }
+        let mut search = self.start_reverse_search()?;
         loop {
-            // Snapshots may have been added or thinned by the last scan: look again.
-            let s = self
-                .seeker
-                .snapshot_icounts()
-                .into_iter()
-                .rev()
-                .find(|&i| i < segment_end)
-                .unwrap_or(first)
-                .max(first);
-            self.seek_to(s)?;
-            if self.icount() != s {
-                // Cannot happen: `s` lies before a position the replay already reached.
-                return Err(SessionError::Machine(MachineError::Config(format!(
-                    "internal error: seeking back to instruction {s} stopped at {}",
-                    self.icount()
-                ))));
+            if let Some(stop) = self.continue_reverse_search(&mut search)? {
+                return Ok(stop);
             }
-            if let Some(hit) = self.scan(segment_end)? {
-                self.seek_to(hit.icount)?;
-                self.note_stop(&hit.reason);
-                return Ok(hit.reason);
-            }
-            if s <= first {
-                self.seek_to(first)?;
-                return Ok(StopReason::HistoryStart);
-            }
-            segment_end = s;
         }
+    }
+
+    /// Replay: begin a reverse-continue that [`Session::continue_reverse_search`] carries out
+    /// one snapshot interval at a time (so a front-end can interrupt a long search).
+    pub fn start_reverse_search(&mut self) -> Result<ReverseSearch, SessionError> {
+        self.require_replay("reverse execution")?;
+        Ok(ReverseSearch {
+            segment_end: self.icount(),
+        })
+    }
+
+    /// Search the snapshot interval before `search`'s position for the last breakpoint or
+    /// watchpoint hit. `Some(stop)` when the search is over (the machine is at the hit, or at
+    /// the start of history); `None` when the interval had no hit and the search goes on (the
+    /// machine then stands at the interval's start, where an interrupted search stops).
+    pub fn continue_reverse_search(
+        &mut self,
+        search: &mut ReverseSearch,
+    ) -> Result<Option<StopReason>, SessionError> {
+        let first = self.history_start();
+        let segment_end = search.segment_end;
+        if segment_end <= first {
+            if self.icount() != first {
+                self.seek_to(first)?;
+            }
+            return Ok(Some(StopReason::HistoryStart));
+        }
+        // Snapshots may have been added or thinned by the last scan: look again.
+        let s = self
+            .seeker
+            .snapshot_icounts()
+            .into_iter()
+            .rev()
+            .find(|&i| i < segment_end)
+            .unwrap_or(first)
+            .max(first);
+        self.seek_to(s)?;
+        if self.icount() != s {
+            // Cannot happen: `s` lies before a position the replay already reached.
+            return Err(SessionError::Machine(MachineError::Config(format!(
+                "internal error: seeking back to instruction {s} stopped at {}",
+                self.icount()
+            ))));
+        }
+        if let Some(hit) = self.scan(segment_end)? {
+            self.seek_to(hit.icount)?;
+            self.note_stop(&hit.reason);
+            return Ok(Some(hit.reason));
+        }
+        if s <= first {
+            self.seek_to(first)?;
+            return Ok(Some(StopReason::HistoryStart));
+        }
+        // Stand at the earliest instruction searched: an interrupted search stops there, with
+        // no hit between it and where the search began.
+        self.seek_to(s)?;
+        search.segment_end = s;
+        Ok(None)
     }
 
     /// Replay: stop when execution reaches instruction `icount` (QEMU's `replay-break`: one at

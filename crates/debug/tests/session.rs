@@ -766,3 +766,56 @@ fn a_breakpoint_on_a_watched_write_is_reported_before_the_watchpoint() {
     }
     assert_eq!(s.reverse_continue().unwrap(), StopReason::HistoryStart);
 }
+
+#[test]
+fn a_long_reverse_continue_goes_one_interval_at_a_time_and_can_be_interrupted() {
+    use rewind_debug::control::{Action, Controller};
+    let t = recorded();
+    let mut s = session(&t.path, interval(&t));
+    // No hooks: the search runs back to the start, one snapshot interval per call.
+    s.seek(t.total - 1).unwrap();
+    let mut search = s.start_reverse_search().unwrap();
+    let mut intervals = 0;
+    let mut positions = vec![s.icount()];
+    let stop = loop {
+        intervals += 1;
+        if let Some(stop) = s.continue_reverse_search(&mut search).unwrap() {
+            break stop;
+        }
+        positions.push(s.icount());
+    };
+    assert_eq!(stop, StopReason::HistoryStart);
+    assert_eq!(s.icount(), 0);
+    assert!(intervals >= 3, "{intervals} intervals");
+    assert!(positions.windows(2).all(|w| w[1] < w[0]), "{positions:?}");
+
+    // Through the controller: one interval per run_pending, and a stop request in between
+    // ends the search where it stands, paused, with one STOP event.
+    let start = t.total - 1;
+    s.seek(start).unwrap();
+    let mut ctl = Controller::new(s, true);
+    ctl.take_events();
+    ctl.resume(Action::ReverseContinue).unwrap();
+    assert_eq!(ctl.run_pending().unwrap(), None);
+    assert_eq!(ctl.running(), Some(Action::ReverseContinue));
+    let at = ctl.session().icount();
+    assert!(at < start, "{at} vs {start}");
+    ctl.pause(StopReason::Requested);
+    assert_eq!(ctl.running(), None);
+    assert_eq!(ctl.status(), "paused");
+    assert_eq!(ctl.session().icount(), at);
+    let stops = ctl
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, rewind_debug::control::MachineEvent::Stop(_)))
+        .count();
+    assert_eq!(stops, 1);
+    // A new reverse-continue starts from here, not from where the first one began.
+    ctl.resume(Action::ReverseContinue).unwrap();
+    let mut stop = None;
+    while stop.is_none() {
+        stop = ctl.run_pending().unwrap();
+    }
+    assert_eq!(stop, Some(StopReason::HistoryStart));
+    assert_eq!(ctl.session().icount(), 0);
+}
