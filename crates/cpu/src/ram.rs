@@ -43,6 +43,9 @@ pub struct Ram {
     page_dirty: Vec<u8>,
     /// Id of the [`RamImage`] that every clean page equals (0: none).
     clean_since: u64,
+    /// That image (its pages are shared, so keeping it costs one pointer per page): a restore
+    /// skips clean pages whose content it shares with the image restored.
+    clean_image: Option<RamImage>,
 }
 
 /// Content of one page in a [`RamImage`], shared between images while it is unchanged.
@@ -149,7 +152,14 @@ impl Ram {
             code_gen: 0,
             page_dirty: vec![0; pages],
             clean_since: 0,
+            clean_image: None,
         }
+    }
+
+    /// The image that RAM's clean pages equal (the last one saved or restored); it shares
+    /// their page data, so a page's reference count includes this one.
+    pub fn clean_image(&self) -> Option<&RamImage> {
+        self.clean_image.as_ref()
     }
 
     /// First physical address of RAM.
@@ -374,6 +384,7 @@ impl Ram {
         let image = RamImage::from_pages(self.base, pages);
         self.page_dirty.fill(0);
         self.clean_since = image.id;
+        self.clean_image = Some(image.clone());
         image
     }
 
@@ -388,10 +399,26 @@ impl Ram {
                 size: self.size(),
             });
         }
-        let incremental = self.clean_since == image.id;
+        // A clean page already holds the restored content when the image RAM last matched
+        // has the same page (the same shared data, or both zero): restoring costs what
+        // differs, and untouched zero pages of a large RAM are never written (nor made
+        // resident).
+        let clean = self
+            .clean_image
+            .as_ref()
+            .filter(|c| c.pages.len() == image.pages.len());
         for (i, page) in image.pages.iter().enumerate() {
-            if incremental && self.page_dirty[i] == 0 {
-                continue;
+            if self.page_dirty[i] == 0 {
+                if let Some(c) = clean {
+                    let same = match (&c.pages[i], page) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        _ => false,
+                    };
+                    if same {
+                        continue;
+                    }
+                }
             }
             let d = &mut self.data[i << PAGE_SHIFT..(i + 1) << PAGE_SHIFT];
             match page {
@@ -401,6 +428,7 @@ impl Ram {
         }
         self.page_dirty.fill(0);
         self.clean_since = image.id;
+        self.clean_image = Some(image.clone());
         self.invalidate_all_code();
         Ok(())
     }

@@ -43,13 +43,24 @@ fn fixed_cost(s: &Snapshot) -> u64 {
 
 /// Bytes of the pages only `s` holds. Exact when nothing outside the seeker holds a clone of
 /// its pages (a clone held elsewhere only makes the count higher, never lower, at insertion).
-fn own_pages_cost(s: &Snapshot) -> u64 {
+fn own_pages_cost(s: &Snapshot, ram: &rewind_cpu::Ram) -> u64 {
+    // RAM keeps the image it last matched, sharing its pages: that reference is not a holder.
+    let clean = ram
+        .clean_image()
+        .map(|c| c.pages())
+        .filter(|c| c.len() == s.ram.pages().len());
     let own = s
         .ram
         .pages()
         .iter()
-        .flatten()
-        .filter(|p| Arc::strong_count(p) == 1)
+        .enumerate()
+        .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+        .filter(|(i, p)| {
+            let by_ram = clean
+                .and_then(|c| c[*i].as_ref())
+                .is_some_and(|c| Arc::ptr_eq(c, p));
+            Arc::strong_count(p) - usize::from(by_ram) == 1
+        })
         .count();
     own as u64 * PAGE_SIZE
 }
@@ -68,7 +79,7 @@ impl Seeker {
             budget: None,
             memory: 0,
         };
-        s.memory = fixed_cost(&s.snapshots[0]) + own_pages_cost(&s.snapshots[0]);
+        s.memory = fixed_cost(&s.snapshots[0]) + own_pages_cost(&s.snapshots[0], s.machine.ram());
         Ok(s)
     }
 
@@ -239,7 +250,8 @@ impl Seeker {
             .snapshot(pos.checked_sub(1).map(|p| &self.snapshots[p]))?;
         self.snapshots.insert(pos, snap);
         // Pages new in this snapshot are held by it alone.
-        self.memory += fixed_cost(&self.snapshots[pos]) + own_pages_cost(&self.snapshots[pos]);
+        self.memory += fixed_cost(&self.snapshots[pos])
+            + own_pages_cost(&self.snapshots[pos], self.machine.ram());
         self.thin();
         Ok(())
     }
@@ -247,7 +259,7 @@ impl Seeker {
     /// Drop the snapshot at `index` (never the first), keeping the memory count.
     fn remove(&mut self, index: usize) {
         let s = &self.snapshots[index];
-        let freed = fixed_cost(s) + own_pages_cost(s);
+        let freed = fixed_cost(s) + own_pages_cost(s, self.machine.ram());
         self.snapshots.remove(index);
         self.memory = self.memory.saturating_sub(freed);
     }
