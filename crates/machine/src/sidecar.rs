@@ -235,11 +235,12 @@ fn write_file(tmp: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, S
     let crc = crc32fast::hash(&header);
     header.extend_from_slice(&crc.to_le_bytes());
     out.write_all(&header).map_err(io_err(tmp))?;
-    let mut offset = HEADER_LEN;
-    let mut index = Vec::with_capacity(snaps.len());
-    let mut prev: Option<&Snapshot> = reset;
+    // Check the order first, then encode the records (each a delta from the one before, so
+    // independent of each other) on all cores: this runs while the user waits at the end of
+    // the recording.
     let mut last_seq = reset.and_then(|r| r.mark);
-    for s in snaps {
+    let mut jobs = Vec::with_capacity(snaps.len());
+    for (k, s) in snaps.iter().enumerate() {
         let Some(seq) = s.mark else {
             return Err(SidecarError::Unwritable {
                 icount: s.icount(),
@@ -253,16 +254,46 @@ fn write_file(tmp: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, S
             });
         }
         last_seq = Some(seq);
-        let record = encode_record(seq, s, prev)?;
+        let prev = if k == 0 { reset } else { Some(&snaps[k - 1]) };
+        jobs.push((seq, s, prev));
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    let records: Vec<Result<Vec<u8>, SidecarError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&(seq, s, prev)| encode_record(seq, s, prev))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    vec![Err(SidecarError::Unwritable {
+                        icount: 0,
+                        problem: "a snapshot encoder thread panicked".into(),
+                    })]
+                })
+            })
+            .collect()
+    });
+    let mut offset = HEADER_LEN;
+    let mut index = Vec::with_capacity(snaps.len());
+    for ((seq, s, _), record) in jobs.iter().zip(records) {
+        let record = record?;
         out.write_all(&record).map_err(io_err(tmp))?;
         index.push(IndexEntry {
-            seq,
+            seq: *seq,
             icount: s.icount(),
             offset,
             len: record.len() as u64,
         });
         offset += record.len() as u64;
-        prev = Some(s);
     }
     let body = postcard::to_allocvec(&index).map_err(|e| SidecarError::Unwritable {
         icount: 0,
@@ -276,8 +307,10 @@ fn write_file(tmp: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, S
     tail.extend_from_slice(&offset.to_le_bytes());
     tail.extend_from_slice(&TRAILER_MAGIC);
     out.write_all(&tail).map_err(io_err(tmp))?;
-    let file = out.into_inner().map_err(|e| io_err(tmp)(e.into_error()))?;
-    file.sync_all().map_err(io_err(tmp))?;
+    // No fsync: the file is an index the loader validates (a torn one after a host crash is
+    // refused with a warning and the replay starts from reset); syncing 10+ MB would add
+    // hundreds of milliseconds to the end of every recording.
+    out.into_inner().map_err(|e| io_err(tmp)(e.into_error()))?;
     Ok(Saved {
         snapshots: snaps.len(),
         bytes: offset + tail.len() as u64,
