@@ -37,7 +37,7 @@ fn record(trace: &Path, interval: Option<u64>) -> anyhow::Result<Recording> {
         ..MachineConfig::default()
     };
     let checks = CheckSettings::default();
-    let writer = create_trace(trace, &mut config, checks, true)?;
+    let (writer, _) = create_trace(trace, &mut config, checks, true)?;
     let machine = Machine::record(config, writer, checks)?;
     let mut seeker = Seeker::new(machine, interval.unwrap_or(u64::MAX))?;
     seeker.set_budget(Some(SNAPSHOT_BUDGET));

@@ -42,14 +42,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Create the trace file for `config` (refusing to replace one unless `force`).
+/// Create the trace file for `config` (refusing to replace one unless `force`); also returns
+/// the recording's trace id (see [`trace_id`]).
 pub fn create_trace(
     path: &Path,
     config: &mut MachineConfig,
     checks: CheckSettings,
     force: bool,
-) -> anyhow::Result<TraceWriter> {
+) -> anyhow::Result<(TraceWriter, String)> {
     let header = prepare_recording(config, checks)?;
+    let id = trace_id(&header);
     let w = if force {
         TraceWriter::create_overwrite(path, &header)
     } else {
@@ -60,7 +62,7 @@ pub fn create_trace(
             "{}: file already exists (use --force to replace it)",
             path.display()
         ),
-        r => Ok(r?),
+        r => Ok((r?, id)),
     }
 }
 
@@ -80,7 +82,7 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
         interval: a.check_interval,
         registers_every: DEFAULT_REGISTERS_EVERY,
     };
-    let mut writer = create_trace(&a.output, &mut config, checks, a.force)?;
+    let (mut writer, id) = create_trace(&a.output, &mut config, checks, a.force)?;
     if let Some(b) = a.block_size {
         writer.set_block_size(b);
     }
@@ -102,6 +104,14 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     };
     let mut seeker = Seeker::new(m, interval)?;
     seeker.set_budget(Some(a.snapshot_budget.saturating_mul(1 << 20)));
+    // Snapshots are encoded into the sidecar on another thread as they are taken.
+    let sidecar_writer = if a.no_snapshots {
+        None
+    } else {
+        let w = sidecar::SidecarWriter::start(&sidecar, &id, &seeker.snapshots()[0])?;
+        seeker.set_snapshot_sink(w.sink());
+        Some(w)
+    };
     let (mut seeker, outcome, error) = match debug {
         Some(debugging) => {
             let served = debugging.serve(seeker, Some(a.output.clone()));
@@ -118,8 +128,8 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
         // The seeker's stops are pauses: say that the recording ends here.
         seeker.machine_mut().log_end_of_recording()?;
     }
-    let (mut m, snaps) = seeker.into_parts();
-    let snaps = (!a.no_snapshots).then_some(snaps);
+    // Dropping the seeker closes the sidecar writer's input.
+    let (mut m, _) = seeker.into_parts();
     let icount = m.icount();
     let bytes = m.finish_recording()?.unwrap_or(0);
     // Restore the terminal before printing.
@@ -129,9 +139,8 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
         "rewind: recorded {icount} instructions to {} ({bytes} bytes)",
         a.output.display()
     );
-    if let Some(snaps) = snaps {
-        let id = trace_id(TraceReader::open(&a.output)?.header());
-        let saved = sidecar::save(&sidecar, &id, &snaps)?;
+    if let Some(w) = sidecar_writer {
+        let saved = w.finish()?;
         eprintln!(
             "rewind: {} snapshots in {} ({} bytes)",
             saved.snapshots,
@@ -442,7 +451,7 @@ pub fn demo() -> anyhow::Result<u8> {
         interval: 250_000,
         registers_every: 4,
     };
-    let writer = create_trace(&trace, &mut config, checks, false)?;
+    let (writer, _) = create_trace(&trace, &mut config, checks, false)?;
     let mut rec = Machine::record(config, writer, checks)?;
     let tx = rec.boundary().sender();
     let typist = std::thread::spawn(move || {
@@ -727,7 +736,7 @@ pub fn bench_linux(no_qemu: bool) -> anyhow::Result<u8> {
     let trace = dir.path().join("linux.rwtrace");
     let mut rconfig = config;
     let checks = CheckSettings::default();
-    let writer = create_trace(&trace, &mut rconfig, checks, false)?;
+    let (writer, _) = create_trace(&trace, &mut rconfig, checks, false)?;
     let mut rec = Machine::record(rconfig, writer, checks)?;
     rec.watch_output(LINUX_MARKER);
     let start = Instant::now();

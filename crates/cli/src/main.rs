@@ -426,7 +426,7 @@ fn bench(no_qemu: bool) -> anyhow::Result<u8> {
         ..config
     };
     let checks = rewind_machine::CheckSettings::default();
-    let writer = commands::create_trace(&trace, &mut rconfig, checks, false)?;
+    let (writer, _) = commands::create_trace(&trace, &mut rconfig, checks, false)?;
     let mut rec = Machine::record(rconfig, writer, checks)?;
     let t = Instant::now();
     rec.run(None)?;

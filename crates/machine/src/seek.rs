@@ -22,7 +22,6 @@ pub enum SeekResult {
 }
 
 /// A machine plus the snapshots taken while it ran.
-#[derive(Debug)]
 pub struct Seeker {
     machine: Machine,
     interval: u64,
@@ -32,7 +31,13 @@ pub struct Seeker {
     budget: Option<u64>,
     /// Bytes the snapshots hold now (see [`Seeker::snapshot_memory`]).
     memory: u64,
+    /// Told of every periodic snapshot taken (e.g. to write the recording's sidecar while
+    /// the recording runs).
+    sink: Option<SnapshotSink>,
 }
+
+/// Receives each snapshot a [`Seeker`] takes.
+pub type SnapshotSink = Box<dyn FnMut(&Snapshot) + Send>;
 
 /// Bytes a snapshot holds besides its RAM pages: the structure, its page table, the ROM.
 fn fixed_cost(s: &Snapshot) -> u64 {
@@ -65,7 +70,24 @@ fn own_pages_cost(s: &Snapshot, ram: &rewind_cpu::Ram) -> u64 {
     own as u64 * PAGE_SIZE
 }
 
+impl std::fmt::Debug for Seeker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seeker")
+            .field("machine", &self.machine)
+            .field("interval", &self.interval)
+            .field("snapshots", &self.snapshots.len())
+            .field("budget", &self.budget)
+            .field("memory", &self.memory)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Seeker {
+    /// Hand every snapshot taken from now on to `sink` (after it is counted, before thinning).
+    pub fn set_snapshot_sink(&mut self, sink: SnapshotSink) {
+        self.sink = Some(sink);
+    }
+
     /// Wrap `machine` (a fresh replay, or a recording machine before its first run), taking a
     /// snapshot every `interval` instructions (at least 1) and one now. Guest output is handed
     /// to the sink once, however often a stretch is re-executed. No memory budget at first.
@@ -78,6 +100,7 @@ impl Seeker {
             snapshots: vec![first],
             budget: None,
             memory: 0,
+            sink: None,
         };
         s.memory = fixed_cost(&s.snapshots[0]) + own_pages_cost(&s.snapshots[0], s.machine.ram());
         Ok(s)
@@ -252,6 +275,9 @@ impl Seeker {
         // Pages new in this snapshot are held by it alone.
         self.memory += fixed_cost(&self.snapshots[pos])
             + own_pages_cost(&self.snapshots[pos], self.machine.ram());
+        if let Some(sink) = self.sink.as_mut() {
+            sink(&self.snapshots[pos]);
+        }
         self.thin();
         Ok(())
     }

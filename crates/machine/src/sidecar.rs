@@ -196,17 +196,10 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SidecarError + '_ {
 }
 
 /// Write `snaps` (taken while recording the trace with id `trace_id`, oldest first) to `path`,
-/// atomically: a temporary file in the same directory, synced, then renamed over `path`.
+/// atomically: a temporary file in the same directory, then renamed over `path`.
 pub fn save(path: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, SidecarError> {
-    if trace_id.len() != TRACE_ID_LEN || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(SidecarError::Unwritable {
-            icount: 0,
-            problem: format!("bad trace id {trace_id:?}"),
-        });
-    }
-    let mut tmp_name = path.as_os_str().to_os_string();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
+    check_trace_id(trace_id)?;
+    let tmp = temp_path(path);
     let result = write_file(&tmp, trace_id, snaps).and_then(|saved| {
         std::fs::rename(&tmp, path).map_err(io_err(path))?;
         Ok(saved)
@@ -217,43 +210,38 @@ pub fn save(path: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, Si
     result
 }
 
+/// A trace id must be the 64 hex digits of [`trace_id`].
+fn check_trace_id(trace_id: &str) -> Result<(), SidecarError> {
+    if trace_id.len() != TRACE_ID_LEN || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(SidecarError::Unwritable {
+            icount: 0,
+            problem: format!("bad trace id {trace_id:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// The temporary file a sidecar is written to before it is renamed to `path`.
+fn temp_path(path: &Path) -> PathBuf {
+    let mut tmp_name = path.as_os_str().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    PathBuf::from(tmp_name)
+}
+
 fn write_file(tmp: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, SidecarError> {
-    let file = File::create(tmp).map_err(io_err(tmp))?;
-    let mut out = BufWriter::new(file);
     // The snapshot at reset is what the replay builds by itself (the images loaded into RAM):
     // not stored, only used as the base of the first delta. Saves writing the images.
     let (reset, snaps) = match snaps.split_first() {
         Some((first, rest)) if first.icount() == 0 => (Some(first), rest),
         _ => (None, snaps),
     };
-    let flags = if reset.is_some() { FLAG_RESET_BASE } else { 0 };
-    let mut header = Vec::with_capacity(HEADER_LEN as usize);
-    header.extend_from_slice(&SIDECAR_MAGIC);
-    header.extend_from_slice(&SIDECAR_VERSION.to_le_bytes());
-    header.extend_from_slice(&flags.to_le_bytes());
-    header.extend_from_slice(trace_id.as_bytes());
-    let crc = crc32fast::hash(&header);
-    header.extend_from_slice(&crc.to_le_bytes());
-    out.write_all(&header).map_err(io_err(tmp))?;
+    let mut file = SidecarFile::create(tmp, trace_id, reset)?;
     // Check the order first, then encode the records (each a delta from the one before, so
     // independent of each other) on all cores: this runs while the user waits at the end of
     // the recording.
-    let mut last_seq = reset.and_then(|r| r.mark);
     let mut jobs = Vec::with_capacity(snaps.len());
     for (k, s) in snaps.iter().enumerate() {
-        let Some(seq) = s.mark else {
-            return Err(SidecarError::Unwritable {
-                icount: s.icount(),
-                problem: "it was not taken while recording (no trace mark)".into(),
-            });
-        };
-        if last_seq.is_some_and(|l| seq <= l) {
-            return Err(SidecarError::Unwritable {
-                icount: s.icount(),
-                problem: "snapshots are not in recording order".into(),
-            });
-        }
-        last_seq = Some(seq);
+        let seq = file.check_order(s)?;
         let prev = if k == 0 { reset } else { Some(&snaps[k - 1]) };
         jobs.push((seq, s, prev));
     }
@@ -282,39 +270,187 @@ fn write_file(tmp: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, S
             })
             .collect()
     });
-    let mut offset = HEADER_LEN;
-    let mut index = Vec::with_capacity(snaps.len());
     for ((seq, s, _), record) in jobs.iter().zip(records) {
-        let record = record?;
-        out.write_all(&record).map_err(io_err(tmp))?;
-        index.push(IndexEntry {
-            seq: *seq,
-            icount: s.icount(),
-            offset,
+        file.append(*seq, s.icount(), &record?)?;
+    }
+    file.finish()
+}
+
+/// A sidecar file being written: header, records, then index and trailer.
+struct SidecarFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    offset: u64,
+    index: Vec<IndexEntry>,
+    last_seq: Option<u64>,
+}
+
+impl SidecarFile {
+    /// Create `path` and write the header (`reset`: the snapshot at instruction 0 the first
+    /// record is a delta from, not stored).
+    fn create(path: &Path, trace_id: &str, reset: Option<&Snapshot>) -> Result<Self, SidecarError> {
+        let file = File::create(path).map_err(io_err(path))?;
+        let mut out = BufWriter::new(file);
+        let flags = if reset.is_some() { FLAG_RESET_BASE } else { 0 };
+        let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        header.extend_from_slice(&SIDECAR_MAGIC);
+        header.extend_from_slice(&SIDECAR_VERSION.to_le_bytes());
+        header.extend_from_slice(&flags.to_le_bytes());
+        header.extend_from_slice(trace_id.as_bytes());
+        let crc = crc32fast::hash(&header);
+        header.extend_from_slice(&crc.to_le_bytes());
+        out.write_all(&header).map_err(io_err(path))?;
+        Ok(SidecarFile {
+            path: path.to_path_buf(),
+            out,
+            offset: HEADER_LEN,
+            index: Vec::new(),
+            last_seq: reset.and_then(|r| r.mark),
+        })
+    }
+
+    /// The trace mark of `s`, which must come after the last one checked.
+    fn check_order(&mut self, s: &Snapshot) -> Result<u64, SidecarError> {
+        let Some(seq) = s.mark else {
+            return Err(SidecarError::Unwritable {
+                icount: s.icount(),
+                problem: "it was not taken while recording (no trace mark)".into(),
+            });
+        };
+        if self.last_seq.is_some_and(|l| seq <= l) {
+            return Err(SidecarError::Unwritable {
+                icount: s.icount(),
+                problem: "snapshots are not in recording order".into(),
+            });
+        }
+        self.last_seq = Some(seq);
+        Ok(seq)
+    }
+
+    /// Write one encoded record.
+    fn append(&mut self, seq: u64, icount: u64, record: &[u8]) -> Result<(), SidecarError> {
+        self.out.write_all(record).map_err(io_err(&self.path))?;
+        self.index.push(IndexEntry {
+            seq,
+            icount,
+            offset: self.offset,
             len: record.len() as u64,
         });
-        offset += record.len() as u64;
+        self.offset += record.len() as u64;
+        Ok(())
     }
-    let body = postcard::to_allocvec(&index).map_err(|e| SidecarError::Unwritable {
-        icount: 0,
-        problem: e.to_string(),
-    })?;
-    let mut tail = Vec::with_capacity(body.len() + 32);
-    tail.extend_from_slice(&INDEX_MAGIC);
-    tail.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    tail.extend_from_slice(&body);
-    tail.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    tail.extend_from_slice(&offset.to_le_bytes());
-    tail.extend_from_slice(&TRAILER_MAGIC);
-    out.write_all(&tail).map_err(io_err(tmp))?;
-    // No fsync: the file is an index the loader validates (a torn one after a host crash is
-    // refused with a warning and the replay starts from reset); syncing 10+ MB would add
-    // hundreds of milliseconds to the end of every recording.
-    out.into_inner().map_err(|e| io_err(tmp)(e.into_error()))?;
-    Ok(Saved {
-        snapshots: snaps.len(),
-        bytes: offset + tail.len() as u64,
-    })
+
+    /// Write the index and trailer.
+    fn finish(mut self) -> Result<Saved, SidecarError> {
+        let body = postcard::to_allocvec(&self.index).map_err(|e| SidecarError::Unwritable {
+            icount: 0,
+            problem: e.to_string(),
+        })?;
+        let mut tail = Vec::with_capacity(body.len() + 32);
+        tail.extend_from_slice(&INDEX_MAGIC);
+        tail.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        tail.extend_from_slice(&body);
+        tail.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        tail.extend_from_slice(&self.offset.to_le_bytes());
+        tail.extend_from_slice(&TRAILER_MAGIC);
+        self.out.write_all(&tail).map_err(io_err(&self.path))?;
+        // No fsync: the file is an index the loader validates (a torn one after a host crash
+        // is refused with a warning and the replay starts from reset); syncing 10+ MB would
+        // add hundreds of milliseconds to the end of every recording.
+        self.out
+            .into_inner()
+            .map_err(|e| io_err(&self.path)(e.into_error()))?;
+        Ok(Saved {
+            snapshots: self.index.len(),
+            bytes: self.offset + tail.len() as u64,
+        })
+    }
+}
+
+/// Writes a recording's snapshots to its sidecar file while the recording runs: each
+/// snapshot is encoded (a delta from the one before, zstd) on a background thread as it is
+/// taken, so the recording's own thread only copies pages. [`SidecarWriter::finish`] writes
+/// the index and renames the file into place.
+pub struct SidecarWriter {
+    tx: Option<std::sync::mpsc::Sender<Snapshot>>,
+    worker: Option<std::thread::JoinHandle<Result<Saved, SidecarError>>>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl SidecarWriter {
+    /// Start writing `path` for the trace `trace_id`; `reset` is the recording's snapshot at
+    /// instruction 0 (the base of the first delta, not stored).
+    pub fn start(path: &Path, trace_id: &str, reset: &Snapshot) -> Result<Self, SidecarError> {
+        check_trace_id(trace_id)?;
+        let tmp = temp_path(path);
+        let reset = (reset.icount() == 0).then(|| reset.clone());
+        let mut file = SidecarFile::create(&tmp, trace_id, reset.as_ref())?;
+        let (tx, rx) = std::sync::mpsc::channel::<Snapshot>();
+        let worker = std::thread::Builder::new()
+            .name("sidecar".into())
+            .spawn(move || {
+                let mut prev = reset;
+                for s in rx {
+                    let seq = file.check_order(&s)?;
+                    let record = encode_record(seq, &s, prev.as_ref())?;
+                    file.append(seq, s.icount(), &record)?;
+                    prev = Some(s);
+                }
+                file.finish()
+            })
+            .map_err(io_err(&tmp))?;
+        Ok(SidecarWriter {
+            tx: Some(tx),
+            worker: Some(worker),
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A sink for [`crate::seek::Seeker::set_snapshot_sink`] feeding this writer (a snapshot
+    /// is a set of shared pages: sending it copies no RAM).
+    pub fn sink(&self) -> crate::seek::SnapshotSink {
+        let tx = self.tx.clone();
+        Box::new(move |s: &Snapshot| {
+            if let Some(tx) = &tx {
+                // A failed writer reports its error at `finish`.
+                let _ = tx.send(s.clone());
+            }
+        })
+    }
+
+    /// Wait for the snapshots sent so far (every sink must have been dropped), write the
+    /// index, and move the file into place.
+    pub fn finish(mut self) -> Result<Saved, SidecarError> {
+        self.tx = None;
+        let r = match self.worker.take().map(|w| w.join()) {
+            Some(Ok(r)) => r,
+            _ => Err(SidecarError::Unwritable {
+                icount: 0,
+                problem: "the snapshot writer thread failed".into(),
+            }),
+        };
+        let r = r.and_then(|saved| {
+            std::fs::rename(&self.tmp, &self.path).map_err(io_err(&self.path))?;
+            Ok(saved)
+        });
+        if r.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        r
+    }
+}
+
+impl Drop for SidecarWriter {
+    fn drop(&mut self) {
+        // Not finished (the recording failed): leave no temporary file behind.
+        if let Some(w) = self.worker.take() {
+            self.tx = None;
+            let _ = w.join();
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// One record: `s`'s state and the RAM pages that differ from `prev`'s.
