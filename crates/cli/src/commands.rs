@@ -529,6 +529,7 @@ pub fn demo() -> anyhow::Result<u8> {
         }
     };
     println!("trace:   {bytes} bytes, {events} events ({counts})");
+    let verdict = verdict && demo_seek(&trace, rec_icount)?;
     if verdict {
         println!("verdict: MATCH");
         Ok(0)
@@ -536,6 +537,36 @@ pub fn demo() -> anyhow::Result<u8> {
         println!("verdict: MISMATCH");
         Ok(1)
     }
+}
+
+/// The demo's reverse-execution check: in a fresh replay of `trace` (`total` instructions),
+/// the state at the middle is the same reached going forwards and after running to the end
+/// and coming back through snapshots, and one instruction back from it equals the state there.
+fn demo_seek(trace: &Path, total: u64) -> anyhow::Result<bool> {
+    let reader = TraceReader::open(trace)?;
+    let (config, _) = replay_config(reader.header(), &embedded_image)?;
+    let m = Machine::replay(config, reader, SerialOutput::Null)?;
+    let mut seeker = Seeker::new(m, (total / 16).max(1))?;
+    let mid = total / 2;
+    let mut state_at = |n: u64| -> anyhow::Result<u64> {
+        match seeker.seek(n)? {
+            SeekResult::Reached => Ok(seeker.machine().state_hash()),
+            SeekResult::Ended(o) => {
+                bail!("the replay ended at {} ({o})", seeker.machine().icount())
+            }
+        }
+    };
+    let before = state_at(mid - 1)?;
+    let forwards = state_at(mid)?;
+    state_at(total - 1)?;
+    let back = state_at(mid)?;
+    let step_back = state_at(mid - 1)?;
+    let ok = forwards == back && before == step_back;
+    println!(
+        "seek:    instruction {mid} state {forwards:016x} forwards, {back:016x} after the end and \
+         back; one step back {step_back:016x} (forwards {before:016x})"
+    );
+    Ok(ok)
 }
 
 /// Where `scripts/linux-guest.sh` puts the Linux guest.

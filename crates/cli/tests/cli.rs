@@ -166,6 +166,17 @@ fn demo_runs_and_passes() {
     );
     assert!(out.contains("exit status 0, output blake3"), "{out}");
     assert!(out.contains("verdict: MATCH"), "{out}");
+    // Seeking: the middle state is the same forwards and after going to the end and back,
+    // and a step back lands on the state one instruction earlier.
+    let seek = out.lines().find(|l| l.starts_with("seek:")).unwrap();
+    let hashes: Vec<&str> = seek
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| w.len() == 16)
+        .collect();
+    assert_eq!(hashes.len(), 4, "{seek}");
+    assert_eq!(hashes[0], hashes[1], "{seek}");
+    assert_eq!(hashes[2], hashes[3], "{seek}");
+    assert_ne!(hashes[0], hashes[2], "{seek}");
     // Both runs report the same instruction count and output hash.
     let field = |prefix: &str| {
         let line = out.lines().find(|l| l.starts_with(prefix)).unwrap();
