@@ -24,8 +24,15 @@ const OPENSBI_DIR: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic";
 const QEMU_CPU: &str =
     "rv64,h=false,sstc=false,zba=false,zbb=false,zbc=false,zbs=false,svpbmt=false";
 
-/// Builds the payload ELF and raw image into the test's temp dir; `None` = skip.
+/// The payload ELF and raw image, built once per test process (tests run in parallel and
+/// must not rewrite the files while another test's QEMU reads them); `None` = skip.
 fn payload() -> Option<(PathBuf, PathBuf)> {
+    static BUILT: std::sync::OnceLock<Option<(PathBuf, PathBuf)>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_payload).clone()
+}
+
+/// Builds the payload ELF and raw image into the test's temp dir; `None` = skip.
+fn build_payload() -> Option<(PathBuf, PathBuf)> {
     let have_gcc = have_tool("riscv64-unknown-elf-gcc");
     let have_opensbi = Path::new(OPENSBI_DIR).join("fw_jump.bin").exists();
     if !have_gcc || !have_opensbi {
