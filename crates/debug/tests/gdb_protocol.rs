@@ -3,6 +3,10 @@
 //! Ctrl-C), reverse execution is offered in replay only, writes are refused in replay, `vKill`
 //! ends serving, and a guest that exits ends a run-mode session with `W`.
 
+#[allow(dead_code)]
+mod common;
+use common::{demo_config, record_demo, replayer, DEMO};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -13,49 +17,13 @@ use std::time::Duration;
 use rewind_debug::control::{self, Controller, Frontends};
 use rewind_debug::gdb::GdbServer;
 use rewind_debug::Session;
-use rewind_log::{TraceReader, TraceWriter};
-use rewind_machine::record::{prepare_recording, replay_config};
 use rewind_machine::seek::Seeker;
-use rewind_machine::{
-    CheckSettings, ImageSource, Machine, MachineConfig, RunOutcome, SerialOutput,
-};
+use rewind_machine::{ImageSource, Machine, MachineConfig, RunOutcome};
 
-static DEMO: &[u8] = include_bytes!("../../../guests/prebuilt/demo.elf");
 static BENCH: &[u8] = include_bytes!("../../../guests/prebuilt/bench.elf");
 
-const CHECKS: CheckSettings = CheckSettings {
-    interval: 100_000,
-    registers_every: 2,
-};
-
-fn demo_config() -> MachineConfig {
-    MachineConfig {
-        kernel: Some(ImageSource::Embedded {
-            name: "demo.elf".into(),
-            bytes: Arc::from(DEMO),
-        }),
-        serial_output: SerialOutput::Capture,
-        ram_size: 16 << 20,
-        ..MachineConfig::default()
-    }
-}
-
-fn record(path: &Path) {
-    let mut config = demo_config();
-    let header = prepare_recording(&mut config, CHECKS).unwrap();
-    let w = TraceWriter::create(path, &header).unwrap();
-    let mut m = Machine::record(config, w, CHECKS).unwrap();
-    assert_eq!(m.run(Some(50_000_000)).unwrap(), RunOutcome::Exited(0));
-    m.finish_recording().unwrap();
-}
-
 fn replay_session(path: &Path) -> Session {
-    let reader = TraceReader::open(path).unwrap();
-    let (config, _) = replay_config(reader.header(), &|n| {
-        (n == "demo.elf").then(|| Arc::from(DEMO))
-    })
-    .unwrap();
-    let m = Machine::replay(config, reader, SerialOutput::Capture).unwrap();
+    let m = replayer(path);
     Session::new(Seeker::new(m, 100_000).unwrap(), Some(path.to_path_buf()))
 }
 
@@ -174,7 +142,7 @@ fn serve_with(ctl: &mut Controller, client: impl FnOnce(SocketAddr) + Send + 'st
 fn replay_reverse_and_read_only() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("demo.trace");
-    record(&trace);
+    record_demo(&trace);
     let mut ctl = Controller::new(replay_session(&trace), true);
     serve_with(&mut ctl, |addr| {
         let mut c = Client::connect(addr);

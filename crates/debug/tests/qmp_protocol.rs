@@ -3,25 +3,24 @@
 //! thread), then the real commands driving a replay of the demo guest (breaks, seeks, snapshots,
 //! errors) and a run-mode session over TCP.
 
+#[allow(dead_code)]
+mod common;
+use common::{demo_config, record_demo, replayer};
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, RecvTimeoutError};
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use rewind_debug::control::{serve, Controller, Frontends, Input, MachineEvent};
 use rewind_debug::qmp::QmpServer;
 use rewind_debug::Session;
-use rewind_log::{TraceReader, TraceWriter};
-use rewind_machine::record::{prepare_recording, replay_config};
 use rewind_machine::seek::Seeker;
-use rewind_machine::{
-    CheckSettings, ImageSource, Machine, MachineConfig, RunOutcome, SerialOutput,
-};
+use rewind_machine::{Machine, RunOutcome};
 use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -308,43 +307,6 @@ fn wire_protocol_framing_negotiation_and_events() {
 // ---------------------------------------------------------------------------------------------
 // A real session.
 
-static DEMO: &[u8] = include_bytes!("../../../guests/prebuilt/demo.elf");
-
-fn demo_config() -> MachineConfig {
-    MachineConfig {
-        kernel: Some(ImageSource::Embedded {
-            name: "demo.elf".into(),
-            bytes: Arc::from(DEMO),
-        }),
-        serial_output: SerialOutput::Capture,
-        ram_size: 16 << 20,
-        ..MachineConfig::default()
-    }
-}
-
-fn embedded(name: &str) -> Option<Arc<[u8]>> {
-    (name == "demo.elf").then(|| Arc::from(DEMO))
-}
-
-fn record(path: &Path) {
-    let checks = CheckSettings {
-        interval: 100_000,
-        registers_every: 2,
-    };
-    let mut config = demo_config();
-    let header = prepare_recording(&mut config, checks).unwrap();
-    let w = TraceWriter::create(path, &header).unwrap();
-    let mut m = Machine::record(config, w, checks).unwrap();
-    assert_eq!(m.run(Some(50_000_000)).unwrap(), RunOutcome::Exited(0));
-    m.finish_recording().unwrap();
-}
-
-fn replayer(path: &Path) -> Machine {
-    let reader = TraceReader::open(path).unwrap();
-    let (config, _) = replay_config(reader.header(), &embedded).unwrap();
-    Machine::replay(config, reader, SerialOutput::Capture).unwrap()
-}
-
 /// The state hash of an uninterrupted replay after `icount` instructions.
 fn hash_at(path: &Path, icount: u64) -> String {
     let mut m = replayer(path);
@@ -373,7 +335,7 @@ fn serve_session(
 fn qmp_drives_a_replay_breaks_seeks_and_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("demo.rwtrace");
-    record(&trace);
+    record_demo(&trace);
     let total = {
         let mut m = replayer(&trace);
         assert_eq!(m.run(None).unwrap(), RunOutcome::Exited(0));

@@ -2,57 +2,19 @@
 //! continuous replay's states, breakpoints and watchpoints are found again going backwards,
 //! replay breaks stop exactly, writes are refused outside `run` mode, snapshots round-trip.
 
+#[allow(dead_code)]
+mod common;
+use common::{demo_config, embedded, record_demo, record_demo_with, replayer, CHECKS, DEMO};
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rewind_cpu::{WatchKind, Watchpoint};
 use rewind_debug::session::BreakKind;
 use rewind_debug::{Session, SessionError, StopReason};
-use rewind_log::{TraceReader, TraceWriter};
-use rewind_machine::record::{prepare_recording, replay_config};
+use rewind_log::TraceWriter;
+use rewind_machine::record::prepare_recording;
 use rewind_machine::seek::Seeker;
-use rewind_machine::{
-    CheckSettings, ImageSource, Machine, MachineConfig, RunOutcome, SerialOutput, SnapshotError,
-};
-
-static DEMO: &[u8] = include_bytes!("../../../guests/prebuilt/demo.elf");
-
-const CHECKS: CheckSettings = CheckSettings {
-    interval: 100_000,
-    registers_every: 2,
-};
-
-fn demo_config() -> MachineConfig {
-    MachineConfig {
-        kernel: Some(ImageSource::Embedded {
-            name: "demo.elf".into(),
-            bytes: Arc::from(DEMO),
-        }),
-        serial_output: SerialOutput::Capture,
-        ram_size: 16 << 20,
-        ..MachineConfig::default()
-    }
-}
-
-fn embedded(name: &str) -> Option<Arc<[u8]>> {
-    (name == "demo.elf").then(|| Arc::from(DEMO))
-}
-
-/// Record the demo to `path` (it exits by itself).
-fn record(path: &Path, checks: CheckSettings) {
-    let mut config = demo_config();
-    let header = prepare_recording(&mut config, checks).unwrap();
-    let w = TraceWriter::create(path, &header).unwrap();
-    let mut m = Machine::record(config, w, checks).unwrap();
-    assert_eq!(m.run(Some(50_000_000)).unwrap(), RunOutcome::Exited(0));
-    m.finish_recording().unwrap();
-}
-
-fn replayer(path: &Path) -> Machine {
-    let reader = TraceReader::open(path).unwrap();
-    let (config, _) = replay_config(reader.header(), &embedded).unwrap();
-    Machine::replay(config, reader, SerialOutput::Capture).unwrap()
-}
+use rewind_machine::{CheckSettings, Machine, RunOutcome, SnapshotError};
 
 fn session(path: &Path, interval: u64) -> Session {
     let seeker = Seeker::new(replayer(path), interval).unwrap();
@@ -70,7 +32,7 @@ struct Trace {
 fn recorded() -> Trace {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("demo.rwtrace");
-    record(&path, CHECKS);
+    record_demo(&path);
     let mut m = replayer(&path);
     assert_eq!(m.run(None).unwrap(), RunOutcome::Exited(0));
     m.finish_replay().unwrap();
@@ -648,7 +610,7 @@ fn snapshots_round_trip_and_other_traces_are_refused() {
 
     // Another recording (its header differs in the check interval).
     let other = dir.path().join("other.rwtrace");
-    record(
+    record_demo_with(
         &other,
         CheckSettings {
             interval: 150_000,
