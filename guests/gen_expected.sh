@@ -7,7 +7,7 @@ mkdir -p "$HERE/expected"
 run() {
     local name="$1" input="$2" want="$3"
     local rc=0
-    printf '%b' "$input" | timeout 60 qemu-system-riscv64 -machine virt -bios none -serial stdio \
+    printf '%b' "$input" | timeout 60 qemu-system-riscv64 -machine virt -cpu rv64,h=false -bios none -serial stdio \
         -monitor none -display none -icount shift=0 -kernel "$HERE/build/$name.elf" \
         >"$HERE/expected/$name.txt" || rc=$?
     if [ "$rc" != "$want" ]; then

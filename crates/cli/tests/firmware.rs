@@ -9,7 +9,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{have_tool, repo_root, required, rewind_cmd, run_ok, skip_because, Proc};
+use common::{have_tool, repo_root, required, rewind_cmd, run_ok, skip_because, Proc, QEMU_CPU};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -18,11 +18,6 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 const OPENSBI_DIR: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic";
-
-/// QEMU options that make its default CPU expose exactly what rewind implements (RV64GC, no
-/// hypervisor, no Sstc, no bit-manipulation or Svpbmt), so OpenSBI probes the same features.
-const QEMU_CPU: &str =
-    "rv64,h=false,sstc=false,zba=false,zbb=false,zbc=false,zbs=false,svpbmt=false";
 
 /// The payload ELF and raw image, built once per test process (tests run in parallel and
 /// must not rewrite the files while another test's QEMU reads them); `None` = skip.

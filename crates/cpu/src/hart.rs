@@ -65,6 +65,8 @@ pub struct Hart {
     pub tlb: Tlb,
     /// Debugger breakpoints and watchpoints (not architectural state).
     pub debug: crate::debug::DebugHooks,
+    /// The implemented extensions (fixed for the life of a machine: decoded pages depend on it).
+    pub features: crate::isa::CpuFeatures,
 }
 
 impl std::fmt::Debug for Hart {
@@ -91,6 +93,7 @@ impl Hart {
             wfi: false,
             tlb: Tlb::new(),
             debug: Default::default(),
+            features: Default::default(),
         };
         h.x[10] = hart_id;
         h.x[11] = fdt_addr;
@@ -134,6 +137,7 @@ impl Hart {
             wfi,
             tlb: _,
             debug: _,
+            features: _,
         } = self;
         HartState {
             x: *x,

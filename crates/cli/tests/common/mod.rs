@@ -287,15 +287,21 @@ pub fn rewind_run_cmd(elf: &Path) -> Command {
     cmd
 }
 
+/// The oracle's CPU: QEMU 10's default `rv64` without the hypervisor extension, which is what
+/// rewind's default CPU implements (`CpuFeatures::qemu10_rv64`).
+pub const QEMU_CPU: &str = "rv64,h=false";
+
 /// QEMU's `virt` machine running `elf` without firmware at one instruction per ns.
 /// `-serial stdio -monitor none` passes piped stdin through without the `-nographic` mux (which
 /// did not deliver piped input to the UART in our checks).
 pub fn qemu_cmd(elf: &Path) -> Command {
     let mut cmd = Command::new("qemu-system-riscv64");
-    cmd.args(["-machine", "virt", "-bios", "none", "-serial", "stdio"])
-        .args(["-monitor", "none", "-display", "none", "-icount", "shift=0"])
-        .arg("-kernel")
-        .arg(elf);
+    cmd.args([
+        "-machine", "virt", "-cpu", QEMU_CPU, "-bios", "none", "-serial", "stdio",
+    ])
+    .args(["-monitor", "none", "-display", "none", "-icount", "shift=0"])
+    .arg("-kernel")
+    .arg(elf);
     cmd
 }
 
