@@ -180,6 +180,29 @@ fn guest_traps() {
     );
 }
 
+/// The privileged architecture of QEMU 10 (`-cpu rv64,h=false`): CSR existence from M/S/U, WARL
+/// masks, xtval of every illegal-instruction and breakpoint case, AMO/LR/SC fault causes, Svadu,
+/// reserved PTE bits, Sstc (incl. a timer interrupt in S and wfi wake-up), Sdtrig triggers,
+/// hpm counters (guests/priv10).
+#[test]
+fn guest_priv10() {
+    check_guest(
+        "priv10",
+        b"",
+        0,
+        &[
+            "M 7a4: 44",
+            "S sfence.vma TVM: cause=2 tval=12b50073 mpp=1 mpie=1",
+            "S amoadd invalid: cause=f tval=40003000 mpp=1 mpie=1",
+            "S sd A=0 svade: cause=f tval=40001000 mpp=1 mpie=1",
+            "S timer irqs 1, late enough 1",
+            "exec S mcontext match: cause=3 tval=epc mpp=1 mpie=1",
+            "hpm3 event 2 delta 6",
+            "priv10 done",
+        ],
+    );
+}
+
 #[test]
 fn guest_vm() {
     check_guest(

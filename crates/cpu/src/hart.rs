@@ -97,7 +97,16 @@ impl Hart {
         };
         h.x[10] = hart_id;
         h.x[11] = fdt_addr;
+        h.csr.reset_for(&h.features);
         h
+    }
+
+    /// Give the hart the extensions `features` (before it runs: the reset values of
+    /// extension-dependent CSRs follow them).
+    pub fn set_features(&mut self, features: crate::isa::CpuFeatures) {
+        self.features = features;
+        self.csr.reset_for(&features);
+        self.csr.update_mip();
     }
 }
 
@@ -175,6 +184,8 @@ impl Hart {
         self.reservation = *reservation;
         self.wfi = *wfi;
         self.tlb.flush();
+        // Derived from tdata1/tdata2 (and the debugger's own hooks, which stay).
+        self.update_triggers();
     }
 }
 

@@ -553,7 +553,7 @@ impl Machine {
     }
 
     /// The next virtual time (ns, strictly in the future) at which a device raises an interrupt
-    /// line by itself: the CLINT timer or the RTC alarm.
+    /// line by itself: the CLINT timer, the hart's Sstc timer (stimecmp) or the RTC alarm.
     fn next_deadline_ns(&self, icount: u64) -> Option<u64> {
         let clock = &self.bus.clock;
         let now_ns = clock.ns(icount);
@@ -564,12 +564,21 @@ impl Machine {
             .mtip_deadline(0, mtime)
             .filter(|&d| d > mtime)
             .map(|d| clock.ns_at_mtime(d));
+        // stimecmp compares with the guest-visible time (raw clock + the CLINT offset).
+        let offset = self.bus.clint.mtime_offset();
+        let now = mtime.wrapping_add(offset);
+        let stimer = self
+            .hart
+            .stimecmp_deadline()
+            .filter(|&cmp| cmp > now)
+            .and_then(|cmp| mtime.checked_add(cmp - now))
+            .map(|d| clock.ns_at_mtime(d));
         let alarm = self
             .bus
             .rtc
             .next_alarm_ns()
             .map(|a| a.wrapping_sub(self.bus.rtc_base_ns));
-        [timer, alarm]
+        [timer, stimer, alarm]
             .into_iter()
             .flatten()
             .filter(|&ns| ns > now_ns)
@@ -693,6 +702,8 @@ impl Machine {
         let mtip = bus.clint.mtip(0, mtime);
         self.hart
             .set_device_interrupts(mtip, bus.clint.msip(0), bus.plic.eip(0), bus.plic.eip(1));
+        self.hart
+            .update_stimecmp(mtime.wrapping_add(bus.clint.mtime_offset()));
     }
 
     /// Guest-requested reset: devices and hart back to reset state, images reloaded; RAM is not
