@@ -94,6 +94,10 @@ struct MachineArgs {
     /// Kernel command line.
     #[arg(long, value_name = "STRING")]
     append: Option<String>,
+    /// CPU model in QEMU's spelling: `rv64` (QEMU 10's default rv64 without H) with
+    /// extensions switched on or off, e.g. `rv64,zbb=off,sstc=off` or `rv64,zicond=on`.
+    #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
+    cpu: rewind_machine::CpuFeatures,
     /// RAM size (a bare number is MiB).
     #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     memory: u64,
@@ -299,7 +303,12 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
         serial_input,
         serial_output,
         handle_signals: true,
+        cpu: a.cpu,
     }
+}
+
+fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
+    rewind_machine::CpuFeatures::parse(s).map_err(|e| e.to_string())
 }
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {

@@ -1,6 +1,7 @@
 //! The flattened device tree of the `virt` board, matching what QEMU 7.2 generates for one hart
 //! (without the devices rewind does not have: PCI, flash, fw-cfg, virtio-mmio, PMU).
 
+use rewind_cpu::CpuFeatures;
 use rewind_devices::layout::*;
 use vm_fdt::{Error as FdtError, FdtWriter};
 
@@ -32,6 +33,8 @@ pub struct FdtParams {
     pub rng_seed: [u8; 32],
     /// `mmu-type` of the cpu node (e.g. "riscv,sv39").
     pub mmu_type: &'static str,
+    /// The CPU's extensions (`riscv,isa*` and the cache-block sizes).
+    pub cpu: CpuFeatures,
 }
 
 /// Where QEMU 7.2 puts the device tree: 2 MiB aligned, below the end of RAM or 3 GiB,
@@ -48,25 +51,8 @@ pub fn fdt_address(ram_base: u64, ram_size: u64) -> Option<u64> {
     (addr >= ram_base).then_some(addr)
 }
 
-/// The cpu node's `riscv,isa`, exactly as QEMU 7.2 writes it for our CPU options.
-pub const RISCV_ISA: &str = "rv64imafdc_zicsr_zifencei_zihintpause";
-
-/// The cpu node's `riscv,isa-extensions`: QEMU 7.2's string plus the Zicntr/Zihpm counters,
-/// which Linux implies from the deprecated `riscv,isa` but not from this list, so that
-/// `/proc/cpuinfo` reports the same ISA as under QEMU.
-pub const RISCV_ISA_EXTENSIONS: [&str; 11] = [
-    "i",
-    "m",
-    "a",
-    "f",
-    "d",
-    "c",
-    "zicntr",
-    "zicsr",
-    "zifencei",
-    "zihintpause",
-    "zihpm",
-];
+/// Cache-block size of Zicbom/Zicboz/Zicbop, as QEMU 10 advertises it.
+pub const CACHE_BLOCK_SIZE: u32 = 64;
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -123,9 +109,19 @@ pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
     f.property_u32("reg", 0)?;
     f.property_string("status", "okay")?;
     f.property_string("compatible", "riscv")?;
-    f.property_string("riscv,isa", RISCV_ISA)?;
+    // QEMU 10's order of these properties.
+    for (name, on) in [
+        ("riscv,cbop-block-size", p.cpu.zicbop),
+        ("riscv,cboz-block-size", p.cpu.zicboz),
+        ("riscv,cbom-block-size", p.cpu.zicbom),
+    ] {
+        if on {
+            f.property_u32(name, CACHE_BLOCK_SIZE)?;
+        }
+    }
+    f.property_string_list("riscv,isa-extensions", strings(&p.cpu.isa_extensions()))?;
     f.property_string("riscv,isa-base", "rv64i")?;
-    f.property_string_list("riscv,isa-extensions", strings(&RISCV_ISA_EXTENSIONS))?;
+    f.property_string("riscv,isa", &p.cpu.isa_string())?;
     f.property_string("mmu-type", p.mmu_type)?;
     let intc = f.begin_node("interrupt-controller")?;
     f.property_u32("#interrupt-cells", 1)?;
@@ -212,6 +208,7 @@ mod tests {
             initrd: Some((0x8800_0000, 0x8810_0000)),
             rng_seed: [7; 32],
             mmu_type: "riscv,sv39",
+            cpu: CpuFeatures::default(),
         }
     }
 
@@ -262,9 +259,10 @@ mod tests {
         assert_eq!(cpus[0].ids().first(), 0);
         assert_eq!(cpus[0].timebase_frequency(), 10_000_000);
         let cpu = t.find_node("/cpus/cpu@0").unwrap();
+        let cf = CpuFeatures::default();
         assert_eq!(
             cpu.property("riscv,isa").unwrap().as_str(),
-            Some("rv64imafdc_zicsr_zifencei_zihintpause")
+            Some(cf.isa_string().as_str())
         );
         let exts: Vec<&str> = cpu
             .property("riscv,isa-extensions")
@@ -274,22 +272,9 @@ mod tests {
             .filter(|x| !x.is_empty())
             .map(|x| std::str::from_utf8(x).unwrap())
             .collect();
-        assert_eq!(
-            exts,
-            [
-                "i",
-                "m",
-                "a",
-                "f",
-                "d",
-                "c",
-                "zicntr",
-                "zicsr",
-                "zifencei",
-                "zihintpause",
-                "zihpm"
-            ]
-        );
+        assert_eq!(exts, cf.isa_extensions());
+        assert!(exts.contains(&"zbb") && exts.contains(&"sstc"));
+        assert_eq!(u32_of(&cpu, "riscv,cbom-block-size"), 64);
         assert_eq!(
             cpu.property("riscv,isa-base").unwrap().as_str(),
             Some("rv64i")
