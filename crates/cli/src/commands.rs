@@ -132,8 +132,12 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     let (mut m, _) = seeker.into_parts();
     let icount = m.icount();
     let bytes = m.finish_recording()?.unwrap_or(0);
+    let report = a.machine.stats.then(|| crate::stats_report(&m));
     // Restore the terminal before printing.
     drop(m);
+    if let Some(r) = report {
+        eprint!("{r}");
+    }
     let status = exit_status(outcome, icount);
     eprintln!(
         "rewind: recorded {icount} instructions to {} ({bytes} bytes)",
@@ -304,7 +308,11 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     let outcome = result?;
     let icount = m.icount();
     let hash = m.state_hash();
+    let report = a.stats.then(|| crate::stats_report(&m));
     drop(m);
+    if let Some(r) = report {
+        eprint!("{r}");
+    }
     let status = exit_status(outcome, icount);
     eprintln!("rewind: replay matched the recording: {icount} instructions, state {hash:016x}");
     Ok(status)

@@ -114,6 +114,10 @@ struct MachineArgs {
     /// Stop after this many instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
+    /// At the end, print the traps taken (exceptions and interrupts by cause) and the SBI
+    /// calls the supervisor made, to standard error.
+    #[arg(long)]
+    stats: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,6 +176,9 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// At the end, print the traps taken and the SBI calls made (as `run --stats`).
+    #[arg(long)]
+    stats: bool,
     /// Replay to exactly instruction N, print the machine state to stderr and exit 0. Several
     /// (N1,N2,...) are visited in the order given, backwards too (through snapshots).
     #[arg(long, value_name = "N", value_delimiter = ',')]
@@ -328,7 +335,24 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let outcome = m.run(a.machine.max_instructions)?;
-    Ok(exit_status(outcome, m.icount()))
+    let status = exit_status(outcome, m.icount());
+    if a.machine.stats {
+        let report = stats_report(&m);
+        drop(m);
+        eprint!("{report}");
+    }
+    Ok(status)
+}
+
+/// What `--stats` prints: instructions, then one line per non-zero trap counter.
+pub(crate) fn stats_report(m: &Machine) -> String {
+    let stats = &m.hart().stats;
+    format!(
+        "rewind: statistics after {} instructions\n  sbi timer calls (all kinds)           {:>12}\n{}",
+        m.icount(),
+        stats.sbi_timer_calls(),
+        stats.report()
+    )
 }
 
 pub(crate) fn embedded(name: &str, bytes: &[u8]) -> ImageSource {
