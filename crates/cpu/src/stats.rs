@@ -44,7 +44,7 @@ pub fn sbi_extension_name(eid: u64) -> Option<&'static str> {
         0x5355_5350 => "SUSP",
         0x4350_5043 => "CPPC",
         0x4e41_434c => "NACL",
-        0x5354_41 => "STA",
+        0x0053_5441 => "STA",
         _ => return None,
     })
 }
