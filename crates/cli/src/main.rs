@@ -66,6 +66,10 @@ enum Cmd {
         /// Do not run QEMU for comparison even if it is installed.
         #[arg(long)]
         no_qemu: bool,
+        /// CPU model for `linux` (QEMU's `-cpu` spelling; QEMU runs the same CPU), e.g.
+        /// `rv64,sstc=off,zba=off,zbb=off,zbc=off,zbs=off` to time Linux without them.
+        #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
+        cpu: rewind_machine::CpuFeatures,
     },
 }
 
@@ -252,7 +256,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Bench {
             guest: Some(BenchGuest::Linux),
             no_qemu,
-        } => commands::bench_linux(no_qemu),
+            cpu,
+        } => commands::bench_linux(no_qemu, cpu),
         Cmd::Bench {
             guest: Some(BenchGuest::Reverse),
             ..
@@ -260,6 +265,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Bench {
             guest: None,
             no_qemu,
+            ..
         } => bench(no_qemu),
     }
 }
@@ -390,6 +396,8 @@ fn run_qemu(elf: &[u8], icount_extra: &str) -> anyhow::Result<Option<(Duration, 
         .args([
             "-machine",
             "virt",
+            "-cpu",
+            "rv64,h=false",
             "-bios",
             "none",
             "-nographic",
