@@ -138,6 +138,29 @@ fn guest_rv64c() {
     );
 }
 
+/// Zba/Zbb/Zbc/Zbs tables, Zicond off, Zfa, Zawrs, the hint extensions and Zicbom/Zicboz
+/// (envcfg gating, page and PMP faults, cbo.zero on ROM, unmapped space and code).
+#[test]
+fn guest_bitmanip() {
+    check_guest(
+        "bitmanip",
+        b"",
+        0,
+        &[
+            "rev8 9: 0xf0debc9a78563412",
+            "clmulr 9 b: 0x1c071b0d110a1608",
+            "czero.eqz: trap cause=2 tval=ef4d433",
+            "fli 12: s=ffffffff3f000000 d=3fe0000000000000",
+            "fcvtmod.w.d m1: ffffffff80000000 fl=10",
+            "wrs.nto S TW=1: trap cause=2 tval=insn|0",
+            "cbo.zero ro: trap cause=f tval=40001040",
+            "block 3 cbo.clean: trap cause=7 tval=c0",
+            "second call: a0=0 trap cause=2 tval=0",
+            "bitmanip done",
+        ],
+    );
+}
+
 #[test]
 fn guest_fpu() {
     check_guest(

@@ -642,6 +642,33 @@ impl Hart {
     }
 }
 
+/// Where a cache block ([`Hart::translate_block`]) lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockTarget {
+    /// RAM offset.
+    Ram(usize),
+    /// Physical address of device registers (or of nothing).
+    Mmio(u64),
+}
+
+impl Hart {
+    /// Translate the aligned block of `size` bytes at `vaddr` (inside one page) for a data
+    /// access `acc` in regime `mode`, with PMP checked over the whole block (Zicbom/Zicboz).
+    pub(crate) fn translate_block(
+        &mut self,
+        ram: &mut Ram,
+        vaddr: u64,
+        size: u64,
+        acc: Access,
+        mode: usize,
+    ) -> Result<BlockTarget, Exception> {
+        Ok(match self.xlate(ram, vaddr, acc, mode, size)? {
+            Target::Ram(off) => BlockTarget::Ram(off as usize),
+            Target::Mmio(pa) => BlockTarget::Mmio(pa),
+        })
+    }
+}
+
 impl Hart {
     /// [`Hart::debug_translate`]: the page walk of a load at the current privilege (MPRV
     /// ignored, user pages readable from S whatever SUM says, MXR as set), reading the page
