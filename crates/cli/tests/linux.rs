@@ -351,15 +351,8 @@ fn linux_shell_session_replays_exactly() {
     let mut rng = Rng(seed.max(1));
     eprintln!("linux: seed {seed:#x}");
 
-    let mut args = vec![s("record"), s("-o"), s(&trace), s("-m"), s("512M")];
-    for (flag, file) in [
-        ("--bios", "fw_jump.bin"),
-        ("--kernel", "Image"),
-        ("--initrd", "initrd.cpio.gz"),
-    ] {
-        args.push(s(flag));
-        args.push(s(assets.join(file)));
-    }
+    let mut args = vec![s("record"), s("-o"), s(&trace)];
+    args.extend(boot_args(&assets));
     args.extend([s("--append"), s(APPEND), s("--serial")]);
     args.push(format!("tcp:127.0.0.1:{port},server"));
 
@@ -553,15 +546,8 @@ fn linux_reboot_boots_again() {
         .and_then(|l| l.local_addr())
         .expect("an ephemeral port")
         .port();
-    let mut args = vec![s("run"), s("-m"), s("512M")];
-    for (flag, file) in [
-        ("--bios", "fw_jump.bin"),
-        ("--kernel", "Image"),
-        ("--initrd", "initrd.cpio.gz"),
-    ] {
-        args.push(s(flag));
-        args.push(s(assets.join(file)));
-    }
+    let mut args = vec![s("run")];
+    args.extend(boot_args(&assets));
     args.extend([s("--append"), s(APPEND), s("--serial")]);
     args.push(format!("tcp:127.0.0.1:{port},server"));
 
@@ -610,6 +596,20 @@ fn linux_reboot_boots_again() {
     }
 }
 
+/// `-m 512M` and the firmware, kernel and initrd options of the Linux guest in `assets`.
+fn boot_args(assets: &Path) -> Vec<String> {
+    let mut args = vec![s("-m"), s("512M")];
+    for (flag, file) in [
+        ("--bios", "fw_jump.bin"),
+        ("--kernel", "Image"),
+        ("--initrd", "initrd.cpio.gz"),
+    ] {
+        args.push(s(flag));
+        args.push(s(assets.join(file)));
+    }
+    args
+}
+
 /// The lines of `/proc/cpuinfo` the scripted `/init` prints (`cat /proc/cpuinfo | head`).
 fn cpuinfo_lines(console: &str) -> Vec<String> {
     console
@@ -623,22 +623,8 @@ fn cpuinfo_lines(console: &str) -> Vec<String> {
 
 /// `rewind run --stats` of the scripted Linux boot with CPU `cpu`: (console, SBI timer calls).
 fn scripted_boot(assets: &Path, cpu: &str) -> (String, u64) {
-    let mut args = vec![
-        s("run"),
-        s("-m"),
-        s("512M"),
-        s("--cpu"),
-        s(cpu),
-        s("--stats"),
-    ];
-    for (flag, file) in [
-        ("--bios", "fw_jump.bin"),
-        ("--kernel", "Image"),
-        ("--initrd", "initrd.cpio.gz"),
-    ] {
-        args.push(s(flag));
-        args.push(s(assets.join(file)));
-    }
+    let mut args = vec![s("run"), s("--cpu"), s(cpu), s("--stats")];
+    args.extend(boot_args(assets));
     args.extend([s("--append"), format!("{APPEND} rewind.test=1")]);
     args.extend([s("--serial"), s("stdio")]);
     let done = run_rewind(&args, TIMEOUT);
