@@ -45,8 +45,9 @@ void strap_handler(struct trap_frame *f)
 static void trap_reset(void) { trap_cause = trap_tval = trap_count = trap_insn = 0; }
 
 /* Illegal-instruction traps raised by QEMU 10's helpers (wrs.nto under TW, the CBO envcfg checks)
-   leave tval 0, where rewind writes the instruction bits as Sstvala requires (see
-   notes/ext-spec-departures.md); with `lax_tval` both print as "insn|0". */
+   leave tval 0, where rewind writes the instruction bits as Sstvala (which QEMU advertises)
+   requires; with `lax_tval` both print as "insn|0" (crates/cpu/tests/extensions.rs checks the
+   bits). */
 static int lax_tval;
 
 static void print_trap(const char *what)
