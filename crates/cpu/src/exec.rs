@@ -257,7 +257,7 @@ impl Hart {
                     let poff = match self.translate_fetch(ram, pc) {
                         // translate_fetch only returns RAM addresses; be defensive all the same.
                         Ok(pa) => ram
-                            .offset(pa & !(PAGE_SIZE - 1), PAGE_SIZE)
+                            .offset_readable(pa & !(PAGE_SIZE - 1), PAGE_SIZE)
                             .ok_or(Exception::InstrAccessFault(pc)),
                         Err(e) => Err(e),
                     };
@@ -361,7 +361,9 @@ impl Hart {
                 }
                 let va = pc.wrapping_add(2);
                 let pa = self.translate_fetch(ram, va)?;
-                let off = ram.offset(pa, 2).ok_or(Exception::InstrAccessFault(va))?;
+                let off = ram
+                    .offset_readable(pa, 2)
+                    .ok_or(Exception::InstrAccessFault(va))?;
                 let word = lo as u32 | (ram.load_at(off, 2) as u32) << 16;
                 let op = block_form(decode32_with(word, &self.features), s);
                 return Ok(page.set_cross(op));
@@ -1183,7 +1185,7 @@ impl Hart {
             LrW | LrD => {
                 let pa = self.translate_atomic(ram, addr, size, true)?;
                 let off = ram
-                    .offset(pa, size as u64)
+                    .offset_readable(pa, size as u64)
                     .ok_or(Exception::LoadAccessFault(addr))?;
                 self.reservation = Some(pa);
                 (ext(ram.load_at(off, size)), false)

@@ -242,7 +242,6 @@ impl CpuFeatures {
     /// The extension names of `riscv,isa-extensions`, in QEMU 10's order (its `isa_edata_arr`),
     /// including the names QEMU derives from the implementation (zic64b, zmmul, ...).
     pub fn isa_extensions(&self) -> Vec<&'static str> {
-        let cbo = self.zicbom || self.zicbop || self.zicboz;
         let table: [(&'static str, bool); 47] = [
             ("i", true),
             ("m", true),
@@ -250,7 +249,8 @@ impl CpuFeatures {
             ("f", true),
             ("d", true),
             ("c", true),
-            ("zic64b", cbo),
+            // QEMU derives it from the block sizes (64), whether or not a Zicbo* is on.
+            ("zic64b", true),
             ("zicbom", self.zicbom),
             ("zicbop", self.zicbop),
             ("zicboz", self.zicboz),

@@ -281,7 +281,13 @@ impl Hart {
             return Err(access_fault(acc, vaddr));
         }
         let ppage = paddr & PAGE_MASK;
-        let entry = match ram.offset(ppage, PAGE_SIZE) {
+        // Fetches and loads also reach the board's ROM; stores only RAM.
+        let mapped = if acc == Access::Store {
+            ram.offset(ppage, PAGE_SIZE)
+        } else {
+            ram.offset_readable(ppage, PAGE_SIZE)
+        };
+        let entry = match mapped {
             Some(off) => TlbEntry {
                 tag: vaddr & PAGE_MASK,
                 base: off as u64,
@@ -395,7 +401,7 @@ impl Hart {
     pub fn translate_fetch(&mut self, ram: &mut Ram, vaddr: u64) -> Result<u64, Exception> {
         let mode = self.fetch_mode();
         match self.xlate(ram, vaddr, Access::Fetch, mode, 2)? {
-            Target::Ram(off) => Ok(ram.base().wrapping_add(off)),
+            Target::Ram(off) => Ok(ram.paddr_of(off as usize)),
             Target::Mmio(_) => Err(Exception::InstrAccessFault(vaddr)),
         }
     }
@@ -629,7 +635,7 @@ impl Hart {
             self.xlate(ram, vaddr, Access::Store, mode, sz)?
         };
         match t {
-            Target::Ram(off) => Ok(ram.base().wrapping_add(off)),
+            Target::Ram(off) => Ok(ram.paddr_of(off as usize)),
             Target::Mmio(_) if lr => Err(Exception::LoadAccessFault(vaddr)),
             Target::Mmio(_) => Err(Exception::StoreAccessFault(vaddr)),
         }
