@@ -169,7 +169,7 @@ static void zicond(void)
     trap_reset();
     __asm__ volatile(".insn r 0x33, 5, 7, %0, %1, %2" : "+r"(r) : "r"(5UL), "r"(0UL));
     print_trap("czero.eqz");
-    printf("rd unchanged: %lx\n", r);
+    printf("czero.eqz rd (0x77 if it trapped): %lx\n", r);
     __asm__ volatile(".insn r 0x33, 7, 7, %0, %1, %2" : "+r"(r) : "r"(5UL), "r"(1UL));
     print_trap("czero.nez");
 }
