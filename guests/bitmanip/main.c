@@ -45,8 +45,9 @@ void strap_handler(struct trap_frame *f)
 static void trap_reset(void) { trap_cause = trap_tval = trap_count = trap_insn = 0; }
 
 /* Illegal-instruction traps raised by QEMU 10's helpers (wrs.nto under TW, the CBO envcfg checks)
-   leave tval 0, where rewind writes the instruction bits as Sstvala requires (see
-   notes/ext-spec-departures.md); with `lax_tval` both print as "insn|0". */
+   leave tval 0, where rewind writes the instruction bits as Sstvala (which QEMU advertises)
+   requires; with `lax_tval` both print as "insn|0" (crates/cpu/tests/extensions.rs checks the
+   bits). */
 static int lax_tval;
 
 static void print_trap(const char *what)
@@ -168,7 +169,7 @@ static void zicond(void)
     trap_reset();
     __asm__ volatile(".insn r 0x33, 5, 7, %0, %1, %2" : "+r"(r) : "r"(5UL), "r"(0UL));
     print_trap("czero.eqz");
-    printf("rd unchanged: %lx\n", r);
+    printf("czero.eqz rd (0x77 if it trapped): %lx\n", r);
     __asm__ volatile(".insn r 0x33, 7, 7, %0, %1, %2" : "+r"(r) : "r"(5UL), "r"(1UL));
     print_trap("czero.nez");
 }

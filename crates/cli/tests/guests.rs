@@ -10,7 +10,7 @@ mod common;
 
 use common::{
     assert_same_output, expected_output, guests_dir, have_tool, number_after, qemu_cmd,
-    rewind_run_cmd, run_ok, run_with_input, Done, Scratch,
+    qemu_cmd_cpu, rewind_run_cmd, run_ok, run_with_input, Done, Scratch,
 };
 use std::path::Path;
 use std::process::Command;
@@ -158,6 +158,41 @@ fn guest_bitmanip() {
             "second call: a0=0 trap cause=2 tval=0",
             "bitmanip done",
         ],
+    );
+}
+
+/// The same guest on a CPU with Zicond (off by default): rewind `--cpu` against QEMU `-cpu`.
+#[test]
+fn guest_bitmanip_with_zicond() {
+    let Some(dir) = guests_dir() else { return };
+    if !have_tool("qemu-system-riscv64") {
+        eprintln!("qemu-system-riscv64 not installed: guest_bitmanip_with_zicond skipped");
+        return;
+    }
+    let elf = dir.join("build").join("bitmanip.elf");
+    let cpu = "rv64,h=false,zicond=on";
+    let mut cmd = rewind_run_cmd(&elf);
+    cmd.args(["--cpu", cpu]);
+    let rw = run_with_input(cmd, b"", TIMEOUT);
+    assert_eq!(rw.code, Some(0), "{}", rw.describe());
+    for key in [
+        "czero.eqz: ok",
+        "czero.eqz rd (0x77 if it trapped): 0",
+        "czero.nez: ok",
+        "bitmanip done",
+    ] {
+        assert!(
+            rw.stdout.lines().any(|l| l == key),
+            "rewind --cpu {cpu} lacks {key:?}\n{}",
+            rw.describe()
+        );
+    }
+    let q = run_with_input(qemu_cmd_cpu(&elf, cpu), b"", TIMEOUT);
+    assert_eq!(q.code, Some(0), "QEMU: {}", q.stderr);
+    assert_same_output(
+        &format!("bitmanip with -cpu {cpu}: live QEMU vs rewind"),
+        &q.stdout,
+        &rw.stdout,
     );
 }
 

@@ -14,7 +14,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{have_tools, qemu_cmd, repo_root, rewind_run_cmd, run_ok, Done, Proc};
+use common::{have_tools, qemu_cmd_cpu, repo_root, rewind_run_cmd, run_ok, Done, Proc};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -123,10 +123,12 @@ const CALLER_STATE: [&str; 16] = [
     "s11",
 ];
 
-/// Whether programs use Zicond (czero.eqz/nez). QEMU 10's default rv64 lacks it, so it needs
-/// `zicond=on` on both sides (QEMU's `-cpu rv64,h=false,zicond=on` and the same CPU for rewind,
-/// whose `--cpu` option does not exist yet): off until then.
-const ZICOND: bool = false;
+/// Whether programs use Zicond (czero.eqz/nez), which QEMU 10's default rv64 lacks: both sides
+/// then run [`CPU`].
+const ZICOND: bool = true;
+
+/// The CPU both emulators run (QEMU's `-cpu`, rewind's `--cpu`): the default plus Zicond.
+const CPU: &str = "rv64,h=false,zicond=on";
 
 /// The `-march` the programs are assembled with (Zfa and Zicond are emitted with `.insn`, which
 /// binutils 2.40 lacks).
@@ -632,7 +634,7 @@ fn check_seed(dir: &Path, seed: u64) -> Result<(), String> {
         code: qcode,
         stderr: qerr,
         ..
-    } = run(qemu_cmd(&elf));
+    } = run(qemu_cmd_cpu(&elf, CPU));
     if qcode != Some(0) || !q.ends_with("random done\n") {
         return Err(format!(
             "seed {seed:#x}: QEMU did not complete the program (exit {qcode:?}): {qerr}\n{q}"
@@ -643,7 +645,11 @@ fn check_seed(dir: &Path, seed: u64) -> Result<(), String> {
         code: rcode,
         stderr: rerr,
         ..
-    } = run(rewind_run_cmd(&elf));
+    } = run({
+        let mut cmd = rewind_run_cmd(&elf);
+        cmd.args(["--cpu", CPU]);
+        cmd
+    });
     if rcode != Some(0) || r != q {
         return Err(format!(
             "seed {seed:#x}: rewind differs from QEMU (rewind exit {rcode:?}); program: {}\n{}{}",
