@@ -22,6 +22,7 @@ run rv64m "" 0
 run rv64a "" 0
 run rv64c "" 0
 run fpu "" 0
+run bitmanip "" 0
 run csr "" 0
 run traps "" 0
 run priv10 "" 0

@@ -302,9 +302,8 @@ cat <<EOF
 rewind run -m 512M --bios $REL/fw_jump.bin --kernel $REL/Image --initrd $REL/initrd.cpio.gz \\
     --append "$APPEND rewind.test=1"
 
-# QEMU 7.2 (same CPU features as rewind):
-qemu-system-riscv64 -M virt -m 512M -smp 1 -nographic \\
-    -cpu rv64,h=false,sstc=false,zba=false,zbb=false,zbc=false,zbs=false,svpbmt=false \\
+# QEMU 10.0 (the same CPU as rewind's default):
+qemu-system-riscv64 -M virt -m 512M -smp 1 -nographic -cpu rv64,h=false \\
     -bios $REL/fw_jump.bin -kernel $REL/Image -initrd $REL/initrd.cpio.gz \\
     -append "$APPEND rewind.test=1"
 EOF

@@ -132,8 +132,12 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     let (mut m, _) = seeker.into_parts();
     let icount = m.icount();
     let bytes = m.finish_recording()?.unwrap_or(0);
+    let report = a.machine.stats.then(|| crate::stats_report(&m));
     // Restore the terminal before printing.
     drop(m);
+    if let Some(r) = report {
+        eprint!("{r}");
+    }
     let status = exit_status(outcome, icount);
     eprintln!(
         "rewind: recorded {icount} instructions to {} ({bytes} bytes)",
@@ -304,7 +308,11 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     let outcome = result?;
     let icount = m.icount();
     let hash = m.state_hash();
+    let report = a.stats.then(|| crate::stats_report(&m));
     drop(m);
+    if let Some(r) = report {
+        eprint!("{r}");
+    }
     let status = exit_status(outcome, icount);
     eprintln!("rewind: replay matched the recording: {icount} instructions, state {hash:016x}");
     Ok(status)
@@ -577,9 +585,6 @@ const LINUX_APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=1";
 const LINUX_RAM: u64 = 512 << 20;
 /// The first line `/init` prints: the boot milestone the bench times.
 const LINUX_MARKER: &[u8] = b"=== rewind linux guest:";
-/// The CPU options that make QEMU 7.2's `rv64` match rewind's RV64GC (docs/linux.md).
-const QEMU_LINUX_CPU: &str =
-    "rv64,h=false,sstc=false,zba=false,zbb=false,zbc=false,zbs=false,svpbmt=false";
 /// Longest a QEMU comparison run may take before the bench gives up on it.
 const QEMU_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -652,6 +657,7 @@ fn outcome_note(outcome: &RunOutcome) -> String {
 /// marker and to exit. `None` when QEMU is not installed.
 fn qemu_linux(
     files: &[std::path::PathBuf; 3],
+    cpu: &str,
     icount: Option<&str>,
 ) -> anyhow::Result<Option<(Option<Duration>, Duration, String)>> {
     use std::io::Read;
@@ -661,7 +667,7 @@ fn qemu_linux(
     };
     let mut cmd = Command::new(&qemu);
     cmd.args(["-M", "virt", "-m", "512M", "-smp", "1", "-nographic"])
-        .args(["-cpu", QEMU_LINUX_CPU, "-bios"])
+        .args(["-cpu", cpu, "-bios"])
         .arg(&files[0])
         .arg("-kernel")
         .arg(&files[1])
@@ -721,9 +727,10 @@ fn qemu_linux(
 
 /// `rewind bench linux`: boot Debian's kernel to the scripted `/init` test and poweroff in
 /// run, record and replay modes (and QEMU 7.2 plain and `rr=record`), and print the times.
-pub fn bench_linux(no_qemu: bool) -> anyhow::Result<u8> {
+pub fn bench_linux(no_qemu: bool, cpu: rewind_machine::CpuFeatures) -> anyhow::Result<u8> {
     let files = linux_assets()?;
     let config = MachineConfig {
+        cpu,
         ram_size: LINUX_RAM,
         bios: Some(rewind_machine::ImageSource::File(files[0].clone())),
         kernel: Some(rewind_machine::ImageSource::File(files[1].clone())),
@@ -736,6 +743,7 @@ pub fn bench_linux(no_qemu: bool) -> anyhow::Result<u8> {
     };
     let mut rows = Vec::new();
     let mut status = 0;
+    println!("rewind bench linux: cpu {}", cpu.qemu_cpu_arg());
     eprintln!("rewind bench linux: run...");
     let mut m = Machine::new(config.clone())?;
     m.watch_output(LINUX_MARKER);
@@ -752,7 +760,11 @@ pub fn bench_linux(no_qemu: bool) -> anyhow::Result<u8> {
     if outcome != RunOutcome::Exited(0) {
         status = 1;
     }
-    note.push_str(&format!(", {:.0} MIPS", crate::mips(icount, wall)));
+    note.push_str(&format!(
+        ", {:.0} MIPS, {} SBI timer calls",
+        crate::mips(icount, wall),
+        m.hart().stats.sbi_timer_calls()
+    ));
     rows.push(BenchRow {
         name: "rewind run".into(),
         marker: marker_since(&m, start),
@@ -820,9 +832,10 @@ pub fn bench_linux(no_qemu: bool) -> anyhow::Result<u8> {
     if !no_qemu {
         let log = dir.path().join("qemu-rr.bin");
         let rr = format!("shift=0,rr=record,rrfile={}", log.display());
-        for (name, icount) in [("qemu 7.2", None), ("qemu -icount rr=record", Some(rr))] {
+        let qemu_cpu = cpu.qemu_cpu_arg();
+        for (name, icount) in [("qemu", None), ("qemu -icount rr=record", Some(rr))] {
             eprintln!("rewind bench linux: {name}...");
-            match qemu_linux(&files, icount.as_deref())? {
+            match qemu_linux(&files, &qemu_cpu, icount.as_deref())? {
                 None => {
                     qemu_missing = true;
                     break;

@@ -66,6 +66,10 @@ enum Cmd {
         /// Do not run QEMU for comparison even if it is installed.
         #[arg(long)]
         no_qemu: bool,
+        /// CPU model for `linux` (QEMU's `-cpu` spelling; QEMU runs the same CPU), e.g.
+        /// `rv64,sstc=off,zba=off,zbb=off,zbc=off,zbs=off` to time Linux without them.
+        #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
+        cpu: rewind_machine::CpuFeatures,
     },
 }
 
@@ -94,6 +98,10 @@ struct MachineArgs {
     /// Kernel command line.
     #[arg(long, value_name = "STRING")]
     append: Option<String>,
+    /// CPU model in QEMU's spelling: `rv64` (QEMU 10's default rv64 without H) with
+    /// extensions switched on or off, e.g. `rv64,zbb=off,sstc=off` or `rv64,zicond=on`.
+    #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
+    cpu: rewind_machine::CpuFeatures,
     /// RAM size (a bare number is MiB).
     #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     memory: u64,
@@ -110,6 +118,10 @@ struct MachineArgs {
     /// Stop after this many instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
+    /// At the end, print the traps taken (exceptions and interrupts by cause) and the SBI
+    /// calls the supervisor made, to standard error.
+    #[arg(long)]
+    stats: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -168,6 +180,9 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// At the end, print the traps taken and the SBI calls made (as `run --stats`).
+    #[arg(long)]
+    stats: bool,
     /// Replay to exactly instruction N, print the machine state to stderr and exit 0. Several
     /// (N1,N2,...) are visited in the order given, backwards too (through snapshots).
     #[arg(long, value_name = "N", value_delimiter = ',')]
@@ -241,7 +256,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Bench {
             guest: Some(BenchGuest::Linux),
             no_qemu,
-        } => commands::bench_linux(no_qemu),
+            cpu,
+        } => commands::bench_linux(no_qemu, cpu),
         Cmd::Bench {
             guest: Some(BenchGuest::Reverse),
             ..
@@ -249,6 +265,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Bench {
             guest: None,
             no_qemu,
+            ..
         } => bench(no_qemu),
     }
 }
@@ -299,7 +316,12 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
         serial_input,
         serial_output,
         handle_signals: true,
+        cpu: a.cpu,
     }
+}
+
+fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
+    rewind_machine::CpuFeatures::parse(s).map_err(|e| e.to_string())
 }
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {
@@ -319,7 +341,24 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let outcome = m.run(a.machine.max_instructions)?;
-    Ok(exit_status(outcome, m.icount()))
+    let status = exit_status(outcome, m.icount());
+    if a.machine.stats {
+        let report = stats_report(&m);
+        drop(m);
+        eprint!("{report}");
+    }
+    Ok(status)
+}
+
+/// What `--stats` prints: instructions, then one line per non-zero trap counter.
+pub(crate) fn stats_report(m: &Machine) -> String {
+    let stats = &m.hart().stats;
+    format!(
+        "rewind: statistics after {} instructions\n  sbi timer calls (all kinds)           {:>12}\n{}",
+        m.icount(),
+        stats.sbi_timer_calls(),
+        stats.report()
+    )
 }
 
 pub(crate) fn embedded(name: &str, bytes: &[u8]) -> ImageSource {
@@ -357,6 +396,8 @@ fn run_qemu(elf: &[u8], icount_extra: &str) -> anyhow::Result<Option<(Duration, 
         .args([
             "-machine",
             "virt",
+            "-cpu",
+            "rv64,h=false",
             "-bios",
             "none",
             "-nographic",

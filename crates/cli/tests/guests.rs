@@ -10,7 +10,7 @@ mod common;
 
 use common::{
     assert_same_output, expected_output, guests_dir, have_tool, number_after, qemu_cmd,
-    rewind_run_cmd, run_ok, run_with_input, Done, Scratch,
+    qemu_cmd_cpu, rewind_run_cmd, run_ok, run_with_input, Done, Scratch,
 };
 use std::path::Path;
 use std::process::Command;
@@ -135,6 +135,64 @@ fn guest_rv64c() {
             "trap mcause=2 mtval=6181",
             "rv64c done",
         ],
+    );
+}
+
+/// Zba/Zbb/Zbc/Zbs tables, Zicond off, Zfa, Zawrs, the hint extensions and Zicbom/Zicboz
+/// (envcfg gating, page and PMP faults, cbo.zero on ROM, unmapped space and code).
+#[test]
+fn guest_bitmanip() {
+    check_guest(
+        "bitmanip",
+        b"",
+        0,
+        &[
+            "rev8 9: 0xf0debc9a78563412",
+            "clmulr 9 b: 0x1c071b0d110a1608",
+            "czero.eqz: trap cause=2 tval=ef4d433",
+            "fli 12: s=ffffffff3f000000 d=3fe0000000000000",
+            "fcvtmod.w.d m1: ffffffff80000000 fl=10",
+            "wrs.nto S TW=1: trap cause=2 tval=insn|0",
+            "cbo.zero ro: trap cause=f tval=40001040",
+            "block 3 cbo.clean: trap cause=7 tval=c0",
+            "second call: a0=0 trap cause=2 tval=0",
+            "bitmanip done",
+        ],
+    );
+}
+
+/// The same guest on a CPU with Zicond (off by default): rewind `--cpu` against QEMU `-cpu`.
+#[test]
+fn guest_bitmanip_with_zicond() {
+    let Some(dir) = guests_dir() else { return };
+    if !have_tool("qemu-system-riscv64") {
+        eprintln!("qemu-system-riscv64 not installed: guest_bitmanip_with_zicond skipped");
+        return;
+    }
+    let elf = dir.join("build").join("bitmanip.elf");
+    let cpu = "rv64,h=false,zicond=on";
+    let mut cmd = rewind_run_cmd(&elf);
+    cmd.args(["--cpu", cpu]);
+    let rw = run_with_input(cmd, b"", TIMEOUT);
+    assert_eq!(rw.code, Some(0), "{}", rw.describe());
+    for key in [
+        "czero.eqz: ok",
+        "czero.eqz rd (0x77 if it trapped): 0",
+        "czero.nez: ok",
+        "bitmanip done",
+    ] {
+        assert!(
+            rw.stdout.lines().any(|l| l == key),
+            "rewind --cpu {cpu} lacks {key:?}\n{}",
+            rw.describe()
+        );
+    }
+    let q = run_with_input(qemu_cmd_cpu(&elf, cpu), b"", TIMEOUT);
+    assert_eq!(q.code, Some(0), "QEMU: {}", q.stderr);
+    assert_same_output(
+        &format!("bitmanip with -cpu {cpu}: live QEMU vs rewind"),
+        &q.stdout,
+        &rw.stdout,
     );
 }
 

@@ -351,15 +351,8 @@ fn linux_shell_session_replays_exactly() {
     let mut rng = Rng(seed.max(1));
     eprintln!("linux: seed {seed:#x}");
 
-    let mut args = vec![s("record"), s("-o"), s(&trace), s("-m"), s("512M")];
-    for (flag, file) in [
-        ("--bios", "fw_jump.bin"),
-        ("--kernel", "Image"),
-        ("--initrd", "initrd.cpio.gz"),
-    ] {
-        args.push(s(flag));
-        args.push(s(assets.join(file)));
-    }
+    let mut args = vec![s("record"), s("-o"), s(&trace)];
+    args.extend(boot_args(&assets));
     args.extend([s("--append"), s(APPEND), s("--serial")]);
     args.push(format!("tcp:127.0.0.1:{port},server"));
 
@@ -553,15 +546,8 @@ fn linux_reboot_boots_again() {
         .and_then(|l| l.local_addr())
         .expect("an ephemeral port")
         .port();
-    let mut args = vec![s("run"), s("-m"), s("512M")];
-    for (flag, file) in [
-        ("--bios", "fw_jump.bin"),
-        ("--kernel", "Image"),
-        ("--initrd", "initrd.cpio.gz"),
-    ] {
-        args.push(s(flag));
-        args.push(s(assets.join(file)));
-    }
+    let mut args = vec![s("run")];
+    args.extend(boot_args(&assets));
     args.extend([s("--append"), s(APPEND), s("--serial")]);
     args.push(format!("tcp:127.0.0.1:{port},server"));
 
@@ -608,4 +594,103 @@ fn linux_reboot_boots_again() {
             common::tail(&text, 40)
         );
     }
+}
+
+/// `-m 512M` and the firmware, kernel and initrd options of the Linux guest in `assets`.
+fn boot_args(assets: &Path) -> Vec<String> {
+    let mut args = vec![s("-m"), s("512M")];
+    for (flag, file) in [
+        ("--bios", "fw_jump.bin"),
+        ("--kernel", "Image"),
+        ("--initrd", "initrd.cpio.gz"),
+    ] {
+        args.push(s(flag));
+        args.push(s(assets.join(file)));
+    }
+    args
+}
+
+/// The lines of `/proc/cpuinfo` the scripted `/init` prints (`cat /proc/cpuinfo | head`).
+fn cpuinfo_lines(console: &str) -> Vec<String> {
+    console
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .skip_while(|l| !l.starts_with("processor"))
+        .take_while(|l| l.contains(':'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `rewind run --stats` of the scripted Linux boot with CPU `cpu`: (console, SBI timer calls).
+fn scripted_boot(assets: &Path, cpu: &str) -> (String, u64) {
+    let mut args = vec![s("run"), s("--cpu"), s(cpu), s("--stats")];
+    args.extend(boot_args(assets));
+    args.extend([s("--append"), format!("{APPEND} rewind.test=1")]);
+    args.extend([s("--serial"), s("stdio")]);
+    let done = run_rewind(&args, TIMEOUT);
+    assert_eq!(done.code, Some(0), "--cpu {cpu}: {}", done.describe());
+    assert!(
+        done.stdout.contains("--- rewind.test end ---"),
+        "--cpu {cpu}: the scripted test did not finish\n{}",
+        common::tail(&done.stdout, 30)
+    );
+    let calls = done
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("sbi timer calls (all kinds)")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("--cpu {cpu}: no SBI timer line in\n{}", done.stderr));
+    (done.stdout, calls)
+}
+
+/// Linux sees the CPU QEMU 10 shows it (`/proc/cpuinfo` line for line, ISA extensions
+/// included), and with Sstc it programs its timer through `stimecmp`: no SBI `set_timer` calls,
+/// where the same boot without Sstc makes one per timer tick.
+#[test]
+fn linux_sees_qemu10s_cpu_and_uses_sstc() {
+    let Some(assets) = linux_assets() else { return };
+    let (ours, with_sstc) = scripted_boot(&assets, "rv64");
+    let (_, without_sstc) = scripted_boot(&assets, "rv64,sstc=off");
+    eprintln!("linux: SBI timer calls: {with_sstc} with Sstc, {without_sstc} without");
+    assert_eq!(
+        with_sstc, 0,
+        "Linux made SBI timer calls although the CPU has Sstc"
+    );
+    assert!(
+        without_sstc > 50,
+        "without Sstc Linux should program its timer through SBI ({without_sstc} calls)"
+    );
+    let info = cpuinfo_lines(&ours);
+    let isa = info
+        .iter()
+        .find(|l| l.starts_with("isa"))
+        .unwrap_or_else(|| panic!("no isa line in /proc/cpuinfo:\n{}", info.join("\n")));
+    for ext in ["zba", "zbb", "zbs", "zicboz", "sstc", "svadu"] {
+        assert!(isa.contains(ext), "{ext} missing from {isa}");
+    }
+    if !common::have_tool("qemu-system-riscv64") {
+        return;
+    }
+    let mut cmd = Command::new("qemu-system-riscv64");
+    cmd.args(["-M", "virt", "-m", "512M", "-cpu", common::QEMU_CPU])
+        .args(["-nographic", "-icount", "shift=0", "-bios"])
+        .arg(assets.join("fw_jump.bin"))
+        .arg("-kernel")
+        .arg(assets.join("Image"))
+        .arg("-initrd")
+        .arg(assets.join("initrd.cpio.gz"))
+        .arg("-append")
+        .arg(format!("{APPEND} rewind.test=1"));
+    let q = Proc::spawn(cmd, None).finish(TIMEOUT);
+    assert_eq!(q.code, Some(0), "QEMU: {}", q.describe());
+    assert_eq!(
+        info,
+        cpuinfo_lines(&q.stdout),
+        "/proc/cpuinfo under rewind vs QEMU 10"
+    );
 }

@@ -2,8 +2,10 @@
 //!
 //! Each program seeds all registers, runs ~300 random instructions (ALU, M, shifts, compressed forms,
 //! loads/stores in a scratch buffer, F/D arithmetic and conversions with random rounding modes, a few
-//! forward branches), then prints every x and f register and fcsr over the UART and exits. The output
-//! under rewind must equal the output under `qemu-system-riscv64 -icount shift=0`.
+//! forward branches, and the unprivileged extensions of QEMU 10's rv64: Zba/Zbb/Zbc/Zbs, Zfa,
+//! Zicbom/Zicboz on the scratch buffer, Zawrs and the hints), then prints every x and f register
+//! and fcsr over the UART and exits. The output under rewind must equal the output under
+//! `qemu-system-riscv64 -icount shift=0`.
 //!
 //! The run prints its seeds. `REWIND_RANDOM_SEED=<seed>` replays exactly one program;
 //! `REWIND_RANDOM_COUNT=<n>` changes how many programs a normal run tries (default 30);
@@ -12,7 +14,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{have_tools, qemu_cmd, repo_root, rewind_run_cmd, run_ok, Done, Proc};
+use common::{have_tools, qemu_cmd_cpu, repo_root, rewind_run_cmd, run_ok, Done, Proc};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -121,6 +123,148 @@ const CALLER_STATE: [&str; 16] = [
     "s11",
 ];
 
+/// Whether programs use Zicond (czero.eqz/nez), which QEMU 10's default rv64 lacks: both sides
+/// then run [`CPU`].
+const ZICOND: bool = true;
+
+/// The CPU both emulators run (QEMU's `-cpu`, rewind's `--cpu`): the default plus Zicond.
+const CPU: &str = "rv64,h=false,zicond=on";
+
+/// The `-march` the programs are assembled with (Zfa and Zicond are emitted with `.insn`, which
+/// binutils 2.40 lacks).
+const MARCH: &str = "-march=rv64gc_zba_zbb_zbc_zbs_zicbom_zicboz_zicbop_zawrs_zihintpause";
+
+/// Emits one instruction of the newer extensions.
+fn gen_ext(rng: &mut Rng, out: &mut String) {
+    let rd = x(*rng.pick(&XREGS));
+    let rs1 = x(*rng.pick(&XREGS));
+    let rs2 = x(*rng.pick(&XREGS));
+    let single = rng.chance(50);
+    let fd = freg(rng, single);
+    let fs1 = freg(rng, single);
+    let fs2 = freg(rng, single);
+    // OP-FP funct7 low bits: 0 for single, 1 for double.
+    let fmt = if single { 0 } else { 1 };
+    match rng.below(20) {
+        0..=5 => {
+            const OPS: [&str; 25] = [
+                "sh1add",
+                "sh2add",
+                "sh3add",
+                "add.uw",
+                "sh1add.uw",
+                "sh2add.uw",
+                "sh3add.uw",
+                "andn",
+                "orn",
+                "xnor",
+                "max",
+                "maxu",
+                "min",
+                "minu",
+                "rol",
+                "rolw",
+                "ror",
+                "rorw",
+                "clmul",
+                "clmulh",
+                "clmulr",
+                "bclr",
+                "bext",
+                "binv",
+                "bset",
+            ];
+            let _ = writeln!(out, "    {} {rd}, {rs1}, {rs2}", rng.pick(&OPS));
+        }
+        6..=7 => {
+            const OPS: [&str; 11] = [
+                "clz", "clzw", "ctz", "ctzw", "cpop", "cpopw", "sext.b", "sext.h", "zext.h",
+                "orc.b", "rev8",
+            ];
+            let _ = writeln!(out, "    {} {rd}, {rs1}", rng.pick(&OPS));
+        }
+        8..=9 => {
+            let (op, max) = *rng.pick(&[
+                ("rori", 64),
+                ("roriw", 32),
+                ("slli.uw", 64),
+                ("bclri", 64),
+                ("bexti", 64),
+                ("binvi", 64),
+                ("bseti", 64),
+            ]);
+            let _ = writeln!(out, "    {op} {rd}, {rs1}, {}", rng.below(max));
+        }
+        10 if ZICOND => {
+            let f3 = if rng.chance(50) { 5 } else { 7 };
+            let _ = writeln!(out, "    .insn r 0x33, {f3}, 7, {rd}, {rs1}, {rs2}");
+        }
+        10..=11 => {
+            // fli.s / fli.d: rs1 is the table index, rs2 = 1.
+            let _ = writeln!(
+                out,
+                "    .insn r 0x53, 0, {}, {fd}, x{}, x1",
+                0x78 + fmt,
+                rng.below(32)
+            );
+        }
+        12..=13 => {
+            // fminm (2) / fmaxm (3).
+            let f3 = 2 + rng.below(2);
+            let _ = writeln!(
+                out,
+                "    .insn r 0x53, {f3}, {}, {fd}, {fs1}, {fs2}",
+                0x14 + fmt
+            );
+        }
+        14..=15 => {
+            // fround (rs2 = 4) / froundnx (5) with a static or the dynamic rounding mode.
+            let rm = *rng.pick(&[0, 1, 2, 3, 4, 7]);
+            let _ = writeln!(
+                out,
+                "    .insn r 0x53, {rm}, {}, {fd}, {fs1}, x{}",
+                0x20 + fmt,
+                4 + rng.below(2)
+            );
+        }
+        16 => {
+            // fleq (4) / fltq (5).
+            let f3 = 4 + rng.below(2);
+            let _ = writeln!(
+                out,
+                "    .insn r 0x53, {f3}, {}, {rd}, {fs1}, {fs2}",
+                0x50 + fmt
+            );
+        }
+        17 => {
+            let fs = freg(rng, false);
+            let _ = writeln!(out, "    .insn r 0x53, 1, 0x61, {rd}, {fs}, x8"); // fcvtmod.w.d
+        }
+        18 => {
+            // A cache-block operation on the scratch buffer (64-byte aligned, so cbo.zero stays
+            // inside it).
+            let op = rng.pick(&["cbo.zero", "cbo.clean", "cbo.flush", "cbo.inval"]);
+            let _ = writeln!(out, "    addi {rd}, gp, {}", rng.below(SCRATCH));
+            let _ = writeln!(out, "    {op} ({rd})");
+        }
+        _ => {
+            let off = rng.below(32) * 32;
+            let hints = [
+                "wrs.nto".to_string(),
+                "wrs.sto".to_string(),
+                "pause".to_string(),
+                format!("prefetch.r {off}(gp)"),
+                format!("prefetch.w {off}(gp)"),
+                format!("prefetch.i {off}(gp)"),
+                format!(".insn r 0x33, 0, 0, x0, x0, x{}", 2 + off % 4), // ntl.*
+                format!(".2byte {:#x}", 0x900a + 4 * (off % 4)),         // c.ntl.*
+            ];
+            let hint = rng.pick(&hints);
+            let _ = writeln!(out, "    {hint}");
+        }
+    }
+}
+
 /// An FP register from the bank of the given precision (90%) or any register.
 fn freg(rng: &mut Rng, single: bool) -> String {
     let r = if rng.chance(90) {
@@ -149,6 +293,10 @@ fn gen_insn(rng: &mut Rng, out: &mut String, label: &mut u32, pending: &mut Vec<
     let fs2 = freg(rng, single);
     let fs3 = freg(rng, single);
     let rm = *rng.pick(&RMS);
+    if rng.chance(15) {
+        gen_ext(rng, out);
+        return;
+    }
     match rng.below(100) {
         0..=19 => {
             const OPS: [&str; 28] = [
@@ -387,7 +535,8 @@ fn generate(seed: u64) -> String {
     for f in 0..32 {
         let _ = writeln!(s, "    .dword {:#x}", rng.fp_bits(f < 16));
     }
-    s.push_str("scratch:\n");
+    // 64-byte aligned: cbo.zero on an address inside it clears only scratch bytes.
+    s.push_str("    .align 6\nscratch:\n");
     for _ in 0..SCRATCH / 8 {
         let _ = writeln!(s, "    .dword {:#x}", rng.interesting());
     }
@@ -427,7 +576,7 @@ fn build(dir: &Path, seed: u64) -> PathBuf {
     }
     let mut gcc = Command::new("riscv64-unknown-elf-gcc");
     gcc.args([
-        "-march=rv64gc",
+        MARCH,
         "-mabi=lp64d",
         "-mcmodel=medany",
         "-nostdlib",
@@ -485,7 +634,7 @@ fn check_seed(dir: &Path, seed: u64) -> Result<(), String> {
         code: qcode,
         stderr: qerr,
         ..
-    } = run(qemu_cmd(&elf));
+    } = run(qemu_cmd_cpu(&elf, CPU));
     if qcode != Some(0) || !q.ends_with("random done\n") {
         return Err(format!(
             "seed {seed:#x}: QEMU did not complete the program (exit {qcode:?}): {qerr}\n{q}"
@@ -496,7 +645,11 @@ fn check_seed(dir: &Path, seed: u64) -> Result<(), String> {
         code: rcode,
         stderr: rerr,
         ..
-    } = run(rewind_run_cmd(&elf));
+    } = run({
+        let mut cmd = rewind_run_cmd(&elf);
+        cmd.args(["--cpu", CPU]);
+        cmd
+    });
     if rcode != Some(0) || r != q {
         return Err(format!(
             "seed {seed:#x}: rewind differs from QEMU (rewind exit {rcode:?}); program: {}\n{}{}",
@@ -518,6 +671,11 @@ fn generator_is_deterministic() {
     assert_ne!(generate(42), generate(43));
     let p = generate(7);
     assert!(p.contains("c."), "compressed instructions are generated");
+    let many: String = (0..20).map(generate).collect();
+    for ext in ["sh2add", "clmul", "bset", ".insn r 0x53", "cbo.", "rev8"] {
+        assert!(many.contains(ext), "{ext} is generated");
+    }
+    assert_eq!(many.contains(".insn r 0x33, 5, 7,"), ZICOND);
     assert!(p.matches('\n').count() > BODY_LEN, "program has a body");
 }
 

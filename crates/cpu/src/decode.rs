@@ -8,6 +8,7 @@
 //!
 //! CONTRACT (interpreter work owns this file): `DecodedPage` is what `Ram` caches per page.
 
+use crate::isa::CpuFeatures;
 use crate::ram::PAGE_SIZE;
 
 /// Number of 2-byte parcels (decode slots) in a page.
@@ -88,6 +89,53 @@ pub enum Kind {
     Divuw,
     Remw,
     Remuw,
+    // Zba/Zbb/Zbc/Zbs/Zicond: plain register ALU ops (kept contiguous from `Addi` to
+    // `CzeroNez`: writing x0 makes them `Nop`s). Immediate forms keep the shift amount in `imm`.
+    Sh1add,
+    Sh2add,
+    Sh3add,
+    AddUw,
+    Sh1addUw,
+    Sh2addUw,
+    Sh3addUw,
+    SlliUw,
+    Andn,
+    Orn,
+    Xnor,
+    Clz,
+    Clzw,
+    Ctz,
+    Ctzw,
+    Cpop,
+    Cpopw,
+    Max,
+    Maxu,
+    Min,
+    Minu,
+    SextB,
+    SextH,
+    ZextH,
+    Rol,
+    Rolw,
+    Ror,
+    Rori,
+    Roriw,
+    Rorw,
+    OrcB,
+    Rev8,
+    Clmul,
+    Clmulh,
+    Clmulr,
+    Bclr,
+    Bclri,
+    Bext,
+    Bexti,
+    Binv,
+    Binvi,
+    Bset,
+    Bseti,
+    CzeroEqz,
+    CzeroNez,
     /// fence (and fence.tso, pause): no-op on one in-order hart.
     Fence,
     /// Never produced by [`decode`]: the interpreter's form of an ALU op writing x0 (a hint).
@@ -181,6 +229,28 @@ pub enum Kind {
     FmvWX,
     FmvXD,
     FmvDX,
+    /// Zfa fli: `rs1` = index into the constant table.
+    FliS,
+    FliD,
+    /// Zfa fminm (`rm` = 0) / fmaxm (`rm` = 1).
+    FminmaxmS,
+    FminmaxmD,
+    /// Zfa fround (`rs2` = 4) / froundnx (`rs2` = 5): `rm` = rounding-mode field.
+    FroundS,
+    FroundD,
+    /// Zfa fcvtmod.w.d (rounding is always towards zero).
+    FcvtmodWD,
+    /// Zfa quiet compares: `rm` = 0 (fleq), 1 (fltq).
+    FcmpqS,
+    FcmpqD,
+    /// Zicbom/Zicboz: `rs1` = base address register.
+    CboClean,
+    CboFlush,
+    CboInval,
+    CboZero,
+    /// Zawrs.
+    WrsNto,
+    WrsSto,
 }
 
 /// One pre-decoded instruction (16 bytes).
@@ -399,15 +469,23 @@ pub fn is_32bit(lo16: u16) -> bool {
     lo16 & 3 == 3
 }
 
-/// Decode an instruction: if the low two bits are `11` all 32 bits are used, otherwise only the
-/// low 16 bits (a compressed instruction).
+/// Decode an instruction for QEMU 10's default `rv64` CPU: if the low two bits are `11` all 32
+/// bits are used, otherwise only the low 16 bits (a compressed instruction).
 pub fn decode(word: u32) -> Op {
+    decode_with(word, &DEFAULT_FEATURES)
+}
+
+/// [`decode`] for the CPU model `f`: instructions of extensions it lacks are illegal.
+pub fn decode_with(word: u32, f: &CpuFeatures) -> Op {
     if word & 3 == 3 {
-        decode32(word)
+        decode32_with(word, f)
     } else {
         decode16(word as u16)
     }
 }
+
+/// The extensions [`decode`] and [`decode32`] assume (QEMU 10 `rv64` without H).
+const DEFAULT_FEATURES: CpuFeatures = CpuFeatures::qemu10_rv64();
 
 #[inline(always)]
 fn op4(kind: Kind, rd: u32, rs1: u32, rs2: u32, imm: i32, raw: u32) -> Op {
@@ -439,8 +517,14 @@ fn op2(kind: Kind, rd: u32, rs1: u32, rs2: u32, imm: i32, raw: u16) -> Op {
     }
 }
 
-/// Decode a 32-bit instruction word (low two bits `11`).
+/// Decode a 32-bit instruction word (low two bits `11`) for QEMU 10's default `rv64` CPU.
 pub fn decode32(w: u32) -> Op {
+    decode32_with(w, &DEFAULT_FEATURES)
+}
+
+/// Decode a 32-bit instruction word for the CPU model `f`. An instruction of an extension `f`
+/// lacks decodes exactly like an unknown encoding: [`Kind::Illegal`] with its bits.
+pub fn decode32_with(w: u32, f: &CpuFeatures) -> Op {
     use Kind::*;
     let opcode = w & 0x7f;
     let rd = (w >> 7) & 31;
@@ -504,16 +588,35 @@ pub fn decode32(w: u32) -> Op {
         }
         0x13 => {
             let shamt = ((w >> 20) & 0x3f) as i32;
-            match funct3 {
-                0 => i(Addi),
-                2 => i(Slti),
-                3 => i(Sltiu),
-                4 => i(Xori),
-                6 => i(Ori),
-                7 => i(Andi),
-                1 if w >> 26 == 0 => op4(Slli, rd, rs1, 0, shamt, w),
-                5 if w >> 26 == 0 => op4(Srli, rd, rs1, 0, shamt, w),
-                5 if w >> 26 == 0x10 => op4(Srai, rd, rs1, 0, shamt, w),
+            let sh = |k: Kind| op4(k, rd, rs1, 0, shamt, w);
+            let un = |k: Kind| op4(k, rd, rs1, 0, 0, w);
+            // Shift-immediate forms: funct6 above a 6-bit shamt; unary forms: a full imm12.
+            match (funct3, w >> 26) {
+                (0, _) => i(Addi),
+                (2, _) => i(Slti),
+                (3, _) => i(Sltiu),
+                (4, _) => i(Xori),
+                // Also the Zicbop prefetch hints (rd = x0), which need nothing more.
+                (6, _) => i(Ori),
+                (7, _) => i(Andi),
+                (1, 0) => sh(Slli),
+                (5, 0) => sh(Srli),
+                (5, 0x10) => sh(Srai),
+                (1, 0x18) if f.zbb => match w >> 20 {
+                    0x600 => un(Clz),
+                    0x601 => un(Ctz),
+                    0x602 => un(Cpop),
+                    0x604 => un(SextB),
+                    0x605 => un(SextH),
+                    _ => ill,
+                },
+                (5, 0x18) if f.zbb => sh(Rori),
+                (5, _) if f.zbb && w >> 20 == 0x287 => un(OrcB),
+                (5, _) if f.zbb && w >> 20 == 0x6b8 => un(Rev8),
+                (1, 0x12) if f.zbs => sh(Bclri),
+                (5, 0x12) if f.zbs => sh(Bexti),
+                (1, 0x1a) if f.zbs => sh(Binvi),
+                (1, 0x0a) if f.zbs => sh(Bseti),
                 _ => ill,
             }
         }
@@ -524,6 +627,15 @@ pub fn decode32(w: u32) -> Op {
                 (1, 0) => op4(Slliw, rd, rs1, 0, shamt, w),
                 (5, 0) => op4(Srliw, rd, rs1, 0, shamt, w),
                 (5, 0x20) => op4(Sraiw, rd, rs1, 0, shamt, w),
+                // slli.uw: funct6 = 000010 and a 6-bit shamt.
+                (1, 4 | 5) if f.zba => op4(SlliUw, rd, rs1, 0, ((w >> 20) & 0x3f) as i32, w),
+                (1, 0x30) if f.zbb => match rs2 {
+                    0 => op4(Clzw, rd, rs1, 0, 0, w),
+                    1 => op4(Ctzw, rd, rs1, 0, 0, w),
+                    2 => op4(Cpopw, rd, rs1, 0, 0, w),
+                    _ => ill,
+                },
+                (5, 0x30) if f.zbb => op4(Roriw, rd, rs1, 0, shamt, w),
                 _ => ill,
             }
         }
@@ -547,6 +659,27 @@ pub fn decode32(w: u32) -> Op {
                 (1, 5) => Divu,
                 (1, 6) => Rem,
                 (1, 7) => Remu,
+                (0x10, 2) if f.zba => Sh1add,
+                (0x10, 4) if f.zba => Sh2add,
+                (0x10, 6) if f.zba => Sh3add,
+                (0x20, 7) if f.zbb => Andn,
+                (0x20, 6) if f.zbb => Orn,
+                (0x20, 4) if f.zbb => Xnor,
+                (0x05, 4) if f.zbb => Min,
+                (0x05, 5) if f.zbb => Minu,
+                (0x05, 6) if f.zbb => Max,
+                (0x05, 7) if f.zbb => Maxu,
+                (0x30, 1) if f.zbb => Rol,
+                (0x30, 5) if f.zbb => Ror,
+                (0x05, 1) if f.zbc => Clmul,
+                (0x05, 2) if f.zbc => Clmulr,
+                (0x05, 3) if f.zbc => Clmulh,
+                (0x24, 1) if f.zbs => Bclr,
+                (0x24, 5) if f.zbs => Bext,
+                (0x34, 1) if f.zbs => Binv,
+                (0x14, 1) if f.zbs => Bset,
+                (0x07, 5) if f.zicond => CzeroEqz,
+                (0x07, 7) if f.zicond => CzeroNez,
                 _ => return ill,
             };
             r(k)
@@ -563,6 +696,14 @@ pub fn decode32(w: u32) -> Op {
                 (1, 5) => Divuw,
                 (1, 6) => Remw,
                 (1, 7) => Remuw,
+                (0x04, 0) if f.zba => AddUw,
+                (0x10, 2) if f.zba => Sh1addUw,
+                (0x10, 4) if f.zba => Sh2addUw,
+                (0x10, 6) if f.zba => Sh3addUw,
+                (0x30, 1) if f.zbb => Rolw,
+                (0x30, 5) if f.zbb => Rorw,
+                // zext.h is RV64's packw with rs2 = x0 (packw itself is Zbkb).
+                (0x04, 4) if f.zbb && rs2 == 0 => ZextH,
                 _ => return ill,
             };
             r(k)
@@ -571,6 +712,14 @@ pub fn decode32(w: u32) -> Op {
             // Like QEMU, the unused fm/rs1/rd fields of fence and fence.i are not checked.
             0 => op4(Fence, 0, 0, 0, 0, w),
             1 => op4(FenceI, 0, 0, 0, 0, w),
+            // CBO: the operation is the whole imm12, rd must be x0.
+            2 if rd == 0 => match w >> 20 {
+                0 if f.zicbom => op4(CboInval, 0, rs1, 0, 0, w),
+                1 if f.zicbom => op4(CboClean, 0, rs1, 0, 0, w),
+                2 if f.zicbom => op4(CboFlush, 0, rs1, 0, 0, w),
+                4 if f.zicboz => op4(CboZero, 0, rs1, 0, 0, w),
+                _ => ill,
+            },
             _ => ill,
         },
         0x73 => match funct3 {
@@ -580,6 +729,8 @@ pub fn decode32(w: u32) -> Op {
                 0x1020_0073 => op4(Sret, 0, 0, 0, 0, w),
                 0x3020_0073 => op4(Mret, 0, 0, 0, 0, w),
                 0x1050_0073 => op4(Wfi, 0, 0, 0, 0, w),
+                0x00d0_0073 if f.zawrs => op4(WrsNto, 0, 0, 0, 0, w),
+                0x01d0_0073 if f.zawrs => op4(WrsSto, 0, 0, 0, 0, w),
                 _ if funct7 == 0x09 && rd == 0 => op4(SfenceVma, 0, rs1, rs2, 0, w),
                 _ => ill,
             },
@@ -654,13 +805,21 @@ pub fn decode32(w: u32) -> Op {
                 ..r(k)
             }
         }
-        0x53 => decode_op_fp(w, rd, funct3, rs1, rs2, funct7),
+        0x53 => decode_op_fp(w, f, rd, funct3, rs1, rs2, funct7),
         _ => ill,
     }
 }
 
 /// The OP-FP major opcode.
-fn decode_op_fp(w: u32, rd: u32, funct3: u32, rs1: u32, rs2: u32, funct7: u32) -> Op {
+fn decode_op_fp(
+    w: u32,
+    f: &CpuFeatures,
+    rd: u32,
+    funct3: u32,
+    rs1: u32,
+    rs2: u32,
+    funct7: u32,
+) -> Op {
     use Kind::*;
     let ill = Op::illegal(w, 4);
     // `rm` carries either the rounding mode or the funct3 sub-operation, as noted per Kind.
@@ -698,6 +857,16 @@ fn decode_op_fp(w: u32, rd: u32, funct3: u32, rs1: u32, rs2: u32, funct7: u32) -
         0x71 if rs2 == 0 && funct3 == 1 => mk(FclassD, 0),
         0x78 if rs2 == 0 && funct3 == 0 => mk(FmvWX, 0),
         0x79 if rs2 == 0 && funct3 == 0 => mk(FmvDX, 0),
+        // Zfa (fmvh.x.d and fmvp.d.x exist only on RV32).
+        0x78 if f.zfa && rs2 == 1 && funct3 == 0 => mk(FliS, 0),
+        0x79 if f.zfa && rs2 == 1 && funct3 == 0 => mk(FliD, 0),
+        0x14 if f.zfa && (funct3 == 2 || funct3 == 3) => mk(FminmaxmS, funct3 - 2),
+        0x15 if f.zfa && (funct3 == 2 || funct3 == 3) => mk(FminmaxmD, funct3 - 2),
+        0x20 if f.zfa && (rs2 == 4 || rs2 == 5) => mk(FroundS, funct3),
+        0x21 if f.zfa && (rs2 == 4 || rs2 == 5) => mk(FroundD, funct3),
+        0x61 if f.zfa && rs2 == 8 && funct3 == 1 => mk(FcvtmodWD, funct3),
+        0x50 if f.zfa && (funct3 == 4 || funct3 == 5) => mk(FcmpqS, funct3 - 4),
+        0x51 if f.zfa && (funct3 == 4 || funct3 == 5) => mk(FcmpqD, funct3 - 4),
         _ => ill,
     }
 }
@@ -929,6 +1098,148 @@ mod tests {
         let op = decode(0xe665_32af);
         assert_eq!((op.kind, op.rd, op.rs1, op.rs2), (AmoMaxuD, 5, 10, 6));
         assert_eq!(decode(0x8330_000f).kind, Fence);
+    }
+
+    /// An R-type word.
+    const fn rw(f7: u32, rs2: u32, rs1: u32, f3: u32, rd: u32, opc: u32) -> u32 {
+        f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | opc
+    }
+
+    /// Which feature flag an extension's instruction needs.
+    type Flag = fn(&mut CpuFeatures) -> &mut bool;
+
+    /// One instruction of each gated group (GNU as encodings where binutils 2.40 has them,
+    /// else built from the spec's fields): (word, kind, rd, rs1, rs2, imm, extension).
+    #[allow(clippy::type_complexity)]
+    fn gated() -> Vec<(u32, Kind, u8, u8, u8, i32, Flag)> {
+        vec![
+            (0x40c5_f533, Andn, 10, 11, 12, 0, |f| &mut f.zbb), // andn a0,a1,a2
+            (0x6b85_d513, Rev8, 10, 11, 0, 0, |f| &mut f.zbb),  // rev8 a0,a1
+            (0x2875_d513, OrcB, 10, 11, 0, 0, |f| &mut f.zbb),  // orc.b a0,a1
+            (0x0805_c53b, ZextH, 10, 11, 0, 0, |f| &mut f.zbb), // zext.h a0,a1
+            (0x63f5_d513, Rori, 10, 11, 0, 63, |f| &mut f.zbb), // rori a0,a1,63
+            (0x61f5_d51b, Roriw, 10, 11, 0, 31, |f| &mut f.zbb), // roriw a0,a1,31
+            (0x6005_951b, Clzw, 10, 11, 0, 0, |f| &mut f.zbb),  // clzw a0,a1
+            (0x0a85_951b, SlliUw, 10, 11, 0, 40, |f| &mut f.zba), // slli.uw a0,a1,40
+            (0x20c5_e53b, Sh3addUw, 10, 11, 12, 0, |f| &mut f.zba), // sh3add.uw a0,a1,a2
+            (0x08c5_853b, AddUw, 10, 11, 12, 0, |f| &mut f.zba), // add.uw a0,a1,a2
+            (0x0ac5_a533, Clmulr, 10, 11, 12, 0, |f| &mut f.zbc), // clmulr a0,a1,a2
+            (0x4bf5_d513, Bexti, 10, 11, 0, 63, |f| &mut f.zbs), // bexti a0,a1,63
+            (rw(7, 12, 11, 5, 10, 0x33), CzeroEqz, 10, 11, 12, 0, |f| {
+                &mut f.zicond
+            }),
+            (rw(7, 12, 11, 7, 10, 0x33), CzeroNez, 10, 11, 12, 0, |f| {
+                &mut f.zicond
+            }),
+            (0x0015_200f, CboClean, 0, 10, 0, 0, |f| &mut f.zicbom), // cbo.clean (a0)
+            (0x0025_a00f, CboFlush, 0, 11, 0, 0, |f| &mut f.zicbom), // cbo.flush (a1)
+            (0x0002_a00f, CboInval, 0, 5, 0, 0, |f| &mut f.zicbom),  // cbo.inval (t0)
+            (0x0044_a00f, CboZero, 0, 9, 0, 0, |f| &mut f.zicboz),   // cbo.zero (s1)
+            (0x00d0_0073, WrsNto, 0, 0, 0, 0, |f| &mut f.zawrs),     // wrs.nto
+            (0x01d0_0073, WrsSto, 0, 0, 0, 0, |f| &mut f.zawrs),     // wrs.sto
+            (rw(0x78, 1, 12, 0, 10, 0x53), FliS, 10, 12, 1, 0, |f| {
+                &mut f.zfa
+            }),
+            (rw(0x79, 1, 31, 0, 10, 0x53), FliD, 10, 31, 1, 0, |f| {
+                &mut f.zfa
+            }),
+            (
+                rw(0x14, 12, 11, 3, 10, 0x53),
+                FminmaxmS,
+                10,
+                11,
+                12,
+                0,
+                |f| &mut f.zfa,
+            ),
+            (
+                rw(0x15, 12, 11, 2, 10, 0x53),
+                FminmaxmD,
+                10,
+                11,
+                12,
+                0,
+                |f| &mut f.zfa,
+            ),
+            (rw(0x20, 5, 11, 7, 10, 0x53), FroundS, 10, 11, 5, 0, |f| {
+                &mut f.zfa
+            }),
+            (rw(0x21, 4, 11, 1, 10, 0x53), FroundD, 10, 11, 4, 0, |f| {
+                &mut f.zfa
+            }),
+            (rw(0x61, 8, 11, 1, 10, 0x53), FcvtmodWD, 10, 11, 8, 0, |f| {
+                &mut f.zfa
+            }),
+            (rw(0x50, 12, 11, 4, 10, 0x53), FcmpqS, 10, 11, 12, 0, |f| {
+                &mut f.zfa
+            }),
+            (rw(0x51, 12, 11, 5, 10, 0x53), FcmpqD, 10, 11, 12, 0, |f| {
+                &mut f.zfa
+            }),
+        ]
+    }
+
+    #[test]
+    fn extensions_decode_only_when_enabled() {
+        let mut all = CpuFeatures::qemu10_rv64();
+        all.zicond = true;
+        for (w, kind, rd, rs1, rs2, imm, flag) in gated() {
+            let op = decode32_with(w, &all);
+            assert_eq!(
+                (op.kind, op.rd, op.rs1, op.rs2, op.imm, op.raw, op.len),
+                (kind, rd, rs1, rs2, imm, w, 4),
+                "{w:#010x}"
+            );
+            let mut off = all;
+            *flag(&mut off) = false;
+            let op = decode32_with(w, &off);
+            assert!(op.is_illegal(), "{w:#010x} with its extension off: {op:?}");
+            assert_eq!((op.raw, op.len), (w, 4));
+            // Every extension but this one off changes nothing.
+            let mut only = CpuFeatures::baseline();
+            *flag(&mut only) = true;
+            assert_eq!(decode32_with(w, &only).kind, kind, "{w:#010x}");
+        }
+        // Zicond is off in QEMU 10's default rv64.
+        assert!(decode32(rw(7, 12, 11, 5, 10, 0x33)).is_illegal());
+    }
+
+    #[test]
+    fn hints_stay_legal_with_their_extensions_off() {
+        let none = CpuFeatures::baseline();
+        // prefetch.r 64(a0) (ori x0), ntl.all (add x0, x0, x5), pause (fence), c.ntl.all.
+        for (w, kind) in [
+            (0x0415_6013u32, Ori),
+            (rw(0, 5, 0, 0, 0, 0x33), Add),
+            (0x0100_000f, Fence),
+        ] {
+            assert_eq!(decode32_with(w, &none).kind, kind, "{w:#010x}");
+            assert_eq!(decode32(w).kind, kind, "{w:#010x}");
+        }
+        let c = decode16(0x9016); // c.add x0, x5 = c.ntl.all
+        assert_eq!((c.kind, c.rd, c.rs2), (Add, 0, 5));
+    }
+
+    #[test]
+    fn rv32_only_and_other_reserved_extension_forms_are_illegal() {
+        for w in [
+            rw(0x71, 1, 11, 0, 10, 0x53),  // fmvh.x.d (RV32 only)
+            rw(0x59, 12, 11, 0, 10, 0x53), // fmvp.d.x (RV32 only)
+            rw(0x61, 8, 11, 0, 10, 0x53),  // fcvtmod.w.d with rm != rtz
+            rw(0x7a, 1, 11, 0, 10, 0x53),  // fli.h (no Zfh)
+            0x6985_d513,                   // rev8 of RV32
+            rw(4, 0, 11, 4, 10, 0x33),     // zext.h of RV32 (pack, Zbkb)
+            rw(4, 12, 11, 4, 10, 0x3b),    // packw (Zbkb)
+            rw(0x30, 3, 11, 1, 10, 0x13),  // clz-group rs2 = 3
+            0x0015_228f,                   // cbo.clean with rd != 0
+            0x0035_200f,                   // CBO imm 3
+            0x0600_101b,                   // OP-IMM-32 funct3 1, funct7 3
+            0x02d0_0073,                   // wrs with an unknown imm
+        ] {
+            let op = decode32(w);
+            assert!(op.is_illegal(), "{w:#010x} decoded as {op:?}");
+            assert_eq!(op.raw, w);
+        }
     }
 
     #[test]

@@ -11,12 +11,13 @@
 //! CONTRACT (interpreter work owns this file).
 
 use crate::bus::Mmio;
+use crate::csr::MSTATUS_TW;
 use crate::csr::{CsrOp, CSR_MENVCFG, CSR_STIMECMP};
 use crate::debug::DebugHit;
-use crate::decode::{decode16, decode32, is_32bit, DecodedPage, Kind, Op, MAX_BLOCK, SLOTS};
+use crate::decode::{decode16, decode32_with, is_32bit, DecodedPage, Kind, Op, MAX_BLOCK, SLOTS};
 use crate::fpu::{self, BinOp, FmaOp, IntKind};
-use crate::hart::{ExitReason, Hart};
-use crate::mmu::StoreOutcome;
+use crate::hart::{ExitReason, Hart, Priv};
+use crate::mmu::{Access, BlockTarget, StoreOutcome};
 use crate::ram::{Ram, CODE_WAYS, PAGE_SHIFT, PAGE_SIZE};
 use crate::trap::Exception;
 
@@ -73,7 +74,7 @@ fn block_form(op: Op, slot: usize) -> Op {
             Kind::Jal => Kind::J,
             Kind::Jalr => Kind::Jr,
             Kind::Lui | Kind::Auipc => Kind::Nop,
-            _ if (Kind::Addi as u8..=Kind::Remuw as u8).contains(&k) => Kind::Nop,
+            _ if (Kind::Addi as u8..=Kind::CzeroNez as u8).contains(&k) => Kind::Nop,
             other => other,
         };
     }
@@ -156,6 +157,41 @@ fn sext32(v: u64) -> u64 {
     v as i32 as i64 as u64
 }
 
+/// menvcfg/senvcfg.CBIE (2 bits; any non-zero value enables cbo.inval below M, as in QEMU).
+const ENVCFG_CBIE: u64 = 3 << 4;
+/// menvcfg/senvcfg.CBCFE: cbo.clean and cbo.flush below M.
+const ENVCFG_CBCFE: u64 = 1 << 6;
+/// menvcfg/senvcfg.CBZE: cbo.zero below M.
+const ENVCFG_CBZE: u64 = 1 << 7;
+
+/// Bytes in a cache block (QEMU's `cbom_blocksize` / `cboz_blocksize`).
+const CBO_BLOCK: u64 = 64;
+
+/// Zbb orc.b: each byte becomes 0xff if any of its bits is set, else 0.
+#[inline]
+fn orc_b(v: u64) -> u64 {
+    let mut r = 0;
+    for b in 0..8 {
+        if (v >> (8 * b)) & 0xff != 0 {
+            r |= 0xff << (8 * b);
+        }
+    }
+    r
+}
+
+/// The full 128-bit carry-less product (clmul = low half, clmulh = high half, clmulr = bits
+/// 126:63).
+#[inline]
+fn clmul(a: u64, b: u64) -> u128 {
+    let mut r = 0u128;
+    for i in 0..64 {
+        if (b >> i) & 1 != 0 {
+            r ^= (a as u128) << i;
+        }
+    }
+    r
+}
+
 /// The integer side of fcvt for the `rs2` selector.
 #[inline]
 fn int_kind(sel: u8) -> IntKind {
@@ -228,7 +264,7 @@ impl Hart {
                     let poff = match self.translate_fetch(ram, pc) {
                         // translate_fetch only returns RAM addresses; be defensive all the same.
                         Ok(pa) => ram
-                            .offset(pa & !(PAGE_SIZE - 1), PAGE_SIZE)
+                            .offset_readable(pa & !(PAGE_SIZE - 1), PAGE_SIZE)
                             .ok_or(Exception::InstrAccessFault(pc)),
                         Err(e) => Err(e),
                     };
@@ -332,11 +368,17 @@ impl Hart {
                 }
                 let va = pc.wrapping_add(2);
                 let pa = self.translate_fetch(ram, va)?;
-                let off = ram.offset(pa, 2).ok_or(Exception::InstrAccessFault(va))?;
-                let op = block_form(decode32(lo as u32 | (ram.load_at(off, 2) as u32) << 16), s);
+                let off = ram
+                    .offset_readable(pa, 2)
+                    .ok_or(Exception::InstrAccessFault(va))?;
+                let word = lo as u32 | (ram.load_at(off, 2) as u32) << 16;
+                let op = block_form(decode32_with(word, &self.features), s);
                 return Ok(page.set_cross(op));
             } else {
-                decode32(lo as u32 | (ram.load_at(at + 2, 2) as u32) << 16)
+                decode32_with(
+                    lo as u32 | (ram.load_at(at + 2, 2) as u32) << 16,
+                    &self.features,
+                )
             };
             let op = block_form(op, s);
             ops[n] = op;
@@ -779,6 +821,111 @@ impl Hart {
                                 sext32(if b == 0 { a as u64 } else { (a % b) as u64 })
                             )
                         }
+                        Kind::Sh1add => wr!(op.rd, (rx!(op.rs1) << 1).wrapping_add(rx!(op.rs2))),
+                        Kind::Sh2add => wr!(op.rd, (rx!(op.rs1) << 2).wrapping_add(rx!(op.rs2))),
+                        Kind::Sh3add => wr!(op.rd, (rx!(op.rs1) << 3).wrapping_add(rx!(op.rs2))),
+                        Kind::AddUw => {
+                            wr!(op.rd, (rx!(op.rs1) as u32 as u64).wrapping_add(rx!(op.rs2)))
+                        }
+                        Kind::Sh1addUw => wr!(
+                            op.rd,
+                            ((rx!(op.rs1) as u32 as u64) << 1).wrapping_add(rx!(op.rs2))
+                        ),
+                        Kind::Sh2addUw => wr!(
+                            op.rd,
+                            ((rx!(op.rs1) as u32 as u64) << 2).wrapping_add(rx!(op.rs2))
+                        ),
+                        Kind::Sh3addUw => wr!(
+                            op.rd,
+                            ((rx!(op.rs1) as u32 as u64) << 3).wrapping_add(rx!(op.rs2))
+                        ),
+                        Kind::SlliUw => wr!(op.rd, (rx!(op.rs1) as u32 as u64) << (imm & 63)),
+                        Kind::Andn => wr!(op.rd, rx!(op.rs1) & !rx!(op.rs2)),
+                        Kind::Orn => wr!(op.rd, rx!(op.rs1) | !rx!(op.rs2)),
+                        Kind::Xnor => wr!(op.rd, !(rx!(op.rs1) ^ rx!(op.rs2))),
+                        Kind::Clz => wr!(op.rd, rx!(op.rs1).leading_zeros() as u64),
+                        Kind::Clzw => wr!(op.rd, (rx!(op.rs1) as u32).leading_zeros() as u64),
+                        Kind::Ctz => wr!(op.rd, rx!(op.rs1).trailing_zeros() as u64),
+                        Kind::Ctzw => wr!(op.rd, (rx!(op.rs1) as u32).trailing_zeros() as u64),
+                        Kind::Cpop => wr!(op.rd, rx!(op.rs1).count_ones() as u64),
+                        Kind::Cpopw => wr!(op.rd, (rx!(op.rs1) as u32).count_ones() as u64),
+                        Kind::Max => {
+                            wr!(op.rd, (rx!(op.rs1) as i64).max(rx!(op.rs2) as i64) as u64)
+                        }
+                        Kind::Maxu => wr!(op.rd, rx!(op.rs1).max(rx!(op.rs2))),
+                        Kind::Min => {
+                            wr!(op.rd, (rx!(op.rs1) as i64).min(rx!(op.rs2) as i64) as u64)
+                        }
+                        Kind::Minu => wr!(op.rd, rx!(op.rs1).min(rx!(op.rs2))),
+                        Kind::SextB => wr!(op.rd, rx!(op.rs1) as i8 as i64 as u64),
+                        Kind::SextH => wr!(op.rd, rx!(op.rs1) as i16 as i64 as u64),
+                        Kind::ZextH => wr!(op.rd, rx!(op.rs1) as u16 as u64),
+                        Kind::Rol => wr!(op.rd, rx!(op.rs1).rotate_left(rx!(op.rs2) as u32 & 63)),
+                        Kind::Ror => {
+                            wr!(op.rd, rx!(op.rs1).rotate_right(rx!(op.rs2) as u32 & 63))
+                        }
+                        Kind::Rori => wr!(op.rd, rx!(op.rs1).rotate_right(imm as u32 & 63)),
+                        Kind::Rolw => wr!(
+                            op.rd,
+                            sext32((rx!(op.rs1) as u32).rotate_left(rx!(op.rs2) as u32 & 31) as u64)
+                        ),
+                        Kind::Rorw => wr!(
+                            op.rd,
+                            sext32(
+                                (rx!(op.rs1) as u32).rotate_right(rx!(op.rs2) as u32 & 31) as u64
+                            )
+                        ),
+                        Kind::Roriw => wr!(
+                            op.rd,
+                            sext32((rx!(op.rs1) as u32).rotate_right(imm as u32 & 31) as u64)
+                        ),
+                        Kind::OrcB => wr!(op.rd, orc_b(rx!(op.rs1))),
+                        Kind::Rev8 => wr!(op.rd, rx!(op.rs1).swap_bytes()),
+                        Kind::Clmul => wr!(op.rd, clmul(rx!(op.rs1), rx!(op.rs2)) as u64),
+                        Kind::Clmulh => wr!(op.rd, (clmul(rx!(op.rs1), rx!(op.rs2)) >> 64) as u64),
+                        Kind::Clmulr => wr!(op.rd, (clmul(rx!(op.rs1), rx!(op.rs2)) >> 63) as u64),
+                        Kind::Bclr => wr!(op.rd, rx!(op.rs1) & !(1u64 << (rx!(op.rs2) & 63))),
+                        Kind::Bclri => wr!(op.rd, rx!(op.rs1) & !(1u64 << (imm & 63))),
+                        Kind::Bext => wr!(op.rd, (rx!(op.rs1) >> (rx!(op.rs2) & 63)) & 1),
+                        Kind::Bexti => wr!(op.rd, (rx!(op.rs1) >> (imm & 63)) & 1),
+                        Kind::Binv => wr!(op.rd, rx!(op.rs1) ^ (1u64 << (rx!(op.rs2) & 63))),
+                        Kind::Binvi => wr!(op.rd, rx!(op.rs1) ^ (1u64 << (imm & 63))),
+                        Kind::Bset => wr!(op.rd, rx!(op.rs1) | (1u64 << (rx!(op.rs2) & 63))),
+                        Kind::Bseti => wr!(op.rd, rx!(op.rs1) | (1u64 << (imm & 63))),
+                        Kind::CzeroEqz => {
+                            wr!(op.rd, if rx!(op.rs2) == 0 { 0 } else { rx!(op.rs1) })
+                        }
+                        Kind::CzeroNez => {
+                            wr!(op.rd, if rx!(op.rs2) != 0 { 0 } else { rx!(op.rs1) })
+                        }
+                        Kind::CboClean | Kind::CboFlush | Kind::CboInval => {
+                            if let Err(ex) = self.cbo_manage(ram, op, dmode) {
+                                break 'blk BlockExit::Trap(i, ex);
+                            }
+                            // A page walk may have set A bits in decoded code.
+                            code_check!(i);
+                        }
+                        Kind::CboZero => {
+                            let a = rx!(op.rs1) & !(CBO_BLOCK - 1);
+                            self.icount = base + i as u64;
+                            if DEBUG
+                                && !(skip_watch_first && i == 0)
+                                && self.debug.watch_check(a, CBO_BLOCK, false, true)
+                            {
+                                break 'blk BlockExit::Watch(i);
+                            }
+                            match self.cbo_zero(ram, mmio, op, dmode) {
+                                Ok(StoreOutcome::Ram) => {}
+                                Ok(StoreOutcome::CodeModified) => code_check!(i),
+                                Ok(StoreOutcome::Mmio) => break 'blk BlockExit::Yield(i + 1),
+                                Err(ex) => break 'blk BlockExit::Trap(i, ex),
+                            }
+                        }
+                        Kind::WrsNto | Kind::WrsSto => {
+                            if let Err(ex) = self.wrs(op) {
+                                break 'blk BlockExit::Trap(i, ex);
+                            }
+                        }
                         Kind::Fence | Kind::Nop => {}
                         Kind::J => npc = vbase.wrapping_add(imm),
                         Kind::Jr => npc = rx!(op.rs1).wrapping_add(imm) & !1,
@@ -995,7 +1142,16 @@ impl Hart {
                         | Kind::FmvXW
                         | Kind::FmvWX
                         | Kind::FmvXD
-                        | Kind::FmvDX => {
+                        | Kind::FmvDX
+                        | Kind::FliS
+                        | Kind::FliD
+                        | Kind::FminmaxmS
+                        | Kind::FminmaxmD
+                        | Kind::FroundS
+                        | Kind::FroundD
+                        | Kind::FcvtmodWD
+                        | Kind::FcmpqS
+                        | Kind::FcmpqD => {
                             if let Err(ex) = self.exec_fp(op) {
                                 break 'blk BlockExit::Trap(i, ex);
                             }
@@ -1092,7 +1248,7 @@ impl Hart {
             LrW | LrD => {
                 let pa = self.translate_atomic(ram, addr, size, true)?;
                 let off = ram
-                    .offset(pa, size as u64)
+                    .offset_readable(pa, size as u64)
                     .ok_or(Exception::LoadAccessFault(addr))?;
                 self.reservation = Some(pa);
                 (ext(ram.load_at(off, size)), false)
@@ -1154,6 +1310,86 @@ impl Hart {
         self.x[op.rd as usize & 31] = result;
         self.x[0] = 0;
         Ok(wrote)
+    }
+
+    /// The Zicbom/Zicboz enable of `menvcfg`/`senvcfg` (`field` = the envcfg bits of the
+    /// operation) for the current privilege: off below M is an illegal instruction.
+    fn cbo_allowed(&self, op: &Op, field: u64) -> Result<(), Exception> {
+        let ill = Exception::IllegalInstr(op.raw as u64);
+        if self.prv != Priv::M && self.csr.menvcfg & field == 0 {
+            return Err(ill);
+        }
+        if self.prv == Priv::U && self.csr.senvcfg & field == 0 {
+            return Err(ill);
+        }
+        Ok(())
+    }
+
+    /// cbo.clean / cbo.flush / cbo.inval: no cache to maintain, only the checks. Like QEMU,
+    /// the block is first probed for a load; if that fails it must be writable, and the fault
+    /// reported is the store's (for the block-aligned address).
+    #[inline(never)]
+    fn cbo_manage(&mut self, ram: &mut Ram, op: &Op, mode: usize) -> Result<(), Exception> {
+        let field = if op.kind == Kind::CboInval {
+            ENVCFG_CBIE
+        } else {
+            ENVCFG_CBCFE
+        };
+        self.cbo_allowed(op, field)?;
+        let a = self.x[op.rs1 as usize & 31] & !(CBO_BLOCK - 1);
+        if self
+            .translate_block(ram, a, CBO_BLOCK, Access::Load, mode)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.translate_block(ram, a, CBO_BLOCK, Access::Store, mode)
+            .map(|_| ())
+    }
+
+    /// cbo.zero: store zeros to the aligned 64-byte block (a device gets 64 byte stores, as
+    /// under QEMU).
+    #[inline(never)]
+    fn cbo_zero<M: Mmio>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        op: &Op,
+        mode: usize,
+    ) -> Result<StoreOutcome, Exception> {
+        self.cbo_allowed(op, ENVCFG_CBZE)?;
+        let a = self.x[op.rs1 as usize & 31] & !(CBO_BLOCK - 1);
+        match self.translate_block(ram, a, CBO_BLOCK, Access::Store, mode)? {
+            BlockTarget::Ram(off) => {
+                let mut code = false;
+                for k in 0..CBO_BLOCK as usize / 8 {
+                    code |= ram.store_at(off + 8 * k, 8, 0);
+                }
+                Ok(if code || ram.code_dirty() {
+                    StoreOutcome::CodeModified
+                } else {
+                    StoreOutcome::Ram
+                })
+            }
+            BlockTarget::Mmio(pa) => {
+                for k in 0..CBO_BLOCK {
+                    mmio.store(ram, pa + k, 1, 0, self.icount)
+                        .map_err(|_| Exception::StoreAccessFault(a + k))?;
+                }
+                Ok(StoreOutcome::Mmio)
+            }
+        }
+    }
+
+    /// wrs.nto / wrs.sto: the reservation is dropped and the wait ends at once (nothing else
+    /// runs while this hart waits); like QEMU, wrs.nto below M with mstatus.TW set traps as
+    /// if its time limit had expired.
+    fn wrs(&mut self, op: &Op) -> Result<(), Exception> {
+        if op.kind == Kind::WrsNto && self.prv != Priv::M && self.csr.mstatus & MSTATUS_TW != 0 {
+            return Err(Exception::IllegalInstr(op.raw as u64));
+        }
+        self.reservation = None;
+        Ok(())
     }
 
     /// The rounding mode for field value `rm` (7 = dynamic from `frm`); `None` if reserved.
@@ -1299,6 +1535,26 @@ impl Hart {
             FmvWX => Res::F(fpu::box_f32(self.x[rs1] as u32)),
             FmvXD => Res::X(f1),
             FmvDX => Res::F(self.x[rs1]),
+            FliS => Res::F(fpu::box_f32(fpu::fli_f32(op.rs1))),
+            FliD => Res::F(fpu::fli_f64(op.rs1)),
+            FminmaxmS => Res::F(fpu::box_f32(fpu::f32_minmax_m(op.rm == 1, s1, s2, &mut fl))),
+            FminmaxmD => Res::F(fpu::f64_minmax_m(op.rm == 1, f1, f2, &mut fl)),
+            FroundS => {
+                let rm = rm!();
+                Res::F(fpu::box_f32(fpu::f32_round_int(
+                    s1,
+                    rm,
+                    op.rs2 == 5,
+                    &mut fl,
+                )))
+            }
+            FroundD => {
+                let rm = rm!();
+                Res::F(fpu::f64_round_int(f1, rm, op.rs2 == 5, &mut fl))
+            }
+            FcvtmodWD => Res::X(fpu::f64_to_i32_modulo(f1, &mut fl)),
+            FcmpqS => Res::X(fpu::f32_cmp_quiet(op.rm == 1, s1, s2, &mut fl)),
+            FcmpqD => Res::X(fpu::f64_cmp_quiet(op.rm == 1, f1, f2, &mut fl)),
             _ => return Err(ill),
         };
         match res {

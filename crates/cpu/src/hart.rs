@@ -67,6 +67,8 @@ pub struct Hart {
     pub debug: crate::debug::DebugHooks,
     /// The implemented extensions (fixed for the life of a machine: decoded pages depend on it).
     pub features: crate::isa::CpuFeatures,
+    /// Traps taken by this hart (statistics, not architectural state).
+    pub stats: crate::stats::TrapStats,
 }
 
 impl std::fmt::Debug for Hart {
@@ -94,6 +96,7 @@ impl Hart {
             tlb: Tlb::new(),
             debug: Default::default(),
             features: Default::default(),
+            stats: Default::default(),
         };
         h.x[10] = hart_id;
         h.x[11] = fdt_addr;
@@ -147,6 +150,7 @@ impl Hart {
             tlb: _,
             debug: _,
             features: _,
+            stats: _,
         } = self;
         HartState {
             x: *x,

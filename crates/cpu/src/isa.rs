@@ -226,23 +226,15 @@ impl CpuFeatures {
         s
     }
 
-    /// misa: MXL=2 (RV64) with A C D F I M S U (H is not implemented).
+    /// misa: MXL=2 (RV64) with A C D F I M S U (H is not implemented; the Z*/S* extensions
+    /// have no misa bits).
     pub fn misa(&self) -> u64 {
-        (2 << 62)
-            | (1 << 0)   // A
-            | (1 << 2)   // C
-            | (1 << 3)   // D
-            | (1 << 5)   // F
-            | (1 << 8)   // I
-            | (1 << 12)  // M
-            | (1 << 18)  // S
-            | (1 << 20) // U
+        crate::csr::MISA
     }
 
     /// The extension names of `riscv,isa-extensions`, in QEMU 10's order (its `isa_edata_arr`),
     /// including the names QEMU derives from the implementation (zic64b, zmmul, ...).
     pub fn isa_extensions(&self) -> Vec<&'static str> {
-        let cbo = self.zicbom || self.zicbop || self.zicboz;
         let table: [(&'static str, bool); 47] = [
             ("i", true),
             ("m", true),
@@ -250,7 +242,8 @@ impl CpuFeatures {
             ("f", true),
             ("d", true),
             ("c", true),
-            ("zic64b", cbo),
+            // QEMU derives it from the block sizes (64), whether or not a Zicbo* is on.
+            ("zic64b", true),
             ("zicbom", self.zicbom),
             ("zicbop", self.zicbop),
             ("zicboz", self.zicboz),

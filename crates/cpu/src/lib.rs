@@ -14,6 +14,7 @@ pub mod hart;
 pub mod isa;
 pub mod mmu;
 pub mod ram;
+pub mod stats;
 pub mod trap;
 
 pub use bus::{Mmio, MmioFault};

@@ -298,7 +298,13 @@ impl Hart {
             return Err(access_fault(acc, vaddr));
         }
         let ppage = paddr & PAGE_MASK;
-        let entry = match ram.offset(ppage, PAGE_SIZE) {
+        // Fetches and loads also reach the board's ROM; stores only RAM.
+        let mapped = if acc == Access::Store {
+            ram.offset(ppage, PAGE_SIZE)
+        } else {
+            ram.offset_readable(ppage, PAGE_SIZE)
+        };
+        let entry = match mapped {
             Some(off) => TlbEntry {
                 tag: vaddr & PAGE_MASK,
                 base: off as u64,
@@ -413,7 +419,7 @@ impl Hart {
     pub fn translate_fetch(&mut self, ram: &mut Ram, vaddr: u64) -> Result<u64, Exception> {
         let mode = self.fetch_mode();
         match self.xlate(ram, vaddr, Access::Fetch, mode, 2)? {
-            Target::Ram(off) => Ok(ram.base().wrapping_add(off)),
+            Target::Ram(off) => Ok(ram.paddr_of(off as usize)),
             Target::Mmio(_) => Err(Exception::InstrAccessFault(vaddr)),
         }
     }
@@ -646,10 +652,37 @@ impl Hart {
         let acc = if lr { Access::Load } else { Access::Store };
         let t = self.xlate(ram, vaddr, acc, mode, sz)?;
         match t {
-            Target::Ram(off) => Ok(ram.base().wrapping_add(off)),
+            Target::Ram(off) => Ok(ram.paddr_of(off as usize)),
             Target::Mmio(_) if lr => Err(Exception::LoadAccessFault(vaddr)),
             Target::Mmio(_) => Err(Exception::StoreAccessFault(vaddr)),
         }
+    }
+}
+
+/// Where a cache block ([`Hart::translate_block`]) lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockTarget {
+    /// RAM offset.
+    Ram(usize),
+    /// Physical address of device registers (or of nothing).
+    Mmio(u64),
+}
+
+impl Hart {
+    /// Translate the aligned block of `size` bytes at `vaddr` (inside one page) for a data
+    /// access `acc` in regime `mode`, with PMP checked over the whole block (Zicbom/Zicboz).
+    pub(crate) fn translate_block(
+        &mut self,
+        ram: &mut Ram,
+        vaddr: u64,
+        size: u64,
+        acc: Access,
+        mode: usize,
+    ) -> Result<BlockTarget, Exception> {
+        Ok(match self.xlate(ram, vaddr, acc, mode, size)? {
+            Target::Ram(off) => BlockTarget::Ram(off as usize),
+            Target::Mmio(pa) => BlockTarget::Mmio(pa),
+        })
     }
 }
 

@@ -25,10 +25,19 @@ pub struct OutOfRam {
     pub len: u64,
 }
 
-/// Guest physical RAM: one contiguous region starting at `base`.
+/// Guest physical RAM: one contiguous region starting at `base`, plus an optional small
+/// read-only, executable ROM elsewhere (the board's mask ROM with the reset vector). The ROM's
+/// pages follow RAM's in `data`, so the hart fetches and loads from them through the same fast
+/// paths; stores never reach them ([`Ram::offset`] covers RAM only).
 pub struct Ram {
     base: u64,
     data: Vec<u8>,
+    /// Bytes of RAM at the start of `data` (the rest is ROM).
+    ram_len: u64,
+    /// Physical address of the ROM (meaningful when `rom_len` > 0).
+    rom_base: u64,
+    /// ROM size in bytes (a whole number of pages; 0 = no ROM).
+    rom_len: u64,
     /// Decoded instructions per 4 KiB page, present once the page has been executed from
     /// (`None` while the interpreter has the page checked out, see [`Ram::checkout_code`]).
     pub(crate) code: Vec<Option<Box<DecodedPage>>>,
@@ -131,7 +140,11 @@ impl std::fmt::Debug for Ram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ram")
             .field("base", &format_args!("{:#x}", self.base))
-            .field("size", &self.data.len())
+            .field("size", &self.ram_len)
+            .field(
+                "rom",
+                &format_args!("{:#x}+{:#x}", self.rom_base, self.rom_len),
+            )
             .finish()
     }
 }
@@ -139,15 +152,28 @@ impl std::fmt::Debug for Ram {
 impl Ram {
     /// Zero-filled RAM of `size` bytes (rounded up to a page) at physical address `base`.
     pub fn new(base: u64, size: u64) -> Self {
+        Ram::with_rom(base, size, 0, &[])
+    }
+
+    /// [`Ram::new`] plus a read-only, executable ROM holding `rom` (zero-padded to a page) at
+    /// physical `rom_base`, which must not overlap RAM. An empty `rom` means no ROM.
+    pub fn with_rom(base: u64, size: u64, rom_base: u64, rom: &[u8]) -> Self {
         let size = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let rom_len = (rom.len() as u64).div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let pages = (size >> PAGE_SHIFT) as usize;
-        let mut code = Vec::with_capacity(pages);
-        code.resize_with(pages, || None);
+        let all_pages = ((size + rom_len) >> PAGE_SHIFT) as usize;
+        let mut code = Vec::with_capacity(all_pages);
+        code.resize_with(all_pages, || None);
+        let mut data = vec![0u8; (size + rom_len) as usize];
+        data[size as usize..size as usize + rom.len()].copy_from_slice(rom);
         Ram {
             base,
-            data: vec![0u8; size as usize],
+            data,
+            ram_len: size,
+            rom_base,
+            rom_len,
             code,
-            code_state: vec![0; pages],
+            code_state: vec![0; all_pages],
             dirty: [None; CODE_WAYS],
             code_gen: 0,
             page_dirty: vec![0; pages],
@@ -169,23 +195,49 @@ impl Ram {
 
     /// Size in bytes.
     pub fn size(&self) -> u64 {
-        self.data.len() as u64
+        self.ram_len
     }
 
-    /// Offset into RAM of `[paddr, paddr+len)`, if the whole range is inside RAM.
+    /// Offset into RAM of `[paddr, paddr+len)`, if the whole range is inside RAM (writable
+    /// memory: never the ROM).
     #[inline(always)]
     pub fn offset(&self, paddr: u64, len: u64) -> Option<usize> {
         let off = paddr.wrapping_sub(self.base);
-        if off < self.data.len() as u64 && len <= self.data.len() as u64 - off {
+        if off < self.ram_len && len <= self.ram_len - off {
             Some(off as usize)
         } else {
             None
         }
     }
 
+    /// Offset of `[paddr, paddr+len)` for reading or fetching: inside RAM, or inside the ROM.
+    #[inline]
+    pub fn offset_readable(&self, paddr: u64, len: u64) -> Option<usize> {
+        if let Some(off) = self.offset(paddr, len) {
+            return Some(off);
+        }
+        let roff = paddr.wrapping_sub(self.rom_base);
+        if roff < self.rom_len && len <= self.rom_len - roff {
+            Some((self.ram_len + roff) as usize)
+        } else {
+            None
+        }
+    }
+
+    /// The physical address of a readable offset (see [`Ram::offset_readable`]).
+    #[inline]
+    pub fn paddr_of(&self, off: usize) -> u64 {
+        let off = off as u64;
+        if off < self.ram_len {
+            self.base.wrapping_add(off)
+        } else {
+            self.rom_base.wrapping_add(off - self.ram_len)
+        }
+    }
+
     /// The whole of RAM, read-only.
     pub fn as_slice(&self) -> &[u8] {
-        &self.data
+        &self.data[..self.ram_len as usize]
     }
 
     /// Copy bytes out of RAM.

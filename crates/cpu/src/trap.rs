@@ -75,6 +75,8 @@ impl Hart {
     /// retire): delegation, xepc/xcause/xtval, status stack, pc = handler. Clears the reservation.
     pub fn take_exception(&mut self, e: Exception) {
         let (cause, tval) = e.cause_and_tval(self.prv);
+        self.stats
+            .exception(cause, self.prv, self.x[17], self.x[16]);
         let to_s = self.prv != Priv::M && (self.csr.medeleg >> cause) & 1 != 0;
         self.enter_trap(cause, tval, to_s, false);
     }
@@ -152,6 +154,7 @@ impl Hart {
         };
         for irq in IRQ_PRIORITY {
             if irqs >> irq & 1 != 0 {
+                self.stats.interrupt(irq as u64);
                 self.enter_trap(irq as u64, 0, to_s, true);
                 return true;
             }

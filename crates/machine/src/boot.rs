@@ -1,11 +1,10 @@
-//! Where each image goes and how the hart starts, following QEMU 7.2's `virt_machine_done` and
+//! Where each image goes and how the hart starts, following QEMU 10's `virt_machine_done` and
 //! `hw/riscv/boot.c`.
 //!
 //! QEMU's hart starts in its mask ROM at 0x1000, whose reset vector sets `a0` = hart id,
 //! `a1` = FDT address, `a2` = address of the `fw_dynamic_info` that follows it in the ROM, and
-//! jumps to the start address in `t0`. rewind builds the same ROM (readable by the guest) and
-//! starts the hart with the registers that code leaves behind, at the jump target: the hart
-//! fetches only from RAM.
+//! jumps to the start address in `t0`. rewind builds the same ROM and the hart executes it,
+//! so the instruction count at the first firmware instruction is QEMU's (6).
 
 use std::path::PathBuf;
 
@@ -20,7 +19,7 @@ use crate::{ImageSource, MachineConfig};
 pub const RESET_VEC_SIZE: u64 = 40;
 /// `fw_dynamic_info.magic` ("OSBI").
 pub const FW_DYNAMIC_INFO_MAGIC: u64 = 0x4942_534f;
-/// `fw_dynamic_info.version` written by QEMU 7.2.
+/// `fw_dynamic_info.version` written by QEMU 10 (as 7.2).
 pub const FW_DYNAMIC_INFO_VERSION: u64 = 2;
 /// `fw_dynamic_info.next_mode`: supervisor mode.
 pub const FW_DYNAMIC_INFO_NEXT_MODE_S: u64 = 1;
@@ -73,7 +72,7 @@ fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a).saturating_mul(a)
 }
 
-/// Lay out firmware, kernel and initrd as QEMU 7.2 does for `config`.
+/// Lay out firmware, kernel and initrd as QEMU 10 does for `config`.
 pub fn plan(config: &MachineConfig) -> Result<BootPlan, MachineError> {
     let ram_base = VIRT_DRAM;
     let ram_size = config.ram_size;
@@ -161,7 +160,7 @@ pub fn plan(config: &MachineConfig) -> Result<BootPlan, MachineError> {
 
             if let Some(rd) = &config.initrd {
                 let bytes = read_source(rd)?;
-                let start = kernel_entry.saturating_add((ram_size / 2).min(128 << 20));
+                let start = kernel_entry.saturating_add((ram_size / 2).min(512 << 20));
                 let img =
                     raw_image(&bytes, start).map_err(|p| MachineError::image(rd.name(), p))?;
                 initrd = Some((start, img.high()));
@@ -200,7 +199,7 @@ pub fn plan(config: &MachineConfig) -> Result<BootPlan, MachineError> {
     })
 }
 
-/// The first bytes of QEMU 7.2's mask ROM for RV64 (`riscv_setup_rom_reset_vec` and
+/// The first bytes of QEMU 10's mask ROM for RV64 (`riscv_setup_rom_reset_vec` and
 /// `riscv_rom_copy_firmware_info`): reset vector, then `fw_dynamic_info`.
 pub fn mask_rom(start_addr: u64, fdt_addr: u64, kernel_entry: u64) -> Vec<u8> {
     let reset_vec: [u32; 10] = [
@@ -285,7 +284,7 @@ mod tests {
         assert_eq!(p.start_pc, 0x8000_0000);
         // Raw kernel at the next 2 MiB boundary after the firmware.
         assert_eq!(p.kernel_entry, 0x8020_0000);
-        // Initrd at kernel + min(ram / 2, 128 MiB).
+        // Initrd at kernel + min(ram / 2, 512 MiB) (QEMU 10).
         assert_eq!(p.initrd, Some((0x8420_0000, 0x8420_1000)));
         assert_eq!(
             p.blobs.iter().map(|b| b.segment.addr).collect::<Vec<_>>(),

@@ -1,6 +1,7 @@
-//! The flattened device tree of the `virt` board, matching what QEMU 7.2 generates for one hart
+//! The flattened device tree of the `virt` board, matching what QEMU 10 generates for one hart
 //! (without the devices rewind does not have: PCI, flash, fw-cfg, virtio-mmio, PMU).
 
+use rewind_cpu::CpuFeatures;
 use rewind_devices::layout::*;
 use vm_fdt::{Error as FdtError, FdtWriter};
 
@@ -32,41 +33,22 @@ pub struct FdtParams {
     pub rng_seed: [u8; 32],
     /// `mmu-type` of the cpu node (e.g. "riscv,sv39").
     pub mmu_type: &'static str,
+    /// The CPU's extensions (`riscv,isa*` and the cache-block sizes).
+    pub cpu: CpuFeatures,
 }
 
-/// Where QEMU 7.2 puts the device tree: 2 MiB aligned, below the end of RAM or 3 GiB,
-/// whichever is lower (`riscv_load_fdt`).
+/// Where QEMU 10 puts the device tree on RV64: the highest 2 MiB boundary that leaves room for
+/// the blob below the end of RAM (`riscv_compute_fdt_addr`; QEMU 7.2 also kept it below 3 GiB).
+/// QEMU subtracts its packed blob's size (a few KiB); we reserve [`QEMU_FDT_SIZE`], which gives
+/// the same address whenever RAM ends on a 1 MiB boundary.
 pub fn fdt_address(ram_base: u64, ram_size: u64) -> Option<u64> {
-    const GIB3: u64 = 3 << 30;
     let ram_end = ram_base.checked_add(ram_size)?;
-    let top = if ram_base < GIB3 {
-        ram_end.min(GIB3)
-    } else {
-        ram_end
-    };
-    let addr = top.checked_sub(QEMU_FDT_SIZE)? & !((2 << 20) - 1);
+    let addr = ram_end.checked_sub(QEMU_FDT_SIZE)? & !((2 << 20) - 1);
     (addr >= ram_base).then_some(addr)
 }
 
-/// The cpu node's `riscv,isa`, exactly as QEMU 7.2 writes it for our CPU options.
-pub const RISCV_ISA: &str = "rv64imafdc_zicsr_zifencei_zihintpause";
-
-/// The cpu node's `riscv,isa-extensions`: QEMU 7.2's string plus the Zicntr/Zihpm counters,
-/// which Linux implies from the deprecated `riscv,isa` but not from this list, so that
-/// `/proc/cpuinfo` reports the same ISA as under QEMU.
-pub const RISCV_ISA_EXTENSIONS: [&str; 11] = [
-    "i",
-    "m",
-    "a",
-    "f",
-    "d",
-    "c",
-    "zicntr",
-    "zicsr",
-    "zifencei",
-    "zihintpause",
-    "zihpm",
-];
+/// Cache-block size of Zicbom/Zicboz/Zicbop, as QEMU 10 advertises it.
+pub const CACHE_BLOCK_SIZE: u32 = 64;
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -80,24 +62,6 @@ pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
     f.property_u32("#size-cells", 2)?;
     f.property_string("compatible", "riscv-virtio")?;
     f.property_string("model", "riscv-virtio,qemu")?;
-
-    let chosen = f.begin_node("chosen")?;
-    if let Some(args) = p.bootargs.as_deref().filter(|a| !a.is_empty()) {
-        f.property_string("bootargs", args)?;
-    }
-    f.property_string("stdout-path", &format!("/soc/serial@{VIRT_UART0:x}"))?;
-    if let Some((start, end)) = p.initrd {
-        // QEMU 7.2 writes these as single cells; the initrd always sits below 4 GiB there.
-        if let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(end)) {
-            f.property_u32("linux,initrd-start", s)?;
-            f.property_u32("linux,initrd-end", e)?;
-        } else {
-            f.property_u64("linux,initrd-start", start)?;
-            f.property_u64("linux,initrd-end", end)?;
-        }
-    }
-    f.property("rng-seed", &p.rng_seed)?;
-    f.end_node(chosen)?;
 
     for (name, value) in [("poweroff", 0x5555u32), ("reboot", 0x7777)] {
         let n = f.begin_node(name)?;
@@ -123,9 +87,19 @@ pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
     f.property_u32("reg", 0)?;
     f.property_string("status", "okay")?;
     f.property_string("compatible", "riscv")?;
-    f.property_string("riscv,isa", RISCV_ISA)?;
+    // QEMU 10's order of these properties.
+    for (name, on) in [
+        ("riscv,cbop-block-size", p.cpu.zicbop),
+        ("riscv,cboz-block-size", p.cpu.zicboz),
+        ("riscv,cbom-block-size", p.cpu.zicbom),
+    ] {
+        if on {
+            f.property_u32(name, CACHE_BLOCK_SIZE)?;
+        }
+    }
+    f.property_string_list("riscv,isa-extensions", strings(&p.cpu.isa_extensions()))?;
     f.property_string("riscv,isa-base", "rv64i")?;
-    f.property_string_list("riscv,isa-extensions", strings(&RISCV_ISA_EXTENSIONS))?;
+    f.property_string("riscv,isa", &p.cpu.isa_string())?;
     f.property_string("mmu-type", p.mmu_type)?;
     let intc = f.begin_node("interrupt-controller")?;
     f.property_u32("#interrupt-cells", 1)?;
@@ -142,6 +116,24 @@ pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
     f.end_node(cluster)?;
     f.end_node(map)?;
     f.end_node(cpus)?;
+
+    let aliases = f.begin_node("aliases")?;
+    f.property_string("serial0", &format!("/soc/serial@{VIRT_UART0:x}"))?;
+    f.end_node(aliases)?;
+
+    // Property order as QEMU 10 leaves it (bootargs and the initrd are set on the node later
+    // than QEMU creates it, and libfdt puts them first).
+    let chosen = f.begin_node("chosen")?;
+    if let Some(args) = p.bootargs.as_deref().filter(|a| !a.is_empty()) {
+        f.property_string("bootargs", args)?;
+    }
+    if let Some((start, end)) = p.initrd {
+        f.property_u64("linux,initrd-end", end)?;
+        f.property_u64("linux,initrd-start", start)?;
+    }
+    f.property_string("stdout-path", &format!("/soc/serial@{VIRT_UART0:x}"))?;
+    f.property("rng-seed", &p.rng_seed)?;
+    f.end_node(chosen)?;
 
     let soc = f.begin_node("soc")?;
     f.property_u32("#address-cells", 2)?;
@@ -212,6 +204,7 @@ mod tests {
             initrd: Some((0x8800_0000, 0x8810_0000)),
             rng_seed: [7; 32],
             mmu_type: "riscv,sv39",
+            cpu: CpuFeatures::default(),
         }
     }
 
@@ -235,7 +228,7 @@ mod tests {
         assert_eq!(fdt_address(VIRT_DRAM, 128 << 20), Some(0x87e0_0000));
         assert_eq!(fdt_address(VIRT_DRAM, 256 << 20), Some(0x8fe0_0000));
         // Above 3 GiB of address space it stays below 3 GiB.
-        assert_eq!(fdt_address(VIRT_DRAM, 4 << 30), Some(0xbfe0_0000));
+        assert_eq!(fdt_address(VIRT_DRAM, 4 << 30), Some(0x1_7fe0_0000));
         assert_eq!(fdt_address(VIRT_DRAM, 1 << 20), Some(VIRT_DRAM));
         assert_eq!(fdt_address(VIRT_DRAM, 512 << 10), None);
     }
@@ -248,8 +241,13 @@ mod tests {
         assert_eq!(t.chosen().bootargs(), Some("console=ttyS0 earlycon"));
         assert_eq!(t.chosen().stdout().unwrap().name, "serial@10000000");
         let chosen = t.find_node("/chosen").unwrap();
-        assert_eq!(u32_of(&chosen, "linux,initrd-start"), 0x8800_0000);
-        assert_eq!(u32_of(&chosen, "linux,initrd-end"), 0x8810_0000);
+        let u64_of = |name: &str| {
+            let v = chosen.property(name).unwrap().value;
+            u64::from_be_bytes(v.try_into().unwrap())
+        };
+        // QEMU 10 writes both as 64-bit values.
+        assert_eq!(u64_of("linux,initrd-start"), 0x8800_0000);
+        assert_eq!(u64_of("linux,initrd-end"), 0x8810_0000);
         assert_eq!(chosen.property("rng-seed").unwrap().value, &[7u8; 32]);
 
         let mem: Vec<_> = t.memory().regions().collect();
@@ -262,9 +260,10 @@ mod tests {
         assert_eq!(cpus[0].ids().first(), 0);
         assert_eq!(cpus[0].timebase_frequency(), 10_000_000);
         let cpu = t.find_node("/cpus/cpu@0").unwrap();
+        let cf = CpuFeatures::default();
         assert_eq!(
             cpu.property("riscv,isa").unwrap().as_str(),
-            Some("rv64imafdc_zicsr_zifencei_zihintpause")
+            Some(cf.isa_string().as_str())
         );
         let exts: Vec<&str> = cpu
             .property("riscv,isa-extensions")
@@ -274,22 +273,9 @@ mod tests {
             .filter(|x| !x.is_empty())
             .map(|x| std::str::from_utf8(x).unwrap())
             .collect();
-        assert_eq!(
-            exts,
-            [
-                "i",
-                "m",
-                "a",
-                "f",
-                "d",
-                "c",
-                "zicntr",
-                "zicsr",
-                "zifencei",
-                "zihintpause",
-                "zihpm"
-            ]
-        );
+        assert_eq!(exts, cf.isa_extensions());
+        assert!(exts.contains(&"zbb") && exts.contains(&"sstc"));
+        assert_eq!(u32_of(&cpu, "riscv,cbom-block-size"), 64);
         assert_eq!(
             cpu.property("riscv,isa-base").unwrap().as_str(),
             Some("rv64i")

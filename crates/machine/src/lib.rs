@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 pub use error::{ImageProblem, MachineError};
 pub use machine::{Machine, RunOutcome};
+pub use rewind_cpu::{CpuFeatures, CpuModelError};
 pub use rewind_replay::{CheckSettings, SerialInput, ShutdownCause};
 pub use snapshot::{Snapshot, SnapshotError};
 
@@ -100,6 +101,8 @@ pub struct MachineConfig {
     pub serial_output: SerialOutput,
     /// Turn SIGINT/SIGTERM/SIGHUP into orderly host shutdown requests.
     pub handle_signals: bool,
+    /// The CPU's extensions (QEMU's `-cpu rv64,...`; default: QEMU 10's rv64 without H).
+    pub cpu: rewind_cpu::CpuFeatures,
 }
 
 impl Default for MachineConfig {
@@ -114,6 +117,7 @@ impl Default for MachineConfig {
             serial_input: SerialInput::Null,
             serial_output: SerialOutput::Stdout,
             handle_signals: false,
+            cpu: rewind_cpu::CpuFeatures::default(),
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use rewind_cpu::{ExitReason, Hart, Ram};
-use rewind_devices::layout::{RTC_IRQ, UART0_IRQ, VIRT_DRAM};
+use rewind_cpu::{CpuFeatures, ExitReason, Hart, Ram};
+use rewind_devices::layout::{RTC_IRQ, UART0_IRQ, VIRT_DRAM, VIRT_MROM};
 use rewind_devices::FinisherAction;
 use rewind_log::{TraceReader, TraceWriter};
 use rewind_replay::{
@@ -11,7 +11,7 @@ use rewind_replay::{
     ShutdownCause,
 };
 
-use crate::boot::{self, BootPlan, FW_DYNAMIC_INFO_ADDR};
+use crate::boot::{self, BootPlan};
 use crate::bus::Bus;
 use crate::clock::MAX_SHIFT;
 use crate::fdt::{build_fdt, FdtParams};
@@ -27,7 +27,7 @@ pub const MAX_SLICE: u64 = 1 << 20;
 pub const MAX_RAM_SIZE: u64 = 64 << 30;
 
 /// `mmu-type` advertised in the device tree.
-pub const MMU_TYPE: &str = "riscv,sv48";
+pub const MMU_TYPE: &str = "riscv,sv57";
 
 /// After this many hart returns in a row without a retired instruction (outside WFI), the
 /// guest is declared stuck: every instruction traps and time does not move.
@@ -204,14 +204,16 @@ impl Machine {
             initrd: plan.initrd,
             rng_seed,
             mmu_type: MMU_TYPE,
+            cpu: config.cpu,
         })
         .map_err(|e| MachineError::Config(format!("cannot build the device tree: {e}")))?;
         let mut bus = Bus::new(config.icount_shift, rtc_base);
         let rom = boot::mask_rom(plan.start_pc, plan.fdt_addr, plan.kernel_entry);
         bus.rom[..rom.len()].copy_from_slice(&rom);
-        let ram = Ram::new(VIRT_DRAM, config.ram_size);
+        // The hart starts in the mask ROM and executes QEMU's reset vector from it.
+        let ram = Ram::with_rom(VIRT_DRAM, config.ram_size, VIRT_MROM, &rom);
         let mut m = Machine {
-            hart: reset_hart(&plan, 0),
+            hart: reset_hart(config.cpu, 0),
             ram,
             bus,
             boundary,
@@ -712,7 +714,7 @@ impl Machine {
         self.flush_output()?;
         self.bus.reset_devices();
         self.load_images()?;
-        self.hart = reset_hart(&self.plan, self.hart.icount);
+        self.hart = reset_hart(self.config.cpu, self.hart.icount);
         Ok(())
     }
 
@@ -756,11 +758,12 @@ fn check_config(config: &MachineConfig) -> Result<(), MachineError> {
     Ok(())
 }
 
-/// A hart in the state QEMU's reset vector leaves it in when it jumps to `plan.start_pc`.
-fn reset_hart(plan: &BootPlan, icount: u64) -> Hart {
-    let mut h = Hart::new(0, plan.start_pc, plan.fdt_addr);
-    h.x[5] = plan.start_pc; // t0: the jump target
-    h.x[12] = FW_DYNAMIC_INFO_ADDR; // a2
+/// A hart at reset as QEMU 10 has it: M-mode, all registers zero, pc at the mask ROM's reset
+/// vector (which sets a0/a1/a2 and jumps to the firmware or kernel: 6 instructions).
+fn reset_hart(cpu: CpuFeatures, icount: u64) -> Hart {
+    let mut h = Hart::new(0, VIRT_MROM, 0);
+    h.x = [0; 32];
+    h.set_features(cpu);
     h.icount = icount;
     h
 }

@@ -34,6 +34,9 @@ pub struct RecordedConfig {
     pub check_interval: u64,
     /// Registers logged every this many checks.
     pub registers_every: u64,
+    /// The CPU model in QEMU's `-cpu` spelling (`rv64,h=false,...`). Traces without it were
+    /// recorded with the QEMU 7.2-era CPU, which this rewind no longer emulates.
+    pub cpu: String,
 }
 
 fn image_name(src: &ImageSource) -> String {
@@ -76,6 +79,7 @@ pub fn prepare_recording(
         icount_shift: config.icount_shift,
         check_interval: checks.interval,
         registers_every: checks.registers_every,
+        cpu: config.cpu.qemu_cpu_arg(),
     };
     let mut infos = Vec::new();
     for (role, slot) in [
@@ -181,7 +185,14 @@ pub fn replay_config(
                 bytes,
             }))
         };
+    let cpu = rewind_cpu::CpuFeatures::parse(&rc.cpu).map_err(|e| {
+        MachineError::Config(format!(
+            "the trace's CPU model '{}' is not usable: {e}",
+            rc.cpu
+        ))
+    })?;
     let config = MachineConfig {
+        cpu,
         ram_size: rc.ram_size,
         bios: load(&rc.bios, ImageRole::Bios)?,
         kernel: load(&rc.kernel, ImageRole::Kernel)?,

@@ -148,8 +148,9 @@ fn uart_output_then_pass() {
     let mut m = machine(&p);
     assert_eq!(m.run(None).unwrap(), RunOutcome::Exited(0));
     assert_eq!(m.captured_output(), b"hi");
-    // Five instructions, then lui+addi+lui; the finisher store itself retires too.
-    assert_eq!(m.icount(), 9);
+    // QEMU's 6-instruction reset vector in the mask ROM, five instructions, then
+    // lui+addi+lui; the finisher store itself retires too.
+    assert_eq!(m.icount(), 6 + 9);
 }
 
 #[test]
@@ -251,6 +252,14 @@ fn reset_reloads_images_and_keeps_ram() {
 #[test]
 fn boot_registers_point_at_fdt_and_fw_dynamic_info() {
     let mut m = machine(&[ld(T0, A2, 0), lwu(T1, A1, 0), SPIN]);
+    // The hart starts at the reset vector in the mask ROM, as QEMU's does.
+    assert_eq!(m.hart().pc, 0x1000);
+    assert_eq!(m.run(Some(6)).unwrap(), RunOutcome::InstructionLimit);
+    assert_eq!(
+        m.hart().pc,
+        0x8000_0000,
+        "the reset vector jumps to the firmware"
+    );
     assert_eq!(m.run(Some(2)).unwrap(), RunOutcome::InstructionLimit);
     let x = &m.hart().x;
     assert_eq!(x[10], 0, "a0 = hart id");

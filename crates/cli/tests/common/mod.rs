@@ -295,9 +295,14 @@ pub const QEMU_CPU: &str = "rv64,h=false";
 /// `-serial stdio -monitor none` passes piped stdin through without the `-nographic` mux (which
 /// did not deliver piped input to the UART in our checks).
 pub fn qemu_cmd(elf: &Path) -> Command {
+    qemu_cmd_cpu(elf, QEMU_CPU)
+}
+
+/// [`qemu_cmd`] with the CPU `cpu` (QEMU's `-cpu` spelling, which rewind's `--cpu` shares).
+pub fn qemu_cmd_cpu(elf: &Path, cpu: &str) -> Command {
     let mut cmd = Command::new("qemu-system-riscv64");
     cmd.args([
-        "-machine", "virt", "-cpu", QEMU_CPU, "-bios", "none", "-serial", "stdio",
+        "-machine", "virt", "-cpu", cpu, "-bios", "none", "-serial", "stdio",
     ])
     .args(["-monitor", "none", "-display", "none", "-icount", "shift=0"])
     .arg("-kernel")

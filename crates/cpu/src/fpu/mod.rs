@@ -283,3 +283,93 @@ pub fn f32_to_f64(a: u32, fl: &mut u8) -> u64 {
     // Widening is exact, so the rounding mode is irrelevant.
     soft::convert::<S, D>(a as u64, soft::RNE, fl)
 }
+
+/// The values of the Zfa `fli` table (index 1, the smallest normal, and 31, the canonical
+/// NaN, are format-specific and handled by the callers).
+const FLI: [f64; 32] = [
+    -1.0,
+    0.0,
+    1.0 / 65536.0,
+    1.0 / 32768.0,
+    1.0 / 256.0,
+    1.0 / 128.0,
+    0.0625,
+    0.125,
+    0.25,
+    0.3125,
+    0.375,
+    0.4375,
+    0.5,
+    0.625,
+    0.75,
+    0.875,
+    1.0,
+    1.25,
+    1.5,
+    1.75,
+    2.0,
+    2.5,
+    3.0,
+    4.0,
+    8.0,
+    16.0,
+    128.0,
+    256.0,
+    32768.0,
+    65536.0,
+    f64::INFINITY,
+    0.0,
+];
+
+/// Zfa fli.s: the constant with table index `idx` (0..=31).
+pub fn fli_f32(idx: u8) -> u32 {
+    match idx & 31 {
+        1 => f32::MIN_POSITIVE.to_bits(),
+        31 => F32_CANONICAL_NAN,
+        i => (FLI[i as usize] as f32).to_bits(),
+    }
+}
+
+/// Zfa fli.d.
+pub fn fli_f64(idx: u8) -> u64 {
+    match idx & 31 {
+        1 => f64::MIN_POSITIVE.to_bits(),
+        31 => F64_CANONICAL_NAN,
+        i => FLI[i as usize].to_bits(),
+    }
+}
+
+/// Zfa fminm (`max` false) / fmaxm for f32.
+pub fn f32_minmax_m(max: bool, a: u32, b: u32, fl: &mut u8) -> u32 {
+    soft::minmax_m::<S>(max, a as u64, b as u64, fl) as u32
+}
+
+/// Zfa fminm / fmaxm for f64.
+pub fn f64_minmax_m(max: bool, a: u64, b: u64, fl: &mut u8) -> u64 {
+    soft::minmax_m::<D>(max, a, b, fl)
+}
+
+/// Zfa fltq (`lt`) / fleq for f32: 0 or 1.
+pub fn f32_cmp_quiet(lt: bool, a: u32, b: u32, fl: &mut u8) -> u64 {
+    soft::cmp_quiet::<S>(lt, a as u64, b as u64, fl)
+}
+
+/// Zfa fltq / fleq for f64.
+pub fn f64_cmp_quiet(lt: bool, a: u64, b: u64, fl: &mut u8) -> u64 {
+    soft::cmp_quiet::<D>(lt, a, b, fl)
+}
+
+/// Zfa fround (`nx` false) / froundnx (`nx` true) for f32.
+pub fn f32_round_int(a: u32, rm: u8, nx: bool, fl: &mut u8) -> u32 {
+    soft::round_int::<S>(a as u64, rm, nx, fl) as u32
+}
+
+/// Zfa fround / froundnx for f64.
+pub fn f64_round_int(a: u64, rm: u8, nx: bool, fl: &mut u8) -> u64 {
+    soft::round_int::<D>(a, rm, nx, fl)
+}
+
+/// Zfa fcvtmod.w.d: the x-register value.
+pub fn f64_to_i32_modulo(a: u64, fl: &mut u8) -> u64 {
+    soft::to_i32_modulo(a, fl)
+}

@@ -611,3 +611,91 @@ pub(crate) fn convert<F: Format, T: Format>(a: u64, rm: u8, fl: &mut u8) -> u64 
         Class::Finite => round_pack::<T>(u.sign, u.m as u128, u.e, rm, fl),
     }
 }
+
+/// Zfa fminm/fmaxm (IEEE 754-2019 minimum/maximum): a NaN operand gives the canonical NaN.
+pub(crate) fn minmax_m<F: Format>(max: bool, a: u64, b: u64, fl: &mut u8) -> u64 {
+    let (ua, ub) = (unpack::<F>(a), unpack::<F>(b));
+    if ua.is_nan() || ub.is_nan() {
+        return nan_result::<F>(&[ua, ub], fl);
+    }
+    minmax::<F>(max, a, b, fl)
+}
+
+/// Zfa fltq (`lt`) / fleq: quiet compares, NV only for a signaling NaN.
+pub(crate) fn cmp_quiet<F: Format>(lt: bool, a: u64, b: u64, fl: &mut u8) -> u64 {
+    let (ua, ub) = (unpack::<F>(a), unpack::<F>(b));
+    if ua.is_nan() || ub.is_nan() {
+        if ua.cls == Class::SNaN || ub.cls == Class::SNaN {
+            *fl |= NV;
+        }
+        return 0;
+    }
+    cmp::<F>(if lt { 1 } else { 2 }, a, b, fl)
+}
+
+/// Zfa fround (`nx` false: inexact never raised) / froundnx: round to an integral value in
+/// the same format; NaNs give the canonical NaN, zero results keep the operand's sign.
+pub(crate) fn round_int<F: Format>(a: u64, rm: u8, nx: bool, fl: &mut u8) -> u64 {
+    let u = unpack::<F>(a);
+    match u.cls {
+        Class::QNaN | Class::SNaN => nan_result::<F>(&[u], fl),
+        Class::Inf | Class::Zero => a,
+        Class::Finite if u.e >= 0 => a,
+        Class::Finite => {
+            let shift = -(u.e as i64);
+            // m < 2^53, so with a shift beyond 62 only its stickiness matters.
+            let (m, shift) = if shift > 62 {
+                (1, 62)
+            } else {
+                (u.m, shift as u32)
+            };
+            let (q, inexact) = round_shift(m, shift, u.sign, rm);
+            if inexact && nx {
+                *fl |= NX;
+            }
+            if q == 0 {
+                zero::<F>(u.sign)
+            } else {
+                // q fits the significand: the conversion is exact.
+                from_int::<F>(u.sign, q, rm, fl)
+            }
+        }
+    }
+}
+
+/// Zfa fcvtmod.w.d: the integer part (rounded towards zero) modulo 2^32, sign-extended; NaN
+/// and infinity give 0. Out of the int32 range raises NV (and not NX), else inexact NX.
+pub(crate) fn to_i32_modulo(a: u64, fl: &mut u8) -> u64 {
+    let u = unpack::<D>(a);
+    let (mag, inexact): (u128, bool) = match u.cls {
+        Class::QNaN | Class::SNaN | Class::Inf => {
+            *fl |= NV;
+            return 0;
+        }
+        Class::Zero => return 0,
+        // m < 2^53: below 2^75 the value fits u128; above, its low 64 bits are zero.
+        Class::Finite if u.e >= 75 => (1 << 127, false),
+        Class::Finite if u.e >= 0 => ((u.m as u128) << u.e, false),
+        Class::Finite => {
+            let sh = (-u.e) as u32;
+            if sh >= 64 {
+                (0, true)
+            } else {
+                ((u.m >> sh) as u128, u.m & ((1u64 << sh) - 1) != 0)
+            }
+        }
+    };
+    let limit = if u.sign {
+        1u128 << 31
+    } else {
+        (1u128 << 31) - 1
+    };
+    if mag > limit {
+        *fl |= NV;
+    } else if inexact {
+        *fl |= NX;
+    }
+    let low = mag as u64;
+    let r = if u.sign { low.wrapping_neg() } else { low };
+    r as u32 as i32 as i64 as u64
+}
