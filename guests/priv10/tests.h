@@ -1,5 +1,19 @@
 /* priv10 sections after the CSR scans (included by main.c: they share its trap bookkeeping). */
 
+/* Does CSR `csr` exist (readable in M)? The sections of an extension switched off (-cpu ...=off) are
+   skipped. */
+static int have_csr(unsigned csr)
+{
+    uint64_t b = ntraps;
+    prep_read(csr);
+    call_dyn(0);
+    if (ntraps == b)
+        return 1;
+    ntraps = b;
+    printf("csr %x absent: section skipped\n", csr);
+    return 0;
+}
+
 /* Run `insn` (an asm string) in M, report the trap it raised (or that it did not). */
 #define PROBE(label, insn)                                                                  \
     do {                                                                                    \
@@ -70,6 +84,12 @@ static void tval_tests(void)
     PROBE("M csrw mhartid", "csrw mhartid, zero");
     PROBE("M csrs cycle", "csrs cycle, t0");
     PROBE("M csrr 0x7ff", "csrr t0, 0x7ff");
+    PROBE("M csrrs mhartid, rs1=0 value", "li t0, 0\n csrrs t0, mhartid, t0");
+    PROBE("M csrrc mconfigptr, rs1=0 value", "li t0, 0\n csrrc t0, mconfigptr, t0");
+    PROBE("M csrrsi mhartid, 0", "csrrsi t0, mhartid, 0");
+    PROBE("M lw unmapped misaligned", "li t0, 0x18000bbf\n lw t0, 0(t0)");
+    PROBE("M sw unmapped misaligned", "li t0, 0x18000bbf\n sw t0, 0(t0)");
+    PROBE("M lh unmapped", "li t0, 0x18000bbe\n lh t0, 0(t0)");
     clear_csr(mstatus, MSTATUS_FS);
     PROBE("M frflags FS=0", "frflags t0");
     PROBE("M fadd FS=0", "fadd.d f0, f1, f2");
@@ -142,7 +162,8 @@ static void amo_tests(void)
     hide = 0;
     AMO("lr.w +2", "lr.w a1, (a0)", b + 2);
     AMO("lr.d +4", "lr.d a1, (a0)", b + 4);
-    AMO("sc.w +1 no reservation", "sc.w a1, a1, (a0)", b + 1);
+    /* A misaligned SC without a reservation is not printed: QEMU 10 fails it quietly, rewind
+       raises store/AMO misaligned as the spec says (see the departures notes). */
     AMO("sc.d +0 no reservation", "sc.d a1, a1, (a0)", b);
     AMO("lr.d then sc.d", "lr.d t0, (a0)\n sc.d a1, a1, (a0)", b);
     printf("abuf %lx %lx\n", abuf[0], abuf[1]);
@@ -282,6 +303,8 @@ static uint64_t s_timer_wait(uint64_t a)
 static void sstc_tests(void)
 {
     puts_("== sstc\n");
+    if (!have_csr(0x14d))
+        return;
     clear_csr(mstatus, MSTATUS_MIE);
     write_csr(mie, 0);
     printf("mip %lx\n", read_csr(mip));
@@ -362,6 +385,8 @@ static void trig_run(const char *label, unsigned mode, uint64_t (*fn)(uint64_t),
 static void trigger_tests(void)
 {
     puts_("== triggers\n");
+    if (!have_csr(0x7a0))
+        return;
     for (uint64_t i = 0; i < 4; i++) {
         write_csr(0x7a0, i);
         printf("tselect <- %lx reads %lx, tinfo %lx\n", i, read_csr(0x7a0), read_csr(0x7a4));
@@ -420,6 +445,8 @@ static void trigger_tests(void)
 static void counter_tests(void)
 {
     puts_("== counters\n");
+    if (!have_csr(0xb03))
+        return;
     uint64_t a, b;
     write_csr(0x323, 2);
     __asm__ volatile("csrr %0, 0xb03\n nop\n nop\n nop\n nop\n nop\n csrr %1, 0xb03" : "=r"(a), "=r"(b));

@@ -261,6 +261,45 @@ fn guest_priv10() {
     );
 }
 
+/// priv10 on a CPU with the privileged extensions switched the other way (Sstc, Svadu, Sdtrig,
+/// Zihpm, Zicntr off; Svpbmt on): rewind `--cpu` against QEMU `-cpu` (CSR existence, counter
+/// masks, menvcfg.PBMTE at reset, hardware A/D updates without Svadu, PBMT accepted).
+#[test]
+fn guest_priv10_other_extensions() {
+    let Some(dir) = guests_dir() else { return };
+    if !have_tool("qemu-system-riscv64") {
+        eprintln!("qemu-system-riscv64 not installed: guest_priv10_other_extensions skipped");
+        return;
+    }
+    let elf = dir.join("build").join("priv10.elf");
+    let cpu = "rv64,h=false,sstc=off,svadu=off,debug=off,zihpm=off,zicntr=off,svpbmt=on";
+    let mut cmd = rewind_run_cmd(&elf);
+    cmd.args(["--cpu", cpu]);
+    let rw = run_with_input(cmd, b"", TIMEOUT);
+    assert_eq!(rw.code, Some(0), "{}", rw.describe());
+    for key in [
+        "M 30a: 4000000000000000",
+        "M 7a0: trap c=2 tval=7a002573",
+        "S ld pbmt: no trap",
+        "S ld A=0 svade: no trap",
+        "csr 14d absent: section skipped",
+        "priv10 done",
+    ] {
+        assert!(
+            rw.stdout.lines().any(|l| l == key),
+            "rewind --cpu {cpu} lacks {key:?}\n{}",
+            rw.describe()
+        );
+    }
+    let q = run_with_input(qemu_cmd_cpu(&elf, cpu), b"", TIMEOUT);
+    assert_eq!(q.code, Some(0), "QEMU: {}", q.stderr);
+    assert_same_output(
+        &format!("priv10 with -cpu {cpu}: live QEMU vs rewind"),
+        &q.stdout,
+        &rw.stdout,
+    );
+}
+
 #[test]
 fn guest_vm() {
     check_guest(

@@ -658,7 +658,8 @@ fn textra_legalize(v: u64) -> u64 {
 impl Hart {
     /// Execute a CSR instruction on `addr`: returns the old value (to be written to rd).
     /// `write` is false for csrrs/csrrc with rs1 = x0 (or uimm = 0): no write side effects and
-    /// read-only CSRs are allowed. `mmio` provides `mtime` for the `time` CSR and Sstc.
+    /// read-only CSRs are allowed. With `write` and a zero mask (rs1 holding 0) read-only CSRs
+    /// trap but nothing is written. `mmio` provides `mtime` for the `time` CSR and Sstc.
     /// An illegal access is `Exception::IllegalInstr(0)`: the interpreter puts the instruction
     /// bits in xtval.
     pub fn csr_op<M: Mmio>(
@@ -675,11 +676,13 @@ impl Hart {
             CsrOp::Set => (u64::MAX, operand),
             CsrOp::Clear => (0, operand),
         };
-        let write = write && mask != 0;
         let ill = Exception::IllegalInstr(0);
+        // csrrs/csrrc with rs1 != x0 attempt a write even when the value is zero: read-only
+        // CSRs trap (spec, QEMU 10), but nothing is written.
         if write && (addr >> 10) & 3 == 3 {
             return Err(ill);
         }
+        let write = write && mask != 0;
         if ((addr >> 8) & 3) as u8 > self.prv as u8 {
             return Err(ill);
         }
@@ -851,6 +854,12 @@ impl Hart {
         let icount = self.icount;
         let menvcfg_wmask = self.menvcfg_wmask();
         let senvcfg_wmask = self.senvcfg_wmask();
+        // Without Zihpm only CY, TM and IR exist (QEMU 10).
+        let counteren_mask = if self.features.zihpm {
+            COUNTEREN_MASK
+        } else {
+            7
+        };
         let c = &mut self.csr;
         match a {
             FFLAGS => {
@@ -877,7 +886,7 @@ impl Hart {
             MCOUNTINHIBIT => {
                 let (cy, ir) = (c.mcycle(icount), c.minstret(icount));
                 let hpm: [u64; HPM_COUNTERS] = std::array::from_fn(|i| c.mhpmcounter(i, icount));
-                c.mcountinhibit = v & MCOUNTINHIBIT_MASK;
+                c.mcountinhibit = v & counteren_mask & MCOUNTINHIBIT_MASK;
                 // Freezing keeps the current value; resuming continues from it.
                 c.cycle_frozen = cy;
                 c.cycle_offset = cy.wrapping_sub(icount);
@@ -922,8 +931,8 @@ impl Hart {
             // Modes 2 and 3 are reserved: QEMU ignores the whole write.
             MTVEC if v & 3 < 2 => c.mtvec = v,
             STVEC if v & 3 < 2 => c.stvec = v,
-            MCOUNTEREN => c.mcounteren = v & COUNTEREN_MASK,
-            SCOUNTEREN => c.scounteren = v & COUNTEREN_MASK,
+            MCOUNTEREN => c.mcounteren = v & counteren_mask,
+            SCOUNTEREN => c.scounteren = v & counteren_mask,
             MENVCFG => {
                 let old = c.menvcfg;
                 c.menvcfg = envcfg_write(old, v, menvcfg_wmask);
@@ -969,11 +978,7 @@ impl Hart {
                     }
                 }
             }
-            TSELECT => {
-                if v < TRIGGERS as u64 {
-                    c.tselect = v;
-                }
-            }
+            TSELECT if v < TRIGGERS as u64 => c.tselect = v,
             TDATA1 | TDATA2 | TDATA3 => {
                 let t = c.tselect as usize % TRIGGERS;
                 match a {
@@ -1032,11 +1037,12 @@ impl Hart {
 }
 
 /// A write of `v` to menvcfg/senvcfg with writable bits `wmask`. spec departure: CBIE = 2 is
-/// reserved and keeps the old value (QEMU 10 stores it).
+/// reserved and is written as 0 (QEMU 10 stores it; later QEMU canonicalizes it to 0 too).
 fn envcfg_write(old: u64, v: u64, wmask: u64) -> u64 {
-    let mut new = (old & !wmask) | (v & wmask);
+    let new = (old & !wmask) | (v & wmask);
     if new & ENVCFG_CBIE == 2 << 4 {
-        new = (new & !ENVCFG_CBIE) | (old & ENVCFG_CBIE);
+        new & !ENVCFG_CBIE
+    } else {
+        new
     }
-    new
 }

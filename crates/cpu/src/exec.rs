@@ -1253,9 +1253,15 @@ impl Hart {
                 self.reservation = Some(pa);
                 (ext(ram.load_at(off, size)), false)
             }
-            // Without a reservation the SC fails without touching memory, so it cannot fault
-            // (QEMU 10 compares the reserved address before any access).
-            ScW | ScD if self.reservation.is_none() => (1, false),
+            // Without a reservation an aligned SC fails without touching memory, so it cannot
+            // fault (QEMU 10 compares the reserved address before any access). spec departure:
+            // a misaligned SC raises store/AMO address misaligned (QEMU 10 just fails it).
+            ScW | ScD if self.reservation.is_none() => {
+                if addr & (size as u64 - 1) != 0 {
+                    return Err(Exception::StoreMisaligned(addr));
+                }
+                (1, false)
+            }
             ScW | ScD => {
                 let pa = self.translate_atomic(ram, addr, size, false)?;
                 let off = ram

@@ -488,8 +488,10 @@ impl Hart {
         } else {
             t.add(a2.wrapping_sub(vaddr))
         };
-        let r1 = self.phys_load(ram, mmio, lo_t, size, a1)?;
-        let r2 = self.phys_load(ram, mmio, hi_t, size, a2)?;
+        // A fault reports the first byte of the part that faulted: the address itself, or the
+        // start of the second page (as QEMU 10).
+        let r1 = self.phys_load(ram, mmio, lo_t, size, vaddr)?;
+        let r2 = self.phys_load(ram, mmio, hi_t, size, if crosses { a2 } else { vaddr })?;
         let shift = (vaddr - a1) * 8;
         let v = (r1 >> shift) | (r2 << (sz * 8 - shift));
         Ok(if sz == 8 {
@@ -613,8 +615,14 @@ impl Hart {
                 Target::Ram(off) => code |= ram.store_at(off as usize, 1, b),
                 Target::Mmio(pa) => {
                     any_mmio = true;
-                    mmio.store(ram, pa, 1, b, self.icount)
-                        .map_err(|_| Exception::StoreAccessFault(va))?;
+                    mmio.store(ram, pa, 1, b, self.icount).map_err(|_| {
+                        // The first byte of the faulting part (see load_slow).
+                        Exception::StoreAccessFault(if va >= page2 && crosses {
+                            page2
+                        } else {
+                            vaddr
+                        })
+                    })?;
                 }
             }
         }
