@@ -21,10 +21,18 @@ static void record(struct trap_frame *f, uint64_t status)
     }
 }
 
+/* Nested traps: 1 = the next ecall trap (a7 = 0x77) makes a nested trap in its handler. */
+static volatile int nest;
+static void nested(const char *who, struct trap_frame *f, int s_level);
+
 void mtrap_handler(struct trap_frame *f)
 {
     if (lower_return(f))
         return;
+    if (nest && (f->cause == 8 || f->cause == 9) && f->x[17] == 0x77) {
+        nested("M", f, 0);
+        return;
+    }
     if (f->cause & CAUSE_INTR) {
         printf("M interrupt %lx\n", f->cause & 0xff);
         write_csr(mie, 0);
@@ -39,6 +47,10 @@ void strap_handler(struct trap_frame *f)
 {
     if (f->cause == 8 && f->x[17] == LOWER_EXIT_MAGIC) {
         lower_exit_from_s();
+        return;
+    }
+    if (nest && f->cause == 8 && f->x[17] == 0x77) {
+        nested("S", f, 1);
         return;
     }
     if (f->cause == (CAUSE_INTR | 5)) {
@@ -281,6 +293,7 @@ int main(void)
     sstc_tests();
     trigger_tests();
     counter_tests();
+    nested_tests();
     printf("traps %lx\n", ntraps);
     puts_("priv10 done\n");
     return 0;

@@ -441,6 +441,59 @@ static void trigger_tests(void)
     write_csr(0x7a8, 0);
 }
 
+/* ---- nested traps ---- */
+/* In the handler of an ecall (a7 = 0x77): raise an illegal instruction (same level), then (for S)
+   an ecall to M; print the status fields each trap left, restore the outer trap's state, return. */
+static void nested(const char *who, struct trap_frame *f, int s_level)
+{
+    uint64_t st0 = s_level ? read_csr(sstatus) : read_csr(mstatus);
+    uint64_t epc0 = s_level ? read_csr(sepc) : read_csr(mepc);
+    printf("%s outer: cause=%lx pp=%lx pie=%lx\n", who, f->cause,
+           s_level ? (st0 >> 8) & 1 : (st0 >> 11) & 3, s_level ? (st0 >> 5) & 1 : (st0 >> 7) & 1);
+    uint64_t b = ntraps;
+    __asm__ volatile(".insn 4, 0x0000000b" ::: "memory");
+    /* The status the inner trap left (as its handler saw it), then what its xRET left. */
+    uint64_t st1 = last_status, st2 = s_level ? read_csr(sstatus) : read_csr(mstatus);
+    printf("%s inner illegal: traps %lx cause=%lx pp=%lx pie=%lx, after xret pp=%lx pie=%lx, epc moved %d\n", who,
+           ntraps - b, last_cause, s_level ? (st1 >> 8) & 1 : (st1 >> 11) & 3,
+           s_level ? (st1 >> 5) & 1 : (st1 >> 7) & 1, s_level ? (st2 >> 8) & 1 : (st2 >> 11) & 3,
+           s_level ? (st2 >> 5) & 1 : (st2 >> 7) & 1, (s_level ? read_csr(sepc) : read_csr(mepc)) != epc0);
+    if (s_level) {
+        /* ecall from the S handler to M (not delegated). */
+        b = ntraps;
+        __asm__ volatile("li a7, 0\n ecall" ::: "a7", "memory");
+        printf("S inner ecall: traps %lx cause=%lx mpp=%lx sstatus.spp=%lx\n", ntraps - b, last_cause,
+               (last_status >> 11) & 3, (read_csr(sstatus) >> 8) & 1);
+        write_csr(sstatus, st0);
+        write_csr(sepc, epc0);
+    } else {
+        write_csr(mstatus, st0);
+        write_csr(mepc, epc0);
+    }
+    f->epc += 4;
+}
+
+static uint64_t u_nest_ecall(uint64_t a)
+{
+    register uint64_t a7 __asm__("a7") = 0x77;
+    __asm__ volatile("ecall" : "+r"(a7)::"memory");
+    return a;
+}
+
+static void nested_tests(void)
+{
+    puts_("== nested\n");
+    nest = 1;
+    run_lower(0, u_nest_ecall, 0);
+    run_lower(1, u_nest_ecall, 0);
+    write_csr(medeleg, (1 << 8) | (1 << 2));
+    run_lower(0, u_nest_ecall, 0);
+    write_csr(medeleg, 0);
+    nest = 0;
+    printf("mstatus after: mpp=%lx mpie=%lx spp=%lx spie=%lx\n", (read_csr(mstatus) >> 11) & 3,
+           (read_csr(mstatus) >> 7) & 1, (read_csr(mstatus) >> 8) & 1, (read_csr(mstatus) >> 5) & 1);
+}
+
 /* ---- counters ---- */
 static void counter_tests(void)
 {
