@@ -166,6 +166,9 @@ static void amo_tests(void)
        raises store/AMO misaligned as the spec says (see the departures notes). */
     AMO("sc.d +0 no reservation", "sc.d a1, a1, (a0)", b);
     AMO("lr.d then sc.d", "lr.d t0, (a0)\n sc.d a1, a1, (a0)", b);
+    AMO("lr.d, sd other value, sc.d", "lr.d t0, (a0)\n addi t0, t0, 1\n sd t0, 0(a0)\n sc.d a1, a1, (a0)", b);
+    AMO("lr.d, sd same value, sc.d", "lr.d t0, (a0)\n sd t0, 0(a0)\n sc.d a1, a1, (a0)", b);
+    AMO("lr.w, sw to other word, sc.w", "lr.w t0, (a0)\n sw t0, 4(a0)\n sc.w a1, a1, (a0)", b);
     printf("abuf %lx %lx\n", abuf[0], abuf[1]);
     /* Misaligned plain accesses to RAM do not trap (QEMU 10). */
     uint64_t v;
