@@ -498,9 +498,26 @@ static void nested_tests(void)
 }
 
 /* ---- counters ---- */
+static uint64_t s_scountovf(uint64_t a) { (void)a; return read_csr(0xda0); }
+
 static void counter_tests(void)
 {
     puts_("== counters\n");
+    if (have_csr(0xda0)) {
+        /* Sscofpmf: scountovf shows OF of the counters mcounteren lets S see (S reads it too). */
+        write_csr(0x324, 1UL << 63);
+        write_csr(0x325, 1UL << 63);
+        write_csr(mcounteren, (1UL << 4) | (1UL << 5));
+        printf("scountovf %lx\n", read_csr(0xda0));
+        write_csr(mcounteren, 1UL << 4);
+        printf("scountovf %lx\n", read_csr(0xda0));
+        s_run("S scountovf", s_scountovf, 0);
+        write_csr(mcounteren, 0);
+        s_run("S scountovf mcounteren=0", s_scountovf, 0);
+        write_csr(mcounteren, 0);
+        write_csr(0x324, 0);
+        write_csr(0x325, 0);
+    }
     if (!have_csr(0xb03))
         return;
     uint64_t a, b;

@@ -594,6 +594,7 @@ mod addr {
     pub const TDATA3: u16 = 0x7a3;
     pub const TINFO: u16 = 0x7a4;
     pub const MCONTEXT: u16 = 0x7a8;
+    pub const SCOUNTOVF: u16 = 0xda0;
     pub const MCYCLE: u16 = 0xb00;
     pub const MINSTRET: u16 = 0xb02;
     pub const CYCLE: u16 = 0xc00;
@@ -842,6 +843,13 @@ impl Hart {
             }
             TINFO if f.debug => (1 << TTYPE_MCONTROL) | (1 << TTYPE_MCONTROL6),
             MCONTEXT if f.debug => c.mcontext,
+            // Sscofpmf's scountovf: the OF bits of the hpm counters S may see (mcounteren).
+            // Counters never overflow by themselves here (no LCOFI is raised); OF is what
+            // software wrote to mhpmevent.
+            SCOUNTOVF if f.sscofpmf => (3..32).fold(0, |acc, i| {
+                let of = c.mhpmevent[i - 3] >> 63 & c.mcounteren >> i & 1;
+                acc | of << i
+            }),
             _ => return Err(ill),
         };
         Ok(v)
