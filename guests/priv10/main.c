@@ -35,7 +35,8 @@ void mtrap_handler(struct trap_frame *f)
     }
     if (f->cause & CAUSE_INTR) {
         printf("M interrupt %lx\n", f->cause & 0xff);
-        write_csr(mie, 0);
+        /* Disable just this one: the others stay pending and come next, in priority order. */
+        clear_csr(mie, 1UL << (f->cause & 0x3f));
         return;
     }
     record(f, read_csr(mstatus));
@@ -294,6 +295,7 @@ int main(void)
     trigger_tests();
     counter_tests();
     nested_tests();
+    lcofi_tests();
     printf("traps %lx\n", ntraps);
     puts_("priv10 done\n");
     return 0;

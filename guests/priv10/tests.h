@@ -483,6 +483,24 @@ static uint64_t u_nest_ecall(uint64_t a)
     return a;
 }
 
+/* LCOFI (13) set by software in mip: taken like the standard interrupts, after STI. */
+static void lcofi_tests(void)
+{
+    puts_("== lcofi\n");
+    write_csr(mie, 0);
+    clear_csr(mstatus, MSTATUS_MIE);
+    set_csr(mip, 1UL << 13);
+    printf("mip %lx\n", read_csr(mip) & ~MIP_MTIP);
+    write_csr(mie, (1UL << 13) | MIP_SSIP);
+    set_csr(mip, MIP_SSIP);
+    set_csr(mstatus, MSTATUS_MIE);
+    __asm__ volatile("nop\n nop");
+    clear_csr(mstatus, MSTATUS_MIE);
+    printf("after MIE: mie %lx mip %lx\n", read_csr(mie), read_csr(mip) & ~MIP_MTIP);
+    clear_csr(mip, (1UL << 13) | MIP_SSIP);
+    write_csr(mie, 0);
+}
+
 static void nested_tests(void)
 {
     puts_("== nested\n");

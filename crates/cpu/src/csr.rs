@@ -100,8 +100,9 @@ pub const MIP_SEIP: u64 = 1 << 9;
 pub const MIP_MEIP: u64 = 1 << 11;
 /// The S-level interrupts (the only delegable ones; the only ones M can write in mip).
 pub const S_INTERRUPTS: u64 = MIP_SSIP | MIP_STIP | MIP_SEIP;
-/// All implemented interrupts: only these can be taken.
-pub const ALL_INTERRUPTS: u64 = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
+/// All interrupts that can be taken: the six standard ones and LCOFI (13), which software can
+/// set in mip (QEMU 10 takes it, with or without Sscofpmf).
+pub const ALL_INTERRUPTS: u64 = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP | (1 << 13);
 /// Local counter-overflow interrupt (Sscofpmf).
 pub const MIP_LCOFIP: u64 = 1 << 13;
 /// Writable bits of mideleg and of mip from M-mode, as QEMU 10 (h=false) keeps them: the S
