@@ -509,9 +509,9 @@ impl Csrs {
     }
 
     /// Does PMP allow an access of `size` bytes at physical `addr` needing permission `perm`
-    /// (PMP_R/W/X) from privilege `m_mode` (true = M)? QEMU 7.2's `pmp_hart_has_privs`: the
+    /// (PMP_R/W/X) from privilege `m_mode` (true = M)? QEMU 10's `pmp_hart_has_privs`: the
     /// lowest-numbered entry overlapping the access decides; partial overlap fails; no match
-    /// allows M and denies S/U. With no active entry at all QEMU 7.2 also denies S/U (checked
+    /// allows M and denies S/U. With no active entry at all QEMU 10 also denies S/U (checked
     /// on QEMU: an `sret` to S with all PMP entries OFF faults on the first fetch).
     #[inline]
     pub fn pmp_allows(&self, addr: u64, size: u64, perm: u8, m_mode: bool) -> bool {
