@@ -191,7 +191,7 @@ typedef uint64_t page_t[512];
 static page_t root __attribute__((aligned(4096)));
 static page_t l1 __attribute__((aligned(4096)));
 static page_t l0 __attribute__((aligned(4096)));
-static page_t data[10] __attribute__((aligned(4096)));
+static page_t data[11] __attribute__((aligned(4096)));
 #define VA(i) (0x40000000UL + 0x1000UL * (i))
 
 static volatile uint64_t s_addr, s_val;
@@ -229,6 +229,8 @@ static void map_pages(void)
     l0[7] = PTE(data[7], PTE_V | PTE_R | PTE_W | PTE_A | PTE_D);
     l0[8] = 0;
     l0[9] = PTE(data[9], PTE_V | PTE_R | PTE_W);                  /* A=0 D=0 (for misaligned) */
+    l0[10] = PTE(data[10], PTE_V | PTE_R | PTE_X | PTE_A);        /* code, next page invalid */
+    l0[11] = 0;
     __asm__ volatile("sfence.vma" ::: "memory");
 }
 
@@ -286,6 +288,21 @@ static void vm_tests(void)
     __asm__ volatile("sfence.vma" ::: "memory");
     s_run("S sd cross 8->9", s_store, VA(9) - 4);
     printf("  data9[0] %lx pte9 %lx\n", data[9][0], l0[9] & 0xff);
+    /* Fetch of a 4-byte instruction straddling into an invalid page, and of a compressed one
+       whose successor is there. */
+    extern char lower_exit[];
+    ((volatile uint16_t *)data[10])[2047] = 0x0013; /* low half of addi x0, x0, 0 */
+    __asm__ volatile("fence.i" ::: "memory");
+    resume_at = (uint64_t)lower_exit;
+    s_run("S fetch straddling", (uint64_t(*)(uint64_t))(VA(10) + 0xffe), 0);
+    printf("  epc=%lx\n", last_epc);
+    resume_at = 0;
+    ((volatile uint16_t *)data[10])[2047] = 0x0001; /* c.nop */
+    __asm__ volatile("fence.i" ::: "memory");
+    resume_at = (uint64_t)lower_exit;
+    s_run("S fetch after c.nop", (uint64_t(*)(uint64_t))(VA(10) + 0xffe), 0);
+    printf("  epc=%lx\n", last_epc);
+    resume_at = 0;
     write_csr(satp, 0);
 }
 
