@@ -21,13 +21,22 @@ static void record(struct trap_frame *f, uint64_t status)
     }
 }
 
+/* Nested traps: 1 = the next ecall trap (a7 = 0x77) makes a nested trap in its handler. */
+static volatile int nest;
+static void nested(const char *who, struct trap_frame *f, int s_level);
+
 void mtrap_handler(struct trap_frame *f)
 {
     if (lower_return(f))
         return;
+    if (nest && (f->cause == 8 || f->cause == 9) && f->x[17] == 0x77) {
+        nested("M", f, 0);
+        return;
+    }
     if (f->cause & CAUSE_INTR) {
         printf("M interrupt %lx\n", f->cause & 0xff);
-        write_csr(mie, 0);
+        /* Disable just this one: the others stay pending and come next, in priority order. */
+        clear_csr(mie, 1UL << (f->cause & 0x3f));
         return;
     }
     record(f, read_csr(mstatus));
@@ -39,6 +48,10 @@ void strap_handler(struct trap_frame *f)
 {
     if (f->cause == 8 && f->x[17] == LOWER_EXIT_MAGIC) {
         lower_exit_from_s();
+        return;
+    }
+    if (nest && f->cause == 8 && f->x[17] == 0x77) {
+        nested("S", f, 1);
         return;
     }
     if (f->cause == (CAUSE_INTR | 5)) {
@@ -281,6 +294,8 @@ int main(void)
     sstc_tests();
     trigger_tests();
     counter_tests();
+    nested_tests();
+    lcofi_tests();
     printf("traps %lx\n", ntraps);
     puts_("priv10 done\n");
     return 0;

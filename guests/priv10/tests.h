@@ -166,6 +166,9 @@ static void amo_tests(void)
        raises store/AMO misaligned as the spec says (see the departures notes). */
     AMO("sc.d +0 no reservation", "sc.d a1, a1, (a0)", b);
     AMO("lr.d then sc.d", "lr.d t0, (a0)\n sc.d a1, a1, (a0)", b);
+    AMO("lr.d, sd other value, sc.d", "lr.d t0, (a0)\n addi t0, t0, 1\n sd t0, 0(a0)\n sc.d a1, a1, (a0)", b);
+    AMO("lr.d, sd same value, sc.d", "lr.d t0, (a0)\n sd t0, 0(a0)\n sc.d a1, a1, (a0)", b);
+    AMO("lr.w, sw to other word, sc.w", "lr.w t0, (a0)\n sw t0, 4(a0)\n sc.w a1, a1, (a0)", b);
     printf("abuf %lx %lx\n", abuf[0], abuf[1]);
     /* Misaligned plain accesses to RAM do not trap (QEMU 10). */
     uint64_t v;
@@ -188,7 +191,7 @@ typedef uint64_t page_t[512];
 static page_t root __attribute__((aligned(4096)));
 static page_t l1 __attribute__((aligned(4096)));
 static page_t l0 __attribute__((aligned(4096)));
-static page_t data[10] __attribute__((aligned(4096)));
+static page_t data[11] __attribute__((aligned(4096)));
 #define VA(i) (0x40000000UL + 0x1000UL * (i))
 
 static volatile uint64_t s_addr, s_val;
@@ -226,6 +229,8 @@ static void map_pages(void)
     l0[7] = PTE(data[7], PTE_V | PTE_R | PTE_W | PTE_A | PTE_D);
     l0[8] = 0;
     l0[9] = PTE(data[9], PTE_V | PTE_R | PTE_W);                  /* A=0 D=0 (for misaligned) */
+    l0[10] = PTE(data[10], PTE_V | PTE_R | PTE_X | PTE_A);        /* code, next page invalid */
+    l0[11] = 0;
     __asm__ volatile("sfence.vma" ::: "memory");
 }
 
@@ -283,6 +288,21 @@ static void vm_tests(void)
     __asm__ volatile("sfence.vma" ::: "memory");
     s_run("S sd cross 8->9", s_store, VA(9) - 4);
     printf("  data9[0] %lx pte9 %lx\n", data[9][0], l0[9] & 0xff);
+    /* Fetch of a 4-byte instruction straddling into an invalid page, and of a compressed one
+       whose successor is there. */
+    extern char lower_exit[];
+    ((volatile uint16_t *)data[10])[2047] = 0x0013; /* low half of addi x0, x0, 0 */
+    __asm__ volatile("fence.i" ::: "memory");
+    resume_at = (uint64_t)lower_exit;
+    s_run("S fetch straddling", (uint64_t(*)(uint64_t))(VA(10) + 0xffe), 0);
+    printf("  epc=%lx\n", last_epc);
+    resume_at = 0;
+    ((volatile uint16_t *)data[10])[2047] = 0x0001; /* c.nop */
+    __asm__ volatile("fence.i" ::: "memory");
+    resume_at = (uint64_t)lower_exit;
+    s_run("S fetch after c.nop", (uint64_t(*)(uint64_t))(VA(10) + 0xffe), 0);
+    printf("  epc=%lx\n", last_epc);
+    resume_at = 0;
     write_csr(satp, 0);
 }
 
@@ -441,10 +461,98 @@ static void trigger_tests(void)
     write_csr(0x7a8, 0);
 }
 
+/* ---- nested traps ---- */
+/* In the handler of an ecall (a7 = 0x77): raise an illegal instruction (same level), then (for S)
+   an ecall to M; print the status fields each trap left, restore the outer trap's state, return. */
+static void nested(const char *who, struct trap_frame *f, int s_level)
+{
+    uint64_t st0 = s_level ? read_csr(sstatus) : read_csr(mstatus);
+    uint64_t epc0 = s_level ? read_csr(sepc) : read_csr(mepc);
+    printf("%s outer: cause=%lx pp=%lx pie=%lx\n", who, f->cause,
+           s_level ? (st0 >> 8) & 1 : (st0 >> 11) & 3, s_level ? (st0 >> 5) & 1 : (st0 >> 7) & 1);
+    uint64_t b = ntraps;
+    __asm__ volatile(".insn 4, 0x0000000b" ::: "memory");
+    /* The status the inner trap left (as its handler saw it), then what its xRET left. */
+    uint64_t st1 = last_status, st2 = s_level ? read_csr(sstatus) : read_csr(mstatus);
+    printf("%s inner illegal: traps %lx cause=%lx pp=%lx pie=%lx, after xret pp=%lx pie=%lx, epc moved %d\n", who,
+           ntraps - b, last_cause, s_level ? (st1 >> 8) & 1 : (st1 >> 11) & 3,
+           s_level ? (st1 >> 5) & 1 : (st1 >> 7) & 1, s_level ? (st2 >> 8) & 1 : (st2 >> 11) & 3,
+           s_level ? (st2 >> 5) & 1 : (st2 >> 7) & 1, (s_level ? read_csr(sepc) : read_csr(mepc)) != epc0);
+    if (s_level) {
+        /* ecall from the S handler to M (not delegated). */
+        b = ntraps;
+        __asm__ volatile("li a7, 0\n ecall" ::: "a7", "memory");
+        printf("S inner ecall: traps %lx cause=%lx mpp=%lx sstatus.spp=%lx\n", ntraps - b, last_cause,
+               (last_status >> 11) & 3, (read_csr(sstatus) >> 8) & 1);
+        write_csr(sstatus, st0);
+        write_csr(sepc, epc0);
+    } else {
+        write_csr(mstatus, st0);
+        write_csr(mepc, epc0);
+    }
+    f->epc += 4;
+}
+
+static uint64_t u_nest_ecall(uint64_t a)
+{
+    register uint64_t a7 __asm__("a7") = 0x77;
+    __asm__ volatile("ecall" : "+r"(a7)::"memory");
+    return a;
+}
+
+/* LCOFI (13) set by software in mip: taken like the standard interrupts, after STI. */
+static void lcofi_tests(void)
+{
+    puts_("== lcofi\n");
+    write_csr(mie, 0);
+    clear_csr(mstatus, MSTATUS_MIE);
+    set_csr(mip, 1UL << 13);
+    printf("mip %lx\n", read_csr(mip) & ~MIP_MTIP);
+    write_csr(mie, (1UL << 13) | MIP_SSIP);
+    set_csr(mip, MIP_SSIP);
+    set_csr(mstatus, MSTATUS_MIE);
+    __asm__ volatile("nop\n nop");
+    clear_csr(mstatus, MSTATUS_MIE);
+    printf("after MIE: mie %lx mip %lx\n", read_csr(mie), read_csr(mip) & ~MIP_MTIP);
+    clear_csr(mip, (1UL << 13) | MIP_SSIP);
+    write_csr(mie, 0);
+}
+
+static void nested_tests(void)
+{
+    puts_("== nested\n");
+    nest = 1;
+    run_lower(0, u_nest_ecall, 0);
+    run_lower(1, u_nest_ecall, 0);
+    write_csr(medeleg, (1 << 8) | (1 << 2));
+    run_lower(0, u_nest_ecall, 0);
+    write_csr(medeleg, 0);
+    nest = 0;
+    printf("mstatus after: mpp=%lx mpie=%lx spp=%lx spie=%lx\n", (read_csr(mstatus) >> 11) & 3,
+           (read_csr(mstatus) >> 7) & 1, (read_csr(mstatus) >> 8) & 1, (read_csr(mstatus) >> 5) & 1);
+}
+
 /* ---- counters ---- */
+static uint64_t s_scountovf(uint64_t a) { (void)a; return read_csr(0xda0); }
+
 static void counter_tests(void)
 {
     puts_("== counters\n");
+    if (have_csr(0xda0)) {
+        /* Sscofpmf: scountovf shows OF of the counters mcounteren lets S see (S reads it too). */
+        write_csr(0x324, 1UL << 63);
+        write_csr(0x325, 1UL << 63);
+        write_csr(mcounteren, (1UL << 4) | (1UL << 5));
+        printf("scountovf %lx\n", read_csr(0xda0));
+        write_csr(mcounteren, 1UL << 4);
+        printf("scountovf %lx\n", read_csr(0xda0));
+        s_run("S scountovf", s_scountovf, 0);
+        write_csr(mcounteren, 0);
+        s_run("S scountovf mcounteren=0", s_scountovf, 0);
+        write_csr(mcounteren, 0);
+        write_csr(0x324, 0);
+        write_csr(0x325, 0);
+    }
     if (!have_csr(0xb03))
         return;
     uint64_t a, b;

@@ -261,9 +261,10 @@ fn guest_priv10() {
     );
 }
 
-/// priv10 on a CPU with the privileged extensions switched the other way (Sstc, Svadu, Sdtrig,
-/// Zihpm, Zicntr off; Svpbmt on): rewind `--cpu` against QEMU `-cpu` (CSR existence, counter
-/// masks, menvcfg.PBMTE at reset, hardware A/D updates without Svadu, PBMT accepted).
+/// priv10 on CPUs with the privileged extensions switched the other way (Sstc, Svadu, Sdtrig,
+/// Zihpm, Zicntr off, Svpbmt on; and Sscofpmf on): rewind `--cpu` against QEMU `-cpu` (CSR
+/// existence, counter masks, menvcfg.PBMTE at reset, hardware A/D updates without Svadu, PBMT
+/// accepted, scountovf).
 #[test]
 fn guest_priv10_other_extensions() {
     let Some(dir) = guests_dir() else { return };
@@ -272,32 +273,43 @@ fn guest_priv10_other_extensions() {
         return;
     }
     let elf = dir.join("build").join("priv10.elf");
-    let cpu = "rv64,h=false,sstc=off,svadu=off,debug=off,zihpm=off,zicntr=off,svpbmt=on";
-    let mut cmd = rewind_run_cmd(&elf);
-    cmd.args(["--cpu", cpu]);
-    let rw = run_with_input(cmd, b"", TIMEOUT);
-    assert_eq!(rw.code, Some(0), "{}", rw.describe());
-    for key in [
-        "M 30a: 4000000000000000",
-        "M 7a0: trap c=2 tval=7a002573",
-        "S ld pbmt: no trap",
-        "S ld A=0 svade: no trap",
-        "csr 14d absent: section skipped",
-        "priv10 done",
-    ] {
-        assert!(
-            rw.stdout.lines().any(|l| l == key),
-            "rewind --cpu {cpu} lacks {key:?}\n{}",
-            rw.describe()
+    let runs: [(&str, &[&str]); 2] = [
+        (
+            "rv64,h=false,sstc=off,svadu=off,debug=off,zihpm=off,zicntr=off,svpbmt=on",
+            &[
+                "M 30a: 4000000000000000",
+                "M 7a0: trap c=2 tval=7a002573",
+                "S ld pbmt: no trap",
+                "S ld A=0 svade: no trap",
+                "csr 14d absent: section skipped",
+                "priv10 done",
+            ],
+        ),
+        (
+            "rv64,h=false,sscofpmf=on",
+            &["M da0: 0", "scountovf 30", "scountovf 10", "priv10 done"],
+        ),
+    ];
+    for (cpu, keys) in runs {
+        let mut cmd = rewind_run_cmd(&elf);
+        cmd.args(["--cpu", cpu]);
+        let rw = run_with_input(cmd, b"", TIMEOUT);
+        assert_eq!(rw.code, Some(0), "{}", rw.describe());
+        for key in keys {
+            assert!(
+                rw.stdout.lines().any(|l| l == *key),
+                "rewind --cpu {cpu} lacks {key:?}\n{}",
+                rw.describe()
+            );
+        }
+        let q = run_with_input(qemu_cmd_cpu(&elf, cpu), b"", TIMEOUT);
+        assert_eq!(q.code, Some(0), "QEMU: {}", q.stderr);
+        assert_same_output(
+            &format!("priv10 with -cpu {cpu}: live QEMU vs rewind"),
+            &q.stdout,
+            &rw.stdout,
         );
     }
-    let q = run_with_input(qemu_cmd_cpu(&elf, cpu), b"", TIMEOUT);
-    assert_eq!(q.code, Some(0), "QEMU: {}", q.stderr);
-    assert_same_output(
-        &format!("priv10 with -cpu {cpu}: live QEMU vs rewind"),
-        &q.stdout,
-        &rw.stdout,
-    );
 }
 
 #[test]

@@ -100,8 +100,9 @@ pub const MIP_SEIP: u64 = 1 << 9;
 pub const MIP_MEIP: u64 = 1 << 11;
 /// The S-level interrupts (the only delegable ones; the only ones M can write in mip).
 pub const S_INTERRUPTS: u64 = MIP_SSIP | MIP_STIP | MIP_SEIP;
-/// All implemented interrupts: only these can be taken.
-pub const ALL_INTERRUPTS: u64 = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
+/// All interrupts that can be taken: the six standard ones and LCOFI (13), which software can
+/// set in mip (QEMU 10 takes it, with or without Sscofpmf).
+pub const ALL_INTERRUPTS: u64 = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP | (1 << 13);
 /// Local counter-overflow interrupt (Sscofpmf).
 pub const MIP_LCOFIP: u64 = 1 << 13;
 /// Writable bits of mideleg and of mip from M-mode, as QEMU 10 (h=false) keeps them: the S
@@ -508,9 +509,9 @@ impl Csrs {
     }
 
     /// Does PMP allow an access of `size` bytes at physical `addr` needing permission `perm`
-    /// (PMP_R/W/X) from privilege `m_mode` (true = M)? QEMU 7.2's `pmp_hart_has_privs`: the
+    /// (PMP_R/W/X) from privilege `m_mode` (true = M)? QEMU 10's `pmp_hart_has_privs`: the
     /// lowest-numbered entry overlapping the access decides; partial overlap fails; no match
-    /// allows M and denies S/U. With no active entry at all QEMU 7.2 also denies S/U (checked
+    /// allows M and denies S/U. With no active entry at all QEMU 10 also denies S/U (checked
     /// on QEMU: an `sret` to S with all PMP entries OFF faults on the first fetch).
     #[inline]
     pub fn pmp_allows(&self, addr: u64, size: u64, perm: u8, m_mode: bool) -> bool {
@@ -594,6 +595,7 @@ mod addr {
     pub const TDATA3: u16 = 0x7a3;
     pub const TINFO: u16 = 0x7a4;
     pub const MCONTEXT: u16 = 0x7a8;
+    pub const SCOUNTOVF: u16 = 0xda0;
     pub const MCYCLE: u16 = 0xb00;
     pub const MINSTRET: u16 = 0xb02;
     pub const CYCLE: u16 = 0xc00;
@@ -842,6 +844,13 @@ impl Hart {
             }
             TINFO if f.debug => (1 << TTYPE_MCONTROL) | (1 << TTYPE_MCONTROL6),
             MCONTEXT if f.debug => c.mcontext,
+            // Sscofpmf's scountovf: the OF bits of the hpm counters S may see (mcounteren).
+            // Counters never overflow by themselves here (no LCOFI is raised); OF is what
+            // software wrote to mhpmevent.
+            SCOUNTOVF if f.sscofpmf => (3..32).fold(0, |acc, i| {
+                let of = c.mhpmevent[i - 3] >> 63 & c.mcounteren >> i & 1;
+                acc | of << i
+            }),
             _ => return Err(ill),
         };
         Ok(v)

@@ -1250,8 +1250,10 @@ impl Hart {
                 let off = ram
                     .offset_readable(pa, size as u64)
                     .ok_or(Exception::LoadAccessFault(addr))?;
+                let v = ram.load_at(off, size);
                 self.reservation = Some(pa);
-                (ext(ram.load_at(off, size)), false)
+                self.reservation_val = v;
+                (ext(v), false)
             }
             // Without a reservation an aligned SC fails without touching memory, so it cannot
             // fault (QEMU 10 compares the reserved address before any access). spec departure:
@@ -1267,7 +1269,10 @@ impl Hart {
                 let off = ram
                     .offset(pa, size as u64)
                     .ok_or(Exception::StoreAccessFault(addr))?;
-                let ok = self.reservation == Some(pa);
+                // QEMU 10's SC is a compare-and-swap against the value the LR read: a store of
+                // another value in between (even by this hart) makes it fail.
+                let ok =
+                    self.reservation == Some(pa) && ram.load_at(off, size) == self.reservation_val;
                 self.reservation = None;
                 if ok {
                     ram.store_at(off, size, src);

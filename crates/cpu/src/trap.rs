@@ -67,8 +67,8 @@ pub const SRET_BITS: u64 = 0x1020_0073;
 /// Encoding of `wfi`.
 pub const WFI_BITS: u64 = 0x1050_0073;
 
-/// Interrupt numbers in priority order (highest first): MEI, MSI, MTI, SEI, SSI, STI.
-const IRQ_PRIORITY: [u32; 6] = [11, 3, 7, 9, 1, 5];
+/// Interrupt numbers in priority order (highest first): MEI, MSI, MTI, SEI, SSI, STI, LCOFI.
+const IRQ_PRIORITY: [u32; 7] = [11, 3, 7, 9, 1, 5, 13];
 
 impl Hart {
     /// Enter the trap handler for `e` raised by the instruction at `self.pc` (which does not

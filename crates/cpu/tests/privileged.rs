@@ -866,7 +866,7 @@ fn mmio_paths() {
 #[test]
 fn pmp_rules() {
     let (mut h, mut ram, mut m) = setup();
-    // No active entry: M allowed, S/U denied (QEMU 7.2).
+    // No active entry: M allowed, S/U denied (QEMU 10).
     assert!(h.load(&mut ram, &mut m, RAM_BASE, 8).is_ok());
     h.prv = Priv::S;
     assert_eq!(
