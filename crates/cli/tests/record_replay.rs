@@ -1252,6 +1252,185 @@ fn tampered_events_are_divergences() {
     diverged_at(&replay_raw(&t));
 }
 
+/// Replaces the footer JSON of a finished trace with `edit(footer)`, fixing its checksum and the
+/// trailer, so only the footer's content is wrong.
+fn with_footer(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let n = bytes.len();
+    let at = u64::from_le_bytes(bytes[n - 16..n - 8].try_into().expect("8 bytes")) as usize;
+    let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&bytes[at + 8..at + 8 + len]).expect("footer JSON");
+    edit(&mut json);
+    let json = serde_json::to_vec(&json).expect("footer JSON");
+    let mut out = bytes[..at].to_vec();
+    out.extend_from_slice(b"RWFT");
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    out.extend_from_slice(&(at as u64).to_le_bytes());
+    out.extend_from_slice(b"RWNDEND\0");
+    out
+}
+
+/// Replay and dump of `trace` both exit with `code`, and replay's message (and dump's, when
+/// it fails) contains each of `needles`.
+#[track_caller]
+fn replay_and_dump_agree(trace: &Path, what: &str, code: i32, needles: &[&str]) {
+    let started = Instant::now();
+    let r = replay_raw(trace);
+    let d = run(&[s("dump"), s(trace)]);
+    assert_eq!(r.code, Some(code), "{what}: replay: {}", r.describe());
+    assert_eq!(d.code, Some(code), "{what}: dump: {}", d.describe());
+    for needle in needles {
+        assert!(
+            r.stderr.contains(needle),
+            "{what}: replay must say {needle:?}: {}",
+            r.describe()
+        );
+        if code == EXIT_INVALID {
+            assert!(
+                d.stderr.contains(needle),
+                "{what}: dump must say {needle:?}: {}",
+                d.describe()
+            );
+        }
+    }
+    assert!(
+        !r.stderr.contains("replay matched"),
+        "{what}: replay claims a match: {}",
+        r.describe()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{what}: took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Replay verifies the whole trace: a footer that is missing (cut short, 4), zeroed,
+/// contradicting the events, preceded by stray data, or an event beyond the footer's final
+/// instruction count (corrupt, 2, with the offset). `replay` and `dump` agree on each file.
+#[test]
+fn replay_verifies_the_footer_like_dump() {
+    use rewind_log::{Event, Footer, TraceReader, TraceWriter};
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("footer");
+    let good = scratch.path("good.rwtrace");
+    let rec = run(&record_args(
+        &good,
+        &dir.join("build/exit_42.elf"),
+        "null",
+        &["--check-interval", "100"],
+    ));
+    assert_eq!(rec.code, Some(42), "record: {}", rec.describe());
+    replay_ok(&good, 42);
+    let bytes = std::fs::read(&good).expect("read trace");
+    let n = bytes.len();
+    let footer_at = u64::from_le_bytes(bytes[n - 16..n - 8].try_into().expect("8 bytes"));
+    let at = format!("offset {footer_at}");
+    let final_icount = recorded_icount(&rec);
+
+    let t = scratch.write("nofooter.rwtrace", &bytes[..footer_at as usize]);
+    replay_and_dump_agree(
+        &t,
+        "footer missing",
+        EXIT_CUT_SHORT,
+        &["nofooter.rwtrace", "cut short"],
+    );
+    assert!(
+        cut_short_at(&replay_raw(&t)) == final_icount,
+        "a trace missing only its footer replays to its End"
+    );
+
+    let mut z = bytes.clone();
+    z[footer_at as usize..].fill(0);
+    let t = scratch.write("zeroed.rwtrace", &z);
+    replay_and_dump_agree(
+        &t,
+        "zeroed footer",
+        EXIT_INVALID,
+        &["zeroed.rwtrace", &at, "footer"],
+    );
+
+    let t = scratch.write(
+        "contra.rwtrace",
+        with_footer(&bytes, |f| f["final_icount"] = (final_icount + 1).into()),
+    );
+    replay_and_dump_agree(
+        &t,
+        "final icount + 1",
+        EXIT_INVALID,
+        &["contra.rwtrace", &at, "footer"],
+    );
+    let t = scratch.write(
+        "counts.rwtrace",
+        with_footer(&bytes, |f| f["total_events"] = 1000.into()),
+    );
+    replay_and_dump_agree(
+        &t,
+        "event count",
+        EXIT_INVALID,
+        &["counts.rwtrace", &at, "footer"],
+    );
+
+    let mut after = bytes[..footer_at as usize].to_vec();
+    after.extend_from_slice(b"garbage");
+    after.extend_from_slice(&bytes[footer_at as usize..n - 16]);
+    after.extend_from_slice(&(footer_at + 7).to_le_bytes());
+    after.extend_from_slice(b"RWNDEND\0");
+    let t = scratch.write("after.rwtrace", &after);
+    replay_and_dump_agree(
+        &t,
+        "data after End",
+        EXIT_INVALID,
+        &["after.rwtrace", &at, "after the End"],
+    );
+
+    // Another final state hash: only a replay can tell (a divergence at the end).
+    let t = scratch.write(
+        "hash.rwtrace",
+        with_footer(&bytes, |f| f["final_state_hash"] = 12345.into()),
+    );
+    assert_eq!(
+        diverged_at(&replay_raw(&t)),
+        final_icount,
+        "final state hash"
+    );
+
+    // A state hash at 10^12 in a recording whose footer ends it at ~400 instructions.
+    let far = 1_000_000_000_000u64;
+    let t = scratch.path("far.rwtrace");
+    let mut r = TraceReader::open(&good).expect("open trace");
+    let mut w = TraceWriter::create(&t, r.header()).expect("create trace");
+    while let Some(e) = r.next_event().expect("read event") {
+        if e.event != Event::End {
+            w.push(e.icount, &e.event).expect("push event");
+        }
+    }
+    w.flush().expect("flush");
+    // The far event starts a block of its own, right after the flushed ones.
+    let far_block = std::fs::metadata(&t).expect("stat").len();
+    w.push(far, &Event::StateHash { hash: 0 })
+        .expect("push event");
+    w.finish(&Footer::new(far, None)).expect("finish trace");
+    let far_bytes = std::fs::read(&t).expect("read trace");
+    std::fs::write(
+        &t,
+        with_footer(&far_bytes, |f| f["final_icount"] = final_icount.into()),
+    )
+    .expect("write trace");
+    replay_and_dump_agree(
+        &t,
+        "state hash at 10^12",
+        EXIT_INVALID,
+        &[
+            "far.rwtrace",
+            &format!("offset {far_block}"),
+            "past the footer's final icount",
+        ],
+    );
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;

@@ -1288,10 +1288,27 @@ impl Boundary {
                 }));
             }
         }
+        // Consuming End reads past it, which verifies the footer against the events read:
+        // data after End or a footer that is zeroed or disagrees is a corrupt trace.
         self.consume();
-        // Reading past End verifies the footer against what was read.
+        if let Some(f) = self.failure.take() {
+            return Err(f);
+        }
         if let Log::Replay(r) = &mut self.log {
             r.reader.next_event()?;
+            // Every event is there but the footer is not: the recorder was killed while
+            // finishing, so the final state hash cannot be checked.
+            if let Some(t) = r.reader.truncated() {
+                return Err(ReplayStop::CutShort {
+                    path: r.reader.path().to_path_buf(),
+                    icount,
+                    detail: format!(
+                        "every event replayed, but the footer with the final state hash is \
+                         missing; the file ends at offset {} with {} unusable bytes",
+                        t.file_offset, t.bytes_lost
+                    ),
+                });
+            }
         }
         if let Some(h) = footer_hash {
             if h != final_state_hash {
