@@ -89,6 +89,8 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     // Snapshots of an earlier recording at this path belong to a trace that is gone.
     let sidecar = sidecar::sidecar_path(&a.output);
     let _ = std::fs::remove_file(&sidecar);
+    // And the half-written snapshot files of recordings killed before they finished.
+    sidecar::remove_stale_temporaries(&sidecar);
     let m = match Machine::record(config, writer, checks) {
         Ok(m) => m,
         Err(e) => {

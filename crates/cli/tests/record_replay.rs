@@ -1128,6 +1128,175 @@ fn sigint_and_sigterm_end_recording_cleanly() {
     );
 }
 
+/// Connects to the QMP monitor on the unix socket `sock` of `proc` and completes the
+/// handshake: once it answers, the machine exists and is being served.
+fn qmp_handshake(proc: &mut Proc, sock: &Path) -> UnixStream {
+    use std::io::{BufRead, BufReader};
+    let start = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(sock) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    !proc.exited() && start.elapsed() < Duration::from_secs(20),
+                    "cannot connect to the QMP socket {}: {e}\n{}",
+                    sock.display(),
+                    proc.finish_mut(TIMEOUT).describe()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone socket"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("QMP greeting");
+    assert!(line.contains("\"QMP\""), "QMP greeting: {line:?}");
+    (&stream)
+        .write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+        .expect("send qmp_capabilities");
+    line.clear();
+    reader
+        .read_line(&mut line)
+        .expect("qmp_capabilities answer");
+    assert!(line.contains("\"return\""), "qmp_capabilities: {line:?}");
+    stream
+}
+
+/// SIGTERM and SIGINT end a paused (`-S`) machine served to a QMP client or gdb: the recording
+/// ends with the signal's status at instruction 0 and replays; a paused run exits too.
+#[test]
+fn signals_end_a_paused_machine() {
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("paused-signal");
+    let elf = dir.join("build/interactive.elf");
+    for (sig, code) in [("TERM", 143), ("INT", 130)] {
+        let trace = scratch.path(&format!("paused-{sig}.rwtrace"));
+        let sock = scratch.path(&format!("qmp-{sig}.sock"));
+        let qmp = format!("unix:{}", sock.display());
+        let mut p = rewind_proc(&record_args(&trace, &elf, "null", &["--qmp", &qmp, "-S"]));
+        let _client = qmp_handshake(&mut p, &sock);
+        send_signal(&p, sig);
+        let rec = p.finish_mut(Duration::from_secs(10));
+        assert_eq!(
+            rec.code,
+            Some(code),
+            "paused record + SIG{sig}: {}",
+            rec.describe()
+        );
+        assert_eq!(recorded_icount(&rec), 0, "paused: no instruction ran");
+        let r = replay_ok(&trace, code);
+        assert_eq!(r.icount, 0);
+        assert!(
+            !scratch
+                .path(&format!("paused-{sig}.rwtrace.snapshots.tmp-{}", p.pid()))
+                .exists(),
+            "temporary snapshot file left behind"
+        );
+    }
+    // A paused run with gdb and QMP listening (no gdb client).
+    let sock = scratch.path("qmp-run.sock");
+    let qmp = format!("unix:{}", sock.display());
+    let mut run_cmd = rewind_run_cmd(&elf);
+    run_cmd.args(["--qmp", &qmp, "--gdb", "tcp:127.0.0.1:0", "-S"]);
+    let mut p = Proc::spawn(run_cmd, None);
+    let _client = qmp_handshake(&mut p, &sock);
+    send_signal(&p, "TERM");
+    let d = p.finish_mut(Duration::from_secs(10));
+    assert_eq!(d.code, Some(143), "paused run + SIGTERM: {}", d.describe());
+}
+
+/// A closed stderr or stdout (`rewind replay T 2>&1 | head -c 10`) ends nothing but the
+/// messages: no panic, the replay's own exit status; a killed recording's temporary snapshot
+/// file is removed by the next recording at that path.
+#[test]
+fn closed_pipes_and_stale_temporaries() {
+    use std::process::Stdio;
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("pipes");
+    let trace = scratch.path("t.rwtrace");
+    let rec = run(&record_args(
+        &trace,
+        &dir.join("build/exit_42.elf"),
+        "stdio",
+        &[],
+    ));
+    assert_eq!(rec.code, Some(42), "record: {}", rec.describe());
+    for (what, args) in [
+        ("replay", vec![s("replay"), s(&trace)]),
+        ("dump", vec![s("dump"), s(&trace)]),
+        (
+            "replay of a missing file",
+            vec![s("replay"), s(scratch.path("nope"))],
+        ),
+    ] {
+        for closed in ["stderr", "stdout", "both"] {
+            let mut cmd = common::rewind_cmd();
+            cmd.args(&args).stdin(Stdio::null());
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("start rewind");
+            // Close the read ends at once: every write to them gets EPIPE.
+            let keep_out = child.stdout.take().filter(|_| closed == "stderr");
+            let keep_err = child.stderr.take().filter(|_| closed == "stdout");
+            let drain = |r: Option<Box<dyn Read + Send>>| {
+                std::thread::spawn(move || {
+                    let mut v = Vec::new();
+                    if let Some(mut r) = r {
+                        let _ = r.read_to_end(&mut v);
+                    }
+                    String::from_utf8_lossy(&v).into_owned()
+                })
+            };
+            let o = drain(keep_out.map(|r| Box::new(r) as Box<dyn Read + Send>));
+            let e = drain(keep_err.map(|r| Box::new(r) as Box<dyn Read + Send>));
+            let status = child.wait().expect("wait");
+            let (o, e) = (o.join().unwrap_or_default(), e.join().unwrap_or_default());
+            let expected = match what {
+                "replay" => 42,
+                "dump" => 0,
+                _ => EXIT_INVALID,
+            };
+            assert_eq!(
+                status.code(),
+                Some(expected),
+                "{what} with {closed} closed: {status:?}\nstdout: {o}\nstderr: {e}"
+            );
+            assert!(!e.contains("panicked"), "{what} with {closed} closed: {e}");
+        }
+    }
+
+    // A recording killed with SIGKILL leaves its temporary snapshot file...
+    let elf = guest_elf("interactive").expect("guest");
+    let killed = scratch.path("killed.rwtrace");
+    let mut sess = Session::start(&killed, &elf, &Sock::tcp(), &[]);
+    sess.wait_for("ready\n");
+    let pid = sess.proc.pid();
+    sess.kill9();
+    sess.finish();
+    let tmp = scratch.path(&format!("killed.rwtrace.snapshots.tmp-{pid}"));
+    assert!(
+        tmp.exists(),
+        "no temporary file {} to clean up",
+        tmp.display()
+    );
+    // ...which the next recording at that path removes (the pid is gone, or reused by a
+    // process that is not this recording: then it stays, which this test cannot tell apart).
+    let rec = run(&record_args(
+        &killed,
+        &dir.join("build/exit_42.elf"),
+        "null",
+        &["--force"],
+    ));
+    assert_eq!(rec.code, Some(42), "record: {}", rec.describe());
+    assert!(
+        !tmp.exists() || Path::new(&format!("/proc/{pid}")).exists(),
+        "stale {} kept",
+        tmp.display()
+    );
+}
+
 /// Rewrites `src` into `dst` with the same header and footer and the events (End excluded) passed
 /// through `edit`: valid checksums, so only replay itself can notice a change.
 fn rewrite_trace(src: &Path, dst: &Path, edit: impl FnOnce(&mut Vec<(u64, rewind_log::Event)>)) {
