@@ -14,27 +14,36 @@
 //!   read. A request that does not match the next logged event is a divergence, kept in
 //!   [`Boundary::take_failure`] for the machine to stop with.
 
+//!
+//! One module per input family, as QEMU's `replay/` is: [`serial`], [`time`], [`random`],
+//! [`device`] (block, network, input events), [`lifecycle`] (shutdown, guest exit, end of
+//! trace), [`checks`] (state checks); this file holds the boundary itself and the log
+//! plumbing every family shares; host backends are in [`host`].
+
+pub mod checks;
+pub mod device;
 pub mod divergence;
-pub mod escape;
-pub mod output;
-mod socket;
-pub mod terminal;
+pub mod host;
+pub mod lifecycle;
+pub mod random;
+pub mod serial;
+pub mod time;
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
+pub use checks::{CheckSettings, DEFAULT_CHECK_INTERVAL, DEFAULT_REGISTERS_EVERY};
+pub use device::DeviceEvent;
 pub use divergence::{Divergence, LoggedEvent, RegisterDiff, ReplayStop};
-pub use output::OutputSink;
+pub use host::output::OutputSink;
+pub use host::{escape, output, terminal};
+pub use lifecycle::{GuestRequest, ShutdownCause};
 pub use rewind_log;
 
-use rewind_log::{
-    Event, EventAt, GuestExitKind, ReaderCursor, TraceHeader, TraceReader, TraceWriter,
-};
-
-use escape::{EscapeParser, Key};
+use rewind_log::{Event, EventAt, ReaderCursor, TraceHeader, TraceReader, TraceWriter};
 
 /// How the boundary treats host inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,82 +91,6 @@ impl Default for BoundaryConfig {
     }
 }
 
-/// Why the host asked the machine to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShutdownCause {
-    /// The user typed `Ctrl-A x` on the console.
-    QuitKey,
-    /// SIGINT.
-    Sigint,
-    /// SIGTERM.
-    Sigterm,
-    /// SIGHUP (the terminal went away).
-    Sighup,
-    /// The recording reached its instruction limit (`--max-instructions`).
-    EndOfRecording,
-}
-
-impl std::fmt::Display for ShutdownCause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ShutdownCause::QuitKey => "Ctrl-A x",
-            ShutdownCause::Sigint => "SIGINT",
-            ShutdownCause::Sigterm => "SIGTERM",
-            ShutdownCause::Sighup => "SIGHUP",
-            ShutdownCause::EndOfRecording => "the end of the recording",
-        })
-    }
-}
-
-impl ShutdownCause {
-    /// The cause as stored in a trace.
-    pub fn to_log(self) -> rewind_log::ShutdownCause {
-        use rewind_log::ShutdownCause as L;
-        match self {
-            ShutdownCause::QuitKey => L::CtrlAX,
-            ShutdownCause::Sigint => L::SigInt,
-            ShutdownCause::Sigterm => L::SigTerm,
-            ShutdownCause::Sighup => L::SigHup,
-            ShutdownCause::EndOfRecording => L::EndOfRecording,
-        }
-    }
-
-    /// The cause stored in a trace (a monitor `quit` counts as a console quit).
-    pub fn from_log(c: rewind_log::ShutdownCause) -> Self {
-        use rewind_log::ShutdownCause as L;
-        match c {
-            L::CtrlAX | L::Monitor => ShutdownCause::QuitKey,
-            L::SigInt => ShutdownCause::Sigint,
-            L::SigTerm => ShutdownCause::Sigterm,
-            L::SigHup => ShutdownCause::Sighup,
-            L::EndOfRecording => ShutdownCause::EndOfRecording,
-        }
-    }
-}
-
-impl ShutdownCause {
-    /// The exit status a process conventionally reports for this cause (128 + signal number;
-    /// 0 for a quit the user asked for on the console, as QEMU does).
-    pub fn exit_status(self) -> i32 {
-        match self {
-            ShutdownCause::QuitKey => 0,
-            ShutdownCause::Sigint => 128 + libc::SIGINT,
-            ShutdownCause::Sigterm => 128 + libc::SIGTERM,
-            ShutdownCause::Sighup => 128 + libc::SIGHUP,
-            ShutdownCause::EndOfRecording => 124,
-        }
-    }
-}
-
-/// A shutdown or reset the guest asked for (through the test finisher).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuestRequest {
-    /// Power off with this exit status.
-    Exit(i32),
-    /// Reset the machine.
-    Reset,
-}
-
 /// An asynchronous input produced by a host backend thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEvent {
@@ -169,95 +102,6 @@ pub enum HostEvent {
     Shutdown(ShutdownCause),
     /// A completion or input for a device other than the UART.
     Device(DeviceEvent),
-}
-
-/// An asynchronous input for a device (block/network completions, keyboard and mouse). Host
-/// backends send them as [`HostEvent::Device`]; the machine takes them with
-/// [`Boundary::take_device_event`] at checkpoints, in all three modes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceEvent {
-    /// A block request completed.
-    BlockComplete {
-        /// Block device index.
-        device: u8,
-        /// Request identifier.
-        request: u64,
-        /// Completion status.
-        status: u8,
-    },
-    /// A network frame arrived.
-    NetPacket {
-        /// Network device index.
-        device: u8,
-        /// The frame.
-        bytes: Vec<u8>,
-    },
-    /// A keyboard / pointer event.
-    Input {
-        /// Input device index.
-        device: u8,
-        /// evdev type.
-        kind: u16,
-        /// evdev code.
-        code: u16,
-        /// evdev value.
-        value: i32,
-    },
-}
-
-impl DeviceEvent {
-    fn to_log(&self) -> Event {
-        match self.clone() {
-            DeviceEvent::BlockComplete {
-                device,
-                request,
-                status,
-            } => Event::BlockComplete {
-                device,
-                request,
-                status,
-            },
-            DeviceEvent::NetPacket { device, bytes } => Event::NetPacket { device, bytes },
-            DeviceEvent::Input {
-                device,
-                kind,
-                code,
-                value,
-            } => Event::InputEvent {
-                device,
-                kind,
-                code,
-                value,
-            },
-        }
-    }
-
-    fn from_log(e: &Event) -> Option<Self> {
-        Some(match e.clone() {
-            Event::BlockComplete {
-                device,
-                request,
-                status,
-            } => DeviceEvent::BlockComplete {
-                device,
-                request,
-                status,
-            },
-            Event::NetPacket { device, bytes } => DeviceEvent::NetPacket { device, bytes },
-            Event::InputEvent {
-                device,
-                kind,
-                code,
-                value,
-            } => DeviceEvent::Input {
-                device,
-                kind,
-                code,
-                value,
-            },
-            _ => return None,
-        })
-    }
 }
 
 /// Failure to open a host backend.
@@ -285,29 +129,6 @@ pub enum BoundaryError {
         /// What went wrong.
         source: std::io::Error,
     },
-}
-
-/// How often record mode checks the machine state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckSettings {
-    /// Instructions between two state hashes (0: none).
-    pub interval: u64,
-    /// Log the registers themselves at every `registers_every`-th check (0: never).
-    pub registers_every: u64,
-}
-
-/// Default instructions between state checks: 10 checks per guest second at icount shift 0.
-pub const DEFAULT_CHECK_INTERVAL: u64 = 100_000_000;
-/// Default: registers logged at every 16th check (and at the first one).
-pub const DEFAULT_REGISTERS_EVERY: u64 = 16;
-
-impl Default for CheckSettings {
-    fn default() -> Self {
-        CheckSettings {
-            interval: DEFAULT_CHECK_INTERVAL,
-            registers_every: DEFAULT_REGISTERS_EVERY,
-        }
-    }
 }
 
 /// Record-mode state: the trace writer and the state-check schedule.
@@ -458,78 +279,6 @@ impl Boundary {
         b
     }
 
-    fn open_backends(&mut self, config: &BoundaryConfig) -> Result<(), BoundaryError> {
-        match &config.serial {
-            SerialInput::Null => {}
-            SerialInput::File(path) => {
-                let bytes = std::fs::read(path).map_err(|source| BoundaryError::SerialFile {
-                    path: path.clone(),
-                    source,
-                })?;
-                self.serial_queue.extend(bytes);
-            }
-            SerialInput::Stdio => {
-                self.raw_mode = terminal::enter_raw_mode().map_err(BoundaryError::Terminal)?;
-                self.interactive = true;
-                let tx = self.tx.clone();
-                std::thread::Builder::new()
-                    .name("rewind-stdin".into())
-                    .spawn(move || stdin_reader(tx))
-                    .map_err(BoundaryError::Terminal)?;
-            }
-            SerialInput::TcpServer(addr) => {
-                let (reader, writer) = socket::accept_tcp(addr)?;
-                self.start_socket(reader, writer)?;
-            }
-            SerialInput::UnixServer(path) => {
-                let (reader, writer) = socket::accept_unix(path)?;
-                self.socket_path = Some(path.clone());
-                self.start_socket(reader, writer)?;
-            }
-        }
-        if config.signals {
-            use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-            let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-                .map_err(BoundaryError::Signals)?;
-            self.signals = Some(signals.handle());
-            let tx = self.tx.clone();
-            std::thread::Builder::new()
-                .name("rewind-signals".into())
-                .spawn(move || {
-                    for sig in signals.forever() {
-                        let cause = match sig {
-                            SIGINT => ShutdownCause::Sigint,
-                            SIGHUP => ShutdownCause::Sighup,
-                            _ => ShutdownCause::Sigterm,
-                        };
-                        if tx.send(HostEvent::Shutdown(cause)).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .map_err(BoundaryError::Signals)?;
-        }
-        Ok(())
-    }
-
-    fn start_socket(
-        &mut self,
-        reader: Box<dyn Read + Send>,
-        writer: Box<dyn Write + Send>,
-    ) -> Result<(), BoundaryError> {
-        self.interactive = true;
-        self.socket_output = Some(writer);
-        let tx = self.tx.clone();
-        std::thread::Builder::new()
-            .name("rewind-serial-socket".into())
-            .spawn(move || socket::reader_thread(reader, tx))
-            .map_err(|source| BoundaryError::Socket {
-                what: "reader thread".into(),
-                source,
-            })?;
-        Ok(())
-    }
-
     /// A run-mode boundary with no host backend: no serial input, no signal handling. Events
     /// can still be injected through [`Boundary::sender`].
     pub fn detached() -> Self {
@@ -633,12 +382,12 @@ impl Boundary {
         self.failure.is_some()
     }
 
-    fn fail(&mut self, stop: ReplayStop) {
+    pub(crate) fn fail(&mut self, stop: ReplayStop) {
         self.failure.get_or_insert(stop);
     }
 
     /// Record mode: append one event; a write error becomes the boundary's failure.
-    fn log_event(&mut self, icount: u64, event: &Event) {
+    pub(crate) fn log_event(&mut self, icount: u64, event: &Event) {
         let Log::Record(r) = &mut self.log else {
             return;
         };
@@ -659,7 +408,7 @@ impl Boundary {
 
     // --- replay-side helpers -----------------------------------------------------------------
 
-    fn replayer(&self) -> Option<&Replayer> {
+    pub(crate) fn replayer(&self) -> Option<&Replayer> {
         match &self.log {
             Log::Replay(r) => Some(r),
             _ => None,
@@ -668,7 +417,7 @@ impl Boundary {
 
     /// Read the next event of the trace into the look-ahead slot, passing over snapshot
     /// marks (they carry no input; [`mark_positions`] relies on this exact rule).
-    fn read_ahead(&mut self) {
+    pub(crate) fn read_ahead(&mut self) {
         let Log::Replay(r) = &mut self.log else {
             return;
         };
@@ -690,14 +439,14 @@ impl Boundary {
     }
 
     /// The next logged event, if it is at `icount` and `want` accepts it.
-    fn peek_at(&self, icount: u64, want: impl Fn(&Event) -> bool) -> Option<&Event> {
+    pub(crate) fn peek_at(&self, icount: u64, want: impl Fn(&Event) -> bool) -> Option<&Event> {
         let r = self.replayer()?;
         let e = r.next.as_ref()?;
         (e.icount == icount && want(&e.event)).then_some(&e.event)
     }
 
     /// Consume the look-ahead event and read the next one.
-    fn consume(&mut self) -> Option<Event> {
+    pub(crate) fn consume(&mut self) -> Option<Event> {
         let Log::Replay(r) = &mut self.log else {
             return None;
         };
@@ -713,7 +462,7 @@ impl Boundary {
     }
 
     /// Build a divergence report (the machine adds pc and privilege).
-    fn divergence(&self, icount: u64, asked: String) -> Divergence {
+    pub(crate) fn divergence(&self, icount: u64, asked: String) -> Divergence {
         let (trace, log_next, recent, recorded_by) = match self.replayer() {
             Some(r) => (
                 r.reader.path().to_path_buf(),
@@ -737,7 +486,7 @@ impl Boundary {
         }
     }
 
-    fn diverge(&mut self, icount: u64, asked: String) {
+    pub(crate) fn diverge(&mut self, icount: u64, asked: String) {
         // Running out of a trace that was cut short is not a divergence: say where it ends.
         if let Some(r) = self.replayer() {
             if r.next.is_none() && r.reader.truncated().is_some() {
@@ -754,7 +503,7 @@ impl Boundary {
 
     /// Replay: a synchronous request the next event must answer; records a divergence and
     /// returns `None` otherwise.
-    fn expect(
+    pub(crate) fn expect(
         &mut self,
         icount: u64,
         asked: String,
@@ -809,7 +558,7 @@ impl Boundary {
         }
     }
 
-    fn accept(&mut self, ev: HostEvent) {
+    pub(crate) fn accept(&mut self, ev: HostEvent) {
         match ev {
             HostEvent::Serial(bytes) => self.serial_queue.extend(bytes),
             HostEvent::SerialClosed => self.interactive = false,
@@ -818,364 +567,6 @@ impl Boundary {
                 self.shutdown.get_or_insert(cause);
             }
             HostEvent::Device(d) => self.device_queue.push_back(d),
-        }
-    }
-
-    /// Deliver serial input: append to `out` at most `room` of the queued bytes (the rest stay
-    /// queued until the guest's UART has room). Returns the number of bytes appended.
-    pub fn take_serial_input(&mut self, icount: u64, room: usize, out: &mut Vec<u8>) -> usize {
-        if self.mode == Mode::Replay {
-            let mut n = 0;
-            while let Some(Event::SerialInput { bytes, .. }) =
-                self.peek_at(icount, |e| matches!(e, Event::SerialInput { port: 0, .. }))
-            {
-                if bytes.len() > room - n {
-                    let asked = format!(
-                        "accept serial input with room for {} bytes in the UART",
-                        room - n
-                    );
-                    self.diverge(icount, asked);
-                    return n;
-                }
-                n += bytes.len();
-                out.extend_from_slice(bytes);
-                self.consume();
-            }
-            return n;
-        }
-        let n = room.min(self.serial_queue.len());
-        if n == 0 {
-            return 0;
-        }
-        let start = out.len();
-        out.extend(self.serial_queue.drain(..n));
-        if self.mode == Mode::Record {
-            let bytes = out[start..].to_vec();
-            self.log_event(icount, &Event::SerialInput { port: 0, bytes });
-        }
-        n
-    }
-
-    /// Serial bytes waiting for room in the guest's UART (replay: those of the next logged
-    /// serial event).
-    pub fn queued_serial_input(&self) -> usize {
-        match self.replayer() {
-            Some(r) => match r.next.as_ref().map(|e| &e.event) {
-                Some(Event::SerialInput { bytes, .. }) => bytes.len().max(1),
-                _ => 0,
-            },
-            None => self.serial_queue.len(),
-        }
-    }
-
-    /// A pending host shutdown request, handed over once.
-    pub fn take_shutdown_request(&mut self, icount: u64) -> Option<ShutdownCause> {
-        match self.mode {
-            Mode::Replay => {
-                let cause = match self.peek_at(icount, |e| matches!(e, Event::HostShutdown { .. }))
-                {
-                    Some(Event::HostShutdown { cause }) => ShutdownCause::from_log(*cause),
-                    _ => return None,
-                };
-                self.consume();
-                Some(cause)
-            }
-            Mode::Record => {
-                let cause = self.shutdown.take()?;
-                self.log_event(
-                    icount,
-                    &Event::HostShutdown {
-                        cause: cause.to_log(),
-                    },
-                );
-                Some(cause)
-            }
-            Mode::Run => self.shutdown.take(),
-        }
-    }
-
-    /// The recording ends here (instruction limit): record mode logs
-    /// `HostShutdown(EndOfRecording)` (unless [`Boundary::set_pause_at_limit`] is on); the other
-    /// modes do nothing.
-    pub fn end_of_recording(&mut self, icount: u64) {
-        if self.mode == Mode::Record && !self.pause_at_limit {
-            self.log_event(
-                icount,
-                &Event::HostShutdown {
-                    cause: rewind_log::ShutdownCause::EndOfRecording,
-                },
-            );
-        }
-    }
-
-    /// A completion or input event for a device, if one is due now.
-    pub fn take_device_event(&mut self, icount: u64) -> Option<DeviceEvent> {
-        match self.mode {
-            Mode::Replay => {
-                let d = self
-                    .peek_at(icount, |e| DeviceEvent::from_log(e).is_some())
-                    .and_then(DeviceEvent::from_log)?;
-                self.consume();
-                Some(d)
-            }
-            Mode::Record => {
-                let d = self.device_queue.pop_front()?;
-                self.log_event(icount, &d.to_log());
-                Some(d)
-            }
-            Mode::Run => self.device_queue.pop_front(),
-        }
-    }
-
-    /// Wall-clock time in ns since the Unix epoch (devices read it once, for their base).
-    pub fn host_clock_ns(&mut self, icount: u64) -> u64 {
-        match self.mode {
-            Mode::Replay => {
-                match self.expect(icount, "read the host clock".into(), |e| {
-                    matches!(e, Event::ClockRead { kind: 0, .. })
-                }) {
-                    Some(Event::ClockRead { value_ns, .. }) => value_ns,
-                    _ => 0,
-                }
-            }
-            Mode::Record => {
-                let value_ns = host_now_ns();
-                self.log_event(icount, &Event::ClockRead { kind: 0, value_ns });
-                value_ns
-            }
-            Mode::Run => host_now_ns(),
-        }
-    }
-
-    /// Fill `buf` with random bytes from the host.
-    pub fn random(&mut self, icount: u64, buf: &mut [u8]) {
-        if self.mode == Mode::Replay {
-            let len = buf.len();
-            let asked = format!("{len} random bytes");
-            if let Some(Event::Random { bytes }) = self.expect(
-                icount,
-                asked,
-                |e| matches!(e, Event::Random { bytes } if bytes.len() == len),
-            ) {
-                buf.copy_from_slice(&bytes);
-            }
-            return;
-        }
-        host_random(buf);
-        if self.mode == Mode::Record {
-            self.log_event(
-                icount,
-                &Event::Random {
-                    bytes: buf.to_vec(),
-                },
-            );
-        }
-    }
-
-    /// True while the serial backend can still produce bytes by itself (a live stdin or
-    /// socket). Always false in replay.
-    pub fn is_interactive(&self) -> bool {
-        self.interactive && self.mode != Mode::Replay
-    }
-
-    /// Block up to `timeout` (forever with `None`) for a host event; true if one arrived.
-    /// Replay never waits.
-    pub fn wait_for_input(&mut self, timeout: Option<Duration>) -> bool {
-        if self.mode == Mode::Replay {
-            return false;
-        }
-        let ev = match timeout {
-            Some(t) => match self.rx.recv_timeout(t) {
-                Ok(ev) => ev,
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    return false
-                }
-            },
-            None => match self.rx.recv() {
-                Ok(ev) => ev,
-                Err(_) => return false,
-            },
-        };
-        self.accept(ev);
-        true
-    }
-
-    /// The guest idles (all harts in WFI) with the next timer deadline `deadline_ns` virtual ns
-    /// away (`None`: no timer armed). Returns how many virtual ns to warp time forward, or
-    /// `None` when nothing can ever wake the guest (or, in replay, on a divergence).
-    ///
-    /// Run and record: with a live console, wait real time up to the deadline (forever without
-    /// one) so an idle interactive guest does not spin, and warp by the time waited; otherwise
-    /// jump straight to the deadline. Record logs a warp only when host input cut it short;
-    /// replay applies the logged one without waiting, or warps to the deadline when none is logged.
-    pub fn idle(&mut self, icount: u64, deadline_ns: Option<u64>) -> Option<u64> {
-        if self.mode == Mode::Replay {
-            let asked = match deadline_ns {
-                Some(d) => format!("wait for an interrupt (next timer deadline in {d} ns)"),
-                None => "wait for an interrupt (no timer armed)".to_string(),
-            };
-            // A recorded warp never goes past the timer deadline the guest set.
-            let fits = |e: &Event| matches!(e, Event::IdleWarp { ns } if deadline_ns.is_none_or(|d| *ns <= d));
-            // Record logs only warps cut short by host input: no logged warp here means the
-            // recording slept all the way to the deadline, which follows from guest state.
-            if let Some(d) = deadline_ns {
-                if self.peek_at(icount, fits).is_none() {
-                    return Some(d);
-                }
-            }
-            return match self.expect(icount, asked, fits) {
-                Some(Event::IdleWarp { ns }) => Some(ns),
-                _ => None,
-            };
-        }
-        let warp = if self.interactive {
-            let start = Instant::now();
-            self.wait_for_input(deadline_ns.map(Duration::from_nanos));
-            let waited = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            Some(deadline_ns.map_or(waited, |d| waited.min(d)))
-        } else {
-            deadline_ns
-        };
-        if let (Some(ns), Log::Record(r)) = (warp, &mut self.log) {
-            r.warped = true;
-            // A warp to the deadline is implied by guest state (replay recomputes it): log only
-            // the ones host input cut short, so an idle guest's timer ticks cost nothing.
-            if deadline_ns != Some(ns) {
-                self.log_event(icount, &Event::IdleWarp { ns });
-            } else {
-                r.implied_warps.retain(|&(at, _)| at == icount);
-                r.implied_warps.push((icount, ns));
-            }
-        }
-        warp
-    }
-
-    /// The guest asked to power off or reset: record mode logs it; replay checks it against
-    /// the log (a mismatch is a divergence).
-    pub fn guest_request(&mut self, icount: u64, request: GuestRequest) {
-        let (kind, code) = match request {
-            GuestRequest::Exit(0) => (GuestExitKind::Pass, 0),
-            GuestRequest::Exit(c) => (GuestExitKind::Fail, c as u16),
-            GuestRequest::Reset => (GuestExitKind::Reset, 0),
-        };
-        match self.mode {
-            Mode::Record => self.log_event(icount, &Event::GuestExit { kind, code }),
-            Mode::Replay => {
-                let asked = match request {
-                    GuestRequest::Exit(c) => format!("power off with exit status {c}"),
-                    GuestRequest::Reset => "reset the machine".to_string(),
-                };
-                self.expect(icount, asked, |e| *e == Event::GuestExit { kind, code });
-            }
-            Mode::Run => {}
-        }
-    }
-
-    /// Whether the machine must compute a state check now: record when the check interval has
-    /// passed, replay when the log holds a `StateHash` at this icount.
-    pub fn state_check_due(&self, icount: u64) -> bool {
-        match &self.log {
-            Log::Record(r) => r.checks.interval > 0 && r.writer.is_some() && icount >= r.next_check,
-            Log::Replay(_) => self
-                .peek_at(icount, |e| matches!(e, Event::StateHash { .. }))
-                .is_some(),
-            Log::None => false,
-        }
-    }
-
-    /// A state check: record logs `hash` (and every few checks the registers); replay compares
-    /// them with the log, and on a mismatch builds a divergence with a register diff.
-    pub fn state_check(&mut self, icount: u64, hash: u64, regs: &[(&str, u64)]) {
-        match &mut self.log {
-            Log::Record(r) => {
-                let every = r.checks.registers_every;
-                let with_regs = every > 0 && r.checks_done % every == 0;
-                r.checks_done += 1;
-                let interval = r.checks.interval.max(1);
-                r.next_check = (icount / interval + 1).saturating_mul(interval);
-                self.log_event(icount, &Event::StateHash { hash });
-                if with_regs {
-                    let regs = regs.iter().map(|&(_, v)| v).collect();
-                    self.log_event(icount, &Event::StateRegisters { regs });
-                }
-            }
-            Log::Replay(_) => {
-                let Some(Event::StateHash { hash: recorded }) = self.consume() else {
-                    return;
-                };
-                let recorded_regs =
-                    match self.peek_at(icount, |e| matches!(e, Event::StateRegisters { .. })) {
-                        Some(Event::StateRegisters { regs }) => Some(regs.clone()),
-                        _ => None,
-                    };
-                let diff: Vec<RegisterDiff> = recorded_regs
-                    .as_ref()
-                    .map(|rec| {
-                        regs.iter()
-                            .zip(rec.iter().copied().chain(std::iter::repeat(0)))
-                            .filter(|((_, now), was)| now != was)
-                            .map(|(&(name, now), was)| RegisterDiff {
-                                name: name.to_string(),
-                                recorded: was,
-                                replayed: now,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let layout_differs = recorded_regs
-                    .as_ref()
-                    .is_some_and(|r| r.len() != regs.len());
-                if recorded != hash || !diff.is_empty() || layout_differs {
-                    let asked = if recorded == hash {
-                        format!(
-                            "state check: hash {hash:#018x} matches, but the recorded registers \
-                             differ"
-                        )
-                    } else {
-                        format!(
-                            "state check: hash {hash:#018x}, the recording has {recorded:#018x}"
-                        )
-                    };
-                    let mut d = self.divergence(icount, asked);
-                    d.register_diff = diff;
-                    let last_good = self.replayer().and_then(|r| r.last_good_check);
-                    let since = match last_good {
-                        Some(g) => format!("the previous check at instruction {g} matched"),
-                        None => "this is the first state check".to_string(),
-                    };
-                    d.note = Some(if recorded_regs.is_none() {
-                        format!(
-                            "registers were not recorded at this check (only every few \
-                             checks carry them); {since}, so the guest went astray in between"
-                        )
-                    } else if d.register_diff.is_empty() {
-                        format!(
-                            "all registers match: the difference is in CSRs not recorded or in \
-                             the serial output so far; {since}"
-                        )
-                    } else {
-                        since
-                    });
-                    self.fail(ReplayStop::Diverged(Box::new(d)));
-                    return;
-                }
-                if recorded_regs.is_some() {
-                    self.consume();
-                }
-                if let Log::Replay(r) = &mut self.log {
-                    r.last_good_check = Some(icount);
-                }
-            }
-            Log::None => {}
-        }
-    }
-
-    /// Record: the icount at which the next state check is due (the machine ends a slice
-    /// there so checks fall at exact multiples of the interval); `None` otherwise.
-    pub fn next_check_icount(&self) -> Option<u64> {
-        match &self.log {
-            Log::Record(r) if r.checks.interval > 0 && r.writer.is_some() => Some(r.next_check),
-            _ => None,
         }
     }
 
@@ -1241,70 +632,6 @@ impl Boundary {
             }
         }
     }
-
-    /// Record: write the `End` event and the footer; returns the trace size in bytes. Other
-    /// modes: `Ok(None)`.
-    pub fn finish_recording(
-        &mut self,
-        icount: u64,
-        final_state_hash: u64,
-    ) -> Result<Option<u64>, ReplayStop> {
-        if let Some(f) = self.failure.take() {
-            return Err(f);
-        }
-        let Log::Record(r) = &mut self.log else {
-            return Ok(None);
-        };
-        let Some(w) = r.writer.take() else {
-            return Ok(None);
-        };
-        let footer = rewind_log::Footer::new(icount, Some(final_state_hash));
-        Ok(Some(w.finish(&footer)?))
-    }
-
-    /// Replay: the machine stopped at `icount` with `final_state_hash`; the log must end right
-    /// here with the same final state.
-    pub fn finish_replay(&mut self, icount: u64, final_state_hash: u64) -> Result<(), ReplayStop> {
-        if let Some(f) = self.failure.take() {
-            return Err(f);
-        }
-        let Some(r) = self.replayer() else {
-            return Ok(());
-        };
-        let footer_hash = r.reader.footer().and_then(|f| f.final_state_hash);
-        match &r.next {
-            Some(e) if matches!(e.event, Event::End) && e.icount == icount => {}
-            None if r.reader.truncated().is_some() => {
-                self.check_position(icount);
-                return match self.failure.take() {
-                    Some(f) => Err(f),
-                    None => Ok(()),
-                };
-            }
-            _ => {
-                self.diverge(icount, "to stop the machine here".into());
-                return Err(self.failure.take().unwrap_or_else(|| {
-                    ReplayStop::Diverged(Box::new(self.divergence(icount, String::new())))
-                }));
-            }
-        }
-        self.consume();
-        // Reading past End verifies the footer against what was read.
-        if let Log::Replay(r) = &mut self.log {
-            r.reader.next_event()?;
-        }
-        if let Some(h) = footer_hash {
-            if h != final_state_hash {
-                let mut d = self.divergence(
-                    icount,
-                    format!("to stop with state hash {final_state_hash:#018x}"),
-                );
-                d.note = Some(format!("the recording ended with state hash {h:#018x}"));
-                return Err(ReplayStop::Diverged(Box::new(d)));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Where a snapshot taken while recording stands in its trace: the mark's sequence number and
@@ -1361,38 +688,6 @@ pub fn mark_positions(reader: &mut TraceReader) -> Result<Vec<MarkPosition>, rew
     }
 }
 
-/// Host wall-clock time in ns since the Unix epoch.
-fn host_now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// Fill `buf` from the kernel's entropy source.
-fn host_random(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: the pointer and length describe a writable slice.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            // No kernel entropy interface: fall back to a time-seeded generator (the value is
-            // logged in record mode anyway).
-            let mut x = host_now_ns() | 1;
-            for b in rest.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            break;
-        }
-    }
-}
-
 impl Drop for Boundary {
     fn drop(&mut self) {
         if let Some(h) = self.signals.take() {
@@ -1404,44 +699,6 @@ impl Drop for Boundary {
         // Dropping the guard restores the terminal.
         self.raw_mode.take();
     }
-}
-
-/// The stdin backend thread: escape processing, then one event per read.
-fn stdin_reader(tx: Sender<HostEvent>) {
-    let mut parser = EscapeParser::new();
-    let mut buf = [0u8; 256];
-    let mut stdin = std::io::stdin();
-    loop {
-        let n = match stdin.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        let mut bytes = Vec::with_capacity(n);
-        let mut quit = false;
-        for &b in &buf[..n] {
-            match parser.feed(b) {
-                Key::Byte(b) => bytes.push(b),
-                Key::Quit => {
-                    quit = true;
-                    break;
-                }
-                Key::Help => {
-                    let _ = std::io::stderr().write_all(escape::HELP.as_bytes());
-                }
-                Key::None => {}
-            }
-        }
-        if !bytes.is_empty() && tx.send(HostEvent::Serial(bytes)).is_err() {
-            return;
-        }
-        if quit {
-            let _ = tx.send(HostEvent::Shutdown(ShutdownCause::QuitKey));
-            return;
-        }
-    }
-    let _ = tx.send(HostEvent::SerialClosed);
 }
 
 #[cfg(test)]
