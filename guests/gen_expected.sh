@@ -26,6 +26,7 @@ run fpu "" 0
 run bitmanip "" 0
 run csr "" 0
 run traps "" 0
+run priv10 "" 0
 run vm "" 0
 run pmp "" 0
 run timer "" 0

@@ -11,8 +11,8 @@
 //! CONTRACT (interpreter work owns this file).
 
 use crate::bus::Mmio;
-use crate::csr::CsrOp;
 use crate::csr::MSTATUS_TW;
+use crate::csr::{CsrOp, CSR_MENVCFG, CSR_STIMECMP};
 use crate::debug::DebugHit;
 use crate::decode::{decode16, decode32_with, is_32bit, DecodedPage, Kind, Op, MAX_BLOCK, SLOTS};
 use crate::fpu::{self, BinOp, FmaOp, IntKind};
@@ -143,6 +143,13 @@ fn pc_at(vbase: u64, start_off: u64, ops: &[Op], i: usize) -> u64 {
 #[inline]
 fn csr_affects_fetch(addr: u16) -> bool {
     matches!(addr, 0x100 | 0x180 | 0x300 | 0x301 | 0x747 | 0x3a0..=0x3ef)
+}
+
+/// CSRs whose write must end the run: stimecmp and menvcfg (timer deadline), the trigger
+/// registers (the checking interpreter must run while a trigger is enabled).
+#[inline]
+fn csr_needs_exit(addr: u16) -> bool {
+    addr == CSR_STIMECMP || addr == CSR_MENVCFG || (0x7a1..=0x7a8).contains(&addr)
 }
 
 #[inline(always)]
@@ -489,6 +496,13 @@ impl Hart {
                     self.debug.hit = Some(DebugHit::Breakpoint { pc });
                     return PageExit::Exit(ExitReason::Debug);
                 }
+                // A guest execute trigger: breakpoint exception before the instruction.
+                if self.trigger_exec_hit(pc) {
+                    self.pc = pc;
+                    self.icount = icount;
+                    self.take_exception(Exception::Breakpoint(pc));
+                    return PageExit::Trap;
+                }
                 bp_here = true;
             }
 
@@ -546,11 +560,15 @@ impl Hart {
                         let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
                         // Devices read the clock at the access.
                         self.icount = base + $i as u64;
-                        if DEBUG
-                            && !(skip_watch_first && $i == 0)
-                            && self.debug.watch_check(a, $size, true, false)
-                        {
-                            break 'blk BlockExit::Watch($i);
+                        if DEBUG {
+                            if !(skip_watch_first && $i == 0)
+                                && self.debug.watch_check(a, $size, true, false)
+                            {
+                                break 'blk BlockExit::Watch($i);
+                            }
+                            if let Some(t) = self.trigger_watch_hit(a, $size, true, false) {
+                                break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
+                            }
                         }
                         match self.load_in(ram, mmio, a, $size, dmode) {
                             Ok(v) => v,
@@ -563,11 +581,15 @@ impl Hart {
                         let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
                         let v = $val;
                         self.icount = base + $i as u64;
-                        if DEBUG
-                            && !(skip_watch_first && $i == 0)
-                            && self.debug.watch_check(a, $size, false, true)
-                        {
-                            break 'blk BlockExit::Watch($i);
+                        if DEBUG {
+                            if !(skip_watch_first && $i == 0)
+                                && self.debug.watch_check(a, $size, false, true)
+                            {
+                                break 'blk BlockExit::Watch($i);
+                            }
+                            if let Some(t) = self.trigger_watch_hit(a, $size, false, true) {
+                                break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
+                            }
                         }
                         match self.store_in(ram, mmio, a, $size, v, dmode) {
                             Ok(StoreOutcome::Ram) => {}
@@ -581,6 +603,9 @@ impl Hart {
                     if DEBUG && bp_here {
                         if i > 0 && self.debug.is_breakpoint(dpc) {
                             break 'blk BlockExit::Break(i);
+                        }
+                        if i > 0 && self.trigger_exec_hit(dpc) {
+                            break 'blk BlockExit::Trap(i, Exception::Breakpoint(dpc));
                         }
                         dpc = dpc.wrapping_add(op.len as u64);
                     }
@@ -909,9 +934,11 @@ impl Hart {
                             retire_and!(i, npc, PageExit::Leave)
                         }
                         Kind::Ecall => break 'blk BlockExit::Trap(i, Exception::Ecall),
-                        // QEMU 7.2 (our oracle) writes 0 to xtval for ebreak; the spec allows
-                        // 0 or the pc.
-                        Kind::Ebreak => break 'blk BlockExit::Trap(i, Exception::Breakpoint(0)),
+                        // QEMU 10 writes the ebreak's pc to xtval (the spec allows 0 or the pc).
+                        Kind::Ebreak => {
+                            let at = pc_at(vbase, start_off, ops, i);
+                            break 'blk BlockExit::Trap(i, Exception::Breakpoint(at));
+                        }
                         Kind::Mret | Kind::Sret => {
                             sync_last!(i, op);
                             let r = if op.kind == Kind::Mret {
@@ -926,13 +953,21 @@ impl Hart {
                                     self.take_pending_interrupt();
                                     return PageExit::Refetch;
                                 }
-                                Err(ex) => break 'blk BlockExit::Trap(i, ex),
+                                Err(_) => {
+                                    break 'blk BlockExit::Trap(
+                                        i,
+                                        Exception::IllegalInstr(op.raw as u64),
+                                    )
+                                }
                             }
                         }
                         Kind::Wfi => {
                             sync_last!(i, op);
-                            if let Err(ex) = self.wfi_allowed() {
-                                break 'blk BlockExit::Trap(i, ex);
+                            if self.wfi_allowed().is_err() {
+                                break 'blk BlockExit::Trap(
+                                    i,
+                                    Exception::IllegalInstr(op.raw as u64),
+                                );
                             }
                             self.pc = npc;
                             self.icount = base + i as u64 + 1;
@@ -950,8 +985,11 @@ impl Hart {
                         }
                         Kind::SfenceVma => {
                             sync_last!(i, op);
-                            if let Err(ex) = self.sfence_allowed() {
-                                break 'blk BlockExit::Trap(i, ex);
+                            if self.sfence_allowed().is_err() {
+                                break 'blk BlockExit::Trap(
+                                    i,
+                                    Exception::IllegalInstr(op.raw as u64),
+                                );
                             }
                             self.tlb.flush();
                             retire_and!(i, npc, PageExit::Refetch)
@@ -983,6 +1021,11 @@ impl Hart {
                                         if self.take_pending_interrupt() || csr_affects_fetch(addr)
                                         {
                                             return PageExit::Refetch;
+                                        }
+                                        // A new timer deadline or trigger: back to the machine
+                                        // (deadline) and to `run` (which picks the interpreter).
+                                        if csr_needs_exit(addr) {
+                                            return PageExit::Exit(ExitReason::Yield);
                                         }
                                     }
                                 }
@@ -1018,11 +1061,15 @@ impl Hart {
                         | Kind::AmoMinuD
                         | Kind::AmoMaxuD => {
                             self.icount = base + i as u64;
-                            if DEBUG
-                                && !(skip_watch_first && i == 0)
-                                && self.amo_watch(op.kind, rx!(op.rs1))
-                            {
-                                break 'blk BlockExit::Watch(i);
+                            if DEBUG {
+                                if !(skip_watch_first && i == 0)
+                                    && self.amo_watch(op.kind, rx!(op.rs1))
+                                {
+                                    break 'blk BlockExit::Watch(i);
+                                }
+                                if let Some(t) = self.amo_trigger(op.kind, rx!(op.rs1)) {
+                                    break 'blk BlockExit::Trap(i, Exception::Breakpoint(t));
+                                }
                             }
                             if let Err(ex) = self.exec_amo(ram, op) {
                                 break 'blk BlockExit::Trap(i, ex);
@@ -1171,6 +1218,22 @@ impl Hart {
         self.debug.watch_check(addr, size, read, write)
     }
 
+    /// Would the LR/SC/AMO about to execute at `addr` fire a guest load/store trigger? Its xtval.
+    #[cold]
+    fn amo_trigger(&self, kind: Kind, addr: u64) -> Option<u64> {
+        let size = if (kind as u8) <= (Kind::AmoMaxuW as u8) {
+            4
+        } else {
+            8
+        };
+        let (read, write) = match kind {
+            Kind::LrW | Kind::LrD => (true, false),
+            Kind::ScW | Kind::ScD => (false, true),
+            _ => (true, true),
+        };
+        self.trigger_watch_hit(addr, size, read, write)
+    }
+
     /// LR/SC and AMOs: read-modify-write on the physical RAM address from `translate_atomic`.
     /// Returns whether memory was written (false for LR and a failed SC).
     #[inline(never)]
@@ -1187,15 +1250,29 @@ impl Hart {
                 let off = ram
                     .offset_readable(pa, size as u64)
                     .ok_or(Exception::LoadAccessFault(addr))?;
+                let v = ram.load_at(off, size);
                 self.reservation = Some(pa);
-                (ext(ram.load_at(off, size)), false)
+                self.reservation_val = v;
+                (ext(v), false)
+            }
+            // Without a reservation an aligned SC fails without touching memory, so it cannot
+            // fault (QEMU 10 compares the reserved address before any access). spec departure:
+            // a misaligned SC raises store/AMO address misaligned (QEMU 10 just fails it).
+            ScW | ScD if self.reservation.is_none() => {
+                if addr & (size as u64 - 1) != 0 {
+                    return Err(Exception::StoreMisaligned(addr));
+                }
+                (1, false)
             }
             ScW | ScD => {
                 let pa = self.translate_atomic(ram, addr, size, false)?;
                 let off = ram
                     .offset(pa, size as u64)
                     .ok_or(Exception::StoreAccessFault(addr))?;
-                let ok = self.reservation == Some(pa);
+                // QEMU 10's SC is a compare-and-swap against the value the LR read: a store of
+                // another value in between (even by this hart) makes it fail.
+                let ok =
+                    self.reservation == Some(pa) && ram.load_at(off, size) == self.reservation_val;
                 self.reservation = None;
                 if ok {
                     ram.store_at(off, size, src);

@@ -121,7 +121,7 @@ impl Clint {
 
     /// Machine timer interrupt pending bit (MIP.MTIP) of `hart` at raw clock value `mtime`.
     ///
-    /// QEMU 7.2 shows MTIP set at reset (`mtimecmp` = 0 <= `mtime`), and so does this.
+    /// QEMU 10 (like 7.2) shows MTIP set at reset (`mtimecmp` = 0 <= `mtime`), and so does this.
     pub fn mtip(&self, hart: usize, mtime: u64) -> bool {
         self.mtimecmp
             .get(hart)

@@ -570,7 +570,8 @@ impl Machine {
     }
 
     /// The next virtual time (ns, strictly in the future) at which a device raises an interrupt
-    /// line by itself: the CLINT timer or a bus device's deadline (the RTC alarm).
+    /// line by itself: the CLINT timer, the hart's Sstc timer (stimecmp) or a bus device's
+    /// deadline (the RTC alarm).
     fn next_deadline_ns(&self, icount: u64) -> Option<u64> {
         let clock = &self.bus.clock;
         let now_ns = clock.ns(icount);
@@ -581,8 +582,17 @@ impl Machine {
             .mtip_deadline(0, mtime)
             .filter(|&d| d > mtime)
             .map(|d| clock.ns_at_mtime(d));
+        // stimecmp compares with the guest-visible time (raw clock + the CLINT offset).
+        let offset = self.bus.clint.mtime_offset();
+        let now = mtime.wrapping_add(offset);
+        let stimer = self
+            .hart
+            .stimecmp_deadline()
+            .filter(|&cmp| cmp > now)
+            .and_then(|cmp| mtime.checked_add(cmp - now))
+            .map(|d| clock.ns_at_mtime(d));
         let devices = self.bus.next_device_deadline_ns(icount);
-        [timer, devices]
+        [timer, stimer, devices]
             .into_iter()
             .flatten()
             .filter(|&ns| ns > now_ns)
@@ -713,6 +723,8 @@ impl Machine {
         let mtip = bus.clint.mtip(0, mtime);
         self.hart
             .set_device_interrupts(mtip, bus.clint.msip(0), bus.plic.eip(0), bus.plic.eip(1));
+        self.hart
+            .update_stimecmp(mtime.wrapping_add(bus.clint.mtime_offset()));
     }
 
     /// Guest-requested reset: devices and hart back to reset state, images reloaded; RAM is not
@@ -770,7 +782,7 @@ fn check_config(config: &MachineConfig) -> Result<(), MachineError> {
 fn reset_hart(cpu: CpuFeatures, icount: u64) -> Hart {
     let mut h = Hart::new(0, VIRT_MROM, 0);
     h.x = [0; 32];
-    h.features = cpu;
+    h.set_features(cpu);
     h.icount = icount;
     h
 }

@@ -18,9 +18,10 @@ use crate::bus::BusState;
 
 /// First 8 bytes of a snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RWNDSNAP";
-/// Snapshot format version written and read by this build.
-/// (3: devices saved per slot through `Persist`, virtio-mmio transports.)
-pub const SNAPSHOT_VERSION: u16 = 3;
+/// Snapshot format version written and read by this build (3: the hart's CSRs gained stimecmp,
+/// the Sdtrig triggers and mcontext; 4: devices saved per slot through `Persist`, virtio-mmio
+/// transports).
+pub const SNAPSHOT_VERSION: u16 = 4;
 /// Bytes before the payload.
 const PREFIX_LEN: usize = 24;
 /// Largest accepted decompressed payload (64 GiB of RAM plus state).

@@ -21,6 +21,15 @@
 //! writing, the replay look-ahead, divergence reports); this file holds the boundary's types;
 //! host backends are in [`host`].
 
+/// A message on stderr that ignores write errors: std's `eprintln!` panics when stderr is a
+/// closed pipe (`rewind ... 2>&1 | head`), and a lost message is no reason to stop.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod checks;
 pub mod device;
 pub mod divergence;
@@ -34,7 +43,9 @@ pub mod time;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use checks::{CheckSettings, DEFAULT_CHECK_INTERVAL, DEFAULT_REGISTERS_EVERY};
@@ -207,6 +218,9 @@ pub struct Boundary {
     shutdown: Option<ShutdownCause>,
     raw_mode: Option<terminal::RawModeGuard>,
     signals: Option<signal_hook::iterator::Handle>,
+    /// Set by the signal thread: a paused machine drains no host events, so whoever keeps it
+    /// paused looks here (see [`Boundary::host_signal_received`]).
+    signalled: Arc<AtomicBool>,
     /// Device events received from the host and not yet taken.
     device_queue: VecDeque<DeviceEvent>,
     log: Log,

@@ -1,6 +1,8 @@
 //! Lifecycle: host shutdown requests, guest poweroff/reset requests, and the end of a
 //! recording (End event, footer) and of its replay.
 
+use std::sync::atomic::Ordering;
+
 use rewind_log::{Event, GuestExitKind};
 
 use crate::{Boundary, Log, Mode, ReplayStop};
@@ -82,6 +84,13 @@ pub enum GuestRequest {
 }
 
 impl Boundary {
+    /// True once SIGINT, SIGTERM or SIGHUP arrived (signal handling on). Its shutdown request
+    /// waits in the host event queue for the machine's next checkpoint: a caller that keeps
+    /// the machine paused (a debugger) must run it to that checkpoint so it ends cleanly.
+    pub fn host_signal_received(&self) -> bool {
+        self.signalled.load(Ordering::SeqCst)
+    }
+
     /// A pending host shutdown request, handed over once.
     pub fn take_shutdown_request(&mut self, icount: u64) -> Option<ShutdownCause> {
         match self.mode {
@@ -189,10 +198,27 @@ impl Boundary {
                 }));
             }
         }
+        // Consuming End reads past it, which verifies the footer against the events read:
+        // data after End or a footer that is zeroed or disagrees is a corrupt trace.
         self.consume();
-        // Reading past End verifies the footer against what was read.
+        if let Some(f) = self.failure.take() {
+            return Err(f);
+        }
         if let Log::Replay(r) = &mut self.log {
             r.reader.next_event()?;
+            // Every event is there but the footer is not: the recorder was killed while
+            // finishing, so the final state hash cannot be checked.
+            if let Some(t) = r.reader.truncated() {
+                return Err(ReplayStop::CutShort {
+                    path: r.reader.path().to_path_buf(),
+                    icount,
+                    detail: format!(
+                        "every event replayed, but the footer with the final state hash is \
+                         missing; the file ends at offset {} with {} unusable bytes",
+                        t.file_offset, t.bytes_lost
+                    ),
+                });
+            }
         }
         if let Some(h) = footer_hash {
             if h != final_state_hash {

@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rewind_log::{Event, EventAt, TraceHeader, TraceReader, TraceWriter};
@@ -79,6 +81,7 @@ impl Boundary {
             shutdown: None,
             raw_mode: None,
             signals: None,
+            signalled: Arc::new(AtomicBool::new(false)),
             device_queue: VecDeque::new(),
             log: Log::None,
             failure: None,

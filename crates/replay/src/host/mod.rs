@@ -7,7 +7,9 @@ pub(crate) mod socket;
 pub mod terminal;
 
 use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use escape::{EscapeParser, Key};
 
@@ -49,6 +51,7 @@ impl Boundary {
                 .map_err(BoundaryError::Signals)?;
             self.signals = Some(signals.handle());
             let tx = self.tx.clone();
+            let signalled = Arc::clone(&self.signalled);
             std::thread::Builder::new()
                 .name("rewind-signals".into())
                 .spawn(move || {
@@ -58,6 +61,7 @@ impl Boundary {
                             SIGHUP => ShutdownCause::Sighup,
                             _ => ShutdownCause::Sigterm,
                         };
+                        signalled.store(true, Ordering::SeqCst);
                         if tx.send(HostEvent::Shutdown(cause)).is_err() {
                             break;
                         }
