@@ -146,6 +146,20 @@ impl Clint {
     }
 }
 
+impl crate::device::Validate for Clint {
+    const NAME: &'static str = "clint";
+    fn validate(&self) -> Result<(), String> {
+        if self.msip.is_empty() || self.msip.len() != self.mtimecmp.len() {
+            return Err(format!(
+                "{} msip bits and {} mtimecmp registers",
+                self.msip.len(),
+                self.mtimecmp.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,9 @@
 //! The flattened device tree of the `virt` board, matching what QEMU 10 generates for one hart
-//! (without the devices rewind does not have: PCI, flash, fw-cfg, virtio-mmio, PMU).
+//! (without the devices rewind does not have: PCI, flash, fw-cfg, PMU). The nodes of the bus's
+//! devices come from the devices themselves.
 
 use rewind_cpu::CpuFeatures;
+use rewind_devices::device::{FdtNode, FdtValue};
 use rewind_devices::layout::*;
 use vm_fdt::{Error as FdtError, FdtWriter};
 
@@ -12,7 +14,8 @@ pub const QEMU_FDT_SIZE: u64 = 0x10_0000;
 const PHANDLE_CPU: u32 = 1;
 const PHANDLE_INTC: u32 = 2;
 const PHANDLE_PLIC: u32 = 3;
-const PHANDLE_TEST: u32 = 4;
+/// Phandle of the test finisher (the syscon poweroff/reboot nodes point at it).
+pub const PHANDLE_TEST: u32 = 4;
 
 /// Interrupt numbers of the hart's local interrupt controller (`mcause` values).
 const IRQ_M_SOFT: u32 = 3;
@@ -54,8 +57,30 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// Build the device tree blob.
+/// Build the device tree blob of the board with its default devices.
 pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
+    build_fdt_with(p, &crate::bus::Bus::new(0, 0).fdt_nodes(PHANDLE_TEST))
+}
+
+/// One device's node under `/soc`.
+fn write_node(f: &mut FdtWriter, node: &FdtNode) -> Result<(), FdtError> {
+    let n = f.begin_node(&node.name)?;
+    for (name, value) in &node.props {
+        match value {
+            FdtValue::U32(v) if *name == "phandle" => f.property_phandle(*v)?,
+            FdtValue::U32(v) => f.property_u32(name, *v)?,
+            FdtValue::U64s(v) => f.property_array_u64(name, v)?,
+            FdtValue::Str(v) => f.property_string(name, v)?,
+            FdtValue::Strs(v) => f.property_string_list(name, v.clone())?,
+            FdtValue::InterruptParent => f.property_u32(name, PHANDLE_PLIC)?,
+        }
+    }
+    f.end_node(n)
+}
+
+/// Build the device tree blob; `nodes` are the bus's devices before the PLIC under `/soc`
+/// ([`crate::bus::Bus::fdt_nodes`]).
+pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtError> {
     let mut f = FdtWriter::new()?;
     let root = f.begin_node("")?;
     f.property_u32("#address-cells", 2)?;
@@ -141,29 +166,9 @@ pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
     f.property_string("compatible", "simple-bus")?;
     f.property_null("ranges")?;
 
-    let rtc = f.begin_node(&format!("rtc@{VIRT_RTC:x}"))?;
-    f.property_u32("interrupts", RTC_IRQ)?;
-    f.property_u32("interrupt-parent", PHANDLE_PLIC)?;
-    f.property_array_u64("reg", &[VIRT_RTC, VIRT_RTC_SIZE])?;
-    f.property_string("compatible", "google,goldfish-rtc")?;
-    f.end_node(rtc)?;
-
-    let uart = f.begin_node(&format!("serial@{VIRT_UART0:x}"))?;
-    f.property_u32("interrupts", UART0_IRQ)?;
-    f.property_u32("interrupt-parent", PHANDLE_PLIC)?;
-    f.property_u32("clock-frequency", UART0_CLOCK_FREQ)?;
-    f.property_array_u64("reg", &[VIRT_UART0, VIRT_UART0_SIZE])?;
-    f.property_string("compatible", "ns16550a")?;
-    f.end_node(uart)?;
-
-    let test = f.begin_node(&format!("test@{VIRT_TEST:x}"))?;
-    f.property_phandle(PHANDLE_TEST)?;
-    f.property_array_u64("reg", &[VIRT_TEST, VIRT_TEST_SIZE])?;
-    f.property_string_list(
-        "compatible",
-        strings(&["sifive,test1", "sifive,test0", "syscon"]),
-    )?;
-    f.end_node(test)?;
+    for node in nodes {
+        write_node(&mut f, node)?;
+    }
 
     let plic = f.begin_node(&format!("plic@{VIRT_PLIC:x}"))?;
     f.property_phandle(PHANDLE_PLIC)?;
