@@ -288,6 +288,13 @@ static void vm_tests(void)
     __asm__ volatile("sfence.vma" ::: "memory");
     s_run("S sd cross 8->9", s_store, VA(9) - 4);
     printf("  data9[0] %lx pte9 %lx\n", data[9][0], l0[9] & 0xff);
+    /* Crossing from a clean writable page (A=D=0) into a read-only one: the fault leaves the first
+       page unwritten; are its A/D bits updated? */
+    l0[9] = PTE(data[9], PTE_V | PTE_R | PTE_W);
+    __asm__ volatile("sfence.vma" ::: "memory");
+    s_run("S sd cross 9->10 (10 not writable)", s_store, VA(9) + 0xffc);
+    printf("  data9 last %lx pte9 %lx\n", data[9][511], l0[9] & 0xff);
+    s_run("S ld cross 9->10", s_load, VA(9) + 0xffc);
     /* Fetch of a 4-byte instruction straddling into an invalid page, and of a compressed one
        whose successor is there. */
     extern char lower_exit[];
