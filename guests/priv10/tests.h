@@ -582,6 +582,31 @@ static void counter_tests(void)
     write_csr(0x323, 0);
     write_csr(0x324, 0);
     write_csr(0x325, 0);
+    /* QEMU 10's event map: each event counts on the first counter that selected it; a newly
+       mapped counter reads icount - prev + value (prev = its value if written while not
+       counting), i.e. it jumps to the instruction count. */
+    write_csr(0xb06, 1000);
+    write_csr(0x326, 2);
+    __asm__ volatile("csrr %0, 0xb06\n csrr %1, minstret" : "=r"(a), "=r"(b));
+    printf("hpm6 mapped after write 1000: minstret - hpm6 = %ld\n", (int64_t)(b - a));
+    write_csr(0x327, 2);
+    __asm__ volatile("csrr %0, 0xb07\n nop\n nop\n csrr %1, 0xb07" : "=r"(a), "=r"(b));
+    printf("hpm7 same event: delta %lx\n", b - a);
+    write_csr(0x326, 1);
+    __asm__ volatile("csrr %0, 0xb06\n nop\n nop\n csrr %1, 0xb06" : "=r"(a), "=r"(b));
+    printf("hpm6 event 1 (still mapped to 2 too): delta %lx\n", b - a);
+    write_csr(0x320, 1UL << 6);
+    __asm__ volatile("csrr %0, 0xb06\n nop\n nop\n csrr %1, 0xb06" : "=r"(a), "=r"(b));
+    printf("hpm6 inhibited: delta %lx\n", b - a);
+    write_csr(0x320, 0);
+    __asm__ volatile("csrr %0, 0xb06\n nop\n nop\n csrr %1, 0xb06" : "=r"(a), "=r"(b));
+    printf("hpm6 resumed: delta %lx\n", b - a);
+    write_csr(0x326, 0);
+    write_csr(0x327, 3);
+    write_csr(0x327, 2);
+    __asm__ volatile("csrr %0, 0xb07\n csrr %1, minstret" : "=r"(a), "=r"(b));
+    printf("hpm7 mapped after 6 released: minstret - hpm7 = %ld\n", (int64_t)(b - a));
+    write_csr(0x327, 0);
     __asm__ volatile("csrr %0, minstret\n nop\n nop\n csrr %1, minstret" : "=r"(a), "=r"(b));
     printf("minstret delta %lx\n", b - a);
     write_csr(0x320, 4);

@@ -1030,8 +1030,14 @@ fn hpm_counters_count_instructions_for_events_1_and_2() {
     csrw(&mut h, &m, 0xb03, 10).unwrap();
     h.icount = 1010;
     assert_eq!(csrr(&mut h, &m, 0xb03).unwrap(), 10, "no event: holds");
+    // Mapping the event does not rebase the counter (QEMU 10): icount - prev + value, with
+    // prev = the value written while it did not count.
     csrw(&mut h, &m, 0x323, 2).unwrap();
     h.icount = 1015;
+    assert_eq!(csrr(&mut h, &m, 0xb03).unwrap(), 1015);
+    // A write while counting starts from the written value.
+    csrw(&mut h, &m, 0xb03, 10).unwrap();
+    h.icount = 1020;
     assert_eq!(csrr(&mut h, &m, 0xb03).unwrap(), 15);
     csrw(&mut h, &m, 0x320, 1 << 3).unwrap();
     h.icount = 1100;
@@ -1039,6 +1045,17 @@ fn hpm_counters_count_instructions_for_events_1_and_2() {
     csrw(&mut h, &m, 0x320, 0).unwrap();
     h.icount = 1101;
     assert_eq!(csrr(&mut h, &m, 0xc03).unwrap(), 16);
+    // Event 2 stays with counter 3: counter 4 selecting it does not count.
+    csrw(&mut h, &m, 0x324, 2).unwrap();
+    h.icount = 1200;
+    assert_eq!(csrr(&mut h, &m, 0xb04).unwrap(), 0);
+    // Released by writing event 0 to counter 3; counter 4 maps it on its next write.
+    csrw(&mut h, &m, 0x323, 0).unwrap();
+    csrw(&mut h, &m, 0x324, 2).unwrap();
+    h.icount = 1210;
+    assert_eq!(csrr(&mut h, &m, 0xb04).unwrap(), 1210);
+    // An unmapped counter reads its last written (or frozen) value, as in QEMU 10.
+    assert_eq!(csrr(&mut h, &m, 0xb03).unwrap(), 15);
     // mhpmevent keeps everything but VSINH/VUINH (no H), as QEMU 10.
     csrw(&mut h, &m, 0x33f, u64::MAX).unwrap();
     assert_eq!(csrr(&mut h, &m, 0x33f).unwrap(), 0xf3ff_ffff_ffff_ffff);
