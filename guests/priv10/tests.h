@@ -170,6 +170,17 @@ static void amo_tests(void)
     AMO("lr.d, sd same value, sc.d", "lr.d t0, (a0)\n sd t0, 0(a0)\n sc.d a1, a1, (a0)", b);
     AMO("lr.w, sw to other word, sc.w", "lr.w t0, (a0)\n sw t0, 4(a0)\n sc.w a1, a1, (a0)", b);
     printf("abuf %lx %lx\n", abuf[0], abuf[1]);
+    /* Aligned atomics on a device register (CLINT msip): QEMU performs them as load + store. */
+    AMO("amoor.w CLINT msip", "li a1, 1\n amoor.w a1, a1, (a0)", CLINT_MSIP);
+    printf("  mip.MSIP %lx\n", (read_csr(mip) >> 3) & 1);
+    AMO("amoswap.w CLINT msip", "li a1, 0\n amoswap.w a1, a1, (a0)", CLINT_MSIP);
+    printf("  mip.MSIP %lx\n", (read_csr(mip) >> 3) & 1);
+    AMO("lr.w CLINT msip", "lr.w a1, (a0)", CLINT_MSIP);
+    AMO("sc.w CLINT msip", "li a1, 1\n sc.w a1, a1, (a0)", CLINT_MSIP);
+    printf("  mip.MSIP %lx\n", (read_csr(mip) >> 3) & 1);
+    MMIO32(CLINT_MSIP) = 0;
+    AMO("amoadd.d unmapped", "amoadd.d a1, a1, (a0)", 0x18000000UL);
+    AMO("lr.d unmapped", "lr.d a1, (a0)", 0x18000000UL);
     /* Misaligned plain accesses to RAM do not trap (QEMU 10). */
     uint64_t v;
     __asm__ volatile("ld %0, 3(%1)" : "=r"(v) : "r"(b) : "memory");
