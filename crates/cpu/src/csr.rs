@@ -1,9 +1,14 @@
 //! Control and status registers.
 //!
 //! CONTRACT (privileged-architecture work owns this file; the names below are used by exec.rs):
-//! - `Csrs::new(hart_id)` gives reset values (misa = RV64IMAFDC + S + U, mstatus with UXL=SXL=2).
-//! - `Hart::csr_op` implements csrrw/csrrs/csrrc(/i) semantics incl. privilege and read-only checks.
-//! - After any CSR write the interpreter calls `Hart::take_pending_interrupt`.
+//! - `Csrs::new(hart_id)` gives reset values (misa = RV64IMAFDC + S + U, mstatus with UXL=SXL=2);
+//!   `Csrs::reset_for(features)` the extension-dependent ones (menvcfg.ADUE/PBMTE).
+//! - `Hart::csr_op` implements csrrw/csrrs/csrrc(/i) semantics incl. privilege and read-only checks;
+//!   an illegal access is `IllegalInstr(0)` and the interpreter reports the instruction bits.
+//! - After any CSR write the interpreter calls `Hart::take_pending_interrupt`; writes to
+//!   stimecmp/menvcfg and the trigger CSRs also end the run (`CSR_STIMECMP`, `CSR_MENVCFG`).
+//! - The machine calls `Hart::update_stimecmp(time)` with the device lines and ends its slices
+//!   at `Hart::stimecmp_deadline()` (Sstc).
 //!
 //! Behaviour follows QEMU 10's `virt` board (`-cpu rv64,h=false`) where it agrees with the
 //! ratified privileged spec (the departures are listed in the project notes and marked "spec:"
