@@ -279,7 +279,7 @@ fn counters_and_gating() {
     csrw(&mut h, &m, 0x320, 0).unwrap();
     h.icount += 1;
     assert_eq!(csrr(&mut h, &m, 0xb02).unwrap(), 1_006);
-    // hpm counters 3..18 are storage (QEMU pmu-num=16), 19..31 illegal.
+    // hpm counters 3..18 exist (QEMU 10: 16 programmable counters), 19..31 are illegal.
     csrw(&mut h, &m, 0xb03, 0x1234).unwrap();
     assert_eq!(csrr(&mut h, &m, 0xc03).unwrap(), 0x1234);
     assert_eq!(csrr(&mut h, &m, 0xb12).unwrap(), 0);
