@@ -576,6 +576,35 @@ static void counter_tests(void)
     }
     if (!have_csr(0xb03))
         return;
+    if (have_csr(0xda0)) {
+        /* Sscofpmf overflow: counter 3 counts instructions from -20; LCOFI (M, not delegated)
+           is taken after exactly 20 of them: t1 counts the addis that retired before it. */
+        write_csr(0x323, 2);
+        write_csr(mie, 1UL << 13);
+        irq_t1 = 0;
+        __asm__ volatile("li t1, 0\n"
+                         "csrs mstatus, 8\n"
+                         "csrw 0xb03, %0\n"
+                         ".rept 40\n addi t1, t1, 1\n .endr\n"
+                         "csrc mstatus, 8\n" ::"r"(-20L)
+                         : "t1", "memory");
+        printf("lcofi after %ld addis, OF %lx, mip.LCOFIP %lx\n", (long)irq_t1, read_csr(0x323) >> 63,
+               (read_csr(mip) >> 13) & 1);
+        /* With OF set no new interrupt: the counter wraps silently. */
+        clear_csr(mip, 1UL << 13);
+        write_csr(mie, 1UL << 13);
+        irq_t1 = 0;
+        __asm__ volatile("li t1, 0\n"
+                         "csrs mstatus, 8\n"
+                         "csrw 0xb03, %0\n"
+                         ".rept 30\n addi t1, t1, 1\n .endr\n"
+                         "csrc mstatus, 8\n" ::"r"(-10L)
+                         : "t1", "memory");
+        printf("with OF set: irq t1 %ld, counter %lx\n", (long)irq_t1, read_csr(0xb03) < 100);
+        write_csr(mie, 0);
+        write_csr(0x323, 0);
+        clear_csr(mip, 1UL << 13);
+    }
     uint64_t a, b;
     write_csr(0x323, 2);
     __asm__ volatile("csrr %0, 0xb03\n nop\n nop\n nop\n nop\n nop\n csrr %1, 0xb03" : "=r"(a), "=r"(b));

@@ -300,6 +300,10 @@ pub struct Csrs {
     /// QEMU 10 maps each event to the first counter whose mhpmevent selected it, until that
     /// counter's mhpmevent is written with event 0.
     pub hpm_event_map: [u8; 2],
+    /// Sscofpmf: the instruction count at which each counter, as last written or resumed,
+    /// wraps to 0 (`u64::MAX`: not armed). Like QEMU 10's PMU timer, only a write while
+    /// counting or a resume arms it.
+    pub hpm_overflow_at: [u64; HPM_COUNTERS],
     /// mhpmevent3..31.
     pub mhpmevent: [u64; 29],
     /// marchid (0, as QEMU 10 reports for rv64).
@@ -362,6 +366,7 @@ impl Csrs {
             mhpmcounter: [0; HPM_COUNTERS],
             mhpmcounter_prev: [0; HPM_COUNTERS],
             hpm_event_map: [0; 2],
+            hpm_overflow_at: [u64::MAX; HPM_COUNTERS],
             mhpmevent: [0; 29],
             marchid: 0,
             mimpid: 0,
@@ -405,15 +410,63 @@ impl Csrs {
         }
     }
 
-    /// Write mhpmcounter`3 + i` at instruction count `icount` (QEMU's riscv_pmu_write_ctr).
-    fn set_mhpmcounter(&mut self, i: usize, v: u64, icount: u64) {
-        let prev = if self.hpm_counting(i) { icount } else { v };
+    /// Write mhpmcounter`3 + i` at instruction count `icount` (QEMU's riscv_pmu_write_ctr);
+    /// `arm`: Sscofpmf is implemented, so a counting counter is armed to overflow.
+    fn set_mhpmcounter(&mut self, i: usize, v: u64, icount: u64, arm: bool) {
+        let counting = self.hpm_counting(i);
+        let prev = if counting { icount } else { v };
         if let (Some(c), Some(p)) = (
             self.mhpmcounter.get_mut(i),
             self.mhpmcounter_prev.get_mut(i),
         ) {
             *c = v;
             *p = prev;
+        }
+        if counting && arm {
+            self.arm_overflow(i, v, icount);
+        }
+    }
+
+    /// Sscofpmf: arm counter `3 + i`, which holds `v` at `icount`, to overflow when it wraps
+    /// (QEMU 10's riscv_pmu_setup_timer: not while its OF bit is set; from 0 a full period).
+    fn arm_overflow(&mut self, i: usize, v: u64, icount: u64) {
+        let Some(at) = self.hpm_overflow_at.get_mut(i) else {
+            return;
+        };
+        let of = self.mhpmevent.get(i).is_some_and(|e| e >> 63 != 0);
+        let delta = if v == 0 { u64::MAX } else { v.wrapping_neg() };
+        // QEMU 10 raises LCOFI one instruction after the wrap (its PMU timer is armed from the
+        // clock before the counter write retires): checked with priv10 on QEMU.
+        *at = if of {
+            u64::MAX
+        } else {
+            icount.saturating_add(delta).saturating_add(1)
+        };
+    }
+
+    /// The earliest armed counter overflow (an instruction count), if Sscofpmf arms any.
+    pub fn hpm_overflow_deadline(&self) -> Option<u64> {
+        self.hpm_overflow_at
+            .iter()
+            .copied()
+            .filter(|&at| at != u64::MAX)
+            .min()
+    }
+
+    /// Sscofpmf: counters whose overflow point `icount` reached set their mhpmevent.OF and,
+    /// if it was clear, raise LCOFIP (QEMU 10's pmu_timer_trigger_irq; a counter that no
+    /// longer counts is dropped).
+    pub fn hpm_overflow_check(&mut self, icount: u64) {
+        for i in 0..HPM_COUNTERS {
+            if self.hpm_overflow_at[i] > icount {
+                continue;
+            }
+            self.hpm_overflow_at[i] = u64::MAX;
+            if self.hpm_counting(i) && self.mhpmevent[i] >> 63 == 0 {
+                self.mhpmevent[i] |= 1 << 63;
+                self.mip_sw |= MIP_LCOFIP;
+                self.update_mip();
+            }
         }
     }
 
@@ -912,6 +965,7 @@ impl Hart {
         let icount = self.icount;
         let menvcfg_wmask = self.menvcfg_wmask();
         let senvcfg_wmask = self.senvcfg_wmask();
+        let self_sscofpmf = self.features.sscofpmf;
         // Without Zihpm only CY, TM and IR exist (QEMU 10).
         let counteren_mask = if self.features.zihpm {
             COUNTEREN_MASK
@@ -959,13 +1013,16 @@ impl Hart {
                             c.mhpmcounter[i] = h;
                         } else {
                             c.mhpmcounter_prev[i] = icount;
+                            if self_sscofpmf {
+                                c.arm_overflow(i, h, icount);
+                            }
                         }
                     }
                 }
             }
             MSTATUS => self.write_mstatus(v, MSTATUS_WMASK),
             SSTATUS => self.write_mstatus(v, SSTATUS_WMASK),
-            0xb03..=0xb12 => c.set_mhpmcounter((a - 0xb03) as usize, v, icount),
+            0xb03..=0xb12 => c.set_mhpmcounter((a - 0xb03) as usize, v, icount, self_sscofpmf),
             0x323..=0x33f => {
                 let i = (a - 0x323) as usize;
                 c.mhpmevent[i] = v & MHPMEVENT_MASK;

@@ -145,11 +145,16 @@ fn csr_affects_fetch(addr: u16) -> bool {
     matches!(addr, 0x100 | 0x180 | 0x300 | 0x301 | 0x747 | 0x3a0..=0x3ef)
 }
 
-/// CSRs whose write must end the run: stimecmp and menvcfg (timer deadline), the trigger
-/// registers (the checking interpreter must run while a trigger is enabled).
+/// CSRs whose write must end the run: stimecmp and menvcfg (timer deadline), the hpm counters
+/// and mcountinhibit (Sscofpmf overflow deadline), the trigger registers (the checking
+/// interpreter must run while a trigger is enabled).
 #[inline]
 fn csr_needs_exit(addr: u16) -> bool {
-    addr == CSR_STIMECMP || addr == CSR_MENVCFG || (0x7a1..=0x7a8).contains(&addr)
+    addr == CSR_STIMECMP
+        || addr == CSR_MENVCFG
+        || addr == 0x320
+        || (0xb03..=0xb12).contains(&addr)
+        || (0x7a1..=0x7a8).contains(&addr)
 }
 
 #[inline(always)]
