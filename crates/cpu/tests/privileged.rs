@@ -1065,3 +1065,36 @@ fn hpm_counters_count_instructions_for_events_1_and_2() {
     csrw(&mut h, &m, 0x320, u64::MAX).unwrap();
     assert_eq!(csrr(&mut h, &m, 0x320).unwrap(), 0x7_fffd);
 }
+
+#[test]
+fn sscofpmf_counter_overflow_sets_of_and_lcofip() {
+    let (mut h, _ram, m) = setup();
+    h.set_features(rewind_cpu::CpuFeatures {
+        sscofpmf: true,
+        ..Default::default()
+    });
+    h.icount = 1000;
+    csrw(&mut h, &m, 0x323, 2).unwrap();
+    // Mapping the event does not arm it: only a counter write while counting does.
+    assert_eq!(h.csr.hpm_overflow_deadline(), None);
+    csrw(&mut h, &m, 0xb03, (-20i64) as u64).unwrap();
+    // Wraps at 1020; QEMU 10 raises LCOFI one instruction later.
+    assert_eq!(h.csr.hpm_overflow_deadline(), Some(1021));
+    h.csr.hpm_overflow_check(1020);
+    assert_eq!(h.csr.mip & (1 << 13), 0);
+    h.csr.hpm_overflow_check(1021);
+    assert_eq!(h.csr.mip & (1 << 13), 1 << 13);
+    assert_eq!(csrr(&mut h, &m, 0x323).unwrap() >> 63, 1, "OF set");
+    assert_eq!(h.csr.hpm_overflow_deadline(), None);
+    // With OF set a new write does not arm it; scountovf shows OF through mcounteren.
+    csrw(&mut h, &m, 0xb03, (-5i64) as u64).unwrap();
+    assert_eq!(h.csr.hpm_overflow_deadline(), None);
+    csrw(&mut h, &m, 0x306, 1 << 3).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0xda0).unwrap(), 1 << 3);
+    // Without Sscofpmf nothing is armed.
+    let (mut h, _ram, m) = setup();
+    csrw(&mut h, &m, 0x323, 2).unwrap();
+    csrw(&mut h, &m, 0xb03, (-20i64) as u64).unwrap();
+    assert_eq!(h.csr.hpm_overflow_deadline(), None);
+    assert_eq!(csrr(&mut h, &m, 0xda0), Err(ILL));
+}
