@@ -89,6 +89,8 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     // Snapshots of an earlier recording at this path belong to a trace that is gone.
     let sidecar = sidecar::sidecar_path(&a.output);
     let _ = std::fs::remove_file(&sidecar);
+    // And the half-written snapshot files of recordings killed before they finished.
+    sidecar::remove_stale_temporaries(&sidecar);
     let m = match Machine::record(config, writer, checks) {
         Ok(m) => m,
         Err(e) => {
@@ -428,7 +430,15 @@ pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
     };
     let flushed = out.flush().map_err(LogError::Output);
     match r.and(flushed) {
-        Ok(()) => Ok(0),
+        // A cut trace is dumped up to the cut but exits as its replay does, so scripts can
+        // tell an intact trace from a partial one by the status alone.
+        Ok(()) => Ok(match reader.truncated() {
+            Some(t) => {
+                eprintln!("rewind: {}: recording was cut short: {t}", a.file.display());
+                crate::EXIT_CUT_SHORT
+            }
+            None => 0,
+        }),
         // `rewind dump FILE | head` is not an error.
         Err(LogError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e.into()),

@@ -1,5 +1,41 @@
 //! `rewind`: deterministic record and replay RISC-V emulator.
 
+// std's print macros panic when the stream is closed (`rewind replay ... 2>&1 | head -c 10`
+// gives EPIPE, as SIGPIPE is ignored): these shadow them in the whole crate and drop the
+// write error, so a closed pipe ends nothing but the message.
+
+/// `eprintln!` that ignores write errors (a closed stderr is not a reason to panic).
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that ignores write errors.
+macro_rules! eprint {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that ignores write errors (a closed stdout is not a reason to panic).
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores write errors.
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod args;
 mod bench_reverse;
 mod commands;

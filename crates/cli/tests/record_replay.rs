@@ -1128,6 +1128,175 @@ fn sigint_and_sigterm_end_recording_cleanly() {
     );
 }
 
+/// Connects to the QMP monitor on the unix socket `sock` of `proc` and completes the
+/// handshake: once it answers, the machine exists and is being served.
+fn qmp_handshake(proc: &mut Proc, sock: &Path) -> UnixStream {
+    use std::io::{BufRead, BufReader};
+    let start = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(sock) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    !proc.exited() && start.elapsed() < Duration::from_secs(20),
+                    "cannot connect to the QMP socket {}: {e}\n{}",
+                    sock.display(),
+                    proc.finish_mut(TIMEOUT).describe()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone socket"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("QMP greeting");
+    assert!(line.contains("\"QMP\""), "QMP greeting: {line:?}");
+    (&stream)
+        .write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+        .expect("send qmp_capabilities");
+    line.clear();
+    reader
+        .read_line(&mut line)
+        .expect("qmp_capabilities answer");
+    assert!(line.contains("\"return\""), "qmp_capabilities: {line:?}");
+    stream
+}
+
+/// SIGTERM and SIGINT end a paused (`-S`) machine served to a QMP client or gdb: the recording
+/// ends with the signal's status at instruction 0 and replays; a paused run exits too.
+#[test]
+fn signals_end_a_paused_machine() {
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("paused-signal");
+    let elf = dir.join("build/interactive.elf");
+    for (sig, code) in [("TERM", 143), ("INT", 130)] {
+        let trace = scratch.path(&format!("paused-{sig}.rwtrace"));
+        let sock = scratch.path(&format!("qmp-{sig}.sock"));
+        let qmp = format!("unix:{}", sock.display());
+        let mut p = rewind_proc(&record_args(&trace, &elf, "null", &["--qmp", &qmp, "-S"]));
+        let _client = qmp_handshake(&mut p, &sock);
+        send_signal(&p, sig);
+        let rec = p.finish_mut(Duration::from_secs(10));
+        assert_eq!(
+            rec.code,
+            Some(code),
+            "paused record + SIG{sig}: {}",
+            rec.describe()
+        );
+        assert_eq!(recorded_icount(&rec), 0, "paused: no instruction ran");
+        let r = replay_ok(&trace, code);
+        assert_eq!(r.icount, 0);
+        assert!(
+            !scratch
+                .path(&format!("paused-{sig}.rwtrace.snapshots.tmp-{}", p.pid()))
+                .exists(),
+            "temporary snapshot file left behind"
+        );
+    }
+    // A paused run with gdb and QMP listening (no gdb client).
+    let sock = scratch.path("qmp-run.sock");
+    let qmp = format!("unix:{}", sock.display());
+    let mut run_cmd = rewind_run_cmd(&elf);
+    run_cmd.args(["--qmp", &qmp, "--gdb", "tcp:127.0.0.1:0", "-S"]);
+    let mut p = Proc::spawn(run_cmd, None);
+    let _client = qmp_handshake(&mut p, &sock);
+    send_signal(&p, "TERM");
+    let d = p.finish_mut(Duration::from_secs(10));
+    assert_eq!(d.code, Some(143), "paused run + SIGTERM: {}", d.describe());
+}
+
+/// A closed stderr or stdout (`rewind replay T 2>&1 | head -c 10`) ends nothing but the
+/// messages: no panic, the replay's own exit status; a killed recording's temporary snapshot
+/// file is removed by the next recording at that path.
+#[test]
+fn closed_pipes_and_stale_temporaries() {
+    use std::process::Stdio;
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("pipes");
+    let trace = scratch.path("t.rwtrace");
+    let rec = run(&record_args(
+        &trace,
+        &dir.join("build/exit_42.elf"),
+        "stdio",
+        &[],
+    ));
+    assert_eq!(rec.code, Some(42), "record: {}", rec.describe());
+    for (what, args) in [
+        ("replay", vec![s("replay"), s(&trace)]),
+        ("dump", vec![s("dump"), s(&trace)]),
+        (
+            "replay of a missing file",
+            vec![s("replay"), s(scratch.path("nope"))],
+        ),
+    ] {
+        for closed in ["stderr", "stdout", "both"] {
+            let mut cmd = common::rewind_cmd();
+            cmd.args(&args).stdin(Stdio::null());
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("start rewind");
+            // Close the read ends at once: every write to them gets EPIPE.
+            let keep_out = child.stdout.take().filter(|_| closed == "stderr");
+            let keep_err = child.stderr.take().filter(|_| closed == "stdout");
+            let drain = |r: Option<Box<dyn Read + Send>>| {
+                std::thread::spawn(move || {
+                    let mut v = Vec::new();
+                    if let Some(mut r) = r {
+                        let _ = r.read_to_end(&mut v);
+                    }
+                    String::from_utf8_lossy(&v).into_owned()
+                })
+            };
+            let o = drain(keep_out.map(|r| Box::new(r) as Box<dyn Read + Send>));
+            let e = drain(keep_err.map(|r| Box::new(r) as Box<dyn Read + Send>));
+            let status = child.wait().expect("wait");
+            let (o, e) = (o.join().unwrap_or_default(), e.join().unwrap_or_default());
+            let expected = match what {
+                "replay" => 42,
+                "dump" => 0,
+                _ => EXIT_INVALID,
+            };
+            assert_eq!(
+                status.code(),
+                Some(expected),
+                "{what} with {closed} closed: {status:?}\nstdout: {o}\nstderr: {e}"
+            );
+            assert!(!e.contains("panicked"), "{what} with {closed} closed: {e}");
+        }
+    }
+
+    // A recording killed with SIGKILL leaves its temporary snapshot file...
+    let elf = guest_elf("interactive").expect("guest");
+    let killed = scratch.path("killed.rwtrace");
+    let mut sess = Session::start(&killed, &elf, &Sock::tcp(), &[]);
+    sess.wait_for("ready\n");
+    let pid = sess.proc.pid();
+    sess.kill9();
+    sess.finish();
+    let tmp = scratch.path(&format!("killed.rwtrace.snapshots.tmp-{pid}"));
+    assert!(
+        tmp.exists(),
+        "no temporary file {} to clean up",
+        tmp.display()
+    );
+    // ...which the next recording at that path removes (the pid is gone, or reused by a
+    // process that is not this recording: then it stays, which this test cannot tell apart).
+    let rec = run(&record_args(
+        &killed,
+        &dir.join("build/exit_42.elf"),
+        "null",
+        &["--force"],
+    ));
+    assert_eq!(rec.code, Some(42), "record: {}", rec.describe());
+    assert!(
+        !tmp.exists() || Path::new(&format!("/proc/{pid}")).exists(),
+        "stale {} kept",
+        tmp.display()
+    );
+}
+
 /// Rewrites `src` into `dst` with the same header and footer and the events (End excluded) passed
 /// through `edit`: valid checksums, so only replay itself can notice a change.
 fn rewrite_trace(src: &Path, dst: &Path, edit: impl FnOnce(&mut Vec<(u64, rewind_log::Event)>)) {
@@ -1250,6 +1419,185 @@ fn tampered_events_are_divergences() {
         ev.retain(|(_, e)| !matches!(e, Event::GuestExit { .. }));
     });
     diverged_at(&replay_raw(&t));
+}
+
+/// Replaces the footer JSON of a finished trace with `edit(footer)`, fixing its checksum and the
+/// trailer, so only the footer's content is wrong.
+fn with_footer(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let n = bytes.len();
+    let at = u64::from_le_bytes(bytes[n - 16..n - 8].try_into().expect("8 bytes")) as usize;
+    let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&bytes[at + 8..at + 8 + len]).expect("footer JSON");
+    edit(&mut json);
+    let json = serde_json::to_vec(&json).expect("footer JSON");
+    let mut out = bytes[..at].to_vec();
+    out.extend_from_slice(b"RWFT");
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    out.extend_from_slice(&(at as u64).to_le_bytes());
+    out.extend_from_slice(b"RWNDEND\0");
+    out
+}
+
+/// Replay and dump of `trace` both exit with `code`, and replay's message (and dump's, when
+/// it fails) contains each of `needles`.
+#[track_caller]
+fn replay_and_dump_agree(trace: &Path, what: &str, code: i32, needles: &[&str]) {
+    let started = Instant::now();
+    let r = replay_raw(trace);
+    let d = run(&[s("dump"), s(trace)]);
+    assert_eq!(r.code, Some(code), "{what}: replay: {}", r.describe());
+    assert_eq!(d.code, Some(code), "{what}: dump: {}", d.describe());
+    for needle in needles {
+        assert!(
+            r.stderr.contains(needle),
+            "{what}: replay must say {needle:?}: {}",
+            r.describe()
+        );
+        if code == EXIT_INVALID {
+            assert!(
+                d.stderr.contains(needle),
+                "{what}: dump must say {needle:?}: {}",
+                d.describe()
+            );
+        }
+    }
+    assert!(
+        !r.stderr.contains("replay matched"),
+        "{what}: replay claims a match: {}",
+        r.describe()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{what}: took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Replay verifies the whole trace: a footer that is missing (cut short, 4), zeroed,
+/// contradicting the events, preceded by stray data, or an event beyond the footer's final
+/// instruction count (corrupt, 2, with the offset). `replay` and `dump` agree on each file.
+#[test]
+fn replay_verifies_the_footer_like_dump() {
+    use rewind_log::{Event, Footer, TraceReader, TraceWriter};
+    let Some(dir) = guests_dir() else { return };
+    let scratch = Scratch::new("footer");
+    let good = scratch.path("good.rwtrace");
+    let rec = run(&record_args(
+        &good,
+        &dir.join("build/exit_42.elf"),
+        "null",
+        &["--check-interval", "100"],
+    ));
+    assert_eq!(rec.code, Some(42), "record: {}", rec.describe());
+    replay_ok(&good, 42);
+    let bytes = std::fs::read(&good).expect("read trace");
+    let n = bytes.len();
+    let footer_at = u64::from_le_bytes(bytes[n - 16..n - 8].try_into().expect("8 bytes"));
+    let at = format!("offset {footer_at}");
+    let final_icount = recorded_icount(&rec);
+
+    let t = scratch.write("nofooter.rwtrace", &bytes[..footer_at as usize]);
+    replay_and_dump_agree(
+        &t,
+        "footer missing",
+        EXIT_CUT_SHORT,
+        &["nofooter.rwtrace", "cut short"],
+    );
+    assert!(
+        cut_short_at(&replay_raw(&t)) == final_icount,
+        "a trace missing only its footer replays to its End"
+    );
+
+    let mut z = bytes.clone();
+    z[footer_at as usize..].fill(0);
+    let t = scratch.write("zeroed.rwtrace", &z);
+    replay_and_dump_agree(
+        &t,
+        "zeroed footer",
+        EXIT_INVALID,
+        &["zeroed.rwtrace", &at, "footer"],
+    );
+
+    let t = scratch.write(
+        "contra.rwtrace",
+        with_footer(&bytes, |f| f["final_icount"] = (final_icount + 1).into()),
+    );
+    replay_and_dump_agree(
+        &t,
+        "final icount + 1",
+        EXIT_INVALID,
+        &["contra.rwtrace", &at, "footer"],
+    );
+    let t = scratch.write(
+        "counts.rwtrace",
+        with_footer(&bytes, |f| f["total_events"] = 1000.into()),
+    );
+    replay_and_dump_agree(
+        &t,
+        "event count",
+        EXIT_INVALID,
+        &["counts.rwtrace", &at, "footer"],
+    );
+
+    let mut after = bytes[..footer_at as usize].to_vec();
+    after.extend_from_slice(b"garbage");
+    after.extend_from_slice(&bytes[footer_at as usize..n - 16]);
+    after.extend_from_slice(&(footer_at + 7).to_le_bytes());
+    after.extend_from_slice(b"RWNDEND\0");
+    let t = scratch.write("after.rwtrace", &after);
+    replay_and_dump_agree(
+        &t,
+        "data after End",
+        EXIT_INVALID,
+        &["after.rwtrace", &at, "after the End"],
+    );
+
+    // Another final state hash: only a replay can tell (a divergence at the end).
+    let t = scratch.write(
+        "hash.rwtrace",
+        with_footer(&bytes, |f| f["final_state_hash"] = 12345.into()),
+    );
+    assert_eq!(
+        diverged_at(&replay_raw(&t)),
+        final_icount,
+        "final state hash"
+    );
+
+    // A state hash at 10^12 in a recording whose footer ends it at ~400 instructions.
+    let far = 1_000_000_000_000u64;
+    let t = scratch.path("far.rwtrace");
+    let mut r = TraceReader::open(&good).expect("open trace");
+    let mut w = TraceWriter::create(&t, r.header()).expect("create trace");
+    while let Some(e) = r.next_event().expect("read event") {
+        if e.event != Event::End {
+            w.push(e.icount, &e.event).expect("push event");
+        }
+    }
+    w.flush().expect("flush");
+    // The far event starts a block of its own, right after the flushed ones.
+    let far_block = std::fs::metadata(&t).expect("stat").len();
+    w.push(far, &Event::StateHash { hash: 0 })
+        .expect("push event");
+    w.finish(&Footer::new(far, None)).expect("finish trace");
+    let far_bytes = std::fs::read(&t).expect("read trace");
+    std::fs::write(
+        &t,
+        with_footer(&far_bytes, |f| f["final_icount"] = final_icount.into()),
+    )
+    .expect("write trace");
+    replay_and_dump_agree(
+        &t,
+        "state hash at 10^12",
+        EXIT_INVALID,
+        &[
+            "far.rwtrace",
+            &format!("offset {far_block}"),
+            "past the footer's final icount",
+        ],
+    );
 }
 
 mod prop {

@@ -345,9 +345,16 @@ pub fn serve(ctl: &mut Controller, mut frontends: Frontends) -> Result<(), crate
             }
             next = rx.try_recv().ok();
         }
+        // SIGINT/SIGTERM/SIGHUP (run and record): a paused machine drains no host events, so
+        // let it run into its next checkpoint, which takes the shutdown request before any
+        // instruction (a recording logs it and ends replayable); then stop serving.
+        let signalled = ctl.session().machine().boundary().host_signal_received();
+        if signalled && ctl.session().ended().is_none() && ctl.running().is_none() {
+            let _ = ctl.resume(Action::Continue);
+        }
         if !ctl.quit_requested() {
             if let Err(e) = ctl.run_pending() {
-                eprintln!("rewind: {e}");
+                note!("rewind: {e}");
             }
         }
         for event in ctl.take_events() {
@@ -362,6 +369,9 @@ pub fn serve(ctl: &mut Controller, mut frontends: Frontends) -> Result<(), crate
             }
         }
         if ctl.quit_requested() {
+            return Ok(());
+        }
+        if signalled && (ctl.session().ended().is_some() || ctl.last_error().is_some()) {
             return Ok(());
         }
         if finish_alone && ctl.running().is_none() && ctl.session().ended().is_some() {

@@ -169,7 +169,7 @@ impl QmpServer {
             .name("qmp-accept".into())
             .spawn(move || accept_loop(listener, shared, inputs));
         if let Err(e) = spawned {
-            eprintln!(
+            note!(
                 "rewind: cannot start the QMP monitor on {}: {e}",
                 self.address
             );

@@ -555,6 +555,22 @@ impl TraceReader {
                 },
             )
         })?;
+        if let Some(f) = &self.footer {
+            // The footer bounds every event: a delta past it would make replay run the guest
+            // toward an icount the recording never reached.
+            if icount > f.final_icount {
+                return Err(self.block_err(
+                    at,
+                    Corruption::IcountInconsistent {
+                        detail: format!(
+                            "event at byte {pos} of the block is at icount {icount}, past the \
+                             footer's final icount {}",
+                            f.final_icount
+                        ),
+                    },
+                ));
+            }
+        }
         self.block_pos = pos + len;
         if let Event::End = event {
             if self.block_pos != self.block.len() {
@@ -720,6 +736,20 @@ impl TraceReader {
                 ));
             }
         }
+        if let Some(f) = &self.footer {
+            if first_icount > f.final_icount {
+                return Err(self.corrupt(
+                    off,
+                    Corruption::IcountInconsistent {
+                        detail: format!(
+                            "block starts at icount {first_icount}, past the footer's final \
+                             icount {}",
+                            f.final_icount
+                        ),
+                    },
+                ));
+            }
+        }
         self.block = raw;
         self.block_pos = 0;
         self.block_index = self.blocks_read;
@@ -781,8 +811,10 @@ impl TraceReader {
             return Err(self.corrupt(
                 off,
                 mismatch(format!(
-                    "footer says final icount {}, End event is at {:?}",
-                    footer.final_icount, self.last_icount
+                    "footer says final icount {}, End event is at {}",
+                    footer.final_icount,
+                    self.last_icount
+                        .map_or_else(|| "no icount".to_string(), |n| n.to_string())
                 )),
             ));
         }

@@ -447,3 +447,148 @@ fn huge_compressed_length_in_a_cut_file_is_a_truncation_without_allocation() {
     assert_eq!(t.last_icount, None);
     assert!(t.to_string().contains("before its first event"));
 }
+
+/// Replaces the footer JSON of a finished trace with `edit(footer)`, fixing its checksum and the
+/// trailer, so only the footer's content is wrong.
+fn with_footer(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let n = bytes.len();
+    let footer_at = u64::from_le_bytes(bytes[n - 16..n - 8].try_into().unwrap()) as usize;
+    let len = u32::from_le_bytes(bytes[footer_at + 4..footer_at + 8].try_into().unwrap()) as usize;
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&bytes[footer_at + 8..footer_at + 8 + len]).unwrap();
+    edit(&mut json);
+    let json = serde_json::to_vec(&json).unwrap();
+    let mut out = bytes[..footer_at].to_vec();
+    out.extend_from_slice(b"RWFT");
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    out.extend_from_slice(&(footer_at as u64).to_le_bytes());
+    out.extend_from_slice(b"RWNDEND\0");
+    out
+}
+
+/// An event whose delta puts it past the footer's final icount is corruption, reported at its
+/// block before anything acts on it (replay would otherwise run an idle guest toward it).
+#[test]
+fn an_event_past_the_footers_final_icount_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t");
+    let mut w = TraceWriter::create(&p, &header()).unwrap();
+    w.set_block_size(24);
+    w.push(100, &Event::StateHash { hash: 1 }).unwrap();
+    w.push(1_000_000_000_000, &Event::StateHash { hash: 2 })
+        .unwrap();
+    w.finish(&Footer::new(1_000_000_000_005, Some(3))).unwrap();
+    let good = std::fs::read(&p).unwrap();
+    let (events, err) = read_all(&mut TraceReader::open(&p).unwrap());
+    assert!(err.is_none(), "{err:?}");
+    let far_block = events[1].position.block_file_offset;
+
+    // The footer says the recording ended at 17,723: the event at 10^12 cannot be.
+    let bad = with_footer(&good, |f| f["final_icount"] = 17_723.into());
+    std::fs::write(&p, &bad).unwrap();
+    let mut r = TraceReader::open(&p).unwrap();
+    assert_eq!(r.next_event().unwrap().unwrap().icount, 100);
+    let err = r.next_event().unwrap_err();
+    match &err {
+        LogError::Corrupt {
+            file_offset,
+            what: Corruption::IcountInconsistent { detail },
+            ..
+        } => {
+            assert_eq!(*file_offset, far_block, "{err}");
+            assert!(detail.contains("final icount 17723"), "{err}");
+        }
+        other => panic!("expected an icount inconsistency, got {other}"),
+    }
+    assert_eq!(r.next_event().unwrap(), None);
+
+    // The same footer one instruction short of the End event is caught at the End event.
+    let bad = with_footer(&good, |f| f["final_icount"] = 1_000_000_000_004u64.into());
+    std::fs::write(&p, &bad).unwrap();
+    let err = read_all(&mut TraceReader::open(&p).unwrap()).1.unwrap();
+    assert!(
+        matches!(
+            err,
+            LogError::Corrupt {
+                what: Corruption::IcountInconsistent { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// A footer that is missing, zeroed, contradicts the events or follows stray data: the events
+/// read back, then a cut (missing) or corruption with the footer's offset (the rest).
+#[test]
+fn footer_missing_zeroed_contradicting_or_after_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t");
+    let (good, events) = small_multiblock(&p);
+    let n = good.len();
+    let footer_at = u64::from_le_bytes(good[n - 16..n - 8].try_into().unwrap());
+    let read = |bytes: &[u8]| {
+        std::fs::write(&p, bytes).unwrap();
+        let mut r = TraceReader::open(&p).unwrap();
+        let (got, err) = read_all(&mut r);
+        (got.len(), err, r.truncated())
+    };
+
+    // Missing: every event, then a cut with `events_complete`.
+    let (got, err, cut) = read(&good[..footer_at as usize]);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(got, events.len());
+    let cut = cut.expect("a cut");
+    assert!(cut.events_complete);
+    assert_eq!(cut.file_offset, footer_at);
+
+    let corrupt_at_footer = |bytes: &[u8], what: &str| {
+        let (_, err, _) = read(bytes);
+        let err = err.unwrap_or_else(|| panic!("{what}: accepted"));
+        let msg = err.to_string();
+        assert!(
+            matches!(err, LogError::Corrupt { file_offset, .. } if file_offset == footer_at),
+            "{what}: {msg}"
+        );
+        assert!(
+            msg.contains(&format!("offset {footer_at}")),
+            "{what}: {msg}"
+        );
+    };
+    // Zeroed (footer and trailer).
+    let mut z = good.clone();
+    z[footer_at as usize..].fill(0);
+    corrupt_at_footer(&z, "zeroed footer");
+    // Another final icount, another event count.
+    let last = events.last().unwrap().icount;
+    corrupt_at_footer(
+        &with_footer(&good, |f| f["final_icount"] = (last + 1).into()),
+        "final icount + 1",
+    );
+    corrupt_at_footer(
+        &with_footer(&good, |f| f["total_events"] = 1.into()),
+        "total events",
+    );
+    // Stray bytes between the End block and the footer (the trailer points at the footer).
+    let mut after = good[..footer_at as usize].to_vec();
+    after.extend_from_slice(&[0u8; 7]);
+    let moved = with_footer(&good, |_| {});
+    after.extend_from_slice(&moved[footer_at as usize..n - 16]);
+    after.extend_from_slice(&(footer_at + 7).to_le_bytes());
+    after.extend_from_slice(b"RWNDEND\0");
+    let (_, err, _) = read(&after);
+    let err = err.expect("data after End accepted");
+    assert!(
+        matches!(
+            err,
+            LogError::Corrupt {
+                file_offset,
+                what: Corruption::DataAfterEnd,
+                ..
+            } if file_offset == footer_at
+        ),
+        "{err}"
+    );
+}

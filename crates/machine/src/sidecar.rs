@@ -221,6 +221,49 @@ fn check_trace_id(trace_id: &str) -> Result<(), SidecarError> {
     Ok(())
 }
 
+/// Remove the temporary files (`PATH.tmp-PID`, see [`temp_path`]) that writers of `path`
+/// killed before finishing left behind: only regular files whose process no longer runs
+/// (checked in `/proc`; without `/proc` nothing is removed). Returns how many were removed.
+pub fn remove_stale_temporaries(path: &Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(name) = path.file_name() else {
+        return 0;
+    };
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut prefix = name.as_bytes().to_vec();
+    prefix.extend_from_slice(b".tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.as_bytes().strip_prefix(prefix.as_slice()) else {
+            continue;
+        };
+        let Some(pid) = std::str::from_utf8(pid)
+            .ok()
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists();
+        // Never follow a symlink planted under that name, never remove a directory.
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if !alive && regular && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The temporary file a sidecar is written to before it is renamed to `path`.
 fn temp_path(path: &Path) -> PathBuf {
     let mut tmp_name = path.as_os_str().to_os_string();

@@ -381,3 +381,37 @@ fn the_budget_thins_old_snapshots_and_keeps_the_first() {
     let mut full = replayer(&trace);
     assert_eq!(finish(&mut full), e);
 }
+
+/// Temporary files of killed recordings (`PATH.tmp-PID`) are removed when their process is
+/// gone; a live process's, other names, directories and symlinks are left alone.
+#[test]
+fn stale_temporaries_of_dead_writers_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.rwtrace.snapshots");
+    let tmp = |suffix: &str| dir.path().join(format!("t.rwtrace.snapshots.tmp-{suffix}"));
+    // Above any Linux pid_max (4,194,304): no such process.
+    let dead = tmp("4294967295");
+    let dead2 = tmp("4194305");
+    let mine = tmp(&std::process::id().to_string());
+    let other_trace = dir.path().join("u.rwtrace.snapshots.tmp-4294967295");
+    let not_a_pid = tmp("12ab");
+    let a_dir = tmp("4194306");
+    let target = dir.path().join("precious");
+    let link = tmp("4194307");
+    for f in [&dead, &dead2, &mine, &other_trace, &not_a_pid, &target] {
+        std::fs::write(f, b"x").unwrap();
+    }
+    std::fs::create_dir(&a_dir).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let removed = sidecar::remove_stale_temporaries(&path);
+    if !Path::new("/proc/self").exists() {
+        assert_eq!(removed, 0);
+        return;
+    }
+    assert_eq!(removed, 2);
+    assert!(!dead.exists() && !dead2.exists());
+    for kept in [&mine, &other_trace, &not_a_pid, &a_dir, &target] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    assert!(link.symlink_metadata().is_ok(), "the symlink was removed");
+}

@@ -14,6 +14,15 @@
 //!   read. A request that does not match the next logged event is a divergence, kept in
 //!   [`Boundary::take_failure`] for the machine to stop with.
 
+/// A message on stderr that ignores write errors: std's `eprintln!` panics when stderr is a
+/// closed pipe (`rewind ... 2>&1 | head`), and a lost message is no reason to stop.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod divergence;
 pub mod escape;
 pub mod output;
@@ -23,7 +32,9 @@ pub mod terminal;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use divergence::{Divergence, LoggedEvent, RegisterDiff, ReplayStop};
@@ -383,6 +394,9 @@ pub struct Boundary {
     shutdown: Option<ShutdownCause>,
     raw_mode: Option<terminal::RawModeGuard>,
     signals: Option<signal_hook::iterator::Handle>,
+    /// Set by the signal thread: a paused machine drains no host events, so whoever keeps it
+    /// paused looks here (see [`Boundary::host_signal_received`]).
+    signalled: Arc<AtomicBool>,
     /// Device events received from the host and not yet taken.
     device_queue: VecDeque<DeviceEvent>,
     log: Log,
@@ -493,6 +507,7 @@ impl Boundary {
                 .map_err(BoundaryError::Signals)?;
             self.signals = Some(signals.handle());
             let tx = self.tx.clone();
+            let signalled = Arc::clone(&self.signalled);
             std::thread::Builder::new()
                 .name("rewind-signals".into())
                 .spawn(move || {
@@ -502,6 +517,7 @@ impl Boundary {
                             SIGHUP => ShutdownCause::Sighup,
                             _ => ShutdownCause::Sigterm,
                         };
+                        signalled.store(true, Ordering::SeqCst);
                         if tx.send(HostEvent::Shutdown(cause)).is_err() {
                             break;
                         }
@@ -543,6 +559,7 @@ impl Boundary {
             shutdown: None,
             raw_mode: None,
             signals: None,
+            signalled: Arc::new(AtomicBool::new(false)),
             device_queue: VecDeque::new(),
             log: Log::None,
             failure: None,
@@ -972,6 +989,13 @@ impl Boundary {
         }
     }
 
+    /// True once SIGINT, SIGTERM or SIGHUP arrived (signal handling on). Its shutdown request
+    /// waits in the host event queue for the machine's next checkpoint: a caller that keeps
+    /// the machine paused (a debugger) must run it to that checkpoint so it ends cleanly.
+    pub fn host_signal_received(&self) -> bool {
+        self.signalled.load(Ordering::SeqCst)
+    }
+
     /// True while the serial backend can still produce bytes by itself (a live stdin or
     /// socket). Always false in replay.
     pub fn is_interactive(&self) -> bool {
@@ -1288,10 +1312,27 @@ impl Boundary {
                 }));
             }
         }
+        // Consuming End reads past it, which verifies the footer against the events read:
+        // data after End or a footer that is zeroed or disagrees is a corrupt trace.
         self.consume();
-        // Reading past End verifies the footer against what was read.
+        if let Some(f) = self.failure.take() {
+            return Err(f);
+        }
         if let Log::Replay(r) = &mut self.log {
             r.reader.next_event()?;
+            // Every event is there but the footer is not: the recorder was killed while
+            // finishing, so the final state hash cannot be checked.
+            if let Some(t) = r.reader.truncated() {
+                return Err(ReplayStop::CutShort {
+                    path: r.reader.path().to_path_buf(),
+                    icount,
+                    detail: format!(
+                        "every event replayed, but the footer with the final state hash is \
+                         missing; the file ends at offset {} with {} unusable bytes",
+                        t.file_offset, t.bytes_lost
+                    ),
+                });
+            }
         }
         if let Some(h) = footer_hash {
             if h != final_state_hash {

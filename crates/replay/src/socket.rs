@@ -19,7 +19,7 @@ fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BoundaryError 
 /// Listen on `addr` and wait for one client.
 pub(crate) fn accept_tcp(addr: &str) -> Result<Halves, BoundaryError> {
     let listener = TcpListener::bind(addr).map_err(err(format!("tcp:{addr}")))?;
-    eprintln!("rewind: waiting for a connection on tcp:{addr}");
+    note!("rewind: waiting for a connection on tcp:{addr}");
     let (stream, _) = listener.accept().map_err(err(format!("tcp:{addr}")))?;
     // Small writes (one guest byte) must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
@@ -40,7 +40,7 @@ pub(crate) fn accept_unix(path: &Path) -> Result<Halves, BoundaryError> {
         let _ = std::fs::remove_file(path);
     }
     let listener = UnixListener::bind(path).map_err(err(what.clone()))?;
-    eprintln!("rewind: waiting for a connection on {what}");
+    note!("rewind: waiting for a connection on {what}");
     let accepted = listener.accept();
     let (stream, _) = match accepted {
         Ok(s) => s,

@@ -108,7 +108,7 @@ impl GdbServer {
             .name("gdb-accept".into())
             .spawn(move || accept_loop(listener, inputs));
         if let Err(e) = spawned {
-            eprintln!("rewind: gdb: cannot start the server thread: {e}");
+            note!("rewind: gdb: cannot start the server thread: {e}");
         }
     }
 }
@@ -119,14 +119,14 @@ fn accept_loop(listener: TcpListener, inputs: Sender<Input>) {
         let mut stream = match stream {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("rewind: gdb: accept failed: {e}");
+                note!("rewind: gdb: accept failed: {e}");
                 continue;
             }
         };
         let for_stub = match stream.try_clone() {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("rewind: gdb: cannot use the connection: {e}");
+                note!("rewind: gdb: cannot use the connection: {e}");
                 continue;
             }
         };
@@ -308,7 +308,7 @@ impl GdbConnection {
             Ok(s) => s,
             Err(e) => {
                 // A broken or misbehaving client ends its connection, not the session.
-                eprintln!("rewind: gdb: {e}; closing the connection");
+                note!("rewind: gdb: {e}; closing the connection");
                 return Ok(false);
             }
         };
@@ -323,7 +323,7 @@ impl GdbConnection {
                     match s.interrupt_handled(ctl, waiting.then_some(reason)) {
                         Ok(s) => s,
                         Err(e) => {
-                            eprintln!("rewind: gdb: {e}; closing the connection");
+                            note!("rewind: gdb: {e}; closing the connection");
                             return Ok(false);
                         }
                     }
@@ -363,7 +363,7 @@ impl GdbConnection {
             None => Ok(()),
         };
         if let Err(e) = r {
-            eprintln!("rewind: gdb: {e}; closing the connection");
+            note!("rewind: gdb: {e}; closing the connection");
             self.stub = None;
         }
     }

@@ -34,7 +34,7 @@ const EINVAL: u8 = 22;
 
 /// gdb can only show an error number: say what went wrong on rewind's stderr.
 fn refused<T>(e: impl std::fmt::Display, code: u8) -> TargetResult<T, Controller> {
-    eprintln!("rewind: gdb: {e}");
+    note!("rewind: gdb: {e}");
     Err(TargetError::Errno(code))
 }
 
@@ -181,7 +181,7 @@ impl SingleRegisterAccess<()> for Controller {
 /// connection then answers gdb with the current stop, see `GdbConnection::incoming`).
 fn start(ctl: &mut Controller, action: Action) {
     if let Err(e) = ctl.resume(action) {
-        eprintln!("rewind: gdb: {e}");
+        note!("rewind: gdb: {e}");
     }
 }
 
