@@ -454,7 +454,16 @@ static void trigger_tests(void)
     trig_run("exec6 U +4", 0, call_trig, 0);
     trig(0, T2 | TM | TX, (uint64_t)trig_fn2);
     trig_run("exec M", 3, (uint64_t(*)(uint64_t))(uintptr_t)trig_fn2, 0);
+    /* An execute trigger outranks the fetch fault at its address. */
+    extern char lower_exit[];
+    trig(0, T2 | TS | TX, 0x18000000UL);
+    resume_at = (uint64_t)lower_exit;
+    trig_run("exec S at unfetchable address", 1, (uint64_t(*)(uint64_t))0x18000000UL, 0);
+    resume_at = 0;
     trig(0, T2, 0);
+    resume_at = (uint64_t)lower_exit;
+    trig_run("fetch S at unfetchable address", 1, (uint64_t(*)(uint64_t))0x18000000UL, 0);
+    resume_at = 0;
     /* Load/store triggers. */
     trig(1, T6 | TS | TU | TLD, (uint64_t)&tvar[0]);
     trig_run("load S", 1, load_tvar, 0);

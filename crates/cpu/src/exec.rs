@@ -276,6 +276,13 @@ impl Hart {
                     let poff = match poff {
                         Ok(poff) => poff,
                         Err(e) => {
+                            // An instruction address breakpoint (guest trigger) outranks the
+                            // fetch fault (priv spec exception priority, as QEMU 10).
+                            let e = if DEBUG && self.trigger_exec_hit(pc) {
+                                Exception::Breakpoint(pc)
+                            } else {
+                                e
+                            };
                             self.take_exception(e);
                             forget_tags(ways);
                             traps += 1;
@@ -456,6 +463,11 @@ impl Hart {
                     Err(ex) => {
                         self.pc = pc;
                         self.icount = icount;
+                        let ex = if DEBUG && self.trigger_exec_hit(pc) {
+                            Exception::Breakpoint(pc)
+                        } else {
+                            ex
+                        };
                         self.take_exception(ex);
                         return PageExit::Trap;
                     }
