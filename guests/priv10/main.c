@@ -4,7 +4,8 @@
 #include "guest.h"
 
 static volatile uint64_t ntraps, last_cause, last_tval, last_epc, last_status;
-static volatile uint64_t resume_at; /* when set, the next trap resumes there instead of skipping */
+static volatile uint64_t resume_at;
+static volatile uint64_t irq_t1; /* t1 when the last M interrupt was taken */ /* when set, the next trap resumes there instead of skipping */
 
 static void record(struct trap_frame *f, uint64_t status)
 {
@@ -34,6 +35,7 @@ void mtrap_handler(struct trap_frame *f)
         return;
     }
     if (f->cause & CAUSE_INTR) {
+        irq_t1 = f->x[6];
         printf("M interrupt %lx\n", f->cause & 0xff);
         /* Disable just this one: the others stay pending and come next, in priority order. */
         clear_csr(mie, 1UL << (f->cause & 0x3f));

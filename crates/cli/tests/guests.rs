@@ -264,7 +264,7 @@ fn guest_priv10() {
 /// priv10 on CPUs with the privileged extensions switched the other way (Sstc, Svadu, Sdtrig,
 /// Zihpm, Zicntr off, Svpbmt on; and Sscofpmf on): rewind `--cpu` against QEMU `-cpu` (CSR
 /// existence, counter masks, menvcfg.PBMTE at reset, hardware A/D updates without Svadu, PBMT
-/// accepted, scountovf).
+/// accepted, scountovf, counter overflow raising LCOFI at the exact instruction).
 #[test]
 fn guest_priv10_other_extensions() {
     let Some(dir) = guests_dir() else { return };
@@ -287,7 +287,13 @@ fn guest_priv10_other_extensions() {
         ),
         (
             "rv64,h=false,sscofpmf=on",
-            &["M da0: 0", "scountovf 30", "scountovf 10", "priv10 done"],
+            &[
+                "M da0: 0",
+                "scountovf 30",
+                "scountovf 10",
+                "lcofi after 20 addis, OF 1, mip.LCOFIP 1",
+                "priv10 done",
+            ],
         ),
     ];
     for (cpu, keys) in runs {

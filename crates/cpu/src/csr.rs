@@ -1,9 +1,14 @@
 //! Control and status registers.
 //!
 //! CONTRACT (privileged-architecture work owns this file; the names below are used by exec.rs):
-//! - `Csrs::new(hart_id)` gives reset values (misa = RV64IMAFDC + S + U, mstatus with UXL=SXL=2).
-//! - `Hart::csr_op` implements csrrw/csrrs/csrrc(/i) semantics incl. privilege and read-only checks.
-//! - After any CSR write the interpreter calls `Hart::take_pending_interrupt`.
+//! - `Csrs::new(hart_id)` gives reset values (misa = RV64IMAFDC + S + U, mstatus with UXL=SXL=2);
+//!   `Csrs::reset_for(features)` the extension-dependent ones (menvcfg.ADUE/PBMTE).
+//! - `Hart::csr_op` implements csrrw/csrrs/csrrc(/i) semantics incl. privilege and read-only checks;
+//!   an illegal access is `IllegalInstr(0)` and the interpreter reports the instruction bits.
+//! - After any CSR write the interpreter calls `Hart::take_pending_interrupt`; writes to
+//!   stimecmp/menvcfg and the trigger CSRs also end the run (`CSR_STIMECMP`, `CSR_MENVCFG`).
+//! - The machine calls `Hart::update_stimecmp(time)` with the device lines and ends its slices
+//!   at `Hart::stimecmp_deadline()` (Sstc).
 //!
 //! Behaviour follows QEMU 10's `virt` board (`-cpu rv64,h=false`) where it agrees with the
 //! ratified privileged spec (the departures are listed in the project notes and marked "spec:"
@@ -284,10 +289,21 @@ pub struct Csrs {
     pub pmp_range: [(u64, u64); PMP_COUNT],
     /// Number of PMP entries whose A field is not OFF (0: M-mode allowed, S/U denied).
     pub pmp_rules: u32,
-    /// mhpmcounter3..18: writable; they count retired instructions while their mhpmevent
-    /// selects cycles (1) or instructions (2), as QEMU 10 does under -icount (see
+    /// mhpmcounter3..18 as last written (or frozen). They count retired instructions while
+    /// mapped to event 1 (cycles) or 2 (instructions), as QEMU 10 does under -icount (see
     /// [`Csrs::mhpmcounter`]), and hold otherwise.
     pub mhpmcounter: [u64; HPM_COUNTERS],
+    /// The instruction count the counting started from (QEMU's `mhpmcounter_prev`): a counting
+    /// counter reads `icount - prev + value`.
+    pub mhpmcounter_prev: [u64; HPM_COUNTERS],
+    /// The counter (3..18, 0 = none) that counts event 1 (cycles) and event 2 (instructions):
+    /// QEMU 10 maps each event to the first counter whose mhpmevent selected it, until that
+    /// counter's mhpmevent is written with event 0.
+    pub hpm_event_map: [u8; 2],
+    /// Sscofpmf: the instruction count at which each counter, as last written or resumed,
+    /// wraps to 0 (`u64::MAX`: not armed). Like QEMU 10's PMU timer, only a write while
+    /// counting or a resume arms it.
+    pub hpm_overflow_at: [u64; HPM_COUNTERS],
     /// mhpmevent3..31.
     pub mhpmevent: [u64; 29],
     /// marchid (0, as QEMU 10 reports for rv64).
@@ -348,6 +364,9 @@ impl Csrs {
             pmp_range: [(0, 0); PMP_COUNT],
             pmp_rules: 0,
             mhpmcounter: [0; HPM_COUNTERS],
+            mhpmcounter_prev: [0; HPM_COUNTERS],
+            hpm_event_map: [0; 2],
+            hpm_overflow_at: [u64::MAX; HPM_COUNTERS],
             mhpmevent: [0; 29],
             marchid: 0,
             mimpid: 0,
@@ -384,26 +403,109 @@ impl Csrs {
     pub fn mhpmcounter(&self, i: usize, icount: u64) -> u64 {
         let v = self.mhpmcounter.get(i).copied().unwrap_or(0);
         if self.hpm_counting(i) {
-            v.wrapping_add(icount)
+            let prev = self.mhpmcounter_prev.get(i).copied().unwrap_or(0);
+            icount.wrapping_sub(prev).wrapping_add(v)
         } else {
             v
         }
     }
 
-    /// Set mhpmcounter`3 + i` to `v` at instruction count `icount`.
-    fn set_mhpmcounter(&mut self, i: usize, v: u64, icount: u64) {
+    /// Write mhpmcounter`3 + i` at instruction count `icount` (QEMU's riscv_pmu_write_ctr);
+    /// `arm`: Sscofpmf is implemented, so a counting counter is armed to overflow.
+    fn set_mhpmcounter(&mut self, i: usize, v: u64, icount: u64, arm: bool) {
         let counting = self.hpm_counting(i);
-        if let Some(c) = self.mhpmcounter.get_mut(i) {
-            *c = if counting { v.wrapping_sub(icount) } else { v };
+        let prev = if counting { icount } else { v };
+        if let (Some(c), Some(p)) = (
+            self.mhpmcounter.get_mut(i),
+            self.mhpmcounter_prev.get_mut(i),
+        ) {
+            *c = v;
+            *p = prev;
+        }
+        if counting && arm {
+            self.arm_overflow(i, v, icount);
         }
     }
 
-    /// Does mhpmcounter`3 + i` count? Its event selects cycles or instructions (both are
-    /// retired instructions here) and mcountinhibit does not stop it.
+    /// Sscofpmf: arm counter `3 + i`, which holds `v` at `icount`, to overflow when it wraps
+    /// (QEMU 10's riscv_pmu_setup_timer: not while its OF bit is set; from 0 a full period).
+    fn arm_overflow(&mut self, i: usize, v: u64, icount: u64) {
+        let Some(at) = self.hpm_overflow_at.get_mut(i) else {
+            return;
+        };
+        let of = self.mhpmevent.get(i).is_some_and(|e| e >> 63 != 0);
+        let delta = if v == 0 { u64::MAX } else { v.wrapping_neg() };
+        // QEMU 10 raises LCOFI one instruction after the wrap (its PMU timer is armed from the
+        // clock before the counter write retires): checked with priv10 on QEMU.
+        *at = if of {
+            u64::MAX
+        } else {
+            icount.saturating_add(delta).saturating_add(1)
+        };
+    }
+
+    /// The earliest armed counter overflow (an instruction count), if Sscofpmf arms any.
+    pub fn hpm_overflow_deadline(&self) -> Option<u64> {
+        self.hpm_overflow_at
+            .iter()
+            .copied()
+            .filter(|&at| at != u64::MAX)
+            .min()
+    }
+
+    /// Sscofpmf: counters whose overflow point `icount` reached set their mhpmevent.OF and,
+    /// if it was clear, raise LCOFIP (QEMU 10's pmu_timer_trigger_irq; a counter that no
+    /// longer counts is dropped).
+    pub fn hpm_overflow_check(&mut self, icount: u64) {
+        for i in 0..HPM_COUNTERS {
+            if self.hpm_overflow_at[i] > icount {
+                continue;
+            }
+            self.hpm_overflow_at[i] = u64::MAX;
+            if self.hpm_counting(i) && self.mhpmevent[i] >> 63 == 0 {
+                self.mhpmevent[i] |= 1 << 63;
+                self.mip_sw |= MIP_LCOFIP;
+                self.update_mip();
+            }
+        }
+    }
+
+    /// Is mhpmcounter`3 + i` mapped to event 1 or 2?
+    #[inline]
+    fn hpm_mapped(&self, i: usize) -> bool {
+        let ctr = i as u8 + 3;
+        self.hpm_event_map.contains(&ctr)
+    }
+
+    /// Does mhpmcounter`3 + i` count? Mapped (cycles and instructions are both retired
+    /// instructions here) and not stopped by mcountinhibit.
     #[inline]
     fn hpm_counting(&self, i: usize) -> bool {
-        let ev = self.mhpmevent.get(i).copied().unwrap_or(0) & 0xf_ffff;
-        (ev == 1 || ev == 2) && self.mcountinhibit >> (i + 3) & 1 == 0
+        self.hpm_mapped(i) && self.mcountinhibit >> (i + 3) & 1 == 0
+    }
+
+    /// mhpmevent`3 + i` was written with `v`: QEMU 10's event map update. The counter's value
+    /// is not touched (a newly mapped counter reads `icount - prev + value`).
+    fn hpm_map_event(&mut self, i: usize, v: u64) {
+        if i >= HPM_COUNTERS {
+            return;
+        }
+        let ctr = i as u8 + 3;
+        match v & 0xf_ffff {
+            0 => {
+                for m in self.hpm_event_map.iter_mut().filter(|m| **m == ctr) {
+                    *m = 0;
+                }
+            }
+            ev @ (1 | 2) => {
+                let m = &mut self.hpm_event_map[ev as usize - 1];
+                if *m == 0 {
+                    *m = ctr;
+                }
+            }
+            // QEMU also maps its TLB-miss events, which count host TLB misses: never here.
+            _ => {}
+        }
     }
 
     /// mcycle at instruction count `icount`.
@@ -863,6 +965,7 @@ impl Hart {
         let icount = self.icount;
         let menvcfg_wmask = self.menvcfg_wmask();
         let senvcfg_wmask = self.senvcfg_wmask();
+        let self_sscofpmf = self.features.sscofpmf;
         // Without Zihpm only CY, TM and IR exist (QEMU 10).
         let counteren_mask = if self.features.zihpm {
             COUNTEREN_MASK
@@ -894,6 +997,7 @@ impl Hart {
             }
             MCOUNTINHIBIT => {
                 let (cy, ir) = (c.mcycle(icount), c.minstret(icount));
+                let old = c.mcountinhibit;
                 let hpm: [u64; HPM_COUNTERS] = std::array::from_fn(|i| c.mhpmcounter(i, icount));
                 c.mcountinhibit = v & counteren_mask & MCOUNTINHIBIT_MASK;
                 // Freezing keeps the current value; resuming continues from it.
@@ -901,18 +1005,28 @@ impl Hart {
                 c.cycle_offset = cy.wrapping_sub(icount);
                 c.instret_frozen = ir;
                 c.instret_offset = ir.wrapping_sub(icount);
+                // A mapped counter freezes at its current value and resumes from it
+                // (QEMU's write_mcountinhibit).
                 for (i, h) in hpm.into_iter().enumerate() {
-                    c.set_mhpmcounter(i, h, icount);
+                    if (old ^ c.mcountinhibit) >> (i + 3) & 1 != 0 && c.hpm_mapped(i) {
+                        if c.mcountinhibit >> (i + 3) & 1 != 0 {
+                            c.mhpmcounter[i] = h;
+                        } else {
+                            c.mhpmcounter_prev[i] = icount;
+                            if self_sscofpmf {
+                                c.arm_overflow(i, h, icount);
+                            }
+                        }
+                    }
                 }
             }
             MSTATUS => self.write_mstatus(v, MSTATUS_WMASK),
             SSTATUS => self.write_mstatus(v, SSTATUS_WMASK),
-            0xb03..=0xb12 => c.set_mhpmcounter((a - 0xb03) as usize, v, icount),
+            0xb03..=0xb12 => c.set_mhpmcounter((a - 0xb03) as usize, v, icount, self_sscofpmf),
             0x323..=0x33f => {
                 let i = (a - 0x323) as usize;
-                let cur = c.mhpmcounter(i, icount);
                 c.mhpmevent[i] = v & MHPMEVENT_MASK;
-                c.set_mhpmcounter(i, cur, icount);
+                c.hpm_map_event(i, v);
             }
             MEDELEG => c.medeleg = v & MEDELEG_MASK,
             MIDELEG => c.mideleg = v & MIDELEG_MASK,

@@ -639,8 +639,9 @@ impl Hart {
     /// address for a read-modify-write; `lr` = true checks load permission only.
     ///
     /// LR faults are load faults (misaligned 4, access 5, page 13); AMOs and SC raise
-    /// store/AMO faults (6, 7, 15), as the spec says and QEMU 10 does. Non-RAM targets give an
-    /// access fault (QEMU would perform the AMO on the device).
+    /// store/AMO faults (6, 7, 15), as the spec says and QEMU 10 does. Device registers give
+    /// an access fault here (the interpreter uses `translate_atomic_any` and performs the
+    /// atomic on the device as QEMU 10 does).
     pub fn translate_atomic(
         &mut self,
         ram: &mut Ram,
@@ -648,6 +649,22 @@ impl Hart {
         size: u8,
         lr: bool,
     ) -> Result<u64, Exception> {
+        match self.translate_atomic_any(ram, vaddr, size, lr)? {
+            (pa, false) => Ok(pa),
+            (_, true) if lr => Err(Exception::LoadAccessFault(vaddr)),
+            (_, true) => Err(Exception::StoreAccessFault(vaddr)),
+        }
+    }
+
+    /// [`Hart::translate_atomic`] for RAM and devices: the physical address and whether it is
+    /// a device register (QEMU 10 performs atomics on devices as a load and a store).
+    pub(crate) fn translate_atomic_any(
+        &mut self,
+        ram: &mut Ram,
+        vaddr: u64,
+        size: u8,
+        lr: bool,
+    ) -> Result<(u64, bool), Exception> {
         let sz = size as u64;
         if vaddr & (sz.wrapping_sub(1)) != 0 {
             return Err(if lr {
@@ -658,12 +675,10 @@ impl Hart {
         }
         let mode = self.data_mode();
         let acc = if lr { Access::Load } else { Access::Store };
-        let t = self.xlate(ram, vaddr, acc, mode, sz)?;
-        match t {
-            Target::Ram(off) => Ok(ram.paddr_of(off as usize)),
-            Target::Mmio(_) if lr => Err(Exception::LoadAccessFault(vaddr)),
-            Target::Mmio(_) => Err(Exception::StoreAccessFault(vaddr)),
-        }
+        Ok(match self.xlate(ram, vaddr, acc, mode, sz)? {
+            Target::Ram(off) => (ram.paddr_of(off as usize), false),
+            Target::Mmio(pa) => (pa, true),
+        })
     }
 }
 

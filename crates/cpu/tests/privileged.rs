@@ -279,7 +279,7 @@ fn counters_and_gating() {
     csrw(&mut h, &m, 0x320, 0).unwrap();
     h.icount += 1;
     assert_eq!(csrr(&mut h, &m, 0xb02).unwrap(), 1_006);
-    // hpm counters 3..18 are storage (QEMU pmu-num=16), 19..31 illegal.
+    // hpm counters 3..18 exist (QEMU 10: 16 programmable counters), 19..31 are illegal.
     csrw(&mut h, &m, 0xb03, 0x1234).unwrap();
     assert_eq!(csrr(&mut h, &m, 0xc03).unwrap(), 0x1234);
     assert_eq!(csrr(&mut h, &m, 0xb12).unwrap(), 0);
@@ -1030,8 +1030,14 @@ fn hpm_counters_count_instructions_for_events_1_and_2() {
     csrw(&mut h, &m, 0xb03, 10).unwrap();
     h.icount = 1010;
     assert_eq!(csrr(&mut h, &m, 0xb03).unwrap(), 10, "no event: holds");
+    // Mapping the event does not rebase the counter (QEMU 10): icount - prev + value, with
+    // prev = the value written while it did not count.
     csrw(&mut h, &m, 0x323, 2).unwrap();
     h.icount = 1015;
+    assert_eq!(csrr(&mut h, &m, 0xb03).unwrap(), 1015);
+    // A write while counting starts from the written value.
+    csrw(&mut h, &m, 0xb03, 10).unwrap();
+    h.icount = 1020;
     assert_eq!(csrr(&mut h, &m, 0xb03).unwrap(), 15);
     csrw(&mut h, &m, 0x320, 1 << 3).unwrap();
     h.icount = 1100;
@@ -1039,6 +1045,17 @@ fn hpm_counters_count_instructions_for_events_1_and_2() {
     csrw(&mut h, &m, 0x320, 0).unwrap();
     h.icount = 1101;
     assert_eq!(csrr(&mut h, &m, 0xc03).unwrap(), 16);
+    // Event 2 stays with counter 3: counter 4 selecting it does not count.
+    csrw(&mut h, &m, 0x324, 2).unwrap();
+    h.icount = 1200;
+    assert_eq!(csrr(&mut h, &m, 0xb04).unwrap(), 0);
+    // Released by writing event 0 to counter 3; counter 4 maps it on its next write.
+    csrw(&mut h, &m, 0x323, 0).unwrap();
+    csrw(&mut h, &m, 0x324, 2).unwrap();
+    h.icount = 1210;
+    assert_eq!(csrr(&mut h, &m, 0xb04).unwrap(), 1210);
+    // An unmapped counter reads its last written (or frozen) value, as in QEMU 10.
+    assert_eq!(csrr(&mut h, &m, 0xb03).unwrap(), 15);
     // mhpmevent keeps everything but VSINH/VUINH (no H), as QEMU 10.
     csrw(&mut h, &m, 0x33f, u64::MAX).unwrap();
     assert_eq!(csrr(&mut h, &m, 0x33f).unwrap(), 0xf3ff_ffff_ffff_ffff);
@@ -1047,4 +1064,37 @@ fn hpm_counters_count_instructions_for_events_1_and_2() {
     assert_eq!(csrr(&mut h, &m, 0x306).unwrap(), 0x7_ffff);
     csrw(&mut h, &m, 0x320, u64::MAX).unwrap();
     assert_eq!(csrr(&mut h, &m, 0x320).unwrap(), 0x7_fffd);
+}
+
+#[test]
+fn sscofpmf_counter_overflow_sets_of_and_lcofip() {
+    let (mut h, _ram, m) = setup();
+    h.set_features(rewind_cpu::CpuFeatures {
+        sscofpmf: true,
+        ..Default::default()
+    });
+    h.icount = 1000;
+    csrw(&mut h, &m, 0x323, 2).unwrap();
+    // Mapping the event does not arm it: only a counter write while counting does.
+    assert_eq!(h.csr.hpm_overflow_deadline(), None);
+    csrw(&mut h, &m, 0xb03, (-20i64) as u64).unwrap();
+    // Wraps at 1020; QEMU 10 raises LCOFI one instruction later.
+    assert_eq!(h.csr.hpm_overflow_deadline(), Some(1021));
+    h.csr.hpm_overflow_check(1020);
+    assert_eq!(h.csr.mip & (1 << 13), 0);
+    h.csr.hpm_overflow_check(1021);
+    assert_eq!(h.csr.mip & (1 << 13), 1 << 13);
+    assert_eq!(csrr(&mut h, &m, 0x323).unwrap() >> 63, 1, "OF set");
+    assert_eq!(h.csr.hpm_overflow_deadline(), None);
+    // With OF set a new write does not arm it; scountovf shows OF through mcounteren.
+    csrw(&mut h, &m, 0xb03, (-5i64) as u64).unwrap();
+    assert_eq!(h.csr.hpm_overflow_deadline(), None);
+    csrw(&mut h, &m, 0x306, 1 << 3).unwrap();
+    assert_eq!(csrr(&mut h, &m, 0xda0).unwrap(), 1 << 3);
+    // Without Sscofpmf nothing is armed.
+    let (mut h, _ram, m) = setup();
+    csrw(&mut h, &m, 0x323, 2).unwrap();
+    csrw(&mut h, &m, 0xb03, (-20i64) as u64).unwrap();
+    assert_eq!(h.csr.hpm_overflow_deadline(), None);
+    assert_eq!(csrr(&mut h, &m, 0xda0), Err(ILL));
 }

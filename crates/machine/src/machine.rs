@@ -523,6 +523,10 @@ impl Machine {
             if let Some(d) = self.next_deadline_ns(now) {
                 budget = budget.min(self.bus.clock.icount_at_ns(d).saturating_sub(now).max(1));
             }
+            // Sscofpmf: a counter overflow (counters count retired instructions) ends the slice.
+            if let Some(at) = self.hart.csr.hpm_overflow_deadline() {
+                budget = budget.min(at.saturating_sub(now).max(1));
+            }
             if let Some(c) = self.boundary.next_check_icount() {
                 budget = budget.min(c.saturating_sub(now).max(1));
             }
@@ -725,6 +729,7 @@ impl Machine {
             .set_device_interrupts(mtip, bus.clint.msip(0), bus.plic.eip(0), bus.plic.eip(1));
         self.hart
             .update_stimecmp(mtime.wrapping_add(bus.clint.mtime_offset()));
+        self.hart.csr.hpm_overflow_check(icount);
     }
 
     /// Guest-requested reset: devices and hart back to reset state, images reloaded; RAM is not
