@@ -142,6 +142,38 @@ pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtEr
     f.end_node(map)?;
     f.end_node(cpus)?;
 
+    // OpenSBI's SBI PMU learns from this which counters count which events (QEMU 10's map:
+    // cycles and instructions on the fixed counters plus mhpmcounter3..18, three TLB-miss
+    // events on the programmable ones only).
+    let hpm = if p.cpu.zihpm {
+        ((1u32 << rewind_cpu::csr::HPM_COUNTERS) - 1) << 3
+    } else {
+        0
+    };
+    let pmu = f.begin_node("pmu")?;
+    f.property_array_u32(
+        "riscv,event-to-mhpmcounters",
+        &[
+            0x1,
+            0x1,
+            hpm | 1,
+            0x2,
+            0x2,
+            hpm | 4,
+            0x10019,
+            0x10019,
+            hpm,
+            0x1001b,
+            0x1001b,
+            hpm,
+            0x10021,
+            0x10021,
+            hpm,
+        ],
+    )?;
+    f.property_string("compatible", "riscv,pmu")?;
+    f.end_node(pmu)?;
+
     let aliases = f.begin_node("aliases")?;
     f.property_string("serial0", &format!("/soc/serial@{VIRT_UART0:x}"))?;
     f.end_node(aliases)?;
@@ -172,7 +204,8 @@ pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtEr
 
     let plic = f.begin_node(&format!("plic@{VIRT_PLIC:x}"))?;
     f.property_phandle(PHANDLE_PLIC)?;
-    f.property_u32("riscv,ndev", PLIC_NUM_SOURCES)?;
+    // QEMU 10 counts the sources without the unused source 0.
+    f.property_u32("riscv,ndev", PLIC_NUM_SOURCES - 1)?;
     f.property_array_u64("reg", &[VIRT_PLIC, VIRT_PLIC_SIZE])?;
     f.property_array_u32(
         "interrupts-extended",
@@ -309,7 +342,7 @@ mod tests {
         assert_eq!(rtc.interrupts().unwrap().collect::<Vec<_>>(), vec![11]);
 
         let plic = t.find_node("/soc/plic@c000000").unwrap();
-        assert_eq!(u32_of(&plic, "riscv,ndev"), 96);
+        assert_eq!(u32_of(&plic, "riscv,ndev"), 95);
         assert_eq!(cells(&plic, "interrupts-extended"), vec![2, 11, 2, 9]);
         assert!(plic.compatible().unwrap().all().any(|c| c == "riscv,plic0"));
         let reg = plic.reg().unwrap().next().unwrap();
