@@ -221,7 +221,14 @@ fn build_vm(rng: &mut Rng, f: &Features) -> Vm {
         let lb = pt.alloc();
         pt.set(l1, 1, pte(lb, V));
         pt.set(lb, 0, pte(l0, V));
-        pt.set(lb, 1, pte(TPA + rng.below(DATA_PAGES) * 0x1000, leaf_flags(rng, f, true)));
+        pt.set(
+            lb,
+            1,
+            pte(
+                TPA + rng.below(DATA_PAGES) * 0x1000,
+                leaf_flags(rng, f, true),
+            ),
+        );
         // 0x1_c000_0000: a non-leaf PTE with reserved bits set (or not), then a megapage.
         let lb2 = pt.alloc();
         let bad = if rng.chance(70) {
@@ -337,7 +344,7 @@ const CSRS: &[Csr] = &[
     c(0x143, Kind::Plain, "csr"),
     c(0x144, Kind::Pending, "irq"),
     c(0x14d, Kind::Plain, "sstc"), // stimecmp
-    c(0x5a8, Kind::Plain, "csr"), // scontext
+    c(0x5a8, Kind::Plain, "csr"),  // scontext
     c(0xda0, Kind::ReadOnly, "csr"),
     // M
     c(0xf11, Kind::ReadOnly, "csr"),
@@ -353,12 +360,12 @@ const CSRS: &[Csr] = &[
     c(0x305, Kind::Restore(u64::MAX), "warl"),
     c(0x306, Kind::Plain, "counters"),
     c(0x30a, Kind::Plain, "csr"),
-    c(0x30c, Kind::Plain, "csr"),   // mstateen0 (absent)
-    c(0x310, Kind::Plain, "csr"),   // mstatush (RV32 only)
+    c(0x30c, Kind::Plain, "csr"),      // mstateen0 (absent)
+    c(0x310, Kind::Plain, "csr"),      // mstatush (RV32 only)
     c(0x320, Kind::Plain, "counters"), // mcountinhibit
-    c(0x321, Kind::Plain, "csr"),   // mcyclecfg (absent)
-    c(0x323, Kind::Plain, "csr"),   // mhpmevent3
-    c(0x33f, Kind::Plain, "csr"),   // mhpmevent31
+    c(0x321, Kind::Plain, "csr"),      // mcyclecfg (absent)
+    c(0x323, Kind::Plain, "csr"),      // mhpmevent3
+    c(0x33f, Kind::Plain, "csr"),      // mhpmevent31
     c(0x340, Kind::Plain, "csr"),
     c(0x341, Kind::Plain, "csr"),
     c(0x342, Kind::Plain, "csr"),
@@ -568,7 +575,9 @@ impl Body<'_> {
                 }
             }
             _ if self.f.on("fp") => {
-                let (op, size) = *self.rng.pick(&[("flw", 4), ("fld", 8), ("fsw", 4), ("fsd", 8)]);
+                let (op, size) = *self
+                    .rng
+                    .pick(&[("flw", 4), ("fld", 8), ("fsw", 4), ("fsd", 8)]);
                 let a = self.addr(size, op.starts_with("fs"));
                 self.li(b, a);
                 let s = format!("{op} f{}, 0(x{b})", self.rng.below(32));
@@ -609,7 +618,11 @@ impl Body<'_> {
                 let line = format!("s{sfx} x{s}, 0(x{b})");
                 self.line(&line);
             }
-            1 => self.line(if self.f.on("ebreak") { "ebreak" } else { "ecall" }),
+            1 => self.line(if self.f.on("ebreak") {
+                "ebreak"
+            } else {
+                "ecall"
+            }),
             2 => {
                 let line = format!("lr.{sfx} x{d}, (x{b})");
                 self.line(&line);
@@ -705,9 +718,15 @@ impl Body<'_> {
             }
             Kind::NoWrite => {
                 let line = if imm {
-                    format!("{}i x{rd}, {num:#x}, 0", if op == "csrrc" { "csrrc" } else { "csrrs" })
+                    format!(
+                        "{}i x{rd}, {num:#x}, 0",
+                        if op == "csrrc" { "csrrc" } else { "csrrs" }
+                    )
                 } else {
-                    format!("{} x{rd}, {num:#x}, x0", if op == "csrrc" { "csrrc" } else { "csrrs" })
+                    format!(
+                        "{} x{rd}, {num:#x}, x0",
+                        if op == "csrrc" { "csrrc" } else { "csrrs" }
+                    )
                 };
                 self.line(&line);
             }
@@ -984,7 +1003,9 @@ impl Body<'_> {
 
     fn gen_alu(&mut self) {
         let [d, a, b] = self.regs::<3>();
-        let op = *self.rng.pick(&["add", "xor", "sub", "or", "and", "sll", "srl", "mul"]);
+        let op = *self
+            .rng
+            .pick(&["add", "xor", "sub", "or", "and", "sll", "srl", "mul"]);
         let s = format!("{op} x{d}, x{a}, x{b}");
         self.free_line(&s);
     }
@@ -1036,7 +1057,10 @@ fn gen_segment(rng: &mut Rng, f: &Features, tag: &str) -> Segment {
                 .collect()
         })
         .unwrap_or_default();
-    let satp = satps.get(rng.below(satps.len().max(1) as u64) as usize).copied().unwrap_or(0);
+    let satp = satps
+        .get(rng.below(satps.len().max(1) as u64) as usize)
+        .copied()
+        .unwrap_or(0);
     let paging = satp != 0;
     let bit = |rng: &mut Rng, p: u64, b: u64| if rng.chance(p) { 1u64 << b } else { 0 };
     let tw = rng.chance(40);
@@ -1064,11 +1088,19 @@ fn gen_segment(rng: &mut Rng, f: &Features, tag: &str) -> Segment {
     let irq = f.on("irq");
     let mie = if irq { rng.next() & IE_BITS } else { 0 };
     let mip = if irq && rng.chance(25) { 2 } else { 0 };
-    let adue = if f.on("adue") && rng.chance(50) { 1 << 61 } else { 0 };
+    let adue = if f.on("adue") && rng.chance(50) {
+        1 << 61
+    } else {
+        0
+    };
     let menvcfg = (rng.next() & 0xf1) | adue | bit(rng, 30, 63);
     let senvcfg = rng.next() & 0xf1;
     // QEMU 10 implements hpmcounter3..18: wider values check the WARL masks.
-    let cmask = if f.on("counters") { 0xffff_ffff } else { 0x7_ffff };
+    let cmask = if f.on("counters") {
+        0xffff_ffff
+    } else {
+        0x7_ffff
+    };
     let mcounteren = rng.next() & cmask;
     let scounteren = rng.next() & cmask;
     let mcountinhibit = rng.next() & cmask & !2;
@@ -1130,7 +1162,10 @@ fn generate(seeds: &[u64], f: &Features) -> String {
     let mut s = String::new();
     let mut data = String::new();
     let mut table = Vec::new();
-    let _ = writeln!(s, "# random system programs, seeds {seeds:x?}\n    .text\n    .option rvc");
+    let _ = writeln!(
+        s,
+        "# random system programs, seeds {seeds:x?}\n    .text\n    .option rvc"
+    );
     for (p, &seed) in seeds.iter().enumerate() {
         let mut rng = Rng(seed);
         let n = 2 + rng.below(4);
@@ -1144,11 +1179,7 @@ fn generate(seeds: &[u64], f: &Features) -> String {
             } else {
                 format!("body_{tag}")
             };
-            let _ = writeln!(
-                data,
-                "    .dword {seed:#x}, {k}, {}, {entry}",
-                seg.mode
-            );
+            let _ = writeln!(data, "    .dword {seed:#x}, {k}, {}, {entry}", seg.mode);
             for v in seg.csrs {
                 let _ = writeln!(data, "    .dword {v:#x}");
             }
@@ -1234,8 +1265,17 @@ fn runtime_asm() -> String {
     }
     // struct cfg: seed, seg, mode, entry, then CSRS in Segment::csrs order, fill, npte, ptes, x[32].
     let csr_names = [
-        "mstatus", "medeleg", "mideleg", "mie", "mip", "satp", "0x30a", "0x10a", "mcounteren",
-        "scounteren", "0x320",
+        "mstatus",
+        "medeleg",
+        "mideleg",
+        "mie",
+        "mip",
+        "satp",
+        "0x30a",
+        "0x10a",
+        "mcounteren",
+        "scounteren",
+        "0x320",
     ];
     for (i, name) in csr_names.iter().enumerate().skip(1) {
         let _ = writeln!(s, "    ld t1, {}(a0)\n    csrw {name}, t1", (4 + i) * 8);
@@ -1250,7 +1290,10 @@ fn runtime_asm() -> String {
     for fr in 0..32 {
         let _ = writeln!(s, "    ld t1, {}(a0)\n    fmv.d.x f{fr}, t1", xoff + fr * 8);
     }
-    let _ = writeln!(s, "    ld t1, 32(a0)\n    csrw mstatus, t1\n    ld t1, 24(a0)\n    csrw mepc, t1");
+    let _ = writeln!(
+        s,
+        "    ld t1, 32(a0)\n    csrw mstatus, t1\n    ld t1, 24(a0)\n    csrw mepc, t1"
+    );
     for r in (1..32).filter(|&r| r != 10) {
         let _ = writeln!(s, "    ld x{r}, {}(a0)", xoff + r * 8);
     }
@@ -1529,8 +1572,19 @@ fn build(dir: &Path, seeds: &[u64], f: &Features) -> Result<PathBuf, String> {
         |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| format!("{}: {e}", p.display()));
     write(&gen, &generate(seeds, f))?;
     let out = Command::new("riscv64-unknown-elf-gcc")
-        .args(["-march=rv64gc", "-mabi=lp64d", "-mcmodel=medany", "-mno-relax"])
-        .args(["-nostdlib", "-ffreestanding", "-fno-builtin", "-static", "-O2"])
+        .args([
+            "-march=rv64gc",
+            "-mabi=lp64d",
+            "-mcmodel=medany",
+            "-mno-relax",
+        ])
+        .args([
+            "-nostdlib",
+            "-ffreestanding",
+            "-fno-builtin",
+            "-static",
+            "-O2",
+        ])
         .args(["-Wl,--no-relax", "-Wl,--no-warn-rwx-segments", "-I"])
         .arg(&common)
         .arg("-T")
@@ -1732,7 +1786,16 @@ fn generator_is_deterministic() {
     assert_eq!(generate(&[42, 43], &f), generate(&[42, 43], &f));
     assert_ne!(generate(&[42], &f), generate(&[43], &f));
     let p = generate(&[7, 8, 9, 10], &f);
-    for needle in ["csrr", "ecall", "lr.", "sc.", "amo", "mret", "sfence.vma", ".dword"] {
+    for needle in [
+        "csrr",
+        "ecall",
+        "lr.",
+        "sc.",
+        "amo",
+        "mret",
+        "sfence.vma",
+        ".dword",
+    ] {
         assert!(p.contains(needle), "generated programs contain {needle}");
     }
     // A class switched off is really absent.
