@@ -17,10 +17,12 @@
 //!
 //! Environment: `REWIND_SYSTEM_SEED=<seed>[,<seed>...]` runs exactly those programs as one batch (the
 //! failure message prints the command for the failing batch); `REWIND_SYSTEM_COUNT=<n>` changes how
-//! many programs a normal run tries (default 200); `REWIND_SYSTEM_KEEP=1` keeps the generated
-//! sources and ELFs (always kept on failure); `REWIND_SYSTEM_OFF=class,class` switches generator
-//! classes off (see [`CLASSES`]) to tell which class a mismatch belongs to; `REWIND_REQUIRE_GUESTS=1`
-//! makes missing tools a failure.
+//! many programs a normal run tries (default 200, about 20 s on two cores); `REWIND_SYSTEM_KEEP=1`
+//! keeps the generated sources and ELFs (always kept on failure); `REWIND_SYSTEM_OFF=class,class`
+//! switches generator classes off (see [`CLASSES`]) to tell which class a mismatch belongs to;
+//! `REWIND_SYSTEM_TIMEOUT=<s>` bounds each emulator run (default 60); `REWIND_REQUIRE_GUESTS=1` makes
+//! missing tools a failure. The mismatches found so far, and the QEMU 10 bugs the generator steers
+//! around, are described in /work/notes/rand-findings.md (numbers cited in comments below).
 
 #[allow(dead_code)]
 mod common;
@@ -56,12 +58,13 @@ const MAGIC_RAISE: u64 = 0x5e9e_0002;
 const CAP: u64 = 40;
 
 /// Generator classes that `REWIND_SYSTEM_OFF` can switch off.
-const CLASSES: [&str; 31] = [
+const CLASSES: [&str; 32] = [
     "csr",        // CSR accesses of all forms to M/S/U/read-only/nonexistent CSRs
     "warl",       // random values into WARL CSRs, read back (restored at once where needed)
     "priv",       // xRET in the wrong mode, wfi, sfence.vma, ecall/ebreak, illegal encodings
     "modes",      // mret/sret groups and raise-to-M ecalls inside a body
-    "deleg",      // random medeleg/mideleg
+    "deleg",      // random medeleg/mideleg subsets in segment configurations
+    "delegw",     // random values written to medeleg/mideleg by bodies, read back
     "irq",        // supervisor software interrupts (mip.SSIP)
     "mem",        // loads and stores
     "misaligned", // misaligned and page-crossing accesses
@@ -354,8 +357,8 @@ const CSRS: &[Csr] = &[
     c(0xf15, Kind::ReadOnly, "csr"),
     c(0x300, Kind::Mask(MSTATUS_BITS), "csr"),
     c(0x301, Kind::Restore(u64::MAX), "warl"),
-    c(0x302, Kind::Mask(!(1 << 9)), "deleg"),
-    c(0x303, Kind::Plain, "deleg"),
+    c(0x302, Kind::Mask(!(1 << 9)), "delegw"),
+    c(0x303, Kind::Plain, "delegw"),
     c(0x304, Kind::Mask(IE_BITS), "irq"),
     c(0x305, Kind::Restore(u64::MAX), "warl"),
     c(0x306, Kind::Plain, "counters"),
@@ -1045,19 +1048,19 @@ impl Body<'_> {
     fn step(&mut self) {
         let f = self.f;
         match self.rng.below(100) {
-            0..=7 => self.gen_alu(),
-            8..=29 if f.on("mem") => self.gen_mem(),
-            30..=35 if f.on("amo") => self.gen_amo(),
-            36..=40 if f.on("lrsc") => self.gen_lrsc(),
-            41..=45 if f.on("fetch") => self.gen_fetch(),
-            46..=65 if f.on("csr") || f.on("warl") => self.gen_csr(),
-            66..=68 if f.on("vm") && f.on("warl") => self.gen_satp(),
-            69..=80 if f.on("priv") => self.gen_priv(),
-            81..=87 if f.on("modes") => self.gen_transition(),
-            88..=90 if f.on("fp") => self.gen_fp(),
-            91..=93 if f.on("cbo") => self.gen_cbo(),
-            94..=95 if f.on("irq") => self.gen_irq(),
-            96..=98 if f.on("mem") && f.on("vm") => self.gen_status(),
+            0..=5 => self.gen_alu(),
+            6..=31 if f.on("mem") => self.gen_mem(),
+            32..=36 if f.on("amo") => self.gen_amo(),
+            37..=41 if f.on("lrsc") => self.gen_lrsc(),
+            42..=46 if f.on("fetch") => self.gen_fetch(),
+            47..=61 if f.on("csr") || f.on("warl") => self.gen_csr(),
+            62..=64 if f.on("vm") && f.on("warl") => self.gen_satp(),
+            65..=73 if f.on("priv") => self.gen_priv(),
+            74..=80 if f.on("modes") => self.gen_transition(),
+            81..=83 if f.on("fp") => self.gen_fp(),
+            84..=86 if f.on("cbo") => self.gen_cbo(),
+            87..=88 if f.on("irq") => self.gen_irq(),
+            89..=94 if f.on("mem") && f.on("vm") => self.gen_status(),
             _ => self.gen_alu(),
         }
     }
@@ -1694,8 +1697,13 @@ fn seeds_arg(seeds: &[u64]) -> String {
 fn check_batch(dir: &Path, seeds: &[u64], f: &Features) -> Result<(), String> {
     let elf = build(dir, seeds, f)?;
     let q = run(qemu_cmd(&elf));
+    let off = if f.off.is_empty() {
+        String::new()
+    } else {
+        format!("REWIND_SYSTEM_OFF={} ", f.off.join(","))
+    };
     let replay = format!(
-        "REWIND_SYSTEM_SEED={} cargo test -p rewind --test random_system -- --nocapture",
+        "{off}REWIND_SYSTEM_SEED={} cargo test -p rewind --test random_system -- --nocapture",
         seeds_arg(seeds)
     );
     if q.code != Some(0) || !q.stdout.ends_with("system done\n") {
