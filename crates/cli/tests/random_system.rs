@@ -1320,6 +1320,7 @@ fn runtime_asm() -> String {
         "    sfence.vma\n    la t1, mtrap_entry\n    csrw mtvec, t1\n    la t1, strap_entry\n    csrw stvec, t1\n\
          \x20   csrw sscratch, zero\n    csrw sepc, zero\n    csrw scause, zero\n    csrw stval, zero\n\
          \x20   csrw mscratch, zero\n    csrw mcause, zero\n    csrw mtval, zero\n\
+         \x20   csrw 0x323, zero\n    csrw 0x33f, zero\n\
          \x20   li t1, 0x6000\n    csrs mstatus, t1\n    fscsr zero\n",
     );
     let xoff = (4 + 11 + 3) * 8;
@@ -1449,6 +1450,8 @@ static long m_trap_body(uint64_t *f)
         return 1;
     }
     log_trap(3, cause, tval, epc, (st >> 11) & 3, st);
+    if (cause == 2 && is_xret(norm(epc)))
+        write_csr(mtval, 0); /* later reads of mtval must not see QEMU's stale value either */
     if ((int64_t)cause < 0) {
         clear_csr(mip, MIP_SSIP);
         return 0;
@@ -1492,6 +1495,8 @@ long s_trap(uint64_t *f)
         return 1;
     }
     log_trap(1, cause, tval, epc, (st >> 8) & 1, st);
+    if (cause == 2 && is_xret(norm(epc)))
+        write_csr(stval, 0);
     if ((int64_t)cause < 0) {
         clear_csr(sip, MIP_SSIP);
         return 0;
