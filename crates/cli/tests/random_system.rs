@@ -55,7 +55,7 @@ const ALIAS: u64 = 0x4000_0000;
 const MAGIC_EXIT: u64 = 0x5e9e_0001;
 const MAGIC_RAISE: u64 = 0x5e9e_0002;
 /// Trap log capacity per segment (the runtime's CAP).
-const CAP: u64 = 40;
+const CAP: u64 = 64;
 
 /// Generator classes that `REWIND_SYSTEM_OFF` can switch off.
 const CLASSES: [&str; 32] = [
@@ -662,11 +662,17 @@ impl Body<'_> {
 
     /// One CSR instruction (or a write/read-back/restore group).
     fn gen_csr(&mut self) {
+        // Mostly CSRs the current mode may access, so that fewer accesses end in illegal traps.
+        let mut own = self.mode != 3 && self.rng.chance(60);
+        let mut tries = 0;
         let csr = loop {
             let c = self.rng.pick(CSRS);
-            if self.f.on(c.class) {
+            if self.f.on(c.class) && (!own || u64::from((c.num >> 8) & 3) <= self.mode) {
                 break c;
             }
+            tries += 1;
+            // The classes switched on may have no CSR of this mode.
+            own &= tries < 64;
         };
         let num = csr.num;
         // satp gets its own generator (prepared roots only, outside M).
@@ -1345,7 +1351,7 @@ fn runtime_asm() -> String {
 const MAIN_C: &str = r#"
 #include "guest.h"
 
-#define CAP 40
+#define CAP 64
 #define M_EXIT 0x5e9e0001UL
 #define M_RAISE 0x5e9e0002UL
 #define M_ABORT 0x5e9e0003UL
