@@ -890,9 +890,7 @@ impl Body<'_> {
 
     /// A mode transition group: mret (from M), sret (from S), raise-to-M ecall (from S/U).
     fn gen_transition(&mut self) {
-        let r = self.reg();
         let [t, u] = self.regs::<2>();
-        let _ = r;
         match self.mode {
             3 => {
                 let target = *self.rng.pick(&[0u64, 1, 1, 3]);
@@ -982,16 +980,10 @@ impl Body<'_> {
         if a & 0xfc0 == 0xfc0 {
             a -= 0x40;
         }
-        a |= self.rng.below(64) & !7;
-        self.li(b, a & !0x3f | (a & 0x38));
-        let (what, funct) = *self.rng.pick(&[
-            ("zero", 4),
-            ("clean", 1),
-            ("flush", 2),
-            ("inval", 0),
-            ("prefetch", 99),
-        ]);
-        let _ = what;
+        let a = (a & !0x3f) | (self.rng.below(8) * 8);
+        self.li(b, a);
+        // cbo.zero, cbo.clean, cbo.flush, cbo.inval (imm 4, 1, 2, 0) or a prefetch hint.
+        let funct = *self.rng.pick(&[4, 1, 2, 0, 99]);
         let s = if funct == 99 {
             format!(".insn i 0x13, 6, x0, {}(x{b})", *self.rng.pick(&[0, 1, 3]))
         } else {
