@@ -3,6 +3,8 @@
 //!
 //! Each test file includes this with `#[allow(dead_code)] mod common;` (not every file uses all of it).
 
+pub mod rng;
+
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
