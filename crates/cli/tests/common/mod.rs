@@ -177,7 +177,9 @@ impl Proc {
             Stdio::null()
         };
         let out_file = tempfile::tempfile().expect("a temporary file for stdout");
-        let child_out = out_file.try_clone().expect("a second handle to stdout's file");
+        let child_out = out_file
+            .try_clone()
+            .expect("a second handle to stdout's file");
         let mut child = cmd
             .stdin(stdin)
             .stdout(Stdio::from(child_out))
