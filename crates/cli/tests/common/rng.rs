@@ -48,4 +48,43 @@ impl Rng {
             _ => self.next(),
         }
     }
+    /// A double or a NaN-boxed single, biased towards special values.
+    pub fn fp_bits(&mut self, single: bool) -> u64 {
+        const SPECIAL_D: [u64; 10] = [
+            0,
+            0x8000_0000_0000_0000,
+            0x3ff0_0000_0000_0000,
+            0x7ff0_0000_0000_0000,
+            0xfff0_0000_0000_0000,
+            0x7ff8_0000_0000_0000,
+            0x7ff0_0000_0000_0001,
+            0x0000_0000_0000_0001,
+            0x41e0_0000_0000_0000,
+            0xc3e0_0000_0000_0000,
+        ];
+        const SPECIAL_S: [u32; 10] = [
+            0,
+            0x8000_0000,
+            0x3f80_0000,
+            0x7f80_0000,
+            0xff80_0000,
+            0x7fc0_0000,
+            0x7f80_0001,
+            1,
+            0x4f00_0000,
+            0xdf00_0000,
+        ];
+        let boxed = |v: u64| 0xffff_ffff_0000_0000 | (v & 0xffff_ffff);
+        match (single, self.below(5)) {
+            (false, 0) => *self.pick(&SPECIAL_D),
+            (true, 0) => boxed(u64::from(*self.pick(&SPECIAL_S))),
+            // Moderate magnitudes so arithmetic produces ordinary, inexact results.
+            (false, 1 | 2) => ((0x3f0u64 + self.below(0x20)) << 52) | (self.next() >> 12),
+            (true, 1 | 2) => boxed(((0x70 + self.below(0x20)) << 23) | (self.next() & 0x7f_ffff)),
+            (false, _) => self.next(),
+            (true, 3) => boxed(self.next()),
+            // Occasionally a value that is not properly NaN-boxed.
+            (true, _) => self.next(),
+        }
+    }
 }
