@@ -241,6 +241,11 @@ struct ReplayArgs {
     /// The recording's snapshot file (default: FILE.snapshots, used when present and valid).
     #[arg(long, value_name = "SNAPSHOTS")]
     snapshots: Option<PathBuf>,
+    /// Use PATH for the trace's image NAME (bios, kernel, initrd, or the recorded file name);
+    /// it must hold exactly the recorded bytes. Without it an image is looked for by content:
+    /// at its recorded path, then next to the trace.
+    #[arg(long, value_name = "NAME=PATH", value_parser = args::parse_image_remap)]
+    image: Vec<(String, PathBuf)>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -261,10 +266,27 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rewind: {}", format!("{e:#}").trim_end());
+            eprintln!("rewind: {}", error_message(&e));
             ExitCode::from(error_status(&e))
         }
     }
+}
+
+/// An error and its causes on one line, `: `-separated, leaving out a cause whose text the
+/// message already ends with (errors that print their source would show it twice).
+fn error_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim_end();
+        if msg.is_empty() {
+            msg.push_str(text);
+        } else if !msg.ends_with(text) {
+            msg.push_str(": ");
+            msg.push_str(text);
+        }
+    }
+    msg
 }
 
 /// The exit status of an error: 3 for a divergence, 4 for a trace cut short, 2 otherwise.

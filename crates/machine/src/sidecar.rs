@@ -195,6 +195,12 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SidecarError + '_ {
     }
 }
 
+/// The bytes of a sidecar file: a regular file (never a device or FIFO, which could read
+/// without end or block).
+fn read_sidecar(path: &Path) -> Result<Vec<u8>, SidecarError> {
+    rewind_log::hostfile::read_regular(path, u64::MAX).map_err(|p| io_err(path)(p.into_io_error()))
+}
+
 /// Write `snaps` (taken while recording the trace with id `trace_id`, oldest first) to `path`,
 /// atomically: a temporary file in the same directory, then renamed over `path`.
 pub fn save(path: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, SidecarError> {
@@ -681,7 +687,7 @@ fn read_structure(r: &Reader<'_>) -> Result<(String, Vec<IndexEntry>, u64, u16),
 /// The trace id and index of a sidecar file (header, index and trailer checked; the records
 /// are not read).
 pub fn read_index(path: &Path) -> Result<(String, Vec<IndexEntry>), SidecarError> {
-    let data = std::fs::read(path).map_err(io_err(path))?;
+    let data = read_sidecar(path)?;
     let r = Reader { path, data };
     let (id, index, _, _) = read_structure(&r)?;
     Ok((id, index))
@@ -709,7 +715,7 @@ pub fn load(
     select: Select,
     reset: &RamImage,
 ) -> Result<Vec<Snapshot>, SidecarError> {
-    let data = std::fs::read(path).map_err(io_err(path))?;
+    let data = read_sidecar(path)?;
     let r = Reader { path, data };
     let (id, index, index_at, flags) = read_structure(&r)?;
     if id != trace {

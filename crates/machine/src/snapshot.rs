@@ -256,9 +256,12 @@ pub fn save_file(path: &std::path::Path, s: &Snapshot) -> Result<(), SnapshotErr
 
 /// Read a snapshot file.
 pub fn load_file(path: &std::path::Path) -> Result<Snapshot, SnapshotError> {
-    let bytes = std::fs::read(path).map_err(|source| SnapshotError::Io {
+    // A regular file no larger than the largest snapshot (compressed data is never much
+    // larger than its payload): never a device node or FIFO.
+    let max = PREFIX_LEN as u64 + MAX_PAYLOAD_RAW + (MAX_PAYLOAD_RAW >> 7) + 4096;
+    let bytes = rewind_log::hostfile::read_regular(path, max).map_err(|p| SnapshotError::Io {
         path: path.to_path_buf(),
-        source,
+        source: p.into_io_error(),
     })?;
     decode(&bytes)
 }
