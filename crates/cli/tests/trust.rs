@@ -277,3 +277,46 @@ fn command_line_inputs_are_regular_files() {
         assert_refused(&d, &format!("dump {bad}"), &[&bad, "not a regular file"]);
     }
 }
+
+/// `-m 64G` works on a host with less memory for a guest that touches little of it: RAM is
+/// reserved, not committed. A recording made so replays (the header's RAM size is 64 GiB).
+#[test]
+fn sixty_four_gib_of_ram_is_reserved_not_committed() {
+    let scratch = Scratch::new("trust-64g");
+    let demo = common::repo_root().join("guests/prebuilt/demo.elf");
+    let d = rewind(&[
+        s("run"),
+        s("-m"),
+        s("64G"),
+        s("--kernel"),
+        s(&demo),
+        s("--serial"),
+        s("null"),
+    ]);
+    assert_eq!(d.code, Some(0), "run -m 64G: {}", d.describe());
+    let trace = scratch.path("big.rwtrace");
+    let d = rewind(&[
+        s("record"),
+        s("-o"),
+        s(&trace),
+        s("-m"),
+        s("64G"),
+        s("--kernel"),
+        s(&demo),
+        s("--serial"),
+        s("null"),
+    ]);
+    assert_eq!(d.code, Some(0), "record -m 64G: {}", d.describe());
+    let d = replay(&trace, &[]);
+    assert_eq!(
+        d.code,
+        Some(0),
+        "replay of a 64 GiB recording: {}",
+        d.describe()
+    );
+    assert!(
+        d.stderr.contains("replay matched the recording"),
+        "{}",
+        d.describe()
+    );
+}
