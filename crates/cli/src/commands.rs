@@ -293,7 +293,14 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
         }
         if let Some(path) = &a.save_snapshot {
             let snap = seeker.machine_mut().snapshot(None)?;
-            rewind_machine::snapshot::save_file(path, &snap)?;
+            // Named on the command line, so it may replace a regular file; never the trace.
+            let sidecar = sidecar::sidecar_path(&a.file);
+            rewind_machine::snapshot::save_file_checked(
+                path,
+                &snap,
+                true,
+                &[a.file.as_path(), sidecar.as_path()],
+            )?;
         }
         return Ok(0);
     }

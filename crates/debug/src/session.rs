@@ -543,10 +543,22 @@ impl Session {
         Ok(())
     }
 
-    /// Save a snapshot of the machine now to `path`.
-    pub fn save_snapshot(&mut self, path: &Path) -> Result<(), SessionError> {
+    /// Save a snapshot of the machine now to `path`, a new file unless `overwrite` (then a
+    /// regular one); never the trace or its snapshot file (see
+    /// [`rewind_machine::snapshot::save_file_checked`]).
+    pub fn save_snapshot(&mut self, path: &Path, overwrite: bool) -> Result<(), SessionError> {
         let snap = self.seeker.machine_mut().snapshot(None)?;
-        rewind_machine::snapshot::save_file(path, &snap)?;
+        let protected: Vec<PathBuf> = match &self.trace {
+            Some(t) => {
+                let sidecar = rewind_machine::sidecar::sidecar_path(t);
+                let mut tmp = sidecar.as_os_str().to_os_string();
+                tmp.push(format!(".tmp-{}", std::process::id()));
+                vec![t.clone(), sidecar, PathBuf::from(tmp)]
+            }
+            None => Vec::new(),
+        };
+        let protected: Vec<&Path> = protected.iter().map(PathBuf::as_path).collect();
+        rewind_machine::snapshot::save_file_checked(path, &snap, overwrite, &protected)?;
         Ok(())
     }
 

@@ -274,7 +274,7 @@ fn breakpoint_hits_are_found_again_backwards() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("late.rwsnap");
     s.seek(forward[7].icount + 100).unwrap();
-    s.save_snapshot(&file).unwrap();
+    s.save_snapshot(&file, false).unwrap();
     let mut fresh = session(&t.path, interval(&t));
     fresh.load_snapshot(&file).unwrap();
     assert_eq!(fresh.seeker().snapshot_icounts(), vec![0]);
@@ -595,7 +595,7 @@ fn snapshots_round_trip_and_other_traces_are_refused() {
     let at = t.total / 2 + 3;
     s.seek(at).unwrap();
     let hash = s.machine().state_hash();
-    s.save_snapshot(&file).unwrap();
+    s.save_snapshot(&file, false).unwrap();
     s.seek(t.total / 4).unwrap();
     s.load_snapshot(&file).unwrap();
     assert_eq!((s.icount(), s.machine().state_hash()), (at, hash));
