@@ -1176,6 +1176,36 @@ const COMMANDS: &[Command] = &[
     },
 ];
 
+/// Fuzzing entry point (`crates/fuzz`): `bytes` as received from one client, framed, parsed
+/// and answered as the server does, every command carried out on `ctl` except the file
+/// commands (their path checks have tests of their own; a fuzzer must not write files).
+/// Returns the answers, as they would be sent.
+#[doc(hidden)]
+pub fn fuzz_client_bytes(ctl: &mut Controller, bytes: &[u8]) -> Vec<String> {
+    let mut framer = Framer::default();
+    let mut negotiated = false;
+    let mut answers = Vec::new();
+    for frame in framer.push(bytes) {
+        let reply = match client_step(negotiated, &frame) {
+            Step::Reply(reply) => reply,
+            Step::Negotiated(reply) => {
+                negotiated = true;
+                reply
+            }
+            Step::Forward(envelope) => {
+                let result = if envelope.command.contains("snapshot") {
+                    Err(QmpError::generic("file commands are not fuzzed"))
+                } else {
+                    execute(ctl, &envelope.command, &envelope.arguments)
+                };
+                response(result, envelope.id)
+            }
+        };
+        answers.push(reply.to_string());
+    }
+    answers
+}
+
 /// Carry out one command on the execution thread.
 pub fn execute(
     ctl: &mut Controller,

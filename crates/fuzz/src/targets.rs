@@ -1,0 +1,393 @@
+//! The fuzz targets and the valid inputs they start from. Fixtures (a machine, a replay
+//! session, a gdb connection) are built once per thread and reused; a target must leave them
+//! usable whatever it was fed.
+
+use std::cell::RefCell;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rewind_debug::control::Controller;
+use rewind_debug::gdb::GdbConnection;
+use rewind_debug::Session;
+use rewind_log::{TraceReader, TraceWriter};
+use rewind_machine::record::{prepare_recording, replay_config};
+use rewind_machine::seek::Seeker;
+use rewind_machine::snapshot::{self, Snapshot};
+use rewind_machine::{loader, sidecar};
+use rewind_machine::{CheckSettings, ImageSource, Machine, MachineConfig, SerialOutput};
+
+/// The demo guest (it prints, reads the console, and exits by itself).
+pub static DEMO: &[u8] = include_bytes!("../../../guests/prebuilt/demo.elf");
+/// The benchmark guest (another ELF layout for the loader).
+pub static BENCH: &[u8] = include_bytes!("../../../guests/prebuilt/bench.elf");
+
+/// Instructions a fuzzed trace is replayed for at most (a few milliseconds).
+const REPLAY_BUDGET: u64 = 300_000;
+/// State checks of the seed recordings: frequent, with registers.
+const CHECKS: CheckSettings = CheckSettings {
+    interval: 50_000,
+    registers_every: 2,
+};
+
+fn embedded(name: &str) -> Option<Arc<[u8]>> {
+    (name == "demo.elf").then(|| Arc::from(DEMO))
+}
+
+/// The demo on a 16 MiB machine, output captured, no host input.
+pub fn demo_config() -> MachineConfig {
+    MachineConfig {
+        kernel: Some(ImageSource::Embedded {
+            name: "demo.elf".into(),
+            bytes: Arc::from(DEMO),
+        }),
+        serial_output: SerialOutput::Capture,
+        ram_size: 16 << 20,
+        ..MachineConfig::default()
+    }
+}
+
+/// Scratch directory of this thread (targets that need a file write it here).
+fn scratch() -> PathBuf {
+    thread_local! {
+        static DIR: tempfile::TempDir = tempfile::tempdir().expect("a temporary directory");
+    }
+    DIR.with(|d| d.path().to_path_buf())
+}
+
+fn write_scratch(name: &str, data: &[u8]) -> PathBuf {
+    let p = scratch().join(name);
+    // A fuzz input that cannot be written is not a finding: the reader then sees no file.
+    let _ = std::fs::write(&p, data);
+    p
+}
+
+/// Record the demo for `instructions` into `path`.
+fn record_demo(path: &Path, instructions: u64) {
+    let mut config = demo_config();
+    let header = prepare_recording(&mut config, CHECKS).expect("recording header");
+    let w = TraceWriter::create_overwrite(path, &header).expect("trace file");
+    let mut m = Machine::record(config, w, CHECKS).expect("recording machine");
+    let outcome = m.run(Some(instructions)).expect("recording runs");
+    if outcome == rewind_machine::RunOutcome::InstructionLimit {
+        m.log_end_of_recording().expect("end of recording");
+    }
+    m.finish_recording().expect("trace finished");
+}
+
+/// A recording of the demo (made once per thread), for the replay-based fixtures.
+fn demo_trace() -> PathBuf {
+    thread_local! {
+        static TRACE: PathBuf = {
+            let p = scratch().join("demo-fixture.rwtrace");
+            record_demo(&p, 2_000_000);
+            p
+        };
+    }
+    TRACE.with(Clone::clone)
+}
+
+/// A replay session of [`demo_trace`], paused.
+fn replay_controller() -> Controller {
+    let trace = demo_trace();
+    let reader = TraceReader::open(&trace).expect("fixture trace");
+    let (config, _) = replay_config(reader.header(), &embedded).expect("fixture config");
+    let m = Machine::replay(config, reader, SerialOutput::Capture).expect("replay machine");
+    let seeker = Seeker::new(m, 500_000).expect("seeker");
+    Controller::new(Session::new(seeker, Some(trace)), true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets.
+
+/// A trace file: open, read every event, statistics, snapshot-mark positions, and a replay of
+/// at most [`REPLAY_BUDGET`] instructions when its header describes a machine.
+pub fn trace(data: &[u8]) {
+    let path = write_scratch("fuzz.rwtrace", data);
+    let Ok(mut r) = TraceReader::open(&path) else {
+        return;
+    };
+    let mut n = 0u64;
+    while let Ok(Some(_)) = r.next_event() {
+        n += 1;
+        assert!(n < 10_000_000, "a small file gave ten million events");
+    }
+    if let Ok(mut r) = TraceReader::open(&path) {
+        let _ = rewind_log::dump::stats(&mut r);
+    }
+    if let Ok(mut r) = TraceReader::open(&path) {
+        let _ = rewind_replay::mark_positions(&mut r);
+    }
+    let Ok(reader) = TraceReader::open(&path) else {
+        return;
+    };
+    // Only machines the fixture can build quickly: small RAM, the embedded demo.
+    let Ok((config, _)) = replay_config(reader.header(), &embedded) else {
+        return;
+    };
+    if config.ram_size > 64 << 20 {
+        return;
+    }
+    let Ok(mut m) = Machine::replay(config, reader, SerialOutput::Null) else {
+        return;
+    };
+    if let Ok(rewind_machine::RunOutcome::Exited(_) | rewind_machine::RunOutcome::HostQuit(_)) =
+        m.run(Some(REPLAY_BUDGET))
+    {
+        let _ = m.finish_replay();
+    }
+}
+
+thread_local! {
+    /// The machine snapshots are restored into (run mode, the demo, reset state at first).
+    static MACHINE: RefCell<Machine> =
+        RefCell::new(Machine::new(demo_config()).expect("fixture machine"));
+}
+
+/// A snapshot file: decode, and restore what decodes into a machine, which must then still
+/// run.
+pub fn snapshot(data: &[u8]) {
+    let Ok(snap) = snapshot::decode(data) else {
+        return;
+    };
+    MACHINE.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.restore(&snap).is_ok() {
+            let _ = m.state_hash();
+            let _ = m.run(Some(1000));
+        }
+    });
+}
+
+/// The recording's snapshot file (sidecar): index, and every snapshot loaded over the reset
+/// RAM of the seed recording; the first one restored.
+pub fn sidecar(data: &[u8]) {
+    let path = write_scratch("fuzz.snapshots", data);
+    let _ = sidecar::read_index(&path);
+    let seed = seed_sidecar();
+    let Ok(snaps) = sidecar::load(
+        &path,
+        &seed.id,
+        Path::new("fuzz.rwtrace"),
+        sidecar::Select::All,
+        &seed.reset.ram,
+    ) else {
+        return;
+    };
+    if let Some(s) = snaps.first() {
+        MACHINE.with(|m| {
+            let _ = m.borrow_mut().restore(s);
+        });
+    }
+}
+
+/// An ELF (or raw) kernel image: parsed as the loader does, and checked against RAM.
+pub fn elf(data: &[u8]) {
+    let _ = loader::is_elf(data);
+    for rebase in [None, Some(0x8000_0000)] {
+        if let Ok(image) = loader::parse_elf(data, rebase) {
+            let _ = loader::check_in_ram(&image, 0x8000_0000, 16 << 20);
+            let _ = (image.low(), image.high());
+        }
+    }
+    if let Ok(image) = loader::raw_image(data, 0x8020_0000) {
+        let _ = loader::check_in_ram(&image, 0x8000_0000, 16 << 20);
+    }
+}
+
+thread_local! {
+    static QMP: RefCell<Option<Controller>> = const { RefCell::new(None) };
+}
+
+/// Bytes from a QMP client: framed and parsed as the server does, every command but the
+/// file ones carried out on a replay session (and the machine run a slice if resumed).
+pub fn qmp(data: &[u8]) {
+    QMP.with(|c| {
+        let mut c = c.borrow_mut();
+        let ctl = c.get_or_insert_with(replay_controller);
+        let _ = rewind_debug::qmp::fuzz_client_bytes(ctl, data);
+        let _ = ctl.run_pending();
+        let _ = ctl.take_events();
+        if ctl.quit_requested() {
+            *c = None;
+        }
+    });
+}
+
+/// A gdb connection on a replay session, the stub's output drained by a thread.
+struct GdbFixture {
+    ctl: Controller,
+    conn: Option<GdbConnection>,
+}
+
+fn gdb_connection(ctl: &mut Controller) -> Option<GdbConnection> {
+    let listener = TcpListener::bind("127.0.0.1:0").ok()?;
+    let client = TcpStream::connect(listener.local_addr().ok()?).ok()?;
+    let (server, _) = listener.accept().ok()?;
+    // The stub's answers go to the client side; read them so its writes never block.
+    std::thread::spawn(move || {
+        let mut client = client;
+        let mut buf = [0u8; 4096];
+        while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    GdbConnection::new(server, ctl).ok()
+}
+
+thread_local! {
+    static GDB: RefCell<Option<GdbFixture>> = const { RefCell::new(None) };
+}
+
+/// Bytes from a gdb client (packets, acks, interrupts) fed to the stub on a replay session;
+/// a closed connection (kill, detach, error) is replaced for the next input.
+pub fn gdb(data: &[u8]) {
+    GDB.with(|g| {
+        let mut g = g.borrow_mut();
+        let fx = g.get_or_insert_with(|| {
+            let mut ctl = replay_controller();
+            let conn = gdb_connection(&mut ctl);
+            GdbFixture { ctl, conn }
+        });
+        let Some(conn) = fx.conn.as_mut() else {
+            *g = None;
+            return;
+        };
+        let open = matches!(conn.incoming(&mut fx.ctl, data), Ok(true));
+        let _ = fx.ctl.run_pending();
+        let _ = fx.ctl.take_events();
+        if !open || fx.ctl.quit_requested() {
+            *g = None;
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeds.
+
+/// The reset snapshot of the demo machine and two later ones (made once per thread).
+fn seed_snapshots() -> (Snapshot, Vec<Snapshot>) {
+    thread_local! {
+        static SNAPS: (Snapshot, Vec<Snapshot>) = {
+            let mut m = Machine::new(demo_config()).expect("seed machine");
+            let reset = m.snapshot(None).expect("snapshot");
+            let mut later = Vec::new();
+            for _ in 0..2 {
+                let _ = m.run(Some(60_000));
+                let prev = later.last().unwrap_or(&reset);
+                later.push(m.snapshot(Some(prev)).expect("snapshot"));
+            }
+            (reset, later)
+        };
+    }
+    SNAPS.with(Clone::clone)
+}
+
+/// A sidecar written while recording the demo: its trace id, the reset snapshot its deltas
+/// start from, and its bytes (made once per thread).
+#[derive(Clone)]
+struct SeedSidecar {
+    id: String,
+    reset: Snapshot,
+    bytes: Vec<u8>,
+}
+
+fn seed_sidecar() -> SeedSidecar {
+    thread_local! {
+        static SIDECAR: SeedSidecar = {
+            let mut config = demo_config();
+            let header = prepare_recording(&mut config, CHECKS).expect("recording header");
+            let id = snapshot::trace_id(&header);
+            let trace = scratch().join("sidecar-seed.rwtrace");
+            let w = TraceWriter::create_overwrite(&trace, &header).expect("trace file");
+            let m = Machine::record(config, w, CHECKS).expect("recording machine");
+            let mut seeker = Seeker::new(m, 100_000).expect("seeker");
+            let _ = seeker.run(Some(350_000));
+            let snaps = seeker.snapshots().to_vec();
+            let p = scratch().join("seed.snapshots");
+            sidecar::save(&p, &id, &snaps).expect("seed sidecar");
+            SeedSidecar {
+                id,
+                reset: snaps[0].clone(),
+                bytes: std::fs::read(&p).expect("seed sidecar"),
+            }
+        };
+    }
+    SIDECAR.with(Clone::clone)
+}
+
+/// Valid inputs of every target.
+pub mod seeds {
+    use super::*;
+
+    /// A short recording of the demo (several blocks, state checks, a footer).
+    pub fn trace() -> Vec<Vec<u8>> {
+        let p = scratch().join("seed.rwtrace");
+        record_demo(&p, 400_000);
+        vec![std::fs::read(&p).expect("seed trace")]
+    }
+
+    /// Snapshot files of the demo machine at reset and later.
+    pub fn snapshot() -> Vec<Vec<u8>> {
+        let (reset, later) = seed_snapshots();
+        std::iter::once(&reset)
+            .chain(&later)
+            .map(|s| snapshot::encode(s).expect("encode"))
+            .collect()
+    }
+
+    /// A sidecar with two snapshots after the reset one.
+    pub fn sidecar() -> Vec<Vec<u8>> {
+        vec![seed_sidecar().bytes]
+    }
+
+    /// The two built-in guests.
+    pub fn elf() -> Vec<Vec<u8>> {
+        vec![DEMO.to_vec(), BENCH.to_vec()]
+    }
+
+    /// A monitor conversation touching every command.
+    pub fn qmp() -> Vec<Vec<u8>> {
+        let mut conv = String::from("{\"execute\":\"qmp_capabilities\"}\n");
+        for c in rewind_debug::qmp::command_names() {
+            conv.push_str(&format!("{{\"execute\":\"{c}\",\"id\":1}}\n"));
+        }
+        vec![
+            conv.into_bytes(),
+            b"{\"execute\":\"qmp_capabilities\"}{\"execute\":\"replay-break\",\"arguments\":{\"icount\":100000}}{\"execute\":\"cont\"}\r\n{\"execute\":\"replay-seek\",\"arguments\":{\"icount\":5000}}\n{\"execute\":\"x-rewind-state\",\"id\":[1,{\"a\":null}]}\n{\"execute\":\"query-replay\"}\n".to_vec(),
+        ]
+    }
+
+    /// gdb packets: the handshake, registers, memory, breakpoints, steps and reverse steps.
+    pub fn gdb() -> Vec<Vec<u8>> {
+        let packets = [
+            "qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=riscv",
+            "QStartNoAckMode",
+            "?",
+            "qXfer:features:read:target.xml:0,ffb",
+            "g",
+            "p20",
+            "p1000",
+            "P1=1234",
+            "m80000000,40",
+            "M80001000,4:01020304",
+            "X80001000,0:",
+            "Z0,80000010,4",
+            "z0,80000010,4",
+            "Z2,80001000,8",
+            "vCont?",
+            "vCont;s:1",
+            "s",
+            "bs",
+            "bc",
+            "c",
+            "qRcmd,68656c70",
+            "D",
+        ];
+        let frame = |p: &str| {
+            let sum = p.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+            format!("${p}#{sum:02x}")
+        };
+        let all: String = packets.iter().map(|p| frame(p)).collect();
+        vec![all.into_bytes(), frame("g").into_bytes()]
+    }
+}
