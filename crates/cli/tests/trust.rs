@@ -320,3 +320,36 @@ fn sixty_four_gib_of_ram_is_reserved_not_committed() {
         d.describe()
     );
 }
+
+/// Where the host cannot even reserve the address space (`ulimit -v`), `-m 64G` and the replay
+/// of a 64 GiB recording are clear errors (exit 2), not a crash.
+#[test]
+fn unreservable_ram_is_a_clear_error() {
+    let scratch = Scratch::new("trust-ulimit");
+    let demo = common::repo_root().join("guests/prebuilt/demo.elf");
+    let trace = scratch.path("big.rwtrace");
+    let d = rewind(&[
+        s("record"),
+        s("-o"),
+        s(&trace),
+        s("-m"),
+        s("64G"),
+        s("--kernel"),
+        s(&demo),
+        s("--serial"),
+        s("null"),
+    ]);
+    assert_eq!(d.code, Some(0), "record -m 64G: {}", d.describe());
+    let bin = env!("CARGO_BIN_EXE_rewind");
+    for args in [
+        format!("run -m 64G --kernel '{}' --serial null", demo.display()),
+        format!("replay '{}'", trace.display()),
+    ] {
+        // 4 GB of address space: plenty for rewind itself, not for 64 GiB of RAM.
+        let mut cmd = std::process::Command::new("bash");
+        cmd.args(["-c", &format!("ulimit -v 4000000 && exec '{bin}' {args}")]);
+        let d = common::run_with_input(cmd, b"", TIMEOUT);
+        assert_refused(&d, &args, &["cannot reserve", "guest RAM of 65536 MiB"]);
+        assert!(!d.stderr.contains("panicked"), "{}", d.describe());
+    }
+}

@@ -223,6 +223,7 @@ pub fn prepare_recording(
     config: &mut MachineConfig,
     checks: CheckSettings,
 ) -> Result<TraceHeader, MachineError> {
+    crate::check_ram_reservable(config.ram_size)?;
     let recorded = RecordedConfig {
         ram_size: config.ram_size,
         bios: config.bios.as_ref().map(image_name),
@@ -339,6 +340,7 @@ pub fn replay_config_with(
                 bytes,
             }))
         };
+    crate::check_ram_reservable(rc.ram_size)?;
     let cpu = rewind_cpu::CpuFeatures::parse(&rc.cpu).map_err(|e| {
         MachineError::Config(format!(
             "the trace's CPU model '{}' is not usable: {e}",
