@@ -4,11 +4,16 @@
 
 extern char mvec_table[];
 static uint64_t expect_epc;
+/* Set while an illegal mret runs: its xtval is not printed (QEMU 10 reports a stale instruction
+   there; rewind reports the mret bits, as the spec says: see the priv spec-departures notes). */
+static int hide_tval;
 
 static void report(const char *who, struct trap_frame *f, uint64_t status)
 {
     printf("%s: cause=%lx epc_ok=%d ", who, f->cause, f->epc == expect_epc);
-    if (f->tval && f->tval == f->epc)
+    if (hide_tval)
+        puts_("tval=(not compared)");
+    else if (f->tval && f->tval == f->epc)
         puts_("tval=epc");
     else
         printf("tval=%lx", f->tval);
@@ -141,7 +146,9 @@ int main(void)
     do_illegal(0);
     run_lower(1, do_illegal, 0);
     puts_("-- privileged instructions from lower modes\n");
+    hide_tval = 1;
     run_lower(1, do_mret_in_s, 0);
+    hide_tval = 0;
     run_lower(0, do_sret_in_u, 0);
     run_lower(0, do_wfi_in_u, 0);
     set_csr(mstatus, 1UL << 21); /* TW: wfi in S traps */

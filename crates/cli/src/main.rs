@@ -138,6 +138,11 @@ struct MachineArgs {
     /// extensions switched on or off, e.g. `rv64,zbb=off,sstc=off` or `rv64,zicond=on`.
     #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
     cpu: rewind_machine::CpuFeatures,
+    /// Add a device (QEMU's `-device` spelling; may be repeated): `virtio-rng-device` (or
+    /// `virtio-rng`), an entropy source whose bytes go through the replay boundary. The first
+    /// device takes the last virtio-mmio transport (0x10008000), as on QEMU.
+    #[arg(long = "device", value_name = "DEVICE", value_parser = parse_device)]
+    devices: Vec<rewind_machine::VirtioDevice>,
     /// RAM size (a bare number is MiB).
     #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     memory: u64,
@@ -375,7 +380,15 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
         serial_output,
         handle_signals: true,
         cpu: a.cpu,
+        virtio: a.devices.clone(),
     }
+}
+
+fn parse_device(s: &str) -> Result<rewind_machine::VirtioDevice, String> {
+    // QEMU's options after the name (`,id=...`) are accepted and ignored.
+    let name = s.split(',').next().unwrap_or(s);
+    rewind_machine::VirtioDevice::parse(name)
+        .ok_or_else(|| format!("unknown device '{name}' (known: virtio-rng-device)"))
 }
 
 fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {

@@ -238,6 +238,86 @@ fn guest_traps() {
     );
 }
 
+/// The privileged architecture of QEMU 10 (`-cpu rv64,h=false`): CSR existence from M/S/U, WARL
+/// masks, xtval of every illegal-instruction and breakpoint case, AMO/LR/SC fault causes, Svadu,
+/// reserved PTE bits, Sstc (incl. a timer interrupt in S and wfi wake-up), Sdtrig triggers,
+/// hpm counters (guests/priv10).
+#[test]
+fn guest_priv10() {
+    check_guest(
+        "priv10",
+        b"",
+        0,
+        &[
+            "M 7a4: 44",
+            "S sfence.vma TVM: cause=2 tval=12b50073 mpp=1 mpie=1",
+            "S amoadd invalid: cause=f tval=40003000 mpp=1 mpie=1",
+            "S sd A=0 svade: cause=f tval=40001000 mpp=1 mpie=1",
+            "S timer irqs 1, late enough 1",
+            "exec S mcontext match: cause=3 tval=epc mpp=1 mpie=1",
+            "hpm3 event 2 delta 6",
+            "priv10 done",
+        ],
+    );
+}
+
+/// priv10 on CPUs with the privileged extensions switched the other way (Sstc, Svadu, Sdtrig,
+/// Zihpm, Zicntr off, Svpbmt on; and Sscofpmf on): rewind `--cpu` against QEMU `-cpu` (CSR
+/// existence, counter masks, menvcfg.PBMTE at reset, hardware A/D updates without Svadu, PBMT
+/// accepted, scountovf, counter overflow raising LCOFI at the exact instruction).
+#[test]
+fn guest_priv10_other_extensions() {
+    let Some(dir) = guests_dir() else { return };
+    if !have_tool("qemu-system-riscv64") {
+        eprintln!("qemu-system-riscv64 not installed: guest_priv10_other_extensions skipped");
+        return;
+    }
+    let elf = dir.join("build").join("priv10.elf");
+    let runs: [(&str, &[&str]); 2] = [
+        (
+            "rv64,h=false,sstc=off,svadu=off,debug=off,zihpm=off,zicntr=off,svpbmt=on",
+            &[
+                "M 30a: 4000000000000000",
+                "M 7a0: trap c=2 tval=7a002573",
+                "S ld pbmt: no trap",
+                "S ld A=0 svade: no trap",
+                "csr 14d absent: section skipped",
+                "priv10 done",
+            ],
+        ),
+        (
+            "rv64,h=false,sscofpmf=on",
+            &[
+                "M da0: 0",
+                "scountovf 30",
+                "scountovf 10",
+                "lcofi after 20 addis, OF 1, mip.LCOFIP 1",
+                "priv10 done",
+            ],
+        ),
+    ];
+    for (cpu, keys) in runs {
+        let mut cmd = rewind_run_cmd(&elf);
+        cmd.args(["--cpu", cpu]);
+        let rw = run_with_input(cmd, b"", TIMEOUT);
+        assert_eq!(rw.code, Some(0), "{}", rw.describe());
+        for key in keys {
+            assert!(
+                rw.stdout.lines().any(|l| l == *key),
+                "rewind --cpu {cpu} lacks {key:?}\n{}",
+                rw.describe()
+            );
+        }
+        let q = run_with_input(qemu_cmd_cpu(&elf, cpu), b"", TIMEOUT);
+        assert_eq!(q.code, Some(0), "QEMU: {}", q.stderr);
+        assert_same_output(
+            &format!("priv10 with -cpu {cpu}: live QEMU vs rewind"),
+            &q.stdout,
+            &rw.stdout,
+        );
+    }
+}
+
 #[test]
 fn guest_vm() {
     check_guest(

@@ -12,17 +12,32 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `/cpus/cpu@0` node of a device tree blob as dtc prints it, without phandles.
-fn cpu_node(dtb: &Path) -> String {
+/// A device tree blob as dtc prints it.
+fn dts(dtb: &Path) -> String {
     let mut cmd = Command::new("dtc");
     cmd.args(["-I", "dtb", "-O", "dts"]).arg(dtb);
     let out = Proc::spawn(cmd, None).finish(TIMEOUT);
     assert_eq!(out.code, Some(0), "dtc failed: {}", out.stderr);
-    let start = out
-        .stdout
+    out.stdout
+}
+
+/// The `/pmu` node (OpenSBI's event-to-counter map).
+fn pmu_node(dtb: &Path) -> String {
+    let text = dts(dtb);
+    let start = text
+        .find("pmu {")
+        .unwrap_or_else(|| panic!("no pmu node in {}", dtb.display()));
+    let rest = &text[start..];
+    rest[..rest.find("};").unwrap_or(rest.len())].to_string()
+}
+
+/// The `/cpus/cpu@0` node of a device tree blob as dtc prints it, without phandles.
+fn cpu_node(dtb: &Path) -> String {
+    let text = dts(dtb);
+    let start = text
         .find("cpu@0 {")
         .unwrap_or_else(|| panic!("no cpu@0 node in {}", dtb.display()));
-    let rest = &out.stdout[start..];
+    let rest = &text[start..];
     let end = rest.find("cpu-map").unwrap_or(rest.len());
     rest[..end]
         .lines()
@@ -94,6 +109,11 @@ fn cpu_node_matches_qemu10_for_each_cpu_option() {
         assert_eq!(
             na, nb,
             "cpu node differs for rewind --cpu {ours} vs QEMU -cpu {theirs}"
+        );
+        let (pa, pb) = (pmu_node(&a), pmu_node(&b));
+        assert_eq!(
+            pa, pb,
+            "pmu node differs for rewind --cpu {ours} vs QEMU -cpu {theirs}"
         );
     }
 }

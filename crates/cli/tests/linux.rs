@@ -670,7 +670,7 @@ fn linux_sees_qemu10s_cpu_and_uses_sstc() {
         .iter()
         .find(|l| l.starts_with("isa"))
         .unwrap_or_else(|| panic!("no isa line in /proc/cpuinfo:\n{}", info.join("\n")));
-    for ext in ["zba", "zbb", "zbs", "zicboz", "sstc", "svadu"] {
+    for ext in ["zba", "zbb", "zbs", "zicboz", "zfa", "sstc"] {
         assert!(isa.contains(ext), "{ext} missing from {isa}");
     }
     if !common::have_tool("qemu-system-riscv64") {

@@ -11,8 +11,8 @@
 //! CONTRACT (interpreter work owns this file).
 
 use crate::bus::Mmio;
-use crate::csr::CsrOp;
 use crate::csr::MSTATUS_TW;
+use crate::csr::{CsrOp, CSR_MENVCFG, CSR_STIMECMP};
 use crate::debug::DebugHit;
 use crate::decode::{decode16, decode32_with, is_32bit, DecodedPage, Kind, Op, MAX_BLOCK, SLOTS};
 use crate::fpu::{self, BinOp, FmaOp, IntKind};
@@ -145,6 +145,18 @@ fn csr_affects_fetch(addr: u16) -> bool {
     matches!(addr, 0x100 | 0x180 | 0x300 | 0x301 | 0x747 | 0x3a0..=0x3ef)
 }
 
+/// CSRs whose write must end the run: stimecmp and menvcfg (timer deadline), the hpm counters
+/// and mcountinhibit (Sscofpmf overflow deadline), the trigger registers (the checking
+/// interpreter must run while a trigger is enabled).
+#[inline]
+fn csr_needs_exit(addr: u16) -> bool {
+    addr == CSR_STIMECMP
+        || addr == CSR_MENVCFG
+        || addr == 0x320
+        || (0xb03..=0xb12).contains(&addr)
+        || (0x7a1..=0x7a8).contains(&addr)
+}
+
 #[inline(always)]
 fn sext32(v: u64) -> u64 {
     v as i32 as i64 as u64
@@ -264,6 +276,13 @@ impl Hart {
                     let poff = match poff {
                         Ok(poff) => poff,
                         Err(e) => {
+                            // An instruction address breakpoint (guest trigger) outranks the
+                            // fetch fault (priv spec exception priority, as QEMU 10).
+                            let e = if DEBUG && self.trigger_exec_hit(pc) {
+                                Exception::Breakpoint(pc)
+                            } else {
+                                e
+                            };
                             self.take_exception(e);
                             forget_tags(ways);
                             traps += 1;
@@ -444,6 +463,11 @@ impl Hart {
                     Err(ex) => {
                         self.pc = pc;
                         self.icount = icount;
+                        let ex = if DEBUG && self.trigger_exec_hit(pc) {
+                            Exception::Breakpoint(pc)
+                        } else {
+                            ex
+                        };
                         self.take_exception(ex);
                         return PageExit::Trap;
                     }
@@ -488,6 +512,13 @@ impl Hart {
                     self.icount = icount;
                     self.debug.hit = Some(DebugHit::Breakpoint { pc });
                     return PageExit::Exit(ExitReason::Debug);
+                }
+                // A guest execute trigger: breakpoint exception before the instruction.
+                if self.trigger_exec_hit(pc) {
+                    self.pc = pc;
+                    self.icount = icount;
+                    self.take_exception(Exception::Breakpoint(pc));
+                    return PageExit::Trap;
                 }
                 bp_here = true;
             }
@@ -546,11 +577,15 @@ impl Hart {
                         let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
                         // Devices read the clock at the access.
                         self.icount = base + $i as u64;
-                        if DEBUG
-                            && !(skip_watch_first && $i == 0)
-                            && self.debug.watch_check(a, $size, true, false)
-                        {
-                            break 'blk BlockExit::Watch($i);
+                        if DEBUG {
+                            if !(skip_watch_first && $i == 0)
+                                && self.debug.watch_check(a, $size, true, false)
+                            {
+                                break 'blk BlockExit::Watch($i);
+                            }
+                            if let Some(t) = self.trigger_watch_hit(a, $size, true, false) {
+                                break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
+                            }
                         }
                         match self.load_in(ram, mmio, a, $size, dmode) {
                             Ok(v) => v,
@@ -563,11 +598,15 @@ impl Hart {
                         let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
                         let v = $val;
                         self.icount = base + $i as u64;
-                        if DEBUG
-                            && !(skip_watch_first && $i == 0)
-                            && self.debug.watch_check(a, $size, false, true)
-                        {
-                            break 'blk BlockExit::Watch($i);
+                        if DEBUG {
+                            if !(skip_watch_first && $i == 0)
+                                && self.debug.watch_check(a, $size, false, true)
+                            {
+                                break 'blk BlockExit::Watch($i);
+                            }
+                            if let Some(t) = self.trigger_watch_hit(a, $size, false, true) {
+                                break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
+                            }
                         }
                         match self.store_in(ram, mmio, a, $size, v, dmode) {
                             Ok(StoreOutcome::Ram) => {}
@@ -581,6 +620,9 @@ impl Hart {
                     if DEBUG && bp_here {
                         if i > 0 && self.debug.is_breakpoint(dpc) {
                             break 'blk BlockExit::Break(i);
+                        }
+                        if i > 0 && self.trigger_exec_hit(dpc) {
+                            break 'blk BlockExit::Trap(i, Exception::Breakpoint(dpc));
                         }
                         dpc = dpc.wrapping_add(op.len as u64);
                     }
@@ -909,9 +951,11 @@ impl Hart {
                             retire_and!(i, npc, PageExit::Leave)
                         }
                         Kind::Ecall => break 'blk BlockExit::Trap(i, Exception::Ecall),
-                        // QEMU 7.2 (our oracle) writes 0 to xtval for ebreak; the spec allows
-                        // 0 or the pc.
-                        Kind::Ebreak => break 'blk BlockExit::Trap(i, Exception::Breakpoint(0)),
+                        // QEMU 10 writes the ebreak's pc to xtval (the spec allows 0 or the pc).
+                        Kind::Ebreak => {
+                            let at = pc_at(vbase, start_off, ops, i);
+                            break 'blk BlockExit::Trap(i, Exception::Breakpoint(at));
+                        }
                         Kind::Mret | Kind::Sret => {
                             sync_last!(i, op);
                             let r = if op.kind == Kind::Mret {
@@ -926,13 +970,21 @@ impl Hart {
                                     self.take_pending_interrupt();
                                     return PageExit::Refetch;
                                 }
-                                Err(ex) => break 'blk BlockExit::Trap(i, ex),
+                                Err(_) => {
+                                    break 'blk BlockExit::Trap(
+                                        i,
+                                        Exception::IllegalInstr(op.raw as u64),
+                                    )
+                                }
                             }
                         }
                         Kind::Wfi => {
                             sync_last!(i, op);
-                            if let Err(ex) = self.wfi_allowed() {
-                                break 'blk BlockExit::Trap(i, ex);
+                            if self.wfi_allowed().is_err() {
+                                break 'blk BlockExit::Trap(
+                                    i,
+                                    Exception::IllegalInstr(op.raw as u64),
+                                );
                             }
                             self.pc = npc;
                             self.icount = base + i as u64 + 1;
@@ -950,8 +1002,11 @@ impl Hart {
                         }
                         Kind::SfenceVma => {
                             sync_last!(i, op);
-                            if let Err(ex) = self.sfence_allowed() {
-                                break 'blk BlockExit::Trap(i, ex);
+                            if self.sfence_allowed().is_err() {
+                                break 'blk BlockExit::Trap(
+                                    i,
+                                    Exception::IllegalInstr(op.raw as u64),
+                                );
                             }
                             self.tlb.flush();
                             retire_and!(i, npc, PageExit::Refetch)
@@ -983,6 +1038,11 @@ impl Hart {
                                         if self.take_pending_interrupt() || csr_affects_fetch(addr)
                                         {
                                             return PageExit::Refetch;
+                                        }
+                                        // A new timer deadline or trigger: back to the machine
+                                        // (deadline) and to `run` (which picks the interpreter).
+                                        if csr_needs_exit(addr) {
+                                            return PageExit::Exit(ExitReason::Yield);
                                         }
                                     }
                                 }
@@ -1018,14 +1078,21 @@ impl Hart {
                         | Kind::AmoMinuD
                         | Kind::AmoMaxuD => {
                             self.icount = base + i as u64;
-                            if DEBUG
-                                && !(skip_watch_first && i == 0)
-                                && self.amo_watch(op.kind, rx!(op.rs1))
-                            {
-                                break 'blk BlockExit::Watch(i);
+                            if DEBUG {
+                                if !(skip_watch_first && i == 0)
+                                    && self.amo_watch(op.kind, rx!(op.rs1))
+                                {
+                                    break 'blk BlockExit::Watch(i);
+                                }
+                                if let Some(t) = self.amo_trigger(op.kind, rx!(op.rs1)) {
+                                    break 'blk BlockExit::Trap(i, Exception::Breakpoint(t));
+                                }
                             }
-                            if let Err(ex) = self.exec_amo(ram, op) {
-                                break 'blk BlockExit::Trap(i, ex);
+                            match self.exec_amo(ram, mmio, op) {
+                                Err(ex) => break 'blk BlockExit::Trap(i, ex),
+                                // A device register: its interrupt lines may have changed.
+                                Ok(true) => break 'blk BlockExit::Yield(i + 1),
+                                Ok(false) => {}
                             }
                             code_check!(i);
                         }
@@ -1171,47 +1238,85 @@ impl Hart {
         self.debug.watch_check(addr, size, read, write)
     }
 
-    /// LR/SC and AMOs: read-modify-write on the physical RAM address from `translate_atomic`.
-    /// Returns whether memory was written (false for LR and a failed SC).
+    /// Would the LR/SC/AMO about to execute at `addr` fire a guest load/store trigger? Its xtval.
+    #[cold]
+    fn amo_trigger(&self, kind: Kind, addr: u64) -> Option<u64> {
+        let size = if (kind as u8) <= (Kind::AmoMaxuW as u8) {
+            4
+        } else {
+            8
+        };
+        let (read, write) = match kind {
+            Kind::LrW | Kind::LrD => (true, false),
+            Kind::ScW | Kind::ScD => (false, true),
+            _ => (true, true),
+        };
+        self.trigger_watch_hit(addr, size, read, write)
+    }
+
+    /// LR/SC and AMOs: read-modify-write at the physical address from `translate_atomic_any`.
+    /// On a device register the access is a load then a store through `mmio` (as QEMU 10 does
+    /// outside RAM); returns true then, so the interpreter yields to update interrupt lines.
     #[inline(never)]
-    fn exec_amo(&mut self, ram: &mut Ram, op: &Op) -> Result<bool, Exception> {
+    fn exec_amo<M: Mmio>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        op: &Op,
+    ) -> Result<bool, Exception> {
         use Kind::*;
         let addr = self.x[op.rs1 as usize & 31];
         let src = self.x[op.rs2 as usize & 31];
         let word = (op.kind as u8) <= (AmoMaxuW as u8);
         let size: u8 = if word { 4 } else { 8 };
         let ext = |v: u64| if word { sext32(v) } else { v };
-        let (result, wrote) = match op.kind {
+        let lr = matches!(op.kind, LrW | LrD);
+        // Without a reservation an aligned SC fails without touching memory, so it cannot
+        // fault (QEMU 10 compares the reserved address before any access). spec departure: a
+        // misaligned SC raises store/AMO address misaligned (QEMU 10 just fails it).
+        if matches!(op.kind, ScW | ScD) && self.reservation.is_none() {
+            if addr & (size as u64 - 1) != 0 {
+                return Err(Exception::StoreMisaligned(addr));
+            }
+            self.x[op.rd as usize & 31] = 1;
+            self.x[0] = 0;
+            return Ok(false);
+        }
+        let (pa, dev) = self.translate_atomic_any(ram, addr, size, lr)?;
+        let fault = if lr {
+            Exception::LoadAccessFault(addr)
+        } else {
+            Exception::StoreAccessFault(addr)
+        };
+        // The cell: a RAM offset (LR may read ROM; stores need writable RAM) or a device.
+        let cell = if dev {
+            None
+        } else if lr {
+            Some(ram.offset_readable(pa, size as u64).ok_or(fault)?)
+        } else {
+            Some(ram.offset(pa, size as u64).ok_or(fault)?)
+        };
+        let icount = self.icount;
+        let old = match cell {
+            Some(off) => ram.load_at(off, size),
+            None => mmio.load(ram, pa, size, icount).map_err(|_| fault)?,
+        };
+        let new = match op.kind {
             LrW | LrD => {
-                let pa = self.translate_atomic(ram, addr, size, true)?;
-                let off = ram
-                    .offset_readable(pa, size as u64)
-                    .ok_or(Exception::LoadAccessFault(addr))?;
                 self.reservation = Some(pa);
-                (ext(ram.load_at(off, size)), false)
+                self.reservation_val = old;
+                None
             }
+            // QEMU 10's SC is a compare-and-swap against the value the LR read: a store of
+            // another value in between (even by this hart) makes it fail.
             ScW | ScD => {
-                let pa = self.translate_atomic(ram, addr, size, false)?;
-                let off = ram
-                    .offset(pa, size as u64)
-                    .ok_or(Exception::StoreAccessFault(addr))?;
-                let ok = self.reservation == Some(pa);
+                let ok = self.reservation == Some(pa) && old == self.reservation_val;
                 self.reservation = None;
-                if ok {
-                    ram.store_at(off, size, src);
-                    (0, true)
-                } else {
-                    (1, false)
-                }
+                ok.then_some(src)
             }
-            _ => {
-                let pa = self.translate_atomic(ram, addr, size, false)?;
-                let off = ram
-                    .offset(pa, size as u64)
-                    .ok_or(Exception::StoreAccessFault(addr))?;
-                let old = ram.load_at(off, size);
-                let new = if word {
-                    let (a, b) = (old as u32, src as u32);
+            _ if word => {
+                let (a, b) = (old as u32, src as u32);
+                Some(
                     (match op.kind {
                         AmoSwapW => b,
                         AmoAddW => a.wrapping_add(b),
@@ -1222,28 +1327,39 @@ impl Hart {
                         AmoMaxW => (a as i32).max(b as i32) as u32,
                         AmoMinuW => a.min(b),
                         _ => a.max(b),
-                    }) as u64
-                } else {
-                    let (a, b) = (old, src);
-                    match op.kind {
-                        AmoSwapD => b,
-                        AmoAddD => a.wrapping_add(b),
-                        AmoXorD => a ^ b,
-                        AmoAndD => a & b,
-                        AmoOrD => a | b,
-                        AmoMinD => (a as i64).min(b as i64) as u64,
-                        AmoMaxD => (a as i64).max(b as i64) as u64,
-                        AmoMinuD => a.min(b),
-                        _ => a.max(b),
-                    }
-                };
-                ram.store_at(off, size, new);
-                (ext(old), true)
+                    }) as u64,
+                )
             }
+            _ => {
+                let (a, b) = (old, src);
+                Some(match op.kind {
+                    AmoSwapD => b,
+                    AmoAddD => a.wrapping_add(b),
+                    AmoXorD => a ^ b,
+                    AmoAndD => a & b,
+                    AmoOrD => a | b,
+                    AmoMinD => (a as i64).min(b as i64) as u64,
+                    AmoMaxD => (a as i64).max(b as i64) as u64,
+                    AmoMinuD => a.min(b),
+                    _ => a.max(b),
+                })
+            }
+        };
+        if let Some(v) = new {
+            match cell {
+                Some(off) => {
+                    ram.store_at(off, size, v);
+                }
+                None => mmio.store(ram, pa, size, v, icount).map_err(|_| fault)?,
+            }
+        }
+        let result = match op.kind {
+            ScW | ScD => new.is_none() as u64,
+            _ => ext(old),
         };
         self.x[op.rd as usize & 31] = result;
         self.x[0] = 0;
-        Ok(wrote)
+        Ok(dev)
     }
 
     /// The Zicbom/Zicboz enable of `menvcfg`/`senvcfg` (`field` = the envcfg bits of the

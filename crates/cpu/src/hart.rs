@@ -58,6 +58,9 @@ pub struct Hart {
     pub csr: Csrs,
     /// LR/SC reservation: the physical address reserved, if any.
     pub reservation: Option<u64>,
+    /// The value the LR read (raw bits): like QEMU 10's compare-and-swap SC, an SC succeeds only
+    /// if the reserved location still holds it.
+    pub reservation_val: u64,
     /// Set while the hart waits in `wfi`.
     pub wfi: bool,
     /// Address-translation cache; flushed by `sfence.vma`, `satp` writes and privilege changes
@@ -92,6 +95,7 @@ impl Hart {
             icount: 0,
             csr: Csrs::new(hart_id),
             reservation: None,
+            reservation_val: 0,
             wfi: false,
             tlb: Tlb::new(),
             debug: Default::default(),
@@ -100,7 +104,16 @@ impl Hart {
         };
         h.x[10] = hart_id;
         h.x[11] = fdt_addr;
+        h.csr.reset_for(&h.features);
         h
+    }
+
+    /// Give the hart the extensions `features` (before it runs: the reset values of
+    /// extension-dependent CSRs follow them).
+    pub fn set_features(&mut self, features: crate::isa::CpuFeatures) {
+        self.features = features;
+        self.csr.reset_for(&features);
+        self.csr.update_mip();
     }
 }
 
@@ -121,6 +134,8 @@ pub struct HartState {
     pub csr: Csrs,
     /// LR/SC reservation.
     pub reservation: Option<u64>,
+    /// The value the LR read.
+    pub reservation_val: u64,
     /// Waiting in `wfi`.
     pub wfi: bool,
 }
@@ -137,6 +152,7 @@ impl Hart {
             icount,
             csr,
             reservation,
+            reservation_val,
             wfi,
             tlb: _,
             debug: _,
@@ -151,6 +167,7 @@ impl Hart {
             icount: *icount,
             csr: csr.clone(),
             reservation: *reservation,
+            reservation_val: *reservation_val,
             wfi: *wfi,
         }
     }
@@ -165,6 +182,7 @@ impl Hart {
             icount,
             csr,
             reservation,
+            reservation_val,
             wfi,
         } = state;
         self.x = *x;
@@ -177,8 +195,11 @@ impl Hart {
         // Derived from pmpcfg/pmpaddr: never trust the stored copy.
         self.csr.pmp_update_all();
         self.reservation = *reservation;
+        self.reservation_val = *reservation_val;
         self.wfi = *wfi;
         self.tlb.flush();
+        // Derived from tdata1/tdata2 (and the debugger's own hooks, which stay).
+        self.update_triggers();
     }
 }
 

@@ -9,12 +9,13 @@
 //! Only `satp` writes, `sfence.vma`, PMP writes and MXR changes flush. An entry maps a virtual
 //! page to the RAM offset of its physical page (or to an MMIO page, flagged in the tag so that
 //! the fast path misses). The fast path is one tag compare that also checks alignment, then a
-//! RAM access. Page walks follow QEMU 7.2's `get_physical_address`, PMP its `pmp_hart_has_privs`.
+//! RAM access. Page walks follow QEMU 10's `get_physical_address` (Sv39/48/57, Svadu's
+//! menvcfg.ADUE, Svpbmt, reserved PTE bits), PMP its `pmp_hart_has_privs`.
 
 use crate::bus::Mmio;
 use crate::csr::{
-    MENVCFG_PBMTE, MSTATUS_MPRV, MSTATUS_MXR, PMP_R, PMP_W, PMP_X, SATP_MODE_BARE, SATP_MODE_SV39,
-    SATP_MODE_SV48, SATP_MODE_SV57, SATP_PPN_MASK,
+    MENVCFG_ADUE, MENVCFG_PBMTE, MSTATUS_MPRV, MSTATUS_MXR, PMP_R, PMP_W, PMP_X, SATP_MODE_BARE,
+    SATP_MODE_SV39, SATP_MODE_SV48, SATP_MODE_SV57, SATP_PPN_MASK,
 };
 use crate::hart::{Hart, Priv};
 use crate::ram::{Ram, PAGE_SIZE};
@@ -68,8 +69,24 @@ const PTE_A: u64 = 1 << 6;
 const PTE_D: u64 = 1 << 7;
 /// PPN field (bits 53:10).
 const PTE_PPN_MASK: u64 = ((1 << 44) - 1) << 10;
+/// Svpbmt memory type (bits 62:61).
+const PTE_PBMT: u64 = 3 << 61;
+/// Svnapot (bit 63): reserved, Svnapot is not implemented (nor advertised by QEMU 10's rv64).
+const PTE_N: u64 = 1 << 63;
 /// Svpbmt (bits 62:61) and Svnapot (bit 63).
-const PTE_ATTR: u64 = (3 << 61) | (1 << 63);
+const PTE_ATTR: u64 = PTE_PBMT | PTE_N;
+/// Bits 60:54: reserved, must be zero.
+const PTE_RESERVED: u64 = 0x7f << 54;
+
+/// The PTE checks that do not depend on the access (QEMU 10's order): reserved bits, PBMT
+/// without menvcfg.PBMTE, N without Svnapot. On success, the PPN.
+#[inline]
+fn pte_ppn(pte: u64, pbmte: bool) -> Option<u64> {
+    if pte & (PTE_RESERVED | PTE_N) != 0 || (!pbmte && pte & PTE_PBMT != 0) {
+        return None;
+    }
+    Some((pte & PTE_PPN_MASK) >> 10)
+}
 
 /// One TLB entry.
 #[derive(Debug, Clone, Copy)]
@@ -309,8 +326,9 @@ impl Hart {
         })
     }
 
-    /// Sv39/Sv48 page walk for privilege `prv` (U or S); returns the physical address and
-    /// whether the leaf was a superpage. Sets A (and D for stores) in RAM as QEMU 7.2 does.
+    /// Sv39/Sv48/Sv57 page walk for privilege `prv` (U or S); returns the physical address and
+    /// whether the leaf was a superpage. With menvcfg.ADUE (or without Svadu) sets A (and D for
+    /// stores) in RAM; with Svadu and ADUE = 0 a clear A (D for a store) is a page fault.
     fn walk(
         &mut self,
         ram: &mut Ram,
@@ -334,6 +352,7 @@ impl Hart {
         }
         let mxr = self.csr.mstatus & MSTATUS_MXR != 0;
         let pbmte = self.csr.menvcfg & MENVCFG_PBMTE != 0;
+        let adue = !self.features.svadu || self.csr.menvcfg & MENVCFG_ADUE != 0;
         let mut base = (satp & SATP_PPN_MASK) << 12;
         for i in 0..levels {
             let ptshift = (levels - 1 - i) * 9;
@@ -347,14 +366,8 @@ impl Hart {
                 return Err(page_fault(acc, vaddr));
             };
             let pte = ram.load_at(pte_off, 8);
-            let ppn = if pbmte {
-                (pte & PTE_PPN_MASK) >> 10
-            } else {
-                // Without Svpbmt enabled, bits 63:54 must be zero.
-                if pte >> 54 != 0 {
-                    return Err(page_fault(acc, vaddr));
-                }
-                pte >> 10
+            let Some(ppn) = pte_ppn(pte, pbmte) else {
+                return Err(page_fault(acc, vaddr));
             };
             if pte & PTE_V == 0 {
                 return Err(page_fault(acc, vaddr));
@@ -368,8 +381,10 @@ impl Hart {
                 base = ppn << 12;
                 continue;
             }
+            // spec departure: PBMT = 3 is reserved (a page fault); QEMU 10 accepts it.
             let ok = rwx != PTE_W
                 && rwx != (PTE_W | PTE_X)
+                && pte & PTE_PBMT != PTE_PBMT
                 && if pte & PTE_U != 0 {
                     prv == Priv::U || (sum && acc != Access::Fetch)
                 } else {
@@ -386,6 +401,9 @@ impl Hart {
             }
             let updated = pte | PTE_A | if acc == Access::Store { PTE_D } else { 0 };
             if updated != pte {
+                if !adue {
+                    return Err(page_fault(acc, vaddr));
+                }
                 ram.store_at(pte_off, 8, updated);
             }
             let vpn = vaddr >> 12;
@@ -470,8 +488,10 @@ impl Hart {
         } else {
             t.add(a2.wrapping_sub(vaddr))
         };
-        let r1 = self.phys_load(ram, mmio, lo_t, size, a1)?;
-        let r2 = self.phys_load(ram, mmio, hi_t, size, a2)?;
+        // A fault reports the first byte of the part that faulted: the address itself, or the
+        // start of the second page (as QEMU 10).
+        let r1 = self.phys_load(ram, mmio, lo_t, size, vaddr)?;
+        let r2 = self.phys_load(ram, mmio, hi_t, size, if crosses { a2 } else { vaddr })?;
         let shift = (vaddr - a1) * 8;
         let v = (r1 >> shift) | (r2 << (sz * 8 - shift));
         Ok(if sz == 8 {
@@ -595,8 +615,14 @@ impl Hart {
                 Target::Ram(off) => code |= ram.store_at(off as usize, 1, b),
                 Target::Mmio(pa) => {
                     any_mmio = true;
-                    mmio.store(ram, pa, 1, b, self.icount)
-                        .map_err(|_| Exception::StoreAccessFault(va))?;
+                    mmio.store(ram, pa, 1, b, self.icount).map_err(|_| {
+                        // The first byte of the faulting part (see load_slow).
+                        Exception::StoreAccessFault(if va >= page2 && crosses {
+                            page2
+                        } else {
+                            vaddr
+                        })
+                    })?;
                 }
             }
         }
@@ -612,10 +638,10 @@ impl Hart {
     /// Translate an AMO / LR / SC address (naturally aligned `size`, RAM only): the physical
     /// address for a read-modify-write; `lr` = true checks load permission only.
     ///
-    /// QEMU 7.2 with one hart runs AMOs and SC (cmpxchg) as a load then a store (checked on
-    /// QEMU): so a misaligned AMO/SC raises a *load* address-misaligned exception (cause 4),
-    /// an unmapped page a load page fault (13), a read-only page a store page fault (15).
-    /// Non-RAM targets give an access fault (QEMU would perform the AMO on the device).
+    /// LR faults are load faults (misaligned 4, access 5, page 13); AMOs and SC raise
+    /// store/AMO faults (6, 7, 15), as the spec says and QEMU 10 does. Device registers give
+    /// an access fault here (the interpreter uses `translate_atomic_any` and performs the
+    /// atomic on the device as QEMU 10 does).
     pub fn translate_atomic(
         &mut self,
         ram: &mut Ram,
@@ -623,22 +649,36 @@ impl Hart {
         size: u8,
         lr: bool,
     ) -> Result<u64, Exception> {
+        match self.translate_atomic_any(ram, vaddr, size, lr)? {
+            (pa, false) => Ok(pa),
+            (_, true) if lr => Err(Exception::LoadAccessFault(vaddr)),
+            (_, true) => Err(Exception::StoreAccessFault(vaddr)),
+        }
+    }
+
+    /// [`Hart::translate_atomic`] for RAM and devices: the physical address and whether it is
+    /// a device register (QEMU 10 performs atomics on devices as a load and a store).
+    pub(crate) fn translate_atomic_any(
+        &mut self,
+        ram: &mut Ram,
+        vaddr: u64,
+        size: u8,
+        lr: bool,
+    ) -> Result<(u64, bool), Exception> {
         let sz = size as u64;
         if vaddr & (sz.wrapping_sub(1)) != 0 {
-            return Err(Exception::LoadMisaligned(vaddr));
+            return Err(if lr {
+                Exception::LoadMisaligned(vaddr)
+            } else {
+                Exception::StoreMisaligned(vaddr)
+            });
         }
         let mode = self.data_mode();
-        let t = self.xlate(ram, vaddr, Access::Load, mode, sz)?;
-        let t = if lr {
-            t
-        } else {
-            self.xlate(ram, vaddr, Access::Store, mode, sz)?
-        };
-        match t {
-            Target::Ram(off) => Ok(ram.paddr_of(off as usize)),
-            Target::Mmio(_) if lr => Err(Exception::LoadAccessFault(vaddr)),
-            Target::Mmio(_) => Err(Exception::StoreAccessFault(vaddr)),
-        }
+        let acc = if lr { Access::Load } else { Access::Store };
+        Ok(match self.xlate(ram, vaddr, acc, mode, sz)? {
+            Target::Ram(off) => (ram.paddr_of(off as usize), false),
+            Target::Mmio(pa) => (pa, true),
+        })
     }
 }
 
@@ -699,14 +739,7 @@ impl Hart {
             let idx = (vaddr >> (12 + ptshift)) & 511;
             let pte_off = ram.offset(base.wrapping_add(idx * 8), 8)?;
             let pte = ram.load_at(pte_off, 8);
-            let ppn = if pbmte {
-                (pte & PTE_PPN_MASK) >> 10
-            } else {
-                if pte >> 54 != 0 {
-                    return None;
-                }
-                pte >> 10
-            };
+            let ppn = pte_ppn(pte, pbmte)?;
             if pte & PTE_V == 0 {
                 return None;
             }

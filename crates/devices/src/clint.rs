@@ -121,7 +121,7 @@ impl Clint {
 
     /// Machine timer interrupt pending bit (MIP.MTIP) of `hart` at raw clock value `mtime`.
     ///
-    /// QEMU 7.2 shows MTIP set at reset (`mtimecmp` = 0 <= `mtime`), and so does this.
+    /// QEMU 10 (like 7.2) shows MTIP set at reset (`mtimecmp` = 0 <= `mtime`), and so does this.
     pub fn mtip(&self, hart: usize, mtime: u64) -> bool {
         self.mtimecmp
             .get(hart)
@@ -143,6 +143,20 @@ impl Clint {
     /// Wrapping amount the guest's `mtime` writes added to the clock-derived time.
     pub fn mtime_offset(&self) -> u64 {
         self.mtime_offset
+    }
+}
+
+impl crate::device::Validate for Clint {
+    const NAME: &'static str = "clint";
+    fn validate(&self) -> Result<(), String> {
+        if self.msip.is_empty() || self.msip.len() != self.mtimecmp.len() {
+            return Err(format!(
+                "{} msip bits and {} mtimecmp registers",
+                self.msip.len(),
+                self.mtimecmp.len()
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -48,7 +48,7 @@ pub const VIRTIO_IRQ: u32 = 1;
 pub const CLINT_TIMEBASE_FREQ: u64 = 10_000_000;
 /// UART input clock (Hz) QEMU passes to `serial_mm_init` (the FDT's `clock-frequency`).
 pub const UART0_CLOCK_FREQ: u32 = 3_686_400;
-/// Number of PLIC interrupt sources including the unused source 0 (the FDT's `riscv,ndev` in QEMU 7.2).
+/// Number of PLIC interrupt sources including the unused source 0 (QEMU 10 writes one less as `riscv,ndev`).
 pub const PLIC_NUM_SOURCES: u32 = 96;
 /// Number of PLIC priority levels above 0 (priority bits 3).
 pub const PLIC_NUM_PRIORITIES: u32 = 7;

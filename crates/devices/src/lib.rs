@@ -5,13 +5,18 @@
 //! derives serde's `Serialize`/`Deserialize` so snapshots can store it.
 
 pub mod clint;
+pub mod device;
 pub mod layout;
 pub mod plic;
 pub mod rtc;
 pub mod test_finisher;
 pub mod uart;
+pub mod virtio;
 
 pub use clint::Clint;
+pub use device::{
+    Device, DeviceTime, FdtNode, FdtValue, HostInputs, Persist, StateError, Validate,
+};
 pub use plic::Plic;
 pub use rtc::GoldfishRtc;
 pub use test_finisher::{FinisherAction, SifiveTest};

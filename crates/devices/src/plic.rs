@@ -193,6 +193,26 @@ impl Plic {
     }
 }
 
+impl crate::device::Validate for Plic {
+    const NAME: &'static str = "plic";
+    fn validate(&self) -> Result<(), String> {
+        let contexts = self.threshold.len();
+        if self.priority.len() != NUM_SOURCES {
+            return Err(format!(
+                "{} priorities for {NUM_SOURCES} sources",
+                self.priority.len()
+            ));
+        }
+        if contexts == 0 || contexts & 1 != 0 || self.enable.len() != contexts * WORDS {
+            return Err(format!(
+                "{contexts} contexts with {} enable words",
+                self.enable.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

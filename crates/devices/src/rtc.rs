@@ -6,7 +6,10 @@
 //! written; it is not moved by later time writes, and neither is ours. Its expiry is applied lazily: any
 //! call that sees `now_ns` at or past the deadline first does what QEMU's timer callback would have done.
 
+use rewind_cpu::Ram;
 use serde::{Deserialize, Serialize};
+
+use crate::device::{Device, DeviceTime, FdtNode, FdtValue};
 
 /// Register offsets.
 pub mod reg {
@@ -158,6 +161,62 @@ impl GoldfishRtc {
     /// When the armed alarm fires, in the `now_ns` base (`None` if no alarm is armed).
     pub fn next_alarm_ns(&self) -> Option<u64> {
         self.alarm_running.then_some(self.alarm_at_ns)
+    }
+}
+
+impl crate::device::Validate for GoldfishRtc {
+    const NAME: &'static str = "rtc";
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl Device for GoldfishRtc {
+    fn name(&self) -> &'static str {
+        "rtc"
+    }
+
+    fn read(&mut self, offset: u64, size: u8, t: &DeviceTime) -> Option<u64> {
+        self.read_sized(offset, size, t.rtc_ns)
+    }
+
+    fn write(
+        &mut self,
+        offset: u64,
+        size: u8,
+        value: u64,
+        t: &DeviceTime,
+        _ram: &mut Ram,
+    ) -> Option<()> {
+        self.write_sized(offset, size, value, t.rtc_ns)
+    }
+
+    fn reset(&mut self) {
+        *self = GoldfishRtc::new();
+    }
+
+    fn irq_level(&self, t: &DeviceTime) -> bool {
+        GoldfishRtc::irq_level(self, t.rtc_ns)
+    }
+
+    fn next_deadline_ns(&self, t: &DeviceTime) -> Option<u64> {
+        // The alarm is in the RTC's base (host time at start + virtual time).
+        self.next_alarm_ns()
+            .map(|a| a.wrapping_sub(t.rtc_ns).wrapping_add(t.ns))
+    }
+
+    fn fdt_node(&self, base: u64, size: u64, irq: Option<u32>) -> Option<FdtNode> {
+        let mut props = Vec::new();
+        if let Some(irq) = irq {
+            props.push(("interrupts", FdtValue::U32(irq)));
+            props.push(("interrupt-parent", FdtValue::InterruptParent));
+        }
+        props.push(("reg", FdtValue::U64s(vec![base, size])));
+        props.push(("compatible", FdtValue::Str("google,goldfish-rtc".into())));
+        Some(FdtNode {
+            name: format!("rtc@{base:x}"),
+            props,
+        })
     }
 }
 

@@ -352,6 +352,19 @@ impl Uart16550 {
     }
 }
 
+impl crate::device::Validate for Uart16550 {
+    const NAME: &'static str = "uart";
+    fn validate(&self) -> Result<(), String> {
+        if self.rx_fifo.len() > FIFO_LEN {
+            return Err(format!(
+                "{} bytes in the {FIFO_LEN}-byte receive FIFO",
+                self.rx_fifo.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::reg::*;

@@ -1,7 +1,9 @@
 //! The flattened device tree of the `virt` board, matching what QEMU 10 generates for one hart
-//! (without the devices rewind does not have: PCI, flash, fw-cfg, virtio-mmio, PMU).
+//! (without the devices rewind does not have: PCI, flash, fw-cfg, PMU). The nodes of the bus's
+//! devices come from the devices themselves.
 
 use rewind_cpu::CpuFeatures;
+use rewind_devices::device::{FdtNode, FdtValue};
 use rewind_devices::layout::*;
 use vm_fdt::{Error as FdtError, FdtWriter};
 
@@ -12,7 +14,8 @@ pub const QEMU_FDT_SIZE: u64 = 0x10_0000;
 const PHANDLE_CPU: u32 = 1;
 const PHANDLE_INTC: u32 = 2;
 const PHANDLE_PLIC: u32 = 3;
-const PHANDLE_TEST: u32 = 4;
+/// Phandle of the test finisher (the syscon poweroff/reboot nodes point at it).
+pub const PHANDLE_TEST: u32 = 4;
 
 /// Interrupt numbers of the hart's local interrupt controller (`mcause` values).
 const IRQ_M_SOFT: u32 = 3;
@@ -54,8 +57,30 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// Build the device tree blob.
+/// Build the device tree blob of the board with its default devices.
 pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
+    build_fdt_with(p, &crate::bus::Bus::new(0, 0).fdt_nodes(PHANDLE_TEST))
+}
+
+/// One device's node under `/soc`.
+fn write_node(f: &mut FdtWriter, node: &FdtNode) -> Result<(), FdtError> {
+    let n = f.begin_node(&node.name)?;
+    for (name, value) in &node.props {
+        match value {
+            FdtValue::U32(v) if *name == "phandle" => f.property_phandle(*v)?,
+            FdtValue::U32(v) => f.property_u32(name, *v)?,
+            FdtValue::U64s(v) => f.property_array_u64(name, v)?,
+            FdtValue::Str(v) => f.property_string(name, v)?,
+            FdtValue::Strs(v) => f.property_string_list(name, v.clone())?,
+            FdtValue::InterruptParent => f.property_u32(name, PHANDLE_PLIC)?,
+        }
+    }
+    f.end_node(n)
+}
+
+/// Build the device tree blob; `nodes` are the bus's devices before the PLIC under `/soc`
+/// ([`crate::bus::Bus::fdt_nodes`]).
+pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtError> {
     let mut f = FdtWriter::new()?;
     let root = f.begin_node("")?;
     f.property_u32("#address-cells", 2)?;
@@ -117,6 +142,38 @@ pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
     f.end_node(map)?;
     f.end_node(cpus)?;
 
+    // OpenSBI's SBI PMU learns from this which counters count which events (QEMU 10's map:
+    // cycles and instructions on the fixed counters plus mhpmcounter3..18, three TLB-miss
+    // events on the programmable ones only).
+    let hpm = if p.cpu.zihpm {
+        ((1u32 << rewind_cpu::csr::HPM_COUNTERS) - 1) << 3
+    } else {
+        0
+    };
+    let pmu = f.begin_node("pmu")?;
+    f.property_array_u32(
+        "riscv,event-to-mhpmcounters",
+        &[
+            0x1,
+            0x1,
+            hpm | 1,
+            0x2,
+            0x2,
+            hpm | 4,
+            0x10019,
+            0x10019,
+            hpm,
+            0x1001b,
+            0x1001b,
+            hpm,
+            0x10021,
+            0x10021,
+            hpm,
+        ],
+    )?;
+    f.property_string("compatible", "riscv,pmu")?;
+    f.end_node(pmu)?;
+
     let aliases = f.begin_node("aliases")?;
     f.property_string("serial0", &format!("/soc/serial@{VIRT_UART0:x}"))?;
     f.end_node(aliases)?;
@@ -141,33 +198,14 @@ pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
     f.property_string("compatible", "simple-bus")?;
     f.property_null("ranges")?;
 
-    let rtc = f.begin_node(&format!("rtc@{VIRT_RTC:x}"))?;
-    f.property_u32("interrupts", RTC_IRQ)?;
-    f.property_u32("interrupt-parent", PHANDLE_PLIC)?;
-    f.property_array_u64("reg", &[VIRT_RTC, VIRT_RTC_SIZE])?;
-    f.property_string("compatible", "google,goldfish-rtc")?;
-    f.end_node(rtc)?;
-
-    let uart = f.begin_node(&format!("serial@{VIRT_UART0:x}"))?;
-    f.property_u32("interrupts", UART0_IRQ)?;
-    f.property_u32("interrupt-parent", PHANDLE_PLIC)?;
-    f.property_u32("clock-frequency", UART0_CLOCK_FREQ)?;
-    f.property_array_u64("reg", &[VIRT_UART0, VIRT_UART0_SIZE])?;
-    f.property_string("compatible", "ns16550a")?;
-    f.end_node(uart)?;
-
-    let test = f.begin_node(&format!("test@{VIRT_TEST:x}"))?;
-    f.property_phandle(PHANDLE_TEST)?;
-    f.property_array_u64("reg", &[VIRT_TEST, VIRT_TEST_SIZE])?;
-    f.property_string_list(
-        "compatible",
-        strings(&["sifive,test1", "sifive,test0", "syscon"]),
-    )?;
-    f.end_node(test)?;
+    for node in nodes {
+        write_node(&mut f, node)?;
+    }
 
     let plic = f.begin_node(&format!("plic@{VIRT_PLIC:x}"))?;
     f.property_phandle(PHANDLE_PLIC)?;
-    f.property_u32("riscv,ndev", PLIC_NUM_SOURCES)?;
+    // QEMU 10 counts the sources without the unused source 0.
+    f.property_u32("riscv,ndev", PLIC_NUM_SOURCES - 1)?;
     f.property_array_u64("reg", &[VIRT_PLIC, VIRT_PLIC_SIZE])?;
     f.property_array_u32(
         "interrupts-extended",
@@ -304,7 +342,7 @@ mod tests {
         assert_eq!(rtc.interrupts().unwrap().collect::<Vec<_>>(), vec![11]);
 
         let plic = t.find_node("/soc/plic@c000000").unwrap();
-        assert_eq!(u32_of(&plic, "riscv,ndev"), 96);
+        assert_eq!(u32_of(&plic, "riscv,ndev"), 95);
         assert_eq!(cells(&plic, "interrupts-extended"), vec![2, 11, 2, 9]);
         assert!(plic.compatible().unwrap().all().any(|c| c == "riscv,plic0"));
         let reg = plic.reg().unwrap().next().unwrap();

@@ -31,6 +31,7 @@ use std::sync::Arc;
 pub use error::{ImageProblem, MachineError};
 pub use machine::{Machine, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
+pub use rewind_devices::virtio::Backend as VirtioDevice;
 pub use rewind_replay::{CheckSettings, SerialInput, ShutdownCause};
 pub use snapshot::{Snapshot, SnapshotError};
 
@@ -116,6 +117,8 @@ pub struct MachineConfig {
     pub handle_signals: bool,
     /// The CPU's extensions (QEMU's `-cpu rv64,...`; default: QEMU 10's rv64 without H).
     pub cpu: rewind_cpu::CpuFeatures,
+    /// virtio devices, in command-line order (the first goes in the last transport, as on QEMU).
+    pub virtio: Vec<VirtioDevice>,
 }
 
 impl Default for MachineConfig {
@@ -131,6 +134,7 @@ impl Default for MachineConfig {
             serial_output: SerialOutput::Stdout,
             handle_signals: false,
             cpu: rewind_cpu::CpuFeatures::default(),
+            virtio: Vec::new(),
         }
     }
 }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use rewind_cpu::{CpuFeatures, ExitReason, Hart, Ram};
-use rewind_devices::layout::{RTC_IRQ, UART0_IRQ, VIRT_DRAM, VIRT_MROM};
+use rewind_devices::device::HostInputs;
+use rewind_devices::layout::{VIRT_DRAM, VIRT_MROM, VIRT_VIRTIO_COUNT};
 use rewind_devices::FinisherAction;
 use rewind_log::{TraceReader, TraceWriter};
 use rewind_replay::{
@@ -14,7 +15,7 @@ use rewind_replay::{
 use crate::boot::{self, BootPlan};
 use crate::bus::Bus;
 use crate::clock::MAX_SHIFT;
-use crate::fdt::{build_fdt, FdtParams};
+use crate::fdt::{build_fdt_with, FdtParams, PHANDLE_TEST};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::state::{self, OutputHash};
 use crate::{MachineConfig, MachineError, SerialOutput};
@@ -198,16 +199,25 @@ impl Machine {
         if let Some(stop) = boundary.take_failure() {
             return Err(stop.into());
         }
-        let fdt = build_fdt(&FdtParams {
-            ram_size: config.ram_size,
-            bootargs: config.append.clone(),
-            initrd: plan.initrd,
-            rng_seed,
-            mmu_type: MMU_TYPE,
-            cpu: config.cpu,
-        })
-        .map_err(|e| MachineError::Config(format!("cannot build the device tree: {e}")))?;
         let mut bus = Bus::new(config.icount_shift, rtc_base);
+        // QEMU plugs `-device virtio-*-device` into the transports from the last one down.
+        for (i, &backend) in config.virtio.iter().enumerate() {
+            let slot = (VIRT_VIRTIO_COUNT as usize).checked_sub(i + 1);
+            slot.and_then(|s| bus.plug_virtio(s as u32, backend))
+                .ok_or_else(|| MachineError::Config("too many virtio devices".into()))?;
+        }
+        let fdt = build_fdt_with(
+            &FdtParams {
+                ram_size: config.ram_size,
+                bootargs: config.append.clone(),
+                initrd: plan.initrd,
+                rng_seed,
+                mmu_type: MMU_TYPE,
+                cpu: config.cpu,
+            },
+            &bus.fdt_nodes(PHANDLE_TEST),
+        )
+        .map_err(|e| MachineError::Config(format!("cannot build the device tree: {e}")))?;
         let rom = boot::mask_rom(plan.start_pc, plan.fdt_addr, plan.kernel_entry);
         bus.rom[..rom.len()].copy_from_slice(&rom);
         // The hart starts in the mask ROM and executes QEMU's reset vector from it.
@@ -405,12 +415,17 @@ impl Machine {
             }
             .into());
         }
+        // Devices first: their state is validated and refused whole before anything changes.
+        let backup = self.bus.save();
+        self.bus.restore(&snap.bus)?;
         if let Some(pos) = &snap.replay {
-            self.boundary.seek_replay(pos)?;
+            if let Err(e) = self.boundary.seek_replay(pos) {
+                let _ = self.bus.restore(&backup);
+                return Err(e.into());
+            }
         }
         self.ram.restore_image(&snap.ram)?;
         self.hart.restore_state(&snap.hart);
-        self.bus.restore(&snap.bus);
         self.out_hash = OutputHash(snap.out_hash);
         self.out_total = snap.output_len;
         self.out_buf.clear();
@@ -508,6 +523,10 @@ impl Machine {
             if let Some(d) = self.next_deadline_ns(now) {
                 budget = budget.min(self.bus.clock.icount_at_ns(d).saturating_sub(now).max(1));
             }
+            // Sscofpmf: a counter overflow (counters count retired instructions) ends the slice.
+            if let Some(at) = self.hart.csr.hpm_overflow_deadline() {
+                budget = budget.min(at.saturating_sub(now).max(1));
+            }
             if let Some(c) = self.boundary.next_check_icount() {
                 budget = budget.min(c.saturating_sub(now).max(1));
             }
@@ -555,7 +574,8 @@ impl Machine {
     }
 
     /// The next virtual time (ns, strictly in the future) at which a device raises an interrupt
-    /// line by itself: the CLINT timer or the RTC alarm.
+    /// line by itself: the CLINT timer, the hart's Sstc timer (stimecmp) or a bus device's
+    /// deadline (the RTC alarm).
     fn next_deadline_ns(&self, icount: u64) -> Option<u64> {
         let clock = &self.bus.clock;
         let now_ns = clock.ns(icount);
@@ -566,12 +586,17 @@ impl Machine {
             .mtip_deadline(0, mtime)
             .filter(|&d| d > mtime)
             .map(|d| clock.ns_at_mtime(d));
-        let alarm = self
-            .bus
-            .rtc
-            .next_alarm_ns()
-            .map(|a| a.wrapping_sub(self.bus.rtc_base_ns));
-        [timer, alarm]
+        // stimecmp compares with the guest-visible time (raw clock + the CLINT offset).
+        let offset = self.bus.clint.mtime_offset();
+        let now = mtime.wrapping_add(offset);
+        let stimer = self
+            .hart
+            .stimecmp_deadline()
+            .filter(|&cmp| cmp > now)
+            .and_then(|cmp| mtime.checked_add(cmp - now))
+            .map(|d| clock.ns_at_mtime(d));
+        let devices = self.bus.next_device_deadline_ns(icount);
+        [timer, stimer, devices]
             .into_iter()
             .flatten()
             .filter(|&ns| ns > now_ns)
@@ -650,6 +675,15 @@ impl Machine {
         // No device consumes these yet (virtio devices will); they are still taken so that
         // record and replay stay in step.
         while self.boundary.take_device_event(icount).is_some() {}
+        // Work a register write asked for (a virtio queue notify): the write ended the slice,
+        // so this is the instruction boundary right after it, in every mode.
+        if self.bus.wants_service() {
+            let mut host = BoundaryHost {
+                boundary: &mut self.boundary,
+                icount,
+            };
+            self.bus.service_devices(icount, &mut self.ram, &mut host);
+        }
         self.update_interrupts();
         if self.boundary.state_check_due(icount) {
             let snap = self.state_snapshot();
@@ -688,13 +722,14 @@ impl Machine {
     fn update_interrupts(&mut self) {
         let icount = self.hart.icount;
         let bus = &mut self.bus;
-        let rtc_now = bus.rtc_now_ns(icount);
-        bus.plic.set_level(UART0_IRQ, bus.uart.irq_level());
-        bus.plic.set_level(RTC_IRQ, bus.rtc.irq_level(rtc_now));
+        bus.update_irq_lines(icount);
         let mtime = bus.clock.mtime(icount);
         let mtip = bus.clint.mtip(0, mtime);
         self.hart
             .set_device_interrupts(mtip, bus.clint.msip(0), bus.plic.eip(0), bus.plic.eip(1));
+        self.hart
+            .update_stimecmp(mtime.wrapping_add(bus.clint.mtime_offset()));
+        self.hart.csr.hpm_overflow_check(icount);
     }
 
     /// Guest-requested reset: devices and hart back to reset state, images reloaded; RAM is not
@@ -752,7 +787,19 @@ fn check_config(config: &MachineConfig) -> Result<(), MachineError> {
 fn reset_hart(cpu: CpuFeatures, icount: u64) -> Hart {
     let mut h = Hart::new(0, VIRT_MROM, 0);
     h.x = [0; 32];
-    h.features = cpu;
+    h.set_features(cpu);
     h.icount = icount;
     h
+}
+
+/// Host inputs of devices, answered through the replay boundary at the current icount.
+struct BoundaryHost<'a> {
+    boundary: &'a mut Boundary,
+    icount: u64,
+}
+
+impl HostInputs for BoundaryHost<'_> {
+    fn random(&mut self, buf: &mut [u8]) {
+        self.boundary.random(self.icount, buf);
+    }
 }

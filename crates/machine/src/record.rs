@@ -38,6 +38,9 @@ pub struct RecordedConfig {
     /// The CPU model in QEMU's `-cpu` spelling (`rv64,h=false,...`). Traces without it were
     /// recorded with the QEMU 7.2-era CPU, which this rewind no longer emulates.
     pub cpu: String,
+    /// virtio devices in QEMU's `-device` spelling (`virtio-rng-device`), command-line order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
 }
 
 fn image_name(src: &ImageSource) -> String {
@@ -234,6 +237,11 @@ pub fn prepare_recording(
         check_interval: checks.interval,
         registers_every: checks.registers_every,
         cpu: config.cpu.qemu_cpu_arg(),
+        devices: config
+            .virtio
+            .iter()
+            .map(|d| d.qemu_name().to_string())
+            .collect(),
     };
     let mut infos = Vec::new();
     for (role, slot) in [
@@ -347,8 +355,20 @@ pub fn replay_config_with(
             rc.cpu
         ))
     })?;
+    let virtio = rc
+        .devices
+        .iter()
+        .map(|d| {
+            crate::VirtioDevice::parse(d).ok_or_else(|| {
+                MachineError::Config(format!(
+                    "the trace's device '{d}' is not one this rewind has"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let config = MachineConfig {
         cpu,
+        virtio,
         ram_size: rc.ram_size,
         bios: load(&rc.bios, ImageRole::Bios)?,
         kernel: load(&rc.kernel, ImageRole::Kernel)?,

@@ -11,7 +11,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `RWNDSIDE` |
-//! | 8 | 2 | format version (1) |
+//! | 8 | 2 | format version (2) |
 //! | 10 | 2 | flags: bit 0 = the snapshot at instruction 0 is not stored, the first record's RAM pages are relative to the machine's RAM at reset (which the replay rebuilds from the trace: the loaded images); other bits 0 |
 //! | 12 | 64 | trace id: BLAKE3 of the trace header, 64 lowercase hex digits |
 //! | 76 | 4 | CRC32 of bytes 0..76 |
@@ -31,13 +31,11 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rewind_cpu::hart::HartState;
 use rewind_cpu::ram::{PageData, RamImage, PAGE_SIZE};
 use rewind_log::TraceReader;
 use serde::{Deserialize, Serialize};
 
-use crate::bus::BusState;
-use crate::snapshot::{trace_id, Snapshot};
+use crate::snapshot::{trace_id, MachineState, Snapshot};
 
 /// Default instructions between two snapshots taken while recording: at rewind's few hundred
 /// MIPS, any instruction of a replay is then a fraction of a second of replay away from a
@@ -48,7 +46,8 @@ pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 50_000_000;
 /// First 8 bytes of a sidecar file.
 pub const SIDECAR_MAGIC: [u8; 8] = *b"RWNDSIDE";
 /// Sidecar format version written and read by this build.
-pub const SIDECAR_VERSION: u16 = 1;
+/// (2: the machine state of snapshot format 4, with the device encoding.)
+pub const SIDECAR_VERSION: u16 = 2;
 /// First 4 bytes of a record.
 const RECORD_MAGIC: [u8; 4] = *b"RWSR";
 /// First 4 bytes of the index.
@@ -178,10 +177,7 @@ pub struct IndexEntry {
 #[derive(Serialize, Deserialize)]
 struct Meta {
     seq: u64,
-    hart: HartState,
-    bus: BusState,
-    out_hash: u64,
-    output_len: u64,
+    state: MachineState,
     ram_base: u64,
     ram_pages: u64,
     /// Pages that differ from the previous record: (index, non-zero).
@@ -536,10 +532,7 @@ fn encode_record(seq: u64, s: &Snapshot, prev: Option<&Snapshot>) -> Result<Vec<
     }
     let meta = Meta {
         seq,
-        hart: s.hart.clone(),
-        bus: s.bus.clone(),
-        out_hash: s.out_hash,
-        output_len: s.output_len,
+        state: MachineState::of(s),
         ram_base: s.ram.base(),
         ram_pages: pages.len() as u64,
         changed,
@@ -858,16 +851,8 @@ fn read_record(
     if !data.is_empty() {
         return Err(bad(format!("{} bytes of page data left over", data.len())));
     }
-    let snap = Snapshot {
-        hart: meta.hart,
-        ram: RamImage::from_pages(meta.ram_base, pages.clone()),
-        bus: meta.bus,
-        out_hash: meta.out_hash,
-        output_len: meta.output_len,
-        replay: None,
-        trace_id: None,
-        mark: Some(meta.seq),
-    };
+    let ram = RamImage::from_pages(meta.ram_base, pages.clone());
+    let snap = meta.state.into_snapshot(ram, None, None, Some(meta.seq));
     Ok((snap, len))
 }
 

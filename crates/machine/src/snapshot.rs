@@ -18,8 +18,10 @@ use crate::bus::BusState;
 
 /// First 8 bytes of a snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RWNDSNAP";
-/// Snapshot format version written and read by this build.
-pub const SNAPSHOT_VERSION: u16 = 2;
+/// Snapshot format version written and read by this build (3: the hart's CSRs gained stimecmp,
+/// the Sdtrig triggers and mcontext; 4: devices saved per slot through `Persist`, virtio-mmio
+/// transports).
+pub const SNAPSHOT_VERSION: u16 = 4;
 /// Bytes before the payload.
 const PREFIX_LEN: usize = 24;
 /// Largest accepted decompressed payload (64 GiB of RAM plus state).
@@ -62,13 +64,52 @@ pub fn trace_id(header: &TraceHeader) -> String {
     blake3::hash(&json).to_hex().to_string()
 }
 
+/// The machine's state (everything but RAM and the replay position) as every snapshot
+/// encoding stores it: the snapshot file and the sidecar's records share this one field list.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct MachineState {
+    pub(crate) hart: HartState,
+    pub(crate) bus: BusState,
+    pub(crate) out_hash: u64,
+    pub(crate) output_len: u64,
+}
+
+impl MachineState {
+    /// The state part of `s`.
+    pub(crate) fn of(s: &Snapshot) -> Self {
+        MachineState {
+            hart: s.hart.clone(),
+            bus: s.bus.clone(),
+            out_hash: s.out_hash,
+            output_len: s.output_len,
+        }
+    }
+
+    /// A snapshot of this state with the other components.
+    pub(crate) fn into_snapshot(
+        self,
+        ram: RamImage,
+        replay: Option<ReplayPosition>,
+        trace_id: Option<String>,
+        mark: Option<u64>,
+    ) -> Snapshot {
+        Snapshot {
+            hart: self.hart,
+            ram,
+            bus: self.bus,
+            out_hash: self.out_hash,
+            output_len: self.output_len,
+            replay,
+            trace_id,
+            mark,
+        }
+    }
+}
+
 /// What a snapshot file holds (RAM as its non-zero pages).
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
-    hart: HartState,
-    bus: BusState,
-    out_hash: u64,
-    output_len: u64,
+    state: MachineState,
     replay: Option<ReplayPosition>,
     trace_id: Option<String>,
     mark: Option<u64>,
@@ -124,6 +165,9 @@ pub enum SnapshotError {
     /// The RAM layout differs from the machine's.
     #[error(transparent)]
     RamLayout(#[from] rewind_cpu::ram::RamLayoutMismatch),
+    /// The saved device state does not fit this machine or breaks an invariant.
+    #[error(transparent)]
+    State(#[from] rewind_devices::StateError),
     /// The trace cannot be positioned where the snapshot was taken.
     #[error(transparent)]
     Seek(#[from] rewind_log::LogError),
@@ -156,10 +200,7 @@ pub fn encode(s: &Snapshot) -> Result<Vec<u8>, SnapshotError> {
         .filter_map(|(i, p)| p.as_ref().map(|p| (i as u64, p.to_vec())))
         .collect();
     let file = SnapshotFile {
-        hart: s.hart.clone(),
-        bus: s.bus.clone(),
-        out_hash: s.out_hash,
-        output_len: s.output_len,
+        state: MachineState::of(s),
         replay: s.replay.clone(),
         trace_id: s.trace_id.clone(),
         mark: s.mark,
@@ -242,16 +283,10 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
             .map_err(|_| SnapshotError::Corrupt(format!("RAM page {i} has a wrong size")))?;
         *slot = Some(Arc::new(page));
     }
-    Ok(Snapshot {
-        hart: file.hart,
-        ram: RamImage::from_pages(file.ram_base, pages),
-        bus: file.bus,
-        out_hash: file.out_hash,
-        output_len: file.output_len,
-        replay: file.replay,
-        trace_id: file.trace_id,
-        mark: file.mark,
-    })
+    let ram = RamImage::from_pages(file.ram_base, pages);
+    Ok(file
+        .state
+        .into_snapshot(ram, file.replay, file.trace_id, file.mark))
 }
 
 /// Write a snapshot file.

@@ -153,11 +153,15 @@ fn joined(h: Option<JoinHandle<Vec<u8>>>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// A running process: its stdin fed from a buffer (or null), its stdout/stderr being collected.
+/// A running process: its stdin fed from a buffer (or null), its stdout going to an unnamed
+/// temporary file and its stderr being collected.
+///
+/// stdout is a file, not a pipe: QEMU's UART drops a character after a few failed writes to a
+/// full pipe, so on a loaded machine a slow reader made the oracle's output lose lines.
 pub struct Proc {
     child: Child,
     writer: Option<JoinHandle<()>>,
-    out: Option<JoinHandle<Vec<u8>>>,
+    out: Option<std::fs::File>,
     err: Option<JoinHandle<Vec<u8>>>,
     what: String,
 }
@@ -170,9 +174,13 @@ impl Proc {
         } else {
             Stdio::null()
         };
+        let out_file = tempfile::tempfile().expect("a temporary file for stdout");
+        let child_out = out_file
+            .try_clone()
+            .expect("a second handle to stdout's file");
         let mut child = cmd
             .stdin(stdin)
-            .stdout(Stdio::piped())
+            .stdout(Stdio::from(child_out))
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
@@ -186,12 +194,11 @@ impl Proc {
             }
             _ => None,
         };
-        let out = child.stdout.take().map(read_all);
         let err = child.stderr.take().map(read_all);
         Proc {
             child,
             writer,
-            out,
+            out: Some(out_file),
             err,
             what: format!("{cmd:?}"),
         }
@@ -230,8 +237,14 @@ impl Proc {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+        let mut stdout = Vec::new();
+        if let Some(mut f) = self.out.take() {
+            use std::io::{Seek, SeekFrom};
+            let _ = f.seek(SeekFrom::Start(0));
+            let _ = f.read_to_end(&mut stdout);
+        }
         Done {
-            stdout: joined(self.out.take()),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: joined(self.err.take()),
             code: status.and_then(|s| s.code()),
             timed_out: status.is_none(),

@@ -1,0 +1,157 @@
+//! The device seam: what every pluggable device of the board implements ([`Device`]), how its
+//! state goes into snapshots ([`Persist`]), and the few things it may ask of the host
+//! ([`HostInputs`], always answered through the replay boundary).
+
+use rewind_cpu::Ram;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Time as a device sees it at an access or a service call: all derived from the icount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceTime {
+    /// Instructions retired.
+    pub icount: u64,
+    /// Virtual time in ns since reset (warps included).
+    pub ns: u64,
+    /// The raw CLINT clock (10 MHz ticks).
+    pub mtime: u64,
+    /// The real-time clock's notion of now: host time at start plus `ns`.
+    pub rtc_ns: u64,
+}
+
+/// Host inputs a device may need while serving a request. The machine answers them through
+/// the replay boundary: logged in record, returned from the log in replay.
+pub trait HostInputs {
+    /// Fill `buf` with entropy.
+    fn random(&mut self, buf: &mut [u8]);
+}
+
+/// A property value of a device tree node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FdtValue {
+    /// One 32-bit cell.
+    U32(u32),
+    /// 64-bit values (two cells each), e.g. `reg`.
+    U64s(Vec<u64>),
+    /// A string.
+    Str(String),
+    /// A string list.
+    Strs(Vec<String>),
+    /// The board's interrupt controller (PLIC) phandle.
+    InterruptParent,
+}
+
+/// A device tree node a device contributes under `/soc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdtNode {
+    /// Node name, unit address included (`virtio_mmio@10001000`).
+    pub name: String,
+    /// Properties in the order QEMU writes them.
+    pub props: Vec<(&'static str, FdtValue)>,
+}
+
+/// A snapshot of a device that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The saved bytes do not decode.
+    #[error("{device}: cannot decode the saved state: {problem}")]
+    Decode {
+        /// Device name.
+        device: &'static str,
+        /// Decoder message.
+        problem: String,
+    },
+    /// The saved state decodes but breaks an invariant of the device.
+    #[error("{device}: inconsistent saved state: {problem}")]
+    Invalid {
+        /// Device name.
+        device: &'static str,
+        /// Which invariant.
+        problem: String,
+    },
+    /// The saved machine has other devices than this one.
+    #[error("saved devices ({saved}) differ from the machine's ({machine})")]
+    Devices {
+        /// Names in the snapshot.
+        saved: String,
+        /// Names on the bus.
+        machine: String,
+    },
+}
+
+/// Saving and restoring a device's guest-visible state. Restoring validates everything a later
+/// guest access relies on, so a snapshot that passed its checksum but is inconsistent gives an
+/// error here instead of a panic on a later MMIO access.
+pub trait Persist {
+    /// The state as bytes (postcard).
+    fn save_state(&self) -> Vec<u8>;
+    /// Replace the state with saved bytes; on error the device is unchanged.
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError>;
+}
+
+/// Invariants of a device's state (sizes of tables, ranges of indices).
+pub trait Validate {
+    /// Name used in errors.
+    const NAME: &'static str;
+    /// `Err(problem)` when the state breaks an invariant.
+    fn validate(&self) -> Result<(), String>;
+}
+
+impl<T: Serialize + DeserializeOwned + Validate> Persist for T {
+    fn save_state(&self) -> Vec<u8> {
+        // Serialising plain structs into a Vec cannot fail; an empty state would fail to restore.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let v: T = postcard::from_bytes(bytes).map_err(|e| StateError::Decode {
+            device: T::NAME,
+            problem: e.to_string(),
+        })?;
+        v.validate().map_err(|problem| StateError::Invalid {
+            device: T::NAME,
+            problem,
+        })?;
+        *self = v;
+        Ok(())
+    }
+}
+
+/// A device on the board's bus: register accesses at an offset into its region, reset,
+/// one interrupt line level, the next time it changes state by itself, and its device tree node.
+pub trait Device: Persist + std::fmt::Debug + Send {
+    /// Short name (snapshots, errors).
+    fn name(&self) -> &'static str;
+    /// Guest read of `size` (1, 2, 4, 8) bytes at `offset`; `None` is an access fault.
+    fn read(&mut self, offset: u64, size: u8, t: &DeviceTime) -> Option<u64>;
+    /// Guest write; `ram` is there for devices that reach guest memory (DMA). `None` is an
+    /// access fault.
+    fn write(
+        &mut self,
+        offset: u64,
+        size: u8,
+        value: u64,
+        t: &DeviceTime,
+        ram: &mut Ram,
+    ) -> Option<()>;
+    /// Back to the reset state.
+    fn reset(&mut self);
+    /// Level of the device's interrupt line.
+    fn irq_level(&self, _t: &DeviceTime) -> bool {
+        false
+    }
+    /// Virtual time (ns since reset, strictly after `t.ns`) at which the device changes its
+    /// interrupt line by itself, if any.
+    fn next_deadline_ns(&self, _t: &DeviceTime) -> Option<u64> {
+        None
+    }
+    /// Whether the device has work for [`Device::service`] (set by a register write; the
+    /// machine serves it at the checkpoint right after that instruction, in every mode).
+    fn wants_service(&self) -> bool {
+        false
+    }
+    /// Do deferred work that needs host inputs or guest memory.
+    fn service(&mut self, _t: &DeviceTime, _ram: &mut Ram, _host: &mut dyn HostInputs) {}
+    /// The device tree node for the device at `base` (region `size`, PLIC source `irq`).
+    fn fdt_node(&self, base: u64, size: u64, irq: Option<u32>) -> Option<FdtNode>;
+}
