@@ -1,6 +1,6 @@
 //! `rewind-fuzz`: fuzz targets for every input rewind does not trust (docs/security.md):
 //! traces, snapshot files, the recording's snapshot file (sidecar), machine-state restore,
-//! ELF images, QMP and gdb clients.
+//! ELF images, virtqueue descriptors a guest driver wrote, QMP and gdb clients.
 //!
 //! Each target is a `fn(&[u8])` that must never panic, hang or allocate without bound,
 //! whatever the bytes. They run two ways:
@@ -62,6 +62,12 @@ pub fn all() -> Vec<TargetInfo> {
             name: "elf",
             run: elf,
             seeds: seeds::elf,
+            reframe: None,
+        },
+        TargetInfo {
+            name: "virtq",
+            run: virtq,
+            seeds: seeds::virtq,
             reframe: None,
         },
         TargetInfo {

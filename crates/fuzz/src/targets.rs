@@ -196,6 +196,61 @@ pub fn elf(data: &[u8]) {
     }
 }
 
+/// Guest RAM of the virtqueue target: where it starts and how large it is.
+const VIRTQ_RAM: (u64, u64) = (0x8000_0000, 64 << 10);
+/// Bytes before the RAM contents in a virtqueue input.
+const VIRTQ_HEADER: usize = 13;
+
+/// A virtqueue as a guest driver set it up, in the descriptors the device walks: `data` gives
+/// the queue's size, ring addresses and positions and the feature bits (13 bytes), then guest
+/// RAM's contents. The device takes every available chain, fills its writable buffers and
+/// returns it, as virtio-rng does.
+pub fn virtq(data: &[u8]) {
+    use rewind_devices::virtio::queue::Queue;
+    if data.len() < VIRTQ_HEADER {
+        return;
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([data[i], data[i + 1]]);
+    let (base, size) = VIRTQ_RAM;
+    let mut ram = rewind_cpu::ram::Ram::new(base, size);
+    let contents = &data[VIRTQ_HEADER..];
+    let n = contents.len().min(size as usize);
+    if ram.write(base, &contents[..n]).is_err() {
+        return;
+    }
+    let mut q = Queue {
+        size: u32::from(u16_at(0)),
+        ready: true,
+        desc: base + u64::from(u16_at(2)),
+        driver: base + u64::from(u16_at(4)),
+        device: base + u64::from(u16_at(6)),
+        last_avail: u16_at(8),
+        used_idx: u16_at(10),
+    };
+    let (indirect, event_idx) = (data[12] & 1 != 0, data[12] & 2 != 0);
+    // Every pop takes one available entry, and at most `size` are ever available.
+    for _ in 0..=1024 {
+        let chain = match q.pop(&ram, indirect) {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(_) => return,
+        };
+        assert!(
+            chain.segments.len() <= 2 * 1024,
+            "a chain longer than two tables"
+        );
+        let fill = vec![0xa5u8; chain.writable_len().min(4096) as usize];
+        let Ok(written) = chain.write_bytes(&mut ram, &fill) else {
+            return;
+        };
+        if q.push_used(&mut ram, chain.head, written, event_idx)
+            .is_err()
+        {
+            return;
+        }
+    }
+    panic!("more chains taken than the queue can hold");
+}
+
 thread_local! {
     static QMP: RefCell<Option<Controller>> = const { RefCell::new(None) };
 }
@@ -345,6 +400,43 @@ pub mod seeds {
         vec![DEMO.to_vec(), BENCH.to_vec()]
     }
 
+    /// A queue of 8 with two chains: a readable and a writable buffer, and an indirect table
+    /// of two; then the same with event-idx, and an empty ring.
+    pub fn virtq() -> Vec<Vec<u8>> {
+        // Compact, so that mutations land on descriptors and rings rather than buffers.
+        let (desc, avail, used) = (0x000u16, 0x100u16, 0x180u16);
+        let mut ram = vec![0u8; 0x300];
+        let put_desc =
+            |ram: &mut Vec<u8>, at: usize, addr: u64, len: u32, flags: u16, next: u16| {
+                ram[at..at + 8].copy_from_slice(&(addr + 0x8000_0000).to_le_bytes());
+                ram[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
+                ram[at + 12..at + 14].copy_from_slice(&flags.to_le_bytes());
+                ram[at + 14..at + 16].copy_from_slice(&next.to_le_bytes());
+            };
+        // Chain 0: desc 0 (readable, NEXT) -> desc 1 (writable).
+        put_desc(&mut ram, 0, 0x200, 16, 1, 1);
+        put_desc(&mut ram, 16, 0x240, 64, 2, 0);
+        // Chain 1: desc 2, an indirect table of two at 0x2c0.
+        put_desc(&mut ram, 32, 0x2c0, 32, 4, 0);
+        put_desc(&mut ram, 0x2c0, 0x200, 8, 1, 1);
+        put_desc(&mut ram, 0x2d0, 0x280, 32, 2, 0);
+        // Available ring: idx 2, entries 0 and 2.
+        let a = usize::from(avail);
+        ram[a + 2..a + 4].copy_from_slice(&2u16.to_le_bytes());
+        ram[a + 4..a + 6].copy_from_slice(&0u16.to_le_bytes());
+        ram[a + 6..a + 8].copy_from_slice(&2u16.to_le_bytes());
+        let header = |features: u8| {
+            let mut h = Vec::new();
+            for v in [8u16, desc, avail, used, 0, 0] {
+                h.extend_from_slice(&v.to_le_bytes());
+            }
+            h.push(features);
+            h
+        };
+        let with = |features: u8, ram: &[u8]| [header(features), ram.to_vec()].concat();
+        vec![with(1, &ram), with(3, &ram), with(0, &ram[..0x100])]
+    }
+
     /// A monitor conversation touching every command.
     pub fn qmp() -> Vec<Vec<u8>> {
         let mut conv = String::from("{\"execute\":\"qmp_capabilities\"}\n");
@@ -389,5 +481,34 @@ pub mod seeds {
         };
         let all: String = packets.iter().map(|p| frame(p)).collect();
         vec![all.into_bytes(), frame("g").into_bytes()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The virtqueue seed is a working queue: the device takes both chains (one through an
+    /// indirect table) and returns them with their writable bytes filled.
+    #[test]
+    fn the_virtqueue_seed_holds_two_chains() {
+        let seed = &seeds::virtq()[0];
+        virtq(seed);
+        let mut ram = rewind_cpu::ram::Ram::new(VIRTQ_RAM.0, VIRTQ_RAM.1);
+        ram.write(VIRTQ_RAM.0, &seed[VIRTQ_HEADER..]).unwrap();
+        let mut q = rewind_devices::virtio::queue::Queue {
+            size: 8,
+            ready: true,
+            desc: VIRTQ_RAM.0,
+            driver: VIRTQ_RAM.0 + 0x100,
+            device: VIRTQ_RAM.0 + 0x180,
+            last_avail: 0,
+            used_idx: 0,
+        };
+        let a = q.pop(&ram, true).unwrap().unwrap();
+        assert_eq!((a.head, a.segments.len(), a.writable_len()), (0, 2, 64));
+        let b = q.pop(&ram, true).unwrap().unwrap();
+        assert_eq!((b.head, b.segments.len(), b.writable_len()), (2, 2, 32));
+        assert!(q.pop(&ram, true).unwrap().is_none());
     }
 }
