@@ -89,7 +89,8 @@ enum Cmd {
     Record(RecordArgs),
     /// Replay a trace: the guest runs exactly as it did when recorded.
     Replay(ReplayArgs),
-    /// Print the events of a trace with their icount and file offset.
+    /// Print the events of a trace with their icount and file offset. Exits as `replay` would
+    /// for the file: 0 intact, 4 cut short (after printing up to the cut), 2 corrupt.
     Dump(DumpArgs),
     /// Record the built-in demo guest, replay it, and compare.
     Demo,
