@@ -29,6 +29,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size '{s}' is too large"))
 }
 
+/// `--image NAME=PATH`.
+pub fn parse_image_remap(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "invalid image '{s}': expected NAME=PATH (NAME: bios, kernel, initrd or the recorded file name)"
+        )),
+    }
+}
+
 /// What `--serial` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SerialSpec {

@@ -198,7 +198,16 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
             "replay reads no serial input: use --serial stdio, null or file:PATH for the output"
         ),
     };
-    let (config, _) = replay_config(reader.header(), &embedded_image)?;
+    // Images are found by content: --image, the recorded path, then next to the trace.
+    let search = rewind_machine::record::ImageSearch {
+        dir: Some(match a.file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }),
+        remap: a.image.clone(),
+    };
+    let (config, _) =
+        rewind_machine::record::replay_config_with(reader.header(), &embedded_image, &search)?;
     let total = reader.footer().map(|f| f.final_icount);
     if let (Some(n), Some(t)) = (a.from, total) {
         if n > t {
@@ -284,7 +293,14 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
         }
         if let Some(path) = &a.save_snapshot {
             let snap = seeker.machine_mut().snapshot(None)?;
-            rewind_machine::snapshot::save_file(path, &snap)?;
+            // Named on the command line, so it may replace a regular file; never the trace.
+            let sidecar = sidecar::sidecar_path(&a.file);
+            rewind_machine::snapshot::save_file_checked(
+                path,
+                &snap,
+                true,
+                &[a.file.as_path(), sidecar.as_path()],
+            )?;
         }
         return Ok(0);
     }

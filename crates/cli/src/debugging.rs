@@ -31,12 +31,17 @@ pub struct DebugArgs {
     /// Serve the QMP monitor on unix:PATH or tcp:HOST:PORT (like QEMU's -qmp).
     #[arg(long, value_name = "unix:PATH|tcp:HOST:PORT")]
     pub qmp: Option<String>,
+    /// Confine the clients' file commands (QMP x-rewind-snapshot, x-rewind-load-snapshot) to
+    /// DIR: their paths are relative to it and may not lead out of it.
+    #[arg(long, value_name = "DIR")]
+    pub sandbox: Option<PathBuf>,
 }
 
 /// The bound servers of a debugged session, ready to be served once the machine is built.
 pub struct Debugging {
     frontends: Frontends,
     start_paused: bool,
+    sandbox: Option<PathBuf>,
 }
 
 impl DebugArgs {
@@ -52,6 +57,11 @@ impl DebugArgs {
         }
         if max_instructions.is_some() {
             bail!("--max-instructions cannot be combined with --gdb or --qmp (use a breakpoint or QMP replay-break)");
+        }
+        if let Some(dir) = &self.sandbox {
+            if !dir.is_dir() {
+                bail!("--sandbox {}: not a directory", dir.display());
+            }
         }
         let mut frontends = Frontends::default();
         if let Some(spec) = &self.gdb {
@@ -72,6 +82,7 @@ impl DebugArgs {
         Ok(Some(Debugging {
             frontends,
             start_paused: self.start_paused,
+            sandbox: self.sandbox.clone(),
         }))
     }
 }
@@ -104,7 +115,17 @@ impl Debugging {
     /// quits, or the guest ends after gdb detached with no monitor. The caller finishes the
     /// recording; a replay that reached its end was already checked against the trace.
     pub fn serve(self, seeker: Seeker, trace: Option<PathBuf>) -> Served {
-        let mut ctl = Controller::new(Session::new(seeker, trace), self.start_paused);
+        let mut session = Session::new(seeker, trace);
+        if let Some(dir) = &self.sandbox {
+            if let Err(e) = session.set_sandbox(dir) {
+                return Served {
+                    ended: None,
+                    seeker: session.into_seeker(),
+                    error: Some(anyhow::anyhow!("--sandbox {}: {e}", dir.display())),
+                };
+            }
+        }
+        let mut ctl = Controller::new(session, self.start_paused);
         let served = control::serve(&mut ctl, self.frontends);
         let session = ctl.into_session();
         Served {

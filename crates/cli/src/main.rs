@@ -89,7 +89,8 @@ enum Cmd {
     Record(RecordArgs),
     /// Replay a trace: the guest runs exactly as it did when recorded.
     Replay(ReplayArgs),
-    /// Print the events of a trace with their icount and file offset.
+    /// Print the events of a trace with their icount and file offset. Exits as `replay` would
+    /// for the file: 0 intact, 4 cut short (after printing up to the cut), 2 corrupt.
     Dump(DumpArgs),
     /// Record the built-in demo guest, replay it, and compare.
     Demo,
@@ -246,6 +247,11 @@ struct ReplayArgs {
     /// The recording's snapshot file (default: FILE.snapshots, used when present and valid).
     #[arg(long, value_name = "SNAPSHOTS")]
     snapshots: Option<PathBuf>,
+    /// Use PATH for the trace's image NAME (bios, kernel, initrd, or the recorded file name);
+    /// it must hold exactly the recorded bytes. Without it an image is looked for by content:
+    /// at its recorded path, then next to the trace.
+    #[arg(long, value_name = "NAME=PATH", value_parser = args::parse_image_remap)]
+    image: Vec<(String, PathBuf)>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -266,10 +272,27 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rewind: {}", format!("{e:#}").trim_end());
+            eprintln!("rewind: {}", error_message(&e));
             ExitCode::from(error_status(&e))
         }
     }
+}
+
+/// An error and its causes on one line, `: `-separated, leaving out a cause whose text the
+/// message already ends with (errors that print their source would show it twice).
+fn error_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim_end();
+        if msg.is_empty() {
+            msg.push_str(text);
+        } else if !msg.ends_with(text) {
+            msg.push_str(": ");
+            msg.push_str(text);
+        }
+    }
+    msg
 }
 
 /// The exit status of an error: 3 for a divergence, 4 for a trace cut short, 2 otherwise.
@@ -375,6 +398,7 @@ fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let config = machine_config(&a.machine);
+    rewind_machine::check_ram_reservable(config.ram_size)?;
     if a.dump_dtb.is_none() {
         if let Some(debugging) = a.debug.bind(a.machine.max_instructions)? {
             // Run mode takes no snapshots (it cannot go back).

@@ -25,13 +25,98 @@ pub struct OutOfRam {
     pub len: u64,
 }
 
+/// Guest memory could not be reserved.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reserve {bytes} bytes of host address space for guest memory: {source}")]
+pub struct RamError {
+    /// Bytes asked for (RAM and ROM).
+    pub bytes: u64,
+    /// The OS error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Zero-filled anonymous memory that is reserved, not committed (`MAP_NORESERVE`): a page
+/// costs host memory only once written, so a large guest RAM the guest barely touches (`-m
+/// 64G` on a smaller host) costs little, and asking for it never aborts on the host's
+/// overcommit heuristics.
+struct Reserved {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone (never aliased), like a `Vec<u8>`.
+unsafe impl Send for Reserved {}
+// SAFETY: shared access only reads, through `&[u8]`.
+unsafe impl Sync for Reserved {}
+
+impl Reserved {
+    fn new(len: u64) -> Result<Self, RamError> {
+        let err = |source| RamError { bytes: len, source };
+        let n = usize::try_from(len)
+            .map_err(|_| err(std::io::Error::from(std::io::ErrorKind::OutOfMemory)))?;
+        if n == 0 {
+            return Ok(Reserved {
+                ptr: std::ptr::NonNull::dangling(),
+                len: 0,
+            });
+        }
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                n,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        let ptr = std::ptr::NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| err(std::io::Error::from(std::io::ErrorKind::OutOfMemory)))?;
+        Ok(Reserved { ptr, len: n })
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the mapping made in `new`, unmapped once.
+            unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Reserved {
+    type Target = [u8];
+    #[inline(always)]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `len` bytes mapped readable and writable (zero-filled) for our lifetime.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Reserved {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
 /// Guest physical RAM: one contiguous region starting at `base`, plus an optional small
 /// read-only, executable ROM elsewhere (the board's mask ROM with the reset vector). The ROM's
 /// pages follow RAM's in `data`, so the hart fetches and loads from them through the same fast
 /// paths; stores never reach them ([`Ram::offset`] covers RAM only).
 pub struct Ram {
     base: u64,
-    data: Vec<u8>,
+    /// RAM then ROM, reserved lazily (see [`Reserved`]).
+    data: Reserved,
     /// Bytes of RAM at the start of `data` (the rest is ROM).
     ram_len: u64,
     /// Physical address of the ROM (meaningful when `rom_len` > 0).
@@ -157,16 +242,25 @@ impl Ram {
 
     /// [`Ram::new`] plus a read-only, executable ROM holding `rom` (zero-padded to a page) at
     /// physical `rom_base`, which must not overlap RAM. An empty `rom` means no ROM.
+    ///
+    /// # Panics
+    /// If the host cannot even reserve the address space (see [`Ram::try_with_rom`]).
     pub fn with_rom(base: u64, size: u64, rom_base: u64, rom: &[u8]) -> Self {
+        Ram::try_with_rom(base, size, rom_base, rom).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Ram::with_rom`], with an error where the host cannot reserve the memory. Memory is
+    /// reserved, not committed: host pages are used only as the guest writes them.
+    pub fn try_with_rom(base: u64, size: u64, rom_base: u64, rom: &[u8]) -> Result<Self, RamError> {
         let size = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let rom_len = (rom.len() as u64).div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let pages = (size >> PAGE_SHIFT) as usize;
         let all_pages = ((size + rom_len) >> PAGE_SHIFT) as usize;
+        let mut data = Reserved::new(size + rom_len)?;
+        data[size as usize..size as usize + rom.len()].copy_from_slice(rom);
         let mut code = Vec::with_capacity(all_pages);
         code.resize_with(all_pages, || None);
-        let mut data = vec![0u8; (size + rom_len) as usize];
-        data[size as usize..size as usize + rom.len()].copy_from_slice(rom);
-        Ram {
+        Ok(Ram {
             base,
             data,
             ram_len: size,
@@ -179,7 +273,7 @@ impl Ram {
             page_dirty: vec![0; pages],
             clean_since: 0,
             clean_image: None,
-        }
+        })
     }
 
     /// The image that RAM's clean pages equal (the last one saved or restored); it shares
@@ -541,5 +635,55 @@ mod tests {
         }
         let mut other = Ram::new(BASE, 8 * PAGE_SIZE);
         assert!(other.restore_image(&a).is_err());
+    }
+}
+
+#[cfg(test)]
+mod reserve_tests {
+    use super::*;
+
+    /// Resident set size of this process in bytes (Linux), if known.
+    fn rss() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
+
+    #[test]
+    fn large_ram_is_reserved_not_committed() {
+        let before = rss();
+        let size = 64u64 << 30;
+        let mut ram = Ram::try_with_rom(0x8000_0000, size, 0x1000, &[0x13, 0, 0, 0])
+            .expect("64 GiB of address space");
+        assert_eq!(ram.size(), size);
+        // The first and last bytes of RAM and the ROM work as usual.
+        let last = 0x8000_0000 + size - 8;
+        ram.write(last, &0x1122_3344_5566_7788u64.to_le_bytes())
+            .unwrap();
+        ram.write(0x8000_0000, &[1, 2, 3]).unwrap();
+        let mut b = [0u8; 8];
+        ram.read(last, &mut b).unwrap();
+        assert_eq!(u64::from_le_bytes(b), 0x1122_3344_5566_7788);
+        let off = ram.offset_readable(0x1000, 4).unwrap();
+        assert_eq!(ram.load_at(off, 4), 0x13);
+        assert!(ram.offset(0x1000, 4).is_none(), "the ROM is not writable");
+        ram.read(0x8000_0000 + size / 2, &mut b).unwrap();
+        assert_eq!(b, [0; 8], "untouched RAM reads as zero");
+        // Only the per-page bookkeeping is committed (8 bytes a page for the decode cache),
+        // not the 64 GiB.
+        if let (Some(a), Some(b)) = (before, rss()) {
+            assert!(
+                b.saturating_sub(a) < 512 << 20,
+                "RSS grew by {} MiB",
+                (b - a) >> 20
+            );
+        }
+    }
+
+    #[test]
+    fn an_impossible_reservation_is_an_error() {
+        // More than any 64-bit address space can map.
+        let e = Ram::try_with_rom(0, 1 << 62, 0, &[]).expect_err("an error");
+        assert!(e.to_string().contains("cannot reserve"), "{e}");
     }
 }

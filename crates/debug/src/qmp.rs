@@ -920,6 +920,8 @@ enum Ty {
     Str,
     /// An array of strings.
     StrList,
+    /// `true` or `false`.
+    Bool,
 }
 
 /// One parameter of a command.
@@ -941,6 +943,20 @@ const PATH: &[Param] = &[Param {
     ty: Ty::Str,
     required: true,
 }];
+
+/// A file to write: `path`, and `force` to replace an existing regular file.
+const PATH_FORCE: &[Param] = &[
+    Param {
+        name: "path",
+        ty: Ty::Str,
+        required: true,
+    },
+    Param {
+        name: "force",
+        ty: Ty::Bool,
+        required: false,
+    },
+];
 
 const QMP_CAPABILITIES_PARAMS: &[Param] = &[Param {
     name: "enable",
@@ -990,6 +1006,11 @@ fn check_arguments(params: &[Param], arguments: &Value) -> Result<(), QmpError> 
             Ty::Str => {
                 if !value.is_string() {
                     return wrong(p.name.to_string(), "string");
+                }
+            }
+            Ty::Bool => {
+                if !value.is_boolean() {
+                    return wrong(p.name.to_string(), "boolean");
                 }
             }
             Ty::StrList => {
@@ -1134,10 +1155,12 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "x-rewind-snapshot",
-        params: PATH,
+        params: PATH_FORCE,
         run: |ctl, args| {
             let path = nonempty_path(args)?;
-            ctl.session_mut().save_snapshot(path)?;
+            // A client may not replace a file (or reach a device) unless it says so.
+            let force = args.get("force").and_then(Value::as_bool).unwrap_or(false);
+            ctl.session_mut().save_snapshot(path, force)?;
             Ok(json!({"icount": ctl.session().icount()}))
         },
     },
@@ -1152,6 +1175,36 @@ const COMMANDS: &[Command] = &[
         },
     },
 ];
+
+/// Fuzzing entry point (`crates/fuzz`): `bytes` as received from one client, framed, parsed
+/// and answered as the server does, every command carried out on `ctl` except the file
+/// commands (their path checks have tests of their own; a fuzzer must not write files).
+/// Returns the answers, as they would be sent.
+#[doc(hidden)]
+pub fn fuzz_client_bytes(ctl: &mut Controller, bytes: &[u8]) -> Vec<String> {
+    let mut framer = Framer::default();
+    let mut negotiated = false;
+    let mut answers = Vec::new();
+    for frame in framer.push(bytes) {
+        let reply = match client_step(negotiated, &frame) {
+            Step::Reply(reply) => reply,
+            Step::Negotiated(reply) => {
+                negotiated = true;
+                reply
+            }
+            Step::Forward(envelope) => {
+                let result = if envelope.command.contains("snapshot") {
+                    Err(QmpError::generic("file commands are not fuzzed"))
+                } else {
+                    execute(ctl, &envelope.command, &envelope.arguments)
+                };
+                response(result, envelope.id)
+            }
+        };
+        answers.push(reply.to_string());
+    }
+    answers
+}
 
 /// Carry out one command on the execution thread.
 pub fn execute(

@@ -130,12 +130,22 @@ pub enum SessionError {
     /// A snapshot could not be saved, loaded or applied.
     #[error(transparent)]
     Snapshot(#[from] rewind_machine::SnapshotError),
+    /// A client named a file outside the directory file commands are confined to.
+    #[error("{}: outside {} (the directory --sandbox confines file commands to)", path.display(), dir.display())]
+    OutsideSandbox {
+        /// The path the client gave.
+        path: PathBuf,
+        /// The sandbox directory.
+        dir: PathBuf,
+    },
 }
 
 /// A machine under the debugger's control, with its snapshots.
 pub struct Session {
     seeker: Seeker,
     trace: Option<PathBuf>,
+    /// The directory clients' file commands are confined to (`--sandbox`), canonical.
+    sandbox: Option<PathBuf>,
     /// Breakpoint addresses with the kinds set there, in the order they were set.
     breakpoints: BTreeMap<u64, Vec<BreakKind>>,
     /// Watchpoints, no duplicates.
@@ -170,6 +180,7 @@ impl Session {
         Session {
             seeker,
             trace,
+            sandbox: None,
             breakpoints: BTreeMap::new(),
             watchpoints: Vec::new(),
             replay_break: None,
@@ -543,16 +554,66 @@ impl Session {
         Ok(())
     }
 
-    /// Save a snapshot of the machine now to `path`.
-    pub fn save_snapshot(&mut self, path: &Path) -> Result<(), SessionError> {
+    /// Confine clients' file commands to `dir` (`--sandbox`): their paths are then taken
+    /// relative to it and must stay inside it (no `..`, no symlink leading out).
+    pub fn set_sandbox(&mut self, dir: &Path) -> std::io::Result<()> {
+        self.sandbox = Some(dir.canonicalize()?);
+        Ok(())
+    }
+
+    /// The file a client's `path` names: itself, or with a sandbox, the path inside it (the
+    /// directory holding it resolved, symlinks included, and checked to be inside).
+    fn client_path(&self, path: &Path) -> Result<PathBuf, SessionError> {
+        let Some(dir) = &self.sandbox else {
+            return Ok(path.to_path_buf());
+        };
+        let outside = || SessionError::OutsideSandbox {
+            path: path.to_path_buf(),
+            dir: dir.clone(),
+        };
+        let joined = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            dir.join(path)
+        };
+        let name = joined.file_name().ok_or_else(outside)?;
+        let parent = joined.parent().ok_or_else(outside)?;
+        let parent = parent.canonicalize().map_err(|_| outside())?;
+        if !parent.starts_with(dir) {
+            return Err(outside());
+        }
+        let file = parent.join(name);
+        // The last component must not be a symlink (it could point anywhere).
+        if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(outside());
+        }
+        Ok(file)
+    }
+
+    /// Save a snapshot of the machine now to `path`, a new file unless `overwrite` (then a
+    /// regular one); never the trace or its snapshot file (see
+    /// [`rewind_machine::snapshot::save_file_checked`]).
+    pub fn save_snapshot(&mut self, path: &Path, overwrite: bool) -> Result<(), SessionError> {
+        let path = &self.client_path(path)?;
         let snap = self.seeker.machine_mut().snapshot(None)?;
-        rewind_machine::snapshot::save_file(path, &snap)?;
+        let protected: Vec<PathBuf> = match &self.trace {
+            Some(t) => {
+                let sidecar = rewind_machine::sidecar::sidecar_path(t);
+                let mut tmp = sidecar.as_os_str().to_os_string();
+                tmp.push(format!(".tmp-{}", std::process::id()));
+                vec![t.clone(), sidecar, PathBuf::from(tmp)]
+            }
+            None => Vec::new(),
+        };
+        let protected: Vec<&Path> = protected.iter().map(PathBuf::as_path).collect();
+        rewind_machine::snapshot::save_file_checked(path, &snap, overwrite, &protected)?;
         Ok(())
     }
 
     /// Replay: load a snapshot file taken on this trace and continue from its position.
     pub fn load_snapshot(&mut self, path: &Path) -> Result<(), SessionError> {
         self.require_replay("loading a snapshot")?;
+        let path = &self.client_path(path)?;
         let snap = rewind_machine::snapshot::load_file(path)?;
         self.seeker.machine_mut().restore(&snap)?;
         self.moved();

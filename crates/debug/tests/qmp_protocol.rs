@@ -476,6 +476,89 @@ fn qmp_drives_a_replay_breaks_seeks_and_snapshots() {
     let (class, _) = c.err("x-rewind-load-snapshot", json!({"path": missing}));
     assert_eq!(class, "GenericError");
 
+    // Monitor safety: an existing file is replaced only with "force": true; the trace and its
+    // snapshot file never; device nodes and FIFOs are neither written nor read.
+    let (_, desc) = c.err(
+        "x-rewind-snapshot",
+        json!({"path": snap.display().to_string()}),
+    );
+    assert!(
+        desc.contains("file exists") && desc.contains("force"),
+        "{desc}"
+    );
+    let (_, desc) = c.err(
+        "x-rewind-snapshot",
+        json!({"path": snap.display().to_string(), "force": 1}),
+    );
+    assert_eq!(
+        desc,
+        "Invalid parameter type for 'force', expected: boolean"
+    );
+    let before = std::fs::read(&snap).unwrap();
+    assert_eq!(c.ok("replay-seek", json!({"icount": n})), json!({}));
+    c.until_event("STOP");
+    assert_eq!(
+        c.ok(
+            "x-rewind-snapshot",
+            json!({"path": snap.display().to_string(), "force": true})
+        ),
+        json!({"icount": n})
+    );
+    assert_ne!(
+        std::fs::read(&snap).unwrap(),
+        before,
+        "force did not replace the file"
+    );
+    let trace_bytes = std::fs::read(&trace).unwrap();
+    let sidecar = rewind_machine::sidecar::sidecar_path(&trace);
+    std::fs::write(&sidecar, b"sidecar").unwrap();
+    for (target, says) in [
+        (trace.clone(), "refusing to overwrite"),
+        (sidecar.clone(), "refusing to overwrite"),
+        (PathBuf::from("/dev/null"), "not a regular file"),
+    ] {
+        let (_, desc) = c.err(
+            "x-rewind-snapshot",
+            json!({"path": target.display().to_string(), "force": true}),
+        );
+        assert!(desc.contains(says), "{}: {desc}", target.display());
+    }
+    assert_eq!(
+        std::fs::read(&trace).unwrap(),
+        trace_bytes,
+        "the trace was modified"
+    );
+    assert_eq!(std::fs::read(&sidecar).unwrap(), b"sidecar");
+    std::fs::remove_file(&sidecar).unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    for bad in [PathBuf::from("/dev/zero"), fifo.clone()] {
+        let (_, desc) = c.err(
+            "x-rewind-load-snapshot",
+            json!({"path": bad.display().to_string()}),
+        );
+        assert!(
+            desc.contains("not a regular file"),
+            "{}: {desc}",
+            bad.display()
+        );
+        let (_, desc) = c.err(
+            "x-rewind-snapshot",
+            json!({"path": bad.display().to_string(), "force": true}),
+        );
+        assert!(
+            desc.contains("not a regular file"),
+            "{}: {desc}",
+            bad.display()
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
     // Beyond the end: an error naming the end; the machine waits there and cannot continue.
     let (class, desc) = c.err("replay-seek", json!({"icount": total + 1000}));
     assert_eq!(class, "GenericError");

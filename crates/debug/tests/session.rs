@@ -274,7 +274,7 @@ fn breakpoint_hits_are_found_again_backwards() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("late.rwsnap");
     s.seek(forward[7].icount + 100).unwrap();
-    s.save_snapshot(&file).unwrap();
+    s.save_snapshot(&file, false).unwrap();
     let mut fresh = session(&t.path, interval(&t));
     fresh.load_snapshot(&file).unwrap();
     assert_eq!(fresh.seeker().snapshot_icounts(), vec![0]);
@@ -595,7 +595,7 @@ fn snapshots_round_trip_and_other_traces_are_refused() {
     let at = t.total / 2 + 3;
     s.seek(at).unwrap();
     let hash = s.machine().state_hash();
-    s.save_snapshot(&file).unwrap();
+    s.save_snapshot(&file, false).unwrap();
     s.seek(t.total / 4).unwrap();
     s.load_snapshot(&file).unwrap();
     assert_eq!((s.icount(), s.machine().state_hash()), (at, hash));
@@ -780,4 +780,51 @@ fn a_long_reverse_continue_goes_one_interval_at_a_time_and_can_be_interrupted() 
     }
     assert_eq!(stop, Some(StopReason::HistoryStart));
     assert_eq!(ctl.session().icount(), 0);
+}
+
+/// `--sandbox DIR`: a client's snapshot files are taken relative to DIR and never lead out of
+/// it (`..`, absolute paths, symlinks to outside directories or files).
+#[test]
+fn file_commands_stay_inside_the_sandbox() {
+    let t = recorded();
+    let mut s = session(&t.path, interval(&t));
+    let outside = tempfile::tempdir().unwrap();
+    let sandbox = tempfile::tempdir().unwrap();
+    s.set_sandbox(sandbox.path()).unwrap();
+    s.seek(t.total / 2).unwrap();
+    s.save_snapshot(Path::new("mid.snap"), false).unwrap();
+    assert!(sandbox.path().join("mid.snap").exists());
+    std::fs::create_dir(sandbox.path().join("sub")).unwrap();
+    s.save_snapshot(&sandbox.path().join("sub/abs.snap"), false)
+        .unwrap();
+    std::os::unix::fs::symlink(outside.path(), sandbox.path().join("out")).unwrap();
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, b"keep").unwrap();
+    std::os::unix::fs::symlink(&secret, sandbox.path().join("link.snap")).unwrap();
+    for bad in [
+        PathBuf::from("../escape.snap"),
+        PathBuf::from("sub/../../escape.snap"),
+        outside.path().join("abs.snap"),
+        PathBuf::from("out/via-dir-link.snap"),
+        PathBuf::from("link.snap"),
+        PathBuf::from(".."),
+    ] {
+        let e = s.save_snapshot(&bad, true).unwrap_err();
+        assert!(
+            matches!(e, SessionError::OutsideSandbox { .. }),
+            "{}: {e}",
+            bad.display()
+        );
+        let e = s.load_snapshot(&bad).unwrap_err();
+        assert!(
+            matches!(e, SessionError::OutsideSandbox { .. }),
+            "load {}: {e}",
+            bad.display()
+        );
+    }
+    assert_eq!(std::fs::read(&secret).unwrap(), b"keep");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+    s.seek(0).unwrap();
+    s.load_snapshot(Path::new("mid.snap")).unwrap();
+    assert_eq!(s.icount(), t.total / 2);
 }

@@ -29,6 +29,7 @@ pub mod dump;
 mod error;
 mod event;
 mod header;
+pub mod hostfile;
 mod reader;
 mod writer;
 

@@ -148,8 +148,9 @@ impl TraceReader {
             offset,
             source,
         };
-        let file = File::open(&path).map_err(|e| io(e, 0))?;
-        let file_len = file.metadata().map_err(|e| io(e, 0))?.len();
+        // A trace is a regular file (it is read from both ends): never a device or FIFO.
+        let (file, file_len) =
+            crate::hostfile::open_regular(&path, u64::MAX).map_err(|p| io(p.into_io_error(), 0))?;
         let decompressor = zstd::bulk::Decompressor::new().map_err(|e| io(e, 0))?;
         let mut r = TraceReader {
             path,

@@ -48,24 +48,9 @@ pub struct BootPlan {
     pub fdt_addr: u64,
 }
 
-fn read_source(src: &ImageSource) -> Result<std::sync::Arc<[u8]>, MachineError> {
-    match src {
-        ImageSource::Embedded { bytes, .. } => Ok(bytes.clone()),
-        ImageSource::File(path) => match std::fs::read(path) {
-            Ok(b) => Ok(b.into()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(MachineError::image(path, ImageProblem::NotFound))
-            }
-            Err(e) => {
-                let msg = if path.is_dir() {
-                    "is a directory".to_string()
-                } else {
-                    e.to_string()
-                };
-                Err(MachineError::image(path, ImageProblem::Unreadable(msg)))
-            }
-        },
-    }
+/// An image's bytes: a regular file no larger than RAM (see [`crate::record::image_bytes`]).
+fn read_source(src: &ImageSource, ram_size: u64) -> Result<std::sync::Arc<[u8]>, MachineError> {
+    crate::record::image_bytes(src, ram_size)
 }
 
 fn align_up(v: u64, a: u64) -> u64 {
@@ -109,7 +94,7 @@ pub fn plan(config: &MachineConfig) -> Result<BootPlan, MachineError> {
     let mut firmware_end = ram_base;
     let mut start_pc = ram_base;
     if let Some(fw) = &config.bios {
-        let bytes = read_source(fw)?;
+        let bytes = read_source(fw, ram_size)?;
         let img = if is_elf(&bytes) {
             parse_elf(&bytes, Some(ram_base)).map_err(|p| MachineError::image(fw.name(), p))?
         } else {
@@ -133,7 +118,7 @@ pub fn plan(config: &MachineConfig) -> Result<BootPlan, MachineError> {
             }
         }
         (Some(k), bios) => {
-            let bytes = read_source(k)?;
+            let bytes = read_source(k, ram_size)?;
             let kernel_start = align_up(firmware_end, 2 << 20);
             let img = if bios.is_none() {
                 // Bare-metal guest: it must say where it starts.
@@ -159,7 +144,7 @@ pub fn plan(config: &MachineConfig) -> Result<BootPlan, MachineError> {
             add(&mut blobs, k, img)?;
 
             if let Some(rd) = &config.initrd {
-                let bytes = read_source(rd)?;
+                let bytes = read_source(rd, ram_size)?;
                 let start = kernel_entry.saturating_add((ram_size / 2).min(512 << 20));
                 let img =
                     raw_image(&bytes, start).map_err(|p| MachineError::image(rd.name(), p))?;

@@ -38,6 +38,19 @@ pub use snapshot::{Snapshot, SnapshotError};
 /// Default RAM size (QEMU's is 128 MiB; Linux with an initrd is happier with more).
 pub const DEFAULT_RAM_SIZE: u64 = 256 << 20;
 
+/// Whether the host can reserve `ram_size` bytes of guest RAM (address space only, nothing is
+/// committed; see [`rewind_cpu::ram::Ram::try_with_rom`]): checked before a machine is built,
+/// so a host that cannot (a low `ulimit -v`) gets a clear error instead of a crash.
+pub fn check_ram_reservable(ram_size: u64) -> Result<(), MachineError> {
+    // Sizes the board refuses anyway are left to its own message.
+    if ram_size > machine::MAX_RAM_SIZE {
+        return Ok(());
+    }
+    rewind_cpu::ram::Ram::try_with_rom(rewind_devices::layout::VIRT_DRAM, ram_size, 0, &[])
+        .map(drop)
+        .map_err(|e| MachineError::Config(format!("guest RAM of {} MiB: {e}", ram_size >> 20)))
+}
+
 /// Where an image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageSource {

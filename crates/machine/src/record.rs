@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rewind_log::hostfile::{self, FileProblem};
 use rewind_log::{ImageInfo, ImageRole, TraceHeader};
 use rewind_replay::CheckSettings;
 use serde::{Deserialize, Serialize};
@@ -52,18 +53,170 @@ fn image_name(src: &ImageSource) -> String {
     }
 }
 
-fn image_bytes(src: &ImageSource) -> Result<Arc<[u8]>, MachineError> {
+/// The bytes of an image: a regular file no larger than RAM (`ram_size`), which is all an
+/// image can fill; a device node or FIFO is refused before it is opened.
+pub(crate) fn image_bytes(src: &ImageSource, ram_size: u64) -> Result<Arc<[u8]>, MachineError> {
     match src {
         ImageSource::Embedded { bytes, .. } => Ok(bytes.clone()),
-        ImageSource::File(p) => std::fs::read(p).map(Arc::from).map_err(|e| {
-            let problem = if e.kind() == std::io::ErrorKind::NotFound {
-                ImageProblem::NotFound
-            } else {
-                ImageProblem::Unreadable(e.to_string())
-            };
-            MachineError::image(p, problem)
-        }),
+        ImageSource::File(p) => read_image_file(p, ram_size).map(Arc::from),
     }
+}
+
+/// [`hostfile::read_regular`] with its problems as image errors.
+fn read_image_file(p: &Path, max: u64) -> Result<Vec<u8>, MachineError> {
+    hostfile::read_regular(p, max).map_err(|e| {
+        let problem = match e {
+            FileProblem::NotFound => ImageProblem::NotFound,
+            FileProblem::TooLarge { size, max } => ImageProblem::LargerThanRam {
+                needed: size,
+                ram: max,
+            },
+            other => ImageProblem::Unreadable(other.to_string()),
+        };
+        MachineError::image(p, problem)
+    })
+}
+
+/// Where replay looks for the images a trace names. The recorded path is only a hint (the
+/// trace may come from another machine): an image is whatever regular file has the recorded
+/// size and BLAKE3.
+#[derive(Debug, Clone, Default)]
+pub struct ImageSearch {
+    /// A directory searched for a file with the recorded size and hash (the trace's own).
+    pub dir: Option<PathBuf>,
+    /// `--image NAME=PATH`: NAME is a role (`bios`, `kernel`, `initrd`) or the recorded
+    /// file's name; PATH must hold exactly the recorded image.
+    pub remap: Vec<(String, PathBuf)>,
+}
+
+/// Files of the search directory looked at (a directory of thousands is not scanned whole).
+const MAX_DIR_ENTRIES: usize = 4096;
+/// Files of the recorded size hashed in the search directory.
+const MAX_DIR_CANDIDATES: usize = 16;
+
+/// What a candidate file is to a recorded image.
+enum Candidate {
+    /// Same size and hash: these are the bytes.
+    Match(Arc<[u8]>),
+    /// A regular file with other contents (nothing more is said about it).
+    Differs,
+    /// Not usable at all.
+    Unusable(FileProblem),
+}
+
+/// Looks at `path` as a copy of the image `info`: only a regular file of the recorded size is
+/// read, and no more than that size.
+fn candidate(path: &Path, info: &ImageInfo) -> Candidate {
+    match hostfile::regular_file_size(path) {
+        Err(e) => return Candidate::Unusable(e),
+        Ok(size) if size != info.size => return Candidate::Differs,
+        Ok(_) => {}
+    }
+    match hostfile::read_regular(path, info.size) {
+        Ok(bytes) if blake3::hash(&bytes).to_hex().as_str() == info.blake3 => {
+            Candidate::Match(Arc::from(bytes))
+        }
+        Ok(_) | Err(FileProblem::TooLarge { .. }) => Candidate::Differs,
+        Err(e) => Candidate::Unusable(e),
+    }
+}
+
+fn role_name(role: ImageRole) -> &'static str {
+    match role {
+        ImageRole::Bios => "bios",
+        ImageRole::Kernel => "kernel",
+        ImageRole::Initrd => "initrd",
+        ImageRole::Dtb => "dtb",
+        ImageRole::Disk => "disk",
+        ImageRole::Other => "image",
+    }
+}
+
+/// Finds the image `info` (recorded as `name`, role `role`) by content: an explicit
+/// `--image` remap, else the recorded path, else the search directory. Messages never
+/// describe a file that does not match beyond "differs".
+fn find_image(
+    info: &ImageInfo,
+    name: &str,
+    search: &ImageSearch,
+) -> Result<Arc<[u8]>, MachineError> {
+    let recorded = Path::new(name);
+    let base = recorded
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned());
+    let role = role_name(info.role);
+    let wanted = format!("{} bytes, blake3 {}", info.size, info.blake3);
+    let remap = search.remap.iter().find(|(n, _)| {
+        n == role || (n == "firmware" && role == "bios") || Some(n) == base.as_ref()
+    });
+    if let Some((_, p)) = remap {
+        return match candidate(p, info) {
+            Candidate::Match(bytes) => Ok(bytes),
+            Candidate::Differs => Err(MachineError::ImageChanged {
+                path: p.clone(),
+                what: format!(
+                    "differs from the {role} image the trace was recorded with ({wanted})"
+                ),
+            }),
+            Candidate::Unusable(e) => Err(MachineError::image(
+                p,
+                ImageProblem::Unreadable(e.to_string()),
+            )),
+        };
+    }
+    let at_recorded = match candidate(recorded, info) {
+        Candidate::Match(bytes) => return Ok(bytes),
+        Candidate::Differs => "image changed since the recording: the file there differs from the \
+             one recorded"
+            .to_string(),
+        Candidate::Unusable(FileProblem::NotFound) => "image missing".to_string(),
+        Candidate::Unusable(e) => format!("image unusable ({e})"),
+    };
+    if let Some(dir) = &search.dir {
+        if let Some(bytes) = search_dir(dir, base.as_deref(), info) {
+            return Ok(bytes);
+        }
+    }
+    let looked = match &search.dir {
+        Some(d) => format!(
+            "; no file in {} matches it either (name one with --image {role}=PATH)",
+            d.display()
+        ),
+        None => String::new(),
+    };
+    Err(MachineError::ImageChanged {
+        path: recorded.to_path_buf(),
+        what: format!(
+            "{at_recorded}: the trace was recorded with this {role} image ({wanted}){looked}"
+        ),
+    })
+}
+
+/// A regular file in `dir` with the size and hash of `info`: the recorded file name first,
+/// then any file of the recorded size (bounded: see [`MAX_DIR_ENTRIES`]).
+fn search_dir(dir: &Path, base: Option<&str>, info: &ImageInfo) -> Option<Arc<[u8]>> {
+    if let Some(b) = base {
+        if let Candidate::Match(bytes) = candidate(&dir.join(b), info) {
+            return Some(bytes);
+        }
+    }
+    let mut hashed = 0;
+    for entry in std::fs::read_dir(dir).ok()?.flatten().take(MAX_DIR_ENTRIES) {
+        // Directory entries are not followed through symlinks to devices: the metadata
+        // check in `candidate` refuses anything but a regular file.
+        let path = entry.path();
+        if hostfile::regular_file_size(&path).ok() != Some(info.size) {
+            continue;
+        }
+        if let Candidate::Match(bytes) = candidate(&path, info) {
+            return Some(bytes);
+        }
+        hashed += 1;
+        if hashed >= MAX_DIR_CANDIDATES {
+            break;
+        }
+    }
+    None
 }
 
 /// The trace header for recording `config` with state checks `checks`. Every image file is
@@ -73,6 +226,7 @@ pub fn prepare_recording(
     config: &mut MachineConfig,
     checks: CheckSettings,
 ) -> Result<TraceHeader, MachineError> {
+    crate::check_ram_reservable(config.ram_size)?;
     let recorded = RecordedConfig {
         ram_size: config.ram_size,
         bios: config.bios.as_ref().map(image_name),
@@ -99,7 +253,7 @@ pub fn prepare_recording(
             continue;
         };
         let name = image_name(src);
-        let bytes = image_bytes(src)?;
+        let bytes = image_bytes(src, config.ram_size)?;
         infos.push(ImageInfo::from_bytes(role, name, &bytes));
         if let ImageSource::File(p) = src {
             // Keep the name used in messages; load the bytes just hashed.
@@ -120,10 +274,21 @@ pub fn prepare_recording(
 
 /// The machine configuration and state-check settings a trace was recorded with. Every image
 /// is read now and checked against its recorded size and BLAKE3 hash; `embedded` resolves
-/// `embedded:NAME` images. The returned configuration holds the checked bytes.
+/// `embedded:NAME` images. The returned configuration holds the checked bytes. Images are
+/// looked for at their recorded paths only; see [`replay_config_with`].
 pub fn replay_config(
     header: &TraceHeader,
     embedded: &dyn Fn(&str) -> Option<Arc<[u8]>>,
+) -> Result<(MachineConfig, CheckSettings), MachineError> {
+    replay_config_with(header, embedded, &ImageSearch::default())
+}
+
+/// [`replay_config`], finding each image by content as `search` says (remaps, the recorded
+/// path as a hint, a directory).
+pub fn replay_config_with(
+    header: &TraceHeader,
+    embedded: &dyn Fn(&str) -> Option<Arc<[u8]>>,
+    search: &ImageSearch,
 ) -> Result<(MachineConfig, CheckSettings), MachineError> {
     let rc: RecordedConfig =
         serde_json::from_value(header.machine_config.clone()).map_err(|e| {
@@ -147,44 +312,34 @@ pub fn replay_config(
                         "the trace header lists no hash for its {role:?} image {name}"
                     ))
                 })?;
+            if info.size > rc.ram_size {
+                return Err(MachineError::Config(format!(
+                    "the trace header's {role:?} image {name} ({} bytes) is larger than its RAM \
+                     ({} bytes)",
+                    info.size, rc.ram_size
+                )));
+            }
             let bytes = match name.strip_prefix(EMBEDDED_PREFIX) {
-                Some(n) => embedded(n).ok_or_else(|| MachineError::ImageChanged {
-                    path: PathBuf::from(name),
-                    what: "this rewind build has no such built-in image".into(),
-                })?,
-                None => match std::fs::read(Path::new(name)) {
-                    Ok(b) => Arc::from(b),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(n) => {
+                    let bytes = embedded(n).ok_or_else(|| MachineError::ImageChanged {
+                        path: PathBuf::from(name),
+                        what: "this rewind build has no such built-in image".into(),
+                    })?;
+                    let hash = blake3::hash(&bytes).to_hex().to_string();
+                    if hash != info.blake3 || bytes.len() as u64 != info.size {
                         return Err(MachineError::ImageChanged {
                             path: PathBuf::from(name),
                             what: format!(
-                                "image missing: the trace was recorded with this file ({} bytes, \
-                             blake3 {})",
+                                "this rewind build's image differs from the one recorded ({} \
+                                 bytes, blake3 {})",
                                 info.size, info.blake3
                             ),
-                        })
+                        });
                     }
-                    Err(e) => {
-                        return Err(MachineError::image(
-                            name,
-                            ImageProblem::Unreadable(e.to_string()),
-                        ))
-                    }
-                },
+                    bytes
+                }
+                None => find_image(info, name, search)?,
             };
-            let hash = blake3::hash(&bytes).to_hex().to_string();
-            if hash != info.blake3 || bytes.len() as u64 != info.size {
-                return Err(MachineError::ImageChanged {
-                    path: PathBuf::from(name),
-                    what: format!(
-                    "image changed since the recording: it is now {} bytes with blake3 {hash}, \
-                     the trace was recorded with {} bytes and blake3 {}",
-                    bytes.len(),
-                    info.size,
-                    info.blake3
-                ),
-                });
-            }
             Ok(Some(ImageSource::Embedded {
                 name: name
                     .strip_prefix(EMBEDDED_PREFIX)
@@ -193,6 +348,7 @@ pub fn replay_config(
                 bytes,
             }))
         };
+    crate::check_ram_reservable(rc.ram_size)?;
     let cpu = rewind_cpu::CpuFeatures::parse(&rc.cpu).map_err(|e| {
         MachineError::Config(format!(
             "the trace's CPU model '{}' is not usable: {e}",

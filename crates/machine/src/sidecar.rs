@@ -47,7 +47,7 @@ pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 50_000_000;
 pub const SIDECAR_MAGIC: [u8; 8] = *b"RWNDSIDE";
 /// Sidecar format version written and read by this build.
 /// (2: the machine state of snapshot format 4, with the device encoding.)
-pub const SIDECAR_VERSION: u16 = 2;
+pub const SIDECAR_VERSION: u16 = 3;
 /// First 4 bytes of a record.
 const RECORD_MAGIC: [u8; 4] = *b"RWSR";
 /// First 4 bytes of the index.
@@ -182,6 +182,10 @@ struct Meta {
     ram_pages: u64,
     /// Pages that differ from the previous record: (index, non-zero).
     changed: Vec<(u64, bool)>,
+    /// The mark of the record this one is a change from (`None`: the first record, from the
+    /// reset image or from nothing), so a broken chain (a record deleted, the index rebuilt)
+    /// is a damaged file, not wrong RAM found later as a divergence.
+    base: Option<u64>,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SidecarError + '_ {
@@ -189,6 +193,12 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SidecarError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The bytes of a sidecar file: a regular file (never a device or FIFO, which could read
+/// without end or block).
+fn read_sidecar(path: &Path) -> Result<Vec<u8>, SidecarError> {
+    rewind_log::hostfile::read_regular(path, u64::MAX).map_err(|p| io_err(path)(p.into_io_error()))
 }
 
 /// Write `snaps` (taken while recording the trace with id `trace_id`, oldest first) to `path`,
@@ -282,7 +292,8 @@ fn write_file(tmp: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, S
     for (k, s) in snaps.iter().enumerate() {
         let seq = file.check_order(s)?;
         let prev = if k == 0 { reset } else { Some(&snaps[k - 1]) };
-        jobs.push((seq, s, prev));
+        let base = k.checked_sub(1).and_then(|j| snaps[j].mark);
+        jobs.push((seq, s, prev, base));
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = jobs.len().div_ceil(threads).max(1);
@@ -292,7 +303,7 @@ fn write_file(tmp: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, S
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|&(seq, s, prev)| encode_record(seq, s, prev))
+                        .map(|&(seq, s, prev, base)| encode_record(seq, s, prev, base))
                         .collect::<Vec<_>>()
                 })
             })
@@ -309,7 +320,7 @@ fn write_file(tmp: &Path, trace_id: &str, snaps: &[Snapshot]) -> Result<Saved, S
             })
             .collect()
     });
-    for ((seq, s, _), record) in jobs.iter().zip(records) {
+    for ((seq, s, _, _), record) in jobs.iter().zip(records) {
         file.append(*seq, s.icount(), &record?)?;
     }
     file.finish()
@@ -430,11 +441,13 @@ impl SidecarWriter {
             .name("sidecar".into())
             .spawn(move || {
                 let mut prev = reset;
+                let mut base = None;
                 for s in rx {
                     let seq = file.check_order(&s)?;
-                    let record = encode_record(seq, &s, prev.as_ref())?;
+                    let record = encode_record(seq, &s, prev.as_ref(), base)?;
                     file.append(seq, s.icount(), &record)?;
                     prev = Some(s);
+                    base = Some(seq);
                 }
                 file.finish()
             })
@@ -493,7 +506,12 @@ impl Drop for SidecarWriter {
 }
 
 /// One record: `s`'s state and the RAM pages that differ from `prev`'s.
-fn encode_record(seq: u64, s: &Snapshot, prev: Option<&Snapshot>) -> Result<Vec<u8>, SidecarError> {
+fn encode_record(
+    seq: u64,
+    s: &Snapshot,
+    prev: Option<&Snapshot>,
+    base: Option<u64>,
+) -> Result<Vec<u8>, SidecarError> {
     let unwritable = |problem: String| SidecarError::Unwritable {
         icount: s.icount(),
         problem,
@@ -530,6 +548,7 @@ fn encode_record(seq: u64, s: &Snapshot, prev: Option<&Snapshot>) -> Result<Vec<
         ram_base: s.ram.base(),
         ram_pages: pages.len() as u64,
         changed,
+        base,
     };
     let meta = postcard::to_allocvec(&meta).map_err(|e| unwritable(e.to_string()))?;
     let mut raw = Vec::with_capacity(4 + meta.len() + data.len());
@@ -674,7 +693,7 @@ fn read_structure(r: &Reader<'_>) -> Result<(String, Vec<IndexEntry>, u64, u16),
 /// The trace id and index of a sidecar file (header, index and trailer checked; the records
 /// are not read).
 pub fn read_index(path: &Path) -> Result<(String, Vec<IndexEntry>), SidecarError> {
-    let data = std::fs::read(path).map_err(io_err(path))?;
+    let data = read_sidecar(path)?;
     let r = Reader { path, data };
     let (id, index, _, _) = read_structure(&r)?;
     Ok((id, index))
@@ -702,7 +721,7 @@ pub fn load(
     select: Select,
     reset: &RamImage,
 ) -> Result<Vec<Snapshot>, SidecarError> {
-    let data = std::fs::read(path).map_err(io_err(path))?;
+    let data = read_sidecar(path)?;
     let r = Reader { path, data };
     let (id, index, index_at, flags) = read_structure(&r)?;
     if id != trace {
@@ -741,7 +760,8 @@ pub fn load(
             offset += check_record(&r, offset)?.1;
             continue;
         }
-        let (s, len) = read_record(&r, offset, &mut pages, &mut layout)?;
+        let base = i.checked_sub(1).map(|j| index[j].seq);
+        let (s, len) = read_record(&r, offset, &mut pages, &mut layout, base)?;
         if s.mark != Some(entry.seq) || s.icount() != entry.icount || len != entry.len {
             return Err(r.corrupt(offset, format!("record {i} does not match its index entry")));
         }
@@ -775,6 +795,7 @@ fn read_record(
     offset: u64,
     pages: &mut Vec<Option<PageData>>,
     layout: &mut Option<(u64, u64)>,
+    base: Option<u64>,
 ) -> Result<(Snapshot, u64), SidecarError> {
     let (comp, len) = check_record(r, offset)?;
     let raw_len = r.u64_at(offset + 8, "a record header")?;
@@ -808,6 +829,16 @@ fn read_record(
         .ok_or_else(|| bad("bad metadata length".into()))?;
     let meta: Meta = postcard::from_bytes(&raw[4..4 + meta_len as usize])
         .map_err(|e| bad(format!("cannot decode the metadata: {e}")))?;
+    if meta.base != base {
+        let name = |b: Option<u64>| b.map_or("the start".to_string(), |b| format!("snapshot {b}"));
+        return Err(bad(format!(
+            "the chain of records is broken: snapshot {} is stored as a change from {}, but \
+             follows {} (a record is missing or out of place)",
+            meta.seq,
+            name(meta.base),
+            name(base)
+        )));
+    }
     if meta.ram_pages > MAX_RAM_PAGES || meta.ram_pages == 0 {
         return Err(bad(format!("{} RAM pages", meta.ram_pages)));
     }

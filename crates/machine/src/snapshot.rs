@@ -171,6 +171,15 @@ pub enum SnapshotError {
     /// The trace cannot be positioned where the snapshot was taken.
     #[error(transparent)]
     Seek(#[from] rewind_log::LogError),
+    /// A snapshot file may not be written there (it exists, it is not a regular file, or it
+    /// is a file the session must not overwrite).
+    #[error("{}: {why}", path.display())]
+    Refused {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        why: String,
+    },
     /// Reading or writing a snapshot file.
     #[error("{}: {source}", path.display())]
     Io {
@@ -289,11 +298,93 @@ pub fn save_file(path: &std::path::Path, s: &Snapshot) -> Result<(), SnapshotErr
     })
 }
 
-/// Read a snapshot file.
-pub fn load_file(path: &std::path::Path) -> Result<Snapshot, SnapshotError> {
-    let bytes = std::fs::read(path).map_err(|source| SnapshotError::Io {
+/// Write a snapshot file for a client that is not trusted with the file system (a monitor
+/// client): `path` must not exist unless `overwrite`, and even then must be a regular file
+/// and none of `protected` (the trace, its snapshot file). A new file is created exclusively
+/// (no race with another writer); an overwrite goes through a temporary file in the same
+/// directory and a rename, so a device node or FIFO is never opened.
+pub fn save_file_checked(
+    path: &std::path::Path,
+    s: &Snapshot,
+    overwrite: bool,
+    protected: &[&std::path::Path],
+) -> Result<(), SnapshotError> {
+    use std::io::Write;
+    let refused = |why: String| SnapshotError::Refused {
+        path: path.to_path_buf(),
+        why,
+    };
+    let io = |source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
+    };
+    for p in protected {
+        if same_file(path, p) {
+            return Err(refused(format!(
+                "refusing to overwrite {}, which this session is using",
+                p.display()
+            )));
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(_) if !overwrite => {
+            return Err(refused(
+                "file exists (say \"force\": true to replace it)".into(),
+            ))
+        }
+        Ok(_) => {
+            let meta = std::fs::metadata(path).map_err(io)?;
+            if !meta.file_type().is_file() {
+                return Err(refused("not a regular file: never replaced".into()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let bytes = encode(s)?;
+    if !overwrite {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io)?;
+        return f.write_all(&bytes).map_err(io);
+    }
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
+}
+
+/// Whether `a` and `b` name the same file (same path, or the same inode when both exist).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
+}
+
+/// Read a snapshot file.
+pub fn load_file(path: &std::path::Path) -> Result<Snapshot, SnapshotError> {
+    // A regular file no larger than the largest snapshot (compressed data is never much
+    // larger than its payload): never a device node or FIFO.
+    let max = PREFIX_LEN as u64 + MAX_PAYLOAD_RAW + (MAX_PAYLOAD_RAW >> 7) + 4096;
+    let bytes = rewind_log::hostfile::read_regular(path, max).map_err(|p| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source: p.into_io_error(),
     })?;
     decode(&bytes)
 }

@@ -415,3 +415,63 @@ fn stale_temporaries_of_dead_writers_are_removed() {
     }
     assert!(link.symlink_metadata().is_ok(), "the symlink was removed");
 }
+
+/// `good` (a sidecar) without its record `k`: the records after it moved up, the index
+/// rebuilt to match, every checksum valid. Only the chain of deltas is wrong.
+fn without_record(good: &[u8], path: &Path, k: usize) -> Vec<u8> {
+    let (_, index) = sidecar::read_index(path).unwrap();
+    let n = good.len();
+    let index_at = u64::from_le_bytes(good[n - 16..n - 8].try_into().unwrap()) as usize;
+    let gone = index[k];
+    let mut out = good[..gone.offset as usize].to_vec();
+    out.extend_from_slice(&good[(gone.offset + gone.len) as usize..index_at]);
+    let entries: Vec<sidecar::IndexEntry> = index
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != k)
+        .map(|(i, e)| sidecar::IndexEntry {
+            offset: if i > k { e.offset - gone.len } else { e.offset },
+            ..*e
+        })
+        .collect();
+    let body = postcard::to_allocvec(&entries).unwrap();
+    let new_index_at = out.len() as u64;
+    out.extend_from_slice(b"RWSI");
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&new_index_at.to_le_bytes());
+    out.extend_from_slice(&good[n - 8..]);
+    out
+}
+
+/// A sidecar whose chain of incremental records is broken (one record deleted, the index
+/// rebuilt, all checksums valid) is a damaged file naming the record, not a replay that
+/// diverges later on wrong RAM; the first record removed is caught too.
+#[test]
+fn a_broken_chain_of_records_is_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("demo.rwtrace");
+    record_demo(&trace, 100_000, 50_000_000);
+    let path = sidecar::sidecar_path(&trace);
+    let good = std::fs::read(&path).unwrap();
+    let all = load(&path, &trace).unwrap();
+    assert!(all.len() >= 4, "{} snapshots", all.len());
+    let bad_path = dir.path().join("broken.snapshots");
+    for k in [1, 0, all.len() - 1] {
+        std::fs::write(&bad_path, without_record(&good, &path, k)).unwrap();
+        let r = load(&bad_path, &trace);
+        if k == all.len() - 1 {
+            // The last record removed leaves a consistent, shorter chain.
+            assert_eq!(r.unwrap().len(), all.len() - 1);
+            continue;
+        }
+        let err = r.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, SidecarError::Corrupt { .. })
+                && msg.contains("chain of records is broken"),
+            "record {k} removed: {msg}"
+        );
+    }
+}

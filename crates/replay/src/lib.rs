@@ -205,6 +205,9 @@ enum Log {
     Replay(Box<Replayer>),
 }
 
+/// Largest `--serial-input` file (it is queued in memory whole).
+pub const MAX_SERIAL_INPUT_FILE: u64 = 256 << 20;
+
 /// The single entry point of host inputs into the machine.
 pub struct Boundary {
     mode: Mode,

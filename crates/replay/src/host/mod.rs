@@ -20,10 +20,12 @@ impl Boundary {
         match &config.serial {
             SerialInput::Null => {}
             SerialInput::File(path) => {
-                let bytes = std::fs::read(path).map_err(|source| BoundaryError::SerialFile {
-                    path: path.clone(),
-                    source,
-                })?;
+                // Queued whole: a regular file of bounded size, never a device or FIFO.
+                let bytes = rewind_log::hostfile::read_regular(path, crate::MAX_SERIAL_INPUT_FILE)
+                    .map_err(|p| BoundaryError::SerialFile {
+                        path: path.clone(),
+                        source: p.into_io_error(),
+                    })?;
                 self.serial_queue.extend(bytes);
             }
             SerialInput::Stdio => {
