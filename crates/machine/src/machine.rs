@@ -221,7 +221,9 @@ impl Machine {
         let rom = boot::mask_rom(plan.start_pc, plan.fdt_addr, plan.kernel_entry);
         bus.rom[..rom.len()].copy_from_slice(&rom);
         // The hart starts in the mask ROM and executes QEMU's reset vector from it.
-        let ram = Ram::with_rom(VIRT_DRAM, config.ram_size, VIRT_MROM, &rom);
+        let ram = Ram::try_with_rom(VIRT_DRAM, config.ram_size, VIRT_MROM, &rom).map_err(|e| {
+            MachineError::Config(format!("guest RAM ({} bytes): {e}", config.ram_size))
+        })?;
         let mut m = Machine {
             hart: reset_hart(config.cpu, 0),
             ram,
