@@ -1,7 +1,8 @@
 //! The hostile guest (`guests/hostile`, built once per PRNG seed) hammers every device region of the
 //! virt board with random loads, stores, AMOs, LR/SC and jumps, from M, S (through Sv39 tables that
-//! point into MMIO) and U, and counts the traps; a virtio-rng device sits in the first transport. rewind must not panic or hang on it, and every replay
-//! must reproduce the recording: same console output, same instruction count, same state hash.
+//! point into MMIO) and U, and counts the traps; a virtio-rng device sits in the first transport.
+//! rewind must not panic or hang on it, and every replay must reproduce the recording: same console
+//! output, same instruction count, same state hash.
 //!
 //! Not compared with QEMU: the guest reads the Goldfish RTC (wall clock), so its checksum is only
 //! deterministic within one recording and its replays; and QEMU 10 does not finish the guest: its
