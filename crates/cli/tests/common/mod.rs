@@ -114,6 +114,19 @@ pub fn number_after(text: &str, prefix: &str) -> Option<u64> {
         .and_then(|t| t.parse().ok())
 }
 
+/// `(N, hash)` from `rewind: replay matched the recording: <N> instructions, state <16 hex>`, the
+/// hash in lowercase.
+pub fn replay_matched_line(stderr: &str) -> Option<(u64, String)> {
+    stderr.lines().find_map(|l| {
+        let rest = l.strip_prefix("rewind: replay matched the recording: ")?;
+        let (n, rest) = rest.split_once(" instructions, state ")?;
+        let hash = rest.trim();
+        let n = n.parse().ok()?;
+        (hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| (n, hash.to_ascii_lowercase()))
+    })
+}
+
 /// Output and exit status of a finished process.
 #[derive(Debug, Clone)]
 pub struct Done {
