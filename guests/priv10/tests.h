@@ -275,6 +275,12 @@ static void vm_tests(void)
     printf("  pte2 %lx\n", l0[2] & 0xff);
     s_run("S amo A=0 adue", s_amo, VA(9));
     printf("  pte9 %lx\n", l0[9] & 0xff);
+    /* An AMO on a read-only page with A=0: QEMU 10's load half sets A before the store fault. */
+    l0[0] = PTE(data[0], PTE_V | PTE_R);
+    __asm__ volatile("sfence.vma" ::: "memory");
+    s_run("S amo ro A=0 adue", s_amo, VA(0));
+    printf("  pte0 %lx\n", l0[0] & 0xff);
+    l0[0] = PTE(data[0], PTE_V | PTE_R | PTE_A);
     /* ADUE = 0: clear A or D faults. */
     l0[1] = PTE(data[1], PTE_V | PTE_R | PTE_W);
     l0[2] = PTE(data[2], PTE_V | PTE_R | PTE_W | PTE_A);

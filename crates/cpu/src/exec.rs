@@ -1286,7 +1286,18 @@ impl Hart {
                 return Ok(false);
             }
         }
-        let (pa, dev) = self.translate_atomic_any(ram, addr, size, lr)?;
+        let (pa, dev) = match self.translate_atomic_any(ram, addr, size, lr) {
+            Ok(t) => t,
+            Err(e @ Exception::StorePageFault(_)) => {
+                // QEMU 10 (single-threaded TCG, as under -icount) performs an AMO or SC as a
+                // load and then a store: the load's walk sets A (Svadu) on a readable page
+                // before the store's walk faults. Svadu allows the A update ("may be performed
+                // as a result of speculation"); a failing second walk changes nothing.
+                let _ = self.translate_atomic_any(ram, addr, size, true);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let fault = if lr {
             Exception::LoadAccessFault(addr)
         } else {

@@ -7,7 +7,7 @@
 mod asm;
 
 use asm::{amo, jal};
-use rewind_cpu::csr::{CsrOp, MSTATUS_MPRV, MSTATUS_SUM, MSTATUS_TSR};
+use rewind_cpu::csr::{CsrOp, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, MSTATUS_TSR};
 use rewind_cpu::mmu::StoreOutcome;
 use rewind_cpu::{Exception, Hart, Mmio, MmioFault, Priv, Ram};
 
@@ -899,6 +899,43 @@ fn sc_checks_the_lr_address_before_translating() {
     h.x[3] = VA + 4;
     let words = [amo(0x03, 3, 6, 3, 2)];
     assert_eq!(run_s(&mut h, &mut ram, &mut m, &words), (false, 6, VA + 4));
+}
+
+#[test]
+fn amo_store_fault_after_a_readable_walk_sets_a() {
+    // QEMU 10 (single-threaded TCG) performs an AMO as a load and then a store: with
+    // menvcfg.ADUE the load's walk sets A on a readable page, then the store's walk raises the
+    // store/AMO page fault. A page the load may not read keeps A clear.
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    map(&mut ram, 0, PA, V | R | D); // readable, not writable, A clear
+    map(&mut ram, 1, PA, V | X | D); // execute-only
+    map(&mut ram, 2, PA, V | X | D); // execute-only, read with MXR below
+    h.x[2] = 1;
+    for (i, mxr, a_after) in [(0u64, false, A), (1, false, 0), (2, true, A)] {
+        h.prv = Priv::M;
+        let op = if mxr { CsrOp::Set } else { CsrOp::Clear };
+        h.csr_op(&m, 0x300, op, MSTATUS_MXR, true).unwrap();
+        let va = VA + i * 0x1000;
+        h.x[1] = va;
+        let words = [amo(0x00, 3, 6, 1, 2)]; // amoadd.d x6, x2, (x1)
+        assert_eq!(
+            run_s(&mut h, &mut ram, &mut m, &words),
+            (false, 15, va),
+            "{i}"
+        );
+        assert_eq!(rd64(&ram, L0 + 8 * i) & (A | D), a_after | D, "{i}");
+    }
+    // With ADUE = 0 (Svade behaviour) the clear A is a fault of its own and stays clear.
+    map(&mut ram, 3, PA, V | R | D);
+    h.csr_op(&m, 0x30a, CsrOp::Clear, 1 << 61, true).unwrap();
+    h.x[1] = VA + 0x3000;
+    let words = [amo(0x00, 3, 6, 1, 2)];
+    assert_eq!(
+        run_s(&mut h, &mut ram, &mut m, &words),
+        (false, 15, VA + 0x3000)
+    );
+    assert_eq!(rd64(&ram, L0 + 8 * 3) & (A | D), D);
 }
 
 #[test]
