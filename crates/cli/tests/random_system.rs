@@ -1398,7 +1398,8 @@ volatile uint64_t ntraps;
 uint64_t exit_kind, exit_csr[24], xdump[32];
 
 static uint64_t norm(uint64_t a) { return (a >= ALIAS && a < 2 * ALIAS) ? a + ALIAS : a; }
-static int in_code(uint64_t a) { return a >= (uint64_t)_start && a + 4 <= (uint64_t)__text_end; }
+/* No wrap-around: a body may leave xepc = 0, and fix_tval then looks at xepc - 4. */
+static int in_code(uint64_t a) { return a >= (uint64_t)_start && a <= (uint64_t)__text_end - 4; }
 
 /* The 32-bit instruction at code address a, or 0. */
 static uint32_t insn_at(uint64_t a)
