@@ -211,6 +211,8 @@ static uint64_t s_store(uint64_t a) { __asm__ volatile("sd %0, 0(%1)" ::"r"(s_va
 static uint64_t s_amo(uint64_t a) { uint64_t v = 1; __asm__ volatile("amoadd.d %0, %0, (%1)" : "+r"(v) : "r"(a) : "memory"); return v; }
 static uint64_t s_lr(uint64_t a) { uint64_t v; __asm__ volatile("lr.d %0, (%1)" : "=r"(v) : "r"(a) : "memory"); return v; }
 static uint64_t s_lrsc(uint64_t a) { uint64_t v = 7; __asm__ volatile("lr.d t0, (%1)\n sc.d %0, %0, (%1)" : "+r"(v) : "r"(a) : "t0", "memory"); return v; }
+/* LR at a, SC to the invalid page: QEMU 10 compares the SC's address with the LR's first. */
+static uint64_t s_lrsc_other(uint64_t a) { uint64_t v = 7; __asm__ volatile("lr.d t0, (%1)\n sc.d %0, %0, (%2)" : "+r"(v) : "r"(a), "r"(VA(3)) : "t0", "memory"); return v; }
 static uint64_t s_sc(uint64_t a) { uint64_t v = 7; __asm__ volatile("sc.d %0, %0, (%1)" : "+r"(v) : "r"(a) : "memory"); return v; }
 
 static void s_run(const char *label, uint64_t (*fn)(uint64_t), uint64_t a)
@@ -259,6 +261,7 @@ static void vm_tests(void)
     s_run("S amoadd invalid", s_amo, VA(3));
     s_run("S lr invalid", s_lr, VA(3));
     s_run("S sc invalid no reservation", s_sc, VA(3));
+    s_run("S lr ok, sc invalid", s_lrsc_other, VA(7));
     s_run("S ld pbmt", s_load, VA(4));
     s_run("S ld N", s_load, VA(5));
     s_run("S ld reserved54", s_load, VA(6) + 8);
@@ -272,6 +275,12 @@ static void vm_tests(void)
     printf("  pte2 %lx\n", l0[2] & 0xff);
     s_run("S amo A=0 adue", s_amo, VA(9));
     printf("  pte9 %lx\n", l0[9] & 0xff);
+    /* An AMO on a read-only page with A=0: QEMU 10's load half sets A before the store fault. */
+    l0[0] = PTE(data[0], PTE_V | PTE_R);
+    __asm__ volatile("sfence.vma" ::: "memory");
+    s_run("S amo ro A=0 adue", s_amo, VA(0));
+    printf("  pte0 %lx\n", l0[0] & 0xff);
+    l0[0] = PTE(data[0], PTE_V | PTE_R | PTE_A);
     /* ADUE = 0: clear A or D faults. */
     l0[1] = PTE(data[1], PTE_V | PTE_R | PTE_W);
     l0[2] = PTE(data[2], PTE_V | PTE_R | PTE_W | PTE_A);

@@ -56,7 +56,8 @@ pub struct Hart {
     pub icount: u64,
     /// Control and status registers.
     pub csr: Csrs,
-    /// LR/SC reservation: the physical address reserved, if any.
+    /// LR/SC reservation: the virtual address the LR used, if any (QEMU 10 compares an SC's
+    /// address with it before translating, so an SC elsewhere fails without faulting).
     pub reservation: Option<u64>,
     /// The value the LR read (raw bits): like QEMU 10's compare-and-swap SC, an SC succeeds only
     /// if the reserved location still holds it.

@@ -4,7 +4,10 @@
 //! (guests/priv10 prints them all); "spec" marks where rewind follows the ratified spec instead
 //! (see the priv spec-departures notes).
 
-use rewind_cpu::csr::{CsrOp, MSTATUS_MPRV, MSTATUS_SUM, MSTATUS_TSR};
+mod asm;
+
+use asm::{amo, jal};
+use rewind_cpu::csr::{CsrOp, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, MSTATUS_TSR};
 use rewind_cpu::mmu::StoreOutcome;
 use rewind_cpu::{Exception, Hart, Mmio, MmioFault, Priv, Ram};
 
@@ -823,6 +826,116 @@ fn misaligned_and_page_crossing() {
         Err(Exception::LoadPageFault(VA + 0x5000))
     );
     assert_eq!(h.translate_atomic(&mut ram, VA + 8, 8, false), Ok(PA + 8));
+}
+
+/// S-mode code (identity-mapped through the Sv39 gigapage) and its M trap vector (a spin).
+const CODE: u64 = RAM_BASE + 0x30_0000;
+const SPIN: u64 = RAM_BASE + 0x30_0800;
+
+/// Runs `words` in S-mode from CODE; returns (all retired in line, mcause, mtval), mcause 0 if
+/// nothing trapped.
+fn run_s(h: &mut Hart, ram: &mut Ram, m: &mut TestMmio, words: &[u32]) -> (bool, u64, u64) {
+    for (k, w) in words.iter().enumerate() {
+        ram.write(CODE + 4 * k as u64, &w.to_le_bytes()).unwrap();
+    }
+    ram.write(SPIN, &jal(0, 0).to_le_bytes()).unwrap();
+    h.prv = Priv::M;
+    csrw(h, m, 0x305, SPIN).unwrap();
+    csrw(h, m, 0x342, 0).unwrap();
+    csrw(h, m, 0x343, 0).unwrap();
+    h.prv = Priv::S;
+    h.pc = CODE;
+    let start = h.icount;
+    h.run(ram, m, words.len() as u64);
+    let done = h.icount - start == words.len() as u64 && h.pc == CODE + 4 * words.len() as u64;
+    h.prv = Priv::M;
+    let (cause, tval) = (csrr(h, m, 0x342).unwrap(), csrr(h, m, 0x343).unwrap());
+    (done, cause, tval)
+}
+
+#[test]
+fn sc_checks_the_lr_address_before_translating() {
+    // QEMU 10: an SC whose virtual address is not the LR's fails (rd = 1) without accessing
+    // memory, so an unmapped or read-only target does not fault; the reservation is the
+    // virtual address, so an alias of the reserved physical address fails too.
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    map(&mut ram, 0, PA, V | R | W | A | D);
+    map(&mut ram, 2, PA, V | R | W | A | D); // alias of page 0
+    map(&mut ram, 3, PA, V | R | A | D); // read-only
+    wr64(&mut ram, PA, 5);
+    h.x[1] = VA;
+    h.x[2] = 9;
+    h.x[3] = VA + 0x1000; // unmapped
+    h.x[4] = VA + 0x2000;
+    h.x[11] = VA + 0x3000;
+    let lr = amo(0x02, 3, 5, 1, 0);
+    let words = [
+        lr,
+        amo(0x03, 3, 6, 3, 2), // sc.d x6, x2, (x3): unmapped, another address → 1
+        lr,
+        amo(0x03, 3, 7, 4, 2), // sc.d x7, x2, (x4): same PA, another VA → 1
+        lr,
+        amo(0x03, 3, 8, 11, 2), // sc.d x8, x2, (x11): read-only page → 1
+        amo(0x03, 3, 9, 3, 2),  // no reservation at all → 1
+        lr,
+        amo(0x03, 3, 10, 1, 2), // the LR's address → 0
+    ];
+    assert_eq!(run_s(&mut h, &mut ram, &mut m, &words), (true, 0, 0));
+    assert_eq!(
+        (h.x[5], h.x[6], h.x[7], h.x[8], h.x[9], h.x[10]),
+        (5, 1, 1, 1, 1, 0)
+    );
+    assert_eq!((rd64(&ram, PA), h.reservation), (9, None));
+    // With the reservation on the read-only page the SC does access it: store page fault.
+    h.x[1] = VA + 0x3000;
+    let words = [lr, amo(0x03, 3, 10, 1, 2)];
+    assert_eq!(
+        run_s(&mut h, &mut ram, &mut m, &words),
+        (false, 15, VA + 0x3000)
+    );
+    // spec (docs/machine.md departure 8): a misaligned SC is a store/AMO misaligned exception
+    // (QEMU 10 fails it quietly).
+    h.x[3] = VA + 4;
+    let words = [amo(0x03, 3, 6, 3, 2)];
+    assert_eq!(run_s(&mut h, &mut ram, &mut m, &words), (false, 6, VA + 4));
+}
+
+#[test]
+fn amo_store_fault_after_a_readable_walk_sets_a() {
+    // QEMU 10 (single-threaded TCG) performs an AMO as a load and then a store: with
+    // menvcfg.ADUE the load's walk sets A on a readable page, then the store's walk raises the
+    // store/AMO page fault. A page the load may not read keeps A clear.
+    let (mut h, mut ram, mut m) = setup();
+    sv39(&mut h, &mut ram, &m);
+    map(&mut ram, 0, PA, V | R | D); // readable, not writable, A clear
+    map(&mut ram, 1, PA, V | X | D); // execute-only
+    map(&mut ram, 2, PA, V | X | D); // execute-only, read with MXR below
+    h.x[2] = 1;
+    for (i, mxr, a_after) in [(0u64, false, A), (1, false, 0), (2, true, A)] {
+        h.prv = Priv::M;
+        let op = if mxr { CsrOp::Set } else { CsrOp::Clear };
+        h.csr_op(&m, 0x300, op, MSTATUS_MXR, true).unwrap();
+        let va = VA + i * 0x1000;
+        h.x[1] = va;
+        let words = [amo(0x00, 3, 6, 1, 2)]; // amoadd.d x6, x2, (x1)
+        assert_eq!(
+            run_s(&mut h, &mut ram, &mut m, &words),
+            (false, 15, va),
+            "{i}"
+        );
+        assert_eq!(rd64(&ram, L0 + 8 * i) & (A | D), a_after | D, "{i}");
+    }
+    // With ADUE = 0 (Svade behaviour) the clear A is a fault of its own and stays clear.
+    map(&mut ram, 3, PA, V | R | D);
+    h.csr_op(&m, 0x30a, CsrOp::Clear, 1 << 61, true).unwrap();
+    h.x[1] = VA + 0x3000;
+    let words = [amo(0x00, 3, 6, 1, 2)];
+    assert_eq!(
+        run_s(&mut h, &mut ram, &mut m, &words),
+        (false, 15, VA + 0x3000)
+    );
+    assert_eq!(rd64(&ram, L0 + 8 * 3) & (A | D), D);
 }
 
 #[test]
