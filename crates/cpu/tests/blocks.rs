@@ -5,24 +5,9 @@ mod asm;
 
 use asm::*;
 use rewind_cpu::csr::CsrOp;
-use rewind_cpu::{ExitReason, Hart, Mmio, MmioFault, Ram};
+use rewind_cpu::{ExitReason, Hart, Ram};
 
 const BASE: u64 = 0x8000_0000;
-
-/// No devices: every MMIO access faults.
-struct NoBus;
-
-impl Mmio for NoBus {
-    fn load(&mut self, _: &mut Ram, _: u64, _: u8, _: u64) -> Result<u64, MmioFault> {
-        Err(MmioFault)
-    }
-    fn store(&mut self, _: &mut Ram, _: u64, _: u8, _: u64, _: u64) -> Result<(), MmioFault> {
-        Err(MmioFault)
-    }
-    fn mtime(&self, icount: u64) -> u64 {
-        icount
-    }
-}
 
 fn setup(words: &[u32]) -> (Hart, Ram) {
     let mut p = Prog::new();
@@ -45,7 +30,7 @@ fn entering_a_block_in_the_middle_keeps_pc_relative_ops_right() {
         jal(0, 0),        // 20
     ];
     let (mut h, mut ram) = setup(&words);
-    assert_eq!(h.run(&mut ram, &mut NoBus, 11), ExitReason::Budget);
+    assert_eq!(h.run(&mut ram, &mut NoDevices, 11), ExitReason::Budget);
     assert_eq!((h.pc, h.icount), (BASE + 20, 11));
     assert_eq!((h.x[6], h.x[7], h.x[8]), (BASE + 4, BASE + 8 + 0x1000, 3));
 }
@@ -62,13 +47,13 @@ fn every_budget_inside_a_block_stops_exactly() {
     ];
     for n in 0..=13u64 {
         let (mut h, mut ram) = setup(&words);
-        assert_eq!(h.run(&mut ram, &mut NoBus, n), ExitReason::Budget);
+        assert_eq!(h.run(&mut ram, &mut NoDevices, n), ExitReason::Budget);
         let k = n % 6;
         assert_eq!((h.icount, h.pc), (n, BASE + 4 * k), "budget {n}");
         // Step the rest one by one: same state as one run.
         let (mut one, mut ram1) = setup(&words);
         for _ in 0..n {
-            one.run(&mut ram1, &mut NoBus, 1);
+            one.run(&mut ram1, &mut NoDevices, 1);
         }
         assert_eq!(
             (one.pc, one.icount, one.x),
@@ -93,8 +78,8 @@ fn fault_in_the_middle_of_a_block_reports_its_pc_and_count() {
     words.resize(0x100 / 4, addi(0, 0, 0));
     words.push(jal(0, 0));
     let (mut h, mut ram) = setup(&words);
-    assert_eq!(h.run(&mut ram, &mut NoBus, 10), ExitReason::Budget);
-    let csr = |h: &mut Hart, a| h.csr_op(&NoBus, a, CsrOp::Set, 0, false).unwrap();
+    assert_eq!(h.run(&mut ram, &mut NoDevices, 10), ExitReason::Budget);
+    let csr = |h: &mut Hart, a| h.csr_op(&NoDevices, a, CsrOp::Set, 0, false).unwrap();
     assert_eq!(csr(&mut h, 0x341), BASE + 20, "mepc");
     assert_eq!(csr(&mut h, 0x342), 5, "mcause: load access fault");
     assert_eq!(csr(&mut h, 0x343), 0x2000_0008, "mtval");

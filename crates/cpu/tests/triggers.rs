@@ -6,23 +6,9 @@ mod asm;
 
 use asm::*;
 use rewind_cpu::csr::CsrOp;
-use rewind_cpu::{Hart, Mmio, MmioFault, Priv, Ram};
+use rewind_cpu::{Hart, Priv, Ram};
 
 const BASE: u64 = 0x8000_0000;
-
-struct NoDevices;
-
-impl Mmio for NoDevices {
-    fn load(&mut self, _: &mut Ram, _: u64, _: u8, _: u64) -> Result<u64, MmioFault> {
-        Err(MmioFault)
-    }
-    fn store(&mut self, _: &mut Ram, _: u64, _: u8, _: u64, _: u64) -> Result<(), MmioFault> {
-        Err(MmioFault)
-    }
-    fn mtime(&self, icount: u64) -> u64 {
-        icount
-    }
-}
 
 /// A hart at BASE running `words`, mtvec = BASE + 0x100 (a `j .` loop).
 fn setup(words: &[u32]) -> (Hart, Ram) {

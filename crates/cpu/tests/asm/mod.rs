@@ -267,3 +267,31 @@ impl Prog {
         self.bytes.len() as i32
     }
 }
+
+/// No devices: every MMIO access faults, `mtime` is the instruction count.
+pub struct NoDevices;
+
+impl rewind_cpu::Mmio for NoDevices {
+    fn load(
+        &mut self,
+        _: &mut rewind_cpu::Ram,
+        _: u64,
+        _: u8,
+        _: u64,
+    ) -> Result<u64, rewind_cpu::MmioFault> {
+        Err(rewind_cpu::MmioFault)
+    }
+    fn store(
+        &mut self,
+        _: &mut rewind_cpu::Ram,
+        _: u64,
+        _: u8,
+        _: u64,
+        _: u64,
+    ) -> Result<(), rewind_cpu::MmioFault> {
+        Err(rewind_cpu::MmioFault)
+    }
+    fn mtime(&self, icount: u64) -> u64 {
+        icount
+    }
+}
