@@ -208,6 +208,22 @@ fn int_kind(sel: u8) -> IntKind {
     }
 }
 
+/// Size and direction of an LR/SC/AMO access: LR reads, SC writes (whether or not it will
+/// succeed), an AMO reads and writes.
+fn amo_access(kind: Kind) -> (u64, bool, bool) {
+    let size = if (kind as u8) <= (Kind::AmoMaxuW as u8) {
+        4
+    } else {
+        8
+    };
+    let (read, write) = match kind {
+        Kind::LrW | Kind::LrD => (true, false),
+        Kind::ScW | Kind::ScD => (false, true),
+        _ => (true, true),
+    };
+    (size, read, write)
+}
+
 impl Hart {
     /// Execute at most `budget` instructions (exactly `budget` unless it exits early), taking
     /// pending interrupts on entry and after state changes. `self.icount` counts retirements.
@@ -1225,32 +1241,14 @@ impl Hart {
     /// (whether or not it will succeed), an AMO reads and writes. Records the hit.
     #[cold]
     fn amo_watch(&mut self, kind: Kind, addr: u64) -> bool {
-        let size = if (kind as u8) <= (Kind::AmoMaxuW as u8) {
-            4
-        } else {
-            8
-        };
-        let (read, write) = match kind {
-            Kind::LrW | Kind::LrD => (true, false),
-            Kind::ScW | Kind::ScD => (false, true),
-            _ => (true, true),
-        };
+        let (size, read, write) = amo_access(kind);
         self.debug.watch_check(addr, size, read, write)
     }
 
     /// Would the LR/SC/AMO about to execute at `addr` fire a guest load/store trigger? Its xtval.
     #[cold]
     fn amo_trigger(&self, kind: Kind, addr: u64) -> Option<u64> {
-        let size = if (kind as u8) <= (Kind::AmoMaxuW as u8) {
-            4
-        } else {
-            8
-        };
-        let (read, write) = match kind {
-            Kind::LrW | Kind::LrD => (true, false),
-            Kind::ScW | Kind::ScD => (false, true),
-            _ => (true, true),
-        };
+        let (size, read, write) = amo_access(kind);
         self.trigger_watch_hit(addr, size, read, write)
     }
 

@@ -50,6 +50,24 @@ pub struct FdtNode {
     pub props: Vec<(&'static str, FdtValue)>,
 }
 
+impl FdtNode {
+    /// The node of a plain MMIO device as QEMU writes it: `interrupts` and `interrupt-parent`
+    /// (when it has a line), `reg`, then `compatible`; named `{prefix}@{base:x}`.
+    pub fn mmio(prefix: &str, compatible: &str, base: u64, size: u64, irq: Option<u32>) -> Self {
+        let mut props = Vec::new();
+        if let Some(irq) = irq {
+            props.push(("interrupts", FdtValue::U32(irq)));
+            props.push(("interrupt-parent", FdtValue::InterruptParent));
+        }
+        props.push(("reg", FdtValue::U64s(vec![base, size])));
+        props.push(("compatible", FdtValue::Str(compatible.into())));
+        FdtNode {
+            name: format!("{prefix}@{base:x}"),
+            props,
+        }
+    }
+}
+
 /// A snapshot of a device that cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {

@@ -9,7 +9,7 @@
 use rewind_cpu::Ram;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Device, DeviceTime, FdtNode, FdtValue};
+use crate::device::{Device, DeviceTime, FdtNode};
 
 /// Register offsets.
 pub mod reg {
@@ -206,17 +206,7 @@ impl Device for GoldfishRtc {
     }
 
     fn fdt_node(&self, base: u64, size: u64, irq: Option<u32>) -> Option<FdtNode> {
-        let mut props = Vec::new();
-        if let Some(irq) = irq {
-            props.push(("interrupts", FdtValue::U32(irq)));
-            props.push(("interrupt-parent", FdtValue::InterruptParent));
-        }
-        props.push(("reg", FdtValue::U64s(vec![base, size])));
-        props.push(("compatible", FdtValue::Str("google,goldfish-rtc".into())));
-        Some(FdtNode {
-            name: format!("rtc@{base:x}"),
-            props,
-        })
+        Some(FdtNode::mmio("rtc", "google,goldfish-rtc", base, size, irq))
     }
 }
 

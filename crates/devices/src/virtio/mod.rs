@@ -12,7 +12,7 @@ pub mod rng;
 use rewind_cpu::Ram;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Device, DeviceTime, FdtNode, FdtValue, HostInputs, Validate};
+use crate::device::{Device, DeviceTime, FdtNode, HostInputs, Validate};
 use queue::{Queue, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1, QUEUE_SIZE_MAX};
 
 /// `MagicValue`: "virt".
@@ -431,17 +431,7 @@ impl Device for VirtioMmio {
     }
 
     fn fdt_node(&self, base: u64, size: u64, irq: Option<u32>) -> Option<FdtNode> {
-        let mut props = Vec::new();
-        if let Some(irq) = irq {
-            props.push(("interrupts", FdtValue::U32(irq)));
-            props.push(("interrupt-parent", FdtValue::InterruptParent));
-        }
-        props.push(("reg", FdtValue::U64s(vec![base, size])));
-        props.push(("compatible", FdtValue::Str("virtio,mmio".into())));
-        Some(FdtNode {
-            name: format!("virtio_mmio@{base:x}"),
-            props,
-        })
+        Some(FdtNode::mmio("virtio_mmio", "virtio,mmio", base, size, irq))
     }
 }
 
