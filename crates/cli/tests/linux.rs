@@ -281,16 +281,6 @@ fn matched_line(stderr: &str) -> Option<(u64, String)> {
     })
 }
 
-/// `<N>` from `rewind: recorded <N> instructions to <FILE> (<B> bytes)`.
-fn recorded_icount(stderr: &str) -> Option<u64> {
-    stderr.lines().find_map(|l| {
-        let rest = l.strip_prefix("rewind: recorded ")?;
-        let (n, rest) = rest.split_once(' ')?;
-        rest.starts_with("instructions to ")
-            .then(|| n.parse().ok())?
-    })
-}
-
 /// What rewind says when the kernel image does not exist: exit 2 naming the file, and the docs
 /// say which script makes the assets. Needs no assets.
 #[test]
@@ -397,7 +387,7 @@ fn linux_shell_session_replays_exactly() {
         rec.describe(),
         common::tail(&text, 40)
     );
-    let icount = recorded_icount(&rec.stderr)
+    let icount = common::recorded_icount(&rec.stderr)
         .unwrap_or_else(|| panic!("record printed no icount line\n{}", rec.describe()));
     eprintln!(
         "linux: record: {icount} instructions, {} bytes of console output, {:.1?} wall",

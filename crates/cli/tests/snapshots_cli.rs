@@ -41,17 +41,8 @@ fn record(trace: &Path, extra: &[&str]) -> (Done, u64) {
     args.extend(extra.iter().map(s));
     let d = rewind(&args);
     assert_eq!(d.code, Some(0), "record: {}", d.describe());
-    let n = d
-        .stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("rewind: recorded ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no icount: {}", d.describe()));
+    let n =
+        common::recorded_icount(&d.stderr).unwrap_or_else(|| panic!("no icount: {}", d.describe()));
     (d, n)
 }
 

@@ -453,3 +453,14 @@ impl Drop for Server {
         }
     }
 }
+
+/// The instruction count of `rewind: recorded N instructions to FILE (...)` on a recording's
+/// stderr.
+pub fn recorded_icount(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| {
+        let rest = l.strip_prefix("rewind: recorded ")?;
+        let (n, rest) = rest.split_once(' ')?;
+        rest.starts_with("instructions to ")
+            .then(|| n.parse().ok())?
+    })
+}
