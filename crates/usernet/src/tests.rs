@@ -396,7 +396,7 @@ fn hostfwd_rules_parse_like_qemu() {
 }
 
 #[test]
-fn thread_answers_through_its_channels_and_holds_back_when_full() {
+fn thread_answers_through_its_channels() {
     let (tx, rx) = std::sync::mpsc::channel();
     let t = spawn(&NetConfig::default(), move |f| tx.send(f).is_ok()).unwrap();
     t.guest_frames
