@@ -174,7 +174,9 @@ cp -u "$KROOT/boot/System.map-$KVER" "$ASSETS/System.map-$KVER" 2>/dev/null || t
 
 # --- 4. initramfs ---------------------------------------------------------------------------
 INITRD="$ASSETS/initrd.cpio.gz"
-if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]]; then
+TESTS_SRC="$ROOT/scripts/linux-tests"
+stale_tests() { [[ -d "$TESTS_SRC" ]] && [[ -n "$(find "$TESTS_SRC" -newer "$INITRD" -print -quit)" ]]; }
+if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]] || stale_tests; then
     log "building initramfs"
     IR="$ASSETS/initramfs"
     rm -rf "$IR"
@@ -188,7 +190,8 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]]; then
         uname sleep seq grep tail head ps mkdir rm cp mv ln true false test printf wc sort
         uniq cut tr sed awk find xargs dd od hexdump free uptime insmod modprobe lsmod rmmod
         mdev ip ifconfig hostname env stat sync df du kill chmod chown touch basename dirname
-        readlink cmp diff tee expr time yes cttyhack setsid)
+        readlink cmp diff tee expr time yes cttyhack setsid udhcpc wget nc httpd route
+        sha1sum base64 mkfifo timeout pidof pkill killall usleep)
     for a in "${APPLETS[@]}"; do
         # Only link applets that actually exist in this busybox build.
         if grep -aqx -- "$a" <(strings -n 2 "$IR/bin/busybox"); then
@@ -199,7 +202,7 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]]; then
 
     # Kernel modules for the devices the next issues add: copy only what is modular (=m).
     # The package ships no modules.dep (its postinst runs depmod), so generate it here.
-    MODS=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_input evdev ext4)
+    MODS=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_input evdev ext4 virtio_snd)
     MDIR="$KROOT/usr/lib/modules/$KVER"
     [[ -d "$MDIR" ]] || MDIR="$KROOT/lib/modules/$KVER"
     if [[ ! -f "$MDIR/modules.dep" ]]; then
@@ -214,6 +217,7 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]]; then
             evdev) sym=CONFIG_INPUT_EVDEV ;;
             ext4) sym=CONFIG_EXT4_FS ;;
             virtio-rng) sym=CONFIG_HW_RANDOM_VIRTIO ;;
+            virtio_snd) sym=CONFIG_SND_VIRTIO ;;
             *) sym="CONFIG_${m^^}" ;;
         esac
         state=$(grep -E "^$sym=" "$CFG" | cut -d= -f2 || true)
@@ -243,6 +247,31 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]]; then
     fi
     printf '%s\n' "${!want[@]}" | sort >>"$ASSETS/modules.txt"
 
+    # Device tests: kernel cmdline rewind.test=NAME runs /tests/NAME.sh (from
+    # scripts/linux-tests/NAME.sh), then the guest powers off.
+    mkdir -p "$IR/tests" "$IR/usr/share/udhcpc"
+    if [[ -d "$TESTS_SRC" ]]; then
+        for t in "$TESTS_SRC"/*.sh; do
+            [[ -e "$t" ]] || continue
+            install -m 755 "$t" "$IR/tests/$(basename "$t")"
+        done
+    fi
+    # busybox udhcpc configures nothing by itself: this is the usual minimal default.script.
+    cat >"$IR/usr/share/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+    deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+    bound|renew)
+        ip addr add "$ip/${mask:-24}" dev "$interface"
+        for r in $router; do ip route add default via "$r" dev "$interface"; done
+        : >/etc/resolv.conf
+        for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+        ;;
+esac
+exit 0
+EOF
+    chmod 755 "$IR/usr/share/udhcpc/default.script"
+
     cat >"$IR/init" <<'EOF'
 #!/bin/sh
 # rewind test init: mount the pseudo file systems, print a banner, then either run the
@@ -255,6 +284,25 @@ mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
 echo
 echo "=== rewind linux guest: $(uname -srm) ==="
 echo "cmdline: $(cat /proc/cmdline)"
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        rewind.test=1) ;;
+        rewind.test=*)
+            name=${arg#rewind.test=}
+            echo "--- rewind.test $name begin ---"
+            if [ -x "/tests/$name.sh" ]; then
+                if "/tests/$name.sh"; then
+                    echo "--- rewind.test $name passed ---"
+                else
+                    echo "--- rewind.test $name FAILED ---"
+                fi
+            else
+                echo "--- rewind.test $name: no /tests/$name.sh ---"
+            fi
+            poweroff -f
+            ;;
+    esac
+done
 if grep -qw 'rewind.test=1' /proc/cmdline; then
     echo "--- rewind.test begin ---"
     uname -a

@@ -8,10 +8,11 @@
 #[allow(dead_code)]
 mod common;
 
+use common::linux::{boot_args, linux_assets, APPEND};
 use common::{assert_same_output, repo_root, rewind_proc, run_rewind, Done, Proc, Scratch};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,78 +26,14 @@ const TIMEOUT: Duration = Duration::from_secs(240);
 /// the whole boot).
 const WAIT: Duration = Duration::from_secs(180);
 
-/// The kernel command line: an interactive shell on the console (no `rewind.test=1`).
-const APPEND: &str = "console=ttyS0 earlycon rdinit=/init";
-
 /// busybox ash's prompt for root in `/` (`\w \$ `; `/init` runs with HOME=/, so `\w` is `~`).
 const PROMPT: &str = "~ # ";
 
 /// SHA-256 of `"hello\n"`.
 const HELLO_SHA256: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
 
-/// The files the script writes that the test boots.
-const ASSETS: [&str; 3] = ["fw_jump.bin", "Image", "initrd.cpio.gz"];
-
 fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
     x.as_ref().to_string_lossy().into_owned()
-}
-
-/// Whether `REWIND_REQUIRE_LINUX` is set: missing assets then fail instead of skipping.
-fn linux_required() -> bool {
-    std::env::var_os("REWIND_REQUIRE_LINUX").is_some()
-}
-
-/// `assets/linux/`, after running `scripts/linux-guest.sh` if a file is missing; `None` = skip.
-/// Prepared once per test process: tests run in parallel threads, and two concurrent runs of
-/// the script would share its apt state directories.
-fn linux_assets() -> Option<PathBuf> {
-    static ASSETS_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    ASSETS_DIR.get_or_init(prepare_linux_assets).clone()
-}
-
-fn prepare_linux_assets() -> Option<PathBuf> {
-    let root = repo_root();
-    let dir = root.join("assets/linux");
-    let missing = |d: &Path| -> Vec<&str> {
-        ASSETS
-            .iter()
-            .copied()
-            .filter(|f| !d.join(f).is_file())
-            .collect()
-    };
-    let absent = missing(&dir);
-    if absent.is_empty() {
-        return Some(dir);
-    }
-    let script = root.join("scripts/linux-guest.sh");
-    eprintln!(
-        "linux: {} lacks {absent:?}: running {}",
-        dir.display(),
-        script.display()
-    );
-    let started = Instant::now();
-    let problem = match Command::new("bash").arg(&script).output() {
-        Err(e) => format!("cannot run {}: {e}", script.display()),
-        Ok(o) if !o.status.success() => format!(
-            "{} failed ({}):\n{}",
-            script.display(),
-            o.status,
-            common::tail(&String::from_utf8_lossy(&o.stderr), 15)
-        ),
-        Ok(_) if !missing(&dir).is_empty() => {
-            format!("{} did not produce {:?}", script.display(), missing(&dir))
-        }
-        Ok(_) => {
-            eprintln!("linux: assets ready in {:.1?}", started.elapsed());
-            return Some(dir);
-        }
-    };
-    assert!(
-        !linux_required(),
-        "REWIND_REQUIRE_LINUX is set but the Linux guest assets are missing: {problem}"
-    );
-    eprintln!("SKIPPING linux test: {problem}\n(set REWIND_REQUIRE_LINUX=1 to make this an error)");
-    None
 }
 
 /// Small deterministic PRNG (xorshift64*) for the typing moments; the seed is printed.
@@ -584,20 +521,6 @@ fn linux_reboot_boots_again() {
             common::tail(&text, 40)
         );
     }
-}
-
-/// `-m 512M` and the firmware, kernel and initrd options of the Linux guest in `assets`.
-fn boot_args(assets: &Path) -> Vec<String> {
-    let mut args = vec![s("-m"), s("512M")];
-    for (flag, file) in [
-        ("--bios", "fw_jump.bin"),
-        ("--kernel", "Image"),
-        ("--initrd", "initrd.cpio.gz"),
-    ] {
-        args.push(s(flag));
-        args.push(s(assets.join(file)));
-    }
-    args
 }
 
 /// The lines of `/proc/cpuinfo` the scripted `/init` prints (`cat /proc/cpuinfo | head`).

@@ -650,7 +650,7 @@ fn compute_timer_replays_without_timer_events() {
         "Random",
         "IdleWarp",
         "StateHash",
-        "BlockComplete",
+        "NetSent",
         "NetPacket",
         "InputEvent",
         "StateRegisters",

@@ -1,6 +1,6 @@
 //! The device seam: what every pluggable device of the board implements ([`Device`]), how its
 //! state goes into snapshots ([`Persist`]), and the few things it may ask of the host
-//! ([`HostInputs`], always answered through the replay boundary).
+//! ([`HostIo`], always answered through the replay boundary).
 
 use rewind_cpu::Ram;
 use serde::de::DeserializeOwned;
@@ -19,11 +19,50 @@ pub struct DeviceTime {
     pub rtc_ns: u64,
 }
 
-/// Host inputs a device may need while serving a request. The machine answers them through
-/// the replay boundary: logged in record, returned from the log in replay.
-pub trait HostInputs {
+/// Host-side I/O a device may need while serving a request. The machine answers it through
+/// the replay boundary: inputs are logged in record and returned from the log in replay; guest
+/// output is derived and checked against the recording.
+pub trait HostIo {
     /// Fill `buf` with entropy.
     fn random(&mut self, buf: &mut [u8]);
+    /// A frame the guest sent on the network device in transport `slot`.
+    fn net_transmit(&mut self, _slot: u8, _frame: &[u8]) {}
+    /// Fill `buf` with captured audio for the sound device in transport `slot`.
+    fn audio_capture(&mut self, _slot: u8, buf: &mut [u8]) {
+        buf.fill(0);
+    }
+    /// Samples the guest played on the sound device in transport `slot`.
+    fn audio_playback(&mut self, _slot: u8, _pcm: &[u8]) {}
+}
+
+/// An asynchronous host input for one device, handed over at a checkpoint (logged at its
+/// delivery icount).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceInput {
+    /// A network frame for the guest.
+    NetFrame(Vec<u8>),
+    /// A keyboard or pointer event (evdev type, code, value).
+    Input {
+        /// evdev type.
+        kind: u16,
+        /// evdev code.
+        code: u16,
+        /// evdev value.
+        value: i32,
+    },
+}
+
+/// What a device works with while serving: time, guest RAM (DMA), the host, and its slot
+/// (the virtio-mmio transport index: the `device` byte of its log events).
+pub struct DeviceCtx<'a> {
+    /// Time of the checkpoint.
+    pub t: DeviceTime,
+    /// Guest RAM.
+    pub ram: &'a mut Ram,
+    /// The host, through the replay boundary.
+    pub host: &'a mut dyn HostIo,
+    /// Transport index.
+    pub slot: u8,
 }
 
 /// A property value of a device tree node.
@@ -163,13 +202,16 @@ pub trait Device: Persist + std::fmt::Debug + Send {
     fn next_deadline_ns(&self, _t: &DeviceTime) -> Option<u64> {
         None
     }
-    /// Whether the device has work for [`Device::service`] (set by a register write; the
-    /// machine serves it at the checkpoint right after that instruction, in every mode).
-    fn wants_service(&self) -> bool {
+    /// Whether the device has work for [`Device::service`]: a register write asked for it
+    /// (the machine serves it at the checkpoint right after that instruction, in every mode),
+    /// or one of its deadlines has passed.
+    fn wants_service(&self, _t: &DeviceTime) -> bool {
         false
     }
-    /// Do deferred work that needs host inputs or guest memory.
-    fn service(&mut self, _t: &DeviceTime, _ram: &mut Ram, _host: &mut dyn HostInputs) {}
+    /// Do deferred work that needs host I/O or guest memory.
+    fn service(&mut self, _ctx: &mut DeviceCtx) {}
+    /// Take an asynchronous host input (a network frame, an input event).
+    fn host_input(&mut self, _input: DeviceInput, _ctx: &mut DeviceCtx) {}
     /// The device tree node for the device at `base` (region `size`, PLIC source `irq`).
     fn fdt_node(&self, base: u64, size: u64, irq: Option<u32>) -> Option<FdtNode>;
 }

@@ -14,9 +14,7 @@ pub mod uart;
 pub mod virtio;
 
 pub use clint::Clint;
-pub use device::{
-    Device, DeviceTime, FdtNode, FdtValue, HostInputs, Persist, StateError, Validate,
-};
+pub use device::{Device, DeviceTime, FdtNode, FdtValue, HostIo, Persist, StateError, Validate};
 pub use plic::Plic;
 pub use rtc::GoldfishRtc;
 pub use test_finisher::{FinisherAction, SifiveTest};

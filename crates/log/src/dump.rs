@@ -66,11 +66,9 @@ pub fn summary(event: &Event) -> String {
                 if regs.len() > 2 { ", ..." } else { "" }
             )
         }
-        Event::BlockComplete {
-            device,
-            request,
-            status,
-        } => format!("device={device} request={request} status={status}"),
+        Event::NetSent { device, len, hash } => {
+            format!("device={device} len={len} hash={hash:#018x}")
+        }
         Event::NetPacket { device, bytes } => {
             format!("device={device} len={} {}", bytes.len(), preview(bytes))
         }
@@ -105,11 +103,9 @@ fn event_json(e: &EventAt) -> serde_json::Value {
         Event::SnapshotMark { seq } => json!({ "seq": seq }),
         Event::StateHash { hash } => json!({ "hash": format!("{hash:#018x}") }),
         Event::StateRegisters { regs } => json!({ "regs": regs }),
-        Event::BlockComplete {
-            device,
-            request,
-            status,
-        } => json!({"device": device, "request": request, "status": status}),
+        Event::NetSent { device, len, hash } => {
+            json!({"device": device, "len": len, "hash": format!("{hash:#018x}")})
+        }
         Event::NetPacket { device, bytes } => {
             json!({"device": device, "len": bytes.len(), "hex": hex(bytes)})
         }

@@ -101,14 +101,15 @@ pub enum Event {
         /// The hash.
         hash: u64,
     },
-    /// A block device request completed.
-    BlockComplete {
-        /// Block device index.
+    /// A frame the guest sent (derived output): its length and hash, so a replay whose guest
+    /// sends something else is stopped at that packet.
+    NetSent {
+        /// Network device index.
         device: u8,
-        /// Request identifier.
-        request: u64,
-        /// Completion status.
-        status: u8,
+        /// Frame length.
+        len: u32,
+        /// Hash of the frame.
+        hash: u64,
     },
     /// A network packet arrived from the host side.
     NetPacket {
@@ -162,8 +163,8 @@ pub enum EventKind {
     IdleWarp,
     /// [`Event::StateHash`].
     StateHash,
-    /// [`Event::BlockComplete`].
-    BlockComplete,
+    /// [`Event::NetSent`].
+    NetSent,
     /// [`Event::NetPacket`].
     NetPacket,
     /// [`Event::InputEvent`].
@@ -186,7 +187,7 @@ impl EventKind {
         EventKind::Random,
         EventKind::IdleWarp,
         EventKind::StateHash,
-        EventKind::BlockComplete,
+        EventKind::NetSent,
         EventKind::NetPacket,
         EventKind::InputEvent,
         EventKind::StateRegisters,
@@ -204,7 +205,7 @@ impl EventKind {
             EventKind::Random => "Random",
             EventKind::IdleWarp => "IdleWarp",
             EventKind::StateHash => "StateHash",
-            EventKind::BlockComplete => "BlockComplete",
+            EventKind::NetSent => "NetSent",
             EventKind::NetPacket => "NetPacket",
             EventKind::InputEvent => "InputEvent",
             EventKind::StateRegisters => "StateRegisters",
@@ -231,7 +232,7 @@ impl Event {
             Event::Random { .. } => EventKind::Random,
             Event::IdleWarp { .. } => EventKind::IdleWarp,
             Event::StateHash { .. } => EventKind::StateHash,
-            Event::BlockComplete { .. } => EventKind::BlockComplete,
+            Event::NetSent { .. } => EventKind::NetSent,
             Event::NetPacket { .. } => EventKind::NetPacket,
             Event::InputEvent { .. } => EventKind::InputEvent,
             Event::StateRegisters { .. } => EventKind::StateRegisters,
@@ -257,7 +258,7 @@ const CLASS_SERIAL: u8 = 0x1;
 const CLASS_SHUTDOWN: u8 = 0x2;
 const CLASS_GUEST_EXIT: u8 = 0x3;
 const CLASS_CLOCK: u8 = 0x4;
-const CLASS_BLOCK: u8 = 0x5;
+const CLASS_NET_SENT: u8 = 0x5;
 const CLASS_NET: u8 = 0x6;
 const CLASS_INPUT: u8 = 0x7;
 const TAG_END: u8 = 0x01;
@@ -287,13 +288,13 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, delta: u64, event: &Event) {
     let (tag, escaped) = match event {
         Event::SerialInput { port: i, .. }
         | Event::ClockRead { kind: i, .. }
-        | Event::BlockComplete { device: i, .. }
+        | Event::NetSent { device: i, .. }
         | Event::NetPacket { device: i, .. }
         | Event::InputEvent { device: i, .. } => {
             let class = match event {
                 Event::SerialInput { .. } => CLASS_SERIAL,
                 Event::ClockRead { .. } => CLASS_CLOCK,
-                Event::BlockComplete { .. } => CLASS_BLOCK,
+                Event::NetSent { .. } => CLASS_NET_SENT,
                 Event::NetPacket { .. } => CLASS_NET,
                 _ => CLASS_INPUT,
             };
@@ -336,11 +337,9 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, delta: u64, event: &Event) {
                 put_varint(out, r);
             }
         }
-        Event::BlockComplete {
-            request, status, ..
-        } => {
-            put_varint(out, *request);
-            out.push(*status);
+        Event::NetSent { len, hash, .. } => {
+            put_varint(out, u64::from(*len));
+            out.extend_from_slice(&hash.to_le_bytes());
         }
         Event::InputEvent {
             kind, code, value, ..
@@ -447,7 +446,7 @@ pub(crate) fn decode_event(data: &[u8], pos: usize) -> Result<(u64, Event, usize
         ),
         CLASS_SHUTDOWN => (sub as usize) < ShutdownCause::ALL.len(),
         CLASS_GUEST_EXIT => (sub as usize) < GuestExitKind::ALL.len(),
-        CLASS_SERIAL | CLASS_CLOCK | CLASS_BLOCK | CLASS_NET | CLASS_INPUT => true,
+        CLASS_SERIAL | CLASS_CLOCK | CLASS_NET_SENT | CLASS_NET | CLASS_INPUT => true,
         _ => false,
     };
     if !known {
@@ -495,10 +494,10 @@ pub(crate) fn decode_event(data: &[u8], pos: usize) -> Result<(u64, Event, usize
             kind: index,
             value_ns: u64::from_le_bytes(c.array()?),
         },
-        CLASS_BLOCK => Event::BlockComplete {
+        CLASS_NET_SENT => Event::NetSent {
             device: index,
-            request: c.varint()?,
-            status: c.u8()?,
+            len: u32::try_from(c.varint()?).map_err(|_| unknown)?,
+            hash: u64::from_le_bytes(c.array()?),
         },
         CLASS_NET => Event::NetPacket {
             device: index,

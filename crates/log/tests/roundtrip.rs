@@ -289,12 +289,10 @@ fn arb_event() -> impl Strategy<Value = Event> {
         blob.clone().prop_map(|bytes| Event::Random { bytes }),
         any::<u64>().prop_map(|ns| Event::IdleWarp { ns }),
         any::<u64>().prop_map(|hash| Event::StateHash { hash }),
-        (any::<u8>(), any::<u64>(), any::<u8>()).prop_map(|(device, request, status)| {
-            Event::BlockComplete {
-                device,
-                request,
-                status,
-            }
+        (any::<u8>(), any::<u32>(), any::<u64>()).prop_map(|(device, len, hash)| Event::NetSent {
+            device,
+            len,
+            hash
         }),
         (any::<u8>(), blob).prop_map(|(device, bytes)| Event::NetPacket { device, bytes }),
         (any::<u8>(), any::<u16>(), any::<u16>(), any::<i32>()).prop_map(

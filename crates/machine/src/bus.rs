@@ -5,7 +5,9 @@
 //! device is a [`Device`] in a slot. Regions are checked for overlap when they are added.
 
 use rewind_cpu::{Mmio, MmioFault, Ram};
-use rewind_devices::device::{Device, DeviceTime, FdtNode, FdtValue, HostInputs, StateError};
+use rewind_devices::device::{
+    Device, DeviceCtx, DeviceInput, DeviceTime, FdtNode, FdtValue, HostIo, StateError,
+};
 use rewind_devices::layout::*;
 use rewind_devices::virtio::VirtioMmio;
 use rewind_devices::{Clint, FinisherAction, GoldfishRtc, Plic, SifiveTest, Uart16550};
@@ -62,6 +64,14 @@ pub enum BusError {
         /// Size of that region.
         other_size: u64,
     },
+}
+
+/// The virtio-mmio transport index of a region at `base` (0xff for other devices): the
+/// `device` byte of log events.
+fn virtio_slot(base: u64) -> u8 {
+    (0..VIRT_VIRTIO_COUNT)
+        .find(|&i| virtio_base(i) == base)
+        .map_or(0xff, |i| i as u8)
 }
 
 /// The devices of the board plus the clock they read time from.
@@ -295,11 +305,11 @@ impl Bus {
     pub fn plug_virtio(
         &mut self,
         index: u32,
-        backend: rewind_devices::virtio::Backend,
+        model: Box<dyn rewind_devices::virtio::DeviceModel>,
     ) -> Option<()> {
         let base = virtio_base(index);
         let slot = self.slots.iter_mut().find(|s| s.base == base)?;
-        slot.device = Box::new(VirtioMmio::new(backend));
+        slot.device = Box::new(VirtioMmio::new(model));
         Some(())
     }
 
@@ -360,18 +370,38 @@ impl Bus {
 
     /// Let devices with pending work do it (at a checkpoint, right after the access that
     /// asked for it).
-    pub fn service_devices(&mut self, icount: u64, ram: &mut Ram, host: &mut dyn HostInputs) {
+    pub fn service_devices(&mut self, icount: u64, ram: &mut Ram, host: &mut dyn HostIo) {
         let t = self.device_time(icount);
         for s in &mut self.slots {
-            if s.device.wants_service() {
-                s.device.service(&t, ram, host);
+            if s.device.wants_service(&t) {
+                let slot = virtio_slot(s.base);
+                s.device.service(&mut DeviceCtx { t, ram, host, slot });
             }
         }
     }
 
     /// Whether a device waits for [`Bus::service_devices`].
-    pub fn wants_service(&self) -> bool {
-        self.slots.iter().any(|s| s.device.wants_service())
+    pub fn wants_service(&self, icount: u64) -> bool {
+        let t = self.device_time(icount);
+        self.slots.iter().any(|s| s.device.wants_service(&t))
+    }
+
+    /// Hand an asynchronous host input to the device in virtio-mmio transport `slot`; an input
+    /// for a slot without such a device is dropped (it was dropped in record too).
+    pub fn deliver(
+        &mut self,
+        slot: u8,
+        input: DeviceInput,
+        icount: u64,
+        ram: &mut Ram,
+        host: &mut dyn HostIo,
+    ) {
+        let t = self.device_time(icount);
+        let base = virtio_base(u32::from(slot));
+        if let Some(s) = self.slots.iter_mut().find(|s| s.base == base) {
+            s.device
+                .host_input(input, &mut DeviceCtx { t, ram, host, slot });
+        }
     }
 
     /// The device tree nodes of the devices under `/soc` before the PLIC, in QEMU 10's order

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use rewind_cpu::{CpuFeatures, ExitReason, Hart, Ram};
-use rewind_devices::device::HostInputs;
+use rewind_devices::device::{DeviceInput, HostIo};
 use rewind_devices::layout::{VIRT_DRAM, VIRT_MROM, VIRT_VIRTIO_COUNT};
 use rewind_devices::FinisherAction;
 use rewind_log::{TraceReader, TraceWriter};
 use rewind_replay::{
-    Boundary, BoundaryConfig, CheckSettings, GuestRequest, Mode, OutputSink, ReplayStop,
-    ShutdownCause,
+    Boundary, BoundaryConfig, CheckSettings, DeviceEvent, GuestRequest, Mode, OutputSink,
+    ReplayStop, ShutdownCause,
 };
 
 use crate::boot::{self, BootPlan};
@@ -201,9 +201,12 @@ impl Machine {
         }
         let mut bus = Bus::new(config.icount_shift, rtc_base);
         // QEMU plugs `-device virtio-*-device` into the transports from the last one down.
-        for (i, &backend) in config.virtio.iter().enumerate() {
+        for (i, backend) in config.virtio.iter().enumerate() {
+            let model = backend
+                .build()
+                .map_err(|e| MachineError::Config(format!("{}: {e}", backend.qemu_name())))?;
             let slot = (VIRT_VIRTIO_COUNT as usize).checked_sub(i + 1);
-            slot.and_then(|s| bus.plug_virtio(s as u32, backend))
+            slot.and_then(|s| bus.plug_virtio(s as u32, model))
                 .ok_or_else(|| MachineError::Config("too many virtio devices".into()))?;
         }
         let fdt = build_fdt_with(
@@ -674,12 +677,27 @@ impl Machine {
                 }
             }
         }
-        // No device consumes these yet (virtio devices will); they are still taken so that
-        // record and replay stay in step.
-        while self.boundary.take_device_event(icount).is_some() {}
-        // Work a register write asked for (a virtio queue notify): the write ended the slice,
-        // so this is the instruction boundary right after it, in every mode.
-        if self.bus.wants_service() {
+        while let Some(event) = self.boundary.take_device_event(icount) {
+            let (slot, input) = match event {
+                DeviceEvent::NetPacket { device, bytes } => (device, DeviceInput::NetFrame(bytes)),
+                DeviceEvent::Input {
+                    device,
+                    kind,
+                    code,
+                    value,
+                } => (device, DeviceInput::Input { kind, code, value }),
+            };
+            let mut host = BoundaryHost {
+                boundary: &mut self.boundary,
+                icount,
+            };
+            self.bus
+                .deliver(slot, input, icount, &mut self.ram, &mut host);
+        }
+        // Work a register write asked for (a virtio queue notify), or a device deadline: the
+        // write ended the slice, so this is the instruction boundary right after it, in every
+        // mode.
+        if self.bus.wants_service(icount) {
             let mut host = BoundaryHost {
                 boundary: &mut self.boundary,
                 icount,
@@ -794,13 +812,13 @@ fn reset_hart(cpu: CpuFeatures, icount: u64) -> Hart {
     h
 }
 
-/// Host inputs of devices, answered through the replay boundary at the current icount.
+/// Host I/O of devices, answered through the replay boundary at the current icount.
 struct BoundaryHost<'a> {
     boundary: &'a mut Boundary,
     icount: u64,
 }
 
-impl HostInputs for BoundaryHost<'_> {
+impl HostIo for BoundaryHost<'_> {
     fn random(&mut self, buf: &mut [u8]) {
         self.boundary.random(self.icount, buf);
     }

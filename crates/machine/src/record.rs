@@ -237,11 +237,7 @@ pub fn prepare_recording(
         check_interval: checks.interval,
         registers_every: checks.registers_every,
         cpu: config.cpu.qemu_cpu_arg(),
-        devices: config
-            .virtio
-            .iter()
-            .map(|d| d.qemu_name().to_string())
-            .collect(),
+        devices: config.virtio.iter().map(|d| d.spec()).collect(),
     };
     let mut infos = Vec::new();
     for (role, slot) in [

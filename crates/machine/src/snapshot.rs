@@ -20,8 +20,8 @@ use crate::bus::BusState;
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RWNDSNAP";
 /// Snapshot format version written and read by this build (3: the hart's CSRs gained stimecmp,
 /// the Sdtrig triggers and mcontext; 4: devices saved per slot through `Persist`, virtio-mmio
-/// transports).
-pub const SNAPSHOT_VERSION: u16 = 4;
+/// transports; 5: a virtio transport's registers and its device model's state saved apart).
+pub const SNAPSHOT_VERSION: u16 = 5;
 /// Bytes before the payload.
 const PREFIX_LEN: usize = 24;
 /// Largest accepted decompressed payload (64 GiB of RAM plus state).

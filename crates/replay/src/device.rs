@@ -1,24 +1,16 @@
-//! Asynchronous device inputs (block completions, network frames, input events), taken at
-//! checkpoints and logged at their delivery icount.
+//! Asynchronous device inputs (network frames, input events), taken at checkpoints and
+//! logged at their delivery icount. Block completions are not among them: they are derived
+//! from virtual time.
 
 use rewind_log::Event;
 
 use crate::{Boundary, Mode};
 
-/// An asynchronous input for a device (block/network completions, keyboard and mouse). Host
+/// An asynchronous input for a device (network frames, keyboard and mouse). Host
 /// backends send them as [`HostEvent::Device`]; the machine takes them with
 /// [`Boundary::take_device_event`] at checkpoints, in all three modes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceEvent {
-    /// A block request completed.
-    BlockComplete {
-        /// Block device index.
-        device: u8,
-        /// Request identifier.
-        request: u64,
-        /// Completion status.
-        status: u8,
-    },
     /// A network frame arrived.
     NetPacket {
         /// Network device index.
@@ -42,15 +34,6 @@ pub enum DeviceEvent {
 impl DeviceEvent {
     fn to_log(&self) -> Event {
         match self.clone() {
-            DeviceEvent::BlockComplete {
-                device,
-                request,
-                status,
-            } => Event::BlockComplete {
-                device,
-                request,
-                status,
-            },
             DeviceEvent::NetPacket { device, bytes } => Event::NetPacket { device, bytes },
             DeviceEvent::Input {
                 device,
@@ -68,15 +51,6 @@ impl DeviceEvent {
 
     fn from_log(e: &Event) -> Option<Self> {
         Some(match e.clone() {
-            Event::BlockComplete {
-                device,
-                request,
-                status,
-            } => DeviceEvent::BlockComplete {
-                device,
-                request,
-                status,
-            },
             Event::NetPacket { device, bytes } => DeviceEvent::NetPacket { device, bytes },
             Event::InputEvent {
                 device,

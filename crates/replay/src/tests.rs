@@ -27,10 +27,11 @@ fn record_then_replay_gives_the_same_inputs_at_the_same_icounts() {
     b.random(0, &mut seed);
     let tx = b.sender();
     tx.send(HostEvent::Serial(b"abc".to_vec())).unwrap();
-    tx.send(HostEvent::Device(DeviceEvent::BlockComplete {
+    tx.send(HostEvent::Device(DeviceEvent::Input {
         device: 1,
-        request: 9,
-        status: 0,
+        kind: 1,
+        code: 30,
+        value: 1,
     }))
     .unwrap();
     b.checkpoint(100);
@@ -73,10 +74,11 @@ fn record_then_replay_gives_the_same_inputs_at_the_same_icounts() {
     assert_eq!(r.take_serial_input(100, 16, &mut out2), 2);
     assert_eq!(
         r.take_device_event(100),
-        Some(DeviceEvent::BlockComplete {
+        Some(DeviceEvent::Input {
             device: 1,
-            request: 9,
-            status: 0
+            kind: 1,
+            code: 30,
+            value: 1
         })
     );
     // The 5 s warp is applied at once.

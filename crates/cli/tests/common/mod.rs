@@ -3,6 +3,7 @@
 //!
 //! Each test file includes this with `#[allow(dead_code)] mod common;` (not every file uses all of it).
 
+pub mod linux;
 pub mod rng;
 
 use std::ffi::OsStr;

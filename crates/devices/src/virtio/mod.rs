@@ -12,8 +12,10 @@ pub mod rng;
 use rewind_cpu::Ram;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Device, DeviceTime, FdtNode, HostInputs, Validate};
-use queue::{Queue, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1, QUEUE_SIZE_MAX};
+use crate::device::{
+    Device, DeviceCtx, DeviceInput, DeviceTime, FdtNode, HostIo, Persist, StateError,
+};
+use queue::{Chain, Queue, QueueError, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1, QUEUE_SIZE_MAX};
 
 /// `MagicValue`: "virt".
 pub const MAGIC: u32 = 0x7472_6976;
@@ -89,8 +91,98 @@ pub const INT_VRING: u32 = 1;
 /// Interrupt status bit: configuration change (incl. DEVICE_NEEDS_RESET).
 pub const INT_CONFIG: u32 = 2;
 
-/// The device behind a transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A device kind behind a virtio-mmio transport: one file per kind implements it.
+pub trait DeviceModel: std::fmt::Debug + Send {
+    /// Short name (`virtio-rng`): snapshots and errors.
+    fn name(&self) -> &'static str;
+    /// virtio device id.
+    fn device_id(&self) -> u32;
+    /// Features offered, [`F_VERSION_1`] included.
+    fn features(&self) -> u64;
+    /// Number of virtqueues.
+    fn queue_count(&self) -> usize;
+    /// Read of the device configuration space (`offset` from 0x100).
+    fn read_config(&self, _offset: u64, _size: u8) -> u64 {
+        0
+    }
+    /// Write to the device configuration space.
+    fn write_config(&mut self, _offset: u64, _size: u8, _value: u64) {}
+    /// Back to the reset state (the driver wrote status 0, or the machine reset).
+    fn reset(&mut self);
+    /// The driver kicked queue `queue`.
+    fn notify(&mut self, queue: usize, io: &mut VirtioIo) -> Result<(), QueueError>;
+    /// An asynchronous host input (only while the driver is ready).
+    fn host_input(&mut self, _input: DeviceInput, _io: &mut VirtioIo) -> Result<(), QueueError> {
+        Ok(())
+    }
+    /// Virtual ns at which [`DeviceModel::on_time`] must run.
+    fn next_deadline_ns(&self) -> Option<u64> {
+        None
+    }
+    /// A deadline passed (only while the driver is ready).
+    fn on_time(&mut self, _io: &mut VirtioIo) -> Result<(), QueueError> {
+        Ok(())
+    }
+    /// The device's own state.
+    fn save_state(&self) -> Vec<u8>;
+    /// Replace the device's own state (validated; host handles are kept).
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError>;
+}
+
+/// What a [`DeviceModel`] works with while serving its queues.
+pub struct VirtioIo<'a> {
+    /// The transport's queues.
+    pub queues: &'a mut [Queue],
+    /// Guest RAM.
+    pub ram: &'a mut Ram,
+    /// The host, through the replay boundary.
+    pub host: &'a mut dyn HostIo,
+    /// Time now.
+    pub t: DeviceTime,
+    /// Transport index (the `device` byte of log events).
+    pub slot: u8,
+    /// Negotiated features.
+    pub features: u64,
+    /// Interrupt status bits to raise.
+    isr: u32,
+}
+
+impl VirtioIo<'_> {
+    /// The next available chain of queue `q`, if any (`None` too for a queue not ready).
+    pub fn pop(&mut self, q: usize) -> Result<Option<Chain>, QueueError> {
+        let indirect = self.features & F_INDIRECT_DESC != 0;
+        match self.queues.get_mut(q) {
+            Some(queue) if queue.ready => queue.pop(self.ram, indirect),
+            _ => Ok(None),
+        }
+    }
+
+    /// Return chain `head` of queue `q` with `len` bytes written; raises the used-buffer
+    /// interrupt if the driver wants one.
+    pub fn push_used(&mut self, q: usize, head: u16, len: u32) -> Result<(), QueueError> {
+        let event_idx = self.features & F_EVENT_IDX != 0;
+        let Some(queue) = self.queues.get_mut(q) else {
+            return Ok(());
+        };
+        if queue.push_used(self.ram, head, len, event_idx)? {
+            self.isr |= INT_VRING;
+        }
+        Ok(())
+    }
+
+    /// Whether queue `q` is ready.
+    pub fn ready(&self, q: usize) -> bool {
+        self.queues.get(q).is_some_and(|q| q.ready)
+    }
+
+    /// The configuration space changed: raise the configuration interrupt.
+    pub fn config_changed(&mut self) {
+        self.isr |= INT_CONFIG;
+    }
+}
+
+/// The device behind a transport, as configured on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Backend {
     /// virtio-rng: entropy.
     Rng,
@@ -98,10 +190,16 @@ pub enum Backend {
 
 impl Backend {
     /// QEMU's `-device` name.
-    pub fn qemu_name(self) -> &'static str {
+    pub fn qemu_name(&self) -> &'static str {
         match self {
             Backend::Rng => "virtio-rng-device",
         }
+    }
+
+    /// The device as the trace header records it: [`Backend::parse`] reads it back. Devices
+    /// with options (drives, netdevs) write them as QEMU's `-device` option lists do.
+    pub fn spec(&self) -> String {
+        self.qemu_name().to_string()
     }
 
     /// The device named `name` (QEMU's `-device` name, or the short `virtio-rng`).
@@ -112,29 +210,17 @@ impl Backend {
         }
     }
 
-    fn device_id(self) -> u32 {
-        match self {
-            Backend::Rng => rng::DEVICE_ID,
-        }
-    }
-
-    fn queues(self) -> usize {
-        match self {
-            Backend::Rng => 1,
-        }
-    }
-
-    fn features(self) -> u64 {
-        match self {
-            Backend::Rng => F_VERSION_1 | F_INDIRECT_DESC | F_EVENT_IDX,
-        }
+    /// The device model, in reset state (opening whatever host files it needs).
+    pub fn build(&self) -> Result<Box<dyn DeviceModel>, String> {
+        Ok(match self {
+            Backend::Rng => Box::new(rng::Rng),
+        })
     }
 }
 
-/// One virtio-mmio transport and its device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VirtioMmio {
-    backend: Option<Backend>,
+/// The transport's registers: what a snapshot saves besides the device's own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Transport {
     device_features_sel: u32,
     driver_features_sel: u32,
     driver_features: [u32; 2],
@@ -149,59 +235,72 @@ pub struct VirtioMmio {
     notified: u32,
 }
 
+/// One virtio-mmio transport and its device.
+#[derive(Debug)]
+pub struct VirtioMmio {
+    model: Option<Box<dyn DeviceModel>>,
+    regs: Transport,
+}
+
+/// A saved transport: its registers and the device's own state.
+#[derive(Serialize, Deserialize)]
+struct SavedTransport {
+    regs: Transport,
+    model: Vec<u8>,
+}
+
 impl VirtioMmio {
     /// A slot with no device.
     pub fn empty() -> Self {
-        Self::with(None)
-    }
-
-    /// A transport holding `backend`, in reset state.
-    pub fn new(backend: Backend) -> Self {
-        Self::with(Some(backend))
-    }
-
-    fn with(backend: Option<Backend>) -> Self {
         VirtioMmio {
-            backend,
-            device_features_sel: 0,
-            driver_features_sel: 0,
-            driver_features: [0; 2],
-            features: 0,
-            queue_sel: 0,
-            queues: vec![Queue::default(); backend.map_or(0, Backend::queues)],
-            status: 0,
-            isr: 0,
-            config_generation: 0,
-            notified: 0,
+            model: None,
+            regs: Transport::default(),
         }
+    }
+
+    /// A transport holding `model`, in reset state.
+    pub fn new(model: Box<dyn DeviceModel>) -> Self {
+        let mut d = VirtioMmio {
+            model: Some(model),
+            regs: Transport::default(),
+        };
+        d.soft_reset();
+        d
     }
 
     /// The device status register.
     pub fn status(&self) -> u32 {
-        self.status
+        self.regs.status
     }
 
     /// The interrupt status register.
     pub fn interrupt_status(&self) -> u32 {
-        self.isr
+        self.regs.isr
     }
 
     fn soft_reset(&mut self) {
-        *self = Self::with(self.backend);
+        let queues = self.model.as_ref().map_or(0, |m| m.queue_count());
+        self.regs = Transport {
+            queues: vec![Queue::default(); queues],
+            ..Transport::default()
+        };
+        if let Some(m) = &mut self.model {
+            m.reset();
+        }
     }
 
     fn needs_reset(&mut self) {
-        self.status |= STATUS_NEEDS_RESET;
-        self.isr |= INT_CONFIG;
-        self.notified = 0;
+        self.regs.status |= STATUS_NEEDS_RESET;
+        self.regs.isr |= INT_CONFIG;
+        self.regs.notified = 0;
     }
 
     fn queue(&mut self) -> Option<&mut Queue> {
-        self.queues.get_mut(self.queue_sel as usize)
+        self.regs.queues.get_mut(self.regs.queue_sel as usize)
     }
 
     fn read32(&self, offset: u64) -> u32 {
-        let Some(backend) = self.backend else {
+        let Some(model) = &self.model else {
             return match offset {
                 reg::MAGIC => MAGIC,
                 reg::VERSION => VERSION,
@@ -209,45 +308,44 @@ impl VirtioMmio {
                 _ => 0,
             };
         };
-        let q = self.queues.get(self.queue_sel as usize);
+        let r = &self.regs;
+        let q = r.queues.get(r.queue_sel as usize);
         match offset {
             reg::MAGIC => MAGIC,
             reg::VERSION => VERSION,
-            reg::DEVICE_ID => backend.device_id(),
+            reg::DEVICE_ID => model.device_id(),
             reg::VENDOR_ID => VENDOR,
-            reg::DEVICE_FEATURES => match self.device_features_sel {
-                0 => backend.features() as u32,
-                1 => (backend.features() >> 32) as u32,
+            reg::DEVICE_FEATURES => match r.device_features_sel {
+                0 => model.features() as u32,
+                1 => (model.features() >> 32) as u32,
                 _ => 0,
             },
             reg::QUEUE_NUM_MAX => q.map_or(0, |_| QUEUE_SIZE_MAX),
             reg::QUEUE_READY => q.map_or(0, |q| u32::from(q.ready)),
-            reg::INTERRUPT_STATUS => self.isr,
-            reg::STATUS => self.status,
-            reg::CONFIG_GENERATION => self.config_generation,
+            reg::INTERRUPT_STATUS => r.isr,
+            reg::STATUS => r.status,
+            reg::CONFIG_GENERATION => r.config_generation,
             reg::SHM_LEN_LOW | reg::SHM_LEN_HIGH => u32::MAX,
             _ => 0,
         }
     }
 
     fn write32(&mut self, offset: u64, value: u32, ram: &Ram) {
-        if self.backend.is_none() {
+        if self.model.is_none() {
             return;
         }
         let set_low = |a: &mut u64| *a = (*a & !0xffff_ffff) | u64::from(value);
         let set_high = |a: &mut u64| *a = (*a & 0xffff_ffff) | u64::from(value) << 32;
+        let r = &mut self.regs;
         match offset {
-            reg::DEVICE_FEATURES_SEL => self.device_features_sel = value,
+            reg::DEVICE_FEATURES_SEL => r.device_features_sel = value,
             reg::DRIVER_FEATURES => {
-                if let Some(w) = self
-                    .driver_features
-                    .get_mut(self.driver_features_sel as usize)
-                {
+                if let Some(w) = r.driver_features.get_mut(r.driver_features_sel as usize) {
                     *w = value;
                 }
             }
-            reg::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
-            reg::QUEUE_SEL => self.queue_sel = value,
+            reg::DRIVER_FEATURES_SEL => r.driver_features_sel = value,
+            reg::QUEUE_SEL => r.queue_sel = value,
             reg::QUEUE_NUM => {
                 if let Some(q) = self.queue() {
                     q.size = value;
@@ -265,10 +363,10 @@ impl VirtioMmio {
                     self.needs_reset();
                 }
             }
-            reg::QUEUE_NOTIFY if (value as usize) < self.queues.len() => {
-                self.notified |= 1 << value;
+            reg::QUEUE_NOTIFY if (value as usize) < r.queues.len() => {
+                r.notified |= 1 << value;
             }
-            reg::INTERRUPT_ACK => self.isr &= !value,
+            reg::INTERRUPT_ACK => r.isr &= !value,
             reg::STATUS => self.write_status(value),
             reg::QUEUE_DESC_LOW => self.queue().map_or((), |q| set_low(&mut q.desc)),
             reg::QUEUE_DESC_HIGH => self.queue().map_or((), |q| set_high(&mut q.desc)),
@@ -286,45 +384,72 @@ impl VirtioMmio {
             return;
         }
         let mut value = value & 0xff;
-        let offered = self.backend.map_or(0, Backend::features);
-        if value & STATUS_FEATURES_OK != 0 && self.status & STATUS_FEATURES_OK == 0 {
-            let wanted =
-                u64::from(self.driver_features[1]) << 32 | u64::from(self.driver_features[0]);
+        let offered = self.model.as_ref().map_or(0, |m| m.features());
+        let r = &mut self.regs;
+        if value & STATUS_FEATURES_OK != 0 && r.status & STATUS_FEATURES_OK == 0 {
+            let wanted = u64::from(r.driver_features[1]) << 32 | u64::from(r.driver_features[0]);
             // Features the device did not offer, or a modern transport without VERSION_1:
             // FEATURES_OK does not stick, the driver sees it clear and gives up.
             if wanted & !offered != 0 || wanted & F_VERSION_1 == 0 {
                 value &= !STATUS_FEATURES_OK;
             } else {
-                self.features = wanted;
+                r.features = wanted;
             }
         }
         // DEVICE_NEEDS_RESET is the device's to set; only a reset clears it.
-        self.status = value | (self.status & STATUS_NEEDS_RESET);
+        r.status = value | (r.status & STATUS_NEEDS_RESET);
     }
 
-    fn serve(&mut self, ram: &mut Ram, host: &mut dyn HostInputs) {
-        let notified = std::mem::take(&mut self.notified);
-        let Some(backend) = self.backend else { return };
-        if self.status & STATUS_DRIVER_OK == 0 || self.status & STATUS_NEEDS_RESET != 0 {
+    /// Whether the driver has the device running (DRIVER_OK, no error).
+    fn live(&self) -> bool {
+        self.regs.status & STATUS_DRIVER_OK != 0 && self.regs.status & STATUS_NEEDS_RESET == 0
+    }
+
+    /// Run `work` on the device model with its queues; an error puts the device into
+    /// DEVICE_NEEDS_RESET.
+    fn with_model(
+        &mut self,
+        ctx: &mut DeviceCtx,
+        work: impl FnOnce(&mut dyn DeviceModel, &mut VirtioIo) -> Result<(), QueueError>,
+    ) {
+        let Some(model) = self.model.as_deref_mut() else {
+            return;
+        };
+        let mut io = VirtioIo {
+            queues: &mut self.regs.queues,
+            ram: ctx.ram,
+            host: ctx.host,
+            t: ctx.t,
+            slot: ctx.slot,
+            features: self.regs.features,
+            isr: 0,
+        };
+        let r = work(model, &mut io);
+        self.regs.isr |= io.isr;
+        if r.is_err() {
+            self.needs_reset();
+        }
+    }
+
+    fn serve(&mut self, ctx: &mut DeviceCtx) {
+        let notified = std::mem::take(&mut self.regs.notified);
+        if !self.live() {
             return;
         }
-        let indirect = self.features & F_INDIRECT_DESC != 0;
-        let event_idx = self.features & F_EVENT_IDX != 0;
-        for (i, q) in self.queues.iter_mut().enumerate() {
-            if notified & (1 << i) == 0 || !q.ready {
+        for i in 0..self.regs.queues.len() {
+            if notified & (1 << i) == 0 || !self.regs.queues[i].ready || !self.live() {
                 continue;
             }
-            let r = match backend {
-                Backend::Rng => rng::process(q, ram, host, indirect, event_idx),
-            };
-            match r {
-                Ok(true) => self.isr |= INT_VRING,
-                Ok(false) => {}
-                Err(_) => {
-                    self.needs_reset();
-                    return;
-                }
-            }
+            self.with_model(ctx, |m, io| m.notify(i, io));
+        }
+        if self.live()
+            && self
+                .model
+                .as_ref()
+                .and_then(|m| m.next_deadline_ns())
+                .is_some_and(|d| d <= ctx.t.ns)
+        {
+            self.with_model(ctx, |m, io| m.on_time(io));
         }
     }
 }
@@ -340,48 +465,85 @@ fn access_ok(offset: u64, size: u8) -> bool {
 /// Bytes of a transport QEMU maps.
 pub const MAPPED_SIZE: u64 = 0x200;
 
-impl Validate for VirtioMmio {
-    const NAME: &'static str = "virtio-mmio";
-    fn validate(&self) -> Result<(), String> {
-        let want = self.backend.map_or(0, Backend::queues);
-        if self.queues.len() != want {
+impl Transport {
+    fn validate(&self, want_queues: usize) -> Result<(), String> {
+        if self.queues.len() != want_queues {
             return Err(format!(
-                "{} queues, the device has {want}",
+                "{} queues, the device has {want_queues}",
                 self.queues.len()
             ));
         }
-        if self.notified >> want != 0 {
+        if self.notified >> want_queues != 0 {
             return Err(format!("notified queues {:#x}", self.notified));
         }
         Ok(())
     }
 }
 
+impl Persist for VirtioMmio {
+    fn save_state(&self) -> Vec<u8> {
+        let saved = SavedTransport {
+            regs: self.regs.clone(),
+            model: self
+                .model
+                .as_ref()
+                .map_or_else(Vec::new, |m| m.save_state()),
+        };
+        // Serialising plain structs into a Vec cannot fail; an empty state would fail to restore.
+        postcard::to_allocvec(&saved).unwrap_or_default()
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let name = self.name();
+        let saved: SavedTransport =
+            postcard::from_bytes(bytes).map_err(|e| StateError::Decode {
+                device: name,
+                problem: e.to_string(),
+            })?;
+        let want = self.model.as_ref().map_or(0, |m| m.queue_count());
+        saved
+            .regs
+            .validate(want)
+            .map_err(|problem| StateError::Invalid {
+                device: name,
+                problem,
+            })?;
+        match &mut self.model {
+            Some(m) => m.restore_state(&saved.model)?,
+            None if !saved.model.is_empty() => {
+                return Err(StateError::Invalid {
+                    device: name,
+                    problem: "device state for an empty slot".into(),
+                })
+            }
+            None => {}
+        }
+        self.regs = saved.regs;
+        Ok(())
+    }
+}
+
 impl Device for VirtioMmio {
     fn name(&self) -> &'static str {
-        match self.backend {
-            None => "virtio-mmio",
-            Some(Backend::Rng) => "virtio-rng",
-        }
+        self.model.as_ref().map_or("virtio-mmio", |m| m.name())
     }
 
     fn read(&mut self, offset: u64, size: u8, _t: &DeviceTime) -> Option<u64> {
         if !access_ok(offset, size) {
             return None;
         }
-        if size == 8 {
+        if size == 8 && offset < reg::CONFIG {
             // Two 4-byte accesses, low first, as QEMU's memory core splits it.
-            let lo = self.read(offset, 4, _t)?;
-            let hi = self.read(offset + 4, 4, _t)?;
+            let lo = u64::from(self.read32(offset));
+            let hi = u64::from(self.read32(offset + 4));
             return Some(lo | hi << 32);
         }
-        if self.backend.is_none() {
+        let Some(model) = &self.model else {
             let mask = u64::MAX >> (64 - 8 * u32::from(size));
             return Some(u64::from(self.read32(offset)) & mask);
-        }
+        };
         if offset >= reg::CONFIG {
-            // No device here has configuration space yet.
-            return Some(0);
+            return Some(model.read_config(offset - reg::CONFIG, size));
         }
         // Registers are 32 bits wide; other widths read 0, as on QEMU.
         Some(if size == 4 {
@@ -402,13 +564,19 @@ impl Device for VirtioMmio {
         if !access_ok(offset, size) {
             return None;
         }
+        if offset >= reg::CONFIG {
+            if let Some(m) = &mut self.model {
+                m.write_config(offset - reg::CONFIG, size, value);
+            }
+            return Some(());
+        }
         if size == 8 {
             // Two 4-byte accesses, low first, as QEMU's memory core splits it.
             self.write32(offset, value as u32, ram);
             self.write32(offset + 4, (value >> 32) as u32, ram);
             return Some(());
         }
-        if size == 4 && offset < reg::CONFIG {
+        if size == 4 {
             self.write32(offset, value as u32, ram);
         }
         Some(())
@@ -419,15 +587,34 @@ impl Device for VirtioMmio {
     }
 
     fn irq_level(&self, _t: &DeviceTime) -> bool {
-        self.isr != 0
+        self.regs.isr != 0
     }
 
-    fn wants_service(&self) -> bool {
-        self.notified != 0
+    fn next_deadline_ns(&self, _t: &DeviceTime) -> Option<u64> {
+        if !self.live() {
+            return None;
+        }
+        self.model.as_ref()?.next_deadline_ns()
     }
 
-    fn service(&mut self, _t: &DeviceTime, ram: &mut Ram, host: &mut dyn HostInputs) {
-        self.serve(ram, host);
+    fn wants_service(&self, t: &DeviceTime) -> bool {
+        self.regs.notified != 0
+            || (self.live()
+                && self
+                    .model
+                    .as_ref()
+                    .and_then(|m| m.next_deadline_ns())
+                    .is_some_and(|d| d <= t.ns))
+    }
+
+    fn service(&mut self, ctx: &mut DeviceCtx) {
+        self.serve(ctx);
+    }
+
+    fn host_input(&mut self, input: DeviceInput, ctx: &mut DeviceCtx) {
+        if self.live() {
+            self.with_model(ctx, |m, io| m.host_input(input, io));
+        }
     }
 
     fn fdt_node(&self, base: u64, size: u64, irq: Option<u32>) -> Option<FdtNode> {

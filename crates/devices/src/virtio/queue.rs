@@ -96,6 +96,34 @@ impl Chain {
             .sum()
     }
 
+    /// Total length of the device-readable buffers.
+    pub fn readable_len(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| !s.write)
+            .map(|s| u64::from(s.len))
+            .sum()
+    }
+
+    /// The device-readable buffers' bytes, in order, up to `max` bytes.
+    pub fn read_bytes(&self, ram: &Ram, max: usize) -> Result<Vec<u8>, QueueError> {
+        let mut out = Vec::with_capacity(self.readable_len().min(max as u64) as usize);
+        for s in self.segments.iter().filter(|s| !s.write) {
+            let n = (s.len as usize).min(max - out.len());
+            if n == 0 {
+                break;
+            }
+            let start = out.len();
+            out.resize(start + n, 0);
+            ram.read(s.addr, &mut out[start..])
+                .map_err(|_| QueueError::BadBuffer {
+                    addr: s.addr,
+                    len: s.len,
+                })?;
+        }
+        Ok(out)
+    }
+
     /// Copy `data` into the writable buffers, in order; returns the bytes written.
     pub fn write_bytes(&self, ram: &mut Ram, data: &[u8]) -> Result<u32, QueueError> {
         let mut rest = data;

@@ -67,15 +67,15 @@ pub fn every_kind() -> Vec<Event> {
         Event::StateHash {
             hash: 0x0123_4567_89ab_cdef,
         },
-        Event::BlockComplete {
+        Event::NetSent {
             device: 1,
-            request: 42,
-            status: 0,
+            len: 42,
+            hash: 0,
         },
-        Event::BlockComplete {
+        Event::NetSent {
             device: 77,
-            request: u64::MAX,
-            status: 255,
+            len: u32::MAX,
+            hash: u64::MAX,
         },
         Event::NetPacket {
             device: 0,
