@@ -6,6 +6,7 @@
 //! DEVICE_NEEDS_RESET and raise a configuration interrupt, as the spec asks; the device does
 //! nothing more until the driver resets it.
 
+pub mod net;
 pub mod queue;
 pub mod rng;
 
@@ -186,6 +187,8 @@ impl VirtioIo<'_> {
 pub enum Backend {
     /// virtio-rng: entropy.
     Rng,
+    /// virtio-net: a network card on user-mode networking.
+    Net(net::NetSpec),
 }
 
 impl Backend {
@@ -193,20 +196,24 @@ impl Backend {
     pub fn qemu_name(&self) -> &'static str {
         match self {
             Backend::Rng => "virtio-rng-device",
+            Backend::Net(_) => "virtio-net-device",
         }
     }
 
     /// The device as the trace header records it: [`Backend::parse`] reads it back. Devices
     /// with options (drives, netdevs) write them as QEMU's `-device` option lists do.
     pub fn spec(&self) -> String {
-        self.qemu_name().to_string()
+        match self {
+            Backend::Net(n) => n.spec(),
+            _ => self.qemu_name().to_string(),
+        }
     }
 
     /// The device named `name` (QEMU's `-device` name, or the short `virtio-rng`).
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "virtio-rng-device" | "virtio-rng" => Some(Backend::Rng),
-            _ => None,
+            _ => net::NetSpec::parse(name).map(Backend::Net),
         }
     }
 
@@ -214,6 +221,7 @@ impl Backend {
     pub fn build(&self) -> Result<Box<dyn DeviceModel>, String> {
         Ok(match self {
             Backend::Rng => Box::new(rng::Rng),
+            Backend::Net(n) => Box::new(net::VirtioNet::new(n.mac)),
         })
     }
 }

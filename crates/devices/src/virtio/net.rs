@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::queue::{Chain, QueueError, F_VERSION_1};
+use super::queue::{QueueError, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1};
 use super::{DeviceModel, VirtioIo};
 use crate::device::{DeviceInput, StateError};
 
@@ -37,6 +37,72 @@ pub const MAX_FRAME: usize = 65_535;
 const RXQ: usize = 0;
 /// The transmit queue.
 const TXQ: usize = 1;
+
+/// QEMU's MAC address for the first NIC; the next ones count up from it.
+pub const DEFAULT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+/// A network card as configured: its MAC address and the user-mode network behind it
+/// (QEMU's `-netdev user,hostfwd=...` rules, in QEMU's spelling; the machine hands them to the
+/// replay boundary, which alone opens host sockets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetSpec {
+    /// The card's MAC address.
+    pub mac: [u8; 6],
+    /// Port forwards `tcp:HOSTADDR:HOSTPORT-:GUESTPORT`.
+    pub hostfwd: Vec<String>,
+}
+
+impl NetSpec {
+    /// The spec as the trace header records it (QEMU's option-list style).
+    pub fn spec(&self) -> String {
+        let m = self.mac;
+        let mut s = format!(
+            "virtio-net-device,mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x},netdev=user",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        );
+        for r in &self.hostfwd {
+            s.push_str(",hostfwd=");
+            s.push_str(r);
+        }
+        s
+    }
+
+    /// Reads back [`NetSpec::spec`]; `None` if it is not a virtio-net spec.
+    pub fn parse(spec: &str) -> Option<NetSpec> {
+        let mut parts = spec.split(',');
+        if !matches!(parts.next()?, "virtio-net-device" | "virtio-net") {
+            return None;
+        }
+        let mut out = NetSpec {
+            mac: DEFAULT_MAC,
+            hostfwd: Vec::new(),
+        };
+        for p in parts {
+            let (k, v) = p.split_once('=')?;
+            match k {
+                "mac" => out.mac = parse_mac(v)?,
+                "netdev" if v == "user" => {}
+                "hostfwd" => out.hostfwd.push(v.to_string()),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+}
+
+/// `52:54:00:12:34:56`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut it = s.split(':');
+    for b in &mut mac {
+        let p = it.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    it.next().is_none().then_some(mac)
+}
 
 /// Device-specific state saved in snapshots.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +151,7 @@ impl VirtioNet {
             let Some(chain) = io.pop(TXQ)? else {
                 break;
             };
-            let bytes = read_chain(io, &chain, HDR_LEN + MAX_FRAME + 1)?;
+            let bytes = chain.read_bytes(io.ram, HDR_LEN + MAX_FRAME + 1)?;
             self.state.tx_frames += 1;
             if bytes.len() > HDR_LEN && bytes.len() <= HDR_LEN + MAX_FRAME {
                 io.host.net_transmit(io.slot, &bytes[HDR_LEN..]);
@@ -128,27 +194,6 @@ fn rx_header() -> [u8; HDR_LEN] {
     h
 }
 
-/// The device-readable bytes of a chain, at most `max` (more are not read).
-fn read_chain(io: &mut VirtioIo, chain: &Chain, max: usize) -> Result<Vec<u8>, QueueError> {
-    let mut out = Vec::new();
-    for s in chain.segments.iter().filter(|s| !s.write) {
-        let room = max - out.len();
-        if room == 0 {
-            break;
-        }
-        let n = (s.len as usize).min(room);
-        let start = out.len();
-        out.resize(start + n, 0);
-        io.ram
-            .read(s.addr, &mut out[start..])
-            .map_err(|_| QueueError::BadBuffer {
-                addr: s.addr,
-                len: s.len,
-            })?;
-    }
-    Ok(out)
-}
-
 impl DeviceModel for VirtioNet {
     fn name(&self) -> &'static str {
         "virtio-net"
@@ -159,7 +204,7 @@ impl DeviceModel for VirtioNet {
     }
 
     fn features(&self) -> u64 {
-        F_VERSION_1 | F_MAC | F_STATUS
+        F_VERSION_1 | F_MAC | F_STATUS | F_INDIRECT_DESC | F_EVENT_IDX
     }
 
     fn queue_count(&self) -> usize {
@@ -213,12 +258,20 @@ impl DeviceModel for VirtioNet {
     }
 
     fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
-        let s: State = postcard::from_bytes(bytes)
-            .map_err(|e| StateError::new(format!("virtio-net state: {e}")))?;
+        let s: State = postcard::from_bytes(bytes).map_err(|e| StateError::Decode {
+            device: "virtio-net",
+            problem: e.to_string(),
+        })?;
         if s.rx_fifo.len() > RX_FIFO_MAX || s.rx_fifo.iter().any(|f| f.len() > MAX_FRAME) {
-            return Err(StateError::new("virtio-net state: receive FIFO too large"));
+            return Err(StateError::Invalid {
+                device: "virtio-net",
+                problem: format!("{} frames waiting, at most {RX_FIFO_MAX}", s.rx_fifo.len()),
+            });
         }
         self.state = s;
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
