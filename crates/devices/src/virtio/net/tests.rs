@@ -236,8 +236,10 @@ fn receive_fifo_is_bounded_and_in_snapshots() {
     m.restore_state(&t.model).unwrap();
     assert_eq!((m.rx_pending(), m.rx_dropped()), (RX_FIFO_MAX, 11));
     // A state with too many frames is refused.
-    let mut s = State::default();
-    s.rx_fifo = (0..=RX_FIFO_MAX).map(|_| vec![1]).collect();
+    let s = State {
+        rx_fifo: (0..=RX_FIFO_MAX).map(|_| vec![1]).collect(),
+        ..State::default()
+    };
     let bad = postcard::to_allocvec(&s).unwrap();
     assert!(m.restore_state(&bad).is_err());
     assert!(m.restore_state(&[0xff, 0xff, 0xff]).is_err());
