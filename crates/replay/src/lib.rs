@@ -36,6 +36,8 @@ pub mod divergence;
 pub mod host;
 pub mod lifecycle;
 pub mod log;
+pub mod net;
+pub mod pcap;
 pub mod random;
 pub mod serial;
 pub mod time;
@@ -135,6 +137,9 @@ pub enum BoundaryError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The user-mode network could not be started.
+    #[error("user-mode network: {0}")]
+    Net(#[from] net::NetError),
     /// A serial socket could not be opened or accepted no client.
     #[error("serial socket {what}: {source}")]
     Socket {
@@ -235,6 +240,10 @@ pub struct Boundary {
     socket_path: Option<PathBuf>,
     /// Record: an instruction limit is a pause (a snapshot stop), not the end of the recording.
     pause_at_limit: bool,
+    /// User-mode networks (run and record only).
+    net: Vec<net::NetBackend>,
+    /// Frames the guest sent so far (numbers them in divergence reports).
+    net_sent: u64,
 }
 
 impl std::fmt::Debug for Boundary {

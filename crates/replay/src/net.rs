@@ -100,3 +100,6 @@ impl Boundary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
