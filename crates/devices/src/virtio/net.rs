@@ -53,6 +53,11 @@ pub struct NetSpec {
 }
 
 impl NetSpec {
+    /// QEMU's MAC address for the first card.
+    pub fn default_mac() -> [u8; 6] {
+        DEFAULT_MAC
+    }
+
     /// The spec as the trace header records it (QEMU's option-list style).
     pub fn spec(&self) -> String {
         let m = self.mac;
