@@ -405,6 +405,9 @@ fn stop_at(seeker: &mut rewind_machine::seek::Seeker, n: u64) -> anyhow::Result<
 
 /// `rewind dump`.
 pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
+    if let Some(pcap) = &a.pcap {
+        return dump_pcap(&a.file, pcap);
+    }
     let mut reader = TraceReader::open(&a.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -459,6 +462,63 @@ pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
         Err(LogError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `rewind dump --pcap PCAP TRACE`: replay the trace (output discarded) and write every
+/// network frame crossing the boundary, received ones from the log and sent ones as the guest
+/// sends them again, stamped with virtual time. Exits as the replay would.
+fn dump_pcap(trace: &Path, pcap: &Path) -> anyhow::Result<u8> {
+    use rewind_replay::pcap::PcapWriter;
+    let reader = TraceReader::open(trace)?;
+    let search = rewind_machine::record::ImageSearch {
+        dir: Some(match trace.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }),
+        remap: Vec::new(),
+    };
+    let (config, _) =
+        rewind_machine::record::replay_config_with(reader.header(), &embedded_image, &search)?;
+    if pcap == trace || same_file(pcap, trace) {
+        bail!(
+            "{}: refusing to write the pcap over the trace",
+            pcap.display()
+        );
+    }
+    let file = std::fs::File::create(pcap)
+        .with_context(|| format!("{}: cannot create", pcap.display()))?;
+    let writer = PcapWriter::new(std::io::BufWriter::new(file))
+        .with_context(|| format!("{}: cannot write", pcap.display()))?;
+    let shared = Arc::new(std::sync::Mutex::new((writer, None::<std::io::Error>)));
+    let mut m = Machine::replay(config, reader, SerialOutput::Null)?;
+    let sink = Arc::clone(&shared);
+    m.set_net_capture(Some(Box::new(move |_dir, _slot, ns, frame| {
+        if let Ok(mut g) = sink.lock() {
+            if g.1.is_none() {
+                if let Err(e) = g.0.frame(ns, frame) {
+                    g.1 = Some(e);
+                }
+            }
+        }
+    })));
+    let result = m.run(None).and_then(|o| m.finish_replay().map(|()| o));
+    let icount = m.icount();
+    drop(m);
+    let (writer, err) = match Arc::try_unwrap(shared).map(|m| m.into_inner()) {
+        Ok(Ok(inner)) => inner,
+        _ => bail!("{}: the capture is still in use", pcap.display()),
+    };
+    let frames = writer.frames();
+    let flushed = writer.finish().map(|_| ());
+    if let Some(e) = err.map(Err).unwrap_or(flushed).err() {
+        bail!("{}: cannot write: {e}", pcap.display());
+    }
+    let outcome = result?;
+    eprintln!(
+        "rewind: {frames} frames to {} (replayed {icount} instructions, {outcome})",
+        pcap.display()
+    );
+    Ok(0)
 }
 
 /// Bytes the demo "types", with the delay before each chunk.

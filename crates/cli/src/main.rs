@@ -277,6 +277,11 @@ struct DumpArgs {
     /// Per-kind counts and sizes instead of the events.
     #[arg(long)]
     stats: bool,
+    /// Write the network traffic in both directions to PCAP (libpcap format, Ethernet,
+    /// virtual-time stamps) instead of printing events. The frames the guest sent are not in
+    /// the trace (only their hashes): they are recovered by replaying it.
+    #[arg(long, value_name = "PCAP", conflicts_with_all = ["json", "stats"])]
+    pcap: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
