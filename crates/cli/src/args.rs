@@ -329,7 +329,12 @@ mod tests {
         );
         assert!(parse_device("virtio-net").is_err());
         let rng = parse_device("virtio-rng-device,id=r").unwrap();
-        let v = virtio_devices(&[rng.clone(), dev.clone()], &[nd.clone()], &[nic]).unwrap();
+        let v = virtio_devices(
+            &[rng.clone(), dev.clone()],
+            std::slice::from_ref(&nd),
+            &[nic],
+        )
+        .unwrap();
         let macs: Vec<[u8; 6]> = v
             .iter()
             .filter_map(|d| match d {
@@ -344,7 +349,7 @@ mod tests {
         assert_eq!(v[0], rewind_machine::VirtioDevice::Rng);
         // A device naming a missing netdev, a netdev used twice or not at all.
         assert!(virtio_devices(std::slice::from_ref(&dev), &[], &[]).is_err());
-        assert!(virtio_devices(&[dev.clone(), dev], &[nd.clone()], &[]).is_err());
+        assert!(virtio_devices(&[dev.clone(), dev], std::slice::from_ref(&nd), &[]).is_err());
         assert!(virtio_devices(&[rng], &[nd], &[]).is_err());
     }
 }
