@@ -296,6 +296,24 @@ fn linux_net_dhcp_http_hostfwd_record_replay_pcap() {
     );
     let (n, _) = replay_matched_line(&rep.stderr).expect("a matched line");
     assert_eq!(n, icount, "{}", rep.describe());
+    // From a snapshot taken while the network was up (the driver's queues, the card's state).
+    let from = icount / 100 * 95;
+    let rep = run_rewind(
+        &[s("replay"), s("--from"), from.to_string(), s(&trace)],
+        TIMEOUT,
+    );
+    assert_eq!(
+        rep.code,
+        Some(0),
+        "replay --from {from}: {}",
+        rep.describe()
+    );
+    assert_eq!(
+        replay_matched_line(&rep.stderr).map(|m| m.0),
+        Some(icount),
+        "{}",
+        rep.describe()
+    );
     squatter.set_nonblocking(true).expect("nonblocking");
     assert!(
         squatter.accept().is_err(),
