@@ -668,7 +668,7 @@ const LINUX_ASSETS: &str = "assets/linux";
 /// The kernel command line of `rewind bench linux` (scripted `/init` run, then poweroff).
 const LINUX_APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=1";
 /// RAM of `rewind bench linux`.
-const LINUX_RAM: u64 = 512 << 20;
+pub(crate) const LINUX_RAM: u64 = 512 << 20;
 /// The first line `/init` prints: the boot milestone the bench times.
 const LINUX_MARKER: &[u8] = b"=== rewind linux guest:";
 /// Longest a QEMU comparison run may take before the bench gives up on it.
@@ -707,7 +707,7 @@ impl BenchRow {
 }
 
 /// The Linux guest files, or an error naming the script that makes them.
-fn linux_assets() -> anyhow::Result<[std::path::PathBuf; 3]> {
+pub(crate) fn linux_assets() -> anyhow::Result<[std::path::PathBuf; 3]> {
     let dir = Path::new(LINUX_ASSETS);
     let files = ["fw_jump.bin", "Image", "initrd.cpio.gz"].map(|f| dir.join(f));
     let missing: Vec<String> = files

@@ -37,6 +37,7 @@ macro_rules! print {
 }
 
 mod args;
+mod bench_net;
 mod bench_reverse;
 mod commands;
 mod debugging;
@@ -118,6 +119,9 @@ enum BenchGuest {
     /// Record the benchmark guest with and without periodic snapshots, then time seeks and
     /// reverse steps in its replay (snapshot overhead, latency, snapshot memory).
     Reverse,
+    /// Record Linux receiving 16 MiB through a hostfwd port (virtio-net, user-mode network):
+    /// throughput, trace bytes per MiB received, replay time.
+    Net,
 }
 
 /// The options that define a machine (shared by `run` and `record`).
@@ -343,6 +347,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             guest: Some(BenchGuest::Reverse),
             ..
         } => bench_reverse::run(),
+        Cmd::Bench {
+            guest: Some(BenchGuest::Net),
+            ..
+        } => bench_net::run(),
         Cmd::Bench {
             guest: None,
             no_qemu,

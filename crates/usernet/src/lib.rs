@@ -47,7 +47,7 @@ pub const LEASE_SECS: u32 = 86_400;
 pub const MAX_FRAME: usize = 1514;
 
 /// Per-connection TCP buffer size, each direction.
-const TCP_BUFFER: usize = 64 * 1024;
+const TCP_BUFFER: usize = 256 * 1024;
 /// A proxy listener whose SYN never arrived is dropped after this long.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Timeout of the host-side connect for a guest connection to 10.0.2.2.

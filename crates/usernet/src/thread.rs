@@ -9,8 +9,9 @@ use std::thread::JoinHandle;
 use crate::{NetConfig, NetError, UserNet};
 
 /// Frames handed to the guest side and not yet delivered, beyond which the stack holds back
-/// (TCP then waits, instead of the guest's receive queue dropping frames).
-pub const MAX_IN_FLIGHT: usize = 128;
+/// (TCP then waits, instead of the guest's receive queue dropping frames). Equal to the
+/// virtio-net receive FIFO, so frames in flight always fit there.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 /// A running network thread. Dropping it stops the thread.
 #[derive(Debug)]
