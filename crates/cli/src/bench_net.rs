@@ -53,8 +53,92 @@ fn payload() -> Vec<u8> {
     v
 }
 
-/// `rewind bench net`.
-pub fn run() -> anyhow::Result<u8> {
+/// Waits for the guest's server, sends `data` through `port`, and waits for the guest's hash
+/// line: returns the transfer time.
+fn transfer(
+    console: &Path,
+    child: &mut std::process::Child,
+    port: u16,
+    data: &[u8],
+) -> anyhow::Result<Duration> {
+    wait_for(console, "netbench: listening", child)?;
+    // nc starts listening a moment after the line: give it that moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).context("connect to hostfwd")?;
+    c.write_all(data).context("send the payload")?;
+    c.shutdown(std::net::Shutdown::Write)?;
+    wait_for(console, "netbench sha256: ", child)?;
+    Ok(start.elapsed())
+}
+
+/// The same transfer under QEMU 10 (user networking, `-icount rr=record` with
+/// `filter-replay`), then its replay: (transfer time, replay file bytes, replay wall time).
+fn qemu(
+    files: &[std::path::PathBuf; 3],
+    dir: &Path,
+    data: &[u8],
+) -> anyhow::Result<(Duration, u64, Duration)> {
+    let rr = dir.join("qemu.rr");
+    let port = free_port()?;
+    let cmd = |mode: &str, console: &Path, port: u16| {
+        let mut c = Command::new("qemu-system-riscv64");
+        c.args([
+            "-M",
+            "virt",
+            "-m",
+            "512M",
+            "-smp",
+            "1",
+            "-cpu",
+            "rv64,h=false",
+        ])
+        .args(["-display", "none", "-monitor", "none"])
+        .arg("-bios")
+        .arg(&files[0])
+        .arg("-kernel")
+        .arg(&files[1])
+        .arg("-initrd")
+        .arg(&files[2])
+        .args([
+            "-append",
+            "console=ttyS0 earlycon rdinit=/init rewind.test=netbench",
+        ])
+        .arg("-icount")
+        .arg(format!("shift=0,rr={mode},rrfile={}", rr.display()))
+        .arg("-netdev")
+        .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080"))
+        .args(["-device", "virtio-net-device,netdev=n0"])
+        .args(["-object", "filter-replay,id=rep,netdev=n0"])
+        .args(["-global", "virtio-mmio.force-legacy=false"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        c
+    };
+    let console = dir.join("qemu-console.txt");
+    let mut child = cmd("record", &console, port)
+        .spawn()
+        .context("cannot start qemu-system-riscv64")?;
+    let t = transfer(&console, &mut child, port, data)?;
+    if !child.wait()?.success() {
+        bail!("QEMU's recording failed");
+    }
+    let size = std::fs::metadata(&rr)?.len();
+    let console2 = dir.join("qemu-replay.txt");
+    let start = Instant::now();
+    let st = cmd("replay", &console2, free_port()?).status()?;
+    let replay = start.elapsed();
+    if !st.success() || std::fs::read(&console)? != std::fs::read(&console2)? {
+        bail!("QEMU's replay did not print what its recording did");
+    }
+    Ok((t, size, replay))
+}
+
+/// `rewind bench net` (`no_qemu`: skip the QEMU comparison).
+pub fn run(no_qemu: bool) -> anyhow::Result<u8> {
     let files = crate::commands::linux_assets()?;
     let exe = std::env::current_exe().context("cannot find the rewind binary")?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -89,16 +173,7 @@ pub fn run() -> anyhow::Result<u8> {
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start rewind record")?;
-    wait_for(&console, "netbench: listening", &mut child)?;
-    // nc starts listening a moment after the line: give it that moment.
-    std::thread::sleep(Duration::from_millis(500));
-    let start = Instant::now();
-    let mut c = TcpStream::connect(("127.0.0.1", hport)).context("connect to hostfwd")?;
-    c.write_all(&data).context("send the payload")?;
-    c.shutdown(std::net::Shutdown::Write)?;
-    wait_for(&console, "netbench sha256: ", &mut child)?;
-    let wall = start.elapsed();
-    drop(c);
+    let wall = transfer(&console, &mut child, hport, &data)?;
     let status = child.wait()?;
     let mut stderr = String::new();
     if let Some(mut e) = child.stderr.take() {
@@ -178,7 +253,24 @@ pub fn run() -> anyhow::Result<u8> {
         rwall.as_secs_f64(),
         if matched { "matched" } else { "DID NOT MATCH" }
     );
-    println!("  QEMU user networking + filter-replay: not measured here (see the closing note)");
+    let have_qemu = Command::new("qemu-system-riscv64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if no_qemu || !have_qemu {
+        println!("  QEMU: not run");
+    } else {
+        match qemu(&files, dir.path(), &data) {
+            Ok((t, size, replay)) => println!(
+                "  QEMU 10 (-netdev user + filter-replay, icount rr): record {:.2} MiB/s, \
+                 replay file {size} bytes ({:.4} x the payload, uncompressed), replay {:.2} s",
+                mib / t.as_secs_f64(),
+                size as f64 / PAYLOAD as f64,
+                replay.as_secs_f64()
+            ),
+            Err(e) => println!("  QEMU: {e:#}"),
+        }
+    }
     Ok(if matched && (intact || want.is_none()) {
         0
     } else {

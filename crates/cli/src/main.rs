@@ -349,8 +349,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => bench_reverse::run(),
         Cmd::Bench {
             guest: Some(BenchGuest::Net),
+            no_qemu,
             ..
-        } => bench_net::run(),
+        } => bench_net::run(no_qemu),
         Cmd::Bench {
             guest: None,
             no_qemu,
