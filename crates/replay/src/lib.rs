@@ -242,7 +242,8 @@ pub struct Boundary {
     pause_at_limit: bool,
     /// User-mode networks (run and record only).
     net: Vec<net::NetBackend>,
-    /// Frames the guest sent so far (numbers them in divergence reports).
+    /// Frames the guest sent since this boundary was made (numbers them in divergence reports;
+    /// not part of snapshots, so after `--from` it counts from there).
     net_sent: u64,
 }
 
