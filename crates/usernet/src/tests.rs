@@ -407,3 +407,47 @@ fn thread_answers_through_its_channels() {
     assert_eq!(t.in_flight.load(std::sync::atomic::Ordering::SeqCst), 1);
     drop(t);
 }
+
+#[test]
+fn gateway_answers_ping() {
+    use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr};
+    let mut net = UserNet::new(&NetConfig::default()).unwrap();
+    // The guest asks for the gateway's MAC first, as a real one does (and so is known).
+    net.guest_frame(&arp_request(GATEWAY_IP));
+    assert_eq!(net.poll(MAX_IN_FLIGHT).len(), 1);
+    let caps = ChecksumCapabilities::default();
+    let data = b"rewind ping";
+    let icmp = Icmpv4Repr::EchoRequest {
+        ident: 0x1234,
+        seq_no: 7,
+        data,
+    };
+    let ip = Ipv4Repr {
+        src_addr: GUEST_IP,
+        dst_addr: GATEWAY_IP,
+        next_header: IpProtocol::Icmp,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut p = vec![0u8; ip.buffer_len() + ip.payload_len];
+    let mut ipp = Ipv4Packet::new_unchecked(&mut p[..]);
+    ip.emit(&mut ipp, &caps);
+    icmp.emit(&mut Icmpv4Packet::new_unchecked(ipp.payload_mut()), &caps);
+    net.guest_frame(&eth(GATEWAY_MAC, EthernetProtocol::Ipv4, &p));
+    let out = net.poll(MAX_IN_FLIGHT);
+    assert_eq!(out.len(), 1);
+    let f = EthernetFrame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(f.dst_addr().0, GUEST_MAC);
+    let ipp = Ipv4Packet::new_checked(f.payload()).unwrap();
+    let ip = Ipv4Repr::parse(&ipp, &caps).unwrap();
+    assert_eq!((ip.src_addr, ip.dst_addr), (GATEWAY_IP, GUEST_IP));
+    let reply = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(ipp.payload()).unwrap(), &caps);
+    assert_eq!(
+        reply.unwrap(),
+        Icmpv4Repr::EchoReply {
+            ident: 0x1234,
+            seq_no: 7,
+            data
+        }
+    );
+}
