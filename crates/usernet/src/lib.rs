@@ -48,6 +48,9 @@ pub const MAX_FRAME: usize = 1514;
 
 /// Per-connection TCP buffer size, each direction.
 const TCP_BUFFER: usize = 256 * 1024;
+/// Most connections at once (each holds two [`TCP_BUFFER`]s): past it, guest connections to
+/// 10.0.2.2 are refused and hostfwd clients are closed at once.
+pub const MAX_CONNECTIONS: usize = 128;
 /// A proxy listener whose SYN never arrived is dropped after this long.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Timeout of the host-side connect for a guest connection to 10.0.2.2.
@@ -293,7 +296,7 @@ impl UserNet {
                     && s.remote_endpoint() == Some((IpAddress::Ipv4(src), src_port).into())
             }
         });
-        if ready {
+        if ready || self.conns.len() >= MAX_CONNECTIONS {
             return;
         }
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -326,7 +329,7 @@ impl UserNet {
                     Ok((s, _)) => (s, self.listeners[i].1),
                     Err(_) => break,
                 };
-                if stream.set_nonblocking(true).is_err() {
+                if self.conns.len() >= MAX_CONNECTIONS || stream.set_nonblocking(true).is_err() {
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
