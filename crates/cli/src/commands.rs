@@ -50,6 +50,13 @@ pub fn create_trace(
     checks: CheckSettings,
     force: bool,
 ) -> anyhow::Result<(TraceWriter, String)> {
+    if path.is_dir() {
+        bail!(
+            "{}: is a directory; -o takes the trace file to write (e.g. {}/run.rwtrace)",
+            path.display(),
+            path.display()
+        );
+    }
     let header = prepare_recording(config, checks)?;
     let id = trace_id(&header);
     let w = if force {
