@@ -209,6 +209,9 @@ struct RecordArgs {
     /// Take no snapshots and write no FILE.snapshots.
     #[arg(long, conflicts_with_all = ["snapshot_every", "snapshot_budget"])]
     no_snapshots: bool,
+    /// No progress line (it is shown only when standard error is a terminal).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
