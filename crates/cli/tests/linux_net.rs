@@ -344,3 +344,73 @@ fn linux_net_dhcp_http_hostfwd_record_replay_pcap() {
         .collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
 }
+
+/// QEMU's spelling (`-netdev user,...,hostfwd=... -device virtio-net-device,netdev=...`, `-nic`)
+/// records the card and its netdev in the trace header, and the replay needs no option and
+/// opens no socket (the forwarded port is taken meanwhile). Needs only a bare-metal guest.
+#[test]
+fn netdev_options_reach_the_trace_header_and_replay_needs_none() {
+    let Some(elf) = common::guest_elf("exit_0") else {
+        return;
+    };
+    let dir = Scratch::new("net-header");
+    let trace = dir.path("n.rwtrace");
+    let hport = free_port();
+    let rec = run_rewind(
+        &[
+            s("run"),
+            s("-M"),
+            s("virt"),
+            s("-bios"),
+            s("none"),
+            s("-kernel"),
+            s(&elf),
+            s("-nographic"),
+            s("-icount"),
+            format!("shift=0,rr=record,rrfile={}", trace.display()),
+            s("-netdev"),
+            format!("user,id=n0,hostfwd=tcp:127.0.0.1:{hport}-:22"),
+            s("-device"),
+            s("virtio-net-device,netdev=n0"),
+            s("-nic"),
+            s("user,model=virtio"),
+        ],
+        TIMEOUT,
+    );
+    assert_eq!(rec.code, Some(0), "{}", rec.describe());
+    let d = run_rewind(&[s("dump"), s("--json"), s(&trace)], TIMEOUT);
+    assert_eq!(d.code, Some(0), "{}", d.describe());
+    let header: serde_json::Value =
+        serde_json::from_str(d.stdout.lines().next().expect("a header line")).expect("JSON");
+    let devices = &header["header"]["machine_config"]["devices"];
+    assert_eq!(
+        devices,
+        &serde_json::json!([
+            format!("virtio-net-device,mac=52:54:00:12:34:56,netdev=user,hostfwd=tcp:127.0.0.1:{hport}-:22"),
+            "virtio-net-device,mac=52:54:00:12:34:57,netdev=user"
+        ]),
+        "{}",
+        d.stdout
+    );
+    let _squatter = TcpListener::bind(("127.0.0.1", hport)).expect("take the hostfwd port");
+    let rep = run_rewind(&[s("replay"), s(&trace)], TIMEOUT);
+    assert_eq!(rep.code, Some(0), "{}", rep.describe());
+    assert_eq!(rep.stdout, rec.stdout);
+    // A device naming a netdev that does not exist is refused before anything runs.
+    let bad = run_rewind(
+        &[
+            s("run"),
+            s("--kernel"),
+            s(&elf),
+            s("--device"),
+            s("virtio-net-device,netdev=nope"),
+        ],
+        TIMEOUT,
+    );
+    assert_eq!(bad.code, Some(2), "{}", bad.describe());
+    assert!(
+        bad.stderr.contains("no --netdev with id=nope"),
+        "{}",
+        bad.describe()
+    );
+}
