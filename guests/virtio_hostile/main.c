@@ -10,34 +10,10 @@
    emulator, and replay identically (the test compares a recording with its replays). */
 #include "guest.h"
 
-#define VIRTIO_BASE 0x10001000UL
-#define SLOTS 8
-#define SLOT(i) (VIRTIO_BASE + 0x1000UL * (i))
-#define R32(base, off) MMIO32((base) + (off))
-#define MMIO16(a) (*(volatile uint16_t *)(uintptr_t)(a))
-#define ROUNDS 2000
+#include "virtio.h"
 
-#define DEVICE_ID 0x008
-#define DEVICE_FEATURES 0x010
-#define DEVICE_FEATURES_SEL 0x014
-#define DRIVER_FEATURES 0x020
-#define DRIVER_FEATURES_SEL 0x024
-#define QUEUE_SEL 0x030
-#define QUEUE_NUM_MAX 0x034
-#define QUEUE_NUM 0x038
-#define QUEUE_READY 0x044
-#define QUEUE_NOTIFY 0x050
-#define INTERRUPT_STATUS 0x060
-#define INTERRUPT_ACK 0x064
-#define STATUS 0x070
-#define QUEUE_DESC_LOW 0x080
-#define QUEUE_DESC_HIGH 0x084
-#define QUEUE_DRIVER_LOW 0x090
-#define QUEUE_DRIVER_HIGH 0x094
-#define QUEUE_DEVICE_LOW 0x0a0
-#define QUEUE_DEVICE_HIGH 0x0a4
-#define CONFIG_GENERATION 0x0fc
-#define CONFIG 0x100
+#define SLOTS 8
+#define ROUNDS 2000
 
 #ifndef SEED
 #define SEED 0x1234567UL
@@ -110,38 +86,38 @@ static void wait_a_little(void)
 
 static void setup_queue(uint64_t base)
 {
-    uint32_t qmax = R32(base, QUEUE_NUM_MAX);
+    uint32_t qmax = R(base, QUEUE_NUM_MAX);
     mix(qmax);
     static const uint32_t sizes[] = {0, 1, 2, 3, 4, 6, 8, 16, 64, 256, 1024, 2048, 7};
     uint32_t q = (uint32_t)(rnd() % 6); /* past the device's queues too */
-    R32(base, QUEUE_SEL) = q;
-    R32(base, QUEUE_NUM) = sizes[rnd() % (sizeof sizes / sizeof sizes[0])];
+    R(base, QUEUE_SEL) = q;
+    R(base, QUEUE_NUM) = sizes[rnd() % (sizeof sizes / sizeof sizes[0])];
     uint64_t d = addr(), dr = addr(), dv = addr();
-    R32(base, QUEUE_DESC_LOW) = (uint32_t)d;
-    R32(base, QUEUE_DESC_HIGH) = (uint32_t)(d >> 32);
-    R32(base, QUEUE_DRIVER_LOW) = (uint32_t)dr;
-    R32(base, QUEUE_DRIVER_HIGH) = (uint32_t)(dr >> 32);
-    R32(base, QUEUE_DEVICE_LOW) = (uint32_t)dv;
-    R32(base, QUEUE_DEVICE_HIGH) = (uint32_t)(dv >> 32);
-    R32(base, QUEUE_READY) = (uint32_t)(rnd() % 4 != 0);
-    mix(R32(base, QUEUE_READY));
+    R(base, QUEUE_DESC_LOW) = (uint32_t)d;
+    R(base, QUEUE_DESC_HIGH) = (uint32_t)(d >> 32);
+    R(base, QUEUE_DRIVER_LOW) = (uint32_t)dr;
+    R(base, QUEUE_DRIVER_HIGH) = (uint32_t)(dr >> 32);
+    R(base, QUEUE_DEVICE_LOW) = (uint32_t)dv;
+    R(base, QUEUE_DEVICE_HIGH) = (uint32_t)(dv >> 32);
+    R(base, QUEUE_READY) = (uint32_t)(rnd() % 4 != 0);
+    mix(R(base, QUEUE_READY));
 }
 
 static void negotiate(uint64_t base)
 {
-    R32(base, STATUS) = 0;
-    R32(base, STATUS) = 1 | 2;
+    R(base, STATUS) = 0;
+    R(base, STATUS) = 1 | 2;
     for (uint32_t sel = 0; sel < 3; sel++) {
-        R32(base, DEVICE_FEATURES_SEL) = sel;
-        uint32_t offered = R32(base, DEVICE_FEATURES);
+        R(base, DEVICE_FEATURES_SEL) = sel;
+        uint32_t offered = R(base, DEVICE_FEATURES);
         mix(offered);
-        R32(base, DRIVER_FEATURES_SEL) = sel;
+        R(base, DRIVER_FEATURES_SEL) = sel;
         /* Mostly a subset of what is offered (VERSION_1 kept), sometimes anything. */
         uint32_t want = rnd() % 5 == 0 ? (uint32_t)rnd() : offered & (uint32_t)(rnd() | (sel == 1));
-        R32(base, DRIVER_FEATURES) = want;
+        R(base, DRIVER_FEATURES) = want;
     }
-    R32(base, STATUS) = 1 | 2 | 8;
-    mix(R32(base, STATUS));
+    R(base, STATUS) = 1 | 2 | 8;
+    mix(R(base, STATUS));
 }
 
 static void round_on(uint64_t base)
@@ -150,8 +126,8 @@ static void round_on(uint64_t base)
     case 0: negotiate(base); break;
     case 1:
     case 2: setup_queue(base); break;
-    case 3: R32(base, STATUS) = (uint32_t)rnd() & 0xff; break;
-    case 4: R32(base, STATUS) = 1 | 2 | 4 | 8; break;
+    case 3: R(base, STATUS) = (uint32_t)rnd() & 0xff; break;
+    case 4: R(base, STATUS) = 1 | 2 | 4 | 8; break;
     case 5: scribble(); break;
     case 6: { /* configuration space, every width */
         uint64_t off = CONFIG + (rnd() % 0x100);
@@ -163,14 +139,14 @@ static void round_on(uint64_t base)
         }
         break;
     }
-    case 7: R32(base, QUEUE_NOTIFY) = (uint32_t)(rnd() % 8); wait_a_little(); break;
-    case 8: R32(base, INTERRUPT_ACK) = R32(base, INTERRUPT_STATUS); break;
+    case 7: R(base, QUEUE_NOTIFY) = (uint32_t)(rnd() % 8); wait_a_little(); break;
+    case 8: R(base, INTERRUPT_ACK) = R(base, INTERRUPT_STATUS); break;
     default: wait_a_little(); break;
     }
-    uint32_t st = R32(base, STATUS);
+    uint32_t st = R(base, STATUS);
     mix(st);
-    mix(R32(base, INTERRUPT_STATUS));
-    mix(R32(base, CONFIG_GENERATION));
+    mix(R(base, INTERRUPT_STATUS));
+    mix(R(base, CONFIG_GENERATION));
     if (st & 0x40)
         needs_reset++;
 }
@@ -180,7 +156,7 @@ int main(void)
     uint64_t bases[SLOTS];
     unsigned n = 0;
     for (unsigned i = 0; i < SLOTS; i++) {
-        uint32_t id = R32(SLOT(i), DEVICE_ID);
+        uint32_t id = R(SLOT(i), DEVICE_ID);
         if (id != 0) {
             printf("virtio_hostile: slot %u: device %u\n", i, id);
             bases[n++] = SLOT(i);
@@ -191,7 +167,7 @@ int main(void)
         round_on(bases[rnd() % n]);
     /* Leave every device reset. */
     for (unsigned i = 0; i < n; i++)
-        R32(bases[i], STATUS) = 0;
+        R(bases[i], STATUS) = 0;
     printf("virtio_hostile: %u devices, %u rounds, needs-reset seen %u times\n", devices,
            ROUNDS * devices, needs_reset);
     printf("virtio_hostile: checksum %lx\n", checksum);

@@ -192,6 +192,28 @@ impl Filter {
         Ok(kinds)
     }
 
+    /// Read the rest of the trace, calling `print` on every event the filter picks; stops
+    /// early once the range is over.
+    fn each(
+        &self,
+        reader: &mut TraceReader,
+        mut print: impl FnMut(&crate::reader::EventAt) -> Result<(), LogError>,
+    ) -> Result<DumpEnd, LogError> {
+        let mut end = DumpEnd::default();
+        while let Some(e) = reader.next_event()? {
+            end.last = Some((e.position.block_file_offset, e.position.offset_in_block));
+            match self.pick(&e) {
+                None => {
+                    end.range_over = true;
+                    break;
+                }
+                Some(false) => {}
+                Some(true) => print(&e)?,
+            }
+        }
+        Ok(end)
+    }
+
     /// Whether `e` is printed; `None` once the range is over (nothing later can be).
     fn pick(&self, e: &crate::reader::EventAt) -> Option<bool> {
         if self.to.is_some_and(|to| e.icount > to) {
@@ -224,17 +246,7 @@ pub fn dump_text(
     if !filter.no_header {
         dump_text_header(reader, out)?;
     }
-    let mut end = DumpEnd::default();
-    while let Some(e) = reader.next_event()? {
-        end.last = Some((e.position.block_file_offset, e.position.offset_in_block));
-        match filter.pick(&e) {
-            None => {
-                end.range_over = true;
-                break;
-            }
-            Some(false) => continue,
-            Some(true) => {}
-        }
+    let end = filter.each(reader, |e| {
         let loc = format!(
             "{:#x}+{}",
             e.position.block_file_offset, e.position.offset_in_block
@@ -246,8 +258,8 @@ pub fn dump_text(
             e.event.kind().name(),
             summary(&e.event)
         );
-        writeln!(out, "{}", line.trim_end()).map_err(out_err)?;
-    }
+        writeln!(out, "{}", line.trim_end()).map_err(out_err)
+    })?;
     if let (Some(t), false) = (reader.truncated(), filter.no_trailer) {
         writeln!(out, "{}", truncation_line(&t)).map_err(out_err)?;
     }
@@ -305,23 +317,13 @@ pub fn dump_json(
             json!({"type": "header", "format_version": crate::FORMAT_VERSION, "header": reader.header()}),
         )?;
     }
-    let mut end = DumpEnd::default();
-    while let Some(e) = reader.next_event()? {
-        end.last = Some((e.position.block_file_offset, e.position.offset_in_block));
-        match filter.pick(&e) {
-            None => {
-                end.range_over = true;
-                break;
-            }
-            Some(false) => continue,
-            Some(true) => {}
-        }
-        let mut v = event_json(&e);
+    let end = filter.each(reader, |e| {
+        let mut v = event_json(e);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("type".into(), json!("event"));
         }
-        line(out, v)?;
-    }
+        line(out, v)
+    })?;
     if filter.no_trailer {
         return Ok(end);
     }
