@@ -56,6 +56,9 @@ pub fn summary(event: &Event) -> String {
         Event::Random { bytes } => format!("len={} {}", bytes.len(), preview(bytes)),
         Event::IdleWarp { ns } => format!("ns={ns}"),
         Event::SnapshotMark { seq } => format!("seq={seq}"),
+        Event::AudioCapture { device, bytes } => {
+            format!("device={device} len={} {}", bytes.len(), preview(bytes))
+        }
         Event::StateHash { hash } => format!("hash={hash:#018x}"),
         Event::StateRegisters { regs } => {
             let first: Vec<String> = regs.iter().take(2).map(|r| format!("{r:#x}")).collect();
@@ -101,6 +104,9 @@ fn event_json(e: &EventAt) -> serde_json::Value {
         Event::Random { bytes } => json!({"len": bytes.len(), "hex": hex(bytes)}),
         Event::IdleWarp { ns } => json!({ "ns": ns }),
         Event::SnapshotMark { seq } => json!({ "seq": seq }),
+        Event::AudioCapture { device, bytes } => {
+            json!({"device": device, "len": bytes.len(), "hex": hex(bytes)})
+        }
         Event::StateHash { hash } => json!({ "hash": format!("{hash:#018x}") }),
         Event::StateRegisters { regs } => json!({ "regs": regs }),
         Event::NetSent { device, len, hash } => {
