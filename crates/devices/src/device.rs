@@ -31,8 +31,10 @@ pub trait HostIo {
     fn audio_capture(&mut self, _slot: u8, _format: PcmFormat, buf: &mut [u8]) {
         buf.fill(0);
     }
-    /// Samples (in `format`) the guest played on the sound device in transport `slot`.
-    fn audio_playback(&mut self, _slot: u8, _format: PcmFormat, _pcm: &[u8]) {}
+    /// Samples (in `format`) the guest played on the sound device in transport `slot`,
+    /// starting at byte `pos` of everything it played since the machine started (the same
+    /// positions come again when a stretch is re-executed after a snapshot restore).
+    fn audio_playback(&mut self, _slot: u8, _format: PcmFormat, _pos: u64, _pcm: &[u8]) {}
 }
 
 /// Encoding of one PCM sample (the virtio-sound formats QEMU 10 supports; little endian).

@@ -284,6 +284,9 @@ impl Stream {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     streams: [Stream; STREAMS as usize],
+    /// PCM bytes played since the machine started (not cleared by a device reset): the host
+    /// writes each position of the output once.
+    played: u64,
 }
 
 /// The virtio-sound device.
@@ -564,8 +567,10 @@ impl Sound {
                 let chain = p.chain();
                 if id == STREAM_OUT {
                     let bytes = chain.read_bytes(io.ram, 4 + p.pcm as usize)?;
+                    let pcm = bytes.get(4..).unwrap_or(&[]);
                     io.host
-                        .audio_playback(io.slot, format, bytes.get(4..).unwrap_or(&[]));
+                        .audio_playback(io.slot, format, self.state.played, pcm);
+                    self.state.played += pcm.len() as u64;
                     let room = chain.writable_len();
                     write_at(
                         &chain,
@@ -648,7 +653,10 @@ impl DeviceModel for Sound {
     }
 
     fn reset(&mut self) {
-        self.state = State::default();
+        self.state = State {
+            played: self.state.played,
+            ..State::default()
+        };
     }
 
     fn notify(&mut self, queue: usize, io: &mut VirtioIo) -> Result<(), QueueError> {

@@ -24,7 +24,7 @@ fn used_addr(q: usize) -> u64 {
 /// Host side: records what was played, captures a counting byte pattern.
 #[derive(Default)]
 struct TestHost {
-    played: Vec<(PcmFormat, Vec<u8>)>,
+    played: Vec<(PcmFormat, u64, Vec<u8>)>,
     captured: Vec<(PcmFormat, usize)>,
     next: u8,
 }
@@ -40,8 +40,8 @@ impl HostIo for TestHost {
         }
         self.captured.push((format, buf.len()));
     }
-    fn audio_playback(&mut self, _slot: u8, format: PcmFormat, pcm: &[u8]) {
-        self.played.push((format, pcm.to_vec()));
+    fn audio_playback(&mut self, _slot: u8, format: PcmFormat, pos: u64, pcm: &[u8]) {
+        self.played.push((format, pos, pcm.to_vec()));
     }
 }
 
@@ -405,7 +405,8 @@ fn playback_completes_each_period_in_virtual_time() {
         assert_eq!(le32(&st, 0), status::OK);
         // latency_bytes: what is still queued behind it.
         assert_eq!(le32(&st, 4), 1920 * (2 - i as u32));
-        let (f, pcm) = &d.host.played[i];
+        let (f, pos, pcm) = &d.host.played[i];
+        assert_eq!(*pos, 1920 * i as u64);
         assert_eq!(
             *f,
             PcmFormat {
@@ -566,10 +567,18 @@ fn reset_forgets_streams() {
     tx(&mut d, STREAM_OUT, &[1; 64]);
     d.serve();
     assert!(d.dev.next_deadline_ns(&d.time()).is_some());
+    d.now = 1_000_000;
+    d.serve();
+    assert_eq!(d.host.played.len(), 1);
+    tx(&mut d, STREAM_OUT, &[1; 64]);
+    d.serve();
     w(&mut d.dev, &mut d.ram, reg::STATUS, 0);
     assert_eq!(d.dev.next_deadline_ns(&d.time()), None);
+    // Everything but the count of bytes played is back to the start.
+    let mut fresh = Sound::new();
+    fresh.state.played = 64;
     assert_eq!(
         d.dev.save_state(),
-        VirtioMmio::new(Box::new(Sound::new())).save_state()
+        VirtioMmio::new(Box::new(fresh)).save_state()
     );
 }
