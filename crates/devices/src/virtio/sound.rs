@@ -211,7 +211,7 @@ impl Pending {
 }
 
 /// One PCM stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Stream {
     /// Parameters set by the driver (SET_PARAMS).
     set: Params,
@@ -225,19 +225,6 @@ struct Stream {
     epoch_ns: u64,
     /// PCM bytes of the buffers completed since `epoch_ns`.
     done_bytes: u64,
-}
-
-impl Default for Stream {
-    fn default() -> Self {
-        Stream {
-            set: Params::default(),
-            prepared: Params::default(),
-            running: false,
-            queue: VecDeque::new(),
-            epoch_ns: 0,
-            done_bytes: 0,
-        }
-    }
 }
 
 impl Stream {
