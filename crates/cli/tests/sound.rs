@@ -308,3 +308,111 @@ fn playback_and_capture_are_recorded_and_replayed() {
     assert_eq!(kept.len() * 2, pcm2.len());
     assert!(!scratch.path("t2.rwtrace").exists());
 }
+
+/// `(icount, state)` from `rewind: replay matched the recording: N instructions, state H`.
+fn matched(d: &Done) -> Option<(u64, String)> {
+    let line = d
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rewind: replay matched the recording: "))?;
+    let (n, rest) = line.split_once(" instructions, state ")?;
+    Some((n.parse().ok()?, rest.trim().to_string()))
+}
+
+/// Snapshots taken while buffers are in flight (playing, capturing) restore them: replays
+/// `--from` there end in the recorded state, print the recorded tail, and write the samples
+/// played from the snapshot they start at in their place in the WAV (silence before it).
+#[test]
+fn replays_from_snapshots_with_audio_in_flight() {
+    let Some(elf) = elf() else { return };
+    let scratch = Scratch::new("from");
+    let input = scratch.path("in.wav");
+    write_capture_wav(&input);
+    let trace = scratch.path("t.rwtrace");
+    let rec_wav = scratch.path("rec.wav");
+    let rec = rewind(&[
+        s("record"),
+        s("-o"),
+        s(&trace),
+        s("--snapshot-every"),
+        s("3000"),
+        s("--device"),
+        s("virtio-sound,audiodev=a0"),
+        s("--audiodev"),
+        format!(
+            "wav,id=a0,path={},in.path={}",
+            rec_wav.display(),
+            input.display()
+        ),
+        s("--kernel"),
+        s(&elf),
+        s("--serial"),
+        s("stdio"),
+    ]);
+    assert_eq!(rec.code, Some(0), "record: {}", rec.describe());
+    let n = common::recorded_icount(&rec.stderr).expect("icount");
+    let full = rewind(&[s("replay"), s(&trace), s("-q")]);
+    let (icount, state) = matched(&full).expect("full replay matched");
+    assert_eq!(icount, n);
+    let whole = std::fs::read(&rec_wav).unwrap();
+    // Between the START of playback and the first capture, and while capturing.
+    let dump = rewind(&[s("dump"), s(&trace)]);
+    let captures: Vec<u64> = dump
+        .stdout
+        .lines()
+        .filter(|l| l.contains("AudioCapture"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(captures.len(), 8, "{}", dump.stdout);
+    for from in [
+        captures[0] / 2,
+        captures[0] * 3 / 4,
+        captures[2] + 1,
+        captures[5],
+    ] {
+        let wav = scratch.path(&format!("from{from}.wav"));
+        let d = rewind(&[
+            s("replay"),
+            s(&trace),
+            s("-q"),
+            s("--from"),
+            from.to_string(),
+            s("--audiodev"),
+            format!("wav,id=a0,path={}", wav.display()),
+        ]);
+        assert_eq!(d.code, Some(0), "--from {from}: {}", d.describe());
+        assert_eq!(
+            matched(&d),
+            Some((icount, state.clone())),
+            "--from {from}: {}",
+            d.describe()
+        );
+        assert!(
+            full.stdout.ends_with(&d.stdout),
+            "--from {from}: {}",
+            d.stdout
+        );
+        let part = std::fs::read(&wav).unwrap();
+        if from > captures[0] {
+            // Playback was over before the capture started: nothing is left to write.
+            assert_eq!(part.len(), 44, "--from {from}: an empty WAV");
+            continue;
+        }
+        assert_eq!(part.len(), whole.len(), "--from {from}");
+        // Whatever was written is the recording's; the rest is silence.
+        let differs = part
+            .iter()
+            .zip(&whole)
+            .skip(44)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(
+            part[44..]
+                .iter()
+                .zip(&whole[44..])
+                .all(|(a, b)| a == b || *a == 0),
+            "--from {from}: {differs} bytes differ"
+        );
+        assert!(part.ends_with(&whole[whole.len() - 64..]), "--from {from}");
+    }
+}
