@@ -3,6 +3,8 @@ use crate::device::{Device, DeviceCtx, DeviceTime, HostIo, Persist};
 use crate::virtio::{reg, VirtioMmio, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET};
 use rewind_cpu::Ram;
 
+const F_EVENT_IDX_LO: u32 = crate::virtio::queue::F_EVENT_IDX as u32;
+
 const BASE: u64 = 0x8000_0000;
 const QSIZE: u32 = 16;
 /// Data buffers.
@@ -62,6 +64,30 @@ fn w(d: &mut VirtioMmio, ram: &mut Ram, off: u64, v: u32) {
         .unwrap();
 }
 
+/// Reset the device and run the driver's initialisation (virtio 1.2 §3.1.1) for all queues.
+fn bring_up(d: &mut VirtioMmio, ram: &mut Ram, features: u32) {
+    w(d, ram, reg::STATUS, 0);
+    w(d, ram, reg::STATUS, 3);
+    w(d, ram, reg::DRIVER_FEATURES, features);
+    w(d, ram, reg::DRIVER_FEATURES_SEL, 1);
+    w(d, ram, reg::DRIVER_FEATURES, 1);
+    w(d, ram, reg::STATUS, 3 | STATUS_FEATURES_OK);
+    for q in 0..4 {
+        w(d, ram, reg::QUEUE_SEL, q as u32);
+        w(d, ram, reg::QUEUE_NUM, QSIZE);
+        w(d, ram, reg::QUEUE_DESC_LOW, desc_addr(q) as u32);
+        w(d, ram, reg::QUEUE_DRIVER_LOW, avail_addr(q) as u32);
+        w(d, ram, reg::QUEUE_DEVICE_LOW, used_addr(q) as u32);
+        w(d, ram, reg::QUEUE_READY, 1);
+    }
+    w(
+        d,
+        ram,
+        reg::STATUS,
+        3 | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+    );
+}
+
 impl Driver {
     fn new() -> Self {
         Driver::with_features(0)
@@ -71,30 +97,7 @@ impl Driver {
     fn with_features(features: u32) -> Self {
         let mut ram = Ram::new(BASE, 16 << 20);
         let mut d = VirtioMmio::new(Box::new(Sound::new()));
-        w(&mut d, &mut ram, reg::STATUS, 3);
-        w(&mut d, &mut ram, reg::DRIVER_FEATURES, features);
-        w(&mut d, &mut ram, reg::DRIVER_FEATURES_SEL, 1);
-        w(&mut d, &mut ram, reg::DRIVER_FEATURES, 1);
-        w(&mut d, &mut ram, reg::STATUS, 3 | STATUS_FEATURES_OK);
-        for q in 0..4 {
-            w(&mut d, &mut ram, reg::QUEUE_SEL, q as u32);
-            w(&mut d, &mut ram, reg::QUEUE_NUM, QSIZE);
-            w(&mut d, &mut ram, reg::QUEUE_DESC_LOW, desc_addr(q) as u32);
-            w(
-                &mut d,
-                &mut ram,
-                reg::QUEUE_DRIVER_LOW,
-                avail_addr(q) as u32,
-            );
-            w(&mut d, &mut ram, reg::QUEUE_DEVICE_LOW, used_addr(q) as u32);
-            w(&mut d, &mut ram, reg::QUEUE_READY, 1);
-        }
-        w(
-            &mut d,
-            &mut ram,
-            reg::STATUS,
-            3 | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
-        );
+        bring_up(&mut d, &mut ram, features);
         Driver {
             ram,
             dev: d,
@@ -603,4 +606,89 @@ fn buffers_held_for_later_still_publish_avail_event() {
         assert_eq!(avail_event, i);
     }
     assert!(d.used(Q_TX).is_empty());
+}
+
+#[test]
+fn random_programming_never_panics() {
+    // Random register writes, random ring contents and buffers for either stream, time moving
+    // on: the device may end in DEVICE_NEEDS_RESET (then the driver starts over), never panic
+    // or loop.
+    let mut d = Driver::with_features(crate::virtio::queue::F_EVENT_IDX as u32);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut restarts = 0;
+    for i in 0..50_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let t = DeviceTime::default();
+        if i % 200 == 0 && (d.dev.status() & STATUS_NEEDS_RESET != 0 || i == 0) {
+            // Start over: reset, clean rings, both streams running.
+            for q in 0..4 {
+                d.ram.write(qbase(q), &[0u8; 0x3000]).unwrap();
+            }
+            bring_up(
+                &mut d.dev,
+                &mut d.ram,
+                (x & u64::from(F_EVENT_IDX_LO)) as u32,
+            );
+            d.next_desc = [0; 4];
+            d.avail = [0; 4];
+            d.used_seen = [0; 4];
+            start(&mut d, STREAM_OUT);
+            start(&mut d, STREAM_IN);
+            restarts += 1;
+        }
+        match x % 64 {
+            0 => {
+                let off = (x >> 8) & 0x1fc;
+                let _ = d.dev.write(off, 4, x >> 32, &t, &mut d.ram);
+            }
+            1 => {
+                let _ = d.dev.read((x >> 8) & 0x1fc, 4, &t);
+            }
+            2..=4 => {
+                // A random word in a ring, then a notify.
+                let q = ((x >> 8) % 4) as usize;
+                let at = qbase(q) + ((x >> 12) & 0x2ff8);
+                d.ram.write(at, &(x >> 3).to_le_bytes()).unwrap();
+                w(&mut d.dev, &mut d.ram, reg::QUEUE_NOTIFY, q as u32);
+            }
+            5..=8 => {
+                // A control request of random bytes.
+                let mut req = vec![0u8; ((x >> 8) % 40) as usize];
+                for (k, b) in req.iter_mut().enumerate() {
+                    *b = (x >> (k % 56)) as u8;
+                }
+                if let Some(c) = req.get_mut(1) {
+                    *c &= 0x03;
+                }
+                let r = d.buf(&req, req.len() as u32);
+                let a = d.buf(&[], 96);
+                d.offer(Q_CONTROL, &[(r, req.len() as u32, false), (a, 96, true)]);
+            }
+            _ => {
+                if d.used(Q_TX).len() + d.used(Q_RX).len() > 0 || (x >> 20) % 4 != 0 {
+                    let stream = ((x >> 9) & 1) as u32;
+                    let len = ((x >> 16) % 3000) as u32;
+                    if x & 0x100 != 0 {
+                        tx(&mut d, stream, &vec![x as u8; len as usize]);
+                    } else {
+                        rx(&mut d, stream, len);
+                    }
+                }
+            }
+        }
+        if d.next_buf > DATA + (8 << 20) {
+            d.next_buf = DATA;
+        }
+        d.now += (x >> 40) % 3_000_000;
+        d.serve();
+    }
+    assert!(restarts > 1);
+    assert!(d.host.played.len() > 100, "{} played", d.host.played.len());
+    assert!(
+        d.host.captured.len() > 100,
+        "{} captured",
+        d.host.captured.len()
+    );
 }
