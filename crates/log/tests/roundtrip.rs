@@ -219,7 +219,12 @@ fn dumps_show_every_event() {
     w.finish(&Footer::new(40000, None)).unwrap();
 
     let mut text = Vec::new();
-    dump_text(&mut TraceReader::open(&path).unwrap(), &mut text).unwrap();
+    dump_text(
+        &mut TraceReader::open(&path).unwrap(),
+        &mut text,
+        &Default::default(),
+    )
+    .unwrap();
     let text = String::from_utf8(text).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(lines.len(), 4, "{text}");
@@ -238,7 +243,12 @@ fn dumps_show_every_event() {
     assert!(text.contains("image Kernel Image (1000 bytes, blake3 "));
 
     let mut json = Vec::new();
-    dump_json(&mut TraceReader::open(&path).unwrap(), &mut json).unwrap();
+    dump_json(
+        &mut TraceReader::open(&path).unwrap(),
+        &mut json,
+        &Default::default(),
+    )
+    .unwrap();
     let objs: Vec<serde_json::Value> = String::from_utf8(json)
         .unwrap()
         .lines()
