@@ -611,3 +611,45 @@ fn dump_follow_tracks_a_recording_in_progress() {
     );
     assert!(!o.stdout.contains("TRUNCATED"), "{}", o.stdout);
 }
+
+/// The two snapshot files are told apart: a single snapshot given to `--snapshots` (which takes
+/// the recording's snapshot file) says what it is and what takes it.
+#[test]
+fn snapshot_files_of_the_wrong_kind_are_explained() {
+    let (dir, trace, demo) = trace_setup("kinds.rwtrace");
+    assert_exit(&record_demo(&trace, &demo, &[]), 0);
+    let single = dir.path("at1000.snap");
+    assert_exit(
+        &rewind(&[
+            "replay",
+            s(&trace),
+            "--serial",
+            "null",
+            "--stop-at",
+            "1000",
+            "--save-snapshot",
+            s(&single),
+        ]),
+        0,
+    );
+    let o = rewind(&[
+        "replay",
+        s(&trace),
+        "--snapshots",
+        s(&single),
+        "--from",
+        "1000",
+    ]);
+    assert_error(&o, 2, "it is a single machine snapshot");
+    assert!(o.stderr.contains("x-rewind-load-snapshot"), "{}", o.stderr);
+    // A trace given as the snapshot file.
+    let o = rewind(&[
+        "replay",
+        s(&trace),
+        "--snapshots",
+        s(&trace),
+        "--from",
+        "1000",
+    ]);
+    assert_error(&o, 2, "it is a trace");
+}

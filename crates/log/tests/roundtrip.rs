@@ -32,7 +32,7 @@ fn every_event_kind_round_trips() {
     assert_eq!(f.final_icount, icount);
     assert_eq!(f.final_state_hash, Some(0xfeed));
     assert_eq!(f.total_events, events.len() as u64 + 1);
-    assert_eq!(f.event_counts[&EventKind::HostShutdown], 6);
+    assert_eq!(f.event_counts[&EventKind::HostShutdown], 7);
     assert_eq!(f.event_counts[&EventKind::StateRegisters], 1);
     assert_eq!(f.event_counts[&EventKind::SerialInput], 4);
     assert_eq!(f.event_counts[&EventKind::End], 1);
@@ -286,7 +286,9 @@ fn arb_event() -> impl Strategy<Value = Event> {
             Just(S::SigTerm),
             Just(S::CtrlAX),
             Just(S::EndOfRecording),
-            Just(S::Monitor)
+            Just(S::Monitor),
+            Just(S::SigHup),
+            Just(S::HostReset)
         ]
         .prop_map(|cause| Event::HostShutdown { cause }),
         (

@@ -17,6 +17,7 @@ pub mod bus;
 pub mod clock;
 mod error;
 pub mod fdt;
+pub mod file_kind;
 pub mod loader;
 mod machine;
 pub mod record;
