@@ -159,7 +159,7 @@ pub struct DumpEnd {
 impl Filter {
     /// Event kinds named by `spec`: a comma-separated list of kind names (`SerialInput`, any
     /// case) or families (`serial`, `clock`, `random`, `warp`, `state`, `net`, `input`,
-    /// `shutdown`, `exit`, `snapshot`, `end`).
+    /// `audio`, `shutdown`, `exit`, `snapshot`, `end`).
     pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, String> {
         let mut kinds = Vec::new();
         for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
@@ -171,6 +171,7 @@ impl Filter {
                 "state" | "check" => &[EventKind::StateHash, EventKind::StateRegisters],
                 "net" => &[EventKind::NetPacket, EventKind::NetSent],
                 "input" => &[EventKind::InputEvent],
+                "audio" | "sound" => &[EventKind::AudioCapture],
                 "shutdown" | "host" => &[EventKind::HostShutdown],
                 "exit" | "guest" => &[EventKind::GuestExit],
                 "snapshot" => &[EventKind::SnapshotMark],
@@ -183,7 +184,7 @@ impl Filter {
                     None => {
                         let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
                         return Err(format!(
-                            "unknown event kind '{word}' (families: serial, clock, random, warp, state, net, input, shutdown, exit, snapshot, end; kinds: {})",
+                            "unknown event kind '{word}' (families: serial, clock, random, warp, state, net, input, audio, shutdown, exit, snapshot, end; kinds: {})",
                             names.join(", ")
                         ));
                     }
