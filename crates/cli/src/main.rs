@@ -476,6 +476,8 @@ fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let config = machine_config(&a.machine);
     rewind_machine::check_ram_reservable(config.ram_size)?;
+    // Not over a capture input or an image either.
+    rewind_machine::record::check_audio_outputs(&config, &[])?;
     if a.dump_dtb.is_none() {
         if let Some(debugging) = a.debug.bind(a.machine.max_instructions)? {
             // Run mode takes no snapshots (it cannot go back).
