@@ -249,7 +249,7 @@ impl Stream {
     /// When the oldest buffer completes, if the stream is running.
     fn deadline(&self) -> Option<u64> {
         let head = self.queue.front().filter(|_| self.running)?;
-        Some(self.time_of(self.done_bytes + u64::from(head.pcm)))
+        Some(self.time_of(self.done_bytes.saturating_add(u64::from(head.pcm))))
     }
 
     /// A buffer arrives or the stream (re)starts at `now`: a stream that ran dry starts a
@@ -314,7 +314,7 @@ fn write_at(
             continue;
         }
         let n = rest.len().min((len - skip) as usize);
-        ram.write(s.addr + skip, &rest[..n])
+        ram.write(s.addr.wrapping_add(skip), &rest[..n])
             .map_err(|_| QueueError::BadBuffer {
                 addr: s.addr,
                 len: s.len,
@@ -550,14 +550,14 @@ impl Sound {
                 let latency = s.queued_behind();
                 let s = &mut self.state.streams[id as usize];
                 let Some(p) = s.queue.pop_front() else { break };
-                s.done_bytes += u64::from(p.pcm);
+                s.done_bytes = s.done_bytes.saturating_add(u64::from(p.pcm));
                 let chain = p.chain();
                 if id == STREAM_OUT {
                     let bytes = chain.read_bytes(io.ram, 4 + p.pcm as usize)?;
                     let pcm = bytes.get(4..).unwrap_or(&[]);
                     io.host
                         .audio_playback(io.slot, format, self.state.played, pcm);
-                    self.state.played += pcm.len() as u64;
+                    self.state.played = self.state.played.saturating_add(pcm.len() as u64);
                     let room = chain.writable_len();
                     write_at(
                         &chain,

@@ -265,7 +265,7 @@ impl AudioHost {
     /// The guest played `pcm` (in `format`), starting at byte `pos` of its playback stream.
     pub fn playback(&mut self, format: AudioFormat, pos: u64, pcm: &[u8]) {
         let Some(out) = &mut self.out else { return };
-        let end = pos + pcm.len() as u64;
+        let end = pos.saturating_add(pcm.len() as u64);
         if end <= out.written {
             return;
         }
