@@ -209,12 +209,16 @@ pub fn parse_device(s: &str) -> Result<DeviceArg, String> {
             netdev.ok_or_else(|| format!("{s}: needs netdev=ID (a --netdev user,id=ID)"))?;
         return Ok(DeviceArg::Net { netdev, mac });
     }
-    // QEMU's options after the name (`,id=...`) are accepted and ignored.
-    rewind_machine::VirtioDevice::parse(name)
+    // QEMU's options after the name (`,id=...`) are accepted; those a device does not use
+    // are ignored.
+    rewind_machine::VirtioDevice::parse(s)
         .filter(|d| !matches!(d, rewind_machine::VirtioDevice::Net(_)))
         .map(DeviceArg::Virtio)
         .ok_or_else(|| {
-            format!("unknown device '{name}' (known: virtio-rng-device, virtio-net-device)")
+            format!(
+                "unknown device '{name}' (known: virtio-rng-device, virtio-net-device, \
+                 virtio-sound-device)"
+            )
         })
 }
 

@@ -89,6 +89,10 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
         interval: a.check_interval,
         registers_every: DEFAULT_REGISTERS_EVERY,
     };
+    rewind_machine::record::check_audio_outputs(
+        &config,
+        &[a.output.clone(), sidecar::sidecar_path(&a.output)],
+    )?;
     let (mut writer, id) = create_trace(&a.output, &mut config, checks, a.force)?;
     if let Some(b) = a.block_size {
         writer.set_block_size(b);
@@ -284,8 +288,14 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
         }),
         remap: a.image.clone(),
     };
-    let (config, _) =
+    let (mut config, _) =
         rewind_machine::record::replay_config_with(reader.header(), &embedded_image, &search)?;
+    for given in &a.audiodev {
+        rewind_machine::record::set_replay_audio(&mut config, given)?;
+    }
+    let mut protected = vec![a.file.clone(), sidecar::sidecar_path(&a.file)];
+    protected.extend(a.snapshots.clone());
+    rewind_machine::record::check_audio_outputs(&config, &protected)?;
     let total = reader.footer().map(|f| f.final_icount);
     if let (Some(n), Some(t)) = (a.from, total) {
         if n > t {

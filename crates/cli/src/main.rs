@@ -148,8 +148,9 @@ struct MachineArgs {
     /// Add a device (QEMU's `-device` spelling; may be repeated): `virtio-rng-device` (or
     /// `virtio-rng`), an entropy source whose bytes go through the replay boundary;
     /// `virtio-net-device,netdev=ID[,mac=MAC]` (or `virtio-net`), a network card on the
-    /// `--netdev` ID. The first device takes the last virtio-mmio transport (0x10008000), as
-    /// on QEMU.
+    /// `--netdev` ID; `virtio-sound-device,audiodev=ID` (or `virtio-sound`), a sound card with
+    /// one playback and one capture stream. The first device takes the last virtio-mmio
+    /// transport (0x10008000), as on QEMU.
     #[arg(long = "device", value_name = "DEVICE", value_parser = args::parse_device)]
     devices: Vec<args::DeviceArg>,
     /// A user-mode network (QEMU's `-netdev user`; may be repeated):
@@ -162,6 +163,11 @@ struct MachineArgs {
     /// `user[,hostfwd=...][,mac=MAC]`. These cards come after the `--device` ones.
     #[arg(long = "nic", value_name = "user[,hostfwd=...]", value_parser = args::parse_nic)]
     nics: Vec<args::NetdevSpec>,
+    /// Host audio backend (QEMU's `-audiodev` spelling; may be repeated):
+    /// `wav,id=ID,path=OUT.wav` writes what the guest plays; `none,id=ID` discards it. rewind
+    /// adds `in.path=IN.wav`: capture reads that file (silence without it, or past its end).
+    #[arg(long = "audiodev", value_name = "wav,id=ID,path=OUT.wav[,in.path=IN.wav]", value_parser = parse_audiodev)]
+    audiodevs: Vec<rewind_machine::AudioDevConfig>,
     /// RAM size (a bare number is MiB).
     #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     memory: u64,
@@ -268,6 +274,11 @@ struct ReplayArgs {
     /// The recording's snapshot file (default: FILE.snapshots, used when present and valid).
     #[arg(long, value_name = "SNAPSHOTS")]
     snapshots: Option<PathBuf>,
+    /// Write the playback of the trace's audiodev ID to OUT.wav (QEMU's `-audiodev`
+    /// spelling; may be repeated). Without it replay writes no audio. Capture is never read:
+    /// it comes from the trace.
+    #[arg(long = "audiodev", value_name = "wav,id=ID,path=OUT.wav", value_parser = parse_audiodev)]
+    audiodev: Vec<rewind_machine::AudioDevConfig>,
     /// Use PATH for the trace's image NAME (bios, kernel, initrd, or the recorded file name);
     /// it must hold exactly the recorded bytes. Without it an image is looked for by content:
     /// at its recorded path, then next to the trace.
@@ -471,7 +482,12 @@ fn machine_config(a: &MachineArgs) -> anyhow::Result<MachineConfig> {
         handle_signals: true,
         cpu: a.cpu,
         virtio,
+        audiodevs: a.audiodevs.clone(),
     })
+}
+
+fn parse_audiodev(s: &str) -> Result<rewind_machine::AudioDevConfig, String> {
+    rewind_machine::AudioDevConfig::parse(s)
 }
 
 fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
@@ -481,6 +497,8 @@ fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let config = machine_config(&a.machine)?;
     rewind_machine::check_ram_reservable(config.ram_size)?;
+    // Not over a capture input or an image either.
+    rewind_machine::record::check_audio_outputs(&config, &[])?;
     if a.dump_dtb.is_none() {
         if let Some(debugging) = a.debug.bind(a.machine.max_instructions)? {
             // Run mode takes no snapshots (it cannot go back).

@@ -34,7 +34,7 @@ pub use machine::{Machine, NetCapture, NetDirection, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
 pub use rewind_devices::virtio::net::{parse_mac as virtio_net_mac, NetSpec};
 pub use rewind_devices::virtio::Backend as VirtioDevice;
-pub use rewind_replay::{CheckSettings, SerialInput, ShutdownCause};
+pub use rewind_replay::{AudioDevConfig, CheckSettings, SerialInput, ShutdownCause};
 pub use snapshot::{Snapshot, SnapshotError};
 
 /// Default RAM size (QEMU's is 128 MiB; Linux with an initrd is happier with more).
@@ -121,6 +121,8 @@ pub struct MachineConfig {
     pub cpu: rewind_cpu::CpuFeatures,
     /// virtio devices, in command-line order (the first goes in the last transport, as on QEMU).
     pub virtio: Vec<VirtioDevice>,
+    /// Host audio backends (`--audiodev`), referred to by sound devices' `audiodev=ID`.
+    pub audiodevs: Vec<AudioDevConfig>,
 }
 
 impl Default for MachineConfig {
@@ -137,6 +139,7 @@ impl Default for MachineConfig {
             handle_signals: false,
             cpu: rewind_cpu::CpuFeatures::default(),
             virtio: Vec::new(),
+            audiodevs: Vec::new(),
         }
     }
 }

@@ -91,6 +91,7 @@ impl Boundary {
             pause_at_limit: false,
             net: Vec::new(),
             net_sent: 0,
+            audio: Vec::new(),
         }
     }
 
