@@ -6,6 +6,7 @@
 //! DEVICE_NEEDS_RESET and raise a configuration interrupt, as the spec asks; the device does
 //! nothing more until the driver resets it.
 
+pub mod blk;
 pub mod queue;
 pub mod rng;
 
@@ -186,6 +187,8 @@ impl VirtioIo<'_> {
 pub enum Backend {
     /// virtio-rng: entropy.
     Rng,
+    /// virtio-blk: a disk image.
+    Blk(blk::DriveConfig),
 }
 
 impl Backend {
@@ -193,20 +196,24 @@ impl Backend {
     pub fn qemu_name(&self) -> &'static str {
         match self {
             Backend::Rng => "virtio-rng-device",
+            Backend::Blk(_) => "virtio-blk-device",
         }
     }
 
     /// The device as the trace header records it: [`Backend::parse`] reads it back. Devices
     /// with options (drives, netdevs) write them as QEMU's `-device` option lists do.
     pub fn spec(&self) -> String {
-        self.qemu_name().to_string()
+        match self {
+            Backend::Blk(d) => d.spec(),
+            _ => self.qemu_name().to_string(),
+        }
     }
 
     /// The device named `name` (QEMU's `-device` name, or the short `virtio-rng`).
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "virtio-rng-device" | "virtio-rng" => Some(Backend::Rng),
-            _ => None,
+            _ => blk::DriveConfig::from_spec(name).map(Backend::Blk),
         }
     }
 
@@ -214,6 +221,7 @@ impl Backend {
     pub fn build(&self) -> Result<Box<dyn DeviceModel>, String> {
         Ok(match self {
             Backend::Rng => Box::new(rng::Rng),
+            Backend::Blk(d) => Box::new(blk::Blk::open(d).map_err(|e| e.to_string())?),
         })
     }
 }
