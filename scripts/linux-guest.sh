@@ -202,7 +202,8 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]] || stale_te
 
     # Kernel modules for the devices the next issues add: copy only what is modular (=m).
     # The package ships no modules.dep (its postinst runs depmod), so generate it here.
-    MODS=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_input evdev ext4 virtio_snd)
+    # crc32c_generic: ext4 loads the crc32c hash at every mount.
+    MODS=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_input evdev ext4 crc32c_generic virtio_snd)
     MDIR="$KROOT/usr/lib/modules/$KVER"
     [[ -d "$MDIR" ]] || MDIR="$KROOT/lib/modules/$KVER"
     if [[ ! -f "$MDIR/modules.dep" ]]; then
@@ -216,6 +217,7 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]] || stale_te
         case $m in
             evdev) sym=CONFIG_INPUT_EVDEV ;;
             ext4) sym=CONFIG_EXT4_FS ;;
+            crc32c_generic) sym=CONFIG_CRYPTO_CRC32C ;;
             virtio-rng) sym=CONFIG_HW_RANDOM_VIRTIO ;;
             virtio_snd) sym=CONFIG_SND_VIRTIO ;;
             *) sym="CONFIG_${m^^}" ;;

@@ -140,3 +140,105 @@ mod tests {
         assert!(parse_serial("unix:,server").is_err());
     }
 }
+
+/// A `--device` option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// A device complete in itself (`virtio-rng-device`).
+    Plain(rewind_machine::VirtioDevice),
+    /// `virtio-blk-device,drive=ID[,serial=S]`: the disk of an `if=none` drive.
+    Blk {
+        /// The drive's id.
+        drive: String,
+        /// GET_ID's serial.
+        serial: Option<String>,
+    },
+}
+
+/// `--device NAME[,OPTIONS]` (QEMU's `-device`).
+pub fn parse_device(s: &str) -> Result<DeviceArg, String> {
+    use rewind_machine::blk::split_options;
+    let items = split_options(s);
+    let name = items.first().map_or("", String::as_str);
+    if matches!(name, "virtio-blk-device" | "virtio-blk") {
+        let (mut drive, mut serial) = (None, None);
+        for item in &items[1..] {
+            match item.split_once('=') {
+                Some(("drive", v)) if !v.is_empty() => drive = Some(v.to_string()),
+                Some(("serial", v)) => serial = Some(v.to_string()),
+                // QEMU's other options (`id=...`) are accepted and ignored.
+                Some(_) => {}
+                None => return Err(format!("'{item}': expected KEY=VALUE")),
+            }
+        }
+        let drive =
+            drive.ok_or("virtio-blk-device needs drive=ID (a --drive ...,if=none,id=ID)")?;
+        return Ok(DeviceArg::Blk { drive, serial });
+    }
+    // QEMU's options after the name (`,id=...`) are accepted and ignored.
+    rewind_machine::VirtioDevice::parse(name)
+        .map(DeviceArg::Plain)
+        .ok_or_else(|| {
+            format!("unknown device '{name}' (known: virtio-rng-device, virtio-blk-device)")
+        })
+}
+
+/// A `--drive` option.
+pub type DriveArg = (
+    rewind_machine::blk::DriveConfig,
+    rewind_machine::blk::DriveInterface,
+);
+
+/// `--drive file=IMG[,...]` (QEMU's `-drive`).
+pub fn parse_drive(s: &str) -> Result<DriveArg, String> {
+    rewind_machine::blk::DriveConfig::parse_drive(s)
+}
+
+/// The virtio devices of `--device` and `--drive`, in QEMU's order: the `--device` ones in
+/// command-line order, then the `if=virtio` drives.
+pub fn virtio_devices(
+    devices: &[DeviceArg],
+    drives: &[DriveArg],
+) -> Result<Vec<rewind_machine::VirtioDevice>, String> {
+    use rewind_machine::blk::DriveInterface;
+    use rewind_machine::VirtioDevice;
+    let mut ids = std::collections::HashSet::new();
+    for (d, _) in drives {
+        if let Some(id) = &d.id {
+            if !ids.insert(id.as_str()) {
+                return Err(format!("two drives have id={id}"));
+            }
+        }
+    }
+    let mut used = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for dev in devices {
+        match dev {
+            DeviceArg::Plain(d) => out.push(d.clone()),
+            DeviceArg::Blk { drive, serial } => {
+                let Some((cfg, interface)) =
+                    drives.iter().find(|(d, _)| d.id.as_ref() == Some(drive))
+                else {
+                    return Err(format!("virtio-blk-device: no --drive has id={drive}"));
+                };
+                if *interface != DriveInterface::None || !used.insert(drive.as_str()) {
+                    return Err(format!(
+                        "virtio-blk-device: drive {drive} is already in use"
+                    ));
+                }
+                let mut cfg = cfg.clone();
+                if serial.is_some() {
+                    cfg.serial = serial.clone();
+                }
+                out.push(VirtioDevice::Blk(cfg));
+            }
+        }
+    }
+    out.extend(
+        drives
+            .iter()
+            .filter(|(_, i)| *i == DriveInterface::Virtio)
+            .map(|(d, _)| VirtioDevice::Blk(d.clone())),
+    );
+    Ok(out)
+}

@@ -69,7 +69,7 @@ pub fn create_trace(
 /// `rewind record`.
 pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     let debug = a.debug.bind(a.machine.max_instructions)?;
-    let mut config = machine_config(&a.machine);
+    let mut config = machine_config(&a.machine)?;
     if let SerialOutput::File(p) = &config.serial_output {
         if p == &a.output || same_file(p, &a.output) {
             bail!(

@@ -140,10 +140,18 @@ struct MachineArgs {
     #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
     cpu: rewind_machine::CpuFeatures,
     /// Add a device (QEMU's `-device` spelling; may be repeated): `virtio-rng-device` (or
-    /// `virtio-rng`), an entropy source whose bytes go through the replay boundary. The first
-    /// device takes the last virtio-mmio transport (0x10008000), as on QEMU.
-    #[arg(long = "device", value_name = "DEVICE", value_parser = parse_device)]
-    devices: Vec<rewind_machine::VirtioDevice>,
+    /// `virtio-rng`), an entropy source whose bytes go through the replay boundary;
+    /// `virtio-blk-device,drive=ID[,serial=S]`, the disk of `--drive ...,if=none,id=ID`. The
+    /// first device takes the last virtio-mmio transport (0x10008000), as on QEMU.
+    #[arg(long = "device", value_name = "DEVICE", value_parser = args::parse_device)]
+    devices: Vec<args::DeviceArg>,
+    /// A disk (QEMU's `-drive` spelling; may be repeated):
+    /// `file=IMG[,format=raw][,readonly=on][,id=NAME][,if=virtio|none][,snapshot=on][,serial=S]`.
+    /// `if=virtio` (the default) plugs a virtio-blk-device after the `--device` ones, as QEMU
+    /// does. `record` and `replay` never write the image: guest writes go to an overlay kept in
+    /// the trace's snapshots. `run` writes to it unless `readonly=on` or `snapshot=on`.
+    #[arg(long = "drive", value_name = "file=IMG[,...]", value_parser = args::parse_drive)]
+    drives: Vec<args::DriveArg>,
     /// RAM size (a bare number is MiB).
     #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     memory: u64,
@@ -355,7 +363,7 @@ fn exit_status(outcome: RunOutcome, icount: u64) -> u8 {
 }
 
 /// The machine configuration the options describe.
-fn machine_config(a: &MachineArgs) -> MachineConfig {
+fn machine_config(a: &MachineArgs) -> anyhow::Result<MachineConfig> {
     let bios = (a.bios != "none").then(|| ImageSource::file(&a.bios));
     let (serial_input, serial_output) = match &a.serial {
         SerialSpec::Stdio => (SerialInput::Stdio, SerialOutput::Stdout),
@@ -370,7 +378,8 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
         .clone()
         .map(SerialInput::File)
         .unwrap_or(serial_input);
-    MachineConfig {
+    let virtio = args::virtio_devices(&a.devices, &a.drives).map_err(anyhow::Error::msg)?;
+    Ok(MachineConfig {
         ram_size: a.memory,
         bios,
         kernel: a.kernel.clone().map(ImageSource::File),
@@ -381,15 +390,8 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
         serial_output,
         handle_signals: true,
         cpu: a.cpu,
-        virtio: a.devices.clone(),
-    }
-}
-
-fn parse_device(s: &str) -> Result<rewind_machine::VirtioDevice, String> {
-    // QEMU's options after the name (`,id=...`) are accepted and ignored.
-    let name = s.split(',').next().unwrap_or(s);
-    rewind_machine::VirtioDevice::parse(name)
-        .ok_or_else(|| format!("unknown device '{name}' (known: virtio-rng-device)"))
+        virtio,
+    })
 }
 
 fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
@@ -397,7 +399,7 @@ fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {
-    let config = machine_config(&a.machine);
+    let config = machine_config(&a.machine)?;
     rewind_machine::check_ram_reservable(config.ram_size)?;
     if a.dump_dtb.is_none() {
         if let Some(debugging) = a.debug.bind(a.machine.max_instructions)? {

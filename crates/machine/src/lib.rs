@@ -15,6 +15,7 @@
 pub mod boot;
 pub mod bus;
 pub mod clock;
+pub mod disk;
 mod error;
 pub mod fdt;
 pub mod loader;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 pub use error::{ImageProblem, MachineError};
 pub use machine::{Machine, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
+pub use rewind_devices::virtio::blk;
 pub use rewind_devices::virtio::Backend as VirtioDevice;
 pub use rewind_replay::{CheckSettings, SerialInput, ShutdownCause};
 pub use snapshot::{Snapshot, SnapshotError};
