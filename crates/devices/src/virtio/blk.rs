@@ -699,6 +699,13 @@ impl Blk {
     }
 }
 
+/// Requests in flight in a saved virtio-blk state (see [`super::saved_model_state`]).
+pub fn saved_in_flight(model: &[u8]) -> Option<usize> {
+    postcard::take_from_bytes::<Saved>(model)
+        .ok()
+        .map(|(s, _)| s.in_flight.len())
+}
+
 /// The segments after the first `n` bytes.
 fn skip(segs: &[Segment], mut n: u64) -> Vec<Segment> {
     let mut out = Vec::new();

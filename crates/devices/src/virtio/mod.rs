@@ -257,6 +257,14 @@ struct SavedTransport {
     model: Vec<u8>,
 }
 
+/// The device model's own part of a saved transport (for tools and tests that look into
+/// snapshots); `None` if `transport` does not decode.
+pub fn saved_model_state(transport: &[u8]) -> Option<Vec<u8>> {
+    postcard::from_bytes::<SavedTransport>(transport)
+        .ok()
+        .map(|s| s.model)
+}
+
 impl VirtioMmio {
     /// A slot with no device.
     pub fn empty() -> Self {
