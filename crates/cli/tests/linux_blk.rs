@@ -137,31 +137,71 @@ fn linux_ext4_on_virtio_blk_records_and_replays() {
     }
     assert_eq!(hash(&img), before, "replay wrote the base image");
 
-    // From a snapshot while the guest writes its files (between the known file's hash and
-    // the end): the rest of the console and the end state are the whole replay's.
+    // From a snapshot while the guest writes and re-reads its files: after the known file's
+    // hash was printed, before the re-read. The rest of the console and the end state (checked
+    // by replay) are the whole replay's. A few points are tried to find one in that window.
     let total = recorded_icount(&rec.stderr).expect("recorded icount");
-    let from = (total * 9 / 10).to_string();
-    let rep = run_rewind(
-        &[
-            "replay".as_ref(),
-            trace.as_os_str(),
-            "--from".as_ref(),
-            from.as_ref(),
-        ],
-        TIMEOUT,
-    );
-    assert_eq!(
-        rep.code,
-        Some(0),
-        "replay --from {from}: {}",
-        rep.describe()
-    );
-    assert!(
-        rec.stdout.ends_with(&rep.stdout) && rep.stdout.contains("blk done"),
-        "replay --from {from} printed something else: {}",
-        rep.describe()
-    );
+    let mut inside = None;
+    for percent in [88, 85, 91, 82, 93, 80, 95] {
+        let from = total * percent / 100;
+        let rep = run_rewind(
+            &[
+                "replay".as_ref(),
+                trace.as_os_str(),
+                "--from".as_ref(),
+                from.to_string().as_ref(),
+            ],
+            TIMEOUT,
+        );
+        assert_eq!(
+            rep.code,
+            Some(0),
+            "replay --from {from}: {}",
+            rep.describe()
+        );
+        assert!(
+            rec.stdout.ends_with(&rep.stdout),
+            "replay --from {from} printed something else: {}",
+            rep.describe()
+        );
+        if !rep.stdout.contains("known sha256:") && rep.stdout.contains("reread sha256:") {
+            inside = Some(from);
+            break;
+        }
+    }
+    let from = inside.expect("no --from point between the mount and the re-read");
     assert_eq!(hash(&img), before, "replay --from wrote the base image");
+
+    // Reverse execution there: run past the re-read, seek back to `from` through a snapshot
+    // (the overlay restored with it), and forward again: the states are those reached going
+    // forwards only (the state includes the console output's hash, so the re-read data too).
+    let end = total - 1000;
+    let stops = |list: String| {
+        let rep = run_rewind(
+            &[
+                "replay".as_ref(),
+                trace.as_os_str(),
+                "--stop-at".as_ref(),
+                list.as_ref(),
+            ],
+            TIMEOUT,
+        );
+        assert_eq!(rep.code, Some(0), "--stop-at {list}: {}", rep.describe());
+        rep.stderr
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("state"))
+            .map(|v| v.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let forwards = stops(format!("{from},{end}"));
+    assert_eq!(forwards.len(), 2);
+    let back = stops(format!("{end},{from},{},{end}", from - 1));
+    assert_eq!(back.len(), 4);
+    assert_eq!(
+        (&back[0], &back[1], &back[3]),
+        (&forwards[1], &forwards[0], &forwards[1])
+    );
+    assert_eq!(stops(format!("{}", from - 1)), [back[2].clone()]);
 }
 
 /// `run` writes what the guest writes into the image, as QEMU does; `snapshot=on` does not.
