@@ -114,7 +114,7 @@ fn linux_ext4_on_virtio_blk_records_and_replays() {
     assert_eq!(console_value(&rec.stdout, "blk ro: "), Some("0"));
     assert_eq!(
         console_value(&rec.stdout, "known sha256: "),
-        Some(format!("{}", sha256(KNOWN.as_bytes())).as_str()),
+        Some(sha256(KNOWN.as_bytes()).as_str()),
         "{}",
         rec.describe()
     );

@@ -186,6 +186,9 @@ impl DriveConfig {
                 "if" if v == "none" => interface = DriveInterface::None,
                 "if" => return Err(format!("if={v}: only if=virtio and if=none exist here")),
                 "media" if v == "disk" => {}
+                // Host caching modes change nothing the guest sees here.
+                "cache" | "aio" => {}
+                "discard" if matches!(v, "ignore" | "off") => {}
                 _ => return Err(format!("'{item}': unknown or invalid drive option")),
             }
         }

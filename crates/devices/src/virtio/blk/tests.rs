@@ -704,6 +704,7 @@ fn drive_options_parse_as_qemus() {
         "file=x,if=ide",
         "file=x,if=none",
         "file=x,cache=none,bogus",
+        "file=x,discard=unmap",
         "file=x,readonly=maybe",
     ] {
         assert!(DriveConfig::parse_drive(bad).is_err(), "{bad}");
