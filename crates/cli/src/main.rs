@@ -37,6 +37,7 @@ macro_rules! print {
 }
 
 mod args;
+mod bench_disk;
 mod bench_reverse;
 mod commands;
 mod debugging;
@@ -118,6 +119,9 @@ enum BenchGuest {
     /// Record the benchmark guest with and without periodic snapshots, then time seeks and
     /// reverse steps in its replay (snapshot overhead, latency, snapshot memory).
     Reverse,
+    /// Linux `dd` writes then reads 64 MiB on a virtio-blk disk: rewind record and replay vs
+    /// QEMU `rr=record`/`rr=replay` with blkreplay (times, log bytes).
+    Disk,
 }
 
 /// The options that define a machine (shared by `run` and `record`).
@@ -334,6 +338,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             guest: Some(BenchGuest::Reverse),
             ..
         } => bench_reverse::run(),
+        Cmd::Bench {
+            guest: Some(BenchGuest::Disk),
+            no_qemu,
+            ..
+        } => bench_disk::run(no_qemu),
         Cmd::Bench {
             guest: None,
             no_qemu,

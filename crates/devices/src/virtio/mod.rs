@@ -153,7 +153,13 @@ impl VirtioIo<'_> {
     pub fn pop(&mut self, q: usize) -> Result<Option<Chain>, QueueError> {
         let indirect = self.features & F_INDIRECT_DESC != 0;
         match self.queues.get_mut(q) {
-            Some(queue) if queue.ready => queue.pop(self.ram, indirect),
+            Some(queue) if queue.ready => {
+                let chain = queue.pop(self.ram, indirect)?;
+                if self.features & F_EVENT_IDX != 0 {
+                    queue.publish_avail_event(self.ram)?;
+                }
+                Ok(chain)
+            }
             _ => Ok(None),
         }
     }

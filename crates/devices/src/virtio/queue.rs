@@ -305,6 +305,16 @@ impl Queue {
         }
     }
 
+    /// Publish `avail_event` (event-idx): the driver notifies again once it makes a buffer
+    /// available past the ones taken so far. Written at every pop, not only with used buffers:
+    /// a device that completes later (virtio-blk) would otherwise leave a stale value there and
+    /// the driver would skip the notify for its next request.
+    pub fn publish_avail_event(&self, ram: &mut Ram) -> Result<(), QueueError> {
+        self.check(ram)?;
+        let n = u64::from(self.size);
+        write_bytes(ram, self.device + 4 + 8 * n, &self.last_avail.to_le_bytes())
+    }
+
     /// Return chain `head` to the driver with `len` bytes written; with `event_idx`, also
     /// publish `avail_event` (notify me at the next buffer). Returns whether the driver wants
     /// an interrupt for it.

@@ -762,3 +762,32 @@ fn transfers_share_one_channel_and_wild_sectors_fail() {
     finish(&mut d, &mut ram);
     assert_eq!(status(&ram, 0), S_IOERR);
 }
+
+/// With event-idx, taking a request publishes `avail_event` at once: the driver's next request
+/// (made while this one is in flight) is notified. Found by Linux O_DIRECT writes, which split
+/// a 1 MiB write into two requests and waited forever for the second.
+#[test]
+fn event_idx_asks_for_the_next_notify_while_requests_are_in_flight() {
+    let (f, _) = image(64 << 10);
+    let mut ram = Ram::new(BASE, 4 << 20);
+    let mut d = init(&mut ram, Blk::open(&drive(f.path(), false, true)).unwrap());
+    let avail_event = |ram: &Ram| {
+        let mut b = [0u8; 2];
+        ram.read(USED + 4 + 8 * u64::from(QSIZE), &mut b).unwrap();
+        u16::from_le_bytes(b)
+    };
+    let rd = |sector| Req {
+        kind: T_IN,
+        sector,
+        len: 512,
+        write: true,
+    };
+    offer(&mut ram, 0, &rd(0), 1);
+    notify(&mut d, &mut ram, 0);
+    assert_eq!((used_idx(&ram), avail_event(&ram)), (0, 1));
+    offer(&mut ram, 1, &rd(1), 2);
+    notify(&mut d, &mut ram, 10);
+    assert_eq!((used_idx(&ram), avail_event(&ram)), (0, 2));
+    finish(&mut d, &mut ram);
+    assert_eq!(used_idx(&ram), 2);
+}
