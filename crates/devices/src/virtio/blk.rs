@@ -470,6 +470,11 @@ impl Blk {
                             .copy_from_slice(&d[done as usize..done as usize + n]),
                         None => chunk[within..within + n].fill(0),
                     }
+                    // Chunks of zeroes (fresh file systems, `dd if=/dev/zero`) cost nothing
+                    // in memory or in snapshots.
+                    if chunk.iter().all(|&b| b == 0) {
+                        self.overlay.insert(index, None);
+                    }
                 }
             }
             done += n as u64;

@@ -574,6 +574,19 @@ fn overlay_is_copy_on_write_and_survives_resets() {
     assert_eq!(got, want);
     assert_eq!(blk.overlay.len(), 3);
     assert_eq!(blk.overlay_bytes(), 2 * CHUNK);
+    // Data that happens to be zeroes is kept as a zero chunk.
+    blk.write_disk(12288, Some(&[0; 4096]), 4096).unwrap();
+    blk.write_disk(
+        4096,
+        Some(&bytes[4096..8192].iter().map(|_| 0).collect::<Vec<u8>>()),
+        4096,
+    )
+    .unwrap();
+    want[12288..16384].fill(0);
+    want[4096..8192].fill(0);
+    blk.read_disk(0, &mut got).unwrap();
+    assert_eq!(got, want);
+    assert_eq!((blk.overlay.len(), blk.overlay_bytes()), (3, 0));
     // A reset keeps the disk's content.
     blk.reset();
     let mut again = vec![0u8; 16384];
