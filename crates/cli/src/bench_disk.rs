@@ -224,6 +224,9 @@ pub fn run(no_qemu: bool) -> anyhow::Result<u8> {
     Ok(status)
 }
 
+/// Wall times of the two markers, the total and a note.
+type QemuRun = ((Option<Duration>, Option<Duration>), Duration, String);
+
 /// QEMU 10 recording or replaying the test with blkreplay: wall times of the markers, total,
 /// and a note. `None` without QEMU.
 fn qemu(
@@ -231,7 +234,7 @@ fn qemu(
     img: &Path,
     log: &Path,
     mode: &str,
-) -> anyhow::Result<Option<((Option<Duration>, Option<Duration>), Duration, String)>> {
+) -> anyhow::Result<Option<QemuRun>> {
     let Some(qemu) = crate::find_qemu() else {
         return Ok(None);
     };
