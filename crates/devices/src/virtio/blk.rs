@@ -589,7 +589,7 @@ impl Blk {
     /// Whether `len` bytes at `sector` are a valid request range (QEMU's `sect_range_ok`).
     fn range_ok(&self, sector: u64, len: u64) -> bool {
         let n = len / SECTOR;
-        len.is_multiple_of(SECTOR)
+        len & (SECTOR - 1) == 0
             && n <= MAX_REQUEST_SECTORS
             && sector <= self.sectors
             && n <= self.sectors - sector
