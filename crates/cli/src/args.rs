@@ -175,11 +175,15 @@ pub fn parse_device(s: &str) -> Result<DeviceArg, String> {
             drive.ok_or("virtio-blk-device needs drive=ID (a --drive ...,if=none,id=ID)")?;
         return Ok(DeviceArg::Blk { drive, serial });
     }
-    // QEMU's options after the name (`,id=...`) are accepted and ignored.
-    rewind_machine::VirtioDevice::parse(name)
+    // QEMU's options after the name (`,id=...`) are accepted; those a device does not use
+    // are ignored.
+    rewind_machine::VirtioDevice::parse(s)
         .map(DeviceArg::Plain)
         .ok_or_else(|| {
-            format!("unknown device '{name}' (known: virtio-rng-device, virtio-blk-device)")
+            format!(
+                "unknown device '{name}' (known: virtio-rng-device, virtio-blk-device, \
+                 virtio-sound-device)"
+            )
         })
 }
 

@@ -50,6 +50,13 @@ pub fn create_trace(
     checks: CheckSettings,
     force: bool,
 ) -> anyhow::Result<(TraceWriter, String)> {
+    if path.is_dir() {
+        bail!(
+            "{}: is a directory; -o takes the trace file to write (e.g. {}/run.rwtrace)",
+            path.display(),
+            path.display()
+        );
+    }
     let header = prepare_recording(config, checks)?;
     let id = trace_id(&header);
     let w = if force {
@@ -82,6 +89,10 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
         interval: a.check_interval,
         registers_every: DEFAULT_REGISTERS_EVERY,
     };
+    rewind_machine::record::check_audio_outputs(
+        &config,
+        &[a.output.clone(), sidecar::sidecar_path(&a.output)],
+    )?;
     let (mut writer, id) = create_trace(&a.output, &mut config, checks, a.force)?;
     if let Some(b) = a.block_size {
         writer.set_block_size(b);
@@ -116,13 +127,29 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     };
     let (mut seeker, outcome, error) = match debug {
         Some(debugging) => {
-            let served = debugging.serve(seeker, Some(a.output.clone()));
-            // A session quit before the guest ended is the end of the recording.
-            let outcome = served.ended.unwrap_or(RunOutcome::InstructionLimit);
+            let mut served = debugging.serve(seeker, Some(a.output.clone()));
+            // A monitor quit before the guest ended ends the recording there, with status 0
+            // (as QEMU's quit); its replay ends at the same instruction with the same status.
+            let outcome = match served.ended {
+                Some(o) => o,
+                None if served.error.is_none() => {
+                    served.seeker.machine_mut().log_monitor_quit()?;
+                    RunOutcome::HostQuit(rewind_replay::ShutdownCause::Monitor)
+                }
+                None => RunOutcome::InstructionLimit,
+            };
             (served.seeker, outcome, served.error)
         }
         None => {
-            let outcome = seeker.run(a.machine.max_instructions)?;
+            let progress = (!a.quiet && std::io::stderr().is_terminal())
+                .then(|| RecordProgress::new(&a.output));
+            let outcome = match &progress {
+                Some(p) => record_with_progress(&mut seeker, a.machine.max_instructions, p)?,
+                None => seeker.run(a.machine.max_instructions)?,
+            };
+            if let Some(p) = progress {
+                p.bar.finish_and_clear();
+            }
             (seeker, outcome, None)
         }
     };
@@ -157,6 +184,61 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     match error {
         Some(e) => Err(e),
         None => Ok(status),
+    }
+}
+
+/// The progress line of a recording on a terminal.
+struct RecordProgress {
+    bar: indicatif::ProgressBar,
+    trace: std::path::PathBuf,
+    started: Instant,
+}
+
+impl RecordProgress {
+    fn new(trace: &Path) -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("record {spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        RecordProgress {
+            bar,
+            trace: trace.to_path_buf(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Guest instructions, guest time, log bytes so far and speed.
+    fn update(&self, m: &Machine) {
+        let icount = m.icount();
+        let guest_s = m.bus().clock.ns(icount) as f64 / 1e9;
+        let log = std::fs::metadata(&self.trace).map_or(0, |md| md.len());
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        self.bar.set_message(format!(
+            "{icount} instructions, guest {guest_s:.2} s, log {log} bytes, {:.0} MIPS",
+            icount as f64 / secs / 1e6
+        ));
+        self.bar.tick();
+    }
+}
+
+/// Record in chunks of [`PROGRESS_CHUNK`] instructions, updating the progress line between
+/// them; a chunk's end is a pause, not the end of the recording.
+fn record_with_progress(
+    seeker: &mut Seeker,
+    max: Option<u64>,
+    progress: &RecordProgress,
+) -> Result<RunOutcome, MachineError> {
+    let start = seeker.machine().icount();
+    loop {
+        let done = seeker.machine().icount() - start;
+        let chunk = max.map_or(PROGRESS_CHUNK, |m| PROGRESS_CHUNK.min(m - done));
+        let o = seeker.run(Some(chunk))?;
+        progress.update(seeker.machine());
+        let reached_max = max.is_some_and(|m| seeker.machine().icount() - start >= m);
+        if o != RunOutcome::InstructionLimit || reached_max {
+            return Ok(o);
+        }
     }
 }
 
@@ -206,8 +288,14 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
         }),
         remap: a.image.clone(),
     };
-    let (config, _) =
+    let (mut config, _) =
         rewind_machine::record::replay_config_with(reader.header(), &embedded_image, &search)?;
+    for given in &a.audiodev {
+        rewind_machine::record::set_replay_audio(&mut config, given)?;
+    }
+    let mut protected = vec![a.file.clone(), sidecar::sidecar_path(&a.file)];
+    protected.extend(a.snapshots.clone());
+    rewind_machine::record::check_audio_outputs(&config, &protected)?;
     let total = reader.footer().map(|f| f.final_icount);
     if let (Some(n), Some(t)) = (a.from, total) {
         if n > t {
@@ -282,7 +370,24 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
             &reset,
         )?);
         seeker.add_snapshots([reset]);
-        return debugging.serve(seeker, Some(a.file.clone())).status();
+        let served = debugging.serve(seeker, Some(a.file.clone()));
+        // The verdict, as a replay without a debugger prints it: a session that ran to the
+        // end of the recording was checked against it there.
+        let m = served.seeker.machine();
+        match (served.ended, &served.error) {
+            (Some(_), None) => eprintln!(
+                "rewind: replay matched the recording: {} instructions, state {:016x}",
+                m.icount(),
+                m.state_hash()
+            ),
+            (None, None) => eprintln!(
+                "rewind: replay left at instruction {} of {}: not verified past it",
+                m.icount(),
+                total.map_or_else(|| "?".to_string(), |t| t.to_string())
+            ),
+            _ => {}
+        }
+        return served.status();
     }
     if !a.stop_at.is_empty() {
         let mut seeker = Seeker::new(m, a.snapshot_every)?;
@@ -405,6 +510,12 @@ fn stop_at(seeker: &mut rewind_machine::seek::Seeker, n: u64) -> anyhow::Result<
 
 /// `rewind dump`.
 pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
+    let kinds = match &a.kind {
+        Some(spec) => {
+            Some(logdump::Filter::parse_kinds(spec).map_err(|e| anyhow::anyhow!("--kind: {e}"))?)
+        }
+        None => None,
+    };
     let mut reader = TraceReader::open(&a.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -439,10 +550,18 @@ pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
             };
             out.write_all(text.as_bytes()).map_err(LogError::Output)
         })
-    } else if a.json {
-        logdump::dump_json(&mut reader, &mut out)
     } else {
-        logdump::dump_text(&mut reader, &mut out)
+        let filter = logdump::Filter {
+            kinds,
+            from: a.from,
+            to: a.to,
+            ..Default::default()
+        };
+        dump_events(&mut reader, &mut out, &a, filter).map(|latest| {
+            if let Some(r) = latest {
+                reader = r;
+            }
+        })
     };
     let flushed = out.flush().map_err(LogError::Output);
     match r.and(flushed) {
@@ -459,6 +578,51 @@ pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
         Err(LogError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e.into()),
     }
+}
+
+/// How often `dump --follow` looks for new events.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// Print the events `filter` picks; with `--follow`, keep reading the trace as its recording
+/// writes it (each look reopens the file and prints the events after the last one seen) until
+/// its footer shows the recording ended, or the range asked for is complete.
+fn dump_events(
+    reader: &mut TraceReader,
+    out: &mut impl Write,
+    a: &DumpArgs,
+    mut filter: logdump::Filter,
+) -> Result<Option<TraceReader>, LogError> {
+    let mut print = |r: &mut TraceReader, f: &logdump::Filter| {
+        let end = if a.json {
+            logdump::dump_json(r, &mut *out, f)
+        } else {
+            logdump::dump_text(r, &mut *out, f)
+        };
+        out.flush().map_err(LogError::Output)?;
+        end
+    };
+    if !a.follow {
+        return print(reader, &filter).map(|_| None);
+    }
+    // A recording in progress is "cut short" at its last complete block: no trailer until the
+    // footer is there.
+    filter.no_trailer = reader.footer().is_none();
+    let mut end = print(reader, &filter)?;
+    let mut done = reader.footer().is_some() || end.range_over;
+    filter.no_header = true;
+    // The reader of the last look: its state (complete or cut) decides the exit status.
+    let mut latest = None;
+    while !done {
+        std::thread::sleep(FOLLOW_POLL);
+        let mut r = TraceReader::open(&a.file)?;
+        filter.after = end.last;
+        filter.no_trailer = r.footer().is_none();
+        let now = print(&mut r, &filter)?;
+        end.last = now.last.or(end.last);
+        done = r.footer().is_some() || now.range_over;
+        latest = Some(r);
+    }
+    Ok(latest)
 }
 
 /// Bytes the demo "types", with the delay before each chunk.

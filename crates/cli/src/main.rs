@@ -41,6 +41,7 @@ mod bench_disk;
 mod bench_reverse;
 mod commands;
 mod debugging;
+mod qemu;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -84,7 +85,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a guest on the `virt` board (QEMU 7.2 compatible).
+    /// Run a guest on the `virt` board (QEMU 10 compatible; QEMU's options work too).
+    #[command(after_help = qemu::HELP)]
     Run(RunArgs),
     /// Run a guest and record every host input into a trace file.
     Record(RecordArgs),
@@ -145,8 +147,10 @@ struct MachineArgs {
     cpu: rewind_machine::CpuFeatures,
     /// Add a device (QEMU's `-device` spelling; may be repeated): `virtio-rng-device` (or
     /// `virtio-rng`), an entropy source whose bytes go through the replay boundary;
-    /// `virtio-blk-device,drive=ID[,serial=S]`, the disk of `--drive ...,if=none,id=ID`. The
-    /// first device takes the last virtio-mmio transport (0x10008000), as on QEMU.
+    /// `virtio-blk-device,drive=ID[,serial=S]`, the disk of `--drive ...,if=none,id=ID`;
+    /// `virtio-sound-device,audiodev=ID` (or `virtio-sound`), a sound card with one playback
+    /// and one capture stream. The first device takes the last virtio-mmio transport
+    /// (0x10008000), as on QEMU.
     #[arg(long = "device", value_name = "DEVICE", value_parser = args::parse_device)]
     devices: Vec<args::DeviceArg>,
     /// A disk (QEMU's `-drive` spelling; may be repeated):
@@ -156,6 +160,11 @@ struct MachineArgs {
     /// the trace's snapshots. `run` writes to it unless `readonly=on` or `snapshot=on`.
     #[arg(long = "drive", value_name = "file=IMG[,...]", value_parser = args::parse_drive)]
     drives: Vec<args::DriveArg>,
+    /// Host audio backend (QEMU's `-audiodev` spelling; may be repeated):
+    /// `wav,id=ID,path=OUT.wav` writes what the guest plays; `none,id=ID` discards it. rewind
+    /// adds `in.path=IN.wav`: capture reads that file (silence without it, or past its end).
+    #[arg(long = "audiodev", value_name = "wav,id=ID,path=OUT.wav[,in.path=IN.wav]", value_parser = parse_audiodev)]
+    audiodevs: Vec<rewind_machine::AudioDevConfig>,
     /// RAM size (a bare number is MiB).
     #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     memory: u64,
@@ -219,6 +228,9 @@ struct RecordArgs {
     /// Take no snapshots and write no FILE.snapshots.
     #[arg(long, conflicts_with_all = ["snapshot_every", "snapshot_budget"])]
     no_snapshots: bool,
+    /// No progress line (it is shown only when standard error is a terminal).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -259,6 +271,11 @@ struct ReplayArgs {
     /// The recording's snapshot file (default: FILE.snapshots, used when present and valid).
     #[arg(long, value_name = "SNAPSHOTS")]
     snapshots: Option<PathBuf>,
+    /// Write the playback of the trace's audiodev ID to OUT.wav (QEMU's `-audiodev`
+    /// spelling; may be repeated). Without it replay writes no audio. Capture is never read:
+    /// it comes from the trace.
+    #[arg(long = "audiodev", value_name = "wav,id=ID,path=OUT.wav", value_parser = parse_audiodev)]
+    audiodev: Vec<rewind_machine::AudioDevConfig>,
     /// Use PATH for the trace's image NAME (bios, kernel, initrd, or the recorded file name);
     /// it must hold exactly the recorded bytes. Without it an image is looked for by content:
     /// at its recorded path, then next to the trace.
@@ -275,12 +292,35 @@ struct DumpArgs {
     #[arg(long)]
     json: bool,
     /// Per-kind counts and sizes instead of the events.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["kind", "from", "to", "follow"])]
     stats: bool,
+    /// Only these event kinds: families (serial, clock, random, warp, state, net, input,
+    /// shutdown, exit, snapshot, end) or kind names (SerialInput, ...), comma-separated.
+    #[arg(long, value_name = "KINDS")]
+    kind: Option<String>,
+    /// Only events at or after instruction N.
+    #[arg(long, value_name = "N")]
+    from: Option<u64>,
+    /// Only events at or before instruction N.
+    #[arg(long, value_name = "N")]
+    to: Option<u64>,
+    /// Keep printing events as a recording in progress writes them, until it ends.
+    #[arg(long, short = 'f')]
+    follow: bool,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match qemu::translate(std::env::args_os().skip(1).collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rewind: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let cli = match Cli::try_parse_from(std::iter::once("rewind".into()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -288,6 +328,39 @@ fn main() -> ExitCode {
             ExitCode::from(error_status(&e))
         }
     }
+}
+
+/// A command-line error in the one-line `rewind: …` form (help and version print as usual).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(
+            if e.kind() == ErrorKind::DisplayVersion || e.kind() == ErrorKind::DisplayHelp {
+                0
+            } else {
+                EXIT_ERROR
+            },
+        );
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("bad command line")
+        .trim_start_matches("error: ")
+        .to_string();
+    let tip = match e.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => format!(" (did you mean '{s}'?)"),
+        _ => String::new(),
+    };
+    eprintln!("rewind: {first}{tip}; see 'rewind --help' (QEMU's own options work too: 'rewind run --help')");
+    ExitCode::from(EXIT_ERROR)
 }
 
 /// An error and its causes on one line, `: `-separated, leaving out a cause whose text the
@@ -400,7 +473,12 @@ fn machine_config(a: &MachineArgs) -> anyhow::Result<MachineConfig> {
         handle_signals: true,
         cpu: a.cpu,
         virtio,
+        audiodevs: a.audiodevs.clone(),
     })
+}
+
+fn parse_audiodev(s: &str) -> Result<rewind_machine::AudioDevConfig, String> {
+    rewind_machine::AudioDevConfig::parse(s)
 }
 
 fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
@@ -410,6 +488,8 @@ fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let config = machine_config(&a.machine)?;
     rewind_machine::check_ram_reservable(config.ram_size)?;
+    // Not over a capture input or an image either.
+    rewind_machine::record::check_audio_outputs(&config, &[])?;
     if a.dump_dtb.is_none() {
         if let Some(debugging) = a.debug.bind(a.machine.max_instructions)? {
             // Run mode takes no snapshots (it cannot go back).

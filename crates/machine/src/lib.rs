@@ -18,6 +18,7 @@ pub mod clock;
 pub mod disk;
 mod error;
 pub mod fdt;
+pub mod file_kind;
 pub mod loader;
 mod machine;
 pub mod record;
@@ -34,7 +35,7 @@ pub use machine::{Machine, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
 pub use rewind_devices::virtio::blk;
 pub use rewind_devices::virtio::Backend as VirtioDevice;
-pub use rewind_replay::{CheckSettings, SerialInput, ShutdownCause};
+pub use rewind_replay::{AudioDevConfig, CheckSettings, SerialInput, ShutdownCause};
 pub use snapshot::{Snapshot, SnapshotError};
 
 /// Default RAM size (QEMU's is 128 MiB; Linux with an initrd is happier with more).
@@ -121,6 +122,8 @@ pub struct MachineConfig {
     pub cpu: rewind_cpu::CpuFeatures,
     /// virtio devices, in command-line order (the first goes in the last transport, as on QEMU).
     pub virtio: Vec<VirtioDevice>,
+    /// Host audio backends (`--audiodev`), referred to by sound devices' `audiodev=ID`.
+    pub audiodevs: Vec<AudioDevConfig>,
 }
 
 impl Default for MachineConfig {
@@ -137,6 +140,7 @@ impl Default for MachineConfig {
             handle_signals: false,
             cpu: rewind_cpu::CpuFeatures::default(),
             virtio: Vec::new(),
+            audiodevs: Vec::new(),
         }
     }
 }

@@ -79,6 +79,7 @@ impl Boundary {
             serial_queue: VecDeque::new(),
             interactive: false,
             shutdown: None,
+            reset_requested: false,
             raw_mode: None,
             signals: None,
             signalled: Arc::new(AtomicBool::new(false)),
@@ -88,6 +89,7 @@ impl Boundary {
             socket_output: None,
             socket_path: None,
             pause_at_limit: false,
+            audio: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod blk;
 pub mod queue;
 pub mod rng;
+pub mod sound;
 
 use rewind_cpu::Ram;
 use serde::{Deserialize, Serialize};
@@ -155,7 +156,7 @@ impl VirtioIo<'_> {
         match self.queues.get_mut(q) {
             Some(queue) if queue.ready => {
                 let chain = queue.pop(self.ram, indirect)?;
-                if self.features & F_EVENT_IDX != 0 {
+                if chain.is_some() && self.features & F_EVENT_IDX != 0 {
                     queue.publish_avail_event(self.ram)?;
                 }
                 Ok(chain)
@@ -195,6 +196,12 @@ pub enum Backend {
     Rng,
     /// virtio-blk: a disk image.
     Blk(blk::DriveConfig),
+    /// virtio-sound: one playback and one capture stream, on the host audio backend `audiodev`
+    /// (an `--audiodev` id; empty: none, playback is dropped and capture is silence).
+    Sound {
+        /// The `--audiodev` id.
+        audiodev: String,
+    },
 }
 
 impl Backend {
@@ -203,6 +210,7 @@ impl Backend {
         match self {
             Backend::Rng => "virtio-rng-device",
             Backend::Blk(_) => "virtio-blk-device",
+            Backend::Sound { .. } => "virtio-sound-device",
         }
     }
 
@@ -211,15 +219,31 @@ impl Backend {
     pub fn spec(&self) -> String {
         match self {
             Backend::Blk(d) => d.spec(),
+            Backend::Sound { audiodev } if !audiodev.is_empty() => {
+                format!("{},audiodev={audiodev}", self.qemu_name())
+            }
             _ => self.qemu_name().to_string(),
         }
     }
 
-    /// The device named `name` (QEMU's `-device` name, or the short `virtio-rng`).
-    pub fn parse(name: &str) -> Option<Self> {
+    /// The device a `-device` spec names (QEMU's name, or the short `virtio-rng` /
+    /// `virtio-sound`, then QEMU-style `,key=value` options; unknown options are ignored, as
+    /// `id=`).
+    pub fn parse(spec: &str) -> Option<Self> {
+        let mut parts = spec.split(',');
+        let name = parts.next()?;
+        let opt = |key: &str| {
+            spec.split(',')
+                .skip(1)
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
+        };
         match name {
             "virtio-rng-device" | "virtio-rng" => Some(Backend::Rng),
-            _ => blk::DriveConfig::from_spec(name).map(Backend::Blk),
+            "virtio-sound-device" | "virtio-sound" => Some(Backend::Sound {
+                audiodev: opt("audiodev").unwrap_or_default(),
+            }),
+            _ => blk::DriveConfig::from_spec(spec).map(Backend::Blk),
         }
     }
 
@@ -228,6 +252,7 @@ impl Backend {
         Ok(match self {
             Backend::Rng => Box::new(rng::Rng),
             Backend::Blk(d) => Box::new(blk::Blk::open(d).map_err(|e| e.to_string())?),
+            Backend::Sound { .. } => Box::new(sound::Sound::new()),
         })
     }
 }

@@ -305,12 +305,10 @@ impl Queue {
         }
     }
 
-    /// Publish `avail_event` (event-idx): the driver notifies again once it makes a buffer
-    /// available past the ones taken so far. Written at every pop, not only with used buffers:
-    /// a device that completes later (virtio-blk) would otherwise leave a stale value there and
-    /// the driver would skip the notify for its next request.
+    /// With event-idx: publish `avail_event` = the next entry the device will take, so the
+    /// driver kicks for the next buffer it adds (QEMU writes it at every pop). Without it, a
+    /// buffer added after a pop but before the next used entry would never be notified.
     pub fn publish_avail_event(&self, ram: &mut Ram) -> Result<(), QueueError> {
-        self.check(ram)?;
         let n = u64::from(self.size);
         write_bytes(ram, self.device + 4 + 8 * n, &self.last_avail.to_le_bytes())
     }
