@@ -6,6 +6,7 @@
 //! DEVICE_NEEDS_RESET and raise a configuration interrupt, as the spec asks; the device does
 //! nothing more until the driver resets it.
 
+pub mod blk;
 pub mod net;
 pub mod queue;
 pub mod rng;
@@ -196,6 +197,8 @@ pub enum Backend {
     Rng,
     /// virtio-net: a network card on user-mode networking.
     Net(net::NetSpec),
+    /// virtio-blk: a disk image.
+    Blk(blk::DriveConfig),
     /// virtio-sound: one playback and one capture stream, on the host audio backend `audiodev`
     /// (an `--audiodev` id; empty: none, playback is dropped and capture is silence).
     Sound {
@@ -210,6 +213,7 @@ impl Backend {
         match self {
             Backend::Rng => "virtio-rng-device",
             Backend::Net(_) => "virtio-net-device",
+            Backend::Blk(_) => "virtio-blk-device",
             Backend::Sound { .. } => "virtio-sound-device",
         }
     }
@@ -219,6 +223,7 @@ impl Backend {
     pub fn spec(&self) -> String {
         match self {
             Backend::Net(n) => n.spec(),
+            Backend::Blk(d) => d.spec(),
             Backend::Sound { audiodev } if !audiodev.is_empty() => {
                 format!("{},audiodev={audiodev}", self.qemu_name())
             }
@@ -243,7 +248,9 @@ impl Backend {
             "virtio-sound-device" | "virtio-sound" => Some(Backend::Sound {
                 audiodev: opt("audiodev").unwrap_or_default(),
             }),
-            _ => net::NetSpec::parse(spec).map(Backend::Net),
+            _ => net::NetSpec::parse(spec)
+                .map(Backend::Net)
+                .or_else(|| blk::DriveConfig::from_spec(spec).map(Backend::Blk)),
         }
     }
 
@@ -252,6 +259,7 @@ impl Backend {
         Ok(match self {
             Backend::Rng => Box::new(rng::Rng),
             Backend::Net(n) => Box::new(net::VirtioNet::new(n.mac)),
+            Backend::Blk(d) => Box::new(blk::Blk::open(d).map_err(|e| e.to_string())?),
             Backend::Sound { .. } => Box::new(sound::Sound::new()),
         })
     }
@@ -286,6 +294,14 @@ pub struct VirtioMmio {
 struct SavedTransport {
     regs: Transport,
     model: Vec<u8>,
+}
+
+/// The device model's own part of a saved transport (for tools and tests that look into
+/// snapshots); `None` if `transport` does not decode.
+pub fn saved_model_state(transport: &[u8]) -> Option<Vec<u8>> {
+    postcard::from_bytes::<SavedTransport>(transport)
+        .ok()
+        .map(|s| s.model)
 }
 
 impl VirtioMmio {
