@@ -256,7 +256,10 @@ fn breakpoint_hits_are_found_again_backwards() {
     let mut thin = session(&t.path, 10_000);
     thin.add_breakpoint(handler, BreakKind::Software);
     thin.add_breakpoint(puts, BreakKind::Hardware);
-    assert!(thin.seek(u64::MAX).is_err());
+    assert_eq!(
+        thin.seek(t.total).unwrap(),
+        StopReason::SeekDone { icount: t.total }
+    );
     let (all, memory) = (
         thin.seeker().snapshot_icounts().len(),
         thin.seeker().snapshot_memory(),
@@ -389,7 +392,7 @@ fn reverse_execution_at_instruction_zero_is_history_start() {
 }
 
 #[test]
-fn seeking_beyond_the_end_stops_there_and_the_session_goes_on() {
+fn seeking_beyond_the_end_fails_in_place_and_the_session_goes_on() {
     let t = recorded();
     let mut s = session(&t.path, interval(&t));
     let err = s.seek(t.total + 1000).unwrap_err();
@@ -401,14 +404,20 @@ fn seeking_beyond_the_end_stops_there_and_the_session_goes_on() {
         other => panic!("{other}"),
     }
     assert!(err.to_string().contains("beyond the end"), "{err}");
-    assert_eq!(s.icount(), t.total);
-    assert_eq!(s.ended(), Some(RunOutcome::Exited(0)));
+    // The failed seek left the session where it was.
+    assert_eq!(s.icount(), 0);
+    assert_eq!(s.ended(), None);
+    // At the end, a seek past it fails and stays there; forward execution is over.
+    assert_eq!(
+        s.seek(t.total).unwrap(),
+        StopReason::SeekDone { icount: t.total }
+    );
     assert_eq!(s.machine().state_hash(), t.final_hash);
-    // Again from the end, then forward execution is over.
     assert!(matches!(
         s.seek(u64::MAX),
         Err(SessionError::BeyondEnd { .. })
     ));
+    assert_eq!(s.icount(), t.total);
     assert_eq!(s.step().unwrap(), StopReason::Ended(RunOutcome::Exited(0)));
     assert_eq!(s.icount(), t.total);
 
