@@ -140,8 +140,11 @@ struct MachineArgs {
     #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
     cpu: rewind_machine::CpuFeatures,
     /// Add a device (QEMU's `-device` spelling; may be repeated): `virtio-rng-device` (or
-    /// `virtio-rng`), an entropy source whose bytes go through the replay boundary. The first
-    /// device takes the last virtio-mmio transport (0x10008000), as on QEMU.
+    /// `virtio-rng`), an entropy source whose bytes go through the replay boundary;
+    /// `virtio-keyboard-device`, `virtio-mouse-device`, `virtio-tablet-device` (or
+    /// `virtio-keyboard`, ...; `,id=NAME` names one for QMP's `input-send-event`), fed by QMP's
+    /// `send-key` and `input-send-event`. The first device takes the last virtio-mmio transport
+    /// (0x10008000), as on QEMU.
     #[arg(long = "device", value_name = "DEVICE", value_parser = parse_device)]
     devices: Vec<rewind_machine::VirtioDevice>,
     /// RAM size (a bare number is MiB).
@@ -386,10 +389,12 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
 }
 
 fn parse_device(s: &str) -> Result<rewind_machine::VirtioDevice, String> {
-    // QEMU's options after the name (`,id=...`) are accepted and ignored.
-    let name = s.split(',').next().unwrap_or(s);
-    rewind_machine::VirtioDevice::parse(name)
-        .ok_or_else(|| format!("unknown device '{name}' (known: virtio-rng-device)"))
+    rewind_machine::VirtioDevice::parse(s).ok_or_else(|| {
+        format!(
+            "unknown device or option '{s}' (known: virtio-rng-device, virtio-keyboard-device, \
+             virtio-mouse-device, virtio-tablet-device; input devices take `,id=NAME`)"
+        )
+    })
 }
 
 fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {

@@ -6,6 +6,7 @@
 //! DEVICE_NEEDS_RESET and raise a configuration interrupt, as the spec asks; the device does
 //! nothing more until the driver resets it.
 
+pub mod input;
 pub mod queue;
 pub mod rng;
 
@@ -107,6 +108,11 @@ pub trait DeviceModel: std::fmt::Debug + Send {
     }
     /// Write to the device configuration space.
     fn write_config(&mut self, _offset: u64, _size: u8, _value: u64) {}
+    /// Whether a configuration write raises the configuration interrupt (while DRIVER_OK)
+    /// and bumps the generation, as QEMU's `virtio_notify_config` in a device's `set_config`.
+    fn notify_on_config_write(&self) -> bool {
+        false
+    }
     /// Back to the reset state (the driver wrote status 0, or the machine reset).
     fn reset(&mut self);
     /// The driver kicked queue `queue`.
@@ -186,6 +192,9 @@ impl VirtioIo<'_> {
 pub enum Backend {
     /// virtio-rng: entropy.
     Rng,
+    /// virtio-keyboard / -mouse / -tablet, with an optional `id=` QMP's `input-send-event`
+    /// can name.
+    Input(input::InputKind, Option<String>),
 }
 
 impl Backend {
@@ -193,19 +202,38 @@ impl Backend {
     pub fn qemu_name(&self) -> &'static str {
         match self {
             Backend::Rng => "virtio-rng-device",
+            Backend::Input(input::InputKind::Keyboard, _) => "virtio-keyboard-device",
+            Backend::Input(input::InputKind::Mouse, _) => "virtio-mouse-device",
+            Backend::Input(input::InputKind::Tablet, _) => "virtio-tablet-device",
         }
     }
 
     /// The device as the trace header records it: [`Backend::parse`] reads it back. Devices
     /// with options (drives, netdevs) write them as QEMU's `-device` option lists do.
     pub fn spec(&self) -> String {
-        self.qemu_name().to_string()
+        match self {
+            Backend::Input(_, Some(id)) => format!("{},id={id}", self.qemu_name()),
+            _ => self.qemu_name().to_string(),
+        }
     }
 
     /// The device named `name` (QEMU's `-device` name, or the short `virtio-rng`).
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
+        let (kind, options) = name.split_once(',').unwrap_or((name, ""));
+        let input = |k| {
+            // The one option: `id=NAME` (QMP's `input-send-event` names the device by it).
+            let id = match options {
+                "" => None,
+                o => Some(o.strip_prefix("id=").filter(|i| valid_id(i))?.to_string()),
+            };
+            Some(Backend::Input(k, id))
+        };
+        match kind {
+            // QEMU's options after the name (`,id=...`) are accepted and ignored.
             "virtio-rng-device" | "virtio-rng" => Some(Backend::Rng),
+            "virtio-keyboard-device" | "virtio-keyboard" => input(input::InputKind::Keyboard),
+            "virtio-mouse-device" | "virtio-mouse" => input(input::InputKind::Mouse),
+            "virtio-tablet-device" | "virtio-tablet" => input(input::InputKind::Tablet),
             _ => None,
         }
     }
@@ -214,8 +242,17 @@ impl Backend {
     pub fn build(&self) -> Result<Box<dyn DeviceModel>, String> {
         Ok(match self {
             Backend::Rng => Box::new(rng::Rng),
+            Backend::Input(kind, _) => Box::new(input::Input::new(*kind)),
         })
     }
+}
+
+/// A QEMU device id: a letter, then letters, digits, `-`, `.` and `_`.
+fn valid_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
 /// The transport's registers: what a snapshot saves besides the device's own state.
@@ -567,6 +604,11 @@ impl Device for VirtioMmio {
         if offset >= reg::CONFIG {
             if let Some(m) = &mut self.model {
                 m.write_config(offset - reg::CONFIG, size, value);
+                if m.notify_on_config_write() && self.regs.status & STATUS_DRIVER_OK != 0 {
+                    // QEMU's virtio_notify_config sets both interrupt status bits.
+                    self.regs.isr |= INT_VRING | INT_CONFIG;
+                    self.regs.config_generation = self.regs.config_generation.wrapping_add(1);
+                }
             }
             return Some(());
         }
