@@ -49,6 +49,22 @@ async def main():
     s = await execute(qmp, "query-status")
     check(s["running"] is False, "still usable and paused after the errors")
 
+    info = await execute(qmp, "human-monitor-command", {"command-line": "info replay"})
+    check(info == "Record/replay is not active\n", f"HMP info replay in run mode ({info!r})")
+    v = await execute(qmp, "query-version")
+    check("qemu" in v and "package" in v, f"query-version has QEMU's shape ({v})")
+    names = {c["name"] for c in await execute(qmp, "query-commands")}
+    check({"human-monitor-command", "system_reset", "query-status"} <= names,
+          "query-commands lists human-monitor-command and system_reset")
+    reset = new_listener(qmp, ("RESET", "POWERDOWN"))
+    await execute(qmp, "system_reset")
+    ev = await next_event(reset, ("RESET", "POWERDOWN"), "after system_reset")
+    check(ev["event"] == "RESET" and ev["data"]["reason"] == "host-qmp-system-reset",
+          f"system_reset sends RESET ({ev})")
+    await execute(qmp, "system_powerdown")
+    ev = await next_event(reset, ("RESET", "POWERDOWN"), "after system_powerdown")
+    check(ev["event"] == "POWERDOWN", "system_powerdown sends POWERDOWN")
+
     await quit_and_close(qmp, shutdown)
     print("qmp_run: all checks passed", flush=True)
 

@@ -50,6 +50,13 @@ pub fn create_trace(
     checks: CheckSettings,
     force: bool,
 ) -> anyhow::Result<(TraceWriter, String)> {
+    if path.is_dir() {
+        bail!(
+            "{}: is a directory; -o takes the trace file to write (e.g. {}/run.rwtrace)",
+            path.display(),
+            path.display()
+        );
+    }
     let header = prepare_recording(config, checks)?;
     let id = trace_id(&header);
     let w = if force {
@@ -116,9 +123,17 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     };
     let (mut seeker, outcome, error) = match debug {
         Some(debugging) => {
-            let served = debugging.serve(seeker, Some(a.output.clone()));
-            // A session quit before the guest ended is the end of the recording.
-            let outcome = served.ended.unwrap_or(RunOutcome::InstructionLimit);
+            let mut served = debugging.serve(seeker, Some(a.output.clone()));
+            // A monitor quit before the guest ended ends the recording there, with status 0
+            // (as QEMU's quit); its replay ends at the same instruction with the same status.
+            let outcome = match served.ended {
+                Some(o) => o,
+                None if served.error.is_none() => {
+                    served.seeker.machine_mut().log_monitor_quit()?;
+                    RunOutcome::HostQuit(rewind_replay::ShutdownCause::Monitor)
+                }
+                None => RunOutcome::InstructionLimit,
+            };
             (served.seeker, outcome, served.error)
         }
         None => {

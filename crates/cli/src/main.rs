@@ -40,6 +40,7 @@ mod args;
 mod bench_reverse;
 mod commands;
 mod debugging;
+mod qemu;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -83,7 +84,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a guest on the `virt` board (QEMU 7.2 compatible).
+    /// Run a guest on the `virt` board (QEMU 10 compatible; QEMU's options work too).
+    #[command(after_help = qemu::HELP)]
     Run(RunArgs),
     /// Run a guest and record every host input into a trace file.
     Record(RecordArgs),
@@ -271,7 +273,17 @@ struct DumpArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match qemu::translate(std::env::args_os().skip(1).collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rewind: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let cli = match Cli::try_parse_from(std::iter::once("rewind".into()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -279,6 +291,39 @@ fn main() -> ExitCode {
             ExitCode::from(error_status(&e))
         }
     }
+}
+
+/// A command-line error in the one-line `rewind: …` form (help and version print as usual).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(
+            if e.kind() == ErrorKind::DisplayVersion || e.kind() == ErrorKind::DisplayHelp {
+                0
+            } else {
+                EXIT_ERROR
+            },
+        );
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("bad command line")
+        .trim_start_matches("error: ")
+        .to_string();
+    let tip = match e.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => format!(" (did you mean '{s}'?)"),
+        _ => String::new(),
+    };
+    eprintln!("rewind: {first}{tip}; see 'rewind --help' (QEMU's own options work too: 'rewind run --help')");
+    ExitCode::from(EXIT_ERROR)
 }
 
 /// An error and its causes on one line, `: `-separated, leaving out a cause whose text the

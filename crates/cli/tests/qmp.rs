@@ -159,3 +159,52 @@ fn qmp_run_stop_cont_quit() {
     let args: Vec<OsString> = vec!["--tcp".into(), format!("127.0.0.1:{port}").into()];
     run_script(cmd, "qmp_run.py", &args);
 }
+
+/// `system_reset` while recording: the guest boots again, the reset is in the trace, and the
+/// replay resets at the same instruction (its console shows both boots, and it matches).
+#[test]
+fn qmp_system_reset_is_recorded_and_replayed() {
+    let Some(elf) = guest("interactive") else {
+        return;
+    };
+    let scratch = Scratch::new("reset");
+    let trace = scratch.path("reset.rwtrace");
+    let out = scratch.path("console.txt");
+    let socket = scratch.path("qmp.sock");
+    let mut cmd = rewind_cmd();
+    cmd.arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .args(["--bios", "none", "--kernel"])
+        .arg(&elf)
+        .arg("--serial")
+        .arg(format!("file:{}", out.display()))
+        .arg("--qmp")
+        .arg(format!("unix:{}", socket.display()))
+        .arg("-S");
+    let args: Vec<OsString> = vec!["--unix".into(), socket.into()];
+    run_script(cmd, "qmp_record_reset.py", &args);
+    let recorded = std::fs::read_to_string(&out).expect("console file");
+    assert_eq!(
+        recorded.matches("interactive: commands").count(),
+        2,
+        "the guest should have booted twice:\n{recorded}"
+    );
+    let dump = run_rewind(
+        &["dump".as_ref(), trace.as_os_str()],
+        Duration::from_secs(30),
+    );
+    assert!(dump.stdout.contains("HostReset"), "{}", dump.stdout);
+    let rep = run_rewind(
+        &[
+            "replay".as_ref(),
+            trace.as_os_str(),
+            "--serial".as_ref(),
+            "stdio".as_ref(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(rep.code, Some(0), "{}", rep.describe());
+    assert_eq!(rep.stdout, recorded);
+    assert!(rep.stderr.contains("replay matched"), "{}", rep.describe());
+}

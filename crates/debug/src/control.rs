@@ -37,6 +37,15 @@ pub enum MachineEvent {
     Stop(StopReason),
     /// The machine started running.
     Resume,
+    /// The machine will reset (QEMU's RESET event).
+    Reset {
+        /// True when the guest asked.
+        guest: bool,
+        /// QEMU's `ShutdownCause` name (`host-qmp-system-reset`).
+        reason: &'static str,
+    },
+    /// A power-button press was requested (QEMU's POWERDOWN event).
+    Powerdown,
     /// The guest's execution ended (`guest`: the guest asked) or the host quit it.
     Shutdown {
         /// True when the guest powered off or reset itself.
@@ -194,6 +203,11 @@ impl Controller {
         self.events.push(MachineEvent::Stop(reason.clone()));
         self.last_stop = Some(reason);
         r
+    }
+
+    /// Tell the front-ends about `event`.
+    pub fn notify(&mut self, event: MachineEvent) {
+        self.events.push(event);
     }
 
     /// Ask the serving loop to end (QMP `quit`, gdb `kill`).

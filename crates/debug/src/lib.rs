@@ -14,6 +14,7 @@ macro_rules! note {
 pub mod bench;
 pub mod control;
 pub mod gdb;
+pub mod hmp;
 pub mod qmp;
 pub mod session;
 

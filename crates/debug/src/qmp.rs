@@ -543,6 +543,10 @@ fn event_message(event: &MachineEvent, now: SystemTime) -> Value {
         MachineEvent::Shutdown { guest, reason } => {
             ("SHUTDOWN", json!({"guest": guest, "reason": reason}))
         }
+        MachineEvent::Reset { guest, reason } => {
+            ("RESET", json!({"guest": guest, "reason": reason}))
+        }
+        MachineEvent::Powerdown => ("POWERDOWN", json!({})),
     };
     json!({"event": name, "data": data, "timestamp": timestamp(now)})
 }
@@ -995,6 +999,19 @@ const SEND_KEY_PARAMS: &[Param] = &[
     },
 ];
 
+const HMP_PARAMS: &[Param] = &[
+    Param {
+        name: "command-line",
+        ty: Ty::Str,
+        required: true,
+    },
+    Param {
+        name: "cpu-index",
+        ty: Ty::Uint,
+        required: false,
+    },
+];
+
 const QMP_CAPABILITIES_PARAMS: &[Param] = &[Param {
     name: "enable",
     ty: Ty::StrList,
@@ -1193,6 +1210,36 @@ const COMMANDS: &[Command] = &[
             let icount = arg_u64(args, "icount")?;
             ctl.seek(icount)?;
             Ok(json!({}))
+        },
+    },
+    Command {
+        name: "system_reset",
+        params: &[],
+        run: |ctl, _| {
+            ctl.session_mut().request_reset()?;
+            ctl.notify(MachineEvent::Reset {
+                guest: false,
+                reason: "host-qmp-system-reset",
+            });
+            Ok(json!({}))
+        },
+    },
+    Command {
+        name: "system_powerdown",
+        // QEMU's RISC-V virt board has no power button: QEMU answers and emits POWERDOWN,
+        // and the guest sees nothing. So does rewind.
+        params: &[],
+        run: |ctl, _| {
+            ctl.notify(MachineEvent::Powerdown);
+            Ok(json!({}))
+        },
+    },
+    Command {
+        name: "human-monitor-command",
+        params: HMP_PARAMS,
+        run: |ctl, args| {
+            let line = arg_str(args, "command-line")?;
+            crate::hmp::execute(ctl, line).map(Value::String)
         },
     },
     Command {

@@ -81,6 +81,12 @@ pub enum StopReason {
 /// A request the session cannot carry out; the session stays usable.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// A host action that would make a replay differ from its recording.
+    #[error("{what} is not possible in a replay: the recording decides what the machine does")]
+    InReplay {
+        /// What was asked.
+        what: &'static str,
+    },
     /// Only replay can go backwards or seek.
     #[error("{what} is only possible when replaying a trace (this session is in {mode} mode)")]
     NotReplaying {
@@ -331,9 +337,27 @@ impl Session {
         self.seek_to(target)?;
         let at = self.icount();
         match self.ended {
-            Some(outcome) if at < target => Err(beyond_end(target, at, outcome)),
+            Some(outcome) if at < target => {
+                // The recording ends first: say so, and stand where the seek started.
+                let err = beyond_end(target, at, outcome);
+                self.seek_to(now)?;
+                Err(err)
+            }
             _ => Ok(StopReason::SeekDone { icount: at }),
         }
+    }
+
+    /// Run and record: reset the machine (as the board's reset line does) at the next
+    /// checkpoint, which is the current instruction when the machine runs on; a recording
+    /// logs it, so its replay resets at the same instruction.
+    pub fn request_reset(&mut self) -> Result<(), SessionError> {
+        if self.mode() == Mode::Replay {
+            return Err(SessionError::InReplay {
+                what: "system_reset",
+            });
+        }
+        self.seeker.machine_mut().request_host_reset();
+        Ok(())
     }
 
     /// Replay: go back one instruction (`HistoryStart` at instruction 0).

@@ -559,13 +559,18 @@ fn qmp_drives_a_replay_breaks_seeks_and_snapshots() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
-    // Beyond the end: an error naming the end; the machine waits there and cannot continue.
+    // Beyond the end: an error naming the end, and the position is where it was.
+    let before = c.ok("query-replay", json!({}))["icount"].clone();
     let (class, desc) = c.err("replay-seek", json!({"icount": total + 1000}));
     assert_eq!(class, "GenericError");
     assert!(desc.contains("beyond the end"), "{desc}");
     assert!(desc.contains(&total.to_string()), "{desc}");
     c.until_event("STOP");
-    assert_eq!(c.ok("query-status", json!({}))["status"], "shutdown");
+    assert_eq!(c.ok("query-replay", json!({}))["icount"], before);
+    assert_ne!(c.ok("query-status", json!({}))["status"], "shutdown");
+    // At the end, cont has nothing more to run and says how to go back.
+    assert_eq!(c.ok("replay-seek", json!({"icount": total})), json!({}));
+    c.until_event("STOP");
     let (class, desc) = c.err("cont", json!({}));
     assert_eq!(class, "GenericError");
     assert!(desc.contains("replay-seek"), "{desc}");

@@ -110,6 +110,14 @@ pub enum LogError {
         /// The file.
         path: PathBuf,
     },
+    /// The trace file cannot be opened (missing, a directory, too large, unreadable).
+    #[error("{}: cannot open the trace: {problem}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: crate::hostfile::FileProblem,
+    },
     /// Reading or writing the trace file failed.
     #[error("{}: I/O error at offset {offset}: {source}", path.display())]
     Io {

@@ -25,16 +25,19 @@ pub enum ShutdownCause {
     Monitor,
     /// SIGHUP (the terminal went away).
     SigHup,
+    /// Not a shutdown: a monitor `system_reset`. The machine resets here and runs on.
+    HostReset,
 }
 
 impl ShutdownCause {
-    const ALL: [ShutdownCause; 6] = [
+    const ALL: [ShutdownCause; 7] = [
         ShutdownCause::SigInt,
         ShutdownCause::SigTerm,
         ShutdownCause::CtrlAX,
         ShutdownCause::EndOfRecording,
         ShutdownCause::Monitor,
         ShutdownCause::SigHup,
+        ShutdownCause::HostReset,
     ];
 }
 

@@ -150,7 +150,10 @@ impl TraceReader {
         };
         // A trace is a regular file (it is read from both ends): never a device or FIFO.
         let (file, file_len) =
-            crate::hostfile::open_regular(&path, u64::MAX).map_err(|p| io(p.into_io_error(), 0))?;
+            crate::hostfile::open_regular(&path, u64::MAX).map_err(|problem| LogError::Open {
+                path: path.clone(),
+                problem,
+            })?;
         let decompressor = zstd::bulk::Decompressor::new().map_err(|e| io(e, 0))?;
         let mut r = TraceReader {
             path,

@@ -321,6 +321,12 @@ impl Machine {
         self.output.captured()
     }
 
+    /// Reset the machine at the next checkpoint (monitor `system_reset`); a recording logs
+    /// it, a replay ignores the request (its recording says where resets happen).
+    pub fn request_host_reset(&mut self) {
+        self.boundary.request_host_reset();
+    }
+
     /// The replay boundary (host events can be injected through its sender).
     pub fn boundary(&self) -> &Boundary {
         &self.boundary
@@ -378,6 +384,12 @@ impl Machine {
     /// take a snapshot, or a debugger step), not the end of the recording: nothing is logged.
     pub fn set_pause_at_limit(&mut self, pause: bool) {
         self.boundary.set_pause_at_limit(pause);
+    }
+
+    /// Record: a monitor client quit here; the replay ends here too, with the same status.
+    pub fn log_monitor_quit(&mut self) -> Result<(), MachineError> {
+        self.boundary.monitor_quit(self.hart.icount);
+        self.check_boundary()
     }
 
     /// Record: the recording ends here because an instruction limit was reached by runs that
@@ -665,6 +677,9 @@ impl Machine {
         self.boundary.checkpoint(icount);
         if let Some(outcome) = self.host_shutdown(icount)? {
             return Ok(Some(outcome));
+        }
+        if self.boundary.take_host_reset(icount) {
+            self.reset()?;
         }
         if self.boundary.queued_serial_input() > 0 {
             let room = self.bus.uart.rx_room();

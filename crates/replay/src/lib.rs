@@ -219,6 +219,8 @@ pub struct Boundary {
     interactive: bool,
     /// A shutdown request not yet handed to the machine.
     shutdown: Option<ShutdownCause>,
+    /// A monitor `system_reset` not yet carried out.
+    reset_requested: bool,
     raw_mode: Option<terminal::RawModeGuard>,
     signals: Option<signal_hook::iterator::Handle>,
     /// Set by the signal thread: a paused machine drains no host events, so whoever keeps it

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use rewind_log::{Event, GuestExitKind};
+use rewind_log::{Event, GuestExitKind, ShutdownCause as LogCause};
 
 use crate::{Boundary, Log, Mode, ReplayStop};
 
@@ -20,6 +20,8 @@ pub enum ShutdownCause {
     Sighup,
     /// The recording reached its instruction limit (`--max-instructions`).
     EndOfRecording,
+    /// A monitor client quit (QMP `quit`, gdb `kill`).
+    Monitor,
 }
 
 impl std::fmt::Display for ShutdownCause {
@@ -30,6 +32,7 @@ impl std::fmt::Display for ShutdownCause {
             ShutdownCause::Sigterm => "SIGTERM",
             ShutdownCause::Sighup => "SIGHUP",
             ShutdownCause::EndOfRecording => "the end of the recording",
+            ShutdownCause::Monitor => "the monitor's quit",
         })
     }
 }
@@ -44,14 +47,16 @@ impl ShutdownCause {
             ShutdownCause::Sigterm => L::SigTerm,
             ShutdownCause::Sighup => L::SigHup,
             ShutdownCause::EndOfRecording => L::EndOfRecording,
+            ShutdownCause::Monitor => L::Monitor,
         }
     }
 
-    /// The cause stored in a trace (a monitor `quit` counts as a console quit).
+    /// The cause stored in a trace (a host reset is no shutdown and never reaches here).
     pub fn from_log(c: rewind_log::ShutdownCause) -> Self {
         use rewind_log::ShutdownCause as L;
         match c {
-            L::CtrlAX | L::Monitor => ShutdownCause::QuitKey,
+            L::CtrlAX | L::HostReset => ShutdownCause::QuitKey,
+            L::Monitor => ShutdownCause::Monitor,
             L::SigInt => ShutdownCause::Sigint,
             L::SigTerm => ShutdownCause::Sigterm,
             L::SigHup => ShutdownCause::Sighup,
@@ -65,7 +70,7 @@ impl ShutdownCause {
     /// 0 for a quit the user asked for on the console, as QEMU does).
     pub fn exit_status(self) -> i32 {
         match self {
-            ShutdownCause::QuitKey => 0,
+            ShutdownCause::QuitKey | ShutdownCause::Monitor => 0,
             ShutdownCause::Sigint => 128 + libc::SIGINT,
             ShutdownCause::Sigterm => 128 + libc::SIGTERM,
             ShutdownCause::Sighup => 128 + libc::SIGHUP,
@@ -95,8 +100,8 @@ impl Boundary {
     pub fn take_shutdown_request(&mut self, icount: u64) -> Option<ShutdownCause> {
         match self.mode {
             Mode::Replay => {
-                let cause = match self.peek_at(icount, |e| matches!(e, Event::HostShutdown { .. }))
-                {
+                let is_shutdown = |e: &Event| matches!(e, Event::HostShutdown { cause } if *cause != LogCause::HostReset);
+                let cause = match self.peek_at(icount, is_shutdown) {
                     Some(Event::HostShutdown { cause }) => ShutdownCause::from_log(*cause),
                     _ => return None,
                 };
@@ -117,6 +122,48 @@ impl Boundary {
         }
     }
 
+    /// Ask for a machine reset (monitor `system_reset`), taken at the next checkpoint. A
+    /// replay resets where its recording did, never on request.
+    pub fn request_host_reset(&mut self) {
+        if self.mode != Mode::Replay {
+            self.reset_requested = true;
+        }
+    }
+
+    /// Whether a host reset is due now: logged in record, taken from the log in replay.
+    pub fn take_host_reset(&mut self, icount: u64) -> bool {
+        match self.mode {
+            Mode::Replay => {
+                let due = self
+                    .peek_at(icount, |e| {
+                        matches!(
+                            e,
+                            Event::HostShutdown {
+                                cause: LogCause::HostReset
+                            }
+                        )
+                    })
+                    .is_some();
+                if due {
+                    self.consume();
+                }
+                due
+            }
+            Mode::Record | Mode::Run => {
+                let due = std::mem::take(&mut self.reset_requested);
+                if due && self.mode == Mode::Record {
+                    self.log_event(
+                        icount,
+                        &Event::HostShutdown {
+                            cause: LogCause::HostReset,
+                        },
+                    );
+                }
+                due
+            }
+        }
+    }
+
     /// The recording ends here (instruction limit): record mode logs
     /// `HostShutdown(EndOfRecording)` (unless [`Boundary::set_pause_at_limit`] is on); the other
     /// modes do nothing.
@@ -126,6 +173,19 @@ impl Boundary {
                 icount,
                 &Event::HostShutdown {
                     cause: rewind_log::ShutdownCause::EndOfRecording,
+                },
+            );
+        }
+    }
+
+    /// A monitor client quit the recording here: record mode logs `HostShutdown(Monitor)`, so
+    /// the replay ends at the same instruction with the same status (0).
+    pub fn monitor_quit(&mut self, icount: u64) {
+        if self.mode == Mode::Record {
+            self.log_event(
+                icount,
+                &Event::HostShutdown {
+                    cause: rewind_log::ShutdownCause::Monitor,
                 },
             );
         }

@@ -79,6 +79,7 @@ impl Boundary {
             serial_queue: VecDeque::new(),
             interactive: false,
             shutdown: None,
+            reset_requested: false,
             raw_mode: None,
             signals: None,
             signalled: Arc::new(AtomicBool::new(false)),

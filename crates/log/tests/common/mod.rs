@@ -104,6 +104,7 @@ pub fn every_kind() -> Vec<Event> {
         ShutdownCause::CtrlAX,
         ShutdownCause::EndOfRecording,
         ShutdownCause::Monitor,
+        ShutdownCause::HostReset,
         ShutdownCause::SigHup,
     ] {
         v.push(Event::HostShutdown { cause });
