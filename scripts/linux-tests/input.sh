@@ -13,9 +13,10 @@ kbd=$(node "QEMU Virtio Keyboard")
 tab=$(node "QEMU Virtio Tablet")
 [ -n "$kbd" ] && [ -n "$tab" ] || exit 1
 echo "keyboard: $kbd tablet: $tab"
-# No software autorepeat (EV_REP REP_DELAY = 0): repeats would depend on how much virtual time
-# passes between a press and its release.
-printf '\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\024\0\0\0\0\0\0\0' >"/dev/input/$kbd" || exit 1
+# No software autorepeat (EV_REP REP_DELAY = 0, then a SYN_REPORT that flushes it): repeats
+# would depend on how much virtual time passes between a press and its release.
+z8='\0\0\0\0\0\0\0\0'
+printf "$z8$z8\024\0\0\0\0\0\0\0$z8$z8$z8" >"/dev/input/$kbd" || exit 1
 # struct input_event is 24 bytes on rv64: 16 of time, then type, code (u16) and value (s32).
 dd if="/dev/input/$kbd" of=/tmp/kbd.bin bs=24 count=11 2>/dev/null &
 k=$!
