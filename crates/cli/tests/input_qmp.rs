@@ -108,6 +108,22 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
             {"type": "btn", "data": {"down": false, "button": "left"}}
         ]}),
     );
+    // HMP's sendkey: QEMU's key spelling, then the same path.
+    assert_eq!(
+        q.ok(
+            "human-monitor-command",
+            json!({"command-line": "sendkey ctrl-0x1e 2"})
+        ),
+        json!("")
+    );
+    let hmp = q.ok(
+        "human-monitor-command",
+        json!({"command-line": "sendkey nosuchkey"}),
+    );
+    assert!(
+        hmp.as_str().is_some_and(|t| t.starts_with("Error: ")),
+        "{hmp}"
+    );
     // What no device here takes, or is not QAPI.
     let (class, desc) = q.err(
         "input-send-event",
@@ -179,6 +195,14 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
         // The devices a command touched get their SYN_REPORT in command-line order.
         syn(KBD),
         syn(TABLET),
+        key(29, 1),
+        syn(KBD),
+        key(30, 1),
+        syn(KBD),
+        key(30, 0),
+        syn(KBD),
+        key(29, 0),
+        syn(KBD),
     ];
     assert_eq!(logged_input_events(&dump.stdout), want, "{}", dump.stdout);
     assert!(

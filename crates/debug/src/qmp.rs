@@ -1665,6 +1665,8 @@ mod tests {
             "x-rewind-state",
             "x-rewind-snapshot",
             "x-rewind-load-snapshot",
+            "input-send-event",
+            "send-key",
         ] {
             assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
         }
