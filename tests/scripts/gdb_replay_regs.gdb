@@ -39,6 +39,12 @@ except gdb.error as e:
 end
 maintenance flush register-cache
 printf "MARK a0after a0=%#lx\n", $a0
+# The monitor answers the human monitor's commands.
+python
+print("MARK monreplay %s" % gdb.execute("monitor info replay", to_string=True).replace("\n", " | "))
+print("MARK monsnap %s" % gdb.execute("monitor snapshots", to_string=True).replace("\n", " | "))
+print("MARK moncont %s" % gdb.execute("monitor cont", to_string=True).replace("\n", " | "))
+end
 # The replay still runs on unchanged: tick(2) sees counter == 1.
 continue
 printf "MARK hit2 i=%d counter=%lu\n", i, counter

@@ -297,7 +297,24 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
             &reset,
         )?);
         seeker.add_snapshots([reset]);
-        return debugging.serve(seeker, Some(a.file.clone())).status();
+        let served = debugging.serve(seeker, Some(a.file.clone()));
+        // The verdict, as a replay without a debugger prints it: a session that ran to the
+        // end of the recording was checked against it there.
+        let m = served.seeker.machine();
+        match (served.ended, &served.error) {
+            (Some(_), None) => eprintln!(
+                "rewind: replay matched the recording: {} instructions, state {:016x}",
+                m.icount(),
+                m.state_hash()
+            ),
+            (None, None) => eprintln!(
+                "rewind: replay left at instruction {} of {}: not verified past it",
+                m.icount(),
+                total.map_or_else(|| "?".to_string(), |t| t.to_string())
+            ),
+            _ => {}
+        }
+        return served.status();
     }
     if !a.stop_at.is_empty() {
         let mut seeker = Seeker::new(m, a.snapshot_every)?;

@@ -521,10 +521,25 @@ fn gdb_replay_registers_read_only_and_kill() {
     );
     let says_replay = |s: &str| s.to_lowercase().contains("replay");
     d.check(
-        says_replay(d.mark("writemem"))
-            || says_replay(d.mark("writereg"))
-            || says_replay(&d.server.stderr),
-        "the refusal mentions replay (in gdb's error or rewind's message)",
+        says_replay(d.mark("writereg")),
+        "gdb's error for the refused register write says why (E.text reply)",
+    );
+    d.check(
+        says_replay(&d.server.stderr),
+        "rewind's stderr says why the writes were refused",
+    );
+    d.check(
+        d.mark("monreplay").starts_with("Replaying execution")
+            && d.mark("monreplay").contains("instruction count ="),
+        "monitor info replay answers as QEMU's HMP",
+    );
+    d.check(
+        d.mark("monsnap").contains("ICOUNT") || d.mark("monsnap").contains("no snapshot"),
+        "monitor snapshots lists the snapshots",
+    );
+    d.check(
+        d.mark("moncont").contains("gdb's to do"),
+        "monitor cont is refused: gdb continues the machine itself",
     );
     d.check(
         d.num("hit2", "i") == 2 && d.num("hit2", "counter") == 1,
@@ -628,4 +643,28 @@ fn gdb_record_mode_kill() {
         "reading unmapped memory is an error",
     );
     d.check(!d.server.timed_out, "rewind exits after gdb's kill");
+}
+
+/// After gdb detaches, the replay runs to the end of the recording and says it matched (as a
+/// replay without a debugger does), and exits with the recorded status.
+#[test]
+fn gdb_detach_ends_with_the_replay_verdict() {
+    let Some(elf) = debugme() else { return };
+    let d = debug_replay(&elf, "gdb_replay_detach.gdb");
+    d.check(!d.gdb.timed_out, "gdb did not finish");
+    d.check(
+        d.marks.iter().any(|(n, _)| n == "detached"),
+        "the gdb script did not get to detach",
+    );
+    d.check(!d.server.timed_out, "rewind did not exit after the detach");
+    d.check(
+        d.server.code == Some(0),
+        "rewind exits with the recorded status 0",
+    );
+    d.check(
+        d.server
+            .stderr
+            .contains("rewind: replay matched the recording: "),
+        "the replay prints its verdict after the detach",
+    );
 }

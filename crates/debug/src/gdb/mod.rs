@@ -152,6 +152,47 @@ fn accept_loop(listener: TcpListener, inputs: Sender<Input>) {
     }
 }
 
+thread_local! {
+    /// The reason for the error reply the stub is about to send (set by the target on the
+    /// execution thread, which also sends the reply).
+    static ERROR_TEXT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Give the next error reply this text.
+pub(crate) fn set_error_text(text: String) {
+    ERROR_TEXT.with(|t| *t.borrow_mut() = Some(text));
+}
+
+/// Replace an `Enn` reply packet in `out` by `E.text` (gdb 9 and later print the text as the
+/// remote's failure reply). Characters the protocol reserves become spaces.
+fn with_error_text(out: &mut Vec<u8>, text: &str) -> bool {
+    let Some(start) = out.windows(2).position(|w| w == b"$E") else {
+        return false;
+    };
+    let p = &out[start..];
+    let is_enn = p.len() >= 7
+        && p[2].is_ascii_hexdigit()
+        && p[3].is_ascii_hexdigit()
+        && p[4] == b'#'
+        && p[5].is_ascii_hexdigit()
+        && p[6].is_ascii_hexdigit();
+    if !is_enn {
+        return false;
+    }
+    let mut body = b"E.".to_vec();
+    body.extend(text.bytes().map(|b| match b {
+        b'$' | b'#' | b'}' | b'*' => b' ',
+        b if b.is_ascii_graphic() || b == b' ' => b,
+        _ => b'?',
+    }));
+    let sum = body.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+    let mut packet = vec![b'$'];
+    packet.extend_from_slice(&body);
+    packet.extend_from_slice(format!("#{sum:02x}").as_bytes());
+    out.splice(start..start + 7, packet);
+    true
+}
+
 /// The client's socket with the stub's output gathered into one write per packet (gdbstub
 /// writes byte by byte).
 pub struct BufferedStream {
@@ -169,6 +210,9 @@ impl BufferedStream {
     }
 
     fn send(&mut self) -> Result<(), std::io::Error> {
+        if let Some(text) = ERROR_TEXT.with(|t| t.borrow_mut().take()) {
+            with_error_text(&mut self.out, &text);
+        }
         if !self.out.is_empty() {
             let r = Write::write_all(&mut self.stream, &self.out);
             self.out.clear();

@@ -32,9 +32,11 @@ const EFAULT: u8 = 14;
 /// `EINVAL`: a register rewind does not have or a value it cannot take.
 const EINVAL: u8 = 22;
 
-/// gdb can only show an error number: say what went wrong on rewind's stderr.
+/// An error reply: gdb gets the number, and the text in place of it (`E.text`, which gdb
+/// prints as the remote's failure reply); rewind's stderr says it too.
 fn refused<T>(e: impl std::fmt::Display, code: u8) -> TargetResult<T, Controller> {
     note!("rewind: gdb: {e}");
+    super::set_error_text(e.to_string());
     Err(TargetError::Errno(code))
 }
 
@@ -313,6 +315,13 @@ impl HwWatchpoint for Controller {
     }
 }
 
+/// HMP commands that start or stop the machine (or end the session) behind gdb's back.
+fn is_run_control(line: &str) -> bool {
+    let word = line.split_whitespace().next().unwrap_or("");
+    let word = word.split('|').next().unwrap_or(word);
+    matches!(word, "stop" | "cont" | "c" | "quit" | "q")
+}
+
 impl MonitorCmd for Controller {
     fn handle_monitor_cmd(
         &mut self,
@@ -323,7 +332,7 @@ impl MonitorCmd for Controller {
         let mut words = cmd.split_whitespace();
         match words.next() {
             Some("icount") => outputln!(out, "{}", self.session().icount()),
-            Some("status") | Some("info") => {
+            Some("status") => {
                 let s = self.session();
                 outputln!(
                     out,
@@ -350,12 +359,39 @@ impl MonitorCmd for Controller {
                     "  icount   the instruction count (position in the trace)"
                 );
                 outputln!(out, "  status   mode, position, pc and run state");
+                outputln!(out, "  snapshots          the snapshots a seek starts from");
+                outputln!(out, "and the human monitor's (QEMU HMP):");
+                if let Ok(text) = crate::hmp::execute(self, "help") {
+                    for line in text.lines().filter(|l| !is_run_control(l)) {
+                        outputln!(out, "  {line}");
+                    }
+                }
             }
-            Some(other) => {
+            // gdb itself stops, continues and kills the machine: its view would go stale.
+            Some(word) if is_run_control(word) => {
                 outputln!(
                     out,
-                    "unknown monitor command '{other}' (try 'monitor help')"
+                    "'{word}' is gdb's to do here (continue, Ctrl-C, kill); use QMP for it otherwise"
                 )
+            }
+            Some(_) => {
+                let line = match cmd.trim() {
+                    "snapshots" => "info snapshots",
+                    other => other,
+                };
+                let seeking = line.starts_with("replay_seek");
+                if let Ok(text) = crate::hmp::execute(self, line) {
+                    for l in text.lines() {
+                        outputln!(out, "{l}");
+                    }
+                    if seeking && !text.starts_with("Error") {
+                        outputln!(
+                            out,
+                            "now at instruction {} (gdb: 'flushregs' shows the new state)",
+                            self.session().icount()
+                        );
+                    }
+                }
             }
         }
         Ok(())
