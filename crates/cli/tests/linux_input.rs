@@ -11,7 +11,9 @@ mod common;
 mod qmp_client;
 
 use common::linux::{boot_args, device_test_passed, linux_assets, APPEND};
-use common::{have_tool, rewind_cmd, run_rewind, skip_because, Done, Proc, Scratch};
+use common::{
+    have_tool, replay_matched_line, rewind_cmd, run_rewind, skip_because, Done, Proc, Scratch,
+};
 use qmp_client::{free_port, Qmp};
 use serde_json::json;
 use std::path::Path;
@@ -255,4 +257,42 @@ fn linux_reads_qmp_input_events_and_replays_them() {
     let rep = run_rewind(&["replay".as_ref(), trace.as_os_str()], TIMEOUT);
     assert_eq!(rep.code, Some(0), "replay: {}", rep.describe());
     assert_eq!(rep.stdout, rec.stdout, "the replay printed something else");
+    let full = replay_matched_line(&rep.stderr);
+    assert!(full.is_some(), "{}", rep.describe());
+
+    // The events are in the trace at their delivery icounts; a replay started from a snapshot
+    // in the middle of them (device state and queued events restored) ends in the same state.
+    let dump = run_rewind(&[s("dump"), s(&trace)], TIMEOUT);
+    assert_eq!(dump.code, Some(0), "{}", dump.describe());
+    let at: Vec<u64> = dump
+        .stdout
+        .lines()
+        .filter(|l| l.contains("InputEvent"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(at.len(), 19, "{}", dump.stdout);
+    assert!(
+        dump.stdout.contains("(EV_KEY KEY_A)") && dump.stdout.contains("(EV_KEY BTN_LEFT)"),
+        "{}",
+        dump.stdout
+    );
+    let middle = at[at.len() / 2];
+    let from = run_rewind(
+        &[
+            s("replay"),
+            s(&trace),
+            s("--serial"),
+            s("null"),
+            s("--from"),
+            middle.to_string(),
+        ],
+        TIMEOUT,
+    );
+    assert_eq!(from.code, Some(0), "--from {middle}: {}", from.describe());
+    assert_eq!(
+        replay_matched_line(&from.stderr),
+        full,
+        "--from {middle}: {}",
+        from.describe()
+    );
 }
