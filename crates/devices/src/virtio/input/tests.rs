@@ -538,3 +538,53 @@ fn keymaps_match_linux_codes() {
         None
     );
 }
+
+#[test]
+fn random_programming_and_input_never_panic() {
+    let t = DeviceTime::default();
+    for kind in [InputKind::Keyboard, InputKind::Tablet] {
+        let mut ram = Ram::new(BASE, 1 << 16);
+        let mut d = device(kind);
+        let mut x: u64 = 0x0123_4567_89ab_cdef ^ kind as u64;
+        for i in 0..100_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let size = [1u8, 2, 4, 8][(x & 3) as usize];
+            let off = ((x >> 8) & 0x1ff) & !(u64::from(size) - 1);
+            let v = if x & 0x10 != 0 {
+                x >> 32
+            } else {
+                (x >> 40) & 0xff
+            };
+            match (x >> 4) & 3 {
+                0 => {
+                    let _ = d.read(off, size, &t);
+                }
+                1 => {
+                    let _ = d.write(off, size, v, &t, &mut ram);
+                }
+                2 => send(
+                    &mut d,
+                    &mut ram,
+                    (x >> 50) as u16 & 3,
+                    (x >> 52) as u16 & 1,
+                    (x >> 20) as i32,
+                ),
+                _ => {
+                    // Bring the device up now and then, so input meets live queues.
+                    if i % 64 == 0 {
+                        w(&mut d, &mut ram, reg::STATUS, 4, 0xf);
+                    }
+                    ram.write(BASE + ((x >> 20) & 0xfff8), &x.to_le_bytes())
+                        .unwrap();
+                    serve(&mut d, &mut ram);
+                }
+            }
+        }
+        let saved = d.save_state();
+        let mut e = device(kind);
+        e.restore_state(&saved).unwrap();
+        assert_eq!(e.save_state(), saved);
+    }
+}
