@@ -437,6 +437,12 @@ fn stop_at(seeker: &mut rewind_machine::seek::Seeker, n: u64) -> anyhow::Result<
 
 /// `rewind dump`.
 pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
+    let kinds = match &a.kind {
+        Some(spec) => {
+            Some(logdump::Filter::parse_kinds(spec).map_err(|e| anyhow::anyhow!("--kind: {e}"))?)
+        }
+        None => None,
+    };
     let mut reader = TraceReader::open(&a.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -471,10 +477,18 @@ pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
             };
             out.write_all(text.as_bytes()).map_err(LogError::Output)
         })
-    } else if a.json {
-        logdump::dump_json(&mut reader, &mut out)
     } else {
-        logdump::dump_text(&mut reader, &mut out)
+        let filter = logdump::Filter {
+            kinds,
+            from: a.from,
+            to: a.to,
+            ..Default::default()
+        };
+        dump_events(&mut reader, &mut out, &a, filter).map(|latest| {
+            if let Some(r) = latest {
+                reader = r;
+            }
+        })
     };
     let flushed = out.flush().map_err(LogError::Output);
     match r.and(flushed) {
@@ -491,6 +505,51 @@ pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
         Err(LogError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e.into()),
     }
+}
+
+/// How often `dump --follow` looks for new events.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// Print the events `filter` picks; with `--follow`, keep reading the trace as its recording
+/// writes it (each look reopens the file and prints the events after the last one seen) until
+/// its footer shows the recording ended, or the range asked for is complete.
+fn dump_events(
+    reader: &mut TraceReader,
+    out: &mut impl Write,
+    a: &DumpArgs,
+    mut filter: logdump::Filter,
+) -> Result<Option<TraceReader>, LogError> {
+    let mut print = |r: &mut TraceReader, f: &logdump::Filter| {
+        let end = if a.json {
+            logdump::dump_json(r, &mut *out, f)
+        } else {
+            logdump::dump_text(r, &mut *out, f)
+        };
+        out.flush().map_err(LogError::Output)?;
+        end
+    };
+    if !a.follow {
+        return print(reader, &filter).map(|_| None);
+    }
+    // A recording in progress is "cut short" at its last complete block: no trailer until the
+    // footer is there.
+    filter.no_trailer = reader.footer().is_none();
+    let mut end = print(reader, &filter)?;
+    let mut done = reader.footer().is_some() || end.range_over;
+    filter.no_header = true;
+    // The reader of the last look: its state (complete or cut) decides the exit status.
+    let mut latest = None;
+    while !done {
+        std::thread::sleep(FOLLOW_POLL);
+        let mut r = TraceReader::open(&a.file)?;
+        filter.after = end.last;
+        filter.no_trailer = r.footer().is_none();
+        let now = print(&mut r, &filter)?;
+        end.last = now.last.or(end.last);
+        done = r.footer().is_some() || now.range_over;
+        latest = Some(r);
+    }
+    Ok(latest)
 }
 
 /// Bytes the demo "types", with the delay before each chunk.

@@ -268,8 +268,21 @@ struct DumpArgs {
     #[arg(long)]
     json: bool,
     /// Per-kind counts and sizes instead of the events.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["kind", "from", "to", "follow"])]
     stats: bool,
+    /// Only these event kinds: families (serial, clock, random, warp, state, net, input,
+    /// shutdown, exit, snapshot, end) or kind names (SerialInput, ...), comma-separated.
+    #[arg(long, value_name = "KINDS")]
+    kind: Option<String>,
+    /// Only events at or after instruction N.
+    #[arg(long, value_name = "N")]
+    from: Option<u64>,
+    /// Only events at or before instruction N.
+    #[arg(long, value_name = "N")]
+    to: Option<u64>,
+    /// Keep printing events as a recording in progress writes them, until it ends.
+    #[arg(long, short = 'f')]
+    follow: bool,
 }
 
 fn main() -> ExitCode {

@@ -488,3 +488,126 @@ fn stop_at_gives_the_same_state_forwards_and_after_seeking_back() {
         "end",
     );
 }
+
+/// The events a text dump printed: (icount, kind).
+fn dumped_events(o: &Done) -> Vec<(u64, String)> {
+    o.stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let icount = w.next()?.parse().ok()?;
+            let _position = w.next()?;
+            Some((icount, w.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn dump_filters_by_kind_and_instruction_range() {
+    let (_dir, trace, demo) = trace_setup("filter.rwtrace");
+    assert_exit(
+        &record_demo(&trace, &demo, &["--check-interval", "100000"]),
+        0,
+    );
+    let all = dumped_events(&rewind(&["dump", s(&trace)]));
+    let hashes = all.iter().filter(|(_, k)| k == "StateHash").count();
+    assert!(hashes > 5, "{all:?}");
+    assert!(all.iter().any(|(_, k)| k == "StateRegisters"));
+    let state = rewind(&["dump", s(&trace), "--kind", "state"]);
+    assert_exit(&state, 0);
+    let want: Vec<_> = all
+        .iter()
+        .filter(|(_, k)| k == "StateHash" || k == "StateRegisters")
+        .cloned()
+        .collect();
+    assert_eq!(dumped_events(&state), want);
+    let (lo, hi) = (all[3].0, all[all.len() - 4].0);
+    let ranged = dumped_events(&rewind(&[
+        "dump",
+        s(&trace),
+        "--from",
+        &lo.to_string(),
+        "--to",
+        &hi.to_string(),
+        "--kind",
+        "StateHash,exit,end",
+    ]));
+    let want: Vec<_> = all
+        .iter()
+        .filter(|(i, k)| {
+            (lo..=hi).contains(i) && matches!(k.as_str(), "StateHash" | "GuestExit" | "End")
+        })
+        .cloned()
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(ranged, want);
+    let bad = rewind(&["dump", s(&trace), "--kind", "sreial"]);
+    assert_error(&bad, 2, "unknown event kind 'sreial'");
+}
+
+/// `dump --follow` prints a recording's events while it is written and stops at its end.
+#[test]
+fn dump_follow_tracks_a_recording_in_progress() {
+    use std::io::Write;
+    let Some(elf) = common::guest_elf("interactive") else {
+        return;
+    };
+    let dir = Scratch::new("follow");
+    let trace = dir.path("live.rwtrace");
+    let mut rec = common::rewind_cmd()
+        .args([
+            "record",
+            "-o",
+            s(&trace),
+            "--bios",
+            "none",
+            "--kernel",
+            s(&elf),
+        ])
+        .args(["--serial", "stdio"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start rewind record");
+    let mut stdin = rec.stdin.take().expect("stdin");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !trace.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let follow = common::rewind_proc(&["dump", s(&trace), "--follow", "--kind", "serial,exit"]);
+    // Input while the dump is following, then the guest's own exit.
+    std::thread::sleep(Duration::from_millis(600));
+    stdin.write_all(b"first line\n").expect("type");
+    std::thread::sleep(Duration::from_millis(600));
+    stdin.write_all(b"quit\n").expect("type");
+    drop(stdin);
+    let status = loop {
+        if let Some(st) = rec.try_wait().expect("record status") {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = rec.kill();
+            panic!("the recording did not end after 'quit'");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let o = follow.finish(TIMEOUT);
+    assert_exit(&o, 0);
+    let events = dumped_events(&o);
+    let kinds: Vec<&str> = events.iter().map(|(_, k)| k.as_str()).collect();
+    assert!(kinds.contains(&"SerialInput"), "{}", o.stdout);
+    assert_eq!(kinds.last(), Some(&"GuestExit"), "{}", o.stdout);
+    assert_eq!(
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with("# rewind trace"))
+            .count(),
+        1,
+        "one header: {}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("TRUNCATED"), "{}", o.stdout);
+}

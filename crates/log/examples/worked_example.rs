@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{:08x}  {:<48} {txt}", i * 16, hex.join(" "));
     }
     let mut r = TraceReader::open(&path)?;
-    rewind_log::dump::dump_text(&mut r, &mut std::io::stdout())?;
+    rewind_log::dump::dump_text(&mut r, &mut std::io::stdout(), &Default::default())?;
     let mut r = TraceReader::open(&path)?;
     println!("{}", rewind_log::dump::stats(&mut r)?);
     Ok(())

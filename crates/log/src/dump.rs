@@ -133,6 +133,92 @@ fn event_json(e: &EventAt) -> serde_json::Value {
     v
 }
 
+/// Which events a dump prints: kinds, an instruction range, and how far into the trace it
+/// already printed (`--follow` prints only what is new).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Print only these kinds (`None`: all).
+    pub kinds: Option<Vec<EventKind>>,
+    /// Print only events at or after this instruction.
+    pub from: Option<u64>,
+    /// Print only events at or before this instruction (reading stops past it).
+    pub to: Option<u64>,
+    /// Skip events at or before this position (block file offset, offset in block).
+    pub after: Option<(u64, u32)>,
+    /// Leave out the header lines.
+    pub no_header: bool,
+    /// Leave out the footer or truncation line.
+    pub no_trailer: bool,
+}
+
+/// Where a dump stopped reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DumpEnd {
+    /// Position of the last event read (block file offset, offset in block).
+    pub last: Option<(u64, u32)>,
+    /// An event past [`Filter::to`] was read: nothing later can be printed.
+    pub range_over: bool,
+}
+
+impl Filter {
+    /// Event kinds named by `spec`: a comma-separated list of kind names (`SerialInput`, any
+    /// case) or families (`serial`, `clock`, `random`, `warp`, `state`, `net`, `input`,
+    /// `shutdown`, `exit`, `snapshot`, `end`).
+    pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, String> {
+        let mut kinds = Vec::new();
+        for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let family: &[EventKind] = match word.to_ascii_lowercase().as_str() {
+                "serial" => &[EventKind::SerialInput],
+                "clock" => &[EventKind::ClockRead],
+                "random" => &[EventKind::Random],
+                "warp" | "idle" => &[EventKind::IdleWarp],
+                "state" | "check" => &[EventKind::StateHash, EventKind::StateRegisters],
+                "net" => &[EventKind::NetPacket, EventKind::NetSent],
+                "input" => &[EventKind::InputEvent],
+                "shutdown" | "host" => &[EventKind::HostShutdown],
+                "exit" | "guest" => &[EventKind::GuestExit],
+                "snapshot" => &[EventKind::SnapshotMark],
+                "end" => &[EventKind::End],
+                w => match EventKind::ALL
+                    .iter()
+                    .find(|k| k.name().eq_ignore_ascii_case(w))
+                {
+                    Some(k) => std::slice::from_ref(k),
+                    None => {
+                        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+                        return Err(format!(
+                            "unknown event kind '{word}' (families: serial, clock, random, warp, state, net, input, shutdown, exit, snapshot, end; kinds: {})",
+                            names.join(", ")
+                        ));
+                    }
+                },
+            };
+            for k in family {
+                if !kinds.contains(k) {
+                    kinds.push(*k);
+                }
+            }
+        }
+        Ok(kinds)
+    }
+
+    /// Whether `e` is printed; `None` once the range is over (nothing later can be).
+    fn pick(&self, e: &crate::reader::EventAt) -> Option<bool> {
+        if self.to.is_some_and(|to| e.icount > to) {
+            return None;
+        }
+        let pos = (e.position.block_file_offset, e.position.offset_in_block);
+        Some(
+            self.after.is_none_or(|a| pos > a)
+                && self.from.is_none_or(|f| e.icount >= f)
+                && self
+                    .kinds
+                    .as_ref()
+                    .is_none_or(|k| k.contains(&e.event.kind())),
+        )
+    }
+}
+
 fn truncation_line(t: &Truncation) -> String {
     format!("# TRUNCATED: {t}")
 }
@@ -140,7 +226,45 @@ fn truncation_line(t: &Truncation) -> String {
 /// Prints one line per event (`icount  block_offset+offset_in_block  kind  payload`), preceded by
 /// `#` header lines and followed by a footer or truncation line. A corruption error is returned
 /// after the events before it were printed.
-pub fn dump_text(reader: &mut TraceReader, out: &mut impl Write) -> Result<(), LogError> {
+pub fn dump_text(
+    reader: &mut TraceReader,
+    out: &mut impl Write,
+    filter: &Filter,
+) -> Result<DumpEnd, LogError> {
+    if !filter.no_header {
+        dump_text_header(reader, out)?;
+    }
+    let mut end = DumpEnd::default();
+    while let Some(e) = reader.next_event()? {
+        end.last = Some((e.position.block_file_offset, e.position.offset_in_block));
+        match filter.pick(&e) {
+            None => {
+                end.range_over = true;
+                break;
+            }
+            Some(false) => continue,
+            Some(true) => {}
+        }
+        let loc = format!(
+            "{:#x}+{}",
+            e.position.block_file_offset, e.position.offset_in_block
+        );
+        let line = format!(
+            "{:>18} {:>20} {:<14} {}",
+            e.icount,
+            loc,
+            e.event.kind().name(),
+            summary(&e.event)
+        );
+        writeln!(out, "{}", line.trim_end()).map_err(out_err)?;
+    }
+    if let (Some(t), false) = (reader.truncated(), filter.no_trailer) {
+        writeln!(out, "{}", truncation_line(&t)).map_err(out_err)?;
+    }
+    Ok(end)
+}
+
+fn dump_text_header(reader: &TraceReader, out: &mut impl Write) -> Result<(), LogError> {
     let h = reader.header();
     writeln!(
         out,
@@ -174,40 +298,42 @@ pub fn dump_text(reader: &mut TraceReader, out: &mut impl Write) -> Result<(), L
         "icount", "block+offset", "kind"
     )
     .map_err(out_err)?;
-    while let Some(e) = reader.next_event()? {
-        let loc = format!(
-            "{:#x}+{}",
-            e.position.block_file_offset, e.position.offset_in_block
-        );
-        let line = format!(
-            "{:>18} {:>20} {:<14} {}",
-            e.icount,
-            loc,
-            e.event.kind().name(),
-            summary(&e.event)
-        );
-        writeln!(out, "{}", line.trim_end()).map_err(out_err)?;
-    }
-    if let Some(t) = reader.truncated() {
-        writeln!(out, "{}", truncation_line(&t)).map_err(out_err)?;
-    }
     Ok(())
 }
 
 /// Prints one JSON object per line: `{"type":"header",...}`, one `{"type":"event",...}` per
 /// event, then `{"type":"footer",...}` or `{"type":"truncated",...}`.
-pub fn dump_json(reader: &mut TraceReader, out: &mut impl Write) -> Result<(), LogError> {
+pub fn dump_json(
+    reader: &mut TraceReader,
+    out: &mut impl Write,
+    filter: &Filter,
+) -> Result<DumpEnd, LogError> {
     let line = |out: &mut dyn Write, v: serde_json::Value| writeln!(out, "{v}").map_err(out_err);
-    line(
-        out,
-        json!({"type": "header", "format_version": crate::FORMAT_VERSION, "header": reader.header()}),
-    )?;
+    if !filter.no_header {
+        line(
+            out,
+            json!({"type": "header", "format_version": crate::FORMAT_VERSION, "header": reader.header()}),
+        )?;
+    }
+    let mut end = DumpEnd::default();
     while let Some(e) = reader.next_event()? {
+        end.last = Some((e.position.block_file_offset, e.position.offset_in_block));
+        match filter.pick(&e) {
+            None => {
+                end.range_over = true;
+                break;
+            }
+            Some(false) => continue,
+            Some(true) => {}
+        }
         let mut v = event_json(&e);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("type".into(), json!("event"));
         }
         line(out, v)?;
+    }
+    if filter.no_trailer {
+        return Ok(end);
     }
     if let Some(t) = reader.truncated() {
         line(
@@ -223,7 +349,7 @@ pub fn dump_json(reader: &mut TraceReader, out: &mut impl Write) -> Result<(), L
     } else if let Some(f) = reader.footer() {
         line(out, json!({"type": "footer", "footer": f}))?;
     }
-    Ok(())
+    Ok(end)
 }
 
 /// Count and encoded size of one event kind.

@@ -32,7 +32,7 @@ fn every_event_kind_round_trips() {
     assert_eq!(f.final_icount, icount);
     assert_eq!(f.final_state_hash, Some(0xfeed));
     assert_eq!(f.total_events, events.len() as u64 + 1);
-    assert_eq!(f.event_counts[&EventKind::HostShutdown], 6);
+    assert_eq!(f.event_counts[&EventKind::HostShutdown], 7);
     assert_eq!(f.event_counts[&EventKind::StateRegisters], 1);
     assert_eq!(f.event_counts[&EventKind::SerialInput], 4);
     assert_eq!(f.event_counts[&EventKind::End], 1);
@@ -219,7 +219,12 @@ fn dumps_show_every_event() {
     w.finish(&Footer::new(40000, None)).unwrap();
 
     let mut text = Vec::new();
-    dump_text(&mut TraceReader::open(&path).unwrap(), &mut text).unwrap();
+    dump_text(
+        &mut TraceReader::open(&path).unwrap(),
+        &mut text,
+        &Default::default(),
+    )
+    .unwrap();
     let text = String::from_utf8(text).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(lines.len(), 4, "{text}");
@@ -238,7 +243,12 @@ fn dumps_show_every_event() {
     assert!(text.contains("image Kernel Image (1000 bytes, blake3 "));
 
     let mut json = Vec::new();
-    dump_json(&mut TraceReader::open(&path).unwrap(), &mut json).unwrap();
+    dump_json(
+        &mut TraceReader::open(&path).unwrap(),
+        &mut json,
+        &Default::default(),
+    )
+    .unwrap();
     let objs: Vec<serde_json::Value> = String::from_utf8(json)
         .unwrap()
         .lines()
@@ -276,7 +286,9 @@ fn arb_event() -> impl Strategy<Value = Event> {
             Just(S::SigTerm),
             Just(S::CtrlAX),
             Just(S::EndOfRecording),
-            Just(S::Monitor)
+            Just(S::Monitor),
+            Just(S::SigHup),
+            Just(S::HostReset)
         ]
         .prop_map(|cause| Event::HostShutdown { cause }),
         (
