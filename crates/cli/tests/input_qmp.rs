@@ -1,7 +1,8 @@
 //! QMP's `send-key` and `input-send-event` against `rewind record` with a virtio keyboard and
-//! tablet: the events reach the trace translated and routed as QEMU does (keys to the
-//! keyboard, buttons and absolute moves to the tablet, one `SYN_REPORT` per device and
-//! report), QEMU's errors for what cannot be delivered, and the replay refuses host input.
+//! tablet and mouse: the events reach the trace translated and routed as QEMU does (keys to
+//! the keyboard, buttons and absolute moves to the tablet, relative moves to the mouse, one
+//! `SYN_REPORT` per device and report), QEMU's errors for what cannot be delivered, and the
+//! replay refuses host input.
 //! The guest is a bare-metal loop (no driver), so it needs no toolchain: the events are logged
 //! at their delivery and dropped by the device, identically in replay.
 
@@ -46,6 +47,7 @@ fn loop_elf() -> Vec<u8> {
 
 const KBD: u8 = 7;
 const TABLET: u8 = 6;
+const MOUSE: u8 = 5;
 
 #[test]
 fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
@@ -65,6 +67,8 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
             "virtio-keyboard-device,id=kbd",
             "--device",
             "virtio-tablet",
+            "--device",
+            "virtio-mouse-device",
             "--serial",
             "null",
             "--qmp",
@@ -108,6 +112,15 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
             {"type": "btn", "data": {"down": false, "button": "left"}}
         ]}),
     );
+    // Relative moves: only the mouse takes them (buttons went to the tablet, first on the
+    // command line).
+    q.ok(
+        "input-send-event",
+        json!({"events": [
+            {"type": "rel", "data": {"axis": "x", "value": 5}},
+            {"type": "rel", "data": {"axis": "y", "value": -3}}
+        ]}),
+    );
     // HMP's sendkey: QEMU's key spelling, then the same path.
     assert_eq!(
         q.ok(
@@ -135,8 +148,8 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
     );
     for (event, want) in [
         (
-            json!({"type": "rel", "data": {"axis": "x", "value": 1}}),
-            "Input handler not found for event type rel",
+            json!({"type": "mtt", "data": {"type": "begin", "slot": 0, "tracking-id": 1, "axis": "x", "value": 1}}),
+            "Input handler not found for event type mtt",
         ),
         (
             json!({"type": "key", "data": {"down": true, "key": {"type": "qcode", "data": "nosuchkey"}}}),
@@ -195,6 +208,9 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
         // The devices a command touched get their SYN_REPORT in command-line order.
         syn(KBD),
         syn(TABLET),
+        (MOUSE, 2, 0, 5),
+        (MOUSE, 2, 1, -3),
+        syn(MOUSE),
         key(29, 1),
         syn(KBD),
         key(30, 1),
