@@ -588,3 +588,38 @@ fn random_programming_and_input_never_panic() {
         assert_eq!(e.save_state(), saved);
     }
 }
+
+#[test]
+fn device_names_and_ids_parse_and_round_trip() {
+    use crate::virtio::Backend;
+    for (spec, kind) in [
+        ("virtio-keyboard-device", InputKind::Keyboard),
+        ("virtio-keyboard", InputKind::Keyboard),
+        ("virtio-mouse-device", InputKind::Mouse),
+        ("virtio-mouse", InputKind::Mouse),
+        ("virtio-tablet-device", InputKind::Tablet),
+        ("virtio-tablet", InputKind::Tablet),
+    ] {
+        let b = Backend::parse(spec).unwrap();
+        assert_eq!(b, Backend::Input(kind, None));
+        assert_eq!(Backend::parse(&b.spec()), Some(b.clone()));
+        assert!(b.qemu_name().ends_with("-device"));
+        assert_eq!(b.build().unwrap().device_id(), DEVICE_ID);
+    }
+    let b = Backend::parse("virtio-tablet,id=tab0").unwrap();
+    assert_eq!(
+        b,
+        Backend::Input(InputKind::Tablet, Some("tab0".to_string()))
+    );
+    assert_eq!(b.spec(), "virtio-tablet-device,id=tab0");
+    assert_eq!(Backend::parse(&b.spec()), Some(b));
+    for bad in [
+        "virtio-keyboard,wheel-axis=off",
+        "virtio-mouse,id=",
+        "virtio-mouse,id=0abc",
+        "virtio-mouse,id=a b",
+        "virtio-keyboards",
+    ] {
+        assert_eq!(Backend::parse(bad), None, "{bad}");
+    }
+}
