@@ -121,6 +121,16 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
             {"type": "rel", "data": {"axis": "y", "value": -3}}
         ]}),
     );
+    // A `number` key goes through QEMU's keyboard queue, which syncs every device with events
+    // right after it.
+    q.ok(
+        "input-send-event",
+        json!({"events": [
+            {"type": "abs", "data": {"axis": "x", "value": 7}},
+            {"type": "key", "data": {"down": true, "key": {"type": "number", "data": 0x1c}}},
+            {"type": "key", "data": {"down": false, "key": {"type": "qcode", "data": "ret"}}}
+        ]}),
+    );
     // HMP's sendkey: QEMU's key spelling, then the same path.
     assert_eq!(
         q.ok(
@@ -211,6 +221,12 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
         (MOUSE, 2, 0, 5),
         (MOUSE, 2, 1, -3),
         syn(MOUSE),
+        (TABLET, 3, 0, 7),
+        key(28, 1),
+        syn(KBD),
+        syn(TABLET),
+        key(28, 0),
+        syn(KBD),
         key(29, 1),
         syn(KBD),
         key(30, 1),

@@ -316,17 +316,25 @@ pub fn input_send_event(ctl: &mut Controller, args: &Value) -> Result<Value, Qmp
         routed.push(to);
     }
     let mut events = Vec::new();
-    let mut touched = Vec::new();
-    for (e, to) in parsed.iter().zip(routed) {
+    let mut touched: Vec<usize> = Vec::new();
+    let sync = |touched: &mut Vec<usize>, events: &mut Vec<DeviceEvent>| {
+        touched.sort_unstable();
+        events.extend(touched.drain(..).map(|i| syn(&targets[i])));
+    };
+    for ((e, to), v) in parsed.iter().zip(routed).zip(list) {
         if let Some(x) = e.and_then(vinput::translate) {
             events.push(device_event(&targets[to], x));
         }
         if !touched.contains(&to) {
             touched.push(to);
         }
+        // QEMU sends a `number` key through its keyboard queue, which syncs every device
+        // that has events right after it.
+        if v.pointer("/data/key/type").and_then(Value::as_str) == Some("number") {
+            sync(&mut touched, &mut events);
+        }
     }
-    touched.sort_unstable();
-    events.extend(touched.iter().map(|&i| syn(&targets[i])));
+    sync(&mut touched, &mut events);
     enqueue(ctl, vec![(Duration::ZERO, events)])?;
     Ok(json!({}))
 }
