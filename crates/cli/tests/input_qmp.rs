@@ -195,19 +195,27 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
     assert_eq!(dump.code, Some(0), "{}", dump.describe());
     let syn = |d| (d, 0, 0, 0);
     let key = |code, v| (KBD, 1, code, v);
+    // send-key's hold time: the keyboard waits that many ms of virtual time after each step.
+    let hold = |ms| (KBD, 0xffff, 0, ms);
     let want = vec![
         key(30, 1),
         syn(KBD),
+        hold(1),
         key(30, 1),
         syn(KBD),
+        hold(1),
         key(29, 1),
         syn(KBD),
+        hold(1),
         key(29, 0),
         syn(KBD),
+        hold(1),
         key(30, 0),
         syn(KBD),
+        hold(1),
         key(30, 0),
         syn(KBD),
+        hold(1),
         (TABLET, 3, 0, 100),
         (TABLET, 3, 1, 32767),
         (TABLET, 1, 0x110, 1),
@@ -229,12 +237,16 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
         syn(KBD),
         key(29, 1),
         syn(KBD),
+        hold(2),
         key(30, 1),
         syn(KBD),
+        hold(2),
         key(30, 0),
         syn(KBD),
+        hold(2),
         key(29, 0),
         syn(KBD),
+        hold(2),
     ];
     assert_eq!(logged_input_events(&dump.stdout), want, "{}", dump.stdout);
     assert!(

@@ -254,6 +254,15 @@ fn linux_reads_qmp_input_events_and_replays_them() {
         "{}",
         rec.describe()
     );
+    // send-key's default hold, 10 ms, passes in the guest's (virtual) time, plus the time to
+    // take the interrupt.
+    let hold: u64 = rec
+        .stdout
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("kbd hold: "))
+        .and_then(|t| t.strip_suffix(" us")?.parse().ok())
+        .unwrap_or_else(|| panic!("no hold line: {}", rec.describe()));
+    assert!((10_000..11_000).contains(&hold), "hold of {hold} us");
     let rep = run_rewind(&["replay".as_ref(), trace.as_os_str()], TIMEOUT);
     assert_eq!(rep.code, Some(0), "replay: {}", rep.describe());
     assert_eq!(rep.stdout, rec.stdout, "the replay printed something else");
@@ -270,7 +279,8 @@ fn linux_reads_qmp_input_events_and_replays_them() {
         .filter(|l| l.contains("InputEvent"))
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect();
-    assert_eq!(at.len(), 19, "{}", dump.stdout);
+    // 19 events and send-key's 4 holds.
+    assert_eq!(at.len(), 23, "{}", dump.stdout);
     assert!(
         dump.stdout.contains("(EV_KEY KEY_A)") && dump.stdout.contains("(EV_KEY BTN_LEFT)"),
         "{}",

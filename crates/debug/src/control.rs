@@ -79,8 +79,6 @@ pub struct Controller {
     quit: bool,
     /// The last machine error (divergence, trace error); the session is paused after it.
     last_error: Option<String>,
-    /// Host input events on their way to the boundary (QMP `send-key`, `input-send-event`).
-    pub(crate) input_queue: Option<crate::qmp::input::InputQueue>,
 }
 
 impl Controller {
@@ -94,7 +92,6 @@ impl Controller {
             events: Vec::new(),
             quit: false,
             last_error: None,
-            input_queue: None,
         }
     }
 

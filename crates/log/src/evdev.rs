@@ -10,6 +10,8 @@ pub fn type_name(kind: u16) -> Option<&'static str> {
         0x03 => "EV_ABS",
         0x11 => "EV_LED",
         0x14 => "EV_REP",
+        // Not evdev: rewind's virtio input devices wait `value` ms of virtual time here.
+        0xffff => "HOLD",
         _ => return None,
     })
 }
@@ -103,6 +105,9 @@ fn key_name(code: u16) -> Option<String> {
 
 /// `EV_KEY KEY_A` (numbers where a name is not known).
 pub fn describe(kind: u16, code: u16) -> String {
+    if kind == 0xffff {
+        return "HOLD: the device waits value ms".into();
+    }
     let t = type_name(kind).map_or_else(|| format!("type {kind}"), str::to_string);
     let c = code_name(kind, code).unwrap_or_else(|| format!("code {code}"));
     format!("{t} {c}")
@@ -127,5 +132,6 @@ mod tests {
         assert_eq!(describe(2, 8), "EV_REL REL_WHEEL");
         assert_eq!(describe(1, 0x1ff), "EV_KEY code 511");
         assert_eq!(describe(9, 1), "type 9 code 1");
+        assert_eq!(describe(0xffff, 0), "HOLD: the device waits value ms");
     }
 }

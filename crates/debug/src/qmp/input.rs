@@ -4,12 +4,9 @@
 //! Events are translated here, as QEMU's input layer and `virtio_input_handle_event` do, into
 //! evdev events, routed to a device, and handed to the replay boundary as
 //! [`DeviceEvent::Input`] (device = the virtio-mmio slot); the boundary logs each one at the
-//! icount where the machine takes it, so a replay needs no monitor. They pass through one
-//! queue thread per session, which keeps `send-key`'s hold time in host time and keeps the
-//! commands' events in order.
-
-use std::sync::mpsc::{channel, Sender};
-use std::time::Duration;
+//! icount where the machine takes it, so a replay needs no monitor. `send-key`'s hold time is a
+//! [`vinput::HOLD`] input: the keyboard itself waits that long in virtual time, as QEMU's
+//! keyboard queue does, so a guest sees the same hold however fast it runs.
 
 use rewind_devices::virtio::input::{
     self as vinput, ev, HostEvent, HostEventKind, InputKind, BUTTONS,
@@ -27,35 +24,6 @@ pub const DEFAULT_HOLD_MS: u64 = 10;
 /// Most events one `input-send-event` may carry (the device holds at most this many before
 /// a `SYN_REPORT`).
 const MAX_EVENTS: usize = vinput::MAX_PENDING - 8;
-
-/// One step of the queue: wait, then hand events to the boundary.
-type Step = (Duration, Vec<DeviceEvent>);
-
-/// The session's input queue: a thread that sends steps to the boundary in order.
-#[derive(Debug)]
-pub struct InputQueue {
-    steps: Sender<Step>,
-}
-
-impl InputQueue {
-    fn start(boundary: Sender<BoundaryEvent>) -> Self {
-        let (steps, rx) = channel::<Step>();
-        std::thread::spawn(move || {
-            for (delay, events) in rx {
-                if !delay.is_zero() {
-                    std::thread::sleep(delay);
-                }
-                for e in events {
-                    // The machine is gone: nothing more to deliver.
-                    if boundary.send(BoundaryEvent::Device(e)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        InputQueue { steps }
-    }
-}
 
 /// An input device of the machine: its slot, kind and `id`.
 struct Target {
@@ -101,17 +69,13 @@ fn check_running(ctl: &Controller) -> Result<(), QmpError> {
     Ok(())
 }
 
-/// Queue `steps`, starting the queue thread on first use.
-fn enqueue(ctl: &mut Controller, steps: Vec<Step>) -> Result<(), QmpError> {
-    if ctl.input_queue.is_none() {
-        let sender = ctl.session().machine().boundary().sender();
-        ctl.input_queue = Some(InputQueue::start(sender));
-    }
-    let queue = ctl.input_queue.as_ref();
-    for step in steps {
-        if queue.is_none_or(|q| q.steps.send(step).is_err()) {
-            return Err(QmpError::generic("the input queue has stopped"));
-        }
+/// Hand `events` to the boundary: the machine takes them all at its next checkpoint.
+fn send(ctl: &Controller, events: Vec<DeviceEvent>) -> Result<(), QmpError> {
+    let boundary = ctl.session().machine().boundary().sender();
+    for e in events {
+        boundary
+            .send(BoundaryEvent::Device(e))
+            .map_err(|_| QmpError::generic("the machine takes no more input"))?;
     }
     Ok(())
 }
@@ -335,7 +299,7 @@ pub fn input_send_event(ctl: &mut Controller, args: &Value) -> Result<Value, Qmp
         }
     }
     sync(&mut touched, &mut events);
-    enqueue(ctl, vec![(Duration::ZERO, events)])?;
+    send(ctl, events)?;
     Ok(json!({}))
 }
 
@@ -356,7 +320,7 @@ pub fn send_key(ctl: &mut Controller, args: &Value) -> Result<Value, QmpError> {
                 .ok_or_else(|| QmpError::generic("Parameter 'hold-time' must be 0 to 60000 (ms)"))?
         }
     };
-    let hold = Duration::from_millis(if hold == 0 { DEFAULT_HOLD_MS } else { hold });
+    let hold = if hold == 0 { DEFAULT_HOLD_MS } else { hold };
     let list = args
         .get("keys")
         .and_then(Value::as_array)
@@ -376,25 +340,23 @@ pub fn send_key(ctl: &mut Controller, args: &Value) -> Result<Value, QmpError> {
     let Some(kbd) = route(&targets, None, HostEventKind::Key).map(|i| &targets[i]) else {
         return Ok(json!({}));
     };
-    let step = |code: u16, down: bool| {
-        let mut events: Vec<DeviceEvent> = vinput::translate(HostEvent::Key { code, down })
-            .map(|x| device_event(kbd, x))
-            .into_iter()
-            .collect();
+    let hold_event = device_event(kbd, (vinput::HOLD, 0, hold as i32));
+    let mut events = Vec::with_capacity(6 * codes.len() + 1);
+    let mut step = |code: u16, down: bool| {
+        if let Some(x) = vinput::translate(HostEvent::Key { code, down }) {
+            events.push(device_event(kbd, x));
+        }
         events.push(syn(kbd));
-        events
+        // QEMU's kbd queue delay after every key event, the last one included: it holds back
+        // later key events too.
+        events.push(hold_event.clone());
     };
-    let mut steps = Vec::with_capacity(2 * codes.len() + 1);
-    let mut delay = Duration::ZERO;
     for &c in &codes {
-        steps.push((delay, step(c, true)));
-        delay = hold;
+        step(c, true);
     }
     for &c in codes.iter().rev() {
-        steps.push((delay, step(c, false)));
+        step(c, false);
     }
-    // QEMU's last delay holds back later key events too.
-    steps.push((delay, Vec::new()));
-    enqueue(ctl, steps)?;
+    send(ctl, events)?;
     Ok(json!({}))
 }

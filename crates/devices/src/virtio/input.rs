@@ -97,6 +97,15 @@ pub const ABS_MAX: i32 = 0x7fff;
 /// grows its list without bound).
 pub const MAX_PENDING: usize = 1024;
 
+/// Not an evdev type: rewind's hold marker. An input of this type makes the device wait
+/// `value` ms of virtual time before it takes the inputs after it (QMP `send-key`'s hold
+/// time, which QEMU counts in virtual time too). It is logged like the other inputs, and the
+/// wait is derived from virtual time, so a replay holds exactly as the recording did.
+pub const HOLD: u16 = 0xffff;
+
+/// Most inputs waiting behind a hold; past it new inputs are dropped.
+pub const MAX_BACKLOG: usize = 4096;
+
 /// `BUS_VIRTUAL`.
 const BUS_VIRTUAL: u16 = 0x06;
 /// QEMU's vendor id for its HID devices.
@@ -381,6 +390,10 @@ struct State {
     shadow: Vec<u8>,
     /// Events since the last `SYN_REPORT`.
     pending: Vec<Event>,
+    /// Inputs waiting for a hold to end, in arrival order.
+    backlog: std::collections::VecDeque<Event>,
+    /// Virtual ns at which the current hold ends.
+    hold_until: Option<u64>,
     /// LED bits the driver set (`EV_LED` codes).
     leds: u8,
 }
@@ -425,6 +438,41 @@ impl Input {
             .and_then(|o| image.get(o))
             .copied()
             .unwrap_or(0xff)
+    }
+
+    /// Take the backlog's inputs in order until a hold that has not ended. A hold with nothing
+    /// behind it still holds back what comes next (QEMU's trailing `send-key` delay).
+    fn drain(&mut self, io: &mut VirtioIo) -> Result<(), QueueError> {
+        loop {
+            if let Some(until) = self.state.hold_until {
+                if io.t.ns < until {
+                    break;
+                }
+                self.state.hold_until = None;
+            }
+            let Some(e) = self.state.backlog.pop_front() else {
+                break;
+            };
+            if e.kind == HOLD {
+                let ms = u64::try_from(e.value).unwrap_or(0);
+                self.state.hold_until = Some(io.t.ns.saturating_add(ms * 1_000_000));
+            } else {
+                self.take(e, io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One evdev event: held until its report's `SYN_REPORT`.
+    fn take(&mut self, e: Event, io: &mut VirtioIo) -> Result<(), QueueError> {
+        if self.state.pending.len() >= MAX_PENDING {
+            self.state.pending.clear();
+        }
+        self.state.pending.push(e);
+        if e.kind == ev::SYN && e.code == ev::SYN_REPORT {
+            self.flush(io)?;
+        }
+        Ok(())
     }
 
     /// QEMU's `virtio_input_send` at a `SYN_REPORT`: every pending event needs a buffer, or
@@ -520,6 +568,8 @@ impl DeviceModel for Input {
     fn reset(&mut self) {
         // QEMU keeps the selection and its copy of the space across a reset.
         self.state.pending.clear();
+        self.state.backlog.clear();
+        self.state.hold_until = None;
         self.state.leds = 0;
     }
 
@@ -555,14 +605,19 @@ impl DeviceModel for Input {
         let DeviceInput::Input { kind, code, value } = input else {
             return Ok(());
         };
-        if self.state.pending.len() >= MAX_PENDING {
-            self.state.pending.clear();
+        if self.state.backlog.len() >= MAX_BACKLOG {
+            return Ok(());
         }
-        self.state.pending.push(Event { kind, code, value });
-        if kind == ev::SYN && code == ev::SYN_REPORT {
-            self.flush(io)?;
-        }
-        Ok(())
+        self.state.backlog.push_back(Event { kind, code, value });
+        self.drain(io)
+    }
+
+    fn next_deadline_ns(&self) -> Option<u64> {
+        self.state.hold_until
+    }
+
+    fn on_time(&mut self, io: &mut VirtioIo) -> Result<(), QueueError> {
+        self.drain(io)
     }
 
     fn save_state(&self) -> Vec<u8> {
@@ -591,8 +646,12 @@ impl DeviceModel for Input {
                 self.kind.config_size()
             )));
         }
-        if s.pending.len() > MAX_PENDING {
-            return Err(invalid(format!("{} pending events", s.pending.len())));
+        if s.pending.len() > MAX_PENDING || s.backlog.len() > MAX_BACKLOG {
+            return Err(invalid(format!(
+                "{} pending events, {} waiting",
+                s.pending.len(),
+                s.backlog.len()
+            )));
         }
         if s.leds >> 3 != 0 {
             return Err(invalid(format!("LED bits {:#x}", s.leds)));

@@ -623,3 +623,83 @@ fn device_names_and_ids_parse_and_round_trip() {
         assert_eq!(Backend::parse(bad), None, "{bad}");
     }
 }
+
+fn at(ns: u64) -> DeviceTime {
+    DeviceTime {
+        ns,
+        ..DeviceTime::default()
+    }
+}
+
+fn send_at(d: &mut VirtioMmio, ram: &mut Ram, ns: u64, kind: u16, code: u16, value: i32) {
+    d.host_input(
+        DeviceInput::Input { kind, code, value },
+        &mut DeviceCtx {
+            t: at(ns),
+            ram,
+            host: &mut NoHost,
+            slot: 7,
+        },
+    );
+}
+
+#[test]
+fn holds_wait_in_virtual_time_and_survive_snapshots() {
+    let mut ram = Ram::new(BASE, 1 << 20);
+    let mut d = init(InputKind::Keyboard, &mut ram);
+    let mut avail = 0;
+    offer(&mut ram, 0, &mut avail, 8, None);
+    // press a, hold 10 ms, release a, hold 10 ms: all arrive at t = 1000 ns.
+    for (kind, code, value) in [
+        (ev::KEY, 30, 1),
+        (ev::SYN, 0, 0),
+        (HOLD, 0, 10),
+        (ev::KEY, 30, 0),
+        (ev::SYN, 0, 0),
+        (HOLD, 0, 10),
+    ] {
+        send_at(&mut d, &mut ram, 1000, kind, code, value);
+    }
+    assert_eq!(used_idx(&ram, 0), 2, "the press goes at once");
+    let release = 1000 + 10_000_000;
+    assert_eq!(d.next_deadline_ns(&at(1000)), Some(release));
+    assert!(!d.wants_service(&at(release - 1)));
+    // A snapshot in the hold restores it.
+    let saved = d.save_state();
+    let mut e = device(InputKind::Keyboard);
+    e.restore_state(&saved).unwrap();
+    assert_eq!(e.next_deadline_ns(&at(1000)), Some(release));
+    assert!(e.wants_service(&at(release)));
+    e.service(&mut DeviceCtx {
+        t: at(release),
+        ram: &mut ram,
+        host: &mut NoHost,
+        slot: 7,
+    });
+    assert_eq!(used_idx(&ram, 0), 4);
+    assert_eq!(used_event(&ram, 2).0, (1, 30, 0));
+    // The trailing hold keeps a later key behind it, then lets it through.
+    let end = release + 10_000_000;
+    assert_eq!(e.next_deadline_ns(&at(release)), Some(end));
+    send_at(&mut e, &mut ram, release + 5, ev::KEY, 31, 1);
+    send_at(&mut e, &mut ram, release + 5, ev::SYN, 0, 0);
+    assert_eq!(used_idx(&ram, 0), 4);
+    e.service(&mut DeviceCtx {
+        t: at(end),
+        ram: &mut ram,
+        host: &mut NoHost,
+        slot: 7,
+    });
+    assert_eq!(used_idx(&ram, 0), 6);
+    assert_eq!(used_event(&ram, 4).0, (1, 31, 1));
+    assert_eq!(e.next_deadline_ns(&at(end)), None);
+    assert!(!e.wants_service(&at(end + 1)));
+    // A reset forgets what waits.
+    send_at(&mut e, &mut ram, end, HOLD, 0, 5);
+    send_at(&mut e, &mut ram, end, ev::KEY, 32, 1);
+    w(&mut e, &mut ram, reg::STATUS, 4, 0);
+    assert_eq!(e.next_deadline_ns(&at(end)), None);
+    let transport: crate::virtio::SavedTransport = postcard::from_bytes(&e.save_state()).unwrap();
+    let state: State = postcard::from_bytes(&transport.model).unwrap();
+    assert!(state.backlog.is_empty() && state.hold_until.is_none());
+}
