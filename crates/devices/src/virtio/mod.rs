@@ -217,7 +217,8 @@ impl Backend {
         }
     }
 
-    /// The device named `name` (QEMU's `-device` name, or the short `virtio-rng`).
+    /// The device `name` describes: QEMU's `-device` name (or the short `virtio-rng`,
+    /// `virtio-keyboard`, ...) and its options (`virtio-tablet-device,id=tab0`).
     pub fn parse(name: &str) -> Option<Self> {
         let (kind, options) = name.split_once(',').unwrap_or((name, ""));
         let input = |k| {
