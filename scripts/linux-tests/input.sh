@@ -30,8 +30,8 @@ show() {
             v = w[r + 10] + 65536 * w[r + 11]; if (v >= 2147483648) v -= 4294967296
             printf "event %s type=%d code=%d value=%d\n", dev, w[r + 8], w[r + 9], v
             us[r / 12] = (w[r] + 65536 * w[r + 1]) * 1000000 + w[r + 4] + 65536 * w[r + 5]}
-        # Guest timestamps of the first and second report: the send-key hold time.
-        if (dev == "kbd") printf "kbd hold: %d us\n", us[2] - us[0]}'
+        # Guest timestamps of the 2nd and 3rd report (a, b pressed): the send-key hold time.
+        if (dev == "kbd") printf "kbd hold: %d us\n", us[5] - us[3]}'
 }
 show kbd /tmp/kbd.bin
 show tab /tmp/tab.bin

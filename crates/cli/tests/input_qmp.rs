@@ -121,8 +121,8 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
             {"type": "rel", "data": {"axis": "y", "value": -3}}
         ]}),
     );
-    // A `number` key goes through QEMU's keyboard queue, which syncs every device with events
-    // right after it.
+    // A `number` key goes through QEMU's keyboard queue with a sync of its own; the qcode key
+    // and the tablet move go past it.
     q.ok(
         "input-send-event",
         json!({"events": [
@@ -195,27 +195,16 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
     assert_eq!(dump.code, Some(0), "{}", dump.describe());
     let syn = |d| (d, 0, 0, 0);
     let key = |code, v| (KBD, 1, code, v);
-    // send-key's hold time: the keyboard waits that many ms of virtual time after each step.
+    // Through the keyboard queue (send-key, number keys): the type carries 0x8000, and the
+    // keyboard waits `hold` ms of virtual time after each send-key step.
+    let qkey = |code, v| (KBD, 0x8001, code, v);
+    let qsyn = (KBD, 0x8000, 0, 0);
     let hold = |ms| (KBD, 0xffff, 0, ms);
-    let want = vec![
-        key(30, 1),
-        syn(KBD),
-        hold(1),
-        key(30, 1),
-        syn(KBD),
-        hold(1),
-        key(29, 1),
-        syn(KBD),
-        hold(1),
-        key(29, 0),
-        syn(KBD),
-        hold(1),
-        key(30, 0),
-        syn(KBD),
-        hold(1),
-        key(30, 0),
-        syn(KBD),
-        hold(1),
+    let mut want = Vec::new();
+    for (code, v) in [(30, 1), (30, 1), (29, 1), (29, 0), (30, 0), (30, 0)] {
+        want.extend([qkey(code, v), qsyn, hold(1)]);
+    }
+    want.extend([
         (TABLET, 3, 0, 100),
         (TABLET, 3, 1, 32767),
         (TABLET, 1, 0x110, 1),
@@ -230,27 +219,18 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
         (MOUSE, 2, 1, -3),
         syn(MOUSE),
         (TABLET, 3, 0, 7),
-        key(28, 1),
-        syn(KBD),
-        syn(TABLET),
+        qkey(28, 1),
+        qsyn,
         key(28, 0),
         syn(KBD),
-        key(29, 1),
-        syn(KBD),
-        hold(2),
-        key(30, 1),
-        syn(KBD),
-        hold(2),
-        key(30, 0),
-        syn(KBD),
-        hold(2),
-        key(29, 0),
-        syn(KBD),
-        hold(2),
-    ];
+        syn(TABLET),
+    ]);
+    for (code, v) in [(29, 1), (30, 1), (30, 0), (29, 0)] {
+        want.extend([qkey(code, v), qsyn, hold(2)]);
+    }
     assert_eq!(logged_input_events(&dump.stdout), want, "{}", dump.stdout);
     assert!(
-        dump.stdout.contains("(EV_KEY KEY_A)") && dump.stdout.contains("(EV_ABS ABS_Y)"),
+        dump.stdout.contains("(queued EV_KEY KEY_A)") && dump.stdout.contains("(EV_ABS ABS_Y)"),
         "{}",
         dump.stdout
     );

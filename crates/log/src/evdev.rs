@@ -108,6 +108,10 @@ pub fn describe(kind: u16, code: u16) -> String {
     if kind == 0xffff {
         return "HOLD: the device waits value ms".into();
     }
+    // rewind's keyboard-queue flag (send-key): the event waits behind a HOLD.
+    if kind & 0x8000 != 0 {
+        return format!("queued {}", describe(kind & 0x7fff, code));
+    }
     let t = type_name(kind).map_or_else(|| format!("type {kind}"), str::to_string);
     let c = code_name(kind, code).unwrap_or_else(|| format!("code {code}"));
     format!("{t} {c}")
@@ -133,5 +137,6 @@ mod tests {
         assert_eq!(describe(1, 0x1ff), "EV_KEY code 511");
         assert_eq!(describe(9, 1), "type 9 code 1");
         assert_eq!(describe(0xffff, 0), "HOLD: the device waits value ms");
+        assert_eq!(describe(0x8001, 30), "queued EV_KEY KEY_A");
     }
 }

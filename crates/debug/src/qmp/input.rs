@@ -6,7 +6,8 @@
 //! [`DeviceEvent::Input`] (device = the virtio-mmio slot); the boundary logs each one at the
 //! icount where the machine takes it, so a replay needs no monitor. `send-key`'s hold time is a
 //! [`vinput::HOLD`] input: the keyboard itself waits that long in virtual time, as QEMU's
-//! keyboard queue does, so a guest sees the same hold however fast it runs.
+//! keyboard queue does, so a guest sees the same hold however fast it runs; the events that go
+//! through that queue carry [`vinput::QUEUED`].
 
 use rewind_devices::virtio::input::{
     self as vinput, ev, HostEvent, HostEventKind, InputKind, BUTTONS,
@@ -231,6 +232,11 @@ fn device_event(t: &Target, (kind, code, value): (u16, u16, i32)) -> DeviceEvent
     }
 }
 
+/// An event through the keyboard queue (see [`vinput::QUEUED`]).
+fn queued(t: &Target, (kind, code, value): (u16, u16, i32)) -> DeviceEvent {
+    device_event(t, (kind | vinput::QUEUED, code, value))
+}
+
 fn syn(t: &Target) -> DeviceEvent {
     device_event(t, (ev::SYN, ev::SYN_REPORT, 0))
 }
@@ -281,24 +287,26 @@ pub fn input_send_event(ctl: &mut Controller, args: &Value) -> Result<Value, Qmp
     }
     let mut events = Vec::new();
     let mut touched: Vec<usize> = Vec::new();
-    let sync = |touched: &mut Vec<usize>, events: &mut Vec<DeviceEvent>| {
-        touched.sort_unstable();
-        events.extend(touched.drain(..).map(|i| syn(&targets[i])));
-    };
     for ((e, to), v) in parsed.iter().zip(routed).zip(list) {
+        let t = &targets[to];
+        // QEMU sends a `number` key through its keyboard queue (behind a `send-key` in
+        // progress), with a sync of its own.
+        if v.pointer("/data/key/type").and_then(Value::as_str) == Some("number") {
+            if let Some(x) = e.and_then(vinput::translate) {
+                events.push(queued(t, x));
+            }
+            events.push(queued(t, (ev::SYN, ev::SYN_REPORT, 0)));
+            continue;
+        }
         if let Some(x) = e.and_then(vinput::translate) {
-            events.push(device_event(&targets[to], x));
+            events.push(device_event(t, x));
         }
         if !touched.contains(&to) {
             touched.push(to);
         }
-        // QEMU sends a `number` key through its keyboard queue, which syncs every device
-        // that has events right after it.
-        if v.pointer("/data/key/type").and_then(Value::as_str) == Some("number") {
-            sync(&mut touched, &mut events);
-        }
     }
-    sync(&mut touched, &mut events);
+    touched.sort_unstable();
+    events.extend(touched.iter().map(|&i| syn(&targets[i])));
     send(ctl, events)?;
     Ok(json!({}))
 }
@@ -344,9 +352,9 @@ pub fn send_key(ctl: &mut Controller, args: &Value) -> Result<Value, QmpError> {
     let mut events = Vec::with_capacity(6 * codes.len() + 1);
     let mut step = |code: u16, down: bool| {
         if let Some(x) = vinput::translate(HostEvent::Key { code, down }) {
-            events.push(device_event(kbd, x));
+            events.push(queued(kbd, x));
         }
-        events.push(syn(kbd));
+        events.push(queued(kbd, (ev::SYN, ev::SYN_REPORT, 0)));
         // QEMU's kbd queue delay after every key event, the last one included: it holds back
         // later key events too.
         events.push(hold_event.clone());

@@ -103,7 +103,12 @@ pub const MAX_PENDING: usize = 1024;
 /// wait is derived from virtual time, so a replay holds exactly as the recording did.
 pub const HOLD: u16 = 0xffff;
 
-/// Most inputs waiting behind a hold; past it new inputs are dropped.
+/// Flag on an input's type: it goes through the keyboard queue (QEMU's `kbd_queue`: the
+/// events of `send-key` and `number` keys), so it waits behind a [`HOLD`] in progress. Inputs
+/// without it are taken at once, as QEMU sends them past that queue.
+pub const QUEUED: u16 = 0x8000;
+
+/// Most inputs waiting behind a hold; past it new queued inputs are dropped.
 pub const MAX_BACKLOG: usize = 4096;
 
 /// `BUS_VIRTUAL`.
@@ -605,9 +610,13 @@ impl DeviceModel for Input {
         let DeviceInput::Input { kind, code, value } = input else {
             return Ok(());
         };
+        if kind != HOLD && kind & QUEUED == 0 {
+            return self.take(Event { kind, code, value }, io);
+        }
         if self.state.backlog.len() >= MAX_BACKLOG {
             return Ok(());
         }
+        let kind = if kind == HOLD { kind } else { kind & !QUEUED };
         self.state.backlog.push_back(Event { kind, code, value });
         self.drain(io)
     }

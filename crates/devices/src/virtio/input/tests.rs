@@ -651,11 +651,11 @@ fn holds_wait_in_virtual_time_and_survive_snapshots() {
     offer(&mut ram, 0, &mut avail, 8, None);
     // press a, hold 10 ms, release a, hold 10 ms: all arrive at t = 1000 ns.
     for (kind, code, value) in [
-        (ev::KEY, 30, 1),
-        (ev::SYN, 0, 0),
+        (ev::KEY | QUEUED, 30, 1),
+        (ev::SYN | QUEUED, 0, 0),
         (HOLD, 0, 10),
-        (ev::KEY, 30, 0),
-        (ev::SYN, 0, 0),
+        (ev::KEY | QUEUED, 30, 0),
+        (ev::SYN | QUEUED, 0, 0),
         (HOLD, 0, 10),
     ] {
         send_at(&mut d, &mut ram, 1000, kind, code, value);
@@ -678,25 +678,30 @@ fn holds_wait_in_virtual_time_and_survive_snapshots() {
     });
     assert_eq!(used_idx(&ram, 0), 4);
     assert_eq!(used_event(&ram, 2).0, (1, 30, 0));
-    // The trailing hold keeps a later key behind it, then lets it through.
+    // The trailing hold keeps a later queued key behind it, then lets it through; an event
+    // sent past the queue goes at once.
     let end = release + 10_000_000;
     assert_eq!(e.next_deadline_ns(&at(release)), Some(end));
-    send_at(&mut e, &mut ram, release + 5, ev::KEY, 31, 1);
-    send_at(&mut e, &mut ram, release + 5, ev::SYN, 0, 0);
+    send_at(&mut e, &mut ram, release + 5, ev::KEY | QUEUED, 31, 1);
+    send_at(&mut e, &mut ram, release + 5, ev::SYN | QUEUED, 0, 0);
     assert_eq!(used_idx(&ram, 0), 4);
+    send_at(&mut e, &mut ram, release + 6, ev::KEY, 59, 1);
+    send_at(&mut e, &mut ram, release + 6, ev::SYN, 0, 0);
+    assert_eq!(used_idx(&ram, 0), 6);
+    assert_eq!(used_event(&ram, 4).0, (1, 59, 1));
     e.service(&mut DeviceCtx {
         t: at(end),
         ram: &mut ram,
         host: &mut NoHost,
         slot: 7,
     });
-    assert_eq!(used_idx(&ram, 0), 6);
-    assert_eq!(used_event(&ram, 4).0, (1, 31, 1));
+    assert_eq!(used_idx(&ram, 0), 8);
+    assert_eq!(used_event(&ram, 6).0, (1, 31, 1));
     assert_eq!(e.next_deadline_ns(&at(end)), None);
     assert!(!e.wants_service(&at(end + 1)));
     // A reset forgets what waits.
     send_at(&mut e, &mut ram, end, HOLD, 0, 5);
-    send_at(&mut e, &mut ram, end, ev::KEY, 32, 1);
+    send_at(&mut e, &mut ram, end, ev::KEY | QUEUED, 32, 1);
     w(&mut e, &mut ram, reg::STATUS, 4, 0);
     assert_eq!(e.next_deadline_ns(&at(end)), None);
     let transport: crate::virtio::SavedTransport = postcard::from_bytes(&e.save_state()).unwrap();
