@@ -1,6 +1,7 @@
 //! QMP's `send-key` and `input-send-event` against `rewind record` with a virtio keyboard and
 //! tablet and mouse: the events reach the trace translated and routed as QEMU does (keys to
-//! the keyboard, buttons and absolute moves to the tablet, relative moves to the mouse, one
+//! the keyboard, absolute moves to the tablet, relative moves to the mouse, buttons to the last
+//! of tablet and mouse on the command line, as QEMU after Linux brought them up; one
 //! `SYN_REPORT` per device and report), QEMU's errors for what cannot be delivered, and the
 //! replay refuses host input.
 //! The guest is a bare-metal loop (no driver), so it needs no toolchain: the events are logged
@@ -94,7 +95,7 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
             {"type": "qcode", "data": "ctrl"}
         ], "hold-time": 1}),
     );
-    // Buttons and absolute moves go to the tablet; one SYN_REPORT ends the report.
+    // Absolute moves go to the tablet, buttons to the mouse; one SYN_REPORT per device.
     q.ok(
         "input-send-event",
         json!({"events": [
@@ -112,8 +113,7 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
             {"type": "btn", "data": {"down": false, "button": "left"}}
         ]}),
     );
-    // Relative moves: only the mouse takes them (buttons went to the tablet, first on the
-    // command line).
+    // Relative moves: only the mouse takes them.
     q.ok(
         "input-send-event",
         json!({"events": [
@@ -205,16 +205,18 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
         want.extend([qkey(code, v), qsyn, hold(1)]);
     }
     want.extend([
+        // Buttons go to the last device on the command line that takes them (the mouse).
         (TABLET, 3, 0, 100),
         (TABLET, 3, 1, 32767),
-        (TABLET, 1, 0x110, 1),
-        (TABLET, 2, 8, 1),
+        (MOUSE, 1, 0x110, 1),
+        (MOUSE, 2, 8, 1),
+        // The devices a command touched get their SYN_REPORT last-activated first.
+        syn(MOUSE),
         syn(TABLET),
         key(88, 1),
-        (TABLET, 1, 0x110, 0),
-        // The devices a command touched get their SYN_REPORT in command-line order.
+        (MOUSE, 1, 0x110, 0),
+        syn(MOUSE),
         syn(KBD),
-        syn(TABLET),
         (MOUSE, 2, 0, 5),
         (MOUSE, 2, 1, -3),
         syn(MOUSE),
@@ -222,8 +224,8 @@ fn qmp_input_commands_are_translated_routed_logged_and_refused_in_replay() {
         qkey(28, 1),
         qsyn,
         key(28, 0),
-        syn(KBD),
         syn(TABLET),
+        syn(KBD),
     ]);
     for (code, v) in [(29, 1), (30, 1), (30, 0), (29, 0)] {
         want.extend([qkey(code, v), qsyn, hold(2)]);

@@ -205,12 +205,13 @@ fn input_event(v: &Value, path: &str) -> Result<Option<HostEvent>, QmpError> {
     }))
 }
 
-/// QEMU's handler lookup: a device named by `device` if it takes the event, else the first
-/// device (in command-line order) that does.
+/// QEMU's handler lookup: a device named by `device` if it takes the event, else the most
+/// recently activated one that does. A guest brings its devices up in bus order (Linux probes
+/// virtio0, the first on the command line, first), so that is the last on the command line.
 fn route(targets: &[Target], named: Option<usize>, kind: HostEventKind) -> Option<usize> {
     named
         .filter(|&i| targets[i].kind.accepts(kind))
-        .or_else(|| targets.iter().position(|t| t.kind.accepts(kind)))
+        .or_else(|| targets.iter().rposition(|t| t.kind.accepts(kind)))
 }
 
 fn event_name(kind: Option<HostEventKind>) -> &'static str {
@@ -305,7 +306,8 @@ pub fn input_send_event(ctl: &mut Controller, args: &Value) -> Result<Value, Qmp
             touched.push(to);
         }
     }
-    touched.sort_unstable();
+    // QEMU syncs in its handler order: the most recently activated first.
+    touched.sort_unstable_by(|a, b| b.cmp(a));
     events.extend(touched.iter().map(|&i| syn(&targets[i])));
     send(ctl, events)?;
     Ok(json!({}))
