@@ -202,7 +202,8 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]] || stale_te
 
     # Kernel modules for the devices the next issues add: copy only what is modular (=m).
     # The package ships no modules.dep (its postinst runs depmod), so generate it here.
-    MODS=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_input evdev ext4 virtio_snd)
+    # snd-pcm-oss: /dev/dsp, so busybox (no aplay) can play and capture with cat/head.
+    MODS=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_input evdev ext4 virtio_snd snd-pcm-oss)
     MDIR="$KROOT/usr/lib/modules/$KVER"
     [[ -d "$MDIR" ]] || MDIR="$KROOT/lib/modules/$KVER"
     if [[ ! -f "$MDIR/modules.dep" ]]; then
@@ -218,6 +219,7 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]] || stale_te
             ext4) sym=CONFIG_EXT4_FS ;;
             virtio-rng) sym=CONFIG_HW_RANDOM_VIRTIO ;;
             virtio_snd) sym=CONFIG_SND_VIRTIO ;;
+            snd-pcm-oss) sym=CONFIG_SND_PCM_OSS ;;
             *) sym="CONFIG_${m^^}" ;;
         esac
         state=$(grep -E "^$sym=" "$CFG" | cut -d= -f2 || true)

@@ -89,6 +89,10 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
         interval: a.check_interval,
         registers_every: DEFAULT_REGISTERS_EVERY,
     };
+    rewind_machine::record::check_audio_outputs(
+        &config,
+        &[a.output.clone(), sidecar::sidecar_path(&a.output)],
+    )?;
     let (mut writer, id) = create_trace(&a.output, &mut config, checks, a.force)?;
     if let Some(b) = a.block_size {
         writer.set_block_size(b);
@@ -137,7 +141,15 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
             (served.seeker, outcome, served.error)
         }
         None => {
-            let outcome = seeker.run(a.machine.max_instructions)?;
+            let progress = (!a.quiet && std::io::stderr().is_terminal())
+                .then(|| RecordProgress::new(&a.output));
+            let outcome = match &progress {
+                Some(p) => record_with_progress(&mut seeker, a.machine.max_instructions, p)?,
+                None => seeker.run(a.machine.max_instructions)?,
+            };
+            if let Some(p) = progress {
+                p.bar.finish_and_clear();
+            }
             (seeker, outcome, None)
         }
     };
@@ -172,6 +184,61 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     match error {
         Some(e) => Err(e),
         None => Ok(status),
+    }
+}
+
+/// The progress line of a recording on a terminal.
+struct RecordProgress {
+    bar: indicatif::ProgressBar,
+    trace: std::path::PathBuf,
+    started: Instant,
+}
+
+impl RecordProgress {
+    fn new(trace: &Path) -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("record {spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        RecordProgress {
+            bar,
+            trace: trace.to_path_buf(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Guest instructions, guest time, log bytes so far and speed.
+    fn update(&self, m: &Machine) {
+        let icount = m.icount();
+        let guest_s = m.bus().clock.ns(icount) as f64 / 1e9;
+        let log = std::fs::metadata(&self.trace).map_or(0, |md| md.len());
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        self.bar.set_message(format!(
+            "{icount} instructions, guest {guest_s:.2} s, log {log} bytes, {:.0} MIPS",
+            icount as f64 / secs / 1e6
+        ));
+        self.bar.tick();
+    }
+}
+
+/// Record in chunks of [`PROGRESS_CHUNK`] instructions, updating the progress line between
+/// them; a chunk's end is a pause, not the end of the recording.
+fn record_with_progress(
+    seeker: &mut Seeker,
+    max: Option<u64>,
+    progress: &RecordProgress,
+) -> Result<RunOutcome, MachineError> {
+    let start = seeker.machine().icount();
+    loop {
+        let done = seeker.machine().icount() - start;
+        let chunk = max.map_or(PROGRESS_CHUNK, |m| PROGRESS_CHUNK.min(m - done));
+        let o = seeker.run(Some(chunk))?;
+        progress.update(seeker.machine());
+        let reached_max = max.is_some_and(|m| seeker.machine().icount() - start >= m);
+        if o != RunOutcome::InstructionLimit || reached_max {
+            return Ok(o);
+        }
     }
 }
 
@@ -221,8 +288,14 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
         }),
         remap: a.image.clone(),
     };
-    let (config, _) =
+    let (mut config, _) =
         rewind_machine::record::replay_config_with(reader.header(), &embedded_image, &search)?;
+    for given in &a.audiodev {
+        rewind_machine::record::set_replay_audio(&mut config, given)?;
+    }
+    let mut protected = vec![a.file.clone(), sidecar::sidecar_path(&a.file)];
+    protected.extend(a.snapshots.clone());
+    rewind_machine::record::check_audio_outputs(&config, &protected)?;
     let total = reader.footer().map(|f| f.final_icount);
     if let (Some(n), Some(t)) = (a.from, total) {
         if n > t {

@@ -143,12 +143,18 @@ struct MachineArgs {
     cpu: rewind_machine::CpuFeatures,
     /// Add a device (QEMU's `-device` spelling; may be repeated): `virtio-rng-device` (or
     /// `virtio-rng`), an entropy source whose bytes go through the replay boundary;
-    /// `virtio-keyboard-device`, `virtio-mouse-device`, `virtio-tablet-device` (or
-    /// `virtio-keyboard`, ...; `,id=NAME` names one for QMP's `input-send-event`), fed by QMP's
-    /// `send-key` and `input-send-event`. The first device takes the last virtio-mmio transport
-    /// (0x10008000), as on QEMU.
+    /// `virtio-sound-device,audiodev=ID` (or `virtio-sound`), a sound card with one playback
+    /// and one capture stream; `virtio-keyboard-device`, `virtio-mouse-device`,
+    /// `virtio-tablet-device` (or `virtio-keyboard`, ...; `,id=NAME` names one for QMP's
+    /// `input-send-event`), fed by QMP's `send-key` and `input-send-event`. The first device
+    /// takes the last virtio-mmio transport (0x10008000), as on QEMU.
     #[arg(long = "device", value_name = "DEVICE", value_parser = parse_device)]
     devices: Vec<rewind_machine::VirtioDevice>,
+    /// Host audio backend (QEMU's `-audiodev` spelling; may be repeated):
+    /// `wav,id=ID,path=OUT.wav` writes what the guest plays; `none,id=ID` discards it. rewind
+    /// adds `in.path=IN.wav`: capture reads that file (silence without it, or past its end).
+    #[arg(long = "audiodev", value_name = "wav,id=ID,path=OUT.wav[,in.path=IN.wav]", value_parser = parse_audiodev)]
+    audiodevs: Vec<rewind_machine::AudioDevConfig>,
     /// RAM size (a bare number is MiB).
     #[arg(short = 'm', long = "memory", value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     memory: u64,
@@ -212,6 +218,9 @@ struct RecordArgs {
     /// Take no snapshots and write no FILE.snapshots.
     #[arg(long, conflicts_with_all = ["snapshot_every", "snapshot_budget"])]
     no_snapshots: bool,
+    /// No progress line (it is shown only when standard error is a terminal).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -252,6 +261,11 @@ struct ReplayArgs {
     /// The recording's snapshot file (default: FILE.snapshots, used when present and valid).
     #[arg(long, value_name = "SNAPSHOTS")]
     snapshots: Option<PathBuf>,
+    /// Write the playback of the trace's audiodev ID to OUT.wav (QEMU's `-audiodev`
+    /// spelling; may be repeated). Without it replay writes no audio. Capture is never read:
+    /// it comes from the trace.
+    #[arg(long = "audiodev", value_name = "wav,id=ID,path=OUT.wav", value_parser = parse_audiodev)]
+    audiodev: Vec<rewind_machine::AudioDevConfig>,
     /// Use PATH for the trace's image NAME (bios, kernel, initrd, or the recorded file name);
     /// it must hold exactly the recorded bytes. Without it an image is looked for by content:
     /// at its recorded path, then next to the trace.
@@ -443,14 +457,23 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
         handle_signals: true,
         cpu: a.cpu,
         virtio: a.devices.clone(),
+        audiodevs: a.audiodevs.clone(),
     }
 }
 
+fn parse_audiodev(s: &str) -> Result<rewind_machine::AudioDevConfig, String> {
+    rewind_machine::AudioDevConfig::parse(s)
+}
+
 fn parse_device(s: &str) -> Result<rewind_machine::VirtioDevice, String> {
+    // QEMU's options after the name (`,id=...`) are accepted; those a device does not use
+    // are ignored.
+    let name = s.split(',').next().unwrap_or(s);
     rewind_machine::VirtioDevice::parse(s).ok_or_else(|| {
         format!(
-            "unknown device or option '{s}' (known: virtio-rng-device, virtio-keyboard-device, \
-             virtio-mouse-device, virtio-tablet-device; input devices take `,id=NAME`)"
+            "unknown device '{name}' or option (known: virtio-rng-device, virtio-sound-device, \
+             virtio-keyboard-device, virtio-mouse-device, virtio-tablet-device; the input \
+             devices take `,id=NAME` and not `serial=` or `wheel-axis=`)"
         )
     })
 }
@@ -462,6 +485,8 @@ fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
 fn run(a: RunArgs) -> anyhow::Result<u8> {
     let config = machine_config(&a.machine);
     rewind_machine::check_ram_reservable(config.ram_size)?;
+    // Not over a capture input or an image either.
+    rewind_machine::record::check_audio_outputs(&config, &[])?;
     if a.dump_dtb.is_none() {
         if let Some(debugging) = a.debug.bind(a.machine.max_instructions)? {
             // Run mode takes no snapshots (it cannot go back).

@@ -611,3 +611,94 @@ fn dump_follow_tracks_a_recording_in_progress() {
     );
     assert!(!o.stdout.contains("TRUNCATED"), "{}", o.stdout);
 }
+
+/// The two snapshot files are told apart: a single snapshot given to `--snapshots` (which takes
+/// the recording's snapshot file) says what it is and what takes it.
+#[test]
+fn snapshot_files_of_the_wrong_kind_are_explained() {
+    let (dir, trace, demo) = trace_setup("kinds.rwtrace");
+    assert_exit(&record_demo(&trace, &demo, &[]), 0);
+    let single = dir.path("at1000.snap");
+    assert_exit(
+        &rewind(&[
+            "replay",
+            s(&trace),
+            "--serial",
+            "null",
+            "--stop-at",
+            "1000",
+            "--save-snapshot",
+            s(&single),
+        ]),
+        0,
+    );
+    let o = rewind(&[
+        "replay",
+        s(&trace),
+        "--snapshots",
+        s(&single),
+        "--from",
+        "1000",
+    ]);
+    assert_error(&o, 2, "it is a single machine snapshot");
+    assert!(o.stderr.contains("x-rewind-load-snapshot"), "{}", o.stderr);
+    // A trace given as the snapshot file.
+    let o = rewind(&[
+        "replay",
+        s(&trace),
+        "--snapshots",
+        s(&trace),
+        "--from",
+        "1000",
+    ]);
+    assert_error(&o, 2, "it is a trace");
+}
+
+/// `record` shows a progress line on a terminal (through `script`'s pseudo-terminal) and none
+/// when standard error is a pipe or with `--quiet`.
+#[test]
+fn record_shows_progress_only_on_a_terminal() {
+    if !common::have_tool("script") {
+        common::skip_because("util-linux `script` is not installed");
+        return;
+    }
+    let dir = Scratch::new("progress");
+    let trace = dir.path("p.rwtrace");
+    let bench = repo_root().join("guests/prebuilt/bench.elf");
+    let line = |quiet: &str| {
+        format!(
+            "{} record {quiet} -o {} --force --kernel {} --serial null --max-instructions 120000000",
+            env!("CARGO_BIN_EXE_rewind"),
+            trace.display(),
+            bench.display()
+        )
+    };
+    let on_tty = |cmd: String| {
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run script");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_tty(line(""));
+    assert!(
+        shown.contains("instructions, guest") && shown.contains("MIPS"),
+        "{shown}"
+    );
+    assert!(!on_tty(line("--quiet")).contains("MIPS"));
+    let piped = rewind(&[
+        "record",
+        "-o",
+        s(&trace),
+        "--force",
+        "--kernel",
+        s(&bench),
+        "--serial",
+        "null",
+        "--max-instructions",
+        "120000000",
+    ]);
+    assert_exit(&piped, 124);
+    assert!(!piped.stderr.contains("MIPS"), "{}", piped.stderr);
+}

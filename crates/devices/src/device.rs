@@ -27,12 +27,62 @@ pub trait HostIo {
     fn random(&mut self, buf: &mut [u8]);
     /// A frame the guest sent on the network device in transport `slot`.
     fn net_transmit(&mut self, _slot: u8, _frame: &[u8]) {}
-    /// Fill `buf` with captured audio for the sound device in transport `slot`.
-    fn audio_capture(&mut self, _slot: u8, buf: &mut [u8]) {
+    /// Fill `buf` with captured audio (in `format`) for the sound device in transport `slot`.
+    fn audio_capture(&mut self, _slot: u8, _format: PcmFormat, buf: &mut [u8]) {
         buf.fill(0);
     }
-    /// Samples the guest played on the sound device in transport `slot`.
-    fn audio_playback(&mut self, _slot: u8, _pcm: &[u8]) {}
+    /// Samples (in `format`) the guest played on the sound device in transport `slot`,
+    /// starting at byte `pos` of everything it played since the machine started (the same
+    /// positions come again when a stretch is re-executed after a snapshot restore).
+    fn audio_playback(&mut self, _slot: u8, _format: PcmFormat, _pos: u64, _pcm: &[u8]) {}
+}
+
+/// Encoding of one PCM sample (the virtio-sound formats QEMU 10 supports; little endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SampleFormat {
+    /// Signed 8 bits.
+    S8,
+    /// Unsigned 8 bits.
+    U8,
+    /// Signed 16 bits.
+    S16,
+    /// Unsigned 16 bits.
+    U16,
+    /// Signed 32 bits.
+    S32,
+    /// Unsigned 32 bits.
+    U32,
+    /// IEEE 754 single precision.
+    F32,
+}
+
+impl SampleFormat {
+    /// Bytes per sample.
+    pub fn bytes(self) -> u32 {
+        match self {
+            SampleFormat::S8 | SampleFormat::U8 => 1,
+            SampleFormat::S16 | SampleFormat::U16 => 2,
+            SampleFormat::S32 | SampleFormat::U32 | SampleFormat::F32 => 4,
+        }
+    }
+}
+
+/// The format of a PCM stream: frames per second, samples per frame, sample encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PcmFormat {
+    /// Frames per second.
+    pub rate: u32,
+    /// Channels (samples per frame, interleaved).
+    pub channels: u8,
+    /// Sample encoding.
+    pub sample: SampleFormat,
+}
+
+impl PcmFormat {
+    /// Bytes per frame.
+    pub fn frame_bytes(self) -> u32 {
+        u32::from(self.channels) * self.sample.bytes()
+    }
 }
 
 /// An asynchronous host input for one device, handed over at a checkpoint (logged at its

@@ -56,6 +56,9 @@ pub fn summary(event: &Event) -> String {
         Event::Random { bytes } => format!("len={} {}", bytes.len(), preview(bytes)),
         Event::IdleWarp { ns } => format!("ns={ns}"),
         Event::SnapshotMark { seq } => format!("seq={seq}"),
+        Event::AudioCapture { device, bytes } => {
+            format!("device={device} len={} {}", bytes.len(), preview(bytes))
+        }
         Event::StateHash { hash } => format!("hash={hash:#018x}"),
         Event::StateRegisters { regs } => {
             let first: Vec<String> = regs.iter().take(2).map(|r| format!("{r:#x}")).collect();
@@ -104,6 +107,9 @@ fn event_json(e: &EventAt) -> serde_json::Value {
         Event::Random { bytes } => json!({"len": bytes.len(), "hex": hex(bytes)}),
         Event::IdleWarp { ns } => json!({ "ns": ns }),
         Event::SnapshotMark { seq } => json!({ "seq": seq }),
+        Event::AudioCapture { device, bytes } => {
+            json!({"device": device, "len": bytes.len(), "hex": hex(bytes)})
+        }
         Event::StateHash { hash } => json!({ "hash": format!("{hash:#018x}") }),
         Event::StateRegisters { regs } => json!({ "regs": regs }),
         Event::NetSent { device, len, hash } => {
@@ -163,7 +169,7 @@ pub struct DumpEnd {
 impl Filter {
     /// Event kinds named by `spec`: a comma-separated list of kind names (`SerialInput`, any
     /// case) or families (`serial`, `clock`, `random`, `warp`, `state`, `net`, `input`,
-    /// `shutdown`, `exit`, `snapshot`, `end`).
+    /// `audio`, `shutdown`, `exit`, `snapshot`, `end`).
     pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, String> {
         let mut kinds = Vec::new();
         for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
@@ -175,6 +181,7 @@ impl Filter {
                 "state" | "check" => &[EventKind::StateHash, EventKind::StateRegisters],
                 "net" => &[EventKind::NetPacket, EventKind::NetSent],
                 "input" => &[EventKind::InputEvent],
+                "audio" | "sound" => &[EventKind::AudioCapture],
                 "shutdown" | "host" => &[EventKind::HostShutdown],
                 "exit" | "guest" => &[EventKind::GuestExit],
                 "snapshot" => &[EventKind::SnapshotMark],
@@ -187,7 +194,7 @@ impl Filter {
                     None => {
                         let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
                         return Err(format!(
-                            "unknown event kind '{word}' (families: serial, clock, random, warp, state, net, input, shutdown, exit, snapshot, end; kinds: {})",
+                            "unknown event kind '{word}' (families: serial, clock, random, warp, state, net, input, audio, shutdown, exit, snapshot, end; kinds: {})",
                             names.join(", ")
                         ));
                     }
@@ -200,6 +207,28 @@ impl Filter {
             }
         }
         Ok(kinds)
+    }
+
+    /// Read the rest of the trace, calling `print` on every event the filter picks; stops
+    /// early once the range is over.
+    fn each(
+        &self,
+        reader: &mut TraceReader,
+        mut print: impl FnMut(&crate::reader::EventAt) -> Result<(), LogError>,
+    ) -> Result<DumpEnd, LogError> {
+        let mut end = DumpEnd::default();
+        while let Some(e) = reader.next_event()? {
+            end.last = Some((e.position.block_file_offset, e.position.offset_in_block));
+            match self.pick(&e) {
+                None => {
+                    end.range_over = true;
+                    break;
+                }
+                Some(false) => {}
+                Some(true) => print(&e)?,
+            }
+        }
+        Ok(end)
     }
 
     /// Whether `e` is printed; `None` once the range is over (nothing later can be).
@@ -234,17 +263,7 @@ pub fn dump_text(
     if !filter.no_header {
         dump_text_header(reader, out)?;
     }
-    let mut end = DumpEnd::default();
-    while let Some(e) = reader.next_event()? {
-        end.last = Some((e.position.block_file_offset, e.position.offset_in_block));
-        match filter.pick(&e) {
-            None => {
-                end.range_over = true;
-                break;
-            }
-            Some(false) => continue,
-            Some(true) => {}
-        }
+    let end = filter.each(reader, |e| {
         let loc = format!(
             "{:#x}+{}",
             e.position.block_file_offset, e.position.offset_in_block
@@ -256,8 +275,8 @@ pub fn dump_text(
             e.event.kind().name(),
             summary(&e.event)
         );
-        writeln!(out, "{}", line.trim_end()).map_err(out_err)?;
-    }
+        writeln!(out, "{}", line.trim_end()).map_err(out_err)
+    })?;
     if let (Some(t), false) = (reader.truncated(), filter.no_trailer) {
         writeln!(out, "{}", truncation_line(&t)).map_err(out_err)?;
     }
@@ -315,23 +334,13 @@ pub fn dump_json(
             json!({"type": "header", "format_version": crate::FORMAT_VERSION, "header": reader.header()}),
         )?;
     }
-    let mut end = DumpEnd::default();
-    while let Some(e) = reader.next_event()? {
-        end.last = Some((e.position.block_file_offset, e.position.offset_in_block));
-        match filter.pick(&e) {
-            None => {
-                end.range_over = true;
-                break;
-            }
-            Some(false) => continue,
-            Some(true) => {}
-        }
-        let mut v = event_json(&e);
+    let end = filter.each(reader, |e| {
+        let mut v = event_json(e);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("type".into(), json!("event"));
         }
-        line(out, v)?;
-    }
+        line(out, v)
+    })?;
     if filter.no_trailer {
         return Ok(end);
     }

@@ -145,6 +145,14 @@ pub enum Event {
         /// Sequence number of the snapshot in the recording.
         seq: u64,
     },
+    /// Audio captured by the host for a sound device, handed to the guest when a capture
+    /// buffer completes (a synchronous read, like [`Event::Random`]).
+    AudioCapture {
+        /// Sound device index (its virtio-mmio transport).
+        device: u8,
+        /// The PCM bytes, in the stream's format.
+        bytes: Vec<u8>,
+    },
     /// End of the event stream (written by `TraceWriter::finish`).
     End,
 }
@@ -178,11 +186,13 @@ pub enum EventKind {
     End,
     /// [`Event::SnapshotMark`].
     SnapshotMark,
+    /// [`Event::AudioCapture`].
+    AudioCapture,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order (index = `as usize`).
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::SerialInput,
         EventKind::HostShutdown,
         EventKind::GuestExit,
@@ -196,6 +206,7 @@ impl EventKind {
         EventKind::StateRegisters,
         EventKind::End,
         EventKind::SnapshotMark,
+        EventKind::AudioCapture,
     ];
 
     /// Name as printed by dumps.
@@ -214,6 +225,7 @@ impl EventKind {
             EventKind::StateRegisters => "StateRegisters",
             EventKind::End => "End",
             EventKind::SnapshotMark => "SnapshotMark",
+            EventKind::AudioCapture => "AudioCapture",
         }
     }
 }
@@ -240,6 +252,7 @@ impl Event {
             Event::InputEvent { .. } => EventKind::InputEvent,
             Event::StateRegisters { .. } => EventKind::StateRegisters,
             Event::SnapshotMark { .. } => EventKind::SnapshotMark,
+            Event::AudioCapture { .. } => EventKind::AudioCapture,
             Event::End => EventKind::End,
         }
     }
@@ -249,6 +262,7 @@ impl Event {
         match self {
             Event::SerialInput { bytes, .. }
             | Event::Random { bytes }
+            | Event::AudioCapture { bytes, .. }
             | Event::NetPacket { bytes, .. } => Some(bytes),
             _ => None,
         }
@@ -270,6 +284,7 @@ const TAG_IDLE_WARP: u8 = 0x03;
 const TAG_RANDOM: u8 = 0x04;
 const TAG_STATE_REGISTERS: u8 = 0x05;
 const TAG_SNAPSHOT_MARK: u8 = 0x06;
+const TAG_AUDIO_CAPTURE: u8 = 0x07;
 /// Most registers one `StateRegisters` event may carry.
 pub const MAX_STATE_REGISTERS: usize = 1024;
 /// Sub value meaning "the index does not fit in the nibble: a u8 index byte follows".
@@ -314,6 +329,7 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, delta: u64, event: &Event) {
         Event::StateHash { .. } => (TAG_STATE_HASH, None),
         Event::StateRegisters { .. } => (TAG_STATE_REGISTERS, None),
         Event::SnapshotMark { .. } => (TAG_SNAPSHOT_MARK, None),
+        Event::AudioCapture { .. } => (TAG_AUDIO_CAPTURE, None),
         Event::End => (TAG_END, None),
     };
     out.push(tag);
@@ -333,6 +349,11 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, delta: u64, event: &Event) {
         Event::ClockRead { value_ns, .. } => out.extend_from_slice(&value_ns.to_le_bytes()),
         Event::IdleWarp { ns } => put_varint(out, *ns),
         Event::SnapshotMark { seq } => put_varint(out, *seq),
+        Event::AudioCapture { device, bytes } => {
+            out.push(*device);
+            put_varint(out, bytes.len() as u64);
+            out.extend_from_slice(bytes);
+        }
         Event::StateHash { hash } => out.extend_from_slice(&hash.to_le_bytes()),
         Event::StateRegisters { regs } => {
             put_varint(out, regs.len() as u64);
@@ -446,6 +467,7 @@ pub(crate) fn decode_event(data: &[u8], pos: usize) -> Result<(u64, Event, usize
                 | TAG_RANDOM
                 | TAG_STATE_REGISTERS
                 | TAG_SNAPSHOT_MARK
+                | TAG_AUDIO_CAPTURE
         ),
         CLASS_SHUTDOWN => (sub as usize) < ShutdownCause::ALL.len(),
         CLASS_GUEST_EXIT => (sub as usize) < GuestExitKind::ALL.len(),
@@ -465,6 +487,10 @@ pub(crate) fn decode_event(data: &[u8], pos: usize) -> Result<(u64, Event, usize
             },
             TAG_IDLE_WARP => Event::IdleWarp { ns: c.varint()? },
             TAG_SNAPSHOT_MARK => Event::SnapshotMark { seq: c.varint()? },
+            TAG_AUDIO_CAPTURE => Event::AudioCapture {
+                device: c.u8()?,
+                bytes: c.blob()?,
+            },
             TAG_STATE_REGISTERS => {
                 let n = c.varint()?;
                 if n > MAX_STATE_REGISTERS as u64 {
@@ -570,6 +596,14 @@ mod tests {
             decode_event(&v, 0),
             Ok((2, Event::SnapshotMark { seq: 300 }, 4))
         );
+        v.clear();
+        let e = Event::AudioCapture {
+            device: 7,
+            bytes: vec![1, 2, 3],
+        };
+        encode_event(&mut v, 5, &e);
+        assert_eq!(v, [0x07, 0x05, 7, 0x03, 1, 2, 3]);
+        assert_eq!(decode_event(&v, 0), Ok((5, e, 7)));
     }
 
     #[test]

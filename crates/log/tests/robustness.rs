@@ -323,7 +323,7 @@ fn unknown_tag_in_a_valid_block_is_named_with_its_position() {
     assert_eq!(r.next_event().unwrap(), None);
 
     // Tag 0x00 (zero-filled data) and unused control / shutdown / exit sub-tags are unknown too.
-    for tag in [0x00u8, 0x07, 0x27, 0x33, 0xf0] {
+    for tag in [0x00u8, 0x08, 0x27, 0x33, 0xf0] {
         let mut b = header_only(&dir.path().join(format!("h{tag}")));
         append_block(
             &mut b,

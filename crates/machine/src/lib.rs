@@ -17,6 +17,7 @@ pub mod bus;
 pub mod clock;
 mod error;
 pub mod fdt;
+pub mod file_kind;
 pub mod loader;
 mod machine;
 pub mod record;
@@ -32,7 +33,7 @@ pub use error::{ImageProblem, MachineError};
 pub use machine::{Machine, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
 pub use rewind_devices::virtio::Backend as VirtioDevice;
-pub use rewind_replay::{CheckSettings, SerialInput, ShutdownCause};
+pub use rewind_replay::{AudioDevConfig, CheckSettings, SerialInput, ShutdownCause};
 pub use snapshot::{Snapshot, SnapshotError};
 
 /// Default RAM size (QEMU's is 128 MiB; Linux with an initrd is happier with more).
@@ -119,6 +120,8 @@ pub struct MachineConfig {
     pub cpu: rewind_cpu::CpuFeatures,
     /// virtio devices, in command-line order (the first goes in the last transport, as on QEMU).
     pub virtio: Vec<VirtioDevice>,
+    /// Host audio backends (`--audiodev`), referred to by sound devices' `audiodev=ID`.
+    pub audiodevs: Vec<AudioDevConfig>,
 }
 
 impl Default for MachineConfig {
@@ -135,6 +138,7 @@ impl Default for MachineConfig {
             handle_signals: false,
             cpu: rewind_cpu::CpuFeatures::default(),
             virtio: Vec::new(),
+            audiodevs: Vec::new(),
         }
     }
 }

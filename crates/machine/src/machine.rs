@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use rewind_cpu::{CpuFeatures, ExitReason, Hart, Ram};
-use rewind_devices::device::{DeviceInput, HostIo};
+use rewind_devices::device::{DeviceInput, HostIo, PcmFormat, SampleFormat};
 use rewind_devices::layout::{VIRT_DRAM, VIRT_MROM, VIRT_VIRTIO_COUNT};
 use rewind_devices::FinisherAction;
 use rewind_log::{TraceReader, TraceWriter};
 use rewind_replay::{
-    Boundary, BoundaryConfig, CheckSettings, DeviceEvent, GuestRequest, Mode, OutputSink,
-    ReplayStop, ShutdownCause,
+    AudioFormat, AudioSample, Boundary, BoundaryConfig, CheckSettings, DeviceEvent, GuestRequest,
+    Mode, OutputSink, ReplayStop, ShutdownCause,
 };
 
 use crate::boot::{self, BootPlan};
@@ -18,7 +18,7 @@ use crate::clock::MAX_SHIFT;
 use crate::fdt::{build_fdt_with, FdtParams, PHANDLE_TEST};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::state::{self, OutputHash};
-use crate::{MachineConfig, MachineError, SerialOutput};
+use crate::{MachineConfig, MachineError, SerialOutput, VirtioDevice};
 
 /// Longest slice between checkpoints, in instructions: host input is noticed within about a
 /// millisecond of guest execution.
@@ -206,8 +206,25 @@ impl Machine {
                 .build()
                 .map_err(|e| MachineError::Config(format!("{}: {e}", backend.qemu_name())))?;
             let slot = (VIRT_VIRTIO_COUNT as usize).checked_sub(i + 1);
-            slot.and_then(|s| bus.plug_virtio(s as u32, model))
+            let slot =
+                slot.ok_or_else(|| MachineError::Config("too many virtio devices".into()))?;
+            bus.plug_virtio(slot as u32, model)
                 .ok_or_else(|| MachineError::Config("too many virtio devices".into()))?;
+            if let VirtioDevice::Sound { audiodev } = backend {
+                if !audiodev.is_empty() {
+                    let cfg = config
+                        .audiodevs
+                        .iter()
+                        .find(|a| &a.id == audiodev)
+                        .ok_or_else(|| {
+                            MachineError::Config(format!(
+                                "virtio-sound-device: audiodev '{audiodev}' is not defined \
+                                 (--audiodev wav,id={audiodev},path=FILE.wav)"
+                            ))
+                        })?;
+                    boundary.open_audio(slot as u8, cfg)?;
+                }
+            }
         }
         let fdt = build_fdt_with(
             &FdtParams {
@@ -836,5 +853,32 @@ struct BoundaryHost<'a> {
 impl HostIo for BoundaryHost<'_> {
     fn random(&mut self, buf: &mut [u8]) {
         self.boundary.random(self.icount, buf);
+    }
+
+    fn audio_capture(&mut self, slot: u8, format: PcmFormat, buf: &mut [u8]) {
+        self.boundary
+            .audio_capture(self.icount, slot, audio_format(format), buf);
+    }
+
+    fn audio_playback(&mut self, slot: u8, format: PcmFormat, pos: u64, pcm: &[u8]) {
+        self.boundary
+            .audio_playback(slot, audio_format(format), pos, pcm);
+    }
+}
+
+/// A device's PCM format as the host audio backends spell it.
+fn audio_format(f: PcmFormat) -> AudioFormat {
+    AudioFormat {
+        rate: f.rate,
+        channels: f.channels,
+        sample: match f.sample {
+            SampleFormat::S8 => AudioSample::S8,
+            SampleFormat::U8 => AudioSample::U8,
+            SampleFormat::S16 => AudioSample::S16,
+            SampleFormat::U16 => AudioSample::U16,
+            SampleFormat::S32 => AudioSample::S32,
+            SampleFormat::U32 => AudioSample::U32,
+            SampleFormat::F32 => AudioSample::F32,
+        },
     }
 }

@@ -41,6 +41,10 @@ pub struct RecordedConfig {
     /// virtio devices in QEMU's `-device` spelling (`virtio-rng-device`), command-line order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// Audio backends in QEMU's `-audiodev` spelling (`wav,id=a0,path=...,in.path=...`), with
+    /// absolute paths. Replay opens no capture file and writes no WAV unless told where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiodevs: Vec<String>,
 }
 
 fn image_name(src: &ImageSource) -> String {
@@ -238,6 +242,19 @@ pub fn prepare_recording(
         registers_every: checks.registers_every,
         cpu: config.cpu.qemu_cpu_arg(),
         devices: config.virtio.iter().map(|d| d.spec()).collect(),
+        audiodevs: config
+            .audiodevs
+            .iter()
+            .map(|a| {
+                let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+                crate::AudioDevConfig {
+                    id: a.id.clone(),
+                    out: a.out.as_ref().map(abs),
+                    input: a.input.as_ref().map(abs),
+                }
+                .spec()
+            })
+            .collect(),
     };
     let mut infos = Vec::new();
     for (role, slot) in [
@@ -362,9 +379,20 @@ pub fn replay_config_with(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Replay writes playback only where its own `--audiodev` says (see `set_replay_audio`).
+    let audiodevs = rc
+        .audiodevs
+        .iter()
+        .map(|a| {
+            crate::AudioDevConfig::parse(a)
+                .map(|c| crate::AudioDevConfig { out: None, ..c })
+                .map_err(|e| MachineError::Config(format!("the trace's audiodev '{a}': {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let config = MachineConfig {
         cpu,
         virtio,
+        audiodevs,
         ram_size: rc.ram_size,
         bios: load(&rc.bios, ImageRole::Bios)?,
         kernel: load(&rc.kernel, ImageRole::Kernel)?,
@@ -380,4 +408,59 @@ pub fn replay_config_with(
             registers_every: rc.registers_every,
         },
     ))
+}
+
+/// Replay: write the playback of audiodev `given.id` where `given` says (its capture input is
+/// ignored: captured audio comes from the trace). The id must be one the trace has.
+pub fn set_replay_audio(
+    config: &mut MachineConfig,
+    given: &crate::AudioDevConfig,
+) -> Result<(), MachineError> {
+    let known: Vec<String> = config.audiodevs.iter().map(|a| a.id.clone()).collect();
+    let Some(a) = config.audiodevs.iter_mut().find(|a| a.id == given.id) else {
+        return Err(MachineError::Config(format!(
+            "the trace has no audiodev '{}' (it has: {})",
+            given.id,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    a.out = given.out.clone();
+    Ok(())
+}
+
+/// Refuses an audio output file that is one of `protected` (the trace, its snapshots, a
+/// capture input, an image): writing it would destroy what the recording needs.
+pub fn check_audio_outputs(
+    config: &MachineConfig,
+    protected: &[PathBuf],
+) -> Result<(), MachineError> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    };
+    let mut guarded: Vec<PathBuf> = protected.to_vec();
+    guarded.extend(config.audiodevs.iter().filter_map(|a| a.input.clone()));
+    for src in [&config.bios, &config.kernel, &config.initrd]
+        .into_iter()
+        .flatten()
+    {
+        if let ImageSource::File(p) = src {
+            guarded.push(p.clone());
+        }
+    }
+    for a in &config.audiodevs {
+        let Some(out) = &a.out else { continue };
+        if let Some(g) = guarded.iter().find(|g| same(out, g)) {
+            return Err(MachineError::Config(format!(
+                "audiodev {}: refusing to write audio into {}: the recording needs that file",
+                a.id,
+                g.display()
+            )));
+        }
+    }
+    Ok(())
 }

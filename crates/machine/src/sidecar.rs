@@ -622,7 +622,13 @@ impl Reader<'_> {
 fn read_structure(r: &Reader<'_>) -> Result<(String, Vec<IndexEntry>, u64, u16), SidecarError> {
     let m = r.data.len().min(8);
     if r.data[..m] != SIDECAR_MAGIC[..m] {
-        return Err(r.corrupt(0, "not a rewind snapshot file (bad magic)"));
+        return Err(r.corrupt(
+            0,
+            format!(
+                "not a recording's snapshot file: {}",
+                crate::file_kind::describe(&r.data[..m])
+            ),
+        ));
     }
     let head = r.bytes(0, HEADER_LEN, "the file header")?;
     let version = u16::from_le_bytes([head[8], head[9]]);

@@ -122,8 +122,8 @@ struct SnapshotFile {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// The data does not start with `RWNDSNAP`.
-    #[error("not a rewind snapshot (bad magic)")]
-    BadMagic,
+    #[error("not a rewind snapshot: {}", crate::file_kind::describe(.0))]
+    BadMagic(Vec<u8>),
     /// A format version this build does not read.
     #[error("unsupported snapshot format version {found} (this build reads {supported})")]
     UnsupportedVersion {
@@ -224,7 +224,7 @@ pub fn encode(s: &Snapshot) -> Result<Vec<u8>, SnapshotError> {
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     let m = bytes.len().min(8);
     if bytes[..m] != SNAPSHOT_MAGIC[..m] {
-        return Err(SnapshotError::BadMagic);
+        return Err(SnapshotError::BadMagic(bytes[..m].to_vec()));
     }
     if bytes.len() < PREFIX_LEN {
         return Err(SnapshotError::Truncated {

@@ -310,7 +310,8 @@ fn the_sidecar_of_another_recording_is_refused() {
     // Not a sidecar at all.
     let err = load(&a, &a).unwrap_err();
     assert!(
-        err.to_string().contains("not a rewind snapshot file"),
+        err.to_string()
+            .contains("not a recording's snapshot file: it is a trace"),
         "{err}"
     );
 }

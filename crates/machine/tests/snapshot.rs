@@ -219,7 +219,7 @@ fn bad_snapshots_are_refused_with_clear_errors() {
     bad[0] = b'X';
     assert!(matches!(
         snapshot::decode(&bad),
-        Err(SnapshotError::BadMagic)
+        Err(SnapshotError::BadMagic(_))
     ));
     let mut bad = bytes.clone();
     bad[8] = 99;

@@ -16,7 +16,7 @@
 
 //!
 //! One module per input family, as QEMU's `replay/` is: [`serial`], [`time`], [`random`],
-//! [`device`] (block, network, input events), [`lifecycle`] (shutdown, guest exit, end of
+//! [`audio`] (capture logged, playback written), [`device`] (network, input events), [`lifecycle`] (shutdown, guest exit, end of
 //! trace), [`checks`] (state checks); [`log`] is the plumbing they share (modes, event
 //! writing, the replay look-ahead, divergence reports); this file holds the boundary's types;
 //! host backends are in [`host`].
@@ -30,6 +30,7 @@ macro_rules! note {
     }};
 }
 
+pub mod audio;
 pub mod checks;
 pub mod device;
 pub mod divergence;
@@ -51,6 +52,7 @@ use std::time::{Duration, Instant};
 pub use checks::{CheckSettings, DEFAULT_CHECK_INTERVAL, DEFAULT_REGISTERS_EVERY};
 pub use device::DeviceEvent;
 pub use divergence::{Divergence, LoggedEvent, RegisterDiff, ReplayStop};
+pub use host::audio::{AudioDevConfig, AudioError, AudioFormat, AudioSample};
 pub use host::output::OutputSink;
 pub use host::{escape, output, terminal};
 pub use lifecycle::{GuestRequest, ShutdownCause};
@@ -135,6 +137,9 @@ pub enum BoundaryError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// An audio file could not be opened.
+    #[error(transparent)]
+    Audio(#[from] AudioError),
     /// A serial socket could not be opened or accepted no client.
     #[error("serial socket {what}: {source}")]
     Socket {
@@ -237,6 +242,8 @@ pub struct Boundary {
     socket_path: Option<PathBuf>,
     /// Record: an instruction limit is a pause (a snapshot stop), not the end of the recording.
     pause_at_limit: bool,
+    /// Audio backends of the sound devices, by virtio transport index.
+    audio: Vec<(u8, host::audio::AudioHost)>,
 }
 
 impl std::fmt::Debug for Boundary {

@@ -89,6 +89,7 @@ impl Boundary {
             socket_output: None,
             socket_path: None,
             pause_at_limit: false,
+            audio: Vec::new(),
         }
     }
 

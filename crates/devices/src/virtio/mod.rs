@@ -9,6 +9,7 @@
 pub mod input;
 pub mod queue;
 pub mod rng;
+pub mod sound;
 
 use rewind_cpu::Ram;
 use serde::{Deserialize, Serialize};
@@ -158,7 +159,13 @@ impl VirtioIo<'_> {
     pub fn pop(&mut self, q: usize) -> Result<Option<Chain>, QueueError> {
         let indirect = self.features & F_INDIRECT_DESC != 0;
         match self.queues.get_mut(q) {
-            Some(queue) if queue.ready => queue.pop(self.ram, indirect),
+            Some(queue) if queue.ready => {
+                let chain = queue.pop(self.ram, indirect)?;
+                if chain.is_some() && self.features & F_EVENT_IDX != 0 {
+                    queue.publish_avail_event(self.ram)?;
+                }
+                Ok(chain)
+            }
             _ => Ok(None),
         }
     }
@@ -195,6 +202,12 @@ pub enum Backend {
     /// virtio-keyboard / -mouse / -tablet, with an optional `id=` QMP's `input-send-event`
     /// can name.
     Input(input::InputKind, Option<String>),
+    /// virtio-sound: one playback and one capture stream, on the host audio backend `audiodev`
+    /// (an `--audiodev` id; empty: none, playback is dropped and capture is silence).
+    Sound {
+        /// The `--audiodev` id.
+        audiodev: String,
+    },
 }
 
 impl Backend {
@@ -205,6 +218,7 @@ impl Backend {
             Backend::Input(input::InputKind::Keyboard, _) => "virtio-keyboard-device",
             Backend::Input(input::InputKind::Mouse, _) => "virtio-mouse-device",
             Backend::Input(input::InputKind::Tablet, _) => "virtio-tablet-device",
+            Backend::Sound { .. } => "virtio-sound-device",
         }
     }
 
@@ -213,25 +227,43 @@ impl Backend {
     pub fn spec(&self) -> String {
         match self {
             Backend::Input(_, Some(id)) => format!("{},id={id}", self.qemu_name()),
+            Backend::Sound { audiodev } if !audiodev.is_empty() => {
+                format!("{},audiodev={audiodev}", self.qemu_name())
+            }
             _ => self.qemu_name().to_string(),
         }
     }
 
-    /// The device `name` describes: QEMU's `-device` name (or the short `virtio-rng`,
-    /// `virtio-keyboard`, ...) and its options (`virtio-tablet-device,id=tab0`).
-    pub fn parse(name: &str) -> Option<Self> {
-        let (kind, options) = name.split_once(',').unwrap_or((name, ""));
-        let input = |k| {
-            // The one option: `id=NAME` (QMP's `input-send-event` names the device by it).
-            let id = match options {
-                "" => None,
-                o => Some(o.strip_prefix("id=").filter(|i| valid_id(i))?.to_string()),
-            };
-            Some(Backend::Input(k, id))
+    /// The device a `-device` spec names (QEMU's name, or the short `virtio-rng`,
+    /// `virtio-sound`, `virtio-keyboard`, ..., then QEMU-style `,key=value` options; unknown
+    /// options are ignored, as `id=` for most devices).
+    pub fn parse(spec: &str) -> Option<Self> {
+        let mut parts = spec.split(',');
+        let name = parts.next()?;
+        let opt = |key: &str| {
+            spec.split(',')
+                .skip(1)
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
         };
-        match kind {
-            // QEMU's options after the name (`,id=...`) are accepted and ignored.
+        let input = |kind| {
+            // Properties that change what the guest sees are not modelled: refused, not
+            // ignored. `id=` names the device for QMP's `input-send-event`.
+            if opt("serial").is_some() || opt("wheel-axis").is_some() {
+                return None;
+            }
+            let id = match opt("id") {
+                None => None,
+                Some(id) if valid_id(&id) => Some(id),
+                Some(_) => return None,
+            };
+            Some(Backend::Input(kind, id))
+        };
+        match name {
             "virtio-rng-device" | "virtio-rng" => Some(Backend::Rng),
+            "virtio-sound-device" | "virtio-sound" => Some(Backend::Sound {
+                audiodev: opt("audiodev").unwrap_or_default(),
+            }),
             "virtio-keyboard-device" | "virtio-keyboard" => input(input::InputKind::Keyboard),
             "virtio-mouse-device" | "virtio-mouse" => input(input::InputKind::Mouse),
             "virtio-tablet-device" | "virtio-tablet" => input(input::InputKind::Tablet),
@@ -244,6 +276,7 @@ impl Backend {
         Ok(match self {
             Backend::Rng => Box::new(rng::Rng),
             Backend::Input(kind, _) => Box::new(input::Input::new(*kind)),
+            Backend::Sound { .. } => Box::new(sound::Sound::new()),
         })
     }
 }

@@ -302,6 +302,14 @@ impl Queue {
         }
     }
 
+    /// With event-idx: publish `avail_event` = the next entry the device will take, so the
+    /// driver kicks for the next buffer it adds (QEMU writes it at every pop). Without it, a
+    /// buffer added after a pop but before the next used entry would never be notified.
+    pub fn publish_avail_event(&self, ram: &mut Ram) -> Result<(), QueueError> {
+        let n = u64::from(self.size);
+        write_bytes(ram, self.device + 4 + 8 * n, &self.last_avail.to_le_bytes())
+    }
+
     /// Return chain `head` to the driver with `len` bytes written; with `event_idx`, also
     /// publish `avail_event` (notify me at the next buffer). Returns whether the driver wants
     /// an interrupt for it.

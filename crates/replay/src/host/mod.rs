@@ -1,6 +1,7 @@
 //! Host backends: the threads and files that produce host input (stdin, sockets, signals,
 //! the terminal) and where guest output goes. Only the boundary talks to them.
 
+pub mod audio;
 pub mod escape;
 pub mod output;
 pub(crate) mod socket;

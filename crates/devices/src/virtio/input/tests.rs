@@ -613,8 +613,14 @@ fn device_names_and_ids_parse_and_round_trip() {
     );
     assert_eq!(b.spec(), "virtio-tablet-device,id=tab0");
     assert_eq!(Backend::parse(&b.spec()), Some(b));
+    // Options a device does not use are ignored, as for the other devices.
+    assert_eq!(
+        Backend::parse("virtio-mouse-device,bus=virtio-mmio-bus.0"),
+        Some(Backend::Input(InputKind::Mouse, None))
+    );
     for bad in [
         "virtio-keyboard,wheel-axis=off",
+        "virtio-keyboard,serial=abc",
         "virtio-mouse,id=",
         "virtio-mouse,id=0abc",
         "virtio-mouse,id=a b",
