@@ -273,7 +273,8 @@ fn linux_reads_qmp_input_events_and_replays_them() {
         .find_map(|l| l.trim_end_matches('\r').strip_prefix("kbd hold: "))
         .and_then(|t| t.strip_suffix(" us")?.parse().ok())
         .unwrap_or_else(|| panic!("no hold line: {}", rec.describe()));
-    assert!((10_000..11_000).contains(&hold), "hold of {hold} us");
+    eprintln!("linux input: send-key hold seen by the guest: {hold} us");
+    assert!((9_000..12_000).contains(&hold), "hold of {hold} us");
     let rep = run_rewind(&["replay".as_ref(), trace.as_os_str()], TIMEOUT);
     assert_eq!(rep.code, Some(0), "replay: {}", rep.describe());
     assert_eq!(rep.stdout, rec.stdout, "the replay printed something else");
