@@ -273,6 +273,9 @@ esac
 exit 0
 EOF
     chmod 755 "$IR/usr/share/udhcpc/default.script"
+    # Debian's busybox looks for it in /etc/udhcpc/.
+    mkdir -p "$IR/etc/udhcpc"
+    ln -sf /usr/share/udhcpc/default.script "$IR/etc/udhcpc/default.script"
 
     cat >"$IR/init" <<'EOF'
 #!/bin/sh

@@ -101,6 +101,179 @@ pub fn parse_serial(s: &str) -> Result<SerialSpec, String> {
     }
 }
 
+/// A user-mode network backend (`--netdev user,id=ID[,hostfwd=RULE]...`, or the backend
+/// half of `--nic user,...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetdevSpec {
+    /// Its id (`None` for `--nic`, whose backend belongs to the card it creates).
+    pub id: Option<String>,
+    /// Port forwards in QEMU's spelling.
+    pub hostfwd: Vec<String>,
+    /// `--nic` only: the card's MAC address.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// Parse `user,id=ID[,hostfwd=tcp:[ADDR]:HPORT-:GPORT]...` (`--netdev`) or, with `nic`,
+/// `user[,hostfwd=...][,mac=MAC]` (`--nic`).
+fn parse_user_net(s: &str, nic: bool) -> Result<NetdevSpec, String> {
+    let flag = if nic { "--nic" } else { "--netdev" };
+    let mut parts = s.split(',');
+    match parts.next() {
+        Some("user") => {}
+        Some(other) => {
+            return Err(format!(
+                "{flag} {other}: only user-mode networking ('user') is supported"
+            ))
+        }
+        None => return Err(format!("{flag}: empty")),
+    }
+    let mut spec = NetdevSpec {
+        id: None,
+        hostfwd: Vec::new(),
+        mac: None,
+    };
+    for p in parts {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("{flag} {s}: '{p}' is not KEY=VALUE"))?;
+        match k {
+            "id" if !v.is_empty() => spec.id = Some(v.to_string()),
+            "hostfwd" => {
+                let rule = rewind_replay::net::HostFwd::parse(v).map_err(|e| e.to_string())?;
+                spec.hostfwd.push(rule.to_string());
+            }
+            "mac" if nic => {
+                spec.mac = Some(
+                    rewind_machine::virtio_net_mac(v)
+                        .ok_or_else(|| format!("{flag} {s}: bad MAC address '{v}'"))?,
+                )
+            }
+            // QEMU options that change nothing here.
+            "model" if nic && matches!(v, "virtio" | "virtio-net-device" | "virtio-net") => {}
+            "restrict" if v == "off" || v == "no" => {}
+            _ => return Err(format!("{flag} {s}: unsupported option '{k}'")),
+        }
+    }
+    if !nic && spec.id.is_none() {
+        return Err(format!("{flag} {s}: needs id=NAME"));
+    }
+    Ok(spec)
+}
+
+/// `--netdev user,id=ID[,hostfwd=...]`.
+pub fn parse_netdev(s: &str) -> Result<NetdevSpec, String> {
+    parse_user_net(s, false)
+}
+
+/// `--nic user[,hostfwd=...][,mac=MAC]`.
+pub fn parse_nic(s: &str) -> Result<NetdevSpec, String> {
+    parse_user_net(s, true)
+}
+
+/// What `--device` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// A device without host-side options.
+    Virtio(rewind_machine::VirtioDevice),
+    /// A network card and the netdev it is plugged into.
+    Net {
+        /// The `--netdev` id.
+        netdev: String,
+        /// Its MAC address (default: QEMU's, counting up per card).
+        mac: Option<[u8; 6]>,
+    },
+}
+
+/// `virtio-rng-device`, `virtio-net-device,netdev=ID[,mac=MAC]` (QEMU's `-device` spelling;
+/// the short `virtio-rng`/`virtio-net` work too).
+pub fn parse_device(s: &str) -> Result<DeviceArg, String> {
+    let mut parts = s.split(',');
+    let name = parts.next().unwrap_or(s);
+    if matches!(name, "virtio-net-device" | "virtio-net") {
+        let (mut netdev, mut mac) = (None, None);
+        for p in parts {
+            match p.split_once('=') {
+                Some(("netdev", v)) if !v.is_empty() => netdev = Some(v.to_string()),
+                Some(("mac", v)) => {
+                    mac = Some(
+                        rewind_machine::virtio_net_mac(v)
+                            .ok_or_else(|| format!("{s}: bad MAC address '{v}'"))?,
+                    )
+                }
+                // QEMU's `id=` names the device; nothing refers to it here.
+                Some(("id", _)) => {}
+                _ => return Err(format!("{s}: unsupported option '{p}'")),
+            }
+        }
+        let netdev =
+            netdev.ok_or_else(|| format!("{s}: needs netdev=ID (a --netdev user,id=ID)"))?;
+        return Ok(DeviceArg::Net { netdev, mac });
+    }
+    // QEMU's options after the name (`,id=...`) are accepted; those a device does not use
+    // are ignored.
+    rewind_machine::VirtioDevice::parse(s)
+        .filter(|d| !matches!(d, rewind_machine::VirtioDevice::Net(_)))
+        .map(DeviceArg::Virtio)
+        .ok_or_else(|| {
+            format!(
+                "unknown device '{name}' or option (known: virtio-rng-device, \
+                 virtio-net-device, virtio-sound-device, virtio-keyboard-device, \
+                 virtio-mouse-device, virtio-tablet-device; the input devices take `,id=NAME` \
+                 and not `serial=` or `wheel-axis=`)"
+            )
+        })
+}
+
+/// The virtio devices the options describe, in command-line order (`--device` ones first,
+/// then one card per `--nic`): every card gets its netdev's port forwards and a MAC address
+/// (QEMU's 52:54:00:12:34:56 counting up, unless given).
+pub fn virtio_devices(
+    devices: &[DeviceArg],
+    netdevs: &[NetdevSpec],
+    nics: &[NetdevSpec],
+) -> Result<Vec<rewind_machine::VirtioDevice>, String> {
+    let mut used = vec![false; netdevs.len()];
+    let mut cards = 0u8;
+    let mut next_mac = |mac: Option<[u8; 6]>| {
+        let mut m = rewind_machine::NetSpec::default_mac();
+        m[5] = m[5].wrapping_add(cards);
+        cards = cards.wrapping_add(1);
+        mac.unwrap_or(m)
+    };
+    let mut out = Vec::new();
+    for d in devices {
+        match d {
+            DeviceArg::Virtio(v) => out.push(v.clone()),
+            DeviceArg::Net { netdev, mac } => {
+                let i = netdevs
+                    .iter()
+                    .position(|n| n.id.as_deref() == Some(netdev))
+                    .ok_or_else(|| format!("virtio-net-device: no --netdev with id={netdev}"))?;
+                if std::mem::replace(&mut used[i], true) {
+                    return Err(format!("netdev {netdev} is used by two devices"));
+                }
+                out.push(rewind_machine::VirtioDevice::Net(rewind_machine::NetSpec {
+                    mac: next_mac(*mac),
+                    hostfwd: netdevs[i].hostfwd.clone(),
+                }));
+            }
+        }
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        let id = netdevs[i].id.as_deref().unwrap_or("?");
+        return Err(format!(
+            "netdev {id} is not used by any device (add --device virtio-net-device,netdev={id})"
+        ));
+    }
+    for n in nics {
+        out.push(rewind_machine::VirtioDevice::Net(rewind_machine::NetSpec {
+            mac: next_mac(n.mac),
+            hostfwd: n.hostfwd.clone(),
+        }));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +311,51 @@ mod tests {
             Ok(SerialSpec::Unix("/tmp/s.sock".into()))
         );
         assert!(parse_serial("unix:,server").is_err());
+    }
+
+    #[test]
+    fn network_options_like_qemu() {
+        let nd = parse_netdev("user,id=n0,hostfwd=tcp:127.0.0.1:5555-:22").unwrap();
+        assert_eq!(nd.id.as_deref(), Some("n0"));
+        assert_eq!(nd.hostfwd, vec!["tcp:127.0.0.1:5555-:22".to_string()]);
+        assert!(parse_netdev("user").is_err());
+        assert!(parse_netdev("tap,id=t0").is_err());
+        assert!(parse_netdev("user,id=n0,hostfwd=udp::1-:2").is_err());
+        assert!(parse_netdev("user,id=n0,smb=/tmp").is_err());
+        let nic = parse_nic("user,hostfwd=::8080-:80,mac=52:54:00:00:00:01").unwrap();
+        assert_eq!(nic.hostfwd, vec!["tcp:127.0.0.1:8080-:80".to_string()]);
+        assert_eq!(nic.mac, Some([0x52, 0x54, 0, 0, 0, 1]));
+        let dev = parse_device("virtio-net-device,netdev=n0").unwrap();
+        assert_eq!(
+            dev,
+            DeviceArg::Net {
+                netdev: "n0".into(),
+                mac: None
+            }
+        );
+        assert!(parse_device("virtio-net").is_err());
+        let rng = parse_device("virtio-rng-device,id=r").unwrap();
+        let v = virtio_devices(
+            &[rng.clone(), dev.clone()],
+            std::slice::from_ref(&nd),
+            &[nic],
+        )
+        .unwrap();
+        let macs: Vec<[u8; 6]> = v
+            .iter()
+            .filter_map(|d| match d {
+                rewind_machine::VirtioDevice::Net(n) => Some(n.mac),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            macs,
+            vec![[0x52, 0x54, 0, 0x12, 0x34, 0x56], [0x52, 0x54, 0, 0, 0, 1]]
+        );
+        assert_eq!(v[0], rewind_machine::VirtioDevice::Rng);
+        // A device naming a missing netdev, a netdev used twice or not at all.
+        assert!(virtio_devices(std::slice::from_ref(&dev), &[], &[]).is_err());
+        assert!(virtio_devices(&[dev.clone(), dev], std::slice::from_ref(&nd), &[]).is_err());
+        assert!(virtio_devices(&[rng], &[nd], &[]).is_err());
     }
 }

@@ -76,7 +76,7 @@ pub fn create_trace(
 /// `rewind record`.
 pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     let debug = a.debug.bind(a.machine.max_instructions)?;
-    let mut config = machine_config(&a.machine);
+    let mut config = machine_config(&a.machine)?;
     if let SerialOutput::File(p) = &config.serial_output {
         if p == &a.output || same_file(p, &a.output) {
             bail!(
@@ -510,6 +510,9 @@ fn stop_at(seeker: &mut rewind_machine::seek::Seeker, n: u64) -> anyhow::Result<
 
 /// `rewind dump`.
 pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
+    if let Some(pcap) = &a.pcap {
+        return dump_pcap(&a.file, pcap);
+    }
     let kinds = match &a.kind {
         Some(spec) => {
             Some(logdump::Filter::parse_kinds(spec).map_err(|e| anyhow::anyhow!("--kind: {e}"))?)
@@ -578,6 +581,63 @@ pub fn dump(a: DumpArgs) -> anyhow::Result<u8> {
         Err(LogError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `rewind dump --pcap PCAP TRACE`: replay the trace (output discarded) and write every
+/// network frame crossing the boundary, received ones from the log and sent ones as the guest
+/// sends them again, stamped with virtual time. Exits as the replay would.
+fn dump_pcap(trace: &Path, pcap: &Path) -> anyhow::Result<u8> {
+    use rewind_replay::pcap::PcapWriter;
+    let reader = TraceReader::open(trace)?;
+    let search = rewind_machine::record::ImageSearch {
+        dir: Some(match trace.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }),
+        remap: Vec::new(),
+    };
+    let (config, _) =
+        rewind_machine::record::replay_config_with(reader.header(), &embedded_image, &search)?;
+    if pcap == trace || same_file(pcap, trace) {
+        bail!(
+            "{}: refusing to write the pcap over the trace",
+            pcap.display()
+        );
+    }
+    let file = std::fs::File::create(pcap)
+        .with_context(|| format!("{}: cannot create", pcap.display()))?;
+    let writer = PcapWriter::new(std::io::BufWriter::new(file))
+        .with_context(|| format!("{}: cannot write", pcap.display()))?;
+    let shared = Arc::new(std::sync::Mutex::new((writer, None::<std::io::Error>)));
+    let mut m = Machine::replay(config, reader, SerialOutput::Null)?;
+    let sink = Arc::clone(&shared);
+    m.set_net_capture(Some(Box::new(move |_dir, _slot, ns, frame| {
+        if let Ok(mut g) = sink.lock() {
+            if g.1.is_none() {
+                if let Err(e) = g.0.frame(ns, frame) {
+                    g.1 = Some(e);
+                }
+            }
+        }
+    })));
+    let result = m.run(None).and_then(|o| m.finish_replay().map(|()| o));
+    let icount = m.icount();
+    drop(m);
+    let (writer, err) = match Arc::try_unwrap(shared).map(|m| m.into_inner()) {
+        Ok(Ok(inner)) => inner,
+        _ => bail!("{}: the capture is still in use", pcap.display()),
+    };
+    let frames = writer.frames();
+    let flushed = writer.finish().map(|_| ());
+    if let Some(e) = err.map(Err).unwrap_or(flushed).err() {
+        bail!("{}: cannot write: {e}", pcap.display());
+    }
+    let outcome = result?;
+    eprintln!(
+        "rewind: {frames} frames to {} (replayed {icount} instructions, {outcome})",
+        pcap.display()
+    );
+    Ok(0)
 }
 
 /// How often `dump --follow` looks for new events.
@@ -772,7 +832,7 @@ const LINUX_ASSETS: &str = "assets/linux";
 /// The kernel command line of `rewind bench linux` (scripted `/init` run, then poweroff).
 const LINUX_APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=1";
 /// RAM of `rewind bench linux`.
-const LINUX_RAM: u64 = 512 << 20;
+pub(crate) const LINUX_RAM: u64 = 512 << 20;
 /// The first line `/init` prints: the boot milestone the bench times.
 const LINUX_MARKER: &[u8] = b"=== rewind linux guest:";
 /// Longest a QEMU comparison run may take before the bench gives up on it.
@@ -811,7 +871,7 @@ impl BenchRow {
 }
 
 /// The Linux guest files, or an error naming the script that makes them.
-fn linux_assets() -> anyhow::Result<[std::path::PathBuf; 3]> {
+pub(crate) fn linux_assets() -> anyhow::Result<[std::path::PathBuf; 3]> {
     let dir = Path::new(LINUX_ASSETS);
     let files = ["fw_jump.bin", "Image", "initrd.cpio.gz"].map(|f| dir.join(f));
     let missing: Vec<String> = files

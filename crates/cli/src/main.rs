@@ -37,6 +37,7 @@ macro_rules! print {
 }
 
 mod args;
+mod bench_net;
 mod bench_reverse;
 mod commands;
 mod debugging;
@@ -120,6 +121,9 @@ enum BenchGuest {
     /// Record the benchmark guest with and without periodic snapshots, then time seeks and
     /// reverse steps in its replay (snapshot overhead, latency, snapshot memory).
     Reverse,
+    /// Record Linux receiving 16 MiB through a hostfwd port (virtio-net, user-mode network):
+    /// throughput, trace bytes per MiB received, replay time.
+    Net,
 }
 
 /// The options that define a machine (shared by `run` and `record`).
@@ -143,13 +147,24 @@ struct MachineArgs {
     cpu: rewind_machine::CpuFeatures,
     /// Add a device (QEMU's `-device` spelling; may be repeated): `virtio-rng-device` (or
     /// `virtio-rng`), an entropy source whose bytes go through the replay boundary;
-    /// `virtio-sound-device,audiodev=ID` (or `virtio-sound`), a sound card with one playback
-    /// and one capture stream; `virtio-keyboard-device`, `virtio-mouse-device`,
+    /// `virtio-net-device,netdev=ID[,mac=MAC]` (or `virtio-net`), a network card on the
+    /// `--netdev` ID; `virtio-sound-device,audiodev=ID` (or `virtio-sound`), a sound card with
+    /// one playback and one capture stream; `virtio-keyboard-device`, `virtio-mouse-device`,
     /// `virtio-tablet-device` (or `virtio-keyboard`, ...; `,id=NAME` names one for QMP's
     /// `input-send-event`), fed by QMP's `send-key` and `input-send-event`. The first device
     /// takes the last virtio-mmio transport (0x10008000), as on QEMU.
-    #[arg(long = "device", value_name = "DEVICE", value_parser = parse_device)]
-    devices: Vec<rewind_machine::VirtioDevice>,
+    #[arg(long = "device", value_name = "DEVICE", value_parser = args::parse_device)]
+    devices: Vec<args::DeviceArg>,
+    /// A user-mode network (QEMU's `-netdev user`; may be repeated):
+    /// `user,id=ID[,hostfwd=tcp:127.0.0.1:HOSTPORT-:GUESTPORT]...`. The guest gets 10.0.2.15
+    /// by DHCP; 10.0.2.2 is the host's loopback. Plug it in with `--device
+    /// virtio-net-device,netdev=ID`. Replay opens no socket: the recorded packets are replayed.
+    #[arg(long = "netdev", value_name = "user,id=ID[,hostfwd=...]", value_parser = args::parse_netdev)]
+    netdevs: Vec<args::NetdevSpec>,
+    /// A virtio-net card with its own user-mode network (QEMU's `-nic`):
+    /// `user[,hostfwd=...][,mac=MAC]`. These cards come after the `--device` ones.
+    #[arg(long = "nic", value_name = "user[,hostfwd=...]", value_parser = args::parse_nic)]
+    nics: Vec<args::NetdevSpec>,
     /// Host audio backend (QEMU's `-audiodev` spelling; may be repeated):
     /// `wav,id=ID,path=OUT.wav` writes what the guest plays; `none,id=ID` discards it. rewind
     /// adds `in.path=IN.wav`: capture reads that file (silence without it, or past its end).
@@ -284,6 +299,11 @@ struct DumpArgs {
     /// Per-kind counts and sizes instead of the events.
     #[arg(long, conflicts_with_all = ["kind", "from", "to", "follow"])]
     stats: bool,
+    /// Write the network traffic in both directions to PCAP (libpcap format, Ethernet,
+    /// virtual-time stamps) instead of printing events. The frames the guest sent are not in
+    /// the trace (only their hashes): they are recovered by replaying it.
+    #[arg(long, value_name = "PCAP", conflicts_with_all = ["json", "stats", "kind", "from", "to", "follow"])]
+    pcap: Option<PathBuf>,
     /// Only these event kinds: families (serial, clock, random, warp, state, net, input,
     /// shutdown, exit, snapshot, end) or kind names (SerialInput, ...), comma-separated.
     #[arg(long, value_name = "KINDS")]
@@ -402,6 +422,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             ..
         } => bench_reverse::run(),
         Cmd::Bench {
+            guest: Some(BenchGuest::Net),
+            no_qemu,
+            ..
+        } => bench_net::run(no_qemu),
+        Cmd::Bench {
             guest: None,
             no_qemu,
             ..
@@ -430,7 +455,9 @@ fn exit_status(outcome: RunOutcome, icount: u64) -> u8 {
 }
 
 /// The machine configuration the options describe.
-fn machine_config(a: &MachineArgs) -> MachineConfig {
+fn machine_config(a: &MachineArgs) -> anyhow::Result<MachineConfig> {
+    let virtio =
+        args::virtio_devices(&a.devices, &a.netdevs, &a.nics).map_err(anyhow::Error::msg)?;
     let bios = (a.bios != "none").then(|| ImageSource::file(&a.bios));
     let (serial_input, serial_output) = match &a.serial {
         SerialSpec::Stdio => (SerialInput::Stdio, SerialOutput::Stdout),
@@ -445,7 +472,7 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
         .clone()
         .map(SerialInput::File)
         .unwrap_or(serial_input);
-    MachineConfig {
+    Ok(MachineConfig {
         ram_size: a.memory,
         bios,
         kernel: a.kernel.clone().map(ImageSource::File),
@@ -456,26 +483,13 @@ fn machine_config(a: &MachineArgs) -> MachineConfig {
         serial_output,
         handle_signals: true,
         cpu: a.cpu,
-        virtio: a.devices.clone(),
+        virtio,
         audiodevs: a.audiodevs.clone(),
-    }
+    })
 }
 
 fn parse_audiodev(s: &str) -> Result<rewind_machine::AudioDevConfig, String> {
     rewind_machine::AudioDevConfig::parse(s)
-}
-
-fn parse_device(s: &str) -> Result<rewind_machine::VirtioDevice, String> {
-    // QEMU's options after the name (`,id=...`) are accepted; those a device does not use
-    // are ignored.
-    let name = s.split(',').next().unwrap_or(s);
-    rewind_machine::VirtioDevice::parse(s).ok_or_else(|| {
-        format!(
-            "unknown device '{name}' or option (known: virtio-rng-device, virtio-sound-device, \
-             virtio-keyboard-device, virtio-mouse-device, virtio-tablet-device; the input \
-             devices take `,id=NAME` and not `serial=` or `wheel-axis=`)"
-        )
-    })
 }
 
 fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
@@ -483,7 +497,7 @@ fn parse_cpu(s: &str) -> Result<rewind_machine::CpuFeatures, String> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<u8> {
-    let config = machine_config(&a.machine);
+    let config = machine_config(&a.machine)?;
     rewind_machine::check_ram_reservable(config.ram_size)?;
     // Not over a capture input or an image either.
     rewind_machine::record::check_audio_outputs(&config, &[])?;

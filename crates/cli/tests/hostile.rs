@@ -157,6 +157,10 @@ fn virtio_devices(_scratch: &Scratch) -> Vec<String> {
         "virtio-rng-device",
         "--device",
         "virtio-rng-device",
+        // virtio-net on a user-mode network (nothing answers a guest that never sends a
+        // valid frame; replay opens nothing).
+        "--nic",
+        "user",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{ImageProblem, MachineError};
-pub use machine::{Machine, RunOutcome};
+pub use machine::{Machine, NetCapture, NetDirection, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
+pub use rewind_devices::virtio::net::{parse_mac as virtio_net_mac, NetSpec};
 pub use rewind_devices::virtio::Backend as VirtioDevice;
 pub use rewind_replay::{AudioDevConfig, CheckSettings, SerialInput, ShutdownCause};
 pub use snapshot::{Snapshot, SnapshotError};

@@ -92,7 +92,21 @@ pub struct Machine {
     output_once: bool,
     /// A byte string to look for in the serial output (benchmarks time boot milestones).
     watch: Option<OutputWatch>,
+    /// Sees every network frame in both directions (`rewind dump --pcap`).
+    net_capture: Option<NetCapture>,
 }
+
+/// Which way a captured network frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetDirection {
+    /// From the host to the guest.
+    ToGuest,
+    /// From the guest to the host.
+    FromGuest,
+}
+
+/// A callback seeing network frames: direction, virtio transport slot, virtual ns, frame.
+pub type NetCapture = Box<dyn FnMut(NetDirection, u8, u64, &[u8]) + Send>;
 
 /// State of [`Machine::watch_output`]: the marker, the output tail that may start a match,
 /// and where the marker first appeared.
@@ -261,9 +275,39 @@ impl Machine {
             out_written: 0,
             output_once: false,
             watch: None,
+            net_capture: None,
         };
+        m.open_networks()?;
         m.load_images()?;
         Ok(m)
+    }
+
+    /// Start the user-mode network of every virtio-net card (run and record; replay opens
+    /// nothing). Cards are numbered by their transport slot, as their log events are.
+    fn open_networks(&mut self) -> Result<(), MachineError> {
+        for (i, backend) in self.config.virtio.iter().enumerate() {
+            let rewind_devices::virtio::Backend::Net(spec) = backend else {
+                continue;
+            };
+            let slot = (VIRT_VIRTIO_COUNT as usize - 1 - i) as u8;
+            let hostfwd = spec
+                .hostfwd
+                .iter()
+                .map(|r| rewind_replay::net::HostFwd::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| MachineError::Config(e.to_string()))?;
+            let cfg = rewind_replay::net::NetConfig { hostfwd };
+            self.boundary
+                .open_net(slot, &cfg)
+                .map_err(|e| MachineError::Config(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Show every network frame crossing the boundary to `capture` (with the virtual time it
+    /// crossed at); `None` stops it.
+    pub fn set_net_capture(&mut self, capture: Option<NetCapture>) {
+        self.net_capture = capture;
     }
 
     /// Copy every image and the device tree into RAM (at start and at every reset, as QEMU's
@@ -719,9 +763,15 @@ impl Machine {
                     value,
                 } => (device, DeviceInput::Input { kind, code, value }),
             };
+            let ns = self.bus.device_time(icount).ns;
+            if let (Some(c), DeviceInput::NetFrame(f)) = (self.net_capture.as_mut(), &input) {
+                c(NetDirection::ToGuest, slot, ns, f);
+            }
             let mut host = BoundaryHost {
                 boundary: &mut self.boundary,
                 icount,
+                ns,
+                capture: self.net_capture.as_mut(),
             };
             self.bus
                 .deliver(slot, input, icount, &mut self.ram, &mut host);
@@ -733,6 +783,8 @@ impl Machine {
             let mut host = BoundaryHost {
                 boundary: &mut self.boundary,
                 icount,
+                ns: self.bus.device_time(icount).ns,
+                capture: self.net_capture.as_mut(),
             };
             self.bus.service_devices(icount, &mut self.ram, &mut host);
         }
@@ -848,11 +900,21 @@ fn reset_hart(cpu: CpuFeatures, icount: u64) -> Hart {
 struct BoundaryHost<'a> {
     boundary: &'a mut Boundary,
     icount: u64,
+    /// Virtual time now (for the network capture).
+    ns: u64,
+    capture: Option<&'a mut NetCapture>,
 }
 
 impl HostIo for BoundaryHost<'_> {
     fn random(&mut self, buf: &mut [u8]) {
         self.boundary.random(self.icount, buf);
+    }
+
+    fn net_transmit(&mut self, slot: u8, frame: &[u8]) {
+        if let Some(c) = self.capture.as_mut() {
+            c(NetDirection::FromGuest, slot, self.ns, frame);
+        }
+        self.boundary.net_transmit(self.icount, slot, frame);
     }
 
     fn audio_capture(&mut self, slot: u8, format: PcmFormat, buf: &mut [u8]) {

@@ -82,9 +82,14 @@ impl Boundary {
             Mode::Record => {
                 let d = self.device_queue.pop_front()?;
                 self.log_event(icount, &d.to_log());
+                self.net_delivered(&d);
                 Some(d)
             }
-            Mode::Run => self.device_queue.pop_front(),
+            Mode::Run => {
+                let d = self.device_queue.pop_front()?;
+                self.net_delivered(&d);
+                Some(d)
+            }
         }
     }
 }

@@ -37,6 +37,8 @@ pub mod divergence;
 pub mod host;
 pub mod lifecycle;
 pub mod log;
+pub mod net;
+pub mod pcap;
 pub mod random;
 pub mod serial;
 pub mod time;
@@ -137,6 +139,9 @@ pub enum BoundaryError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The user-mode network could not be started.
+    #[error("user-mode network: {0}")]
+    Net(#[from] net::NetError),
     /// An audio file could not be opened.
     #[error(transparent)]
     Audio(#[from] AudioError),
@@ -242,6 +247,11 @@ pub struct Boundary {
     socket_path: Option<PathBuf>,
     /// Record: an instruction limit is a pause (a snapshot stop), not the end of the recording.
     pause_at_limit: bool,
+    /// User-mode networks (run and record only).
+    net: Vec<net::NetBackend>,
+    /// Frames the guest sent since this boundary was made (numbers them in divergence reports;
+    /// not part of snapshots, so after `--from` it counts from there).
+    net_sent: u64,
     /// Audio backends of the sound devices, by virtio transport index.
     audio: Vec<(u8, host::audio::AudioHost)>,
 }

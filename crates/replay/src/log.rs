@@ -89,6 +89,8 @@ impl Boundary {
             socket_output: None,
             socket_path: None,
             pause_at_limit: false,
+            net: Vec::new(),
+            net_sent: 0,
             audio: Vec::new(),
         }
     }

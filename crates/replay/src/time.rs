@@ -78,7 +78,7 @@ impl Boundary {
                 _ => None,
             };
         }
-        let warp = if self.interactive {
+        let warp = if self.interactive || self.net_live() {
             let start = Instant::now();
             self.wait_for_input(deadline_ns.map(Duration::from_nanos));
             let waited = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);

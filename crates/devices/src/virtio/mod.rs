@@ -7,6 +7,7 @@
 //! nothing more until the driver resets it.
 
 pub mod input;
+pub mod net;
 pub mod queue;
 pub mod rng;
 pub mod sound;
@@ -202,6 +203,8 @@ pub enum Backend {
     /// virtio-keyboard / -mouse / -tablet, with an optional `id=` QMP's `input-send-event`
     /// can name.
     Input(input::InputKind, Option<String>),
+    /// virtio-net: a network card on user-mode networking.
+    Net(net::NetSpec),
     /// virtio-sound: one playback and one capture stream, on the host audio backend `audiodev`
     /// (an `--audiodev` id; empty: none, playback is dropped and capture is silence).
     Sound {
@@ -218,6 +221,7 @@ impl Backend {
             Backend::Input(input::InputKind::Keyboard, _) => "virtio-keyboard-device",
             Backend::Input(input::InputKind::Mouse, _) => "virtio-mouse-device",
             Backend::Input(input::InputKind::Tablet, _) => "virtio-tablet-device",
+            Backend::Net(_) => "virtio-net-device",
             Backend::Sound { .. } => "virtio-sound-device",
         }
     }
@@ -227,6 +231,7 @@ impl Backend {
     pub fn spec(&self) -> String {
         match self {
             Backend::Input(_, Some(id)) => format!("{},id={id}", self.qemu_name()),
+            Backend::Net(n) => n.spec(),
             Backend::Sound { audiodev } if !audiodev.is_empty() => {
                 format!("{},audiodev={audiodev}", self.qemu_name())
             }
@@ -267,7 +272,7 @@ impl Backend {
             "virtio-keyboard-device" | "virtio-keyboard" => input(input::InputKind::Keyboard),
             "virtio-mouse-device" | "virtio-mouse" => input(input::InputKind::Mouse),
             "virtio-tablet-device" | "virtio-tablet" => input(input::InputKind::Tablet),
-            _ => None,
+            _ => net::NetSpec::parse(spec).map(Backend::Net),
         }
     }
 
@@ -276,6 +281,7 @@ impl Backend {
         Ok(match self {
             Backend::Rng => Box::new(rng::Rng),
             Backend::Input(kind, _) => Box::new(input::Input::new(*kind)),
+            Backend::Net(n) => Box::new(net::VirtioNet::new(n.mac)),
             Backend::Sound { .. } => Box::new(sound::Sound::new()),
         })
     }
