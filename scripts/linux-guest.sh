@@ -202,8 +202,9 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]] || stale_te
 
     # Kernel modules for the devices the next issues add: copy only what is modular (=m).
     # The package ships no modules.dep (its postinst runs depmod), so generate it here.
+    # crc32c_generic: ext4 loads the crc32c hash at every mount.
     # snd-pcm-oss: /dev/dsp, so busybox (no aplay) can play and capture with cat/head.
-    MODS=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_input evdev ext4 virtio_snd snd-pcm-oss)
+    MODS=(virtio_mmio virtio_blk virtio_net virtio-rng virtio_input evdev ext4 crc32c_generic virtio_snd snd-pcm-oss)
     MDIR="$KROOT/usr/lib/modules/$KVER"
     [[ -d "$MDIR" ]] || MDIR="$KROOT/lib/modules/$KVER"
     if [[ ! -f "$MDIR/modules.dep" ]]; then
@@ -217,6 +218,7 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]] || stale_te
         case $m in
             evdev) sym=CONFIG_INPUT_EVDEV ;;
             ext4) sym=CONFIG_EXT4_FS ;;
+            crc32c_generic) sym=CONFIG_CRYPTO_CRC32C ;;
             virtio-rng) sym=CONFIG_HW_RANDOM_VIRTIO ;;
             virtio_snd) sym=CONFIG_SND_VIRTIO ;;
             snd-pcm-oss) sym=CONFIG_SND_PCM_OSS ;;

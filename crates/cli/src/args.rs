@@ -173,8 +173,15 @@ pub fn parse_nic(s: &str) -> Result<NetdevSpec, String> {
 /// What `--device` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceArg {
-    /// A device without host-side options.
-    Virtio(rewind_machine::VirtioDevice),
+    /// A device complete in itself (`virtio-rng-device`).
+    Plain(rewind_machine::VirtioDevice),
+    /// `virtio-blk-device,drive=ID[,serial=S]`: the disk of an `if=none` drive.
+    Blk {
+        /// The drive's id.
+        drive: String,
+        /// GET_ID's serial.
+        serial: Option<String>,
+    },
     /// A network card and the netdev it is plugged into.
     Net {
         /// The `--netdev` id.
@@ -184,11 +191,28 @@ pub enum DeviceArg {
     },
 }
 
-/// `virtio-rng-device`, `virtio-net-device,netdev=ID[,mac=MAC]` (QEMU's `-device` spelling;
-/// the short `virtio-rng`/`virtio-net` work too).
+/// `virtio-rng-device`, `virtio-net-device,netdev=ID[,mac=MAC]`,
+/// `virtio-blk-device,drive=ID[,serial=S]`, ... (QEMU's `-device` spelling; the short
+/// `virtio-rng`/`virtio-net`/`virtio-blk` work too).
 pub fn parse_device(s: &str) -> Result<DeviceArg, String> {
     let mut parts = s.split(',');
     let name = parts.next().unwrap_or(s);
+    if matches!(name, "virtio-blk-device" | "virtio-blk") {
+        let items = rewind_machine::blk::split_options(s);
+        let (mut drive, mut serial) = (None, None);
+        for item in &items[1..] {
+            match item.split_once('=') {
+                Some(("drive", v)) if !v.is_empty() => drive = Some(v.to_string()),
+                Some(("serial", v)) => serial = Some(v.to_string()),
+                // QEMU's other options (`id=...`) are accepted and ignored.
+                Some(_) => {}
+                None => return Err(format!("'{item}': expected KEY=VALUE")),
+            }
+        }
+        let drive =
+            drive.ok_or("virtio-blk-device needs drive=ID (a --drive ...,if=none,id=ID)")?;
+        return Ok(DeviceArg::Blk { drive, serial });
+    }
     if matches!(name, "virtio-net-device" | "virtio-net") {
         let (mut netdev, mut mac) = (None, None);
         for p in parts {
@@ -212,26 +236,42 @@ pub fn parse_device(s: &str) -> Result<DeviceArg, String> {
     // QEMU's options after the name (`,id=...`) are accepted; those a device does not use
     // are ignored.
     rewind_machine::VirtioDevice::parse(s)
-        .filter(|d| !matches!(d, rewind_machine::VirtioDevice::Net(_)))
-        .map(DeviceArg::Virtio)
+        .filter(|d| {
+            !matches!(
+                d,
+                rewind_machine::VirtioDevice::Net(_) | rewind_machine::VirtioDevice::Blk(_)
+            )
+        })
+        .map(DeviceArg::Plain)
         .ok_or_else(|| {
             format!(
                 "unknown device '{name}' or option (known: virtio-rng-device, \
-                 virtio-net-device, virtio-sound-device, virtio-keyboard-device, \
-                 virtio-mouse-device, virtio-tablet-device; the input devices take `,id=NAME` \
-                 and not `serial=` or `wheel-axis=`)"
+                 virtio-net-device, virtio-blk-device, virtio-sound-device, \
+                 virtio-keyboard-device, virtio-mouse-device, virtio-tablet-device; the input \
+                 devices take `,id=NAME` and not `serial=` or `wheel-axis=`)"
             )
         })
 }
 
-/// The virtio devices the options describe, in command-line order (`--device` ones first,
-/// then one card per `--nic`): every card gets its netdev's port forwards and a MAC address
-/// (QEMU's 52:54:00:12:34:56 counting up, unless given).
+/// The virtio devices the options describe, in command-line order: the `--device` ones, then
+/// one card per `--nic`, then the `if=virtio` drives. Every network card gets its netdev's
+/// port forwards and a MAC address (QEMU's 52:54:00:12:34:56 counting up, unless given).
 pub fn virtio_devices(
     devices: &[DeviceArg],
     netdevs: &[NetdevSpec],
     nics: &[NetdevSpec],
+    drives: &[DriveArg],
 ) -> Result<Vec<rewind_machine::VirtioDevice>, String> {
+    use rewind_machine::blk::DriveInterface;
+    let mut ids = std::collections::HashSet::new();
+    for (d, _) in drives {
+        if let Some(id) = &d.id {
+            if !ids.insert(id.as_str()) {
+                return Err(format!("two drives have id={id}"));
+            }
+        }
+    }
+    let mut drives_used = std::collections::HashSet::new();
     let mut used = vec![false; netdevs.len()];
     let mut cards = 0u8;
     let mut next_mac = |mac: Option<[u8; 6]>| {
@@ -243,7 +283,24 @@ pub fn virtio_devices(
     let mut out = Vec::new();
     for d in devices {
         match d {
-            DeviceArg::Virtio(v) => out.push(v.clone()),
+            DeviceArg::Plain(v) => out.push(v.clone()),
+            DeviceArg::Blk { drive, serial } => {
+                let Some((cfg, interface)) =
+                    drives.iter().find(|(d, _)| d.id.as_ref() == Some(drive))
+                else {
+                    return Err(format!("virtio-blk-device: no --drive has id={drive}"));
+                };
+                if *interface != DriveInterface::None || !drives_used.insert(drive.as_str()) {
+                    return Err(format!(
+                        "virtio-blk-device: drive {drive} is already in use"
+                    ));
+                }
+                let mut cfg = cfg.clone();
+                if serial.is_some() {
+                    cfg.serial = serial.clone();
+                }
+                out.push(rewind_machine::VirtioDevice::Blk(cfg));
+            }
             DeviceArg::Net { netdev, mac } => {
                 let i = netdevs
                     .iter()
@@ -271,7 +328,24 @@ pub fn virtio_devices(
             hostfwd: n.hostfwd.clone(),
         }));
     }
+    out.extend(
+        drives
+            .iter()
+            .filter(|(_, i)| *i == DriveInterface::Virtio)
+            .map(|(d, _)| rewind_machine::VirtioDevice::Blk(d.clone())),
+    );
     Ok(out)
+}
+
+/// A `--drive` option.
+pub type DriveArg = (
+    rewind_machine::blk::DriveConfig,
+    rewind_machine::blk::DriveInterface,
+);
+
+/// `--drive file=IMG[,...]` (QEMU's `-drive`).
+pub fn parse_drive(s: &str) -> Result<DriveArg, String> {
+    rewind_machine::blk::DriveConfig::parse_drive(s)
 }
 
 #[cfg(test)]
@@ -339,6 +413,7 @@ mod tests {
             &[rng.clone(), dev.clone()],
             std::slice::from_ref(&nd),
             &[nic],
+            &[],
         )
         .unwrap();
         let macs: Vec<[u8; 6]> = v
@@ -354,8 +429,8 @@ mod tests {
         );
         assert_eq!(v[0], rewind_machine::VirtioDevice::Rng);
         // A device naming a missing netdev, a netdev used twice or not at all.
-        assert!(virtio_devices(std::slice::from_ref(&dev), &[], &[]).is_err());
-        assert!(virtio_devices(&[dev.clone(), dev], std::slice::from_ref(&nd), &[]).is_err());
-        assert!(virtio_devices(&[rng], &[nd], &[]).is_err());
+        assert!(virtio_devices(std::slice::from_ref(&dev), &[], &[], &[]).is_err());
+        assert!(virtio_devices(&[dev.clone(), dev], std::slice::from_ref(&nd), &[], &[]).is_err());
+        assert!(virtio_devices(&[rng], &[nd], &[], &[]).is_err());
     }
 }

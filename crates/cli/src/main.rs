@@ -37,6 +37,7 @@ macro_rules! print {
 }
 
 mod args;
+mod bench_disk;
 mod bench_net;
 mod bench_reverse;
 mod commands;
@@ -124,6 +125,9 @@ enum BenchGuest {
     /// Record Linux receiving 16 MiB through a hostfwd port (virtio-net, user-mode network):
     /// throughput, trace bytes per MiB received, replay time.
     Net,
+    /// Linux `dd` writes then reads 64 MiB on a virtio-blk disk: rewind record and replay vs
+    /// QEMU `rr=record`/`rr=replay` with blkreplay (times, log bytes).
+    Disk,
 }
 
 /// The options that define a machine (shared by `run` and `record`).
@@ -151,8 +155,9 @@ struct MachineArgs {
     /// `--netdev` ID; `virtio-sound-device,audiodev=ID` (or `virtio-sound`), a sound card with
     /// one playback and one capture stream; `virtio-keyboard-device`, `virtio-mouse-device`,
     /// `virtio-tablet-device` (or `virtio-keyboard`, ...; `,id=NAME` names one for QMP's
-    /// `input-send-event`), fed by QMP's `send-key` and `input-send-event`. The first device
-    /// takes the last virtio-mmio transport (0x10008000), as on QEMU.
+    /// `input-send-event`), fed by QMP's `send-key` and `input-send-event`;
+    /// `virtio-blk-device,drive=ID[,serial=S]`, the disk of `--drive ...,if=none,id=ID`. The
+    /// first device takes the last virtio-mmio transport (0x10008000), as on QEMU.
     #[arg(long = "device", value_name = "DEVICE", value_parser = args::parse_device)]
     devices: Vec<args::DeviceArg>,
     /// A user-mode network (QEMU's `-netdev user`; may be repeated):
@@ -165,6 +170,13 @@ struct MachineArgs {
     /// `user[,hostfwd=...][,mac=MAC]`. These cards come after the `--device` ones.
     #[arg(long = "nic", value_name = "user[,hostfwd=...]", value_parser = args::parse_nic)]
     nics: Vec<args::NetdevSpec>,
+    /// A disk (QEMU's `-drive` spelling; may be repeated):
+    /// `file=IMG[,format=raw][,readonly=on][,id=NAME][,if=virtio|none][,snapshot=on][,serial=S]`.
+    /// `if=virtio` (the default) plugs a virtio-blk-device after the `--device` ones, as QEMU
+    /// does. `record` and `replay` never write the image: guest writes go to an overlay kept in
+    /// the trace's snapshots. `run` writes to it unless `readonly=on` or `snapshot=on`.
+    #[arg(long = "drive", value_name = "file=IMG[,...]", value_parser = args::parse_drive)]
+    drives: Vec<args::DriveArg>,
     /// Host audio backend (QEMU's `-audiodev` spelling; may be repeated):
     /// `wav,id=ID,path=OUT.wav` writes what the guest plays; `none,id=ID` discards it. rewind
     /// adds `in.path=IN.wav`: capture reads that file (silence without it, or past its end).
@@ -427,6 +439,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             ..
         } => bench_net::run(no_qemu),
         Cmd::Bench {
+            guest: Some(BenchGuest::Disk),
+            no_qemu,
+            ..
+        } => bench_disk::run(no_qemu),
+        Cmd::Bench {
             guest: None,
             no_qemu,
             ..
@@ -456,8 +473,8 @@ fn exit_status(outcome: RunOutcome, icount: u64) -> u8 {
 
 /// The machine configuration the options describe.
 fn machine_config(a: &MachineArgs) -> anyhow::Result<MachineConfig> {
-    let virtio =
-        args::virtio_devices(&a.devices, &a.netdevs, &a.nics).map_err(anyhow::Error::msg)?;
+    let virtio = args::virtio_devices(&a.devices, &a.netdevs, &a.nics, &a.drives)
+        .map_err(anyhow::Error::msg)?;
     let bios = (a.bios != "none").then(|| ImageSource::file(&a.bios));
     let (serial_input, serial_output) = match &a.serial {
         SerialSpec::Stdio => (SerialInput::Stdio, SerialOutput::Stdout),

@@ -151,12 +151,17 @@ fn hostile_guest_replays_identically() {
 
 /// The virtio devices the hostile virtio guest meets: every kind rewind models, each in its
 /// own transport.
-fn virtio_devices(_scratch: &Scratch) -> Vec<String> {
-    [
+fn virtio_devices(scratch: &Scratch) -> Vec<String> {
+    // A small disk image of a known pattern (the guest may write it: record and replay keep
+    // its writes in an overlay).
+    let disk = scratch.path("disk.img");
+    let pattern: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&disk, pattern).expect("write the disk image");
+    let mut v: Vec<String> = [
         "--device",
         "virtio-rng-device",
         "--device",
-        "virtio-rng-device",
+        "virtio-sound-device",
         // virtio-net on a user-mode network (nothing answers a guest that never sends a
         // valid frame; replay opens nothing).
         "--nic",
@@ -164,7 +169,10 @@ fn virtio_devices(_scratch: &Scratch) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    v.push("--drive".into());
+    v.push(format!("file={},format=raw", disk.display()));
+    v
 }
 
 /// `guests/virtio_hostile` programs every virtio device wrongly (garbage rings and chains,

@@ -15,6 +15,7 @@
 pub mod boot;
 pub mod bus;
 pub mod clock;
+pub mod disk;
 mod error;
 pub mod fdt;
 pub mod file_kind;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 pub use error::{ImageProblem, MachineError};
 pub use machine::{Machine, NetCapture, NetDirection, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
+pub use rewind_devices::virtio::blk;
 pub use rewind_devices::virtio::net::{parse_mac as virtio_net_mac, NetSpec};
 pub use rewind_devices::virtio::Backend as VirtioDevice;
 pub use rewind_replay::{AudioDevConfig, CheckSettings, SerialInput, ShutdownCause};

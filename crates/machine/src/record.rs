@@ -223,6 +223,115 @@ fn search_dir(dir: &Path, base: Option<&str>, info: &ImageInfo) -> Option<Arc<[u
     None
 }
 
+/// The header entry of the disk image at `path` (hashed by streaming).
+fn disk_info(path: &Path) -> Result<ImageInfo, MachineError> {
+    let h = crate::disk::hash_disk(path).map_err(|e| disk_problem(path, e))?;
+    Ok(ImageInfo {
+        role: ImageRole::Disk,
+        file_name: path.display().to_string(),
+        size: h.size,
+        blake3: h.blake3,
+    })
+}
+
+fn disk_problem(path: &Path, e: FileProblem) -> MachineError {
+    let problem = match e {
+        FileProblem::NotFound => ImageProblem::NotFound,
+        other => ImageProblem::Unreadable(other.to_string()),
+    };
+    MachineError::image(path, problem)
+}
+
+/// What a candidate file is to a recorded disk image: `Ok(None)` a regular file of other size
+/// or content (with its hash when the size matched).
+fn disk_candidate(
+    path: &Path,
+    info: &ImageInfo,
+) -> Result<Result<(), Option<String>>, FileProblem> {
+    if hostfile::regular_file_size(path)? != info.size {
+        return Ok(Err(None));
+    }
+    let h = crate::disk::hash_disk(path)?;
+    Ok(if h.size == info.size && h.blake3 == info.blake3 {
+        Ok(())
+    } else {
+        Err(Some(h.blake3))
+    })
+}
+
+/// Finds the disk image `info` (recorded as `name`, drive `id`) by content as
+/// [`find_image`] does, without reading it into memory; returns its path.
+fn find_disk(
+    info: &ImageInfo,
+    name: &str,
+    id: Option<&str>,
+    search: &ImageSearch,
+) -> Result<PathBuf, MachineError> {
+    let recorded = Path::new(name);
+    let base = recorded
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned());
+    let wanted = format!("{} bytes, blake3 {}", info.size, info.blake3);
+    let changed = |p: &Path, found: Option<String>| MachineError::ImageChanged {
+        path: p.to_path_buf(),
+        what: format!(
+            "differs from the disk image the trace was recorded with ({wanted}){}",
+            match found {
+                Some(h) => format!("; this file has blake3 {h}"),
+                None => "; this file has another size".into(),
+            }
+        ),
+    };
+    let remap = search
+        .remap
+        .iter()
+        .find(|(n, _)| n == "disk" || Some(n) == base.as_ref() || Some(n.as_str()) == id);
+    if let Some((_, p)) = remap {
+        return match disk_candidate(p, info) {
+            Ok(Ok(())) => Ok(p.clone()),
+            Ok(Err(found)) => Err(changed(p, found)),
+            Err(e) => Err(MachineError::image(
+                p,
+                ImageProblem::Unreadable(e.to_string()),
+            )),
+        };
+    }
+    let at_recorded = match disk_candidate(recorded, info) {
+        Ok(Ok(())) => return Ok(recorded.to_path_buf()),
+        Ok(Err(found)) => Some(changed(recorded, found)),
+        Err(_) => None,
+    };
+    if let Some(dir) = &search.dir {
+        let mut tried = 0;
+        let named = base.as_ref().map(|b| dir.join(b));
+        let others = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .take(MAX_DIR_ENTRIES)
+            .map(|e| e.path());
+        for p in named.into_iter().chain(others) {
+            if hostfile::regular_file_size(&p).ok() != Some(info.size) {
+                continue;
+            }
+            if let Ok(Ok(())) = disk_candidate(&p, info) {
+                return Ok(p);
+            }
+            tried += 1;
+            if tried >= MAX_DIR_CANDIDATES {
+                break;
+            }
+        }
+    }
+    Err(at_recorded.unwrap_or_else(|| MachineError::ImageChanged {
+        path: recorded.to_path_buf(),
+        what: format!(
+            "disk image missing: the trace was recorded with this disk image ({wanted}); name \
+             a copy with --image disk=PATH"
+        ),
+    }))
+}
+
 /// The trace header for recording `config` with state checks `checks`. Every image file is
 /// read once here, hashed, and put into `config` as bytes, so the hash stored in the header is
 /// the hash of what the machine loads even if a file changes while recording starts.
@@ -231,6 +340,16 @@ pub fn prepare_recording(
     checks: CheckSettings,
 ) -> Result<TraceHeader, MachineError> {
     crate::check_ram_reservable(config.ram_size)?;
+    // Disks first: their spec in the header names the absolute path, and in a recording
+    // guest writes always go to the overlay.
+    let mut infos = Vec::new();
+    for d in &mut config.virtio {
+        if let crate::VirtioDevice::Blk(drive) = d {
+            drive.file = std::path::absolute(&drive.file).unwrap_or_else(|_| drive.file.clone());
+            drive.overlay = true;
+            infos.push(disk_info(&drive.file)?);
+        }
+    }
     let recorded = RecordedConfig {
         ram_size: config.ram_size,
         bios: config.bios.as_ref().map(image_name),
@@ -256,7 +375,6 @@ pub fn prepare_recording(
             })
             .collect(),
     };
-    let mut infos = Vec::new();
     for (role, slot) in [
         (ImageRole::Bios, &mut config.bios),
         (ImageRole::Kernel, &mut config.kernel),
@@ -379,6 +497,24 @@ pub fn replay_config_with(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut virtio = virtio;
+    for d in &mut virtio {
+        if let crate::VirtioDevice::Blk(drive) = d {
+            let name = drive.file.display().to_string();
+            let info = header
+                .images
+                .iter()
+                .find(|i| i.role == ImageRole::Disk && i.file_name == name)
+                .ok_or_else(|| {
+                    MachineError::Config(format!(
+                        "the trace header lists no hash for its disk image {name}"
+                    ))
+                })?;
+            drive.file = find_disk(info, &name, drive.id.as_deref(), search)?;
+            // Replay never writes the user's image.
+            drive.overlay = true;
+        }
+    }
     // Replay writes playback only where its own `--audiodev` says (see `set_replay_audio`).
     let audiodevs = rc
         .audiodevs

@@ -6,6 +6,7 @@
 //! DEVICE_NEEDS_RESET and raise a configuration interrupt, as the spec asks; the device does
 //! nothing more until the driver resets it.
 
+pub mod blk;
 pub mod input;
 pub mod net;
 pub mod queue;
@@ -205,6 +206,8 @@ pub enum Backend {
     Input(input::InputKind, Option<String>),
     /// virtio-net: a network card on user-mode networking.
     Net(net::NetSpec),
+    /// virtio-blk: a disk image.
+    Blk(blk::DriveConfig),
     /// virtio-sound: one playback and one capture stream, on the host audio backend `audiodev`
     /// (an `--audiodev` id; empty: none, playback is dropped and capture is silence).
     Sound {
@@ -222,6 +225,7 @@ impl Backend {
             Backend::Input(input::InputKind::Mouse, _) => "virtio-mouse-device",
             Backend::Input(input::InputKind::Tablet, _) => "virtio-tablet-device",
             Backend::Net(_) => "virtio-net-device",
+            Backend::Blk(_) => "virtio-blk-device",
             Backend::Sound { .. } => "virtio-sound-device",
         }
     }
@@ -232,6 +236,7 @@ impl Backend {
         match self {
             Backend::Input(_, Some(id)) => format!("{},id={id}", self.qemu_name()),
             Backend::Net(n) => n.spec(),
+            Backend::Blk(d) => d.spec(),
             Backend::Sound { audiodev } if !audiodev.is_empty() => {
                 format!("{},audiodev={audiodev}", self.qemu_name())
             }
@@ -272,7 +277,9 @@ impl Backend {
             "virtio-keyboard-device" | "virtio-keyboard" => input(input::InputKind::Keyboard),
             "virtio-mouse-device" | "virtio-mouse" => input(input::InputKind::Mouse),
             "virtio-tablet-device" | "virtio-tablet" => input(input::InputKind::Tablet),
-            _ => net::NetSpec::parse(spec).map(Backend::Net),
+            _ => net::NetSpec::parse(spec)
+                .map(Backend::Net)
+                .or_else(|| blk::DriveConfig::from_spec(spec).map(Backend::Blk)),
         }
     }
 
@@ -282,6 +289,7 @@ impl Backend {
             Backend::Rng => Box::new(rng::Rng),
             Backend::Input(kind, _) => Box::new(input::Input::new(*kind)),
             Backend::Net(n) => Box::new(net::VirtioNet::new(n.mac)),
+            Backend::Blk(d) => Box::new(blk::Blk::open(d).map_err(|e| e.to_string())?),
             Backend::Sound { .. } => Box::new(sound::Sound::new()),
         })
     }
@@ -324,6 +332,14 @@ pub struct VirtioMmio {
 struct SavedTransport {
     regs: Transport,
     model: Vec<u8>,
+}
+
+/// The device model's own part of a saved transport (for tools and tests that look into
+/// snapshots); `None` if `transport` does not decode.
+pub fn saved_model_state(transport: &[u8]) -> Option<Vec<u8>> {
+    postcard::from_bytes::<SavedTransport>(transport)
+        .ok()
+        .map(|s| s.model)
 }
 
 impl VirtioMmio {

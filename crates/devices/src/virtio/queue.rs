@@ -64,6 +64,9 @@ pub enum QueueError {
     /// A device-readable buffer after a device-writable one.
     #[error("readable descriptor after a writable one")]
     ReadAfterWrite,
+    /// A chain the device cannot read as a request (headers missing or too short).
+    #[error("malformed request: {0}")]
+    Request(&'static str),
 }
 
 /// One buffer of a chain.

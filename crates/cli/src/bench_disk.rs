@@ -1,0 +1,309 @@
+//! `rewind bench disk`: Linux writes then reads 64 MiB sequentially on a virtio-blk disk with
+//! `dd` (O_DIRECT; `scripts/linux-tests/blkbench.sh`). rewind records and replays it; QEMU 10
+//! records and replays it with `-icount shift=auto,rr=record|replay` and the `blkreplay`
+//! driver (its only deterministic disk wiring). The table shows wall times to the start of the
+//! dd phase and to the end, the dd phase itself, and the log sizes: rewind logs no block
+//! payload and no completion (they follow from virtual time).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rewind_log::TraceReader;
+use rewind_machine::blk::DriveConfig;
+use rewind_machine::record::replay_config;
+use rewind_machine::{
+    CheckSettings, ImageSource, Machine, MachineConfig, SerialInput, SerialOutput, VirtioDevice,
+};
+
+/// Kernel command line: the `blkbench` device test.
+const APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=blkbench";
+/// Printed before the dd phase.
+const START: &[u8] = b"--- blkbench dd start ---";
+/// Printed after it.
+const END: &[u8] = b"--- blkbench dd end ---";
+/// Printed when the script succeeded.
+const PASSED: &str = "--- rewind.test blkbench passed ---";
+/// Disk size (the test writes 64 MiB of it).
+const DISK: u64 = 80 << 20;
+/// Longest a QEMU run may take.
+const QEMU_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One row of the table.
+struct Row {
+    name: &'static str,
+    /// Wall time to the dd start marker and to the end marker.
+    marks: (Option<Duration>, Option<Duration>),
+    total: Duration,
+    log: Option<u64>,
+    note: String,
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()))
+}
+
+impl Row {
+    fn print(&self) {
+        let dd = match self.marks {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        println!(
+            "{:<26} {:>10} {:>10} {:>10} {:>12}  {}",
+            self.name,
+            secs(self.marks.0),
+            secs(dd),
+            secs(Some(self.total)),
+            self.log.map_or("-".into(), |b| b.to_string()),
+            self.note
+        );
+    }
+}
+
+fn assets() -> anyhow::Result<[PathBuf; 3]> {
+    let dir = Path::new("assets/linux");
+    let files = ["fw_jump.bin", "Image", "initrd.cpio.gz"].map(|f| dir.join(f));
+    if let Some(f) = files.iter().find(|f| !f.is_file()) {
+        bail!(
+            "missing Linux guest file {} (run `bash scripts/linux-guest.sh` from the repository \
+             root)",
+            f.display()
+        );
+    }
+    Ok(files)
+}
+
+/// Wall times (since `start`) at which `m`'s console showed the two markers.
+fn marks(
+    out: &[u8],
+    start_at: Option<Duration>,
+    end: Duration,
+) -> (Option<Duration>, Option<Duration>) {
+    let has = |m: &[u8]| out.windows(m.len()).any(|w| w == m);
+    (start_at.filter(|_| has(START)), has(END).then_some(end))
+}
+
+/// `rewind bench disk`.
+pub fn run(no_qemu: bool) -> anyhow::Result<u8> {
+    let files = assets()?;
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let img = dir.path().join("disk.img");
+    std::fs::File::create(&img)
+        .and_then(|f| f.set_len(DISK))
+        .with_context(|| format!("{}: cannot create", img.display()))?;
+    let mut status = 0;
+    let mut rows = Vec::new();
+
+    eprintln!("rewind bench disk: record...");
+    let mut config = MachineConfig {
+        ram_size: 512 << 20,
+        bios: Some(ImageSource::File(files[0].clone())),
+        kernel: Some(ImageSource::File(files[1].clone())),
+        initrd: Some(ImageSource::File(files[2].clone())),
+        append: Some(APPEND.into()),
+        serial_input: SerialInput::Null,
+        serial_output: SerialOutput::Capture,
+        virtio: vec![VirtioDevice::Blk(DriveConfig {
+            file: img.clone(),
+            readonly: false,
+            overlay: true,
+            id: None,
+            serial: None,
+        })],
+        ..MachineConfig::default()
+    };
+    let trace = dir.path().join("disk.rwtrace");
+    let checks = CheckSettings::default();
+    let (writer, _) = crate::commands::create_trace(&trace, &mut config, checks, false)?;
+    let mut rec = Machine::record(config, writer, checks)?;
+    rec.watch_output(START);
+    let t = Instant::now();
+    let outcome = rec.run(None)?;
+    let total = t.elapsed();
+    let out = rec.captured_output().to_vec();
+    let start_at = rec
+        .output_marker()
+        .map(|(_, at)| at.saturating_duration_since(t));
+    let (rec_icount, rec_hash) = (rec.icount(), rec.state_hash());
+    let guest_ns = rec.bus().clock.ns(rec_icount);
+    let bytes = rec.finish_recording()?.unwrap_or(0);
+    drop(rec);
+    let passed = String::from_utf8_lossy(&out).contains(PASSED);
+    if !passed {
+        status = 1;
+    }
+    rows.push(Row {
+        name: "rewind record",
+        marks: marks(&out, start_at, total),
+        total,
+        log: Some(bytes),
+        note: format!(
+            "{outcome}, {rec_icount} instructions, {:.2} s guest time{}",
+            guest_ns as f64 / 1e9,
+            if passed { "" } else { ", dd FAILED" }
+        ),
+    });
+
+    eprintln!("rewind bench disk: replay...");
+    let reader = TraceReader::open(&trace)?;
+    let (pconfig, _) = replay_config(reader.header(), &crate::commands::embedded_image)?;
+    let mut rep = Machine::replay(pconfig, reader, SerialOutput::Capture)?;
+    rep.watch_output(START);
+    let t = Instant::now();
+    let replayed = rep.run(None).and_then(|_| rep.finish_replay());
+    let total = t.elapsed();
+    let start_at = rep
+        .output_marker()
+        .map(|(_, at)| at.saturating_duration_since(t));
+    let note = match replayed {
+        Ok(()) if rep.state_hash() == rec_hash && rep.captured_output() == out => {
+            "matched the recording".to_string()
+        }
+        Ok(()) => {
+            status = 1;
+            "differs from the recording!".into()
+        }
+        Err(e) => {
+            status = 1;
+            format!("failed: {}", e.to_string().lines().next().unwrap_or(""))
+        }
+    };
+    rows.push(Row {
+        name: "rewind replay",
+        marks: marks(rep.captured_output(), start_at, total),
+        total,
+        log: None,
+        note,
+    });
+    drop(rep);
+
+    let mut qemu_missing = false;
+    if !no_qemu {
+        let log = dir.path().join("qemu-rr.bin");
+        for (name, mode) in [
+            ("qemu rr=record+blkreplay", "record"),
+            ("qemu rr=replay+blkreplay", "replay"),
+        ] {
+            eprintln!("rewind bench disk: {name}...");
+            match qemu(&files, &img, &log, mode)? {
+                None => {
+                    qemu_missing = true;
+                    break;
+                }
+                Some((marks, total, note)) => rows.push(Row {
+                    name,
+                    marks,
+                    total,
+                    log: (mode == "record")
+                        .then(|| std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0)),
+                    note,
+                }),
+            }
+        }
+    }
+
+    println!("--- rewind bench disk: Linux dd, 64 MiB sequential write + read (O_DIRECT) on virtio-blk ---");
+    println!(
+        "{:<26} {:>10} {:>10} {:>10} {:>12}  notes",
+        "", "to dd", "dd phase", "total", "log bytes"
+    );
+    for r in &rows {
+        r.print();
+    }
+    println!(
+        "(rewind: virtual disk latency {} us, {} MiB/s; wall times on this host)",
+        rewind_machine::blk::LATENCY_NS / 1000,
+        rewind_machine::blk::BYTES_PER_SEC >> 20
+    );
+    if qemu_missing {
+        println!("qemu-system-riscv64 not found: no comparison");
+    }
+    Ok(status)
+}
+
+/// Wall times of the two markers, the total and a note.
+type QemuRun = ((Option<Duration>, Option<Duration>), Duration, String);
+
+/// QEMU 10 recording or replaying the test with blkreplay: wall times of the markers, total,
+/// and a note. `None` without QEMU.
+fn qemu(
+    files: &[PathBuf; 3],
+    img: &Path,
+    log: &Path,
+    mode: &str,
+) -> anyhow::Result<Option<QemuRun>> {
+    let Some(qemu) = crate::find_qemu() else {
+        return Ok(None);
+    };
+    let mut cmd = Command::new(&qemu);
+    cmd.args(["-M", "virt", "-m", "512M", "-smp", "1", "-nographic"])
+        .args(["-cpu", "rv64,h=false", "-bios"])
+        .arg(&files[0])
+        .arg("-kernel")
+        .arg(&files[1])
+        .arg("-initrd")
+        .arg(&files[2])
+        .args(["-append", APPEND])
+        .arg("-icount")
+        .arg(format!("shift=auto,rr={mode},rrfile={}", log.display()))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=none,snapshot=on,id=img-direct",
+            img.display()
+        ))
+        .args([
+            "-drive",
+            "driver=blkreplay,if=none,image=img-direct,id=img-blkreplay",
+            "-device",
+            "virtio-blk-device,drive=img-blkreplay",
+        ]);
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("{}: cannot start", qemu.display()))?;
+    let Some(mut out) = child.stdout.take() else {
+        bail!("{}: no output pipe", qemu.display());
+    };
+    let reader = std::thread::spawn(move || {
+        let (mut seen, mut hits) = (Vec::new(), [None, None]);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            for (hit, m) in hits.iter_mut().zip([START, END]) {
+                if hit.is_none() && seen.windows(m.len()).any(|w| w == m) {
+                    *hit = Some(start.elapsed());
+                }
+            }
+        }
+        (hits, seen)
+    });
+    let exit = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if start.elapsed() > QEMU_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let total = start.elapsed();
+    let ([a, b], seen) = reader.join().unwrap_or(([None, None], Vec::new()));
+    let passed = String::from_utf8_lossy(&seen).contains(PASSED);
+    let note = match exit {
+        None => "timed out".into(),
+        Some(st) if st.success() && passed => "exit 0".into(),
+        Some(st) => format!("{st}{}", if passed { "" } else { ", dd did not pass" }),
+    };
+    Ok(Some(((a, b), total, note)))
+}
