@@ -245,8 +245,10 @@ pub fn parse_device(s: &str) -> Result<DeviceArg, String> {
         .map(DeviceArg::Plain)
         .ok_or_else(|| {
             format!(
-                "unknown device '{name}' (known: virtio-rng-device, virtio-net-device, \
-                 virtio-blk-device, virtio-sound-device)"
+                "unknown device '{name}' or option (known: virtio-rng-device, \
+                 virtio-net-device, virtio-blk-device, virtio-sound-device, \
+                 virtio-keyboard-device, virtio-mouse-device, virtio-tablet-device; the input \
+                 devices take `,id=NAME` and not `serial=` or `wheel-axis=`)"
             )
         })
 }

@@ -153,9 +153,11 @@ struct MachineArgs {
     /// `virtio-rng`), an entropy source whose bytes go through the replay boundary;
     /// `virtio-net-device,netdev=ID[,mac=MAC]` (or `virtio-net`), a network card on the
     /// `--netdev` ID; `virtio-sound-device,audiodev=ID` (or `virtio-sound`), a sound card with
-    /// one playback and one capture stream. The first device takes the last virtio-mmio
-    /// transport (0x10008000), as on QEMU.
-    /// `virtio-blk-device,drive=ID[,serial=S]`, the disk of `--drive ...,if=none,id=ID`.
+    /// one playback and one capture stream; `virtio-keyboard-device`, `virtio-mouse-device`,
+    /// `virtio-tablet-device` (or `virtio-keyboard`, ...; `,id=NAME` names one for QMP's
+    /// `input-send-event`), fed by QMP's `send-key` and `input-send-event`;
+    /// `virtio-blk-device,drive=ID[,serial=S]`, the disk of `--drive ...,if=none,id=ID`. The
+    /// first device takes the last virtio-mmio transport (0x10008000), as on QEMU.
     #[arg(long = "device", value_name = "DEVICE", value_parser = args::parse_device)]
     devices: Vec<args::DeviceArg>,
     /// A user-mode network (QEMU's `-netdev user`; may be repeated):

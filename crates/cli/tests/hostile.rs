@@ -162,6 +162,10 @@ fn virtio_devices(scratch: &Scratch) -> Vec<String> {
         "virtio-rng-device",
         "--device",
         "virtio-sound-device",
+        "--device",
+        "virtio-keyboard-device",
+        "--device",
+        "virtio-tablet-device",
         // virtio-net on a user-mode network (nothing answers a guest that never sends a
         // valid frame; replay opens nothing).
         "--nic",

@@ -32,6 +32,10 @@ const HELP: &[(&str, &str)] = &[
         "system_powerdown",
         "press the power button (virt has none: no effect)",
     ),
+    (
+        "sendkey keys [hold_ms]",
+        "send keys to the virtio keyboard (ctrl-alt-f1; 0x.. is a key number)",
+    ),
     ("quit|q", "quit"),
     ("help|?", "this list"),
 ];
@@ -70,6 +74,26 @@ pub fn execute(ctl: &mut Controller, line: &str) -> Result<String, QmpError> {
         ["replay_break", rest @ ..] => icount_arg(ctl, "replay-break", rest.first()),
         ["replay_seek", rest @ ..] => icount_arg(ctl, "replay-seek", rest.first()),
         ["replay_delete_break"] => qmp(ctl, "replay-delete-break", json!({})),
+        ["sendkey", keys, rest @ ..] if rest.len() <= 1 => {
+            // QEMU's spelling: qcode names joined by '-', `0x..` for a key number.
+            let keys: Vec<Value> = keys
+                .split('-')
+                .map(
+                    |k| match k.strip_prefix("0x").map(|h| i64::from_str_radix(h, 16)) {
+                        Some(Ok(n)) => json!({"type": "number", "data": n}),
+                        _ => json!({"type": "qcode", "data": k}),
+                    },
+                )
+                .collect();
+            let mut args = json!({ "keys": keys });
+            if let Some(hold) = rest.first() {
+                match hold.parse::<i64>() {
+                    Ok(ms) => args["hold-time"] = json!(ms),
+                    Err(_) => return Ok(format!("Error: sendkey: bad hold time '{hold}'\n")),
+                }
+            }
+            qmp(ctl, "send-key", args)
+        }
         ["help" | "?", ..] => HELP
             .iter()
             .map(|(c, h)| format!("{c:<24} -- {h}\n"))

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+pub mod input;
+
 use crate::control::{mode_name, Action, Controller, Input, MachineEvent};
 use crate::session::{SessionError, StopReason};
 
@@ -926,6 +928,10 @@ enum Ty {
     StrList,
     /// `true` or `false`.
     Bool,
+    /// An integer, negative or not.
+    Int,
+    /// An array (its elements are checked by the command).
+    Array,
 }
 
 /// One parameter of a command.
@@ -958,6 +964,37 @@ const PATH_FORCE: &[Param] = &[
     Param {
         name: "force",
         ty: Ty::Bool,
+        required: false,
+    },
+];
+
+const INPUT_SEND_EVENT_PARAMS: &[Param] = &[
+    Param {
+        name: "device",
+        ty: Ty::Str,
+        required: false,
+    },
+    Param {
+        name: "head",
+        ty: Ty::Int,
+        required: false,
+    },
+    Param {
+        name: "events",
+        ty: Ty::Array,
+        required: true,
+    },
+];
+
+const SEND_KEY_PARAMS: &[Param] = &[
+    Param {
+        name: "keys",
+        ty: Ty::Array,
+        required: true,
+    },
+    Param {
+        name: "hold-time",
+        ty: Ty::Int,
         required: false,
     },
 ];
@@ -1028,6 +1065,16 @@ fn check_arguments(params: &[Param], arguments: &Value) -> Result<(), QmpError> 
             Ty::Bool => {
                 if !value.is_boolean() {
                     return wrong(p.name.to_string(), "boolean");
+                }
+            }
+            Ty::Int => {
+                if value.as_i64().is_none() {
+                    return wrong(p.name.to_string(), "integer");
+                }
+            }
+            Ty::Array => {
+                if !value.is_array() {
+                    return wrong(p.name.to_string(), "array");
                 }
             }
             Ty::StrList => {
@@ -1220,6 +1267,16 @@ const COMMANDS: &[Command] = &[
             ctl.session_mut().load_snapshot(path)?;
             Ok(json!({"icount": ctl.session().icount()}))
         },
+    },
+    Command {
+        name: "input-send-event",
+        params: INPUT_SEND_EVENT_PARAMS,
+        run: input::input_send_event,
+    },
+    Command {
+        name: "send-key",
+        params: SEND_KEY_PARAMS,
+        run: input::send_key,
     },
 ];
 
@@ -1608,6 +1665,8 @@ mod tests {
             "x-rewind-state",
             "x-rewind-snapshot",
             "x-rewind-load-snapshot",
+            "input-send-event",
+            "send-key",
         ] {
             assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
         }

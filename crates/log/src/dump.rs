@@ -80,7 +80,10 @@ pub fn summary(event: &Event) -> String {
             kind,
             code,
             value,
-        } => format!("device={device} type={kind} code={code} value={value}"),
+        } => format!(
+            "device={device} type={kind} code={code} value={value} ({})",
+            crate::evdev::describe(*kind, *code)
+        ),
         Event::End => String::new(),
     }
 }
@@ -120,7 +123,14 @@ fn event_json(e: &EventAt) -> serde_json::Value {
             kind,
             code,
             value,
-        } => json!({"device": device, "type": kind, "code": code, "value": value}),
+        } => json!({
+            "device": device,
+            "type": kind,
+            "code": code,
+            "value": value,
+            "type_name": crate::evdev::type_name(*kind),
+            "code_name": crate::evdev::code_name(*kind, *code),
+        }),
         Event::End => json!({}),
     };
     if let (Some(obj), serde_json::Value::Object(extra)) = (v.as_object_mut(), fields) {

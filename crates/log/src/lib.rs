@@ -27,6 +27,7 @@
 
 pub mod dump;
 mod error;
+pub mod evdev;
 mod event;
 mod header;
 pub mod hostfile;

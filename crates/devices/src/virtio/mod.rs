@@ -7,6 +7,7 @@
 //! nothing more until the driver resets it.
 
 pub mod blk;
+pub mod input;
 pub mod net;
 pub mod queue;
 pub mod rng;
@@ -110,6 +111,11 @@ pub trait DeviceModel: std::fmt::Debug + Send {
     }
     /// Write to the device configuration space.
     fn write_config(&mut self, _offset: u64, _size: u8, _value: u64) {}
+    /// Whether a configuration write raises the configuration interrupt (while DRIVER_OK)
+    /// and bumps the generation, as QEMU's `virtio_notify_config` in a device's `set_config`.
+    fn notify_on_config_write(&self) -> bool {
+        false
+    }
     /// Back to the reset state (the driver wrote status 0, or the machine reset).
     fn reset(&mut self);
     /// The driver kicked queue `queue`.
@@ -195,6 +201,9 @@ impl VirtioIo<'_> {
 pub enum Backend {
     /// virtio-rng: entropy.
     Rng,
+    /// virtio-keyboard / -mouse / -tablet, with an optional `id=` QMP's `input-send-event`
+    /// can name.
+    Input(input::InputKind, Option<String>),
     /// virtio-net: a network card on user-mode networking.
     Net(net::NetSpec),
     /// virtio-blk: a disk image.
@@ -212,6 +221,9 @@ impl Backend {
     pub fn qemu_name(&self) -> &'static str {
         match self {
             Backend::Rng => "virtio-rng-device",
+            Backend::Input(input::InputKind::Keyboard, _) => "virtio-keyboard-device",
+            Backend::Input(input::InputKind::Mouse, _) => "virtio-mouse-device",
+            Backend::Input(input::InputKind::Tablet, _) => "virtio-tablet-device",
             Backend::Net(_) => "virtio-net-device",
             Backend::Blk(_) => "virtio-blk-device",
             Backend::Sound { .. } => "virtio-sound-device",
@@ -222,6 +234,7 @@ impl Backend {
     /// with options (drives, netdevs) write them as QEMU's `-device` option lists do.
     pub fn spec(&self) -> String {
         match self {
+            Backend::Input(_, Some(id)) => format!("{},id={id}", self.qemu_name()),
             Backend::Net(n) => n.spec(),
             Backend::Blk(d) => d.spec(),
             Backend::Sound { audiodev } if !audiodev.is_empty() => {
@@ -231,9 +244,9 @@ impl Backend {
         }
     }
 
-    /// The device a `-device` spec names (QEMU's name, or the short `virtio-rng` /
-    /// `virtio-sound`, then QEMU-style `,key=value` options; unknown options are ignored, as
-    /// `id=`).
+    /// The device a `-device` spec names (QEMU's name, or the short `virtio-rng`,
+    /// `virtio-sound`, `virtio-keyboard`, ..., then QEMU-style `,key=value` options; unknown
+    /// options are ignored, as `id=` for most devices).
     pub fn parse(spec: &str) -> Option<Self> {
         let mut parts = spec.split(',');
         let name = parts.next()?;
@@ -243,11 +256,27 @@ impl Backend {
                 .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
                 .map(str::to_string)
         };
+        let input = |kind| {
+            // Properties that change what the guest sees are not modelled: refused, not
+            // ignored. `id=` names the device for QMP's `input-send-event`.
+            if opt("serial").is_some() || opt("wheel-axis").is_some() {
+                return None;
+            }
+            let id = match opt("id") {
+                None => None,
+                Some(id) if valid_id(&id) => Some(id),
+                Some(_) => return None,
+            };
+            Some(Backend::Input(kind, id))
+        };
         match name {
             "virtio-rng-device" | "virtio-rng" => Some(Backend::Rng),
             "virtio-sound-device" | "virtio-sound" => Some(Backend::Sound {
                 audiodev: opt("audiodev").unwrap_or_default(),
             }),
+            "virtio-keyboard-device" | "virtio-keyboard" => input(input::InputKind::Keyboard),
+            "virtio-mouse-device" | "virtio-mouse" => input(input::InputKind::Mouse),
+            "virtio-tablet-device" | "virtio-tablet" => input(input::InputKind::Tablet),
             _ => net::NetSpec::parse(spec)
                 .map(Backend::Net)
                 .or_else(|| blk::DriveConfig::from_spec(spec).map(Backend::Blk)),
@@ -258,11 +287,20 @@ impl Backend {
     pub fn build(&self) -> Result<Box<dyn DeviceModel>, String> {
         Ok(match self {
             Backend::Rng => Box::new(rng::Rng),
+            Backend::Input(kind, _) => Box::new(input::Input::new(*kind)),
             Backend::Net(n) => Box::new(net::VirtioNet::new(n.mac)),
             Backend::Blk(d) => Box::new(blk::Blk::open(d).map_err(|e| e.to_string())?),
             Backend::Sound { .. } => Box::new(sound::Sound::new()),
         })
     }
+}
+
+/// A QEMU device id: a letter, then letters, digits, `-`, `.` and `_`.
+fn valid_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
 /// The transport's registers: what a snapshot saves besides the device's own state.
@@ -622,6 +660,11 @@ impl Device for VirtioMmio {
         if offset >= reg::CONFIG {
             if let Some(m) = &mut self.model {
                 m.write_config(offset - reg::CONFIG, size, value);
+                if m.notify_on_config_write() && self.regs.status & STATUS_DRIVER_OK != 0 {
+                    // QEMU's virtio_notify_config sets both interrupt status bits.
+                    self.regs.isr |= INT_VRING | INT_CONFIG;
+                    self.regs.config_generation = self.regs.config_generation.wrapping_add(1);
+                }
             }
             return Some(());
         }
