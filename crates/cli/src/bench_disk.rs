@@ -158,19 +158,13 @@ pub fn run(no_qemu: bool) -> anyhow::Result<u8> {
     let start_at = rep
         .output_marker()
         .map(|(_, at)| at.saturating_duration_since(t));
-    let note = match replayed {
-        Ok(()) if rep.state_hash() == rec_hash && rep.captured_output() == out => {
-            "matched the recording".to_string()
-        }
-        Ok(()) => {
-            status = 1;
-            "differs from the recording!".into()
-        }
-        Err(e) => {
-            status = 1;
-            format!("failed: {}", e.to_string().lines().next().unwrap_or(""))
-        }
-    };
+    let (note, ok) = crate::commands::replay_verdict(
+        replayed,
+        rep.state_hash() == rec_hash && rep.captured_output() == out,
+    );
+    if !ok {
+        status = 1;
+    }
     rows.push(Row {
         name: "rewind replay",
         marks: marks(rep.captured_output(), start_at, total),

@@ -640,6 +640,19 @@ fn dump_pcap(trace: &Path, pcap: &Path) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// A benchmark's verdict on its replay: the note to print, and whether it matched (`same`:
+/// the replay ended in the recording's state).
+pub(crate) fn replay_verdict(replayed: Result<(), MachineError>, same: bool) -> (String, bool) {
+    match replayed {
+        Ok(()) if same => ("matched the recording".to_string(), true),
+        Ok(()) => ("differs from the recording!".to_string(), false),
+        Err(e) => (
+            format!("failed: {}", e.to_string().lines().next().unwrap_or("")),
+            false,
+        ),
+    }
+}
+
 /// How often `dump --follow` looks for new events.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
@@ -1056,19 +1069,13 @@ pub fn bench_linux(no_qemu: bool, cpu: rewind_machine::CpuFeatures) -> anyhow::R
     let start = Instant::now();
     let replayed = rep.run(None).and_then(|_| rep.finish_replay());
     let rep_wall = start.elapsed();
-    let note = match replayed {
-        Ok(()) if rep.state_hash() == rec_hash && rep.icount() == rec_icount => {
-            "matched the recording".to_string()
-        }
-        Ok(()) => {
-            status = 1;
-            "state differs from the recording!".to_string()
-        }
-        Err(e) => {
-            status = 1;
-            format!("failed: {}", e.to_string().lines().next().unwrap_or(""))
-        }
-    };
+    let (note, ok) = replay_verdict(
+        replayed,
+        rep.state_hash() == rec_hash && rep.icount() == rec_icount,
+    );
+    if !ok {
+        status = 1;
+    }
     rows.push(BenchRow {
         name: "rewind replay".into(),
         marker: marker_since(&rep, start),
