@@ -101,12 +101,20 @@ static void submit(uint16_t head)
     uint16_t before = used.idx;
     unsigned cfg = config_irqs;
     R(dev, QUEUE_NOTIFY) = 0;
-    for (unsigned spin = 0; *(volatile uint16_t *)&used.idx == before && config_irqs == cfg; spin++) {
+    for (unsigned spin = 0;; spin++) {
+        /* Check and sleep with interrupts masked, so an interrupt between the check and the wfi
+           is not lost (wfi wakes on it while pending; unmasking takes it). */
+        clear_csr(mstatus, MSTATUS_MIE);
+        if (*(volatile uint16_t *)&used.idx != before || config_irqs != cfg) {
+            set_csr(mstatus, MSTATUS_MIE);
+            break;
+        }
         if (spin > 2000000) {
             puts_("timeout waiting for the device\n");
             exit(4);
         }
         __asm__ volatile("wfi");
+        set_csr(mstatus, MSTATUS_MIE);
     }
 }
 

@@ -111,7 +111,16 @@ static void offer(int q, unsigned first, unsigned n, const uint64_t *addr, const
 static uint32_t wait_used(int q)
 {
     struct queue *Q = &qs[q];
-    for (unsigned long spin = 0; *(volatile uint16_t *)&Q->used.idx == Q->seen; spin++) {
+    for (unsigned long spin = 0;; spin++) {
+        /* Check and sleep with interrupts masked: an interrupt taken between the check and
+           the wfi would otherwise be the wake-up wfi then waits for in vain (QEMU completes
+           requests asynchronously, so it happens there). wfi wakes on the pending interrupt;
+           unmasking takes it. */
+        clear_csr(mstatus, MSTATUS_MIE);
+        if (*(volatile uint16_t *)&Q->used.idx != Q->seen) {
+            set_csr(mstatus, MSTATUS_MIE);
+            break;
+        }
         if (timed_out) {
             printf("capture: nothing captured within a second on queue %d\n", q);
             exit(5);
@@ -121,6 +130,7 @@ static uint32_t wait_used(int q)
             exit(4);
         }
         __asm__ volatile("wfi");
+        set_csr(mstatus, MSTATUS_MIE);
     }
     fence();
     uint32_t len = Q->used.ring[Q->seen % QSIZE].len;
