@@ -160,7 +160,7 @@ thread_local! {
 
 /// Give the next error reply this text.
 pub(crate) fn set_error_text(text: String) {
-    ERROR_TEXT.with(|t| *t.borrow_mut() = Some(text));
+    let _ = ERROR_TEXT.try_with(|t| *t.borrow_mut() = Some(text));
 }
 
 /// Replace an `Enn` reply packet in `out` by `E.text` (gdb 9 and later print the text as the
@@ -210,7 +210,13 @@ impl BufferedStream {
     }
 
     fn send(&mut self) -> Result<(), std::io::Error> {
-        if let Some(text) = ERROR_TEXT.with(|t| t.borrow_mut().take()) {
+        // `try_with`: a connection dropped while its thread's locals are destroyed (a fixture
+        // kept in a thread-local) has no error to rewrite.
+        if let Some(text) = ERROR_TEXT
+            .try_with(|t| t.borrow_mut().take())
+            .ok()
+            .flatten()
+        {
             with_error_text(&mut self.out, &text);
         }
         if !self.out.is_empty() {
