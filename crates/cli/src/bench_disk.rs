@@ -5,12 +5,11 @@
 //! dd phase and to the end, the dd phase itself, and the log sizes: rewind logs no block
 //! payload and no completion (they follow from virtual time).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rewind_log::TraceReader;
 use rewind_machine::blk::DriveConfig;
 use rewind_machine::record::replay_config;
@@ -63,19 +62,6 @@ impl Row {
     }
 }
 
-fn assets() -> anyhow::Result<[PathBuf; 3]> {
-    let dir = Path::new("assets/linux");
-    let files = ["fw_jump.bin", "Image", "initrd.cpio.gz"].map(|f| dir.join(f));
-    if let Some(f) = files.iter().find(|f| !f.is_file()) {
-        bail!(
-            "missing Linux guest file {} (run `bash scripts/linux-guest.sh` from the repository \
-             root)",
-            f.display()
-        );
-    }
-    Ok(files)
-}
-
 /// Wall times (since `start`) at which `m`'s console showed the two markers.
 fn marks(
     out: &[u8],
@@ -88,7 +74,7 @@ fn marks(
 
 /// `rewind bench disk`.
 pub fn run(no_qemu: bool) -> anyhow::Result<u8> {
-    let files = assets()?;
+    let files = crate::commands::linux_assets()?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let img = dir.path().join("disk.img");
     std::fs::File::create(&img)
@@ -254,50 +240,13 @@ fn qemu(
             "-device",
             "virtio-blk-device,drive=img-blkreplay",
         ]);
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("{}: cannot start", qemu.display()))?;
-    let Some(mut out) = child.stdout.take() else {
-        bail!("{}: no output pipe", qemu.display());
-    };
-    let reader = std::thread::spawn(move || {
-        let (mut seen, mut hits) = (Vec::new(), [None, None]);
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            for (hit, m) in hits.iter_mut().zip([START, END]) {
-                if hit.is_none() && seen.windows(m.len()).any(|w| w == m) {
-                    *hit = Some(start.elapsed());
-                }
-            }
-        }
-        (hits, seen)
-    });
-    let exit = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
-        }
-        if start.elapsed() > QEMU_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let total = start.elapsed();
-    let ([a, b], seen) = reader.join().unwrap_or(([None, None], Vec::new()));
-    let passed = String::from_utf8_lossy(&seen).contains(PASSED);
-    let note = match exit {
+    let run = crate::commands::watch_console(&qemu, &mut cmd, &[START, END], QEMU_TIMEOUT)?;
+    let passed = String::from_utf8_lossy(&run.output).contains(PASSED);
+    let note = match run.exit {
         None => "timed out".into(),
         Some(st) if st.success() && passed => "exit 0".into(),
         Some(st) => format!("{st}{}", if passed { "" } else { ", dd did not pass" }),
     };
+    let (a, b, total) = (run.hits[0], run.hits[1], run.wall);
     Ok(Some(((a, b), total, note)))
 }

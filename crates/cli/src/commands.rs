@@ -923,8 +923,7 @@ fn qemu_linux(
     cpu: &str,
     icount: Option<&str>,
 ) -> anyhow::Result<Option<(Option<Duration>, Duration, String)>> {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let Some(qemu) = crate::find_qemu() else {
         return Ok(None);
     };
@@ -940,6 +939,40 @@ fn qemu_linux(
     if let Some(opts) = icount {
         cmd.args(["-icount", opts]);
     }
+    let run = watch_console(&qemu, &mut cmd, &[LINUX_MARKER], QEMU_TIMEOUT)?;
+    let powered_off = String::from_utf8_lossy(&run.output).contains("reboot: Power down");
+    let note = match run.exit {
+        None => "timed out".to_string(),
+        Some(st) if st.success() && powered_off => "exit 0".to_string(),
+        Some(st) => format!("{st}{}", if powered_off { "" } else { ", no power down" }),
+    };
+    let (hit, wall) = (run.hits[0], run.wall);
+    Ok(Some((hit, wall, note)))
+}
+
+/// A QEMU process run by [`watch_console`]: how it ended, when each marker first appeared on
+/// its console, and the console itself.
+pub(crate) struct WatchedRun {
+    /// Its exit status; `None` when it was killed at the deadline.
+    pub exit: Option<std::process::ExitStatus>,
+    /// Per marker, the time from start to its first appearance.
+    pub hits: Vec<Option<Duration>>,
+    /// Start to exit.
+    pub wall: Duration,
+    /// Everything it wrote to standard output.
+    pub output: Vec<u8>,
+}
+
+/// Run `cmd` (the QEMU at `qemu`) with its console read on a thread, so a hung QEMU can be
+/// killed after `timeout`, noting when each of `markers` first appears.
+pub(crate) fn watch_console(
+    qemu: &Path,
+    cmd: &mut std::process::Command,
+    markers: &[&[u8]],
+    timeout: Duration,
+) -> anyhow::Result<WatchedRun> {
+    use std::io::Read;
+    use std::process::Stdio;
     let start = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -950,27 +983,29 @@ fn qemu_linux(
     let Some(mut out) = child.stdout.take() else {
         bail!("{}: no output pipe", qemu.display());
     };
-    // Read the console on a thread so a hung QEMU can be killed at the deadline.
+    let wanted: Vec<Vec<u8>> = markers.iter().map(|m| m.to_vec()).collect();
     let reader = std::thread::spawn(move || {
         let mut seen = Vec::new();
-        let mut hit = None;
+        let mut hits = vec![None; wanted.len()];
         let mut buf = [0u8; 4096];
         while let Ok(n) = out.read(&mut buf) {
             if n == 0 {
                 break;
             }
             seen.extend_from_slice(&buf[..n]);
-            if hit.is_none() && seen.windows(LINUX_MARKER.len()).any(|w| w == LINUX_MARKER) {
-                hit = Some(start.elapsed());
+            for (hit, m) in hits.iter_mut().zip(&wanted) {
+                if hit.is_none() && seen.windows(m.len()).any(|w| w == m.as_slice()) {
+                    *hit = Some(start.elapsed());
+                }
             }
         }
-        (hit, seen)
+        (hits, seen)
     });
-    let status = loop {
+    let exit = loop {
         if let Some(st) = child.try_wait()? {
             break Some(st);
         }
-        if start.elapsed() > QEMU_TIMEOUT {
+        if start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -978,14 +1013,15 @@ fn qemu_linux(
         std::thread::sleep(Duration::from_millis(5));
     };
     let wall = start.elapsed();
-    let (hit, seen) = reader.join().unwrap_or((None, Vec::new()));
-    let powered_off = String::from_utf8_lossy(&seen).contains("reboot: Power down");
-    let note = match status {
-        None => "timed out".to_string(),
-        Some(st) if st.success() && powered_off => "exit 0".to_string(),
-        Some(st) => format!("{st}{}", if powered_off { "" } else { ", no power down" }),
-    };
-    Ok(Some((hit, wall, note)))
+    let (hits, output) = reader
+        .join()
+        .unwrap_or_else(|_| (vec![None; markers.len()], Vec::new()));
+    Ok(WatchedRun {
+        exit,
+        hits,
+        wall,
+        output,
+    })
 }
 
 /// `rewind bench linux`: boot Debian's kernel to the scripted `/init` test and poweroff in
