@@ -164,7 +164,10 @@ fn qmp_run_stop_cont_quit() {
 /// replay resets at the same instruction (its console shows both boots, and it matches).
 #[test]
 fn qmp_system_reset_is_recorded_and_replayed() {
-    let Some(elf) = guest("interactive") else {
+    // A CPU-bound guest: a quit that lands while an idle guest waits in wfi can end the
+    // recording in a state its replay does not reach (see the closing note), which this test
+    // is not about.
+    let Some(elf) = guest("bench") else {
         return;
     };
     let scratch = Scratch::new("reset");
@@ -186,7 +189,7 @@ fn qmp_system_reset_is_recorded_and_replayed() {
     run_script(cmd, "qmp_record_reset.py", &args);
     let recorded = std::fs::read_to_string(&out).expect("console file");
     assert_eq!(
-        recorded.matches("interactive: commands").count(),
+        recorded.matches("bench: integer mix").count(),
         2,
         "the guest should have booted twice:\n{recorded}"
     );
