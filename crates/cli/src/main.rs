@@ -188,6 +188,19 @@ struct MachineArgs {
     /// Each instruction takes 2^N ns of virtual time.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
     icount_shift: u32,
+    /// Number of harts (QEMU's `-smp`). They take turns on one thread, each for a quantum of
+    /// instructions or until it waits in `wfi`: the interleaving follows from guest state.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    smp: u32,
+    /// Instructions a hart runs before the next one takes its turn (recorded in the trace).
+    #[arg(long, value_name = "N", default_value_t = rewind_machine::sched::DEFAULT_QUANTUM,
+          value_parser = clap::value_parser!(u64).range(1..=rewind_machine::sched::MAX_QUANTUM))]
+    quantum: u64,
+    /// Chaos scheduling: each turn's length and the next hart are drawn from a PRNG seeded
+    /// with SEED, and one hart is starved now and then; still deterministic (the seed is in
+    /// the trace). Finds races a fixed quantum hides; see `rewind hunt`.
+    #[arg(long, value_name = "SEED")]
+    chaos: Option<u64>,
     /// Serial console: stdio, null, file:PATH (output to a file), tcp:HOST:PORT,server or
     /// unix:PATH,server (wait for one client; input and output over the socket).
     #[arg(long, value_name = "BACKEND", default_value = "stdio", value_parser = parse_serial)]
@@ -502,6 +515,9 @@ fn machine_config(a: &MachineArgs) -> anyhow::Result<MachineConfig> {
         cpu: a.cpu,
         virtio,
         audiodevs: a.audiodevs.clone(),
+        smp: a.smp,
+        quantum: a.quantum,
+        chaos: a.chaos,
     })
 }
 

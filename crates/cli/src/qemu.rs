@@ -175,6 +175,38 @@ pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, Unsupported> {
     Ok(out)
 }
 
+/// The hart count of a `-smp` value: `N`, `cpus=N`, or the product of `sockets`, `cores`,
+/// `threads` (and `dies`, `clusters`) when `cpus` is not given; `maxcpus` must equal it.
+fn smp_cpus(v: &str) -> Result<u32, &'static str> {
+    let (mut cpus, mut max, mut product) = (None, None, None::<u32>);
+    for part in v.split(',').filter(|p| !p.is_empty()) {
+        let (key, val) = part.split_once('=').unwrap_or(("cpus", part));
+        let n: u32 = val
+            .parse()
+            .map_err(|_| "a count must be a number, e.g. -smp 4 or -smp cpus=4")?;
+        match key {
+            "cpus" => cpus = Some(n),
+            "maxcpus" => max = Some(n),
+            "sockets" | "dies" | "clusters" | "cores" | "threads" => {
+                product = Some(product.unwrap_or(1).saturating_mul(n))
+            }
+            _ => {
+                return Err(
+                    "rewind knows cpus, maxcpus, sockets, dies, clusters, cores and threads",
+                )
+            }
+        }
+    }
+    let n = cpus.or(product).unwrap_or(1);
+    if max.is_some_and(|m| m != n) {
+        return Err("rewind has no CPU hotplug: maxcpus must equal cpus");
+    }
+    if !(1..=8).contains(&n) {
+        return Err("rewind runs 1 to 8 harts");
+    }
+    Ok(n)
+}
+
 /// `-serial` values: QEMU's `mon:stdio` is stdio here (the monitor is QMP), `chardev:ID`
 /// is resolved after all `-chardev`s are seen.
 fn serial(v: &str) -> Result<String, Unsupported> {
@@ -229,20 +261,9 @@ fn special(
             }
         }
         "smp" => {
-            let cpus = v
-                .split(',')
-                .find_map(|p| match p.split_once('=') {
-                    Some(("cpus", n)) => Some(n),
-                    None => Some(p),
-                    _ => None,
-                })
-                .unwrap_or("1");
-            if cpus != "1" {
-                return Err(unsupported(
-                    opt(),
-                    "rewind runs one hart for now; drop -smp or use -smp 1",
-                ));
-            }
+            let n = smp_cpus(v).map_err(|why| unsupported(opt(), why))?;
+            out.push("--smp".into());
+            out.push(n.to_string().into());
         }
         "serial" => {
             out.push("--serial".into());
@@ -505,6 +526,8 @@ mod tests {
                 "run",
                 "--memory",
                 "512M",
+                "--smp",
+                "1",
                 "--cpu",
                 "rv64,h=false",
                 "--bios",
@@ -597,7 +620,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("one hart"));
-        assert_eq!(t(&["run", "--nographic", "--smp", "1"]).unwrap(), ["run"]);
+        assert_eq!(
+            t(&["run", "--nographic", "--smp", "1"]).unwrap(),
+            ["run", "--smp", "1"]
+        );
+        assert_eq!(
+            t(&["run", "-smp", "cpus=4"]).unwrap(),
+            ["run", "--smp", "4"]
+        );
+        assert_eq!(
+            t(&["run", "-smp", "sockets=1,cores=2,threads=2"]).unwrap(),
+            ["run", "--smp", "4"]
+        );
         assert_eq!(
             t(&["run", "--append", "-x y", "-append", "-z"]).unwrap(),
             ["run", "--append", "-x y", "--append", "-z"]
@@ -610,7 +644,8 @@ mod tests {
             (&["run", "-accel", "kvm"][..], "accelerator"),
             (&["run", "-enable-kvm"][..], "accelerator"),
             (&["run", "-M", "sifive_u"][..], "virt"),
-            (&["run", "-smp", "4"][..], "one hart"),
+            (&["run", "-smp", "16"][..], "1 to 8 harts"),
+            (&["run", "-smp", "2,maxcpus=4"][..], "hotplug"),
             (&["run", "-monitor", "stdio"][..], "QMP"),
             (&["run", "-dtb", "x.dtb"][..], "dumpdtb"),
             (&["run", "-vnc", ":0"][..], "not an option"),

@@ -137,3 +137,78 @@ fn bad_cpu_options_are_one_clear_line() {
         );
     }
 }
+
+/// A device tree as dtc prints it, without the nodes QEMU's `virt` has and rewind does not
+/// (PCI, flash, fw-cfg, the platform bus) and without the random `rng-seed`.
+fn board_dts(dtb: &Path) -> String {
+    let mut out = Vec::new();
+    let mut skip_until: Option<String> = None;
+    for line in dts(dtb).lines() {
+        if let Some(end) = &skip_until {
+            if line == end {
+                skip_until = None;
+            }
+            continue;
+        }
+        let body = line.trim_start_matches('\t');
+        let indent = &line[..line.len() - body.len()];
+        let absent = ["platform-bus@", "fw-cfg@", "flash@", "pci@"];
+        if absent.iter().any(|n| body.starts_with(n)) && body.ends_with('{') {
+            skip_until = Some(format!("{indent}}};"));
+            continue;
+        }
+        if body.starts_with("rng-seed") {
+            continue;
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+#[test]
+fn device_tree_matches_qemu10_with_several_harts() {
+    if !have_tools(&["qemu-system-riscv64", "dtc"]) {
+        if required() {
+            panic!("REWIND_REQUIRE_GUESTS is set but qemu-system-riscv64 or dtc is missing");
+        }
+        skip_because("qemu-system-riscv64 and dtc");
+        return;
+    }
+    let dir = Scratch::new("smp-dtb");
+    for harts in ["1", "2", "4", "8"] {
+        let ours = dir.path(&format!("rewind-{harts}.dtb"));
+        let theirs = dir.path(&format!("qemu-{harts}.dtb"));
+        let mut cmd = rewind_cmd();
+        cmd.args(["run", "-smp", harts, "-m", "128M", "--dump-dtb"])
+            .arg(&ours)
+            .arg("--kernel")
+            .arg(repo_root().join("guests/prebuilt/demo.elf"));
+        let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+        assert_eq!(done.code, Some(0), "rewind -smp {harts}: {}", done.describe());
+        let mut cmd = Command::new("qemu-system-riscv64");
+        cmd.arg("-M")
+            .arg(format!("virt,dumpdtb={}", theirs.display()))
+            .args(["-smp", harts, "-m", "128M", "-cpu", "rv64,h=false"])
+            .args(["-display", "none"]);
+        let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+        assert_eq!(done.code, Some(0), "QEMU -smp {harts}: {}", done.stderr);
+        let (a, b) = (board_dts(&ours), board_dts(&theirs));
+        assert!(
+            a.matches("device_type = \"cpu\"").count() == harts.parse::<usize>().unwrap(),
+            "rewind -smp {harts} lists another number of cpus:\n{a}"
+        );
+        if a != b {
+            let first = a
+                .lines()
+                .zip(b.lines())
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.lines().count().min(b.lines().count()));
+            panic!(
+                "-smp {harts}: the device tree differs from QEMU 10's at line {first}:\n\
+                 rewind: {:?}\nQEMU:   {:?}",
+                a.lines().nth(first),
+                b.lines().nth(first)
+            );
+        }
+    }
+}

@@ -35,8 +35,9 @@ impl Clint {
         }
     }
 
-    fn harts(&self) -> u64 {
-        self.msip.len() as u64
+    /// Number of harts the CLINT serves.
+    pub fn harts(&self) -> usize {
+        self.msip.len()
     }
 
     /// Checks QEMU's `.valid` constraints for the region holding `offset`; `None` means an access fault.
@@ -58,7 +59,7 @@ impl Clint {
             return Some(self.msip.get(hart).map_or(0, |&b| u64::from(b)));
         }
         let addr = offset - MTIMER_BASE;
-        let value = if addr < self.harts() << 3 {
+        let value = if addr < (self.harts() as u64) << 3 {
             let cmp = self.mtimecmp[(addr >> 3) as usize];
             match (addr & 7, size) {
                 (0, 4) => cmp & 0xffff_ffff,
@@ -89,7 +90,7 @@ impl Clint {
             return Some(());
         }
         let addr = offset - MTIMER_BASE;
-        if addr < self.harts() << 3 {
+        if addr < (self.harts() as u64) << 3 {
             let hart = (addr >> 3) as usize;
             let old = self.mtimecmp[hart];
             self.mtimecmp[hart] = match (addr & 7, size) {

@@ -66,7 +66,8 @@ impl Plic {
         }
     }
 
-    fn contexts(&self) -> usize {
+    /// Number of contexts (two per hart).
+    pub fn contexts(&self) -> usize {
         self.threshold.len()
     }
 

@@ -97,6 +97,11 @@ pub struct Bus {
     slots: Vec<Slot>,
     /// The address map, most used regions first.
     regions: Vec<Region>,
+    /// Number of harts (CLINT and PLIC contexts are sized for it).
+    harts: usize,
+    /// Added (wrapping) to the instruction count a hart passes to an MMIO access: the running
+    /// hart counts its own instructions, time follows the machine's total.
+    pub icount_bias: u64,
 }
 
 /// Every part of the [`Bus`]: what a snapshot saves. Pluggable devices are saved by name, each
@@ -145,6 +150,8 @@ impl Bus {
             finisher,
             slots,
             regions: _,
+            harts: _,
+            icount_bias: _,
         } = self;
         BusState {
             clock: *clock,
@@ -179,6 +186,17 @@ impl Bus {
         validated(uart)?;
         validated(clint)?;
         validated(plic)?;
+        if clint.harts() != self.harts || plic.contexts() != 2 * self.harts {
+            return Err(StateError::Invalid {
+                device: "clint/plic",
+                problem: format!(
+                    "sized for {} harts and {} contexts, the machine has {} harts",
+                    clint.harts(),
+                    plic.contexts(),
+                    self.harts
+                ),
+            });
+        }
         if rom.len() as u64 != VIRT_MROM_SIZE {
             return Err(StateError::Invalid {
                 device: "rom",
@@ -218,16 +236,21 @@ impl Bus {
         Ok(())
     }
 
-    /// Devices in reset state, a zeroed ROM, the clock at 0; the RTC and eight empty
-    /// virtio-mmio transports in their slots.
+    /// A one-hart bus: see [`Bus::with_harts`].
     pub fn new(icount_shift: u32, rtc_base_ns: u64) -> Self {
+        Bus::with_harts(icount_shift, rtc_base_ns, 1)
+    }
+
+    /// Devices in reset state for `harts` harts, a zeroed ROM, the clock at 0; the RTC and
+    /// eight empty virtio-mmio transports in their slots.
+    pub fn with_harts(icount_shift: u32, rtc_base_ns: u64, harts: usize) -> Self {
         let core = |base, size, target| Region { base, size, target };
         let mut bus = Bus {
             clock: VirtualClock::new(icount_shift),
             rtc_base_ns,
             uart: Uart16550::new(),
-            clint: Clint::new(1),
-            plic: Plic::new(1),
+            clint: Clint::new(harts),
+            plic: Plic::new(harts),
             test: SifiveTest::new(),
             rom: vec![0; VIRT_MROM_SIZE as usize],
             finisher: None,
@@ -240,6 +263,8 @@ impl Bus {
                 core(VIRT_TEST, VIRT_TEST_SIZE, Target::Test),
                 core(VIRT_MROM, VIRT_MROM_SIZE, Target::Rom),
             ],
+            harts,
+            icount_bias: 0,
         };
         // The board's own layout does not overlap (a unit test checks it).
         let _ = bus.add_device(
@@ -321,8 +346,8 @@ impl Bus {
     /// Put every device back in its reset state (the clock keeps running, as on QEMU).
     pub fn reset_devices(&mut self) {
         self.uart = Uart16550::new();
-        self.clint = Clint::new(1);
-        self.plic = Plic::new(1);
+        self.clint = Clint::new(self.harts);
+        self.plic = Plic::new(self.harts);
         self.test = SifiveTest::new();
         self.finisher = None;
         for s in &mut self.slots {
@@ -476,6 +501,7 @@ impl Mmio for Bus {
         let Some((target, off)) = self.route(paddr) else {
             return Err(MmioFault);
         };
+        let icount = icount.wrapping_add(self.icount_bias);
         let v = match target {
             Target::Uart => Uart16550::access_ok(off, size).then(|| u64::from(self.uart.read(off))),
             Target::Clint => {
@@ -506,6 +532,7 @@ impl Mmio for Bus {
         let Some((target, off)) = self.route(paddr) else {
             return Err(MmioFault);
         };
+        let icount = icount.wrapping_add(self.icount_bias);
         let ok = match target {
             Target::Uart => {
                 let ok = Uart16550::access_ok(off, size);
@@ -549,7 +576,7 @@ impl Mmio for Bus {
     #[inline]
     fn mtime(&self, icount: u64) -> u64 {
         self.clock
-            .mtime(icount)
+            .mtime(icount.wrapping_add(self.icount_bias))
             .wrapping_add(self.clint.mtime_offset())
     }
 }

@@ -11,10 +11,26 @@ use vm_fdt::{Error as FdtError, FdtWriter};
 /// this size, and so do we, to put it at the same address.
 pub const QEMU_FDT_SIZE: u64 = 0x10_0000;
 
-const PHANDLE_CPU: u32 = 1;
-const PHANDLE_INTC: u32 = 2;
-const PHANDLE_PLIC: u32 = 3;
+/// Phandles as QEMU 10 hands them out: it creates the cpu nodes from the last hart down, each
+/// cpu then its interrupt controller, then the PLIC and the test finisher.
+fn phandle_cpu(harts: u32, hart: u32) -> u32 {
+    2 * (harts - 1 - hart) + 1
+}
+
+fn phandle_intc(harts: u32, hart: u32) -> u32 {
+    phandle_cpu(harts, hart) + 1
+}
+
+fn phandle_plic(harts: u32) -> u32 {
+    2 * harts + 1
+}
+
 /// Phandle of the test finisher (the syscon poweroff/reboot nodes point at it).
+pub fn phandle_test(harts: u32) -> u32 {
+    2 * harts + 2
+}
+
+/// The test finisher's phandle with one hart.
 pub const PHANDLE_TEST: u32 = 4;
 
 /// Interrupt numbers of the hart's local interrupt controller (`mcause` values).
@@ -38,6 +54,8 @@ pub struct FdtParams {
     pub mmu_type: &'static str,
     /// The CPU's extensions (`riscv,isa*` and the cache-block sizes).
     pub cpu: CpuFeatures,
+    /// Number of harts (at least 1).
+    pub harts: u32,
 }
 
 /// Where QEMU 10 puts the device tree on RV64: the highest 2 MiB boundary that leaves room for
@@ -59,11 +77,14 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 /// Build the device tree blob of the board with its default devices.
 pub fn build_fdt(p: &FdtParams) -> Result<Vec<u8>, FdtError> {
-    build_fdt_with(p, &crate::bus::Bus::new(0, 0).fdt_nodes(PHANDLE_TEST))
+    build_fdt_with(
+        p,
+        &crate::bus::Bus::new(0, 0).fdt_nodes(phandle_test(p.harts.max(1))),
+    )
 }
 
 /// One device's node under `/soc`.
-fn write_node(f: &mut FdtWriter, node: &FdtNode) -> Result<(), FdtError> {
+fn write_node(f: &mut FdtWriter, node: &FdtNode, plic: u32) -> Result<(), FdtError> {
     let n = f.begin_node(&node.name)?;
     for (name, value) in &node.props {
         match value {
@@ -72,7 +93,7 @@ fn write_node(f: &mut FdtWriter, node: &FdtNode) -> Result<(), FdtError> {
             FdtValue::U64s(v) => f.property_array_u64(name, v)?,
             FdtValue::Str(v) => f.property_string(name, v)?,
             FdtValue::Strs(v) => f.property_string_list(name, v.clone())?,
-            FdtValue::InterruptParent => f.property_u32(name, PHANDLE_PLIC)?,
+            FdtValue::InterruptParent => f.property_u32(name, plic)?,
         }
     }
     f.end_node(n)
@@ -81,6 +102,7 @@ fn write_node(f: &mut FdtWriter, node: &FdtNode) -> Result<(), FdtError> {
 /// Build the device tree blob; `nodes` are the bus's devices before the PLIC under `/soc`
 /// ([`crate::bus::Bus::fdt_nodes`]).
 pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtError> {
+    let harts = p.harts.max(1);
     let mut f = FdtWriter::new()?;
     let root = f.begin_node("")?;
     f.property_u32("#address-cells", 2)?;
@@ -92,7 +114,7 @@ pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtEr
         let n = f.begin_node(name)?;
         f.property_u32("value", value)?;
         f.property_u32("offset", 0)?;
-        f.property_u32("regmap", PHANDLE_TEST)?;
+        f.property_u32("regmap", phandle_test(harts))?;
         f.property_string("compatible", &format!("syscon-{name}"))?;
         f.end_node(n)?;
     }
@@ -106,38 +128,42 @@ pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtEr
     f.property_u32("#address-cells", 1)?;
     f.property_u32("#size-cells", 0)?;
     f.property_u32("timebase-frequency", CLINT_TIMEBASE_FREQ as u32)?;
-    let cpu = f.begin_node("cpu@0")?;
-    f.property_phandle(PHANDLE_CPU)?;
-    f.property_string("device_type", "cpu")?;
-    f.property_u32("reg", 0)?;
-    f.property_string("status", "okay")?;
-    f.property_string("compatible", "riscv")?;
-    // QEMU 10's order of these properties.
-    for (name, on) in [
-        ("riscv,cbop-block-size", p.cpu.zicbop),
-        ("riscv,cboz-block-size", p.cpu.zicboz),
-        ("riscv,cbom-block-size", p.cpu.zicbom),
-    ] {
-        if on {
-            f.property_u32(name, CACHE_BLOCK_SIZE)?;
+    for hart in 0..harts {
+        let cpu = f.begin_node(&format!("cpu@{hart}"))?;
+        f.property_phandle(phandle_cpu(harts, hart))?;
+        f.property_string("device_type", "cpu")?;
+        f.property_u32("reg", hart)?;
+        f.property_string("status", "okay")?;
+        f.property_string("compatible", "riscv")?;
+        // QEMU 10's order of these properties.
+        for (name, on) in [
+            ("riscv,cbop-block-size", p.cpu.zicbop),
+            ("riscv,cboz-block-size", p.cpu.zicboz),
+            ("riscv,cbom-block-size", p.cpu.zicbom),
+        ] {
+            if on {
+                f.property_u32(name, CACHE_BLOCK_SIZE)?;
+            }
         }
+        f.property_string_list("riscv,isa-extensions", strings(&p.cpu.isa_extensions()))?;
+        f.property_string("riscv,isa-base", "rv64i")?;
+        f.property_string("riscv,isa", &p.cpu.isa_string())?;
+        f.property_string("mmu-type", p.mmu_type)?;
+        let intc = f.begin_node("interrupt-controller")?;
+        f.property_u32("#interrupt-cells", 1)?;
+        f.property_null("interrupt-controller")?;
+        f.property_string("compatible", "riscv,cpu-intc")?;
+        f.property_phandle(phandle_intc(harts, hart))?;
+        f.end_node(intc)?;
+        f.end_node(cpu)?;
     }
-    f.property_string_list("riscv,isa-extensions", strings(&p.cpu.isa_extensions()))?;
-    f.property_string("riscv,isa-base", "rv64i")?;
-    f.property_string("riscv,isa", &p.cpu.isa_string())?;
-    f.property_string("mmu-type", p.mmu_type)?;
-    let intc = f.begin_node("interrupt-controller")?;
-    f.property_u32("#interrupt-cells", 1)?;
-    f.property_null("interrupt-controller")?;
-    f.property_string("compatible", "riscv,cpu-intc")?;
-    f.property_phandle(PHANDLE_INTC)?;
-    f.end_node(intc)?;
-    f.end_node(cpu)?;
     let map = f.begin_node("cpu-map")?;
     let cluster = f.begin_node("cluster0")?;
-    let core = f.begin_node("core0")?;
-    f.property_u32("cpu", PHANDLE_CPU)?;
-    f.end_node(core)?;
+    for hart in 0..harts {
+        let core = f.begin_node(&format!("core{hart}"))?;
+        f.property_u32("cpu", phandle_cpu(harts, hart))?;
+        f.end_node(core)?;
+    }
     f.end_node(cluster)?;
     f.end_node(map)?;
     f.end_node(cpus)?;
@@ -199,18 +225,21 @@ pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtEr
     f.property_null("ranges")?;
 
     for node in nodes {
-        write_node(&mut f, node)?;
+        write_node(&mut f, node, phandle_plic(harts))?;
     }
 
     let plic = f.begin_node(&format!("plic@{VIRT_PLIC:x}"))?;
-    f.property_phandle(PHANDLE_PLIC)?;
+    f.property_phandle(phandle_plic(harts))?;
     // QEMU 10 counts the sources without the unused source 0.
     f.property_u32("riscv,ndev", PLIC_NUM_SOURCES - 1)?;
     f.property_array_u64("reg", &[VIRT_PLIC, VIRT_PLIC_SIZE])?;
-    f.property_array_u32(
-        "interrupts-extended",
-        &[PHANDLE_INTC, IRQ_M_EXT, PHANDLE_INTC, IRQ_S_EXT],
-    )?;
+    let contexts: Vec<u32> = (0..harts)
+        .flat_map(|h| {
+            let intc = phandle_intc(harts, h);
+            [intc, IRQ_M_EXT, intc, IRQ_S_EXT]
+        })
+        .collect();
+    f.property_array_u32("interrupts-extended", &contexts)?;
     f.property_null("interrupt-controller")?;
     f.property_string_list("compatible", strings(&["sifive,plic-1.0.0", "riscv,plic0"]))?;
     f.property_u32("#address-cells", 0)?;
@@ -218,10 +247,13 @@ pub fn build_fdt_with(p: &FdtParams, nodes: &[FdtNode]) -> Result<Vec<u8>, FdtEr
     f.end_node(plic)?;
 
     let clint = f.begin_node(&format!("clint@{VIRT_CLINT:x}"))?;
-    f.property_array_u32(
-        "interrupts-extended",
-        &[PHANDLE_INTC, IRQ_M_SOFT, PHANDLE_INTC, IRQ_M_TIMER],
-    )?;
+    let lines: Vec<u32> = (0..harts)
+        .flat_map(|h| {
+            let intc = phandle_intc(harts, h);
+            [intc, IRQ_M_SOFT, intc, IRQ_M_TIMER]
+        })
+        .collect();
+    f.property_array_u32("interrupts-extended", &lines)?;
     f.property_array_u64("reg", &[VIRT_CLINT, VIRT_CLINT_SIZE])?;
     f.property_string_list("compatible", strings(&["sifive,clint0", "riscv,clint0"]))?;
     f.end_node(clint)?;
@@ -243,6 +275,7 @@ mod tests {
             rng_seed: [7; 32],
             mmu_type: "riscv,sv39",
             cpu: CpuFeatures::default(),
+            harts: 1,
         }
     }
 
@@ -324,7 +357,7 @@ mod tests {
         );
         let intc = t.find_node("/cpus/cpu@0/interrupt-controller").unwrap();
         assert_eq!(intc.compatible().unwrap().first(), "riscv,cpu-intc");
-        assert_eq!(u32_of(&intc, "phandle"), PHANDLE_INTC);
+        assert_eq!(u32_of(&intc, "phandle"), phandle_intc(1, 0));
 
         let uart = t.find_node("/soc/serial@10000000").unwrap();
         assert_eq!(uart.compatible().unwrap().first(), "ns16550a");

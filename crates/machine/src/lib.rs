@@ -22,6 +22,7 @@ pub mod file_kind;
 pub mod loader;
 mod machine;
 pub mod record;
+pub mod sched;
 pub mod seek;
 pub mod sidecar;
 pub mod snapshot;
@@ -125,6 +126,12 @@ pub struct MachineConfig {
     pub virtio: Vec<VirtioDevice>,
     /// Host audio backends (`--audiodev`), referred to by sound devices' `audiodev=ID`.
     pub audiodevs: Vec<AudioDevConfig>,
+    /// Number of harts (QEMU's `-smp`), 1 to [`sched::MAX_HARTS`].
+    pub smp: u32,
+    /// Instructions per hart turn (see [`sched`]).
+    pub quantum: u64,
+    /// Chaos scheduling seed (`--chaos SEED`): turns drawn at random, reproducibly.
+    pub chaos: Option<u64>,
 }
 
 impl Default for MachineConfig {
@@ -142,6 +149,9 @@ impl Default for MachineConfig {
             cpu: rewind_cpu::CpuFeatures::default(),
             virtio: Vec::new(),
             audiodevs: Vec::new(),
+            smp: 1,
+            quantum: sched::DEFAULT_QUANTUM,
+            chaos: None,
         }
     }
 }

@@ -15,7 +15,8 @@ use rewind_replay::{
 use crate::boot::{self, BootPlan};
 use crate::bus::Bus;
 use crate::clock::MAX_SHIFT;
-use crate::fdt::{build_fdt_with, FdtParams, PHANDLE_TEST};
+use crate::fdt::{build_fdt_with, phandle_test, FdtParams};
+use crate::sched::{SchedConfig, SchedState};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::state::{self, OutputHash};
 use crate::{MachineConfig, MachineError, SerialOutput, VirtioDevice};
@@ -67,9 +68,15 @@ impl std::fmt::Display for RunOutcome {
     }
 }
 
-/// A `virt` machine with one hart.
+/// A `virt` machine with one or more harts.
 pub struct Machine {
-    hart: Hart,
+    /// The harts; each counts its own retired instructions (`minstret`).
+    harts: Vec<Hart>,
+    /// Instructions retired by all harts: the coordinate of events, time, checks and seeks.
+    icount: u64,
+    /// Whose turn it is (see [`crate::sched`]).
+    sched: SchedState,
+    sched_cfg: SchedConfig,
     ram: Ram,
     bus: Bus,
     boundary: Boundary,
@@ -120,7 +127,8 @@ struct OutputWatch {
 impl std::fmt::Debug for Machine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Machine")
-            .field("hart", &self.hart)
+            .field("harts", &self.harts)
+            .field("icount", &self.icount)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -213,7 +221,8 @@ impl Machine {
         if let Some(stop) = boundary.take_failure() {
             return Err(stop.into());
         }
-        let mut bus = Bus::new(config.icount_shift, rtc_base);
+        let nharts = config.smp as usize;
+        let mut bus = Bus::with_harts(config.icount_shift, rtc_base, nharts);
         // QEMU plugs `-device virtio-*-device` into the transports from the last one down.
         for (i, backend) in config.virtio.iter().enumerate() {
             let model = backend
@@ -248,8 +257,9 @@ impl Machine {
                 rng_seed,
                 mmu_type: MMU_TYPE,
                 cpu: config.cpu,
+                harts: config.smp,
             },
-            &bus.fdt_nodes(PHANDLE_TEST),
+            &bus.fdt_nodes(phandle_test(config.smp)),
         )
         .map_err(|e| MachineError::Config(format!("cannot build the device tree: {e}")))?;
         let rom = boot::mask_rom(plan.start_pc, plan.fdt_addr, plan.kernel_entry);
@@ -258,8 +268,16 @@ impl Machine {
         let ram = Ram::try_with_rom(VIRT_DRAM, config.ram_size, VIRT_MROM, &rom).map_err(|e| {
             MachineError::Config(format!("guest RAM ({} bytes): {e}", config.ram_size))
         })?;
+        let sched_cfg = SchedConfig {
+            harts: nharts,
+            quantum: config.quantum,
+            chaos: config.chaos,
+        };
         let mut m = Machine {
-            hart: reset_hart(config.cpu, 0),
+            harts: (0..nharts).map(|i| reset_hart(config.cpu, i, 0)).collect(),
+            icount: 0,
+            sched: SchedState::new(&sched_cfg),
+            sched_cfg,
             ram,
             bus,
             boundary,
@@ -331,15 +349,35 @@ impl Machine {
         Ok(())
     }
 
-    /// The hart.
+    /// The hart whose turn it is (the one that stopped at a debugger hit).
     pub fn hart(&self) -> &Hart {
-        &self.hart
+        &self.harts[self.sched.current as usize]
     }
 
-    /// The hart, mutably: for debugger hooks, and register writes in `run` mode only (a change
-    /// while recording or replaying breaks determinism).
+    /// The current hart, mutably: for debugger hooks, and register writes in `run` mode only
+    /// (a change while recording or replaying breaks determinism).
     pub fn hart_mut(&mut self) -> &mut Hart {
-        &mut self.hart
+        &mut self.harts[self.sched.current as usize]
+    }
+
+    /// Every hart, by hart id.
+    pub fn harts(&self) -> &[Hart] {
+        &self.harts
+    }
+
+    /// Every hart, mutably (see [`Machine::hart_mut`]).
+    pub fn harts_mut(&mut self) -> &mut [Hart] {
+        &mut self.harts
+    }
+
+    /// The id of the hart whose turn it is.
+    pub fn current_hart(&self) -> usize {
+        self.sched.current as usize
+    }
+
+    /// The scheduler's state (whose turn, how much of it is left).
+    pub fn sched_state(&self) -> &SchedState {
+        &self.sched
     }
 
     /// RAM, mutably: debugger memory writes in `run` mode only (see [`Machine::hart_mut`]).
@@ -372,9 +410,9 @@ impl Machine {
         &self.fdt
     }
 
-    /// Instructions retired since the machine was built.
+    /// Instructions retired by all harts since the machine was built.
     pub fn icount(&self) -> u64 {
-        self.hart.icount
+        self.icount
     }
 
     /// Output kept by a [`SerialOutput::Capture`] sink.
@@ -396,7 +434,10 @@ impl Machine {
     /// The values a state check compares (pc, privilege, icount, registers, key CSRs, serial
     /// output hash), with their names.
     pub fn state_snapshot(&self) -> Vec<(&'static str, u64)> {
-        state::snapshot(&self.hart, self.out_hash.0)
+        if self.harts.len() == 1 {
+            return state::snapshot(&self.harts[0], self.out_hash.0);
+        }
+        state::snapshot_smp(&self.harts, self.icount, &self.sched, self.out_hash.0)
     }
 
     /// Hash of [`Machine::state_snapshot`]: equal in a recording and its replay at equal icount.
@@ -427,10 +468,11 @@ impl Machine {
     /// placed in the replay (see [`crate::sidecar`]).
     pub fn snapshot(&mut self, prev: Option<&Snapshot>) -> Result<Snapshot, MachineError> {
         self.flush_output()?;
-        let mark = self.boundary.snapshot_mark(self.hart.icount);
+        let mark = self.boundary.snapshot_mark(self.icount);
         self.check_boundary()?;
         Ok(Snapshot {
-            hart: self.hart.save_state(),
+            harts: self.harts.iter().map(Hart::save_state).collect(),
+            sched: self.sched.clone(),
             ram: self.ram.save_image(prev.map(|p| &p.ram)),
             bus: self.bus.save(),
             out_hash: self.out_hash.0,
@@ -449,7 +491,7 @@ impl Machine {
 
     /// Record: a monitor client quit here; the replay ends here too, with the same status.
     pub fn log_monitor_quit(&mut self) -> Result<(), MachineError> {
-        self.boundary.monitor_quit(self.hart.icount);
+        self.boundary.monitor_quit(self.icount);
         self.check_boundary()
     }
 
@@ -457,7 +499,7 @@ impl Machine {
     /// paused at their limits (see [`Machine::set_pause_at_limit`]): log it as
     /// [`Machine::run`] does at an unpaused limit, so the replay stops here too.
     pub fn log_end_of_recording(&mut self) -> Result<(), MachineError> {
-        self.boundary.end_of_recording(self.hart.icount);
+        self.boundary.end_of_recording(self.icount);
         self.check_boundary()
     }
 
@@ -493,6 +535,15 @@ impl Machine {
             }
             .into());
         }
+        if snap.harts.len() != self.harts.len() {
+            return Err(SnapshotError::Harts {
+                saved: snap.harts.len(),
+                machine: self.harts.len(),
+            });
+        }
+        snap.sched
+            .validate(&self.sched_cfg)
+            .map_err(SnapshotError::Scheduler)?;
         // Devices first: their state is validated and refused whole before anything changes.
         let backup = self.bus.save();
         self.bus.restore(&snap.bus)?;
@@ -503,7 +554,11 @@ impl Machine {
             }
         }
         self.ram.restore_image(&snap.ram)?;
-        self.hart.restore_state(&snap.hart);
+        for (h, s) in self.harts.iter_mut().zip(&snap.harts) {
+            h.restore_state(s);
+        }
+        self.icount = snap.icount();
+        self.sched = snap.sched.clone();
         self.out_hash = OutputHash(snap.out_hash);
         self.out_total = snap.output_len;
         self.out_buf.clear();
@@ -535,7 +590,7 @@ impl Machine {
         }
         w.tail.extend_from_slice(&self.out_buf[from..]);
         if w.tail.windows(w.marker.len()).any(|x| x == w.marker) {
-            w.hit = Some((self.hart.icount, std::time::Instant::now()));
+            w.hit = Some((self.icount, std::time::Instant::now()));
             w.tail.clear();
             return;
         }
@@ -550,19 +605,20 @@ impl Machine {
     /// and return its size in bytes; `None` in the other modes.
     pub fn finish_recording(&mut self) -> Result<Option<u64>, MachineError> {
         let hash = self.state_hash();
-        let r = self.boundary.finish_recording(self.hart.icount, hash);
+        let r = self.boundary.finish_recording(self.icount, hash);
         r.map_err(|e| self.replay_error(e))
     }
 
     /// Replay mode: check that the trace ends exactly here, with the recorded final state.
     pub fn finish_replay(&mut self) -> Result<(), MachineError> {
         let hash = self.state_hash();
-        let r = self.boundary.finish_replay(self.hart.icount, hash);
+        let r = self.boundary.finish_replay(self.icount, hash);
         r.map_err(|e| self.replay_error(e))
     }
 
     fn replay_error(&self, mut stop: ReplayStop) -> MachineError {
-        stop.set_cpu(self.hart.pc, state::privilege_name(self.hart.prv));
+        let h = self.hart();
+        stop.set_cpu(h.pc, state::privilege_name(h.prv));
         MachineError::Replay(stop)
     }
 
@@ -578,16 +634,17 @@ impl Machine {
     }
 
     /// Run until the guest exits, the host asks to stop, or `limit` more instructions have
-    /// retired.
+    /// retired (counted over all harts).
     pub fn run(&mut self, limit: Option<u64>) -> Result<RunOutcome, MachineError> {
-        let end = limit.map(|l| self.hart.icount.saturating_add(l));
+        let end = limit.map(|l| self.icount.saturating_add(l));
+        let smp = self.harts.len() > 1;
         let mut no_progress = 0u32;
         let mut slice_end = true;
         loop {
             if let Some(outcome) = self.checkpoint(slice_end)? {
                 return Ok(outcome);
             }
-            let now = self.hart.icount;
+            let now = self.icount;
             let mut budget = MAX_SLICE;
             if let Some(end) = end {
                 if now >= end {
@@ -598,12 +655,18 @@ impl Machine {
                 }
                 budget = budget.min(end - now);
             }
+            if smp {
+                budget = budget.min(self.sched.left.max(1));
+            }
             if let Some(d) = self.next_deadline_ns(now) {
                 budget = budget.min(self.bus.clock.icount_at_ns(d).saturating_sub(now).max(1));
             }
-            // Sscofpmf: a counter overflow (counters count retired instructions) ends the slice.
-            if let Some(at) = self.hart.csr.hpm_overflow_deadline() {
-                budget = budget.min(at.saturating_sub(now).max(1));
+            let cur = self.sched.current as usize;
+            let hart = &mut self.harts[cur];
+            // Sscofpmf: a counter overflow (counters count the hart's retired instructions)
+            // ends the slice.
+            if let Some(at) = hart.csr.hpm_overflow_deadline() {
+                budget = budget.min(at.saturating_sub(hart.icount).max(1));
             }
             if let Some(c) = self.boundary.next_check_icount() {
                 budget = budget.min(c.saturating_sub(now).max(1));
@@ -611,9 +674,16 @@ impl Machine {
             if let Some(e) = self.boundary.next_event_icount() {
                 budget = budget.min(e.saturating_sub(now).max(1));
             }
-            let reason = self.hart.run(&mut self.ram, &mut self.bus, budget);
+            let before = hart.icount;
+            self.bus.icount_bias = now.wrapping_sub(before);
+            let reason = hart.run(&mut self.ram, &mut self.bus, budget);
+            let retired = hart.icount.wrapping_sub(before);
+            self.icount += retired;
+            if smp {
+                self.sched.left = self.sched.left.saturating_sub(retired);
+            }
             if reason == ExitReason::Debug {
-                if let Some(hit) = self.hart.take_debug_hit() {
+                if let Some(hit) = self.harts[cur].take_debug_hit() {
                     // Show the user the guest's output up to here, as a checkpoint would; host
                     // events stay queued for the checkpoint that starts the resumed run.
                     let before = self.out_buf.len();
@@ -627,28 +697,57 @@ impl Machine {
                     return Ok(RunOutcome::Debug(hit));
                 }
             }
-            let progressed = self.hart.icount != now;
+            let progressed = retired != 0;
+            if progressed {
+                self.sched.waiting = 0;
+            }
             slice_end = reason != ExitReason::Yield;
             match reason {
                 ExitReason::Wfi if !progressed => {
                     // The checkpoint just delivered every input and interrupt line and the hart
-                    // still waits: let time pass.
-                    self.idle()?;
+                    // still waits: let another hart run, or time pass when all of them wait.
+                    self.sched.waiting |= 1 << cur;
+                    if self.sched.waiting == SchedState::all(&self.sched_cfg) {
+                        self.idle()?;
+                        self.sched.waiting = 0;
+                    } else {
+                        self.switch_hart();
+                    }
                     no_progress = 0;
                 }
-                _ if progressed => no_progress = 0,
+                ExitReason::Wfi if smp => {
+                    self.switch_hart();
+                    no_progress = 0;
+                }
+                _ if progressed => {
+                    no_progress = 0;
+                    if smp && self.sched.left == 0 {
+                        self.switch_hart();
+                    }
+                }
                 _ => {
                     no_progress += 1;
+                    if smp && self.sched.left == 0 {
+                        self.switch_hart();
+                    }
                     if no_progress >= NO_PROGRESS_LIMIT {
                         self.flush_output()?;
-                        return Err(MachineError::NoProgress {
-                            pc: self.hart.pc,
-                            icount: now,
-                        });
+                        let pc = self.harts[cur].pc;
+                        return Err(MachineError::NoProgress { pc, icount: now });
                     }
                 }
             }
         }
+    }
+
+    /// End the current hart's turn: the next hart (as the scheduler says) runs after the next
+    /// checkpoint. The LR/SC reservation of the hart leaving is dropped: other harts run
+    /// before it goes on, and the spec lets an SC fail for that (its loop retries in a turn
+    /// of its own: turns are longer than any constrained LR/SC loop).
+    fn switch_hart(&mut self) {
+        let cur = self.sched.current as usize;
+        self.harts[cur].reservation = None;
+        self.sched.switch(&self.sched_cfg, self.icount);
     }
 
     /// The next virtual time (ns, strictly in the future) at which a device raises an interrupt
@@ -658,24 +757,26 @@ impl Machine {
         let clock = &self.bus.clock;
         let now_ns = clock.ns(icount);
         let mtime = clock.mtime(icount);
-        let timer = self
-            .bus
-            .clint
-            .mtip_deadline(0, mtime)
-            .filter(|&d| d > mtime)
-            .map(|d| clock.ns_at_mtime(d));
         // stimecmp compares with the guest-visible time (raw clock + the CLINT offset).
         let offset = self.bus.clint.mtime_offset();
         let now = mtime.wrapping_add(offset);
-        let stimer = self
-            .hart
-            .stimecmp_deadline()
-            .filter(|&cmp| cmp > now)
-            .and_then(|cmp| mtime.checked_add(cmp - now))
-            .map(|d| clock.ns_at_mtime(d));
+        let harts = self.harts.iter().enumerate().flat_map(|(i, h)| {
+            let timer = self
+                .bus
+                .clint
+                .mtip_deadline(i, mtime)
+                .filter(|&d| d > mtime)
+                .map(|d| clock.ns_at_mtime(d));
+            let stimer = h
+                .stimecmp_deadline()
+                .filter(|&cmp| cmp > now)
+                .and_then(|cmp| mtime.checked_add(cmp - now))
+                .map(|d| clock.ns_at_mtime(d));
+            [timer, stimer]
+        });
         let devices = self.bus.next_device_deadline_ns(icount);
-        [timer, stimer, devices]
-            .into_iter()
+        harts
+            .chain([devices])
             .flatten()
             .filter(|&ns| ns > now_ns)
             .min()
@@ -684,7 +785,7 @@ impl Machine {
     /// All harts wait for an interrupt: warp virtual time to the next deadline (or wait for host
     /// input, through the boundary).
     fn idle(&mut self) -> Result<(), MachineError> {
-        let icount = self.hart.icount;
+        let icount = self.icount;
         let now_ns = self.bus.clock.ns(icount);
         let until = self.next_deadline_ns(icount).map(|d| d - now_ns);
         self.flush_output()?;
@@ -696,7 +797,7 @@ impl Machine {
                 Ok(())
             }
             None => Err(MachineError::GuestStuck {
-                pc: self.hart.pc,
+                pc: self.hart().pc,
                 icount,
             }),
         }
@@ -705,7 +806,7 @@ impl Machine {
     /// A checkpoint: guest output out, finisher requests, host events in, interrupt lines
     /// updated. Returns an outcome when the run must stop.
     fn checkpoint(&mut self, slice_end: bool) -> Result<Option<RunOutcome>, MachineError> {
-        let icount = self.hart.icount;
+        let icount = self.icount;
         let before = self.out_buf.len();
         self.bus.uart.drain_tx(&mut self.out_buf);
         self.out_hash.update(&self.out_buf[before..]);
@@ -824,16 +925,19 @@ impl Machine {
 
     /// Drive the PLIC's inputs and the hart's interrupt-pending bits from device state.
     fn update_interrupts(&mut self) {
-        let icount = self.hart.icount;
+        let icount = self.icount;
         let bus = &mut self.bus;
         bus.update_irq_lines(icount);
         let mtime = bus.clock.mtime(icount);
-        let mtip = bus.clint.mtip(0, mtime);
-        self.hart
-            .set_device_interrupts(mtip, bus.clint.msip(0), bus.plic.eip(0), bus.plic.eip(1));
-        self.hart
-            .update_stimecmp(mtime.wrapping_add(bus.clint.mtime_offset()));
-        self.hart.csr.hpm_overflow_check(icount);
+        for (i, hart) in self.harts.iter_mut().enumerate() {
+            let mtip = bus.clint.mtip(i, mtime);
+            let (meip, seip) = (bus.plic.eip(2 * i), bus.plic.eip(2 * i + 1));
+            hart.set_device_interrupts(mtip, bus.clint.msip(i), meip, seip);
+            hart.update_stimecmp(mtime.wrapping_add(bus.clint.mtime_offset()));
+            // Counters count the hart's own instructions.
+            let own = hart.icount;
+            hart.csr.hpm_overflow_check(own);
+        }
     }
 
     /// Guest-requested reset: devices and hart back to reset state, images reloaded; RAM is not
@@ -842,7 +946,9 @@ impl Machine {
         self.flush_output()?;
         self.bus.reset_devices();
         self.load_images()?;
-        self.hart = reset_hart(self.config.cpu, self.hart.icount);
+        for (i, h) in self.harts.iter_mut().enumerate() {
+            *h = reset_hart(self.config.cpu, i, h.icount);
+        }
         Ok(())
     }
 
@@ -876,6 +982,20 @@ fn check_config(config: &MachineConfig) -> Result<(), MachineError> {
             config.icount_shift
         )));
     }
+    if config.smp == 0 || config.smp > crate::sched::MAX_HARTS {
+        return Err(MachineError::Config(format!(
+            "{} harts are not supported (-smp 1 to {})",
+            config.smp,
+            crate::sched::MAX_HARTS
+        )));
+    }
+    if config.quantum == 0 || config.quantum > crate::sched::MAX_QUANTUM {
+        return Err(MachineError::Config(format!(
+            "a quantum of {} instructions is not supported (1 to {})",
+            config.quantum,
+            crate::sched::MAX_QUANTUM
+        )));
+    }
     if config.ram_size < (2 << 20) || config.ram_size > MAX_RAM_SIZE || config.ram_size & 0xfff != 0
     {
         return Err(MachineError::Config(format!(
@@ -888,8 +1008,8 @@ fn check_config(config: &MachineConfig) -> Result<(), MachineError> {
 
 /// A hart at reset as QEMU 10 has it: M-mode, all registers zero, pc at the mask ROM's reset
 /// vector (which sets a0/a1/a2 and jumps to the firmware or kernel: 6 instructions).
-fn reset_hart(cpu: CpuFeatures, icount: u64) -> Hart {
-    let mut h = Hart::new(0, VIRT_MROM, 0);
+fn reset_hart(cpu: CpuFeatures, id: usize, icount: u64) -> Hart {
+    let mut h = Hart::new(id as u64, VIRT_MROM, 0);
     h.x = [0; 32];
     h.set_features(cpu);
     h.icount = icount;

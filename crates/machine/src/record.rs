@@ -45,6 +45,23 @@ pub struct RecordedConfig {
     /// absolute paths. Replay opens no capture file and writes no WAV unless told where.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audiodevs: Vec<String>,
+    /// Number of harts (absent: 1).
+    #[serde(default = "one_hart")]
+    pub smp: u32,
+    /// Instructions per hart turn: the interleaving follows from it (absent: the default).
+    #[serde(default = "default_quantum")]
+    pub quantum: u64,
+    /// Chaos scheduling seed, if the recording was made with `--chaos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<u64>,
+}
+
+fn one_hart() -> u32 {
+    1
+}
+
+fn default_quantum() -> u64 {
+    crate::sched::DEFAULT_QUANTUM
 }
 
 fn image_name(src: &ImageSource) -> String {
@@ -374,6 +391,9 @@ pub fn prepare_recording(
                 .spec()
             })
             .collect(),
+        smp: config.smp,
+        quantum: config.quantum,
+        chaos: config.chaos,
     };
     for (role, slot) in [
         (ImageRole::Bios, &mut config.bios),
@@ -535,6 +555,9 @@ pub fn replay_config_with(
         initrd: load(&rc.initrd, ImageRole::Initrd)?,
         append: rc.append,
         icount_shift: rc.icount_shift,
+        smp: rc.smp,
+        quantum: rc.quantum,
+        chaos: rc.chaos,
         ..MachineConfig::default()
     };
     Ok((

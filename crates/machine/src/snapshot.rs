@@ -15,13 +15,15 @@ use rewind_replay::ReplayPosition;
 use serde::{Deserialize, Serialize};
 
 use crate::bus::BusState;
+use crate::sched::SchedState;
 
 /// First 8 bytes of a snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RWNDSNAP";
 /// Snapshot format version written and read by this build (3: the hart's CSRs gained stimecmp,
 /// the Sdtrig triggers and mcontext; 4: devices saved per slot through `Persist`, virtio-mmio
-/// transports; 5: a virtio transport's registers and its device model's state saved apart).
-pub const SNAPSHOT_VERSION: u16 = 5;
+/// transports; 5: a virtio transport's registers and its device model's state saved apart;
+/// 6: every hart and the hart scheduler).
+pub const SNAPSHOT_VERSION: u16 = 6;
 /// Bytes before the payload.
 const PREFIX_LEN: usize = 24;
 /// Largest accepted decompressed payload (64 GiB of RAM plus state).
@@ -30,8 +32,10 @@ const MAX_PAYLOAD_RAW: u64 = (64 << 30) + (64 << 20);
 /// The whole machine at one instruction boundary (taken at a checkpoint).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    /// The hart.
-    pub hart: HartState,
+    /// Every hart, by hart id.
+    pub harts: Vec<HartState>,
+    /// Whose turn it is.
+    pub sched: SchedState,
     /// All of RAM.
     pub ram: RamImage,
     /// Devices, clock, ROM.
@@ -53,7 +57,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Instruction count at which it was taken.
     pub fn icount(&self) -> u64 {
-        self.hart.icount
+        self.harts
+            .iter()
+            .fold(0u64, |sum, h| sum.wrapping_add(h.icount))
     }
 }
 
@@ -68,7 +74,8 @@ pub fn trace_id(header: &TraceHeader) -> String {
 /// encoding stores it: the snapshot file and the sidecar's records share this one field list.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct MachineState {
-    pub(crate) hart: HartState,
+    pub(crate) harts: Vec<HartState>,
+    pub(crate) sched: SchedState,
     pub(crate) bus: BusState,
     pub(crate) out_hash: u64,
     pub(crate) output_len: u64,
@@ -78,7 +85,8 @@ impl MachineState {
     /// The state part of `s`.
     pub(crate) fn of(s: &Snapshot) -> Self {
         MachineState {
-            hart: s.hart.clone(),
+            harts: s.harts.clone(),
+            sched: s.sched.clone(),
             bus: s.bus.clone(),
             out_hash: s.out_hash,
             output_len: s.output_len,
@@ -94,7 +102,8 @@ impl MachineState {
         mark: Option<u64>,
     ) -> Snapshot {
         Snapshot {
-            hart: self.hart,
+            harts: self.harts,
+            sched: self.sched,
             ram,
             bus: self.bus,
             out_hash: self.out_hash,
@@ -162,6 +171,17 @@ pub enum SnapshotError {
     /// A recording machine cannot go back: its trace already holds what came after.
     #[error("cannot restore a snapshot while recording")]
     Recording,
+    /// The snapshot holds another number of harts than the machine has.
+    #[error("the snapshot holds {saved} harts, the machine has {machine}")]
+    Harts {
+        /// Harts in the snapshot.
+        saved: usize,
+        /// Harts of the machine.
+        machine: usize,
+    },
+    /// The saved scheduler state does not fit this machine.
+    #[error("the snapshot's hart scheduler state is invalid: {0}")]
+    Scheduler(String),
     /// The RAM layout differs from the machine's.
     #[error(transparent)]
     RamLayout(#[from] rewind_cpu::ram::RamLayoutMismatch),

@@ -68,6 +68,46 @@ pub fn snapshot(hart: &Hart, output_hash: u64) -> Vec<(&'static str, u64)> {
     v
 }
 
+/// Names of hart `h`'s entries in [`snapshot_smp`] ("h1.pc", ...), made once.
+fn hart_names(h: usize) -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    let all = NAMES.get_or_init(|| {
+        let one = snapshot(&Hart::new(0, 0, 0), 0);
+        (0..crate::sched::MAX_HARTS as usize)
+            .map(|h| {
+                one.iter()
+                    .filter(|(n, _)| *n != "serial-out")
+                    .map(|(n, _)| &*Box::leak(format!("h{h}.{n}").into_boxed_str()))
+                    .collect()
+            })
+            .collect()
+    });
+    all.get(h).map_or(&[], Vec::as_slice)
+}
+
+/// The state-check values of a machine with several harts: the total instruction count, the
+/// scheduler's turn, then each hart's entries of [`snapshot`] (names prefixed `hN.`, the hart's
+/// own `icount` being its `minstret` base), then the serial output hash.
+pub fn snapshot_smp(
+    harts: &[Hart],
+    icount: u64,
+    sched: &crate::sched::SchedState,
+    output_hash: u64,
+) -> Vec<(&'static str, u64)> {
+    let mut v = Vec::with_capacity(4 + harts.len() * STATE_LEN);
+    v.push(("icount", icount));
+    v.push(("sched.hart", u64::from(sched.current)));
+    v.push(("sched.left", sched.left));
+    v.push(("sched.rng", sched.rng));
+    for (i, h) in harts.iter().enumerate() {
+        let names = hart_names(i);
+        let values = snapshot(h, 0);
+        v.extend(names.iter().copied().zip(values.iter().map(|&(_, x)| x)));
+    }
+    v.push(("serial-out", output_hash));
+    v
+}
+
 /// Hash of a snapshot (order-sensitive).
 pub fn hash(snapshot: &[(&str, u64)]) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3;
