@@ -75,6 +75,17 @@ pub fn create_trace(
 
 /// `rewind record`.
 pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
+    let (outcome, icount) = record_run(a, true)?;
+    Ok(exit_status(outcome, icount))
+}
+
+/// `rewind record` without its closing lines on standard error: how the recording ended and
+/// its length (`rewind hunt` records many times).
+pub fn record_quietly(a: RecordArgs) -> anyhow::Result<(RunOutcome, u64)> {
+    record_run(a, false)
+}
+
+fn record_run(a: RecordArgs, report: bool) -> anyhow::Result<(RunOutcome, u64)> {
     let debug = a.debug.bind(a.machine.max_instructions)?;
     let mut config = machine_config(&a.machine)?;
     if let SerialOutput::File(p) = &config.serial_output {
@@ -167,23 +178,26 @@ pub fn record(a: RecordArgs) -> anyhow::Result<u8> {
     if let Some(r) = report {
         eprint!("{r}");
     }
-    let status = exit_status(outcome, icount);
-    eprintln!(
-        "rewind: recorded {icount} instructions to {} ({bytes} bytes)",
-        a.output.display()
-    );
+    if report {
+        eprintln!(
+            "rewind: recorded {icount} instructions to {} ({bytes} bytes)",
+            a.output.display()
+        );
+    }
     if let Some(w) = sidecar_writer {
         let saved = w.finish()?;
-        eprintln!(
-            "rewind: {} snapshots in {} ({} bytes)",
-            saved.snapshots,
-            sidecar.display(),
-            saved.bytes
-        );
+        if report {
+            eprintln!(
+                "rewind: {} snapshots in {} ({} bytes)",
+                saved.snapshots,
+                sidecar.display(),
+                saved.bytes
+            );
+        }
     }
     match error {
         Some(e) => Err(e),
-        None => Ok(status),
+        None => Ok((outcome, icount)),
     }
 }
 

@@ -40,8 +40,10 @@ mod args;
 mod bench_disk;
 mod bench_net;
 mod bench_reverse;
+mod bench_smp;
 mod commands;
 mod debugging;
+mod hunt;
 mod qemu;
 
 use std::path::PathBuf;
@@ -93,6 +95,10 @@ enum Cmd {
     Record(RecordArgs),
     /// Replay a trace: the guest runs exactly as it did when recorded.
     Replay(ReplayArgs),
+    /// Record a guest again and again under chaos scheduling (a fresh seed each try) until a
+    /// condition shows up; keep only that recording, which replays it exactly.
+    #[command(after_help = "Example: rewind hunt --chaos --until exit-nonzero --tries 50 -o race.rwd \\\n    -- -smp 4 --kernel guest.elf")]
+    Hunt(hunt::HuntArgs),
     /// Print the events of a trace with their icount and file offset. Exits as `replay` would
     /// for the file: 0 intact, 4 cut short (after printing up to the cut), 2 corrupt.
     Dump(DumpArgs),
@@ -128,6 +134,9 @@ enum BenchGuest {
     /// Linux `dd` writes then reads 64 MiB on a virtio-blk disk: rewind record and replay vs
     /// QEMU `rr=record`/`rr=replay` with blkreplay (times, log bytes).
     Disk,
+    /// Linux with one hart and with four (a parallel workload): MIPS in all and per hart,
+    /// record overhead, trace bytes per guest second, QEMU `-smp N`; the cost of the quantum.
+    Smp,
 }
 
 /// The options that define a machine (shared by `run` and `record`).
@@ -434,6 +443,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Cmd::Run(a) => run(a),
         Cmd::Record(a) => commands::record(a),
+        Cmd::Hunt(a) => hunt::hunt(a),
         Cmd::Replay(a) => commands::replay(a),
         Cmd::Dump(a) => commands::dump(a),
         Cmd::Demo => commands::demo(),
@@ -456,6 +466,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             no_qemu,
             ..
         } => bench_disk::run(no_qemu),
+        Cmd::Bench {
+            guest: Some(BenchGuest::Smp),
+            no_qemu,
+            ..
+        } => bench_smp::run(no_qemu),
         Cmd::Bench {
             guest: None,
             no_qemu,

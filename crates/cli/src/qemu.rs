@@ -10,7 +10,7 @@ use std::ffi::OsString;
 pub const HELP: &str = "\
 QEMU equivalents (qemu-system-riscv64 options work as typed, single or double dash):
   -M virt[,dumpdtb=F]  the only board (--dump-dtb F)    -m SIZE       --memory SIZE
-  -cpu rv64[,x=on|off] --cpu                            -smp 1        one hart for now
+  -cpu rv64[,x=on|off] --cpu                            -smp N        --smp N (1-8)
   -bios/-kernel/-initrd/-append  --bios/--kernel/--initrd/--append
   -drive/-netdev/-nic/-device/-audiodev  the same options with two dashes
   -serial stdio|null|file:F|tcp:H:P,server|unix:P,server|chardev:ID (mon:stdio = stdio)
@@ -616,10 +616,14 @@ mod tests {
 
     #[test]
     fn double_dash_qemu_options_are_qemus() {
-        assert!(t(&["run", "--smp", "2"])
+        assert_eq!(
+            t(&["run", "--smp", "cpus=2"]).unwrap(),
+            ["run", "--smp", "2"]
+        );
+        assert!(t(&["run", "--accel", "kvm"])
             .unwrap_err()
             .to_string()
-            .contains("one hart"));
+            .contains("accelerator"));
         assert_eq!(
             t(&["run", "--nographic", "--smp", "1"]).unwrap(),
             ["run", "--smp", "1"]

@@ -157,12 +157,12 @@ fn sidecar_snapshots_sit_exactly_where_the_replay_stands() {
             s.icount()
         );
         let now = m.snapshot(None).unwrap();
-        assert_eq!(now.hart, s.hart, "hart at {}", s.icount());
+        assert_eq!(now.harts, s.harts, "harts at {}", s.icount());
         assert_eq!(now.bus, s.bus, "devices at {}", s.icount());
         assert_eq!((now.out_hash, now.output_len), (s.out_hash, s.output_len));
         assert!(image_matches_ram(&s.ram, &m), "RAM at {}", s.icount());
         // The file kept the recording's state exactly.
-        assert_eq!(t.hart, s.hart);
+        assert_eq!((&t.harts, &t.sched), (&s.harts, &s.sched));
         assert_eq!(t.bus, s.bus);
         assert!(t.ram.pages() == s.ram.pages());
     }

@@ -161,7 +161,7 @@ fn restored_snapshots_replay_to_the_same_end_and_states() {
     // snapshot has the continuous replay's state hash.
     for snap in &snaps {
         let decoded = snapshot::decode(&snapshot::encode(snap).unwrap()).unwrap();
-        assert_eq!(decoded.hart, snap.hart);
+        assert_eq!(decoded.harts, snap.harts);
         assert_eq!(decoded.bus, snap.bus);
         assert_eq!(decoded.ram.pages(), snap.ram.pages());
         let mut fresh = replayer(&trace);
@@ -205,7 +205,7 @@ fn bad_snapshots_are_refused_with_clear_errors() {
     let bytes = snapshot::encode(&snap).unwrap();
     let path = dir.path().join("s.rwsnap");
     snapshot::save_file(&path, &snap).unwrap();
-    assert_eq!(snapshot::load_file(&path).unwrap().hart, snap.hart);
+    assert_eq!(snapshot::load_file(&path).unwrap().harts, snap.harts);
 
     // A flipped byte anywhere in the payload: checksum error, not a panic.
     for at in [30, bytes.len() / 2, bytes.len() - 1] {
