@@ -45,7 +45,9 @@ fn linux_config(files: &[std::path::PathBuf; 3], harts: u32, quantum: u64) -> Ma
 }
 
 fn passed(m: &Machine) -> bool {
-    m.captured_output().windows(PASSED.len()).any(|w| w == PASSED)
+    m.captured_output()
+        .windows(PASSED.len())
+        .any(|w| w == PASSED)
 }
 
 fn run_linux(config: MachineConfig, record: bool) -> anyhow::Result<Timed> {
@@ -87,14 +89,22 @@ fn qemu(
         return Ok(None);
     };
     let mut cmd = std::process::Command::new(&qemu);
-    cmd.args(["-M", "virt", "-m", "512M", "-nographic", "-cpu", "rv64,h=false"])
-        .args(["-smp", &harts.to_string(), "-bios"])
-        .arg(&files[0])
-        .arg("-kernel")
-        .arg(&files[1])
-        .arg("-initrd")
-        .arg(&files[2])
-        .args(["-append", APPEND]);
+    cmd.args([
+        "-M",
+        "virt",
+        "-m",
+        "512M",
+        "-nographic",
+        "-cpu",
+        "rv64,h=false",
+    ])
+    .args(["-smp", &harts.to_string(), "-bios"])
+    .arg(&files[0])
+    .arg("-kernel")
+    .arg(&files[1])
+    .arg("-initrd")
+    .arg(&files[2])
+    .args(["-append", APPEND]);
     if icount {
         cmd.args(["-icount", "shift=0"]);
     }
@@ -129,7 +139,9 @@ pub fn run(no_qemu: bool) -> anyhow::Result<u8> {
     let files = linux_assets()?;
     let mut status = 0;
     let q = rewind_machine::sched::DEFAULT_QUANTUM;
-    println!("--- rewind bench smp: Debian Linux, four sha256sum loops (rewind.test=smp), -m 512M ---");
+    println!(
+        "--- rewind bench smp: Debian Linux, four sha256sum loops (rewind.test=smp), -m 512M ---"
+    );
     println!(
         "{:<28} {:>14} {:>9} {:>8} {:>9} {:>11} {:>9} {:>9}  notes",
         "", "instructions", "wall", "MIPS", "MIPS/hart", "trace bytes", "guest s", "B/guest s"

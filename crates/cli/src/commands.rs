@@ -172,10 +172,10 @@ fn record_run(a: RecordArgs, report: bool) -> anyhow::Result<(RunOutcome, u64)> 
     let (mut m, _) = seeker.into_parts();
     let icount = m.icount();
     let bytes = m.finish_recording()?.unwrap_or(0);
-    let report = a.machine.stats.then(|| crate::stats_report(&m));
+    let stats = a.machine.stats.then(|| crate::stats_report(&m));
     // Restore the terminal before printing.
     drop(m);
-    if let Some(r) = report {
+    if let Some(r) = stats {
         eprint!("{r}");
     }
     if report {

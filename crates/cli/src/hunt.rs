@@ -56,7 +56,12 @@ pub struct HuntArgs {
     #[arg(long, value_name = "SEED")]
     pub seed: Option<u64>,
     /// Where to keep the recording that shows the condition (with its `.snapshots`).
-    #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "hunt.rwd")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "hunt.rwd"
+    )]
     pub output: PathBuf,
     /// Replace FILE if it exists.
     #[arg(long)]
@@ -106,7 +111,16 @@ fn try_args(a: &HuntArgs, files: &TryFiles, seed: u64) -> anyhow::Result<Vec<Str
         .map(String::from)
         .collect();
     v.push(files.trace.display().to_string());
-    let mut it = a.record.iter().peekable();
+    // QEMU's spelling (-smp 4, -kernel ...) works here as it does after `rewind record`.
+    let mut qemu_line: Vec<std::ffi::OsString> = vec!["record".into()];
+    qemu_line.extend(a.record.iter().map(std::ffi::OsString::from));
+    let translated: Vec<String> = crate::qemu::translate(qemu_line)
+        .map_err(|e| anyhow::anyhow!("hunt: {e}"))?
+        .into_iter()
+        .skip(1)
+        .map(|o| o.to_string_lossy().into_owned())
+        .collect();
+    let mut it = translated.iter().peekable();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--chaos" | "-o" | "--output" => {
@@ -181,9 +195,7 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
             let console = std::fs::read(&files.console).unwrap_or_default();
             let hit = match &a.until {
                 Until::ExitNonzero => matches!(outcome, RunOutcome::Exited(c) if c != 0),
-                Until::Console(p) => console
-                    .windows(p.len())
-                    .any(|w| w == p.as_bytes()),
+                Until::Console(p) => console.windows(p.len()).any(|w| w == p.as_bytes()),
             };
             *seen.entry(outcome.to_string()).or_default() += 1;
             let summary = seen

@@ -97,7 +97,9 @@ enum Cmd {
     Replay(ReplayArgs),
     /// Record a guest again and again under chaos scheduling (a fresh seed each try) until a
     /// condition shows up; keep only that recording, which replays it exactly.
-    #[command(after_help = "Example: rewind hunt --chaos --until exit-nonzero --tries 50 -o race.rwd \\\n    -- -smp 4 --kernel guest.elf")]
+    #[command(
+        after_help = "Example: rewind hunt --chaos --until exit-nonzero --tries 50 -o race.rwd \\\n    -- -smp 4 --kernel guest.elf"
+    )]
     Hunt(hunt::HuntArgs),
     /// Print the events of a trace with their icount and file offset. Exits as `replay` would
     /// for the file: 0 intact, 4 cut short (after printing up to the cut), 2 corrupt.

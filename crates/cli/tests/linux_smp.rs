@@ -35,7 +35,12 @@ fn linux_boots_on_four_harts_and_replays_identically() {
     let rec = record_device_test(&assets, &trace, "smp", &smp, TIMEOUT);
     assert_eq!(rec.code, Some(0), "record: {}", rec.describe());
     assert!(device_test_passed(&rec.stdout, "smp"), "{}", rec.describe());
-    assert_eq!(console_value(&rec.stdout, "nproc: "), Some("4"), "{}", rec.describe());
+    assert_eq!(
+        console_value(&rec.stdout, "nproc: "),
+        Some("4"),
+        "{}",
+        rec.describe()
+    );
     assert_eq!(
         console_value(&rec.stdout, "processors: "),
         Some("4"),
@@ -85,7 +90,10 @@ fn linux_boots_on_four_harts_and_replays_identically() {
     assert_eq!(stops.code, Some(0), "--stop-at: {}", stops.describe());
     let states = stop_states(&stops.stderr);
     assert_eq!(states.len(), 3, "{}", stops.describe());
-    assert_eq!(states[0], states[2], "instruction {a} forwards vs back from {b}");
+    assert_eq!(
+        states[0], states[2],
+        "instruction {a} forwards vs back from {b}"
+    );
     assert_ne!(states[0], states[1], "{}", stops.describe());
 
     // A replay started from the middle ends exactly as the continuous one.

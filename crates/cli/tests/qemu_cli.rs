@@ -105,7 +105,10 @@ fn qemu_rr_spelling_records_and_replays() {
 fn what_rewind_lacks_is_refused_in_one_line() {
     for (args, says) in [
         (&["run", "-accel", "kvm"][..], "-accel kvm: "),
-        (&["run", "--smp", "16"][..], "-smp 16: rewind runs 1 to 8 harts"),
+        (
+            &["run", "--smp", "16"][..],
+            "-smp 16: rewind runs 1 to 8 harts",
+        ),
         (&["run", "-M", "sifive_u"][..], "virt"),
         (&["run", "-vnc", ":1"][..], "-vnc: not an option"),
         (
