@@ -892,7 +892,16 @@ impl Machine {
         self.update_interrupts();
         if self.boundary.state_check_due(icount) {
             let snap = self.state_snapshot();
-            self.boundary.state_check(icount, state::hash(&snap), &snap);
+            let hash = state::hash(&snap);
+            if self.harts.len() == 1 {
+                self.boundary.state_check(icount, hash, &snap);
+            } else {
+                // The hash covers every hart; the registers logged with it are the current
+                // hart's, with a fingerprint of each other hart (a quarter of the log bytes).
+                let regs =
+                    state::registers_smp(&self.harts, self.icount, &self.sched, self.out_hash.0);
+                self.boundary.state_check(icount, hash, &regs);
+            }
         }
         // Replay: a shutdown logged after this checkpoint's other events ends the run here.
         if self.boundary.mode() == Mode::Replay {

@@ -108,6 +108,44 @@ pub fn snapshot_smp(
     v
 }
 
+/// Names of the fingerprints of other harts in [`registers_smp`].
+fn fingerprint_name(h: usize) -> &'static str {
+    const NAMES: [&str; crate::sched::MAX_HARTS as usize] = [
+        "h0.state", "h1.state", "h2.state", "h3.state", "h4.state", "h5.state", "h6.state",
+        "h7.state",
+    ];
+    NAMES.get(h).copied().unwrap_or("h?.state")
+}
+
+/// The registers a state check logs with several harts: the total instruction count and the
+/// scheduler, the current hart's entries as in [`snapshot_smp`], a fingerprint (hash) of each
+/// other hart's, and the serial output hash. A divergence report shows the current hart's
+/// registers and which other harts differ.
+pub fn registers_smp(
+    harts: &[Hart],
+    icount: u64,
+    sched: &crate::sched::SchedState,
+    output_hash: u64,
+) -> Vec<(&'static str, u64)> {
+    let cur = sched.current as usize;
+    let mut v = Vec::with_capacity(5 + STATE_LEN + harts.len());
+    v.push(("icount", icount));
+    v.push(("sched.hart", u64::from(sched.current)));
+    v.push(("sched.left", sched.left));
+    v.push(("sched.rng", sched.rng));
+    for (i, h) in harts.iter().enumerate() {
+        let values = snapshot(h, 0);
+        if i == cur {
+            let names = hart_names(i);
+            v.extend(names.iter().copied().zip(values.iter().map(|&(_, x)| x)));
+        } else {
+            v.push((fingerprint_name(i), hash(&values)));
+        }
+    }
+    v.push(("serial-out", output_hash));
+    v
+}
+
 /// Hash of a snapshot (order-sensitive).
 pub fn hash(snapshot: &[(&str, u64)]) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3;
