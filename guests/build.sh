@@ -35,6 +35,8 @@ BASE_FLAGS=(-march=rv64gc -mabi=lp64d -mcmodel=medany -nostdlib -ffreestanding -
     "-ffile-prefix-map=$HERE=guests" -I "$HERE/common"
     -T "$HERE/common/link.ld" -Wl,--build-id=none -Wl,--no-warn-rwx-segments)
 COMMON_SRC=("$HERE/common/start.S" "$HERE/common/lib.c")
+# guests named smp_*: every hart runs main (start_smp.S), hart count from the device tree (fdt.c).
+SMP_COMMON_SRC=("$HERE/common/start_smp.S" "$HERE/common/lib.c" "$HERE/common/fdt.c")
 
 # build NAME OUT_DIR DEBUG_FLAG SRC_DIR [extra cflags...]
 build() {
@@ -42,6 +44,8 @@ build() {
     shift 4
     local srcs=()
     local f
+    local common=("${COMMON_SRC[@]}")
+    case "$name" in smp_*) common=("${SMP_COMMON_SRC[@]}") ;; esac
     for f in "$src"/*.c "$src"/*.S; do
         [ -e "$f" ] && srcs+=("$f")
     done
@@ -49,7 +53,7 @@ build() {
     local tmp="$out/.$name.elf.tmp.$$"
     # Sources are compiled from inside guests/ with relative names so no absolute path reaches the ELF.
     (cd "$HERE" && "$CC" "${BASE_FLAGS[@]}" "$dbg" "$@" \
-        "${COMMON_SRC[@]#"$HERE/"}" "${srcs[@]#"$HERE/"}" -o "$tmp")
+        "${common[@]#"$HERE/"}" "${srcs[@]#"$HERE/"}" -o "$tmp")
     mv -f "$tmp" "$out/$name.elf"
 }
 
@@ -71,6 +75,15 @@ if [ "$BUILD_ALL" = 1 ]; then
                 for seed in 0x1 0x5eed 0xdeadbeef; do
                     build "hostile_$seed" "$HERE/build" -g "$dir" "-DSEED=${seed}UL"
                 done
+                ;;
+            # A race that loses updates often, and one where a lost update is rare and fails the guest
+            # (the knobs ITERS, WORK, WINDOW can be overridden with RACE_FLAGS / RACE_ASSERT_FLAGS).
+            smp_race)
+                # shellcheck disable=SC2086
+                build smp_race "$HERE/build" -g "$dir" ${RACE_FLAGS:-}
+                # shellcheck disable=SC2086
+                build smp_race_assert "$HERE/build" -g "$dir" -DRACE_ASSERT -DITERS=50 -DWORK=2000 -DWINDOW=0 \
+                    ${RACE_ASSERT_FLAGS:-}
                 ;;
             # -Og: the gdb tests need its variables and frames as written (a later -O wins).
             debugme) build debugme "$HERE/build" -g "$dir" -Og ;;

@@ -191,7 +191,7 @@ if [[ ! -f "$INITRD" || $FORCE_INITRD -eq 1 || "$0" -nt "$INITRD" ]] || stale_te
         uniq cut tr sed awk find xargs dd od hexdump free uptime insmod modprobe lsmod rmmod
         mdev ip ifconfig hostname env stat sync df du kill chmod chown touch basename dirname
         readlink cmp diff tee expr time yes cttyhack setsid udhcpc wget nc httpd route
-        sha1sum base64 mkfifo timeout pidof pkill killall usleep)
+        sha1sum base64 mkfifo timeout pidof pkill killall usleep nproc)
     for a in "${APPLETS[@]}"; do
         # Only link applets that actually exist in this busybox build.
         if grep -aqx -- "$a" <(strings -n 2 "$IR/bin/busybox"); then
