@@ -140,7 +140,7 @@ impl SchedState {
             self.starved = None;
         }
         // Now and then starve one hart for a long stretch (a preempted vCPU, a busy host).
-        if self.starved.is_none() && n > 1 && self.next() % 64 == 0 {
+        if self.starved.is_none() && n > 1 && self.next().is_multiple_of(64) {
             let victim = (self.next() % u64::from(n)) as u32;
             let stretch = cfg.quantum.max(CHAOS_MIN_TURN) * (8 + self.next() % 56);
             self.starved = Some((victim, icount.saturating_add(stretch)));
