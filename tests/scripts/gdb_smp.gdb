@@ -46,5 +46,14 @@ reverse-continue
 printf "MARK rv2 thread=%d hart=%lu hartid=%lu round=%lu\n", $_thread, $a0, $mhartid, $a1
 reverse-continue
 printf "MARK rv1 thread=%d hart=%lu hartid=%lu round=%lu\n", $_thread, $a0, $mhartid, $a1
+delete
+# A watchpoint is on every hart: only hart 2 writes work[2].
+watch work[2]
+continue
+printf "MARK w1 thread=%d hartid=%lu value=%lu\n", $_thread, $mhartid, work[2]
+continue
+printf "MARK w2 thread=%d hartid=%lu value=%lu\n", $_thread, $mhartid, work[2]
+reverse-continue
+printf "MARK rw1 thread=%d hartid=%lu value=%lu\n", $_thread, $mhartid, work[2]
 printf "MARK done\n"
 kill

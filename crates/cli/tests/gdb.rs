@@ -769,4 +769,15 @@ fn gdb_replay_several_harts() {
         d.mark("rv2") == d.mark("v2") && d.mark("rv1") == d.mark("v1"),
         "reverse-continue returns to the earlier hits, on the harts that made them",
     );
+    // work[2] grows by round + 1 in hart 2's visit(2, round): 1, 3, 6, ...
+    for (mark, value) in [("w1", 3), ("w2", 6), ("rw1", 3)] {
+        d.check(
+            d.num(mark, "thread") == 3 && d.num(mark, "hartid") == 2,
+            &format!("{mark}: the watchpoint fires in thread 3 (hart 2 writes work[2])"),
+        );
+        d.check(
+            d.num(mark, "value") == value,
+            &format!("{mark}: work[2] is {value}"),
+        );
+    }
 }

@@ -14,6 +14,9 @@ use crate::session::{ReverseSearch, Session, SessionError, StopReason};
 /// Instructions run between two looks at the front-ends' requests.
 pub const SLICE: u64 = 1 << 20;
 
+/// Instructions a step of one hart runs (one at a time) between two looks at the requests.
+const STEP_SLICE: u64 = 1 << 16;
+
 /// How long a paused session waits for a request before looking again.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
@@ -259,7 +262,8 @@ impl Controller {
             Action::Continue => self.session.resume(SLICE),
             Action::ContinueHart(hart) => self.session.resume_hart(hart, SLICE),
             Action::Step => self.session.step().map(Some),
-            Action::StepHart(hart) => self.session.step_hart(hart, SLICE),
+            // Instruction by instruction: a smaller slice keeps a stop request prompt.
+            Action::StepHart(hart) => self.session.step_hart(hart, STEP_SLICE),
             Action::ReverseStep => self.session.reverse_step().map(Some),
             Action::ReverseStepHart(hart) => self.session.reverse_step_hart(hart).map(Some),
             // One snapshot interval at a time: a stop request can interrupt a long search.

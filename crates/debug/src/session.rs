@@ -435,21 +435,25 @@ impl Session {
                 harts: self.machine().harts().len(),
             });
         }
+        let own = self.machine().harts()[hart].icount;
         let mut left = budget;
         loop {
-            if self.machine().current_hart() == hart {
-                let stop = self.step()?;
-                if stop == StopReason::Step {
-                    self.focus = Some(hart);
-                }
-                return Ok(Some(stop));
+            if self.machine().harts()[hart].icount != own {
+                self.focus = Some(hart);
+                return Ok(Some(StopReason::Step));
             }
             if left == 0 {
                 return Ok(None);
             }
-            // One instruction at a time: the hart's turn can begin after any of them (a hart
-            // waiting in `wfi` ends its turn early).
-            if let Some(stop) = self.resume(1)? {
+            let stop = if self.machine().current_hart() == hart {
+                // Its instruction, unless it waits in `wfi` (then another hart's runs).
+                Some(self.step()?).filter(|s| *s != StopReason::Step)
+            } else {
+                // One instruction at a time: the hart's turn can begin after any of them (a
+                // hart waiting in `wfi` ends its turn early).
+                self.resume(1)?
+            };
+            if let Some(stop) = stop {
                 return Ok(Some(stop));
             }
             left -= 1;
