@@ -1,6 +1,8 @@
 //! The gdb remote stub (the `gdbstub` crate): the [`Controller`] is its target. Registers
 //! (general, FP, main CSRs through a target description), memory, breakpoints, watchpoints,
-//! single step, continue, Ctrl-C, and in replay reverse step and continue.
+//! single step, continue, Ctrl-C, and in replay reverse step and continue. With several harts
+//! every hart is a thread (thread id = hart id + 1) and stop replies name the hart they are
+//! about (see `docs/debugging.md`).
 //!
 //! The stub runs as gdbstub's non-blocking state machine on the execution thread: a reader
 //! thread forwards the client's bytes as [`Input::GdbData`], resume packets set the
