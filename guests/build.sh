@@ -87,6 +87,7 @@ if [ "$BUILD_ALL" = 1 ]; then
                 ;;
             # -Og: the gdb tests need its variables and frames as written (a later -O wins).
             debugme) build debugme "$HERE/build" -g "$dir" -Og ;;
+            smp_debug) build smp_debug "$HERE/build" -g "$dir" -Og ;;
             # The extensions of QEMU 10's rv64 that binutils 2.40 knows (Zfa, Zicond: .insn).
             bitmanip) build bitmanip "$HERE/build" -g "$dir" \
                 -march=rv64gc_zba_zbb_zbc_zbs_zicbom_zicboz_zicbop_zawrs_zihintpause ;;

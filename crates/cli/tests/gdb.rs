@@ -42,9 +42,16 @@ fn free_port() -> u16 {
 
 /// Records debugme into `scratch` and returns the trace.
 fn record(elf: &Path, scratch: &Scratch) -> PathBuf {
+    record_harts(elf, scratch, 1)
+}
+
+/// Records `elf` on a machine with `harts` harts into `scratch` and returns the trace.
+fn record_harts(elf: &Path, scratch: &Scratch, harts: u32) -> PathBuf {
     let trace = scratch.path("debugme.trace");
     let args: Vec<OsString> = vec![
         "record".into(),
+        "--smp".into(),
+        harts.to_string().into(),
         "-o".into(),
         trace.clone().into(),
         "--bios".into(),
@@ -667,4 +674,110 @@ fn gdb_detach_ends_with_the_replay_verdict() {
             .contains("rewind: replay matched the recording: "),
         "the replay prints its verdict after the detach",
     );
+}
+
+/// Several harts: `info threads` lists one thread per hart; a breakpoint only hart 2 reaches
+/// stops thread 3 (while thread 1 is selected) with hart 2's registers; stepi / reverse-stepi of
+/// thread 1 move hart 0 by one instruction; reverse-continue goes back to hits on the hart that
+/// made them, also from a position where another hart is running.
+#[test]
+fn gdb_replay_several_harts() {
+    let Some(elf) = guest_elf("smp_debug") else {
+        return;
+    };
+    if !have_tools(&[GDB]) {
+        return;
+    }
+    let scratch = Scratch::new("gdb_smp");
+    let trace = record_harts(&elf, &scratch, 4);
+    let port = free_port();
+    let mut cmd = common::rewind_cmd();
+    cmd.arg("replay").arg(&trace).args([
+        "--serial",
+        "null",
+        "--gdb",
+        &format!("tcp:127.0.0.1:{port}"),
+        "-S",
+    ]);
+    let d = debug(cmd, port, &elf, "gdb_smp.gdb");
+    d.completed();
+    let threads = d.between("threads", "threads-end");
+    for (id, hart) in [(1, 0), (2, 1), (3, 2), (4, 3)] {
+        d.check(
+            threads.contains(&format!("Thread 1.{id} (hart {hart}")),
+            &format!("info threads lists thread {id} as hart {hart}"),
+        );
+    }
+    d.check(
+        !threads.contains("Thread 1.5"),
+        "info threads lists 4 threads",
+    );
+    // hart2_round(round) is only called by hart 2.
+    for (mark, round) in [("hit0", 0), ("hit1", 1)] {
+        d.check(
+            d.num(mark, "thread") == 3 && d.num(mark, "hartid") == 2,
+            &format!("{mark}: the stop names thread 3, with hart 2's registers"),
+        );
+        d.check(
+            d.num(mark, "round") == round,
+            &format!("{mark}: hart2_round({round})"),
+        );
+    }
+    d.check(
+        d.gdb
+            .stdout
+            .contains("Thread 3 hit Breakpoint 1, hart2_round"),
+        "gdb reports the hit in thread 3",
+    );
+    d.check(
+        d.num("t1", "hartid") == 0 && d.num("t3", "hartid") == 2,
+        "per-thread registers: mhartid",
+    );
+    d.check(
+        d.val("t1", "sp") != d.val("t3", "sp"),
+        "per-thread registers: each hart has its own stack",
+    );
+    d.check(
+        d.num("before", "thread") == 1 && d.num("after", "thread") == 1,
+        "stepi of thread 1 stops in thread 1",
+    );
+    d.check(
+        d.num("after", "minstret") == d.num("before", "minstret") + 1,
+        "stepi of thread 1 retires one instruction on hart 0",
+    );
+    d.check(
+        d.mark("back") == d.mark("before"),
+        "reverse-stepi of thread 1 undoes that instruction",
+    );
+    d.check(
+        d.mark("rev1") == d.mark("hit1") && d.mark("rev0") == d.mark("hit0"),
+        "reverse-continue from hart 0's position returns to hart 2's hits",
+    );
+    // visit(hart, round) is called by every hart: a0 is the caller's hart.
+    for mark in ["v1", "v2", "v3", "rv2", "rv1"] {
+        d.check(
+            d.num(mark, "hart") == d.num(mark, "hartid")
+                && d.num(mark, "thread") == d.num(mark, "hart") + 1,
+            &format!("{mark}: the stop names the hart that called visit, with its registers"),
+        );
+    }
+    d.check(
+        d.num("v1", "thread") != d.num("v2", "thread"),
+        "visit hits come from several harts",
+    );
+    d.check(
+        d.mark("rv2") == d.mark("v2") && d.mark("rv1") == d.mark("v1"),
+        "reverse-continue returns to the earlier hits, on the harts that made them",
+    );
+    // work[2] grows by round + 1 in hart 2's visit(2, round): 1, 3, 6, ...
+    for (mark, value) in [("w1", 3), ("w2", 6), ("rw1", 3)] {
+        d.check(
+            d.num(mark, "thread") == 3 && d.num(mark, "hartid") == 2,
+            &format!("{mark}: the watchpoint fires in thread 3 (hart 2 writes work[2])"),
+        );
+        d.check(
+            d.num(mark, "value") == value,
+            &format!("{mark}: work[2] is {value}"),
+        );
+    }
 }

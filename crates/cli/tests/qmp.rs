@@ -49,9 +49,16 @@ fn free_port() -> u16 {
 
 /// Records `elf` into `scratch`; returns the trace and its instruction count.
 fn record(elf: &Path, scratch: &Scratch) -> (PathBuf, u64) {
+    record_harts(elf, scratch, 1)
+}
+
+/// Records `elf` on a machine with `harts` harts; returns the trace and its instruction count.
+fn record_harts(elf: &Path, scratch: &Scratch, harts: u32) -> (PathBuf, u64) {
     let trace = scratch.path("guest.trace");
     let args: Vec<OsString> = vec![
         "record".into(),
+        "--smp".into(),
+        harts.to_string().into(),
         "-o".into(),
         trace.clone().into(),
         "--bios".into(),
@@ -210,4 +217,38 @@ fn qmp_system_reset_is_recorded_and_replayed() {
     assert_eq!(rep.code, Some(0), "{}", rep.describe());
     assert_eq!(rep.stdout, recorded);
     assert!(rep.stderr.contains("replay matched"), "{}", rep.describe());
+}
+
+/// `query-cpus-fast` and HMP `info cpus` with 4 harts, compared with QEMU 10's answer for
+/// `-M virt -smp 4` when QEMU is installed.
+#[test]
+fn qmp_query_cpus_fast_with_several_harts() {
+    let Some(elf) = guest("smp_debug") else {
+        return;
+    };
+    let scratch = Scratch::new("cpus");
+    let (trace, _) = record_harts(&elf, &scratch, 4);
+    let socket = scratch.path("qmp.sock");
+    let mut cmd = rewind_cmd();
+    cmd.arg("replay")
+        .arg(&trace)
+        .args(["--serial", "null", "--qmp"])
+        .arg(format!("unix:{}", socket.display()))
+        .arg("-S");
+    let mut args: Vec<OsString> =
+        vec!["--unix".into(), socket.into(), "--harts".into(), "4".into()];
+    // QEMU as the reference, paused, until the script is done with it.
+    let _qemu = common::have_tool("qemu-system-riscv64").then(|| {
+        let reference = scratch.path("qemu-qmp.sock");
+        let mut q = Command::new("qemu-system-riscv64");
+        q.args([
+            "-M", "virt", "-smp", "4", "-display", "none", "-bios", "none", "-S",
+        ])
+        .args(["-serial", "null", "-monitor", "none", "-qmp"])
+        .arg(format!("unix:{},server,wait=off", reference.display()));
+        args.push("--reference".into());
+        args.push(reference.into());
+        Server(Some(Proc::spawn(q, None)))
+    });
+    run_script(cmd, "qmp_cpus.py", &args);
 }

@@ -14,6 +14,9 @@ use crate::session::{ReverseSearch, Session, SessionError, StopReason};
 /// Instructions run between two looks at the front-ends' requests.
 pub const SLICE: u64 = 1 << 20;
 
+/// Instructions a step of one hart runs (one at a time) between two looks at the requests.
+const STEP_SLICE: u64 = 1 << 16;
+
 /// How long a paused session waits for a request before looking again.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
@@ -22,10 +25,18 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 pub enum Action {
     /// Run forward until something stops it.
     Continue,
+    /// Run forward until this hart stops at a breakpoint or watchpoint (the other harts run
+    /// too, without stopping).
+    ContinueHart(usize),
     /// Execute one instruction.
     Step,
+    /// Run until this hart has retired one instruction (the other harts take the turns they
+    /// have before it).
+    StepHart(usize),
     /// Go back one instruction (replay).
     ReverseStep,
+    /// Go back to just before this hart's last retired instruction (replay).
+    ReverseStepHart(usize),
     /// Go back to the previous breakpoint or watchpoint hit (replay).
     ReverseContinue,
 }
@@ -79,6 +90,12 @@ pub struct Controller {
     quit: bool,
     /// The last machine error (divergence, trace error); the session is paused after it.
     last_error: Option<String>,
+    /// The hart gdb's next resume steps (`vCont;s:TID`), set while gdb lists its actions.
+    pub(crate) gdb_step: Option<usize>,
+    /// The one hart gdb's next resume continues (`vCont;c:TID` without a default action).
+    pub(crate) gdb_continue: Option<usize>,
+    /// gdb's next resume holds the threads it does not name (scheduler locking).
+    pub(crate) gdb_locked: bool,
 }
 
 impl Controller {
@@ -92,6 +109,9 @@ impl Controller {
             events: Vec::new(),
             quit: false,
             last_error: None,
+            gdb_step: None,
+            gdb_continue: None,
+            gdb_locked: false,
         }
     }
 
@@ -142,7 +162,10 @@ impl Controller {
 
     /// Start `action`. Reverse actions need a replay; forward ones a guest that has not ended.
     pub fn resume(&mut self, action: Action) -> Result<(), SessionError> {
-        let reverse = matches!(action, Action::ReverseStep | Action::ReverseContinue);
+        let reverse = matches!(
+            action,
+            Action::ReverseStep | Action::ReverseStepHart(_) | Action::ReverseContinue
+        );
         if reverse && self.session.mode() != rewind_replay::Mode::Replay {
             return Err(SessionError::NotReplaying {
                 what: "reverse execution",
@@ -237,8 +260,12 @@ impl Controller {
         };
         let r = match action {
             Action::Continue => self.session.resume(SLICE),
+            Action::ContinueHart(hart) => self.session.resume_hart(hart, SLICE),
             Action::Step => self.session.step().map(Some),
+            // Instruction by instruction: a smaller slice keeps a stop request prompt.
+            Action::StepHart(hart) => self.session.step_hart(hart, STEP_SLICE),
             Action::ReverseStep => self.session.reverse_step().map(Some),
+            Action::ReverseStepHart(hart) => self.session.reverse_step_hart(hart).map(Some),
             // One snapshot interval at a time: a stop request can interrupt a long search.
             Action::ReverseContinue => {
                 let search = match self.reverse_search.take() {

@@ -9,6 +9,10 @@ use crate::qmp::QmpError;
 
 /// The commands, with a line of help each (`help`).
 const HELP: &[(&str, &str)] = &[
+    (
+        "info cpus",
+        "show the harts (* marks the one whose turn it is)",
+    ),
     ("info registers", "show the hart's registers"),
     (
         "info replay",
@@ -60,12 +64,13 @@ pub fn execute(ctl: &mut Controller, line: &str) -> Result<String, QmpError> {
     };
     Ok(match words.as_slice() {
         [] => String::new(),
+        ["info", "cpus"] => cpus(ctl),
         ["info", "registers", ..] => registers(ctl),
         ["info", "replay"] => replay(ctl),
         ["info", "snapshots"] => snapshots(ctl),
         ["info", "status"] => format!("VM status: {}\n", status(ctl)),
         ["info", what, ..] => format!("unknown info subcommand: '{what}' (try 'help')\n"),
-        ["info"] => "info: needs a subcommand: registers, replay, snapshots, status\n".into(),
+        ["info"] => "info: needs a subcommand: cpus, registers, replay, snapshots, status\n".into(),
         ["stop"] => qmp(ctl, "stop", json!({})),
         ["cont" | "c"] => qmp(ctl, "cont", json!({})),
         ["quit" | "q"] => qmp(ctl, "quit", json!({})),
@@ -202,4 +207,17 @@ fn snapshots(ctl: &Controller) -> String {
         out.push_str(&format!("{:<9} {n}\n", i + 1));
     }
     out
+}
+
+/// `info cpus` in QEMU's words: one line per hart, the current one (whose turn it is) starred.
+fn cpus(ctl: &Controller) -> String {
+    let machine = ctl.session().machine();
+    let current = machine.current_hart();
+    let tid = crate::qmp::cpu_thread_id();
+    (0..machine.harts().len())
+        .map(|i| {
+            let star = if i == current { '*' } else { ' ' };
+            format!("{star} CPU #{i}: thread_id={tid}\n")
+        })
+        .collect()
 }

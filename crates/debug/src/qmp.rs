@@ -1159,6 +1159,11 @@ const COMMANDS: &[Command] = &[
         },
     },
     Command {
+        name: "query-cpus-fast",
+        params: &[],
+        run: |ctl, _| Ok(query_cpus_fast(ctl)),
+    },
+    Command {
         name: "stop",
         params: &[],
         run: |ctl, _| {
@@ -1359,6 +1364,32 @@ fn query_replay(ctl: &mut Controller, _: &Value) -> Result<Value, QmpError> {
     }
     info.insert("icount".into(), json!(session.icount()));
     Ok(Value::Object(info))
+}
+
+/// The host thread id `query-cpus-fast` gives every hart: they all run on the execution
+/// thread, whose id is stable for the session; the process id stands for it (QEMU's `-icount`
+/// and `thread=single` TCG also run all CPUs on one thread and give them one id).
+pub fn cpu_thread_id() -> u32 {
+    std::process::id()
+}
+
+/// `query-cpus-fast` as QEMU 10 answers it for `-M virt -smp N`: one entry per hart.
+fn query_cpus_fast(ctl: &Controller) -> Value {
+    let harts = ctl.session().machine().harts().len();
+    let tid = cpu_thread_id();
+    Value::Array(
+        (0..harts)
+            .map(|i| {
+                json!({
+                    "thread-id": tid,
+                    "props": {"core-id": i},
+                    "qom-path": format!("/machine/soc0/harts[{i}]"),
+                    "cpu-index": i,
+                    "target": "riscv64",
+                })
+            })
+            .collect(),
+    )
 }
 
 fn rewind_state(ctl: &mut Controller, _: &Value) -> Result<Value, QmpError> {
@@ -1655,6 +1686,7 @@ mod tests {
             "qmp_capabilities",
             "query-commands",
             "query-status",
+            "query-cpus-fast",
             "stop",
             "cont",
             "quit",

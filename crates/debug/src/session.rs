@@ -130,6 +130,14 @@ pub enum SessionError {
         /// The address.
         addr: u64,
     },
+    /// A hart the machine does not have.
+    #[error("there is no hart {hart} (the machine has {harts})")]
+    NoHart {
+        /// The hart asked for.
+        hart: usize,
+        /// How many the machine has.
+        harts: usize,
+    },
     /// The machine failed (divergence, trace error): it cannot go on from here.
     #[error(transparent)]
     Machine(#[from] rewind_machine::MachineError),
@@ -169,6 +177,12 @@ pub struct Session {
     /// Position `(icount, pc)` of a watchpoint stop (before the access): resuming from it
     /// executes the instruction without stopping at its breakpoint or watchpoint again.
     watch_stop: Option<(u64, u64)>,
+    /// The hart the last stop is about when it is not the current one (a step of another
+    /// hart, a reverse search that landed on another hart's hit); see [`Session::stop_hart`].
+    focus: Option<usize>,
+    /// While set, only this hart stops at breakpoints and watchpoints (gdb's resume of one
+    /// thread with the others held: they still run, unobserved).
+    only: Option<usize>,
 }
 
 /// A hit found while scanning a stretch of history forward for `reverse_continue`.
@@ -177,6 +191,8 @@ struct Hit {
     icount: u64,
     /// What to report.
     reason: StopReason,
+    /// The hart that hit.
+    hart: usize,
 }
 
 impl Session {
@@ -194,7 +210,15 @@ impl Session {
             end_outcome: None,
             end_verified: false,
             watch_stop: None,
+            focus: None,
+            only: None,
         }
+    }
+
+    /// The hart the last stop concerns (gdb's thread in its stop reply): the hart that hit a
+    /// breakpoint or watchpoint, the hart a step was for, else the hart whose turn it is.
+    pub fn stop_hart(&self) -> usize {
+        self.focus.unwrap_or_else(|| self.machine().current_hart())
     }
 
     /// The machine's mode.
@@ -253,6 +277,7 @@ impl Session {
     /// again to go on). A breakpoint at the current pc does not stop the first instruction, so
     /// resuming from a breakpoint moves on.
     pub fn resume(&mut self, budget: u64) -> Result<Option<StopReason>, SessionError> {
+        self.focus = None;
         if let Some(stop) = self.check_at_end()? {
             return Ok(Some(stop));
         }
@@ -291,7 +316,7 @@ impl Session {
             return Ok(Some(StopReason::ReplayBreak { icount: now }));
         }
         let pc = self.machine().hart().pc;
-        if self.breakpoints.contains_key(&pc) {
+        if self.breakpoints.contains_key(&pc) && self.observed(self.machine().current_hart()) {
             // The budget ran out just as the hart reached a breakpoint: this is its hit (the
             // next resume would step over it).
             return Ok(Some(StopReason::Breakpoint {
@@ -302,9 +327,33 @@ impl Session {
         Ok(None)
     }
 
+    /// [`Session::resume`] with the breakpoints and watchpoints on hart `hart` alone: the other
+    /// harts take their turns too but do not stop (gdb continuing one thread of several, as it
+    /// does to step a thread over a breakpoint).
+    pub fn resume_hart(
+        &mut self,
+        hart: usize,
+        budget: u64,
+    ) -> Result<Option<StopReason>, SessionError> {
+        let harts = self.machine().harts().len();
+        if hart >= harts {
+            return Err(SessionError::NoHart { hart, harts });
+        }
+        self.only = Some(hart);
+        let r = self.resume(budget);
+        self.only = None;
+        r
+    }
+
+    /// Does `hart` stop at the hooks in the run under way?
+    fn observed(&self, hart: usize) -> bool {
+        self.only.is_none_or(|h| h == hart)
+    }
+
     /// Execute one instruction (`Step`, or `Ended`): a breakpoint or watched access on it does
     /// not stop it.
     pub fn step(&mut self) -> Result<StopReason, SessionError> {
+        self.focus = None;
         if let Some(stop) = self.check_at_end()? {
             return Ok(stop);
         }
@@ -371,6 +420,139 @@ impl Session {
         Ok(StopReason::Step)
     }
 
+    /// Execute instructions until hart `hart` has retired one (`Step`), letting the other harts
+    /// take their turns before it as the scheduler says; they stop at breakpoints and
+    /// watchpoints (then that is the stop). `None` when `budget` instructions ran without
+    /// getting there (call again to go on). For the current hart this is [`Session::step`].
+    pub fn step_hart(
+        &mut self,
+        hart: usize,
+        budget: u64,
+    ) -> Result<Option<StopReason>, SessionError> {
+        if hart >= self.machine().harts().len() {
+            return Err(SessionError::NoHart {
+                hart,
+                harts: self.machine().harts().len(),
+            });
+        }
+        let own = self.machine().harts()[hart].icount;
+        let mut left = budget;
+        loop {
+            if self.machine().harts()[hart].icount != own {
+                self.focus = Some(hart);
+                return Ok(Some(StopReason::Step));
+            }
+            if left == 0 {
+                return Ok(None);
+            }
+            let stop = if self.machine().current_hart() == hart {
+                // Its instruction, unless it waits in `wfi` (then another hart's runs).
+                Some(self.step()?).filter(|s| *s != StopReason::Step)
+            } else {
+                // One instruction at a time: the hart's turn can begin after any of them (a
+                // hart waiting in `wfi` ends its turn early).
+                self.resume(1)?
+            };
+            if let Some(stop) = stop {
+                return Ok(Some(stop));
+            }
+            left -= 1;
+        }
+    }
+
+    /// Replay: go back to just before hart `hart` retired its last instruction (the other
+    /// harts' later instructions are undone too). With one hart this is
+    /// [`Session::reverse_step`].
+    pub fn reverse_step_hart(&mut self, hart: usize) -> Result<StopReason, SessionError> {
+        self.require_replay("reverse execution")?;
+        let harts = self.machine().harts().len();
+        if hart >= harts {
+            return Err(SessionError::NoHart { hart, harts });
+        }
+        if harts == 1 {
+            return self.reverse_step();
+        }
+        let now = self.icount();
+        let own = self.machine().harts()[hart].icount;
+        // The latest snapshot at which the hart had not retired that instruction yet.
+        let mut start = None;
+        for s in self.seeker.snapshot_icounts().into_iter().rev() {
+            if s >= now {
+                continue;
+            }
+            self.seek_to(s)?;
+            if self.icount() == s && self.machine().harts()[hart].icount < own {
+                start = Some(s);
+                break;
+            }
+        }
+        if start.is_none() {
+            let first = self.history_start();
+            if self.icount() != first {
+                self.seek_to(first)?;
+            }
+            return Ok(StopReason::HistoryStart);
+        }
+        // Forward to where the hart's count reaches `own`: it grows by at most one per
+        // instruction, so running the difference never overshoots.
+        self.clear_hooks();
+        loop {
+            let got = self.machine().harts()[hart].icount;
+            if got >= own || self.icount() >= now {
+                break;
+            }
+            let before = self.icount();
+            self.seeker.run(Some(own - got))?;
+            if self.icount() == before {
+                break;
+            }
+        }
+        let after = self.icount();
+        if self.machine().harts()[hart].icount != own || after == 0 {
+            // Cannot happen in a replay that got here before: stay where the search ended.
+            return Err(SessionError::Machine(MachineError::Config(format!(
+                "internal error: hart {hart} did not retire instruction {own} again before \
+                 instruction {now} (search stopped at {after})"
+            ))));
+        }
+        self.seek_to(after - 1)?;
+        self.focus = Some(hart);
+        Ok(StopReason::Step)
+    }
+
+    /// After a seek to the position of `hit`: make its hart the current one if the seek stopped
+    /// before the scheduler got to it (harts waiting in `wfi` at that instruction count end
+    /// their turns without retiring anything), by running into the hit again.
+    fn land_on(&mut self, hit: &Hit) -> Result<(), SessionError> {
+        let harts = self.machine().harts().len();
+        for _ in 0..harts {
+            if self.machine().current_hart() == hit.hart || self.icount() != hit.icount {
+                break;
+            }
+            self.install_hooks();
+            match self.seeker.run(Some(1))? {
+                RunOutcome::Debug(DebugHit::Breakpoint { .. }) if self.icount() == hit.icount => {
+                    if self.machine().current_hart() != hit.hart {
+                        // Another hart's hit at the same position (reported before this one
+                        // in the scan): go past it.
+                        self.seeker.machine_mut().hart_mut().skip_breakpoint_once();
+                    }
+                }
+                RunOutcome::Debug(_) if self.icount() == hit.icount => {
+                    if self.machine().current_hart() != hit.hart {
+                        self.seeker.machine_mut().hart_mut().skip_debug_once();
+                    }
+                }
+                _ => break,
+            }
+        }
+        if self.icount() != hit.icount {
+            // Ran past it: stand at the position again (the stop names the hart anyway).
+            self.seek_to(hit.icount)?;
+        }
+        Ok(())
+    }
+
     /// Replay: go back to the most recent breakpoint or watchpoint hit before the current
     /// position (searching snapshot interval by snapshot interval), or to instruction 0
     /// (`HistoryStart`) if there is none.
@@ -427,7 +609,9 @@ impl Session {
         }
         if let Some(hit) = self.scan(segment_end)? {
             self.seek_to(hit.icount)?;
+            self.land_on(&hit)?;
             self.note_stop(&hit.reason);
+            self.focus = Some(hit.hart);
             return Ok(Some(hit.reason));
         }
         if s <= first {
@@ -511,14 +695,28 @@ impl Session {
     /// Read guest memory at a virtual address (translated as the hart would for a load, without
     /// side effects). Bytes outside RAM (and not ROM) are an error.
     pub fn read_memory(&self, addr: u64, buf: &mut [u8]) -> Result<(), SessionError> {
+        self.read_memory_as(self.machine().current_hart(), addr, buf)
+    }
+
+    /// Read guest memory at a virtual address as hart `hart` sees it (its address space).
+    pub fn read_memory_as(
+        &self,
+        hart: usize,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), SessionError> {
         let m = self.machine();
+        let harts = m.harts().len();
+        let h = m
+            .harts()
+            .get(hart)
+            .ok_or(SessionError::NoHart { hart, harts })?;
         let mut done = 0usize;
         while done < buf.len() {
             let vaddr = addr.wrapping_add(done as u64);
             let n = chunk_len(vaddr, buf.len() - done);
             let chunk = &mut buf[done..done + n];
-            let paddr = m
-                .hart()
+            let paddr = h
                 .debug_translate(m.ram(), vaddr)
                 .ok_or(SessionError::BadAddress { addr: vaddr })?;
             if m.ram().read(paddr, chunk).is_err() {
@@ -537,17 +735,31 @@ impl Session {
 
     /// Write guest memory (run mode only; refused while recording or replaying).
     pub fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), SessionError> {
+        self.write_memory_as(self.machine().current_hart(), addr, data)
+    }
+
+    /// Write guest memory at a virtual address as hart `hart` sees it (run mode only).
+    pub fn write_memory_as(
+        &mut self,
+        hart: usize,
+        addr: u64,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
         self.require_writable("memory")?;
         // Translate every page first, so that a bad address changes nothing.
         let mut pieces = Vec::new();
         let mut done = 0usize;
         {
             let m = self.machine();
+            let harts = m.harts().len();
+            let h = m
+                .harts()
+                .get(hart)
+                .ok_or(SessionError::NoHart { hart, harts })?;
             while done < data.len() {
                 let vaddr = addr.wrapping_add(done as u64);
                 let n = chunk_len(vaddr, data.len() - done);
-                let paddr = m
-                    .hart()
+                let paddr = h
                     .debug_translate(m.ram(), vaddr)
                     .filter(|&p| m.ram().offset(p, n as u64).is_some())
                     .ok_or(SessionError::BadAddress { addr: vaddr })?;
@@ -564,17 +776,35 @@ impl Session {
                 })?;
         }
         // The debugger may have rewritten page tables.
-        self.seeker.machine_mut().hart_mut().tlb.flush();
+        for h in self.seeker.machine_mut().harts_mut() {
+            h.tlb.flush();
+        }
         Ok(())
     }
 
-    /// Write registers (run mode only): `f` is applied to the hart.
+    /// Write registers (run mode only): `f` is applied to the current hart.
     pub fn write_registers(
         &mut self,
         f: impl FnOnce(&mut rewind_cpu::Hart),
     ) -> Result<(), SessionError> {
+        self.write_registers_of(self.machine().current_hart(), f)
+    }
+
+    /// Write registers of hart `hart` (run mode only): `f` is applied to it.
+    pub fn write_registers_of(
+        &mut self,
+        hart: usize,
+        f: impl FnOnce(&mut rewind_cpu::Hart),
+    ) -> Result<(), SessionError> {
         self.require_writable("registers")?;
-        f(self.seeker.machine_mut().hart_mut());
+        let harts = self.machine().harts().len();
+        let h = self
+            .seeker
+            .machine_mut()
+            .harts_mut()
+            .get_mut(hart)
+            .ok_or(SessionError::NoHart { hart, harts })?;
+        f(h);
         Ok(())
     }
 
@@ -684,19 +914,28 @@ impl Session {
             .unwrap_or(BreakKind::Software)
     }
 
-    /// Give the hart the session's breakpoints and watchpoints.
+    /// Give every hart the session's breakpoints and watchpoints (set before each run, so a
+    /// restore or seek that replaced the harts gets them too).
     fn install_hooks(&mut self) {
         let pcs: Vec<u64> = self.breakpoints.keys().copied().collect();
-        let hart = self.seeker.machine_mut().hart_mut();
-        hart.set_breakpoints(&pcs);
-        hart.set_watchpoints(&self.watchpoints);
+        let only = self.only;
+        for (i, hart) in self.seeker.machine_mut().harts_mut().iter_mut().enumerate() {
+            if only.is_none_or(|h| h == i) {
+                hart.set_breakpoints(&pcs);
+                hart.set_watchpoints(&self.watchpoints);
+            } else {
+                hart.set_breakpoints(&[]);
+                hart.set_watchpoints(&[]);
+            }
+        }
     }
 
-    /// Take the hooks off the hart (seeks must not stop at them).
+    /// Take the hooks off every hart (seeks must not stop at them).
     fn clear_hooks(&mut self) {
-        let hart = self.seeker.machine_mut().hart_mut();
-        hart.set_breakpoints(&[]);
-        hart.set_watchpoints(&[]);
+        for hart in self.seeker.machine_mut().harts_mut() {
+            hart.set_breakpoints(&[]);
+            hart.set_watchpoints(&[]);
+        }
     }
 
     /// Replay: true when the machine stands where the recording ends (the next logged event is
@@ -737,6 +976,7 @@ impl Session {
     fn moved(&mut self) {
         self.ended = None;
         self.watch_stop = None;
+        self.focus = None;
         let now = self.icount();
         if self.replay_break.is_some_and(|b| b < now) {
             self.replay_break = None;
@@ -825,7 +1065,7 @@ impl Session {
     fn scan(&mut self, segment_end: u64) -> Result<Option<Hit>, SessionError> {
         self.install_hooks();
         let mut last = None;
-        let mut last_break: Option<(u64, u64)> = None;
+        let mut last_break: Option<(u64, u64, usize)> = None;
         loop {
             let now = self.icount();
             if now >= segment_end {
@@ -835,13 +1075,14 @@ impl Session {
             let at = self.icount();
             match outcome {
                 RunOutcome::Debug(DebugHit::Breakpoint { pc }) => {
-                    if last_break == Some((at, pc)) {
+                    let hart = self.machine().current_hart();
+                    if last_break == Some((at, pc, hart)) {
                         return Err(SessionError::Machine(MachineError::Config(format!(
                             "internal error: the hart stopped twice at the breakpoint at \
                              {pc:#x} (instruction {at}) without executing it"
                         ))));
                     }
-                    last_break = Some((at, pc));
+                    last_break = Some((at, pc, hart));
                     if at < segment_end {
                         last = Some(Hit {
                             icount: at,
@@ -849,6 +1090,7 @@ impl Session {
                                 pc,
                                 kind: self.kind_at(pc),
                             },
+                            hart,
                         });
                     }
                     self.seeker.machine_mut().hart_mut().skip_breakpoint_once();
@@ -868,6 +1110,7 @@ impl Session {
                                 access,
                                 addr,
                             },
+                            hart: self.machine().current_hart(),
                         });
                     }
                     self.seeker.machine_mut().hart_mut().skip_debug_once();

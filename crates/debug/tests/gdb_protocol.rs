@@ -251,3 +251,73 @@ fn run_mode_exit_is_reported() {
     });
     assert_eq!(ctl.session().ended(), Some(RunOutcome::Exited(0)));
 }
+
+/// The thread a stop reply `T..thread:ID;...` names.
+fn stop_thread(reply: &str) -> Option<u64> {
+    let id = reply.split("thread:").nth(1)?.split(';').next()?;
+    u64::from_str_radix(id.rsplit('.').next()?.trim_start_matches('p'), 16).ok()
+}
+
+#[test]
+fn several_harts_are_threads() {
+    // The bench guest on 4 harts (harts 1 to 3 park in wfi), run mode.
+    let config = MachineConfig {
+        kernel: Some(ImageSource::Embedded {
+            name: "bench.elf".into(),
+            bytes: Arc::from(BENCH),
+        }),
+        smp: 4,
+        ..demo_config()
+    };
+    let m = Machine::new(config).unwrap();
+    let mut ctl = Controller::new(Session::new(Seeker::new(m, u64::MAX).unwrap(), None), true);
+    serve_with(&mut ctl, |addr| {
+        const MHARTID: usize = 65 + 0xf14;
+        const MINSTRET: usize = 65 + 0xb02;
+        let mut c = Client::connect(addr);
+        c.cmd("qSupported:swbreak+;hwbreak+");
+        let list = c.cmd("qfThreadInfo");
+        let ids: Vec<u64> = list
+            .strip_prefix('m')
+            .unwrap_or_else(|| panic!("{list}"))
+            .split(',')
+            .map(|t| u64::from_str_radix(t, 16).unwrap())
+            .collect();
+        assert_eq!(ids, [1, 2, 3, 4]);
+        assert_eq!(c.cmd("qsThreadInfo"), "l");
+        assert_eq!(stop_thread(&c.cmd("?")), Some(1));
+        // Registers are the thread's hart's.
+        for t in 1..=4u64 {
+            assert_eq!(c.cmd(&format!("Hg{t:x}")), "OK");
+            assert_eq!(c.reg(MHARTID), t - 1);
+        }
+        // A write goes to the selected thread only.
+        let value = hex(&0x5eedu64.to_le_bytes());
+        assert_eq!(c.cmd("Hg2"), "OK");
+        assert_eq!(c.cmd(&format!("Pa={value}")), "OK");
+        assert_eq!(c.reg(10), 0x5eed);
+        assert_eq!(c.cmd("Hg1"), "OK");
+        assert_ne!(c.reg(10), 0x5eed);
+        // A step of thread 3 (not the running hart): hart 2 retires one instruction, and the
+        // stop names thread 3.
+        assert_eq!(c.cmd("Hg3"), "OK");
+        let (pc, retired) = (c.reg(32), c.reg(MINSTRET));
+        let reply = c.cmd("vCont;s:3");
+        assert!(reply.starts_with("T05"), "{reply}");
+        assert_eq!(stop_thread(&reply), Some(3), "{reply}");
+        assert_eq!(c.cmd("Hg3"), "OK");
+        assert_eq!(c.reg(MINSTRET), retired + 1);
+        assert_ne!(c.reg(32), pc);
+        assert_eq!(c.reg(MHARTID), 2);
+        // Ctrl-C: the reply names the thread of the hart that was running.
+        c.send("vCont;c");
+        thread::sleep(Duration::from_millis(50));
+        c.s.write_all(&[0x03]).unwrap();
+        let reply = c.reply();
+        assert!(reply.starts_with("T02"), "{reply}");
+        assert!(matches!(stop_thread(&reply), Some(1..=4)), "{reply}");
+        c.send("vKill;1");
+        assert_eq!(c.reply(), "OK");
+    });
+    assert!(ctl.quit_requested());
+}

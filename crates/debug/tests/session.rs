@@ -837,3 +837,130 @@ fn file_commands_stay_inside_the_sandbox() {
     s.load_snapshot(Path::new("mid.snap")).unwrap();
     assert_eq!(s.icount(), t.total / 2);
 }
+
+/// A demo trace recorded with 4 harts and short turns (the demo parks harts 1 to 3 in `wfi`:
+/// their turns end at once, so hart 0's turns begin at instruction counts where the scheduler
+/// first passes the waiting harts).
+fn recorded_harts() -> Trace {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo4.rwtrace");
+    let mut config = demo_config();
+    config.smp = 4;
+    config.quantum = 1000;
+    let header = prepare_recording(&mut config, CHECKS).unwrap();
+    let w = TraceWriter::create(&path, &header).unwrap();
+    let mut m = Machine::record(config, w, CHECKS).unwrap();
+    assert_eq!(m.run(Some(50_000_000)).unwrap(), RunOutcome::Exited(0));
+    m.finish_recording().unwrap();
+    let mut m = replayer(&path);
+    assert_eq!(m.harts().len(), 4);
+    assert_eq!(m.run(None).unwrap(), RunOutcome::Exited(0));
+    m.finish_replay().unwrap();
+    Trace {
+        _dir: dir,
+        path,
+        total: m.icount(),
+        final_hash: m.state_hash(),
+    }
+}
+
+#[test]
+fn several_harts_reverse_continue_lands_on_the_hart_that_hit() {
+    let t = recorded_harts();
+    let puts = symbol(DEMO, "puts_");
+    let mut s = session(&t.path, interval(&t));
+    s.add_breakpoint(puts, BreakKind::Software);
+    let mut forward = Vec::new();
+    loop {
+        match s.resume(u64::MAX).unwrap() {
+            None => {}
+            Some(StopReason::Ended(_)) => break,
+            Some(r) => {
+                assert_eq!(s.machine().current_hart(), 0, "only hart 0 runs the demo");
+                assert_eq!(s.stop_hart(), 0);
+                forward.push((seen(&s, r), s.machine().state_hash()));
+            }
+        }
+    }
+    assert!(forward.len() >= 4, "{}", forward.len());
+    for (f, hash) in forward.iter().rev() {
+        let r = s.reverse_continue().unwrap();
+        assert_eq!(seen(&s, r), *f);
+        assert_eq!(s.machine().current_hart(), 0, "at {}", f.icount);
+        assert_eq!(s.stop_hart(), 0);
+        assert_eq!(s.machine().state_hash(), *hash, "at {}", f.icount);
+    }
+    assert_eq!(s.reverse_continue().unwrap(), StopReason::HistoryStart);
+    // Forward from a reverse-continue's stop: the next hit, not the same one again.
+    s.seek(forward[1].0.icount - 1).unwrap();
+    let r = s.reverse_continue().unwrap();
+    assert_eq!(seen(&s, r), forward[0].0);
+    let r = s.resume(u64::MAX).unwrap().unwrap();
+    assert_eq!(seen(&s, r), forward[1].0);
+}
+
+#[test]
+fn several_harts_step_and_reverse_step_one_hart() {
+    let t = recorded_harts();
+    let mut s = session(&t.path, interval(&t));
+    // A position where a parked hart's turn is current (hart 0 has just used up its turn).
+    s.seek(100_000).unwrap();
+    assert_eq!(s.machine().current_hart(), 0);
+    let at = 100_000 + s.machine().sched_state().left;
+    s.seek(at).unwrap();
+    assert_ne!(
+        s.machine().current_hart(),
+        0,
+        "hart 0's turn is over at {at}"
+    );
+    let (pc, own) = (s.machine().harts()[0].pc, s.machine().harts()[0].icount);
+    let hash = s.machine().state_hash();
+    // Stepping hart 0: the parked harts retire nothing, hart 0 exactly one instruction.
+    assert_eq!(s.step_hart(0, 1 << 16).unwrap(), Some(StopReason::Step));
+    assert_eq!(s.machine().harts()[0].icount, own + 1);
+    assert_eq!(s.icount(), at + 1);
+    assert_eq!(s.stop_hart(), 0);
+    // A parked hart never retires an instruction: the step does not end.
+    let parked = s.machine().harts()[1].icount;
+    assert_eq!(s.step_hart(1, 5000).unwrap(), None);
+    assert_eq!(s.machine().harts()[1].icount, parked);
+    assert!(s.icount() > at + 1);
+    // Back to before hart 0's last instruction.
+    assert_eq!(s.reverse_step_hart(0).unwrap(), StopReason::Step);
+    assert_eq!(s.stop_hart(), 0);
+    assert!(s.machine().harts()[0].icount > own);
+    // Step back over hart 0's steps until it stands where it stood before.
+    while s.machine().harts()[0].icount > own {
+        assert_eq!(s.reverse_step_hart(0).unwrap(), StopReason::Step);
+    }
+    assert_eq!(s.machine().harts()[0].icount, own);
+    assert_eq!(s.machine().harts()[0].pc, pc);
+    assert_eq!(
+        s.icount(),
+        at,
+        "hart 0's previous instruction was the first after {at}"
+    );
+    assert_eq!(s.machine().state_hash(), hash);
+
+    // A hit of hart 0 where its turn begins: the seek to it stops before the scheduler passed
+    // the parked harts; reverse-continue still lands on hart 0, and goes on from there.
+    s.seek(at + 1).unwrap();
+    assert!(s.add_breakpoint(pc, BreakKind::Software));
+    assert_eq!(
+        s.reverse_continue().unwrap(),
+        StopReason::Breakpoint {
+            pc,
+            kind: BreakKind::Software
+        }
+    );
+    assert_eq!(s.icount(), at);
+    assert_eq!(s.machine().current_hart(), 0);
+    assert_eq!(s.stop_hart(), 0);
+    let next = s.resume(u64::MAX).unwrap();
+    assert!(s.icount() > at, "{next:?} at {}", s.icount());
+    assert!(s.remove_breakpoint(pc, BreakKind::Software));
+    assert_eq!(
+        s.step_hart(7, 1).unwrap_err().to_string(),
+        "there is no hart 7 (the machine has 4)"
+    );
+}

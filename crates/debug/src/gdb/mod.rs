@@ -1,6 +1,8 @@
 //! The gdb remote stub (the `gdbstub` crate): the [`Controller`] is its target. Registers
 //! (general, FP, main CSRs through a target description), memory, breakpoints, watchpoints,
-//! single step, continue, Ctrl-C, and in replay reverse step and continue.
+//! single step, continue, Ctrl-C, and in replay reverse step and continue. With several harts
+//! every hart is a thread (thread id = hart id + 1) and stop replies name the hart they are
+//! about (see `docs/debugging.md`).
 //!
 //! The stub runs as gdbstub's non-blocking state machine on the execution thread: a reader
 //! thread forwards the client's bytes as [`Input::GdbData`], resume packets set the
@@ -15,9 +17,12 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::Sender;
 
 use gdbstub::common::Signal;
+use gdbstub::common::Tid;
 use gdbstub::conn::Connection;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
-use gdbstub::stub::{DisconnectReason, GdbStub, SingleThreadStopReason};
+use gdbstub::stub::{
+    BaseStopReason, DisconnectReason, GdbStub, MultiThreadStopReason, SingleThreadStopReason,
+};
 use gdbstub::target::ext::base::reverse_exec::ReplayLogPosition;
 use gdbstub::target::ext::breakpoints::WatchKind as GdbWatchKind;
 use rewind_cpu::WatchKind;
@@ -339,7 +344,10 @@ impl GdbConnection {
             return Ok(self.stub.is_some());
         };
         let stop = stop_reason(reason, ctl.session().mode());
-        let next = s.report_stop(ctl, stop);
+        let next = match stop_thread(ctl) {
+            Some(tid) => s.report_stop(ctl, with_thread(stop, tid)),
+            None => s.report_stop(ctl, stop),
+        };
         let alive = self.settle(ctl, next, false)?;
         self.flush();
         Ok(alive)
@@ -370,7 +378,13 @@ impl GdbConnection {
                     // and send it after the next resume, answering that one wrongly.)
                     ctl.pause(StopReason::Requested);
                     let reason = SingleThreadStopReason::Signal(Signal::SIGINT);
-                    match s.interrupt_handled(ctl, waiting.then_some(reason)) {
+                    let handled = match stop_thread(ctl) {
+                        Some(tid) => {
+                            s.interrupt_handled(ctl, waiting.then_some(with_thread(reason, tid)))
+                        }
+                        None => s.interrupt_handled(ctl, waiting.then_some(reason)),
+                    };
+                    match handled {
                         Ok(s) => s,
                         Err(e) => {
                             note!("rewind: gdb: {e}; closing the connection");
@@ -416,6 +430,41 @@ impl GdbConnection {
             note!("rewind: gdb: {e}; closing the connection");
             self.stub = None;
         }
+    }
+}
+
+/// With several harts, the gdb thread a stop reply names: the hart the stop is about (see
+/// [`crate::session::Session::stop_hart`]). `None` with one hart (single-threaded stub).
+fn stop_thread(ctl: &Controller) -> Option<Tid> {
+    let s = ctl.session();
+    (s.machine().harts().len() > 1).then(|| target::tid_of(s.stop_hart()))
+}
+
+/// A single-threaded stop reply as the multi-threaded one for thread `tid` (steps and signals
+/// name their thread too: gdb then switches to it).
+pub fn with_thread(stop: SingleThreadStopReason<u64>, tid: Tid) -> MultiThreadStopReason<u64> {
+    match stop {
+        BaseStopReason::DoneStep => BaseStopReason::SignalWithThread {
+            tid,
+            signal: Signal::SIGTRAP,
+        },
+        BaseStopReason::Signal(signal) | BaseStopReason::SignalWithThread { signal, .. } => {
+            BaseStopReason::SignalWithThread { tid, signal }
+        }
+        BaseStopReason::SwBreak(()) => BaseStopReason::SwBreak(tid),
+        BaseStopReason::HwBreak(()) => BaseStopReason::HwBreak(tid),
+        BaseStopReason::Watch { kind, addr, .. } => BaseStopReason::Watch { tid, kind, addr },
+        BaseStopReason::ReplayLog { pos, .. } => BaseStopReason::ReplayLog {
+            tid: Some(tid),
+            pos,
+        },
+        BaseStopReason::Exited(code) => BaseStopReason::Exited(code),
+        BaseStopReason::Terminated(sig) => BaseStopReason::Terminated(sig),
+        // Not produced by `stop_reason`.
+        _ => BaseStopReason::SignalWithThread {
+            tid,
+            signal: Signal::SIGTRAP,
+        },
     }
 }
 

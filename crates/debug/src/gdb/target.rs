@@ -1,9 +1,18 @@
 //! The [`Controller`] as gdbstub's target: registers and memory go to the session, resume
 //! requests become the controller's pending [`Action`] (the serving loop carries them out and
 //! reports the stop), breakpoints and watchpoints go to the session.
+//!
+//! With one hart the target is single-threaded (the packets are those of a plain stub); with
+//! several it is multi-threaded: gdb thread `N` is hart `N - 1`.
 
-use gdbstub::common::Signal;
-use gdbstub::target::ext::base::reverse_exec::{ReverseCont, ReverseStep};
+use gdbstub::common::{Signal, Tid};
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+};
+use gdbstub::target::ext::base::reverse_exec::{
+    ReverseCont, ReverseContOps, ReverseStep, ReverseStepOps,
+};
 use gdbstub::target::ext::base::single_register_access::{
     SingleRegisterAccess, SingleRegisterAccessOps,
 };
@@ -17,6 +26,7 @@ use gdbstub::target::ext::breakpoints::{
     SwBreakpoint, SwBreakpointOps, WatchKind as GdbWatchKind,
 };
 use gdbstub::target::ext::monitor_cmd::{outputln, ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use rewind_cpu::{WatchKind, Watchpoint};
 use rewind_replay::Mode;
@@ -56,7 +66,11 @@ impl Target for Controller {
     type Error = SessionError;
 
     fn base_ops(&mut self) -> BaseOps<'_, Rv64, SessionError> {
-        BaseOps::SingleThread(self)
+        if self.session().machine().harts().len() > 1 {
+            BaseOps::MultiThread(self)
+        } else {
+            BaseOps::SingleThread(self)
+        }
     }
 
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
@@ -86,12 +100,8 @@ impl SingleThreadBase for Controller {
     }
 
     fn read_addrs(&mut self, start_addr: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
-        let n = read_prefix(self, start_addr, data);
-        if n == 0 && !data.is_empty() {
-            // gdb prints "Cannot access memory at address ..." for an error reply.
-            return Err(TargetError::Errno(EFAULT));
-        }
-        Ok(n)
+        let hart = self.session().machine().current_hart();
+        read_addrs(self, hart, start_addr, data)
     }
 
     fn write_addrs(&mut self, start_addr: u64, data: &[u8]) -> TargetResult<(), Self> {
@@ -106,10 +116,25 @@ impl SingleThreadBase for Controller {
     }
 }
 
+/// gdb's `m` packet as hart `hart` sees memory.
+fn read_addrs(
+    ctl: &Controller,
+    hart: usize,
+    addr: u64,
+    data: &mut [u8],
+) -> TargetResult<usize, Controller> {
+    let n = read_prefix(ctl, hart, addr, data);
+    if n == 0 && !data.is_empty() {
+        // gdb prints "Cannot access memory at address ..." for an error reply.
+        return Err(TargetError::Errno(EFAULT));
+    }
+    Ok(n)
+}
+
 /// Read as much of `data` as is readable from `addr` on, page by page (gdb reads across the
 /// end of RAM when it shows memory); the number of bytes read.
-fn read_prefix(ctl: &Controller, addr: u64, data: &mut [u8]) -> usize {
-    if ctl.session().read_memory(addr, data).is_ok() {
+fn read_prefix(ctl: &Controller, hart: usize, addr: u64, data: &mut [u8]) -> usize {
+    if ctl.session().read_memory_as(hart, addr, data).is_ok() {
         return data.len();
     }
     const PAGE: u64 = 4096;
@@ -119,7 +144,7 @@ fn read_prefix(ctl: &Controller, addr: u64, data: &mut [u8]) -> usize {
         let chunk = ((PAGE - a % PAGE) as usize).min(data.len() - done);
         if ctl
             .session()
-            .read_memory(a, &mut data[done..done + chunk])
+            .read_memory_as(hart, a, &mut data[done..done + chunk])
             .is_err()
         {
             break;
@@ -136,46 +161,86 @@ impl SingleRegisterAccess<()> for Controller {
         reg: Rv64RegId,
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
-        let hart = self.session().machine().hart();
-        let v = match reg {
-            Rv64RegId::Gpr(i) => hart.x[i as usize & 31],
-            Rv64RegId::Pc => hart.pc,
-            Rv64RegId::Fpr(i) => hart.f[i as usize & 31],
-            Rv64RegId::Priv => hart.prv as u64,
-            Rv64RegId::Csr(n) => match arch::read_csr(hart, n) {
-                Some(v) => v,
-                // gdb shows `<unavailable>` for an "xx" value.
-                None => return Ok(0),
-            },
-        };
-        let bytes = v.to_le_bytes();
-        let n = reg.size().min(buf.len());
-        buf[..n].copy_from_slice(&bytes[..n]);
-        Ok(n)
+        let hart = self.session().machine().current_hart();
+        read_register(self, hart, reg, buf)
     }
 
     fn write_register(&mut self, _tid: (), reg: Rv64RegId, val: &[u8]) -> TargetResult<(), Self> {
-        let mut b = [0u8; 8];
-        let n = val.len().min(8);
-        b[..n].copy_from_slice(&val[..n]);
-        let v = u64::from_le_bytes(b);
-        let mut bad = None;
-        let r = self.session_mut().write_registers(|h| match reg {
-            Rv64RegId::Gpr(0) => {}
-            Rv64RegId::Gpr(i) => h.x[i as usize & 31] = v,
-            Rv64RegId::Pc => h.pc = v,
-            Rv64RegId::Fpr(i) => {
-                h.f[i as usize & 31] = v;
-                h.set_fs_dirty();
-            }
-            Rv64RegId::Csr(n) => bad = arch::write_csr(h, n, v).err(),
-            Rv64RegId::Priv => bad = arch::write_priv(h, v).err(),
-        });
-        match (r, bad) {
-            (Err(e), _) => session_refused(e),
-            (Ok(()), Some(msg)) => refused(msg, EINVAL),
-            (Ok(()), None) => Ok(()),
+        let hart = self.session().machine().current_hart();
+        write_register(self, hart, reg, val)
+    }
+}
+
+/// The hart of gdb thread `tid` (thread ids start at 1).
+pub(crate) fn hart_of(tid: Tid) -> usize {
+    tid.get() - 1
+}
+
+/// The gdb thread id of hart `hart`.
+pub(crate) fn tid_of(hart: usize) -> Tid {
+    Tid::new(hart + 1).unwrap_or(Tid::MIN)
+}
+
+/// An error reply for a thread that names no hart.
+fn no_hart<T>(ctl: &Controller, hart: usize) -> TargetResult<T, Controller> {
+    let harts = ctl.session().machine().harts().len();
+    refused(SessionError::NoHart { hart, harts }, EINVAL)
+}
+
+/// Read register `reg` of hart `hart` into `buf`; the bytes written.
+fn read_register(
+    ctl: &Controller,
+    hart: usize,
+    reg: Rv64RegId,
+    buf: &mut [u8],
+) -> TargetResult<usize, Controller> {
+    let Some(hart) = ctl.session().machine().harts().get(hart) else {
+        return no_hart(ctl, hart);
+    };
+    let v = match reg {
+        Rv64RegId::Gpr(i) => hart.x[i as usize & 31],
+        Rv64RegId::Pc => hart.pc,
+        Rv64RegId::Fpr(i) => hart.f[i as usize & 31],
+        Rv64RegId::Priv => hart.prv as u64,
+        Rv64RegId::Csr(n) => match arch::read_csr(hart, n) {
+            Some(v) => v,
+            // gdb shows `<unavailable>` for an "xx" value.
+            None => return Ok(0),
+        },
+    };
+    let bytes = v.to_le_bytes();
+    let n = reg.size().min(buf.len());
+    buf[..n].copy_from_slice(&bytes[..n]);
+    Ok(n)
+}
+
+/// Write register `reg` of hart `hart` (run mode only).
+fn write_register(
+    ctl: &mut Controller,
+    hart: usize,
+    reg: Rv64RegId,
+    val: &[u8],
+) -> TargetResult<(), Controller> {
+    let mut b = [0u8; 8];
+    let n = val.len().min(8);
+    b[..n].copy_from_slice(&val[..n]);
+    let v = u64::from_le_bytes(b);
+    let mut bad = None;
+    let r = ctl.session_mut().write_registers_of(hart, |h| match reg {
+        Rv64RegId::Gpr(0) => {}
+        Rv64RegId::Gpr(i) => h.x[i as usize & 31] = v,
+        Rv64RegId::Pc => h.pc = v,
+        Rv64RegId::Fpr(i) => {
+            h.f[i as usize & 31] = v;
+            h.set_fs_dirty();
         }
+        Rv64RegId::Csr(n) => bad = arch::write_csr(h, n, v).err(),
+        Rv64RegId::Priv => bad = arch::write_priv(h, v).err(),
+    });
+    match (r, bad) {
+        (Err(e), _) => session_refused(e),
+        (Ok(()), Some(msg)) => refused(msg, EINVAL),
+        (Ok(()), None) => Ok(()),
     }
 }
 
@@ -198,15 +263,11 @@ impl SingleThreadResume for Controller {
         Some(self)
     }
 
-    fn support_reverse_step(
-        &mut self,
-    ) -> Option<gdbstub::target::ext::base::reverse_exec::ReverseStepOps<'_, (), Self>> {
+    fn support_reverse_step(&mut self) -> Option<ReverseStepOps<'_, (), Self>> {
         (self.session().mode() == Mode::Replay).then_some(self)
     }
 
-    fn support_reverse_cont(
-        &mut self,
-    ) -> Option<gdbstub::target::ext::base::reverse_exec::ReverseContOps<'_, (), Self>> {
+    fn support_reverse_cont(&mut self) -> Option<ReverseContOps<'_, (), Self>> {
         (self.session().mode() == Mode::Replay).then_some(self)
     }
 }
@@ -226,6 +287,185 @@ impl ReverseStep<()> for Controller {
 }
 
 impl ReverseCont<()> for Controller {
+    fn reverse_cont(&mut self) -> Result<(), SessionError> {
+        start(self, Action::ReverseContinue);
+        Ok(())
+    }
+}
+
+impl MultiThreadBase for Controller {
+    fn read_registers(&mut self, regs: &mut Rv64Regs, tid: Tid) -> TargetResult<(), Self> {
+        let hart = hart_of(tid);
+        match self.session().machine().harts().get(hart) {
+            Some(h) => {
+                *regs = Rv64Regs::from_hart(h);
+                Ok(())
+            }
+            None => no_hart(self, hart),
+        }
+    }
+
+    fn write_registers(&mut self, regs: &Rv64Regs, tid: Tid) -> TargetResult<(), Self> {
+        match self
+            .session_mut()
+            .write_registers_of(hart_of(tid), |h| regs.apply(h))
+        {
+            Ok(()) => Ok(()),
+            Err(e) => session_refused(e),
+        }
+    }
+
+    fn support_single_register_access(&mut self) -> Option<SingleRegisterAccessOps<'_, Tid, Self>> {
+        Some(self)
+    }
+
+    fn read_addrs(
+        &mut self,
+        start_addr: u64,
+        data: &mut [u8],
+        tid: Tid,
+    ) -> TargetResult<usize, Self> {
+        read_addrs(self, hart_of(tid), start_addr, data)
+    }
+
+    fn write_addrs(&mut self, start_addr: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
+        match self
+            .session_mut()
+            .write_memory_as(hart_of(tid), start_addr, data)
+        {
+            Ok(()) => Ok(()),
+            Err(e) => session_refused(e),
+        }
+    }
+
+    fn list_active_threads(
+        &mut self,
+        thread_is_active: &mut dyn FnMut(Tid),
+    ) -> Result<(), SessionError> {
+        for hart in 0..self.session().machine().harts().len() {
+            thread_is_active(tid_of(hart));
+        }
+        Ok(())
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SingleRegisterAccess<Tid> for Controller {
+    fn read_register(
+        &mut self,
+        tid: Tid,
+        reg: Rv64RegId,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        read_register(self, hart_of(tid), reg, buf)
+    }
+
+    fn write_register(&mut self, tid: Tid, reg: Rv64RegId, val: &[u8]) -> TargetResult<(), Self> {
+        write_register(self, hart_of(tid), reg, val)
+    }
+}
+
+impl ThreadExtraInfo for Controller {
+    fn thread_extra_info(&self, tid: Tid, buf: &mut [u8]) -> Result<usize, SessionError> {
+        // gdb's `info threads` shows it in parentheses after the thread.
+        let hart = hart_of(tid);
+        let turn = if self.session().machine().current_hart() == hart {
+            ", current"
+        } else {
+            ""
+        };
+        let text = format!("hart {hart}{turn}");
+        let n = text.len().min(buf.len());
+        buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+        Ok(n)
+    }
+}
+
+// All harts run whenever one does (they take turns on one thread). A continue of all threads
+// stops at the first hart's hit; a continue of thread N alone (gdb holding the others) runs all
+// harts but only hart N stops. A step of thread N runs until hart N retired one instruction,
+// the others taking the turns they have before it.
+impl MultiThreadResume for Controller {
+    fn resume(&mut self) -> Result<(), SessionError> {
+        let locked = std::mem::take(&mut self.gdb_locked);
+        let action = match (self.gdb_step.take(), self.gdb_continue.take()) {
+            (Some(hart), _) => Action::StepHart(hart),
+            (None, Some(hart)) if locked => Action::ContinueHart(hart),
+            _ => Action::Continue,
+        };
+        start(self, action);
+        Ok(())
+    }
+
+    fn clear_resume_actions(&mut self) -> Result<(), SessionError> {
+        self.gdb_step = None;
+        self.gdb_continue = None;
+        self.gdb_locked = false;
+        Ok(())
+    }
+
+    fn set_resume_action_continue(
+        &mut self,
+        tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), SessionError> {
+        self.gdb_continue = Some(hart_of(tid));
+        Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_reverse_step(&mut self) -> Option<ReverseStepOps<'_, Tid, Self>> {
+        (self.session().mode() == Mode::Replay).then_some(self)
+    }
+
+    fn support_reverse_cont(&mut self) -> Option<ReverseContOps<'_, Tid, Self>> {
+        (self.session().mode() == Mode::Replay).then_some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadSingleStep for Controller {
+    fn set_resume_action_step(
+        &mut self,
+        tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), SessionError> {
+        // gdb steps one thread per resume.
+        self.gdb_step = Some(hart_of(tid));
+        Ok(())
+    }
+}
+
+impl MultiThreadSchedulerLocking for Controller {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), SessionError> {
+        // The other harts cannot be held (their turns are part of the execution a replay
+        // reproduces): they run, but only the resumed thread stops at breakpoints.
+        self.gdb_locked = true;
+        Ok(())
+    }
+}
+
+impl ReverseStep<Tid> for Controller {
+    fn reverse_step(&mut self, tid: Tid) -> Result<(), SessionError> {
+        start(self, Action::ReverseStepHart(hart_of(tid)));
+        Ok(())
+    }
+}
+
+impl ReverseCont<Tid> for Controller {
     fn reverse_cont(&mut self) -> Result<(), SessionError> {
         start(self, Action::ReverseContinue);
         Ok(())
