@@ -143,10 +143,7 @@ fn record_run(a: RecordArgs, report: bool) -> anyhow::Result<(RunOutcome, u64)> 
             // (as QEMU's quit); its replay ends at the same instruction with the same status.
             let outcome = match served.ended {
                 Some(o) => o,
-                None if served.error.is_none() => {
-                    served.seeker.machine_mut().log_monitor_quit()?;
-                    RunOutcome::HostQuit(rewind_replay::ShutdownCause::Monitor)
-                }
+                None if served.error.is_none() => served.seeker.machine_mut().log_monitor_quit()?,
                 None => RunOutcome::InstructionLimit,
             };
             (served.seeker, outcome, served.error)

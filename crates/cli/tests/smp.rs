@@ -275,11 +275,20 @@ fn hunt_finds_a_failing_interleaving_and_keeps_it() {
         TIMEOUT,
     );
     assert_eq!(h2.code, Some(0), "hunt: {}", h2.describe());
+    // "hunt: found after N tries (T s): chaos seed S, ..." without the time.
     let found = |t: &str| {
         t.lines()
             .find(|l| l.starts_with("hunt: found after"))
-            .map(|l| l.split(':').nth(1).map(str::to_string))
+            .map(|l| {
+                let tries = l.split(" tries").next().unwrap_or("").to_string();
+                let seed = l
+                    .split("chaos seed ")
+                    .nth(1)
+                    .and_then(|r| r.split(',').next());
+                (tries, seed.map(str::to_string))
+            })
     };
+    assert!(found(&h.stderr).is_some(), "{}", h.describe());
     assert_eq!(found(&h.stderr), found(&h2.stderr));
 
     // A hunt that cannot succeed says so and keeps nothing; a seed of the user's is refused.

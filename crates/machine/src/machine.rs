@@ -490,9 +490,14 @@ impl Machine {
     }
 
     /// Record: a monitor client quit here; the replay ends here too, with the same status.
-    pub fn log_monitor_quit(&mut self) -> Result<(), MachineError> {
-        self.boundary.monitor_quit(self.icount);
-        self.check_boundary()
+    /// The quit goes through a checkpoint, as every host request does and as the replay takes
+    /// it (output drained, pending events delivered, in the same order): logged directly, a
+    /// quit while the guest idles could leave the recording in a state its replay does not
+    /// reach. Returns how the recording ends (a guest request already due wins).
+    pub fn log_monitor_quit(&mut self) -> Result<RunOutcome, MachineError> {
+        self.boundary.request_monitor_quit();
+        let outcome = self.checkpoint(true)?;
+        Ok(outcome.unwrap_or(RunOutcome::HostQuit(ShutdownCause::Monitor)))
     }
 
     /// Record: the recording ends here because an instruction limit was reached by runs that

@@ -178,16 +178,12 @@ impl Boundary {
         }
     }
 
-    /// A monitor client quit the recording here: record mode logs `HostShutdown(Monitor)`, so
-    /// the replay ends at the same instruction with the same status (0).
-    pub fn monitor_quit(&mut self, icount: u64) {
-        if self.mode == Mode::Record {
-            self.log_event(
-                icount,
-                &Event::HostShutdown {
-                    cause: rewind_log::ShutdownCause::Monitor,
-                },
-            );
+    /// A monitor client quit the recording: the request is taken (and in record mode logged as
+    /// `HostShutdown(Monitor)`) at the next checkpoint, exactly where the replay takes it, so
+    /// both end in the same state with the same status (0).
+    pub fn request_monitor_quit(&mut self) {
+        if self.mode != Mode::Replay {
+            self.shutdown = Some(ShutdownCause::Monitor);
         }
     }
 
