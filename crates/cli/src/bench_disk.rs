@@ -13,9 +13,7 @@ use anyhow::Context;
 use rewind_log::TraceReader;
 use rewind_machine::blk::DriveConfig;
 use rewind_machine::record::replay_config;
-use rewind_machine::{
-    CheckSettings, ImageSource, Machine, MachineConfig, SerialInput, SerialOutput, VirtioDevice,
-};
+use rewind_machine::{CheckSettings, Machine, MachineConfig, SerialOutput, VirtioDevice};
 
 /// Kernel command line: the `blkbench` device test.
 const APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=blkbench";
@@ -85,13 +83,6 @@ pub fn run(no_qemu: bool) -> anyhow::Result<u8> {
 
     eprintln!("rewind bench disk: record...");
     let mut config = MachineConfig {
-        ram_size: 512 << 20,
-        bios: Some(ImageSource::File(files[0].clone())),
-        kernel: Some(ImageSource::File(files[1].clone())),
-        initrd: Some(ImageSource::File(files[2].clone())),
-        append: Some(APPEND.into()),
-        serial_input: SerialInput::Null,
-        serial_output: SerialOutput::Capture,
         virtio: vec![VirtioDevice::Blk(DriveConfig {
             file: img.clone(),
             readonly: false,
@@ -99,7 +90,7 @@ pub fn run(no_qemu: bool) -> anyhow::Result<u8> {
             id: None,
             serial: None,
         })],
-        ..MachineConfig::default()
+        ..crate::commands::linux_bench_config(&files, APPEND)
     };
     let trace = dir.path().join("disk.rwtrace");
     let checks = CheckSettings::default();

@@ -8,11 +8,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rewind_machine::{
-    CheckSettings, ImageSource, Machine, MachineConfig, RunOutcome, SerialInput, SerialOutput,
-};
+use rewind_machine::{CheckSettings, Machine, MachineConfig, RunOutcome, SerialOutput};
 
-use crate::commands::{create_trace, linux_assets, watch_console, LINUX_RAM};
+use crate::commands::{create_trace, linux_assets, watch_console};
 
 const APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=smp";
 const PASSED: &[u8] = b"--- rewind.test smp passed ---";
@@ -30,17 +28,9 @@ struct Timed {
 
 fn linux_config(files: &[std::path::PathBuf; 3], harts: u32, quantum: u64) -> MachineConfig {
     MachineConfig {
-        ram_size: LINUX_RAM,
-        bios: Some(ImageSource::File(files[0].clone())),
-        kernel: Some(ImageSource::File(files[1].clone())),
-        initrd: Some(ImageSource::File(files[2].clone())),
-        append: Some(APPEND.into()),
-        serial_input: SerialInput::Null,
-        serial_output: SerialOutput::Capture,
-        handle_signals: false,
         smp: harts,
         quantum,
-        ..MachineConfig::default()
+        ..crate::commands::linux_bench_config(files, APPEND)
     }
 }
 

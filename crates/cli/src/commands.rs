@@ -1037,19 +1037,27 @@ pub(crate) fn watch_console(
 
 /// `rewind bench linux`: boot Debian's kernel to the scripted `/init` test and poweroff in
 /// run, record and replay modes (and QEMU 7.2 plain and `rr=record`), and print the times.
-pub fn bench_linux(no_qemu: bool, cpu: rewind_machine::CpuFeatures) -> anyhow::Result<u8> {
-    let files = linux_assets()?;
-    let config = MachineConfig {
-        cpu,
+/// The machine of the Linux benchmarks: the guest `files` (firmware, kernel, initrd) with
+/// [`LINUX_RAM`] and the command line `append`, no console input, output captured.
+pub(crate) fn linux_bench_config(files: &[std::path::PathBuf; 3], append: &str) -> MachineConfig {
+    MachineConfig {
         ram_size: LINUX_RAM,
         bios: Some(rewind_machine::ImageSource::File(files[0].clone())),
         kernel: Some(rewind_machine::ImageSource::File(files[1].clone())),
         initrd: Some(rewind_machine::ImageSource::File(files[2].clone())),
-        append: Some(LINUX_APPEND.into()),
+        append: Some(append.into()),
         serial_input: SerialInput::Null,
         serial_output: SerialOutput::Capture,
         handle_signals: false,
         ..MachineConfig::default()
+    }
+}
+
+pub fn bench_linux(no_qemu: bool, cpu: rewind_machine::CpuFeatures) -> anyhow::Result<u8> {
+    let files = linux_assets()?;
+    let config = MachineConfig {
+        cpu,
+        ..linux_bench_config(&files, LINUX_APPEND)
     };
     let mut rows = Vec::new();
     let mut status = 0;

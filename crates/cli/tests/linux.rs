@@ -207,17 +207,6 @@ fn replay_raw(trace: &Path) -> Replay {
     }
 }
 
-/// `(N, hash)` from `rewind: replay matched the recording: <N> instructions, state <16 hex>`.
-fn matched_line(stderr: &str) -> Option<(u64, String)> {
-    stderr.lines().find_map(|l| {
-        let rest = l.strip_prefix("rewind: replay matched the recording: ")?;
-        let (n, hash) = rest.split_once(" instructions, state ")?;
-        let hash = hash.trim();
-        let ok = hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit());
-        Some((n.parse().ok()?, ok.then(|| hash.to_string())?))
-    })
-}
-
 /// What rewind says when the kernel image does not exist: exit 2 naming the file, and the docs
 /// say which script makes the assets. Needs no assets.
 #[test]
@@ -370,7 +359,7 @@ fn linux_shell_session_replays_exactly() {
         let rep = replay_raw(&trace);
         let wall = t.elapsed();
         assert_eq!(rep.code, Some(0), "replay {i}: {}", rep.describe());
-        let (n, hash) = matched_line(&rep.stderr).unwrap_or_else(|| {
+        let (n, hash) = common::replay_matched_line(&rep.stderr).unwrap_or_else(|| {
             panic!(
                 "replay {i} did not print `rewind: replay matched the recording: <N> instructions, state <hash>`\n{}",
                 rep.describe()
@@ -400,47 +389,11 @@ fn linux_shell_session_replays_exactly() {
     // Seeking in the Linux recording through its snapshots: the same state at the same
     // instruction whichever way it is reached, and a replay started late ends the same.
     let (a, b) = (icount / 4 * 3 + 17, icount / 3);
-    let stops = run_rewind(
-        &[
-            s("replay"),
-            s(&trace),
-            s("--serial"),
-            s("null"),
-            s("--stop-at"),
-            format!("{a},{b},{a}"),
-        ],
-        TIMEOUT,
-    );
-    assert_eq!(stops.code, Some(0), "--stop-at: {}", stops.describe());
-    let states: Vec<&str> = stops
-        .stderr
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("state "))
-        .map(str::trim)
-        .collect();
-    assert_eq!(states.len(), 3, "{}", stops.describe());
+    common::assert_seek_back_agrees(&trace, a, b, &[], TIMEOUT);
     assert_eq!(
-        states[0], states[2],
-        "instruction {a} forwards vs after seeking back from {b}"
-    );
-    assert_ne!(states[0], states[1], "{}", stops.describe());
-    let late = run_rewind(
-        &[
-            s("replay"),
-            s(&trace),
-            s("--serial"),
-            s("null"),
-            s("--from"),
-            (icount / 10 * 9).to_string(),
-        ],
-        TIMEOUT,
-    );
-    assert_eq!(late.code, Some(0), "--from: {}", late.describe());
-    assert_eq!(
-        matched_line(&late.stderr).as_ref(),
-        first.as_ref(),
-        "--from vs a full replay: {}",
-        late.describe()
+        common::replay_from(&trace, icount / 10 * 9, TIMEOUT),
+        first,
+        "--from vs a full replay"
     );
 
     let stats = run_rewind(&[s("dump"), s("--stats"), s(&trace)], TIMEOUT);

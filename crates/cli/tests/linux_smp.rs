@@ -17,15 +17,6 @@ fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
     x.as_ref().to_string_lossy().into_owned()
 }
 
-/// The `state` lines `--stop-at` prints, in order.
-fn stop_states(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("state "))
-        .map(|v| v.trim().to_string())
-        .collect()
-}
-
 #[test]
 fn linux_boots_on_four_harts_and_replays_identically() {
     let Some(assets) = linux_assets() else { return };
@@ -74,45 +65,12 @@ fn linux_boots_on_four_harts_and_replays_identically() {
     }
 
     // Seeks through the snapshots: the same state at an instruction reached forwards and
-    // after seeking back from a later one.
-    let (a, b) = (icount / 4 * 3 + 17, icount / 3 + 5);
-    let stops = run_rewind(
-        &[
-            s("replay"),
-            s(&trace),
-            s("--serial"),
-            s("null"),
-            s("--stop-at"),
-            format!("{a},{b},{a}"),
-        ],
-        TIMEOUT,
-    );
-    assert_eq!(stops.code, Some(0), "--stop-at: {}", stops.describe());
-    let states = stop_states(&stops.stderr);
-    assert_eq!(states.len(), 3, "{}", stops.describe());
+    // after seeking back from a later one; a replay started in the middle ends as the
+    // continuous one.
+    common::assert_seek_back_agrees(&trace, icount / 4 * 3 + 17, icount / 3 + 5, &[], TIMEOUT);
     assert_eq!(
-        states[0], states[2],
-        "instruction {a} forwards vs back from {b}"
-    );
-    assert_ne!(states[0], states[1], "{}", stops.describe());
-
-    // A replay started from the middle ends exactly as the continuous one.
-    let late = run_rewind(
-        &[
-            s("replay"),
-            s(&trace),
-            s("--serial"),
-            s("null"),
-            s("--from"),
-            (icount / 2).to_string(),
-        ],
-        TIMEOUT,
-    );
-    assert_eq!(late.code, Some(0), "--from: {}", late.describe());
-    assert_eq!(
-        replay_matched_line(&late.stderr),
+        common::replay_from(&trace, icount / 2, TIMEOUT),
         first,
-        "--from vs a full replay: {}",
-        late.describe()
+        "--from vs a full replay"
     );
 }

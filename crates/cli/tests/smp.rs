@@ -178,30 +178,12 @@ fn a_race_follows_the_chaos_seed_and_replays_exactly() {
 
     let trace = dir.path("race1.rwd");
     let total = first_icount.expect("the first recording's length");
-    let (a, b) = (total / 3 + 11, total / 4 * 3 + 5);
-    let stops = run_rewind(
-        &[
-            s("replay"),
-            s(&trace),
-            s("--serial"),
-            s("null"),
-            s("--snapshot-every"),
-            s("100000"),
-            s("--stop-at"),
-            format!("{a},{b},{a}"),
-        ],
+    common::assert_seek_back_agrees(
+        &trace,
+        total / 3 + 11,
+        total / 4 * 3 + 5,
+        &["--snapshot-every", "100000"],
         TIMEOUT,
-    );
-    assert_eq!(stops.code, Some(0), "--stop-at: {}", stops.describe());
-    let states: Vec<&str> = stops
-        .stderr
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("state "))
-        .collect();
-    assert_eq!(states.len(), 3, "{}", stops.describe());
-    assert_eq!(
-        states[0], states[2],
-        "instruction {a} forwards vs back from {b}"
     );
 }
 

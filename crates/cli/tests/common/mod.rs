@@ -6,7 +6,7 @@
 pub mod linux;
 pub mod rng;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -464,4 +464,43 @@ pub fn recorded_icount(stderr: &str) -> Option<u64> {
         rest.starts_with("instructions to ")
             .then(|| n.parse().ok())?
     })
+}
+
+/// The `state` lines `rewind replay --stop-at` prints, in order.
+pub fn stop_states(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("state "))
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+/// Replays `trace` stopping at `a`, then `b`, then `a` again (`--stop-at a,b,a`, plus `extra`
+/// replay options) and asserts the state at `a` is the same reached forwards and after seeking
+/// back from `b`, and differs at `b`.
+pub fn assert_seek_back_agrees(trace: &Path, a: u64, b: u64, extra: &[&str], timeout: Duration) {
+    let mut args: Vec<OsString> = vec!["replay".into(), trace.into()];
+    args.extend(["--serial", "null"].map(OsString::from));
+    args.extend(extra.iter().map(OsString::from));
+    args.extend(["--stop-at".into(), format!("{a},{b},{a}").into()]);
+    let stops = run_rewind(&args, timeout);
+    assert_eq!(stops.code, Some(0), "--stop-at: {}", stops.describe());
+    let states = stop_states(&stops.stderr);
+    assert_eq!(states.len(), 3, "{}", stops.describe());
+    assert_eq!(
+        states[0], states[2],
+        "instruction {a} forwards vs back from {b}"
+    );
+    assert_ne!(states[0], states[1], "{}", stops.describe());
+}
+
+/// `rewind replay TRACE --serial null --from N`: its verdict line as [`replay_matched_line`]
+/// reads it (asserting the replay succeeded).
+pub fn replay_from(trace: &Path, from: u64, timeout: Duration) -> Option<(u64, String)> {
+    let mut args: Vec<OsString> = vec!["replay".into(), trace.into()];
+    args.extend(["--serial", "null", "--from"].map(OsString::from));
+    args.push(from.to_string().into());
+    let late = run_rewind(&args, timeout);
+    assert_eq!(late.code, Some(0), "--from {from}: {}", late.describe());
+    replay_matched_line(&late.stderr)
 }
