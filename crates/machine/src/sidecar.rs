@@ -47,8 +47,8 @@ pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 50_000_000;
 pub const SIDECAR_MAGIC: [u8; 8] = *b"RWNDSIDE";
 /// Sidecar format version written and read by this build.
 /// (2: the machine state of snapshot format 4, with the device encoding; 3: chain checks;
-/// 4: the machine state of snapshot format 5.)
-pub const SIDECAR_VERSION: u16 = 4;
+/// 4: the machine state of snapshot format 5; 5: of format 6, every hart and the scheduler.)
+pub const SIDECAR_VERSION: u16 = 5;
 /// First 4 bytes of a record.
 const RECORD_MAGIC: [u8; 4] = *b"RWSR";
 /// First 4 bytes of the index.
