@@ -24,6 +24,7 @@ mod machine;
 pub mod record;
 pub mod sched;
 pub mod seek;
+pub mod session;
 pub mod sidecar;
 pub mod snapshot;
 pub mod state;
