@@ -35,7 +35,7 @@ pub fn embedded_image(name: &str) -> Option<Arc<[u8]>> {
 }
 
 /// True when `a` and `b` name the same existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,

@@ -36,6 +36,7 @@ macro_rules! print {
     }};
 }
 
+mod analyze;
 mod args;
 mod bench_disk;
 mod bench_net;
@@ -101,6 +102,12 @@ enum Cmd {
         after_help = "Example: rewind hunt --chaos --until exit-nonzero --tries 50 -o race.rwd \\\n    -- -smp 4 --kernel guest.elf"
     )]
     Hunt(hunt::HuntArgs),
+    /// Replay every segment of a trace (snapshot to snapshot) on its own, in parallel, and
+    /// check each against the next snapshot; names the first bad segment (exit status 3).
+    Verify(analyze::VerifyArgs),
+    /// Ask a recording questions: console lines by icount, coverage, last write to an address.
+    #[command(subcommand)]
+    Analyze(analyze::AnalyzeCmd),
     /// Print the events of a trace with their icount and file offset. Exits as `replay` would
     /// for the file: 0 intact, 4 cut short (after printing up to the cut), 2 corrupt.
     Dump(DumpArgs),
@@ -448,6 +455,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Hunt(a) => hunt::hunt(a),
         Cmd::Replay(a) => commands::replay(a),
         Cmd::Dump(a) => commands::dump(a),
+        Cmd::Verify(a) => analyze::verify(a),
+        Cmd::Analyze(c) => analyze::analyze(c),
         Cmd::Demo => commands::demo(),
         Cmd::Bench {
             guest: Some(BenchGuest::Linux),

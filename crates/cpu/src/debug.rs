@@ -74,6 +74,44 @@ pub struct DebugHooks {
     pub(crate) triggers: Vec<Trigger>,
     /// Addresses of enabled execute triggers, sorted (searched per block with `breakpoints`).
     pub(crate) trigger_pcs: Vec<u64>,
+    /// Counts of retired instructions by privilege and pc, while an analysis wants them.
+    pub(crate) coverage: Option<Box<Coverage>>,
+}
+
+/// Retired instructions counted by privilege level and pc (see [`Hart::set_coverage`]).
+///
+/// The checking interpreter notes each instruction it starts with its icount; the one noted
+/// before it retired if the next one starts at a later icount (an instruction that traps is
+/// noted again at the same icount by the handler's first instruction, replacing it).
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    /// Retired instructions by (privilege as in `mstatus.MPP`, pc).
+    pub counts: std::collections::HashMap<(u8, u64), u64>,
+    /// The last instruction started: (icount, pc, privilege); not known yet to have retired.
+    pending: Option<(u64, u64, u8)>,
+}
+
+impl Coverage {
+    /// The instruction at `pc` starts with the hart at `icount`.
+    #[inline]
+    pub(crate) fn visit(&mut self, icount: u64, pc: u64, prv: u8) {
+        if let Some((c, p, m)) = self.pending {
+            if c < icount {
+                *self.counts.entry((m, p)).or_insert(0) += 1;
+            }
+        }
+        self.pending = Some((icount, pc, prv));
+    }
+
+    /// A run ended with the hart at `icount`: the pending instruction retired if it started
+    /// before it (otherwise it runs again, and is noted again, in the next run).
+    pub(crate) fn settle(&mut self, icount: u64) {
+        if let Some((c, p, m)) = self.pending.take() {
+            if c < icount {
+                *self.counts.entry((m, p)).or_insert(0) += 1;
+            }
+        }
+    }
 }
 
 /// An enabled address-match trigger (mcontrol or mcontrol6), decoded.
@@ -97,7 +135,10 @@ impl DebugHooks {
     /// Is any breakpoint or watchpoint set? `run` picks its checking interpreter on this.
     #[inline]
     pub(crate) fn active(&self) -> bool {
-        !self.breakpoints.is_empty() || !self.watchpoints.is_empty() || !self.triggers.is_empty()
+        !self.breakpoints.is_empty()
+            || !self.watchpoints.is_empty()
+            || !self.triggers.is_empty()
+            || self.coverage.is_some()
     }
 
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking
@@ -224,6 +265,20 @@ impl Hart {
                     && t.addr <= last
             })
             .map(|t| t.addr.max(addr))
+    }
+
+    /// Count retired instructions by privilege and pc from now on (`true`), or stop counting
+    /// and drop the counts (`false`). While counting, the checking interpreter runs.
+    pub fn set_coverage(&mut self, on: bool) {
+        self.debug.coverage = on.then(Box::default);
+    }
+
+    /// The counts since [`Hart::set_coverage`] or the last take (counting goes on).
+    pub fn take_coverage(&mut self) -> std::collections::HashMap<(u8, u64), u64> {
+        match self.debug.coverage.as_deref_mut() {
+            Some(c) => std::mem::take(&mut c.counts),
+            None => Default::default(),
+        }
     }
 
     /// Replace the breakpoints (virtual pcs).

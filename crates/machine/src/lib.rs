@@ -12,6 +12,7 @@
 //! # Ok::<(), rewind_machine::MachineError>(())
 //! ```
 
+pub mod analysis;
 pub mod boot;
 pub mod bus;
 pub mod clock;
@@ -33,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{ImageProblem, MachineError};
-pub use machine::{Machine, NetCapture, NetDirection, RunOutcome};
+pub use machine::{Machine, NetCapture, NetDirection, OutputObserver, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
 pub use rewind_devices::virtio::blk;
 pub use rewind_devices::virtio::net::{parse_mac as virtio_net_mac, NetSpec};
