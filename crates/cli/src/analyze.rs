@@ -90,7 +90,7 @@ fn jobs(j: Option<u64>) -> usize {
     )
 }
 
-fn open(t: &TraceArgs) -> anyhow::Result<rewind_machine::session::ReplaySession> {
+fn open(t: &TraceArgs) -> anyhow::Result<crate::commands::Opened> {
     open_session(&t.file, &t.image, t.snapshots.as_deref())
 }
 
@@ -104,8 +104,8 @@ fn segments(session: &mut rewind_machine::session::ReplaySession) -> anyhow::Res
 
 /// `rewind verify TRACE`: every segment replayed on its own and checked.
 pub fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
-    let mut session = open(&a.trace)?;
-    let segs = segments(&mut session)?;
+    let mut opened = open(&a.trace)?;
+    let segs = segments(&mut opened.session)?;
     let checks = analysis::verify(&segs, jobs(a.jobs));
     let mut bad = None;
     for c in &checks {
@@ -143,8 +143,8 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
 pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
     match cmd {
         AnalyzeCmd::Console { trace, json } => {
-            let session = open(&trace)?;
-            let lines = analysis::console(&session).map_err(session_error)?;
+            let opened = open(&trace)?;
+            let lines = analysis::console(&opened.session).map_err(session_error)?;
             for l in &lines {
                 if json {
                     let v = serde_json::json!({
@@ -164,7 +164,8 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             out,
             jobs: j,
         } => {
-            let mut session = open(&trace)?;
+            let mut opened = open(&trace)?;
+            let session = &mut opened.session;
             if let Some(o) = &out {
                 let protected = session.protected_files();
                 if protected
@@ -177,7 +178,7 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
                     );
                 }
             }
-            let segs = segments(&mut session)?;
+            let segs = segments(session)?;
             let cov = analysis::coverage(&segs, jobs(j)).map_err(session_error)?;
             let text = cov.to_json();
             match &out {
@@ -207,8 +208,8 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             before,
             json,
         } => {
-            let mut session = open(&trace)?;
-            let segs = segments(&mut session)?;
+            let mut opened = open(&trace)?;
+            let segs = segments(&mut opened.session)?;
             let w = analysis::last_write(&segs, addr, len, before).map_err(session_error)?;
             let range = format!("{addr:#x}..{:#x}", addr.wrapping_add(len.max(1)));
             let when = before.map_or_else(|| "the end".to_string(), |b| format!("instruction {b}"));

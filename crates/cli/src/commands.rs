@@ -275,27 +275,50 @@ fn warn_snapshots(w: Option<sidecar::SidecarError>) {
     }
 }
 
+/// A trace opened for replay, and the temporary directory a pack was unpacked into (removed
+/// when this is dropped).
+pub(crate) struct Opened {
+    /// The session.
+    pub session: ReplaySession,
+    /// Where the pack's files are.
+    _unpacked: Option<tempfile::TempDir>,
+}
+
 /// Open `trace` for replay, images found by content (`--image` remaps, the recorded path,
-/// next to the trace).
+/// next to the trace). A pack (`rewind pack`) is unpacked into a temporary directory first
+/// and replayed from there: its images are found there by content.
 pub(crate) fn open_session(
     trace: &Path,
     remap: &[(String, std::path::PathBuf)],
     snapshots: Option<&Path>,
-) -> anyhow::Result<ReplaySession> {
+) -> anyhow::Result<Opened> {
+    let (trace, unpacked) = if rewind_machine::pack::is_pack(trace) {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let u = rewind_machine::pack::unpack(trace, dir.path())?;
+        (u.trace, Some(dir))
+    } else {
+        (trace.to_path_buf(), None)
+    };
     let opts = OpenOptions {
         remap: remap.to_vec(),
         image_dir: None,
         embedded: Some(Arc::new(embedded_image)),
         snapshots: snapshots.map(Path::to_path_buf),
     };
-    ReplaySession::open(trace, opts).map_err(session_error)
+    let session = ReplaySession::open(&trace, opts).map_err(session_error)?;
+    Ok(Opened {
+        session,
+        _unpacked: unpacked,
+    })
 }
 
 /// `rewind replay`.
 pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     let debug = a.debug.bind(None)?;
     // The trace is opened (and refused when it is not one) before anything else is looked at.
-    TraceReader::open(&a.file)?;
+    if !rewind_machine::pack::is_pack(&a.file) {
+        TraceReader::open(&a.file)?;
+    }
     let output = match a.serial {
         SerialSpec::Stdio => SerialOutput::Stdout,
         SerialSpec::Null => SerialOutput::Null,
@@ -312,7 +335,8 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
             "replay reads no serial input: use --serial stdio, null or file:PATH for the output"
         ),
     };
-    let mut session = open_session(&a.file, &a.image, a.snapshots.as_deref())?;
+    let mut opened = open_session(&a.file, &a.image, a.snapshots.as_deref())?;
+    let session = &mut opened.session;
     for given in &a.audiodev {
         session.set_replay_audio(given).map_err(session_error)?;
     }

@@ -45,6 +45,7 @@ mod bench_smp;
 mod commands;
 mod debugging;
 mod hunt;
+mod pack;
 mod qemu;
 
 use std::path::PathBuf;
@@ -108,6 +109,11 @@ enum Cmd {
     /// Ask a recording questions: console lines by icount, coverage, last write to an address.
     #[command(subcommand)]
     Analyze(analyze::AnalyzeCmd),
+    /// Put a recording and everything its replay needs (snapshots, firmware, kernel, initrd,
+    /// disk images) into one verified file; `rewind replay PACK` replays it anywhere.
+    Pack(pack::PackArgs),
+    /// Unpack a pack's files into a directory, checking each file's size and hash.
+    Unpack(pack::UnpackArgs),
     /// Print the events of a trace with their icount and file offset. Exits as `replay` would
     /// for the file: 0 intact, 4 cut short (after printing up to the cut), 2 corrupt.
     Dump(DumpArgs),
@@ -283,7 +289,7 @@ struct RecordArgs {
 
 #[derive(clap::Args, Debug)]
 struct ReplayArgs {
-    /// The trace to replay.
+    /// The trace to replay (or a pack made by `rewind pack`).
     #[arg(value_name = "FILE")]
     file: PathBuf,
     #[command(flatten)]
@@ -456,6 +462,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Replay(a) => commands::replay(a),
         Cmd::Dump(a) => commands::dump(a),
         Cmd::Verify(a) => analyze::verify(a),
+        Cmd::Pack(a) => pack::pack(a),
+        Cmd::Unpack(a) => pack::unpack(a),
         Cmd::Analyze(c) => analyze::analyze(c),
         Cmd::Demo => commands::demo(),
         Cmd::Bench {

@@ -22,6 +22,7 @@ pub mod fdt;
 pub mod file_kind;
 pub mod loader;
 mod machine;
+pub mod pack;
 pub mod record;
 pub mod sched;
 pub mod seek;
