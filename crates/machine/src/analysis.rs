@@ -221,7 +221,10 @@ pub fn verify(segments: &Segments<'_>, jobs: usize) -> Vec<SegmentCheck> {
         let end = run_segment(&mut m, seg, None)?;
         let check = match (end, segments.end_snapshot(seg)) {
             (SegmentEnd::Reached, Some(next)) => {
-                let now = m.snapshot(None)?;
+                // Pages untouched since the segment's start are shared with its snapshot
+                // (not read again), and mostly with the next one too.
+                let start = (seg.index > 0).then(|| &segments.starts[seg.index]);
+                let now = m.snapshot(start)?;
                 compare(&now, next)
             }
             (SegmentEnd::Ended(_), None) => Ok(()),
