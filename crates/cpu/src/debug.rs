@@ -78,6 +78,40 @@ pub struct DebugHooks {
     pub(crate) coverage: Option<Box<Coverage>>,
 }
 
+/// Counts of retired instructions by (privilege, pc).
+pub type CoverageCounts =
+    std::collections::HashMap<(u8, u64), u64, std::hash::BuildHasherDefault<PcHasher>>;
+
+/// A fast hasher for pcs (FxHash's multiply-rotate): counting runs once per retired
+/// instruction, where SipHash would cost more than the instruction. Not DoS-resistant; the
+/// keys are the guest's own pcs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PcHasher(u64);
+
+impl std::hash::Hasher for PcHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
 /// Retired instructions counted by privilege level and pc (see [`Hart::set_coverage`]).
 ///
 /// The checking interpreter notes each instruction it starts with its icount; the one noted
@@ -86,7 +120,7 @@ pub struct DebugHooks {
 #[derive(Debug, Clone, Default)]
 pub struct Coverage {
     /// Retired instructions by (privilege as in `mstatus.MPP`, pc).
-    pub counts: std::collections::HashMap<(u8, u64), u64>,
+    pub counts: CoverageCounts,
     /// The last instruction started: (icount, pc, privilege); not known yet to have retired.
     pending: Option<(u64, u64, u8)>,
 }
@@ -274,7 +308,7 @@ impl Hart {
     }
 
     /// The counts since [`Hart::set_coverage`] or the last take (counting goes on).
-    pub fn take_coverage(&mut self) -> std::collections::HashMap<(u8, u64), u64> {
+    pub fn take_coverage(&mut self) -> CoverageCounts {
         match self.debug.coverage.as_deref_mut() {
             Some(c) => std::mem::take(&mut c.counts),
             None => Default::default(),

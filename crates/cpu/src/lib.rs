@@ -18,7 +18,7 @@ pub mod stats;
 pub mod trap;
 
 pub use bus::{Mmio, MmioFault};
-pub use debug::{Coverage, DebugHit, WatchKind, Watchpoint};
+pub use debug::{Coverage, CoverageCounts, DebugHit, WatchKind, Watchpoint};
 pub use hart::{ExitReason, Hart, Priv};
 pub use isa::{CpuFeatures, CpuModelError};
 pub use ram::Ram;
