@@ -70,6 +70,9 @@ pub enum AnalyzeCmd {
         /// Print a JSON object.
         #[arg(long)]
         json: bool,
+        /// Segments scanned at once (default: the number of cores).
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: Option<u64>,
     },
 }
 
@@ -207,10 +210,12 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             len,
             before,
             json,
+            jobs: j,
         } => {
             let mut opened = open(&trace)?;
             let segs = segments(&mut opened.session)?;
-            let w = analysis::last_write(&segs, addr, len, before).map_err(session_error)?;
+            let w =
+                analysis::last_write(&segs, addr, len, before, jobs(j)).map_err(session_error)?;
             let range = format!("{addr:#x}..{:#x}", addr.wrapping_add(len.max(1)));
             let when = before.map_or_else(|| "the end".to_string(), |b| format!("instruction {b}"));
             let Some(w) = w else {

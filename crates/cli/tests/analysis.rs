@@ -234,7 +234,7 @@ fn console_lines_carry_increasing_icounts_and_last_write_finds_the_counter() {
             .unwrap();
         (line["icount"].as_u64().unwrap(), value)
     };
-    let last = |before: Option<u64>| {
+    let last_jobs = |before: Option<u64>, jobs: &str| {
         let mut args = vec![
             s("analyze"),
             s("last-write"),
@@ -244,6 +244,8 @@ fn console_lines_carry_increasing_icounts_and_last_write_finds_the_counter() {
             s("--len"),
             s("8"),
             s("--json"),
+            s("-j"),
+            s(jobs),
         ];
         if let Some(b) = before {
             args.extend([s("--before"), b.to_string()]);
@@ -251,6 +253,12 @@ fn console_lines_carry_increasing_icounts_and_last_write_finds_the_counter() {
         let d = rewind(&args);
         assert_eq!(d.code, Some(0), "{}", d.describe());
         serde_json::from_str::<serde_json::Value>(d.stdout.trim()).unwrap()
+    };
+    // Segments scanned one or three at a time: the same answer.
+    let last = |before: Option<u64>| {
+        let one = last_jobs(before, "1");
+        assert_eq!(one, last_jobs(before, "3"), "before {before:?}");
+        one
     };
     let (at10, value10) = tick(10);
     let (at9, value9) = tick(9);

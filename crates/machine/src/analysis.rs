@@ -133,7 +133,16 @@ impl<'a> Segments<'a> {
         jobs: usize,
         f: impl Fn(&Segment, Machine) -> Result<T, SessionError> + Sync,
     ) -> Vec<Result<T, SessionError>> {
-        let segs = self.list();
+        self.map_over(self.list(), jobs, f)
+    }
+
+    /// [`Segments::map`] over the segments `segs` only; results in their order.
+    pub fn map_over<T: Send>(
+        &self,
+        segs: Vec<Segment>,
+        jobs: usize,
+        f: impl Fn(&Segment, Machine) -> Result<T, SessionError> + Sync,
+    ) -> Vec<Result<T, SessionError>> {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<Result<T, SessionError>>>> =
             Mutex::new((0..segs.len()).map(|_| None).collect());
@@ -142,7 +151,7 @@ impl<'a> Segments<'a> {
             let Some(seg) = segs.get(k) else {
                 return;
             };
-            let r = self.machine_at(k).and_then(|m| f(seg, m));
+            let r = self.machine_at(seg.index).and_then(|m| f(seg, m));
             if let Ok(mut g) = results.lock() {
                 g[k] = Some(r);
             }
@@ -489,11 +498,41 @@ pub struct Write {
 }
 
 /// The last instruction that wrote any byte of `[addr, addr+len)` (virtual addresses as the
-/// harts see them) before instruction count `before` (default: the end): the segments are
-/// scanned backwards from the one holding `before`, each with a write watchpoint; the first
-/// segment (from the end) with a hit has the answer.
+/// harts see them) before instruction count `before` (default: the end). The segments are
+/// scanned backwards from the one holding `before`, `jobs` at a time, each with a write
+/// watchpoint on every hart; the latest segment with a hit has the answer (so the answer does
+/// not depend on `jobs`, and a write near the end costs one round of segments).
 pub fn last_write(
     segments: &Segments<'_>,
+    addr: u64,
+    len: u64,
+    before: Option<u64>,
+    jobs: usize,
+) -> Result<Option<Write>, SessionError> {
+    let candidates: Vec<Segment> = segments
+        .list()
+        .into_iter()
+        .rev()
+        .filter(|seg| before.is_none_or(|b| seg.start < b))
+        .collect();
+    for round in candidates.chunks(jobs.max(1)) {
+        let results = segments.map_over(round.to_vec(), jobs, |seg, m| {
+            last_write_in(m, seg, addr, len, before)
+        });
+        // Latest segment first: its last hit is the answer.
+        for r in results {
+            if let Some(w) = r? {
+                return Ok(Some(w));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The last write to the range in segment `seg` (machine `m` at its start) before `before`.
+fn last_write_in(
+    mut m: Machine,
+    seg: &Segment,
     addr: u64,
     len: u64,
     before: Option<u64>,
@@ -503,58 +542,45 @@ pub fn last_write(
         len: len.max(1),
         kind: WatchKind::Write,
     };
-    let segs = segments.list();
-    for seg in segs.iter().rev() {
-        if before.is_some_and(|b| seg.start >= b) {
-            continue;
-        }
-        let mut m = segments.machine_at(seg.index)?;
-        for h in m.harts_mut() {
-            h.set_watchpoints(&[watch]);
-        }
-        let mut last = None;
-        loop {
-            match run_segment(&mut m, seg, before)? {
-                SegmentEnd::Hit(DebugHit::Watchpoint { addr: at, .. }) => {
-                    let icount = m.icount();
-                    let hart = m.current_hart();
-                    let h = &m.harts()[hart];
-                    let (pc, mode) = (h.pc, mode_name(h.prv as u8));
-                    // Execute the store, then read what it left.
-                    m.harts_mut()[hart].skip_debug_once();
-                    let stepped = run_segment(&mut m, seg, Some(icount + 1))?;
-                    let value = read_virtual(&m, hart, addr, len.max(1));
-                    last = Some(Write {
-                        icount,
-                        pc,
-                        mode,
-                        hart,
-                        addr: at,
-                        value,
-                    });
-                    if stepped != SegmentEnd::Reached {
-                        break;
-                    }
-                    if before.is_some_and(|b| m.icount() >= b) {
-                        break;
-                    }
+    for h in m.harts_mut() {
+        h.set_watchpoints(&[watch]);
+    }
+    let mut last = None;
+    loop {
+        match run_segment(&mut m, seg, before)? {
+            SegmentEnd::Hit(DebugHit::Watchpoint { addr: at, .. }) => {
+                let icount = m.icount();
+                let hart = m.current_hart();
+                let h = &m.harts()[hart];
+                let (pc, mode) = (h.pc, mode_name(h.prv as u8));
+                // Execute the store, then read what it left.
+                m.harts_mut()[hart].skip_debug_once();
+                let stepped = run_segment(&mut m, seg, Some(icount + 1))?;
+                let value = read_virtual(&m, hart, addr, len.max(1));
+                last = Some(Write {
+                    icount,
+                    pc,
+                    mode,
+                    hart,
+                    addr: at,
+                    value,
+                });
+                if stepped != SegmentEnd::Reached || before.is_some_and(|b| m.icount() >= b) {
+                    break;
                 }
-                SegmentEnd::Hit(other) => {
-                    return Err(SessionError::Request(format!(
-                        "{seg}: stopped by {other:?}"
-                    )))
-                }
-                SegmentEnd::Reached | SegmentEnd::Ended(_) => break,
             }
-            if seg.end.is_some_and(|e| m.icount() >= e) {
-                break;
+            SegmentEnd::Hit(other) => {
+                return Err(SessionError::Request(format!(
+                    "{seg}: stopped by {other:?}"
+                )))
             }
+            SegmentEnd::Reached | SegmentEnd::Ended(_) => break,
         }
-        if last.is_some() {
-            return Ok(last);
+        if seg.end.is_some_and(|e| m.icount() >= e) {
+            break;
         }
     }
-    Ok(None)
+    Ok(last)
 }
 
 /// `len` bytes at virtual `addr` as hart `hart` sees them (bytes that cannot be read are
