@@ -115,7 +115,8 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
         match &c.result {
             Ok(hash) => println!("{}: ok, state {hash:016x}", c.segment),
             Err(e) => {
-                println!("{}: FAILED: {e}", c.segment);
+                let first = e.lines().next().unwrap_or("");
+                println!("{}: FAILED: {first}", c.segment);
                 bad = bad.or(Some(c));
             }
         }

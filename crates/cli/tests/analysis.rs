@@ -26,8 +26,13 @@ fn rewind(args: &[String]) -> Done {
 
 /// Record guest `name` to `trace` with a snapshot every `every` instructions.
 fn record(name: &str, trace: &Path, every: u64) -> Done {
+    record_with(name, trace, every, &[])
+}
+
+/// [`record`] with `extra` options.
+fn record_with(name: &str, trace: &Path, every: u64, extra: &[&str]) -> Done {
     let elf = guest_elf(name).expect("guests");
-    let d = rewind(&[
+    let mut args = vec![
         s("record"),
         s("-o"),
         s(trace),
@@ -39,7 +44,9 @@ fn record(name: &str, trace: &Path, every: u64) -> Done {
         s("stdio"),
         s("--snapshot-every"),
         every.to_string(),
-    ]);
+    ];
+    args.extend(extra.iter().map(s));
+    let d = rewind(&args);
     assert_eq!(d.code, Some(0), "record: {}", d.describe());
     d
 }
@@ -66,7 +73,14 @@ fn verify_checks_every_segment_in_parallel_and_names_a_bad_snapshot() {
     }
     let scratch = Scratch::new("verify");
     let trace = scratch.path("c.rwd");
-    record("compute_timer", &trace, 50_000_000);
+    // State checks every million instructions: a segment that starts from a wrong state
+    // diverges at the next one.
+    record_with(
+        "compute_timer",
+        &trace,
+        50_000_000,
+        &["--check-interval", "1000000"],
+    );
     let one = rewind(&[s("verify"), s(&trace), s("--jobs"), s("1")]);
     let four = rewind(&[s("verify"), s(&trace), s("--jobs"), s("4")]);
     assert_eq!(one.code, Some(0), "{}", one.describe());
@@ -110,6 +124,15 @@ fn verify_checks_every_segment_in_parallel_and_names_a_bad_snapshot() {
     let want = "rewind: segment 3 (instructions 150000000..200000000) differs from the \
                 recording: hart 0 differs from the snapshot: x2 = ";
     assert!(bad.stderr.contains(want), "{}", bad.describe());
+    // The segment that starts from it diverges at its first state check.
+    assert!(
+        bad.stdout.contains(
+            "segment 4 (instructions 200000000..250000000): FAILED: replay diverged at \
+             instruction 201000000"
+        ),
+        "{}",
+        bad.describe()
+    );
     assert!(
         bad.stdout
             .contains("segment 2 (instructions 100000000..150000000): ok"),

@@ -218,7 +218,8 @@ pub fn run_segment(
 pub struct SegmentCheck {
     /// The segment.
     pub segment: Segment,
-    /// `Ok` with the state hash at its end, or what went wrong.
+    /// `Ok` with the state hash at its end, or what went wrong (a divergence: its whole
+    /// report, several lines).
     pub result: Result<u64, String>,
 }
 
@@ -257,16 +258,10 @@ pub fn verify(segments: &Segments<'_>, jobs: usize) -> Vec<SegmentCheck> {
             segment,
             result: match r {
                 Ok(r) => r,
-                Err(e) => Err(error_line(&e)),
+                Err(e) => Err(e.to_string()),
             },
         })
         .collect()
-}
-
-/// An error on one line (a divergence report's first line).
-fn error_line(e: &SessionError) -> String {
-    let text = e.to_string();
-    text.lines().next().unwrap_or("").to_string()
 }
 
 /// The first difference between the replayed state `now` and the recorded snapshot `rec`.
