@@ -36,6 +36,10 @@ fn a_pack_replays_without_the_original_files_and_unpacks_to_the_same_bytes() {
     std::fs::create_dir_all(&rec_dir).unwrap();
     let kernel = images.join("guest.elf");
     std::fs::copy(&elf, &kernel).unwrap();
+    // A disk base image too (the guest never reads it; the replay needs it all the same).
+    let disk = images.join("disk.img");
+    let sectors: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(&disk, &sectors).unwrap();
     let trace = rec_dir.join("d.rwd");
     let rec = rewind(&[
         s("record"),
@@ -49,19 +53,21 @@ fn a_pack_replays_without_the_original_files_and_unpacks_to_the_same_bytes() {
         s("stdio"),
         s("--snapshot-every"),
         s("3000"),
+        s("--drive"),
+        format!("file={},format=raw", disk.display()),
     ]);
     assert_eq!(rec.code, Some(0), "{}", rec.describe());
     let full = rewind(&[s("replay"), s(&trace), s("-q")]);
     assert_eq!(full.code, Some(0), "{}", full.describe());
     let matched = common::replay_matched_line(&full.stderr).expect("matched");
     let sidecar = rec_dir.join("d.rwd.snapshots");
-    let hashes = [b3(&trace), b3(&sidecar), b3(&kernel)];
+    let hashes = [b3(&trace), b3(&sidecar), b3(&kernel), b3(&disk)];
 
     let pack = scratch.path("d.rwpack");
     let d = rewind(&[s("pack"), s(&trace), s("-o"), s(&pack)]);
     assert_eq!(d.code, Some(0), "{}", d.describe());
     assert!(
-        d.stderr.contains("rewind: packed 3 files into"),
+        d.stderr.contains("rewind: packed 4 files into"),
         "{}",
         d.describe()
     );
@@ -99,6 +105,7 @@ fn a_pack_replays_without_the_original_files_and_unpacks_to_the_same_bytes() {
     assert_eq!(b3(&out.join("d.rwd")), hashes[0]);
     assert_eq!(b3(&out.join("d.rwd.snapshots")), hashes[1]);
     assert_eq!(b3(&out.join("guest.elf")), hashes[2]);
+    assert_eq!(b3(&out.join("disk.img")), hashes[3]);
     // Never over existing files.
     let u = rewind(&[s("unpack"), s(&pack), s("-C"), s(&out)]);
     assert_eq!(u.code, Some(2), "{}", u.describe());
@@ -149,7 +156,7 @@ fn a_pack_replays_without_the_original_files_and_unpacks_to_the_same_bytes() {
     assert_eq!(d.code, Some(2), "{}", d.describe());
     assert!(
         d.stderr
-            .contains("corrupt pack at offset 20: file 2 has an unsafe name \"../x.elf\""),
+            .contains("corrupt pack at offset 20: file 3 has an unsafe name \"../x.elf\""),
         "{}",
         d.describe()
     );
