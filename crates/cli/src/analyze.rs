@@ -54,6 +54,18 @@ pub enum AnalyzeCmd {
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: Option<u64>,
     },
+    /// Every system call a U-mode program made (Linux guests): number, arguments, result and
+    /// the instruction counts of the call and the return (a strace of the recording).
+    Syscalls {
+        #[command(flatten)]
+        trace: TraceArgs,
+        /// One JSON object per call.
+        #[arg(long)]
+        json: bool,
+        /// Segments replayed at once (default: the number of cores).
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: Option<u64>,
+    },
     /// The last instruction that wrote an address range before an instruction count.
     LastWrite {
         #[command(flatten)]
@@ -203,6 +215,46 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
                 cov.counts.values().map(|p| p.len()).sum::<usize>(),
                 per_mode.join(", ")
             );
+            Ok(0)
+        }
+        AnalyzeCmd::Syscalls {
+            trace,
+            json,
+            jobs: j,
+        } => {
+            let mut opened = open(&trace)?;
+            let segs = segments(&mut opened.session)?;
+            let calls = analysis::syscalls(&segs, jobs(j)).map_err(session_error)?;
+            for c in &calls {
+                let name = analysis::syscall_name(c.nr);
+                if json {
+                    let v = serde_json::json!({
+                        "icount": c.icount,
+                        "hart": c.hart,
+                        "pc": format!("{:#x}", c.pc),
+                        "satp": format!("{:#x}", c.satp),
+                        "nr": c.nr,
+                        "name": name,
+                        "args": c.args,
+                        "ret": c.ret.map(|r| r.0 as i64),
+                        "ret_icount": c.ret.map(|r| r.1),
+                    });
+                    println!("{v}");
+                } else {
+                    let args: Vec<String> = c.args.iter().map(|a| format!("{a:#x}")).collect();
+                    let ret = c
+                        .ret
+                        .map_or_else(|| "?".to_string(), |(v, _)| (v as i64).to_string());
+                    let name = name.map_or_else(|| format!("syscall_{}", c.nr), str::to_string);
+                    println!(
+                        "{:>14}  hart {}  {name}({}) = {ret}",
+                        c.icount,
+                        c.hart,
+                        args.join(", ")
+                    );
+                }
+            }
+            eprintln!("rewind: {} system calls", calls.len());
             Ok(0)
         }
         AnalyzeCmd::LastWrite {

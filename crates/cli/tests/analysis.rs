@@ -317,3 +317,78 @@ fn console_lines_carry_increasing_icounts_and_last_write_finds_the_counter() {
         d.describe()
     );
 }
+
+#[test]
+fn syscalls_of_the_scripted_linux_boot_are_a_strace() {
+    let Some(assets) = common::linux::linux_assets() else {
+        return;
+    };
+    let scratch = Scratch::new("syscalls");
+    let trace = scratch.path("l.rwd");
+    let mut args = vec![s("record"), s("-o"), s(&trace), s("-q")];
+    args.extend(common::linux::boot_args(&assets));
+    args.extend([
+        s("--append"),
+        format!("{} rewind.test=1", common::linux::APPEND),
+        s("--serial"),
+        s("stdio"),
+        s("--snapshot-every"),
+        s("400000000"),
+    ]);
+    let rec = run_rewind(&args, Duration::from_secs(300));
+    assert_eq!(rec.code, Some(0), "{}", rec.describe());
+    assert!(
+        rec.stdout.contains("--- rewind.test end ---"),
+        "{}",
+        rec.describe()
+    );
+    let strace = |jobs: &str| {
+        let d = rewind(&[
+            s("analyze"),
+            s("syscalls"),
+            s(&trace),
+            s("--json"),
+            s("-j"),
+            s(jobs),
+        ]);
+        assert_eq!(d.code, Some(0), "{}", d.describe());
+        d.stdout
+    };
+    let one = strace("1");
+    assert_eq!(one, strace("3"));
+    let calls: Vec<serde_json::Value> = one
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(calls.len() > 100, "{} calls", calls.len());
+    let icounts: Vec<u64> = calls
+        .iter()
+        .map(|c| c["icount"].as_u64().unwrap())
+        .collect();
+    assert!(icounts.windows(2).all(|w| w[0] < w[1]));
+    // Writes to the terminal (fd 1 and 2) all complete: the result is the length.
+    let writes: Vec<&serde_json::Value> = calls
+        .iter()
+        .filter(|c| c["name"] == "write" && c["args"][0].as_u64().is_some_and(|fd| fd <= 2))
+        .collect();
+    assert!(writes.len() >= 20, "{} writes", writes.len());
+    for w in &writes {
+        assert_eq!(w["ret"].as_i64(), w["args"][2].as_i64(), "{w}");
+    }
+    for c in &calls {
+        if let Some(r) = c["ret_icount"].as_u64() {
+            assert!(r > c["icount"].as_u64().unwrap(), "{c}");
+        }
+        // Calls that never return to their caller.
+        if c["name"] == "exit_group" || c["name"] == "exit" {
+            assert!(c["ret"].is_null(), "{c}");
+        }
+    }
+    // The program runs: execve succeeds somewhere (and so does not return).
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["name"] == "execve" && c["ret"].is_null()),
+        "no successful execve"
+    );
+}

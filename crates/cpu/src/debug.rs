@@ -76,6 +76,47 @@ pub struct DebugHooks {
     pub(crate) trigger_pcs: Vec<u64>,
     /// Counts of retired instructions by privilege and pc, while an analysis wants them.
     pub(crate) coverage: Option<Box<Coverage>>,
+    /// System call entries (`ecall` from U-mode) and returns (`sret` to U-mode), while an
+    /// analysis wants them.
+    pub(crate) syscalls: Option<Box<SyscallLog>>,
+}
+
+/// A system call boundary: an `ecall` from U-mode, or an `sret` back to U-mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallEvent {
+    /// `true`: the `ecall`; `false`: the `sret`.
+    pub call: bool,
+    /// The instruction count at the `ecall` / `sret` (the hart's own count until the machine
+    /// turns it into the global one, see [`SyscallLog::to_global`]).
+    pub icount: u64,
+    /// The `ecall`'s pc, or the U-mode pc the `sret` returns to.
+    pub pc: u64,
+    /// `satp` (the address space).
+    pub satp: u64,
+    /// The stack pointer (x2): a thread's is the same at its call and its return.
+    pub sp: u64,
+    /// Call: a7 (the number), a0..a5; return: a0 (the result) in `regs[1]`.
+    pub regs: [u64; 7],
+}
+
+/// The system call boundaries a hart crossed (see [`Hart::set_syscall_log`]).
+#[derive(Debug, Clone, Default)]
+pub struct SyscallLog {
+    /// The events, oldest first.
+    pub events: Vec<SyscallEvent>,
+    /// Events before this one have global instruction counts.
+    global: usize,
+}
+
+impl SyscallLog {
+    /// The hart just ran from its own count `hart_before`, which was the global count
+    /// `global_before`: give the events of that run global counts.
+    pub fn to_global(&mut self, hart_before: u64, global_before: u64) {
+        for e in &mut self.events[self.global..] {
+            e.icount = global_before.wrapping_add(e.icount.wrapping_sub(hart_before));
+        }
+        self.global = self.events.len();
+    }
 }
 
 /// Counts of retired instructions by (privilege, pc).
@@ -312,6 +353,49 @@ impl Hart {
         match self.debug.coverage.as_deref_mut() {
             Some(c) => std::mem::take(&mut c.counts),
             None => Default::default(),
+        }
+    }
+
+    /// Log system call entries and returns from now on (`true`), or stop and drop the log.
+    /// Costs a branch per trap and per `sret`.
+    pub fn set_syscall_log(&mut self, on: bool) {
+        self.debug.syscalls = on.then(Box::default);
+    }
+
+    /// The system call log, when on (the machine gives its events global counts).
+    pub fn syscall_log_mut(&mut self) -> Option<&mut SyscallLog> {
+        self.debug.syscalls.as_deref_mut()
+    }
+
+    /// Take the logged events (logging goes on).
+    pub fn take_syscalls(&mut self) -> Vec<SyscallEvent> {
+        match self.debug.syscalls.as_deref_mut() {
+            Some(l) => {
+                l.global = 0;
+                std::mem::take(&mut l.events)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Note a system call boundary if the log is on (`call`: the `ecall` at the current pc;
+    /// else the `sret` to U-mode at `pc`).
+    pub(crate) fn log_syscall(&mut self, call: bool, pc: u64) {
+        if let Some(l) = self.debug.syscalls.as_deref_mut() {
+            let x = &self.x;
+            let regs = if call {
+                [x[17], x[10], x[11], x[12], x[13], x[14], x[15]]
+            } else {
+                [0, x[10], 0, 0, 0, 0, 0]
+            };
+            l.events.push(SyscallEvent {
+                call,
+                icount: self.icount,
+                pc,
+                satp: self.csr.satp,
+                sp: x[2],
+                regs,
+            });
         }
     }
 

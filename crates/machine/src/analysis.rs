@@ -593,3 +593,146 @@ fn read_virtual(m: &Machine, hart: usize, addr: u64, len: u64) -> Vec<u8> {
     }
     out
 }
+
+/// One system call of a U-mode program: its `ecall` and, when the recording shows it, its
+/// return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syscall {
+    /// The instruction count at the `ecall`.
+    pub icount: u64,
+    /// The hart that made it.
+    pub hart: usize,
+    /// The `ecall`'s pc.
+    pub pc: u64,
+    /// `satp` at the call (tells address spaces apart).
+    pub satp: u64,
+    /// The number (a7).
+    pub nr: u64,
+    /// a0..a5.
+    pub args: [u64; 6],
+    /// The result (a0 at the `sret` back to the caller) and the icount of that `sret`.
+    pub ret: Option<(u64, u64)>,
+}
+
+/// The Linux (riscv64, asm-generic) name of system call `nr`, for the common ones.
+pub fn syscall_name(nr: u64) -> Option<&'static str> {
+    Some(match nr {
+        17 => "getcwd",
+        23 => "dup",
+        24 => "dup3",
+        25 => "fcntl",
+        29 => "ioctl",
+        34 => "mkdirat",
+        35 => "unlinkat",
+        48 => "faccessat",
+        49 => "chdir",
+        56 => "openat",
+        57 => "close",
+        59 => "pipe2",
+        61 => "getdents64",
+        62 => "lseek",
+        63 => "read",
+        64 => "write",
+        65 => "readv",
+        66 => "writev",
+        72 => "pselect6",
+        73 => "ppoll",
+        78 => "readlinkat",
+        79 => "newfstatat",
+        80 => "fstat",
+        93 => "exit",
+        94 => "exit_group",
+        96 => "set_tid_address",
+        98 => "futex",
+        99 => "set_robust_list",
+        101 => "nanosleep",
+        113 => "clock_gettime",
+        124 => "sched_yield",
+        129 => "kill",
+        134 => "rt_sigaction",
+        135 => "rt_sigprocmask",
+        139 => "rt_sigreturn",
+        153 => "times",
+        154 => "setpgid",
+        155 => "getpgid",
+        157 => "setsid",
+        160 => "uname",
+        166 => "umask",
+        167 => "prctl",
+        172 => "getpid",
+        173 => "getppid",
+        174 => "getuid",
+        175 => "geteuid",
+        176 => "getgid",
+        177 => "getegid",
+        178 => "gettid",
+        179 => "sysinfo",
+        198 => "socket",
+        203 => "connect",
+        214 => "brk",
+        215 => "munmap",
+        220 => "clone",
+        221 => "execve",
+        222 => "mmap",
+        226 => "mprotect",
+        233 => "madvise",
+        260 => "wait4",
+        261 => "prlimit64",
+        278 => "getrandom",
+        291 => "statx",
+        435 => "clone3",
+        _ => return None,
+    })
+}
+
+/// Every `ecall` from U-mode in the recording (a strace of it), in instruction order, each
+/// matched with the `sret` that returns to the instruction after it in the same address
+/// space with the same stack pointer (the calling thread), wherever that is. Segments run
+/// `jobs` at a time; a call in one segment may return in a later one.
+pub fn syscalls(segments: &Segments<'_>, jobs: usize) -> Result<Vec<Syscall>, SessionError> {
+    let results = segments.map(jobs, |seg, mut m| {
+        for h in m.harts_mut() {
+            h.set_syscall_log(true);
+        }
+        if let SegmentEnd::Hit(hit) = run_segment(&mut m, seg, None)? {
+            return Err(SessionError::Request(format!("{seg}: stopped by {hit:?}")));
+        }
+        let mut events = Vec::new();
+        for (k, h) in m.harts_mut().iter_mut().enumerate() {
+            events.extend(h.take_syscalls().into_iter().map(|e| (k, e)));
+        }
+        // Per hart in order; across harts by the global count (stable: a hart's own order
+        // is kept where counts tie).
+        events.sort_by_key(|(_, e)| e.icount);
+        Ok(events)
+    });
+    let mut calls: Vec<Syscall> = Vec::new();
+    // Calls not yet returned, by (satp, return pc, sp): indices into `calls`.
+    let mut open: std::collections::HashMap<(u64, u64, u64), Vec<usize>> = Default::default();
+    for r in results {
+        for (hart, e) in r? {
+            if e.call {
+                open.entry((e.satp, e.pc.wrapping_add(4), e.sp))
+                    .or_default()
+                    .push(calls.len());
+                calls.push(Syscall {
+                    icount: e.icount,
+                    hart,
+                    pc: e.pc,
+                    satp: e.satp,
+                    nr: e.regs[0],
+                    args: [
+                        e.regs[1], e.regs[2], e.regs[3], e.regs[4], e.regs[5], e.regs[6],
+                    ],
+                    ret: None,
+                });
+            } else if let Some(waiting) = open.get_mut(&(e.satp, e.pc, e.sp)) {
+                if !waiting.is_empty() {
+                    let i = waiting.remove(0);
+                    calls[i].ret = Some((e.regs[1], e.icount));
+                }
+            }
+        }
+    }
+    Ok(calls)
+}

@@ -695,6 +695,9 @@ impl Machine {
             self.bus.icount_bias = now.wrapping_sub(before);
             let reason = hart.run(&mut self.ram, &mut self.bus, budget);
             let retired = hart.icount.wrapping_sub(before);
+            if let Some(log) = hart.syscall_log_mut() {
+                log.to_global(before, now);
+            }
             self.icount += retired;
             if smp {
                 self.sched.left = self.sched.left.saturating_sub(retired);
