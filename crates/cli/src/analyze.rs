@@ -50,6 +50,10 @@ pub enum AnalyzeCmd {
         /// Write the JSON to FILE instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Print a per-function table (hits, distinct pcs, name) from this ELF's symbols
+        /// (e.g. the guest, or a kernel's vmlinux) instead of the JSON on standard output.
+        #[arg(long, value_name = "ELF")]
+        symbols: Option<PathBuf>,
         /// Segments replayed at once (default: the number of cores).
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: Option<u64>,
@@ -178,8 +182,16 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
         AnalyzeCmd::Coverage {
             trace,
             out,
+            symbols,
             jobs: j,
         } => {
+            // The symbol file is read first: a wrong path fails before the replays.
+            let elf = match &symbols {
+                Some(p) => Some(
+                    std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?,
+                ),
+                None => None,
+            };
             let mut opened = open(&trace)?;
             let session = &mut opened.session;
             if let Some(o) = &out {
@@ -202,7 +214,16 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
                     std::fs::write(o, &text)
                         .with_context(|| format!("{}: cannot write", o.display()))?;
                 }
-                None => print!("{text}"),
+                None if elf.is_none() => print!("{text}"),
+                None => {}
+            }
+            if let (Some(elf), Some(p)) = (&elf, &symbols) {
+                let table = analysis::coverage_by_function(&cov, elf)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                println!("{:>14} {:>8}  function", "instructions", "pcs");
+                for f in &table {
+                    println!("{:>14} {:>8}  {}", f.hits, f.pcs, f.name);
+                }
             }
             let per_mode: Vec<String> = cov
                 .counts

@@ -202,6 +202,46 @@ fn coverage_equals_a_single_step_replay_and_does_not_depend_on_jobs() {
     assert_eq!(v["instructions"].as_u64(), Some(total));
     assert!(cov.len() > 100, "{} pcs", cov.len());
     assert_eq!(cov, stepped);
+
+    // Per function, from the guest's symbols: tick() is straight-line code run once per
+    // tick, ten times.
+    let elf = guest_elf("debugme").expect("guests");
+    let d = rewind(&[
+        s("analyze"),
+        s("coverage"),
+        s(&trace),
+        s("--symbols"),
+        s(&elf),
+    ]);
+    assert_eq!(d.code, Some(0), "{}", d.describe());
+    let row = |f: &str| -> (u64, u64) {
+        let line = d
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(f))
+            .unwrap_or_else(|| panic!("no {f}: {}", d.stdout));
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .take(2)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (n[0], n[1])
+    };
+    let (hits, pcs) = row("tick");
+    assert_eq!(hits, 10 * pcs, "{}", d.stdout);
+    let (main_hits, _) = row("main");
+    assert!(main_hits > 0);
+    let in_functions: u64 = d
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        in_functions <= total && in_functions > total / 2,
+        "{}",
+        d.stdout
+    );
 }
 
 #[test]

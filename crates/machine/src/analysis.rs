@@ -736,3 +736,61 @@ pub fn syscalls(segments: &Segments<'_>, jobs: usize) -> Result<Vec<Syscall>, Se
     }
     Ok(calls)
 }
+
+/// A function of an ELF's symbol table with what coverage counted in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCoverage {
+    /// Its name.
+    pub name: String,
+    /// Its first address.
+    pub addr: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Instructions retired in it (all privilege levels).
+    pub hits: u64,
+    /// Distinct pcs hit in it.
+    pub pcs: u64,
+}
+
+/// The functions (`STT_FUNC` symbols with a size) of the ELF `elf`, each with the coverage
+/// `cov` counted in it; functions never hit are left out. Sorted by hits, most first (then by
+/// address). A malformed ELF is an error naming the problem.
+pub fn coverage_by_function(
+    cov: &CoverageMap,
+    elf: &[u8],
+) -> Result<Vec<FunctionCoverage>, String> {
+    let e = goblin::elf::Elf::parse(elf).map_err(|e| format!("not a usable ELF: {e}"))?;
+    let mut funcs: Vec<(u64, u64, String)> = e
+        .syms
+        .iter()
+        .filter(|s| s.st_type() == goblin::elf::sym::STT_FUNC && s.st_size > 0)
+        .map(|s| {
+            let name = e.strtab.get_at(s.st_name).unwrap_or("?").to_string();
+            (s.st_value, s.st_size, name)
+        })
+        .collect();
+    funcs.sort();
+    funcs.dedup_by_key(|f| f.0);
+    let mut out: Vec<FunctionCoverage> = Vec::new();
+    for (addr, size, name) in funcs {
+        let end = addr.saturating_add(size);
+        let (mut hits, mut pcs) = (0, 0);
+        for m in cov.counts.values() {
+            for (_, n) in m.range(addr..end) {
+                hits += n;
+                pcs += 1;
+            }
+        }
+        if hits > 0 {
+            out.push(FunctionCoverage {
+                name,
+                addr,
+                size,
+                hits,
+                pcs,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.addr.cmp(&b.addr)));
+    Ok(out)
+}
