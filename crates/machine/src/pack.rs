@@ -202,87 +202,156 @@ pub fn sources(
 }
 
 /// Write the pack `out` (created: an existing file is refused unless `overwrite`) holding
-/// `files`, each stored once by content. Returns the entries written.
+/// `files`, each stored once by content. Files are compressed as streams into temporary files
+/// next to `out` (memory stays small whatever the size of a disk image), then put together
+/// behind the index. Returns the entries written.
 pub fn write(
     out: &Path,
     files: &[PackSource],
     overwrite: bool,
 ) -> Result<Vec<PackEntry>, PackError> {
-    let mut entries: Vec<PackEntry> = Vec::new();
-    let mut frames: Vec<Vec<u8>> = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    for f in files {
-        let bytes: std::sync::Arc<[u8]> = match &f.data {
-            SourceData::Bytes(b) => b.clone(),
-            SourceData::File(p) => hostfile::read_regular(p, MAX_FILE)
-                .map_err(|e| PackError::Refused(format!("{}: {e}", p.display())))?
-                .into(),
-        };
-        let hash = blake3::hash(&bytes).to_hex().to_string();
-        // Content-addressed: an image named twice (or equal to another) is stored once.
-        if f.role == Role::Image && entries.iter().any(|e| e.blake3 == hash) {
-            continue;
+    let mut base = out.as_os_str().to_os_string();
+    base.push(format!(".tmp-{}", std::process::id()));
+    let tmp = |k: usize| {
+        let mut p = base.clone();
+        p.push(format!(".{k}"));
+        PathBuf::from(p)
+    };
+    let final_tmp = PathBuf::from(base.clone());
+    let mut frames: Vec<PathBuf> = Vec::new();
+    let result = (|| {
+        let mut entries: Vec<PackEntry> = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (k, f) in files.iter().enumerate() {
+            let frame = tmp(k);
+            let (size, hash) = compress_source(&f.data, &frame)?;
+            // Content-addressed: an image named twice (or equal to another) is stored once.
+            if f.role == Role::Image && entries.iter().any(|e| e.blake3 == hash) {
+                let _ = std::fs::remove_file(&frame);
+                continue;
+            }
+            let stored = std::fs::metadata(&frame).map_err(io(&frame))?.len();
+            frames.push(frame);
+            // Two different images with one base name: the later one's name gets its hash.
+            let name = if names.contains(&f.name) {
+                format!("{}-{}", &hash[..16], f.name)
+            } else {
+                f.name.clone()
+            };
+            names.insert(name.clone());
+            entries.push(PackEntry {
+                name,
+                role: f.role,
+                size,
+                blake3: hash,
+                stored,
+            });
         }
-        // Two different images with one base name: the later one's name gets its hash.
-        let name = if names.contains(&f.name) {
-            format!("{}-{}", &hash[..16], f.name)
-        } else {
-            f.name.clone()
-        };
-        names.insert(name.clone());
-        let frame = zstd::bulk::compress(&bytes, ZSTD_LEVEL)
-            .map_err(|e| PackError::Refused(format!("{name}: cannot compress: {e}")))?;
-        entries.push(PackEntry {
-            name,
-            role: f.role,
-            size: bytes.len() as u64,
-            blake3: hash,
-            stored: frame.len() as u64,
-        });
-        frames.push(frame);
-    }
-    let index = serde_json::to_vec(&Index {
-        files: entries.clone(),
-    })
-    .map_err(|e| PackError::Refused(format!("cannot encode the index: {e}")))?;
-    let mut head = Vec::with_capacity(PREFIX_LEN as usize);
-    head.extend_from_slice(&PACK_MAGIC);
-    head.extend_from_slice(&PACK_VERSION.to_le_bytes());
-    head.extend_from_slice(&0u16.to_le_bytes());
-    head.extend_from_slice(&(index.len() as u32).to_le_bytes());
-    head.extend_from_slice(&crc32fast::hash(&index).to_le_bytes());
-    // Written to a temporary file and renamed: a pack is never seen half-written.
-    let mut tmp = out.as_os_str().to_os_string();
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?,
-        );
-        f.write_all(&head)?;
-        f.write_all(&index)?;
-        for fr in &frames {
-            f.write_all(fr)?;
-        }
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()
+        let index = serde_json::to_vec(&Index {
+            files: entries.clone(),
+        })
+        .map_err(|e| PackError::Refused(format!("cannot encode the index: {e}")))?;
+        let mut head = Vec::with_capacity(PREFIX_LEN as usize);
+        head.extend_from_slice(&PACK_MAGIC);
+        head.extend_from_slice(&PACK_VERSION.to_le_bytes());
+        head.extend_from_slice(&0u16.to_le_bytes());
+        head.extend_from_slice(&(index.len() as u32).to_le_bytes());
+        head.extend_from_slice(&crc32fast::hash(&index).to_le_bytes());
+        // Written to a temporary file and renamed: a pack is never seen half-written.
+        let assembled = (|| -> std::io::Result<()> {
+            let mut w = std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&final_tmp)?,
+            );
+            w.write_all(&head)?;
+            w.write_all(&index)?;
+            for fr in &frames {
+                std::io::copy(&mut std::fs::File::open(fr)?, &mut w)?;
+            }
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            if !overwrite && std::fs::symlink_metadata(out).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "file already exists (use --force to replace it)",
+                ));
+            }
+            std::fs::rename(&final_tmp, out)
+        })();
+        assembled.map_err(io(out))?;
+        Ok(entries)
     })();
-    let placed = written.and_then(|()| {
-        if !overwrite && std::fs::symlink_metadata(out).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "file already exists (use --force to replace it)",
-            ));
-        }
-        std::fs::rename(&tmp, out)
-    });
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(out)(e));
+    for fr in &frames {
+        let _ = std::fs::remove_file(fr);
     }
-    Ok(entries)
+    if result.is_err() {
+        let _ = std::fs::remove_file(&final_tmp);
+        for k in 0..files.len() {
+            let _ = std::fs::remove_file(tmp(k));
+        }
+    }
+    result
+}
+
+/// Compress `data` as one zstd frame into the new file `frame`; returns the size and BLAKE3
+/// of the data.
+fn compress_source(data: &SourceData, frame: &Path) -> Result<(u64, String), PackError> {
+    let what = match data {
+        SourceData::File(p) => p.display().to_string(),
+        SourceData::Bytes(_) => "an image in memory".to_string(),
+    };
+    let (mut reader, expected): (Box<dyn Read>, u64) = match data {
+        SourceData::Bytes(b) => (Box::new(std::io::Cursor::new(b.clone())), b.len() as u64),
+        SourceData::File(p) => {
+            // A regular file only (never a device or FIFO), of a bounded size.
+            let size = hostfile::regular_file_size(p)
+                .map_err(|e| PackError::Refused(format!("{}: {e}", p.display())))?;
+            if size > MAX_FILE {
+                return Err(PackError::Refused(format!(
+                    "{}: {size} bytes is more than a pack holds",
+                    p.display()
+                )));
+            }
+            let f = std::fs::File::open(p).map_err(io(p))?;
+            (Box::new(f.take(MAX_FILE + 1)), size)
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(frame)
+        .map_err(io(frame))?;
+    let mut enc = zstd::stream::write::Encoder::new(std::io::BufWriter::new(file), ZSTD_LEVEL)
+        .map_err(io(frame))?;
+    // The size up front: the frame then says it, and its window is no larger than the data
+    // (a small file does not make the unpacker allocate a large window).
+    enc.set_pledged_src_size(Some(expected))
+        .and_then(|()| enc.include_contentsize(true))
+        .map_err(io(frame))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(PackError::Refused(format!("{what}: cannot read: {e}"))),
+        };
+        size += n as u64;
+        hasher.update(&buf[..n]);
+        enc.write_all(&buf[..n]).map_err(io(frame))?;
+    }
+    if size > MAX_FILE {
+        return Err(PackError::Refused(format!(
+            "{what}: more than {MAX_FILE} bytes cannot be packed"
+        )));
+    }
+    // Only the assembled pack is synced: the frames are temporary.
+    let w = enc.finish().map_err(io(frame))?;
+    w.into_inner().map_err(|e| io(frame)(e.into_error()))?;
+    Ok((size, hasher.finalize().to_hex().to_string()))
 }
 
 /// An open pack: its index checked, its data not yet read.
