@@ -106,7 +106,8 @@ enum Cmd {
     /// Replay every segment of a trace (snapshot to snapshot) on its own, in parallel, and
     /// check each against the next snapshot; names the first bad segment (exit status 3).
     Verify(analyze::VerifyArgs),
-    /// Ask a recording questions: console lines by icount, coverage, last write to an address.
+    /// Ask a recording questions: console lines by icount, coverage, system calls, the last
+    /// write to an address.
     #[command(subcommand)]
     Analyze(analyze::AnalyzeCmd),
     /// Put a recording and everything its replay needs (snapshots, firmware, kernel, initrd,
