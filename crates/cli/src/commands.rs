@@ -9,9 +9,9 @@ use anyhow::{bail, Context};
 use rewind_log::{dump as logdump, EventKind, LogError, TraceReader, TraceWriter};
 use rewind_machine::record::{prepare_recording, replay_config};
 use rewind_machine::seek::{SeekResult, Seeker};
+use rewind_machine::session::{OpenOptions, ReplaySession, SessionError, StopState};
 use rewind_machine::sidecar;
 use rewind_machine::snapshot::trace_id;
-use rewind_machine::Snapshot;
 use rewind_machine::{
     CheckSettings, Machine, MachineConfig, MachineError, RunOutcome, SerialInput, SerialOutput,
 };
@@ -35,7 +35,7 @@ pub fn embedded_image(name: &str) -> Option<Arc<[u8]>> {
 }
 
 /// True when `a` and `b` name the same existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
@@ -253,28 +253,69 @@ fn record_with_progress(
     }
 }
 
-/// Run a replay machine to its end, with a progress bar if `total` is given.
-fn run_replay(
-    m: &mut Machine,
-    bar: Option<&indicatif::ProgressBar>,
-) -> Result<RunOutcome, MachineError> {
-    let Some(bar) = bar else {
-        return m.run(None);
-    };
-    loop {
-        let o = m.run(Some(PROGRESS_CHUNK))?;
-        bar.set_position(m.icount());
-        // A chunk ending is not the end of the recording (the log says when that is).
-        if o != RunOutcome::InstructionLimit || m.boundary().replay_at_end() {
-            return Ok(o);
-        }
+/// A session error as the error of the layer that failed, so the CLI's exit status (3 for a
+/// divergence, 4 for a cut trace) and message stay those of that error.
+pub(crate) fn session_error(e: SessionError) -> anyhow::Error {
+    match e {
+        SessionError::Machine(e) => e.into(),
+        SessionError::Sidecar(e) => e.into(),
+        SessionError::Trace(e) => e.into(),
+        SessionError::Snapshot(e) => e.into(),
+        SessionError::Request(s) => anyhow::anyhow!(s),
     }
+}
+
+/// Print the warning about an unusable default snapshot file.
+fn warn_snapshots(w: Option<sidecar::SidecarError>) {
+    if let Some(e) = w {
+        eprintln!("rewind: warning: {e}; going on without these snapshots");
+    }
+}
+
+/// A trace opened for replay, and the temporary directory a pack was unpacked into (removed
+/// when this is dropped).
+pub(crate) struct Opened {
+    /// The session.
+    pub session: ReplaySession,
+    /// Where the pack's files are.
+    _unpacked: Option<tempfile::TempDir>,
+}
+
+/// Open `trace` for replay, images found by content (`--image` remaps, the recorded path,
+/// next to the trace). A pack (`rewind pack`) is unpacked into a temporary directory first
+/// and replayed from there: its images are found there by content.
+pub(crate) fn open_session(
+    trace: &Path,
+    remap: &[(String, std::path::PathBuf)],
+    snapshots: Option<&Path>,
+) -> anyhow::Result<Opened> {
+    let (trace, unpacked) = if rewind_machine::pack::is_pack(trace) {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let u = rewind_machine::pack::unpack(trace, dir.path())?;
+        (u.trace, Some(dir))
+    } else {
+        (trace.to_path_buf(), None)
+    };
+    let opts = OpenOptions {
+        remap: remap.to_vec(),
+        image_dir: None,
+        embedded: Some(Arc::new(embedded_image)),
+        snapshots: snapshots.map(Path::to_path_buf),
+    };
+    let session = ReplaySession::open(&trace, opts).map_err(session_error)?;
+    Ok(Opened {
+        session,
+        _unpacked: unpacked,
+    })
 }
 
 /// `rewind replay`.
 pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     let debug = a.debug.bind(None)?;
-    let reader = TraceReader::open(&a.file)?;
+    // The trace is opened (and refused when it is not one) before anything else is looked at.
+    if !rewind_machine::pack::is_pack(&a.file) {
+        TraceReader::open(&a.file)?;
+    }
     let output = match a.serial {
         SerialSpec::Stdio => SerialOutput::Stdout,
         SerialSpec::Null => SerialOutput::Null,
@@ -291,95 +332,52 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
             "replay reads no serial input: use --serial stdio, null or file:PATH for the output"
         ),
     };
-    // Images are found by content: --image, the recorded path, then next to the trace.
-    let search = rewind_machine::record::ImageSearch {
-        dir: Some(match a.file.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        }),
-        remap: a.image.clone(),
-    };
-    let (mut config, _) =
-        rewind_machine::record::replay_config_with(reader.header(), &embedded_image, &search)?;
+    let mut opened = open_session(&a.file, &a.image, a.snapshots.as_deref())?;
+    let session = &mut opened.session;
     for given in &a.audiodev {
-        rewind_machine::record::set_replay_audio(&mut config, given)?;
+        session.set_replay_audio(given).map_err(session_error)?;
     }
-    let mut protected = vec![a.file.clone(), sidecar::sidecar_path(&a.file)];
-    protected.extend(a.snapshots.clone());
-    rewind_machine::record::check_audio_outputs(&config, &protected)?;
-    let total = reader.footer().map(|f| f.final_icount);
-    if let (Some(n), Some(t)) = (a.from, total) {
-        if n > t {
-            bail!(
-                "{}: --from {n}: the recording ends at instruction {t}",
-                a.file.display()
-            );
-        }
-    }
-    // Snapshots of the recording, when something can start from them.
-    let select = match a.from {
-        // Only the snapshot --from starts at is needed.
-        Some(n) => sidecar::Select::LastAtOrBefore(n),
-        None => sidecar::Select::All,
-    };
-    let mut m = Machine::replay(config, reader, output)?;
-    // The machine at reset: the recording's snapshots are stored as changes from it.
-    let reset = m.snapshot(None)?;
-    if a.from.is_none() && a.stop_at.is_empty() {
-        if let Some(p) = &a.snapshots {
-            // Nothing starts from it, but a named file is checked.
-            sidecar::load_for_replay(p, &a.file, &reset.ram)?;
-        }
-    }
-    if let Some(n) = a.from {
-        // No periodic snapshots: the run to N is made once.
-        let mut seeker = Seeker::new(m, u64::MAX)?;
-        let snaps = recording_snapshots(&a.file, a.snapshots.as_deref(), select, &reset)?;
-        seeker.add_snapshots(snaps);
-        seeker.machine_mut().set_output_written(u64::MAX);
-        let ended = match seeker.seek(n)? {
-            SeekResult::Ended(outcome) => Some(outcome),
-            // A recording cut by its instruction limit at N: the run to N took that end.
-            SeekResult::Reached
-                if seeker.machine().boundary().replay_at_end()
-                    && seeker.machine().boundary().next_event_icount() == Some(n) =>
-            {
-                Some(RunOutcome::InstructionLimit)
-            }
-            SeekResult::Reached => None,
-        };
-        let (machine, _) = seeker.into_parts();
-        m = machine;
-        let len = m.output_len();
-        m.set_output_written(len);
-        if let Some(outcome) = ended {
-            // The end is checked as in a full replay, whether or not it is N.
-            m.finish_replay()?;
-            let icount = m.icount();
-            if icount != n {
-                bail!(
-                    "--from {n}: the recording ends at instruction {icount} ({outcome}), before it"
+    rewind_machine::record::check_audio_outputs(session.config(), &session.protected_files())?;
+    let total = session.total();
+    let (mut m, reset) = match a.from {
+        Some(n) => {
+            let (started, warning) = session.start_at(n, output).map_err(session_error)?;
+            warn_snapshots(warning);
+            if let Some(outcome) = started.ended {
+                let m = started.machine;
+                let (icount, hash) = (m.icount(), m.state_hash());
+                drop(m);
+                let status = exit_status(outcome, icount);
+                eprintln!(
+                    "rewind: replay matched the recording: {icount} instructions, state {hash:016x}"
                 );
+                return Ok(status);
             }
-            let hash = m.state_hash();
-            drop(m);
-            let status = exit_status(outcome, icount);
-            eprintln!(
-                "rewind: replay matched the recording: {icount} instructions, state {hash:016x}"
-            );
-            return Ok(status);
+            (started.machine, started.reset)
         }
-    }
+        None => {
+            let mut m = session.machine(output).map_err(session_error)?;
+            // The machine at reset: the recording's snapshots are stored as changes from it.
+            let reset = m.snapshot(None)?;
+            if a.stop_at.is_empty() {
+                // Nothing starts from it, but a named file is checked.
+                session.check_snapshots(&reset).map_err(session_error)?;
+            }
+            (m, reset)
+        }
+    };
     if let Some(debugging) = debug {
-        let mut seeker = Seeker::new(m, crate::debugging::SNAPSHOT_INTERVAL)?;
         // Reverse execution can go back to the recording's snapshots and to the reset state
         // (before a --from start).
-        seeker.add_snapshots(recording_snapshots(
-            &a.file,
-            a.snapshots.as_deref(),
-            sidecar::Select::All,
-            &reset,
-        )?);
+        let (mut seeker, warning) = session
+            .seeker(
+                m,
+                crate::debugging::SNAPSHOT_INTERVAL,
+                sidecar::Select::All,
+                &reset,
+            )
+            .map_err(session_error)?;
+        warn_snapshots(warning);
         seeker.add_snapshots([reset]);
         let served = debugging.serve(seeker, Some(a.file.clone()));
         // The verdict, as a replay without a debugger prints it: a session that ran to the
@@ -401,22 +399,18 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
         return served.status();
     }
     if !a.stop_at.is_empty() {
-        let mut seeker = Seeker::new(m, a.snapshot_every)?;
-        let snaps = recording_snapshots(&a.file, a.snapshots.as_deref(), select, &reset)?;
-        seeker.add_snapshots(snaps);
+        let (mut seeker, warning) = session
+            .seeker(m, a.snapshot_every, sidecar::Select::All, &reset)
+            .map_err(session_error)?;
+        warn_snapshots(warning);
         for &n in &a.stop_at {
-            stop_at(&mut seeker, n)?;
+            let st = ReplaySession::stop_at(&mut seeker, n).map_err(session_error)?;
+            eprint!("{}", stop_text(&st));
         }
         if let Some(path) = &a.save_snapshot {
-            let snap = seeker.machine_mut().snapshot(None)?;
-            // Named on the command line, so it may replace a regular file; never the trace.
-            let sidecar = sidecar::sidecar_path(&a.file);
-            rewind_machine::snapshot::save_file_checked(
-                path,
-                &snap,
-                true,
-                &[a.file.as_path(), sidecar.as_path()],
-            )?;
+            session
+                .save_snapshot(seeker.machine_mut(), path)
+                .map_err(session_error)?;
         }
         return Ok(0);
     }
@@ -435,11 +429,16 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
         }
         _ => None,
     };
-    let result = run_replay(&mut m, bar.as_ref()).and_then(|o| m.finish_replay().map(|()| o));
+    let chunk = bar.as_ref().map(|_| PROGRESS_CHUNK);
+    let result = ReplaySession::run_to_end(&mut m, chunk, |i| {
+        if let Some(bar) = &bar {
+            bar.set_position(i);
+        }
+    });
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let outcome = result?;
+    let outcome = result.map_err(session_error)?;
     let icount = m.icount();
     let hash = m.state_hash();
     let report = a.stats.then(|| crate::stats_report(&m));
@@ -452,71 +451,23 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<u8> {
     Ok(status)
 }
 
-/// The snapshots of the recording `trace` from `explicit` (an error if it cannot be used) or
-/// from the sidecar next to the trace when there is one (a warning if it cannot be used: a
-/// replay from reset still works). `reset` is the replay machine before it ran.
-fn recording_snapshots(
-    trace: &Path,
-    explicit: Option<&Path>,
-    select: sidecar::Select,
-    reset: &Snapshot,
-) -> anyhow::Result<Vec<Snapshot>> {
-    let reset = &reset.ram;
-    if let Some(p) = explicit {
-        return Ok(sidecar::load_for_replay_selected(p, trace, select, reset)?);
-    }
-    let p = sidecar::sidecar_path(trace);
-    if !p.exists() {
-        return Ok(Vec::new());
-    }
-    match sidecar::load_for_replay_selected(&p, trace, select, reset) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            eprintln!("rewind: warning: {e}; going on without these snapshots");
-            Ok(Vec::new())
-        }
-    }
-}
-
-/// `rewind replay --stop-at N`: bring the replay to exactly instruction `n`, print the state.
-fn stop_at(seeker: &mut rewind_machine::seek::Seeker, n: u64) -> anyhow::Result<()> {
-    use rewind_machine::seek::SeekResult;
-    let mut note = String::new();
-    if let SeekResult::Ended(outcome) = seeker.seek(n)? {
-        let m = seeker.machine_mut();
-        let icount = m.icount();
-        // Check that the recording really ends here, as a full replay does.
-        m.finish_replay()?;
-        let how = outcome.to_string();
-        if icount != n {
-            bail!("the recording ends at instruction {icount} ({how}), before instruction {n}");
-        }
-        note = format!("  (the recording ends here: {how})\n");
-    }
-    let m = seeker.machine();
-    let icount = m.icount();
-    let hart = m.hart();
+/// What `rewind replay --stop-at N` prints about the state at N.
+fn stop_text(st: &StopState) -> String {
     let mut text = format!(
-        "rewind: stopped at instruction {icount}\n  pc        {:#018x}\n  privilege {}\n  state     {:016x}\n",
-        hart.pc,
-        rewind_machine::state::privilege_name(hart.prv),
-        m.state_hash()
+        "rewind: stopped at instruction {}\n  pc        {:#018x}\n  privilege {}\n  state     {:016x}\n",
+        st.icount, st.pc, st.privilege, st.state_hash
     );
-    text.push_str(&note);
-    let regs: Vec<(&str, u64)> = m
-        .state_snapshot()
-        .into_iter()
-        .filter(|(name, _)| !matches!(*name, "pc" | "privilege" | "icount"))
-        .collect();
-    for row in regs.chunks(4) {
+    if let Some(outcome) = st.ended {
+        text.push_str(&format!("  (the recording ends here: {outcome})\n"));
+    }
+    for row in st.registers.chunks(4) {
         text.push(' ');
         for (name, v) in row {
             text.push_str(&format!(" {name:>10} {v:#018x}"));
         }
         text.push('\n');
     }
-    eprint!("{text}");
-    Ok(())
+    text
 }
 
 /// `rewind dump`.

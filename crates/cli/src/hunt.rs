@@ -66,6 +66,11 @@ pub struct HuntArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Tries recorded at once, on threads (each its own machine and files). The result is
+    /// the same as with one: the first seed, in order, that shows the condition.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: u64,
     /// `rewind record` options for every try (machine, images, devices): everything after
     /// `--`. Serial input comes from nowhere (a hunt runs unattended) unless
     /// `--serial-input FILE` is given; the console is watched, not shown.
@@ -81,13 +86,23 @@ struct TryFiles {
 
 impl TryFiles {
     fn new(output: &Path) -> Self {
+        TryFiles::for_job(output, 0)
+    }
+
+    /// The files of job `k` (of `--jobs`).
+    fn for_job(output: &Path, k: u64) -> Self {
         let name = output
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "hunt.rwd".into());
         let dir = output.parent().filter(|p| !p.as_os_str().is_empty());
+        let job = if k == 0 {
+            String::new()
+        } else {
+            format!("-{k}")
+        };
         let at = |suffix: &str| {
-            let f = format!(".{name}.try-{}{suffix}", std::process::id());
+            let f = format!(".{name}.try-{}{job}{suffix}", std::process::id());
             dir.map_or_else(|| PathBuf::from(&f), |d| d.join(&f))
         };
         TryFiles {
@@ -177,49 +192,84 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
         bar
     });
     let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
-    let result = (|| -> anyhow::Result<Option<(u64, u64, String)>> {
-        for i in 0..a.tries {
-            let seed = first.wrapping_add(i);
-            let args = try_args(&a, &files, seed)?;
-            let cli = Cli::try_parse_from(&args)?;
-            let Cmd::Record(rec) = cli.command else {
-                bail!("hunt: internal error: not a record command");
+    let jobs = a.jobs.max(1);
+    let all_files: Vec<TryFiles> = (0..jobs).map(|k| TryFiles::for_job(&a.output, k)).collect();
+    // One try: record with `seed` into `files`; its outcome, length, and whether it shows
+    // the condition.
+    let one_try = |seed: u64, files: &TryFiles| -> anyhow::Result<(RunOutcome, u64, bool)> {
+        let args = try_args(&a, files, seed)?;
+        let cli = Cli::try_parse_from(&args)?;
+        let Cmd::Record(rec) = cli.command else {
+            bail!("hunt: internal error: not a record command");
+        };
+        let (outcome, icount) = crate::commands::record_quietly(rec)?;
+        let console = std::fs::read(&files.console).unwrap_or_default();
+        let hit = match &a.until {
+            Until::ExitNonzero => matches!(outcome, RunOutcome::Exited(c) if c != 0),
+            Until::Console(p) => console.windows(p.len()).any(|w| w == p.as_bytes()),
+        };
+        Ok((outcome, icount, hit))
+    };
+    let result = (|| -> anyhow::Result<Option<(u64, u64, String, usize)>> {
+        let mut i = 0;
+        while i < a.tries {
+            // A round of up to `jobs` tries at once, then their results in seed order.
+            let round = jobs.min(a.tries - i);
+            let results: Vec<anyhow::Result<(RunOutcome, u64, bool)>> = if round == 1 {
+                vec![one_try(first.wrapping_add(i), &all_files[0])]
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..round)
+                        .map(|k| {
+                            let seed = first.wrapping_add(i + k);
+                            let files = &all_files[k as usize];
+                            let one_try = &one_try;
+                            scope.spawn(move || one_try(seed, files))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or_else(|_| Err(anyhow::anyhow!("hunt: a try panicked")))
+                        })
+                        .collect()
+                })
             };
-            let (outcome, icount) = crate::commands::record_quietly(rec)?;
-            if let RunOutcome::HostQuit(
-                ShutdownCause::Sigint | ShutdownCause::Sigterm | ShutdownCause::Sighup,
-            ) = outcome
-            {
-                bail!("hunt: interrupted after {i} tries");
-            }
-            let console = std::fs::read(&files.console).unwrap_or_default();
-            let hit = match &a.until {
-                Until::ExitNonzero => matches!(outcome, RunOutcome::Exited(c) if c != 0),
-                Until::Console(p) => console.windows(p.len()).any(|w| w == p.as_bytes()),
-            };
-            *seen.entry(outcome.to_string()).or_default() += 1;
-            let summary = seen
-                .iter()
-                .map(|(k, n)| format!("{k} ×{n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            match &bar {
-                Some(b) => {
-                    b.set_position(i + 1);
-                    b.set_message(format!(
-                        "{:.1} s, seed {seed}: {outcome}; so far {summary}",
-                        started.elapsed().as_secs_f64()
-                    ));
+            for (k, r) in results.into_iter().enumerate() {
+                let seed = first.wrapping_add(i);
+                let (outcome, icount, hit) = r?;
+                if let RunOutcome::HostQuit(
+                    ShutdownCause::Sigint | ShutdownCause::Sigterm | ShutdownCause::Sighup,
+                ) = outcome
+                {
+                    bail!("hunt: interrupted after {i} tries");
                 }
-                None => eprintln!(
-                    "hunt: try {}/{} seed {seed}: {outcome}, {icount} instructions ({:.1} s; so far {summary})",
-                    i + 1,
-                    a.tries,
-                    started.elapsed().as_secs_f64()
-                ),
-            }
-            if hit {
-                return Ok(Some((i + 1, seed, outcome.to_string())));
+                *seen.entry(outcome.to_string()).or_default() += 1;
+                let summary = seen
+                    .iter()
+                    .map(|(k, n)| format!("{k} ×{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                match &bar {
+                    Some(b) => {
+                        b.set_position(i + 1);
+                        b.set_message(format!(
+                            "{:.1} s, seed {seed}: {outcome}; so far {summary}",
+                            started.elapsed().as_secs_f64()
+                        ));
+                    }
+                    None => eprintln!(
+                        "hunt: try {}/{} seed {seed}: {outcome}, {icount} instructions ({:.1} s; so far {summary})",
+                        i + 1,
+                        a.tries,
+                        started.elapsed().as_secs_f64()
+                    ),
+                }
+                i += 1;
+                if hit {
+                    return Ok(Some((i, seed, outcome.to_string(), k)));
+                }
             }
         }
         Ok(None)
@@ -230,13 +280,13 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
     let found = match result {
         Ok(f) => f,
         Err(e) => {
-            files.remove();
+            all_files.iter().for_each(TryFiles::remove);
             return Err(e);
         }
     };
     let secs = started.elapsed().as_secs_f64();
-    let Some((tries, seed, outcome)) = found else {
-        files.remove();
+    let Some((tries, seed, outcome, job)) = found else {
+        all_files.iter().for_each(TryFiles::remove);
         eprintln!(
             "hunt: not found in {} tries ({secs:.1} s); try more (--tries) or other seeds (--seed {})",
             a.tries,
@@ -244,8 +294,15 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
         );
         return Ok(1);
     };
-    keep(&files, &a.output)?;
+    let files = &all_files[job];
+    keep(files, &a.output)?;
     let _ = std::fs::remove_file(&files.console);
+    // The other jobs' tries of that round are not kept.
+    for (k, f) in all_files.iter().enumerate() {
+        if k != job {
+            f.remove();
+        }
+    }
     eprintln!(
         "hunt: found after {tries} tries ({secs:.1} s): chaos seed {seed}, {outcome}; kept {}\n\
          hunt: replay it with `rewind replay {}`",
@@ -300,6 +357,7 @@ mod tests {
             seed: None,
             output: PathBuf::from("out/h.rwd"),
             force: false,
+            jobs: 1,
             record: ["--smp", "2", "--serial", "stdio", "--kernel", "k.elf"]
                 .map(String::from)
                 .to_vec(),

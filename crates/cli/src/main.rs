@@ -36,6 +36,7 @@ macro_rules! print {
     }};
 }
 
+mod analyze;
 mod args;
 mod bench_disk;
 mod bench_net;
@@ -44,6 +45,7 @@ mod bench_smp;
 mod commands;
 mod debugging;
 mod hunt;
+mod pack;
 mod qemu;
 
 use std::path::PathBuf;
@@ -101,6 +103,18 @@ enum Cmd {
         after_help = "Example: rewind hunt --chaos --until exit-nonzero --tries 50 -o race.rwd \\\n    -- -smp 4 --kernel guest.elf"
     )]
     Hunt(hunt::HuntArgs),
+    /// Replay every segment of a trace (snapshot to snapshot) on its own, in parallel, and
+    /// check each against the next snapshot; names the first bad segment (exit status 3).
+    Verify(analyze::VerifyArgs),
+    /// Ask a recording questions: console lines by icount, coverage, system calls, the last
+    /// write to an address.
+    #[command(subcommand)]
+    Analyze(analyze::AnalyzeCmd),
+    /// Put a recording and everything its replay needs (snapshots, firmware, kernel, initrd,
+    /// disk images) into one verified file; `rewind replay PACK` replays it anywhere.
+    Pack(pack::PackArgs),
+    /// Unpack a pack's files into a directory, checking each file's size and hash.
+    Unpack(pack::UnpackArgs),
     /// Print the events of a trace with their icount and file offset. Exits as `replay` would
     /// for the file: 0 intact, 4 cut short (after printing up to the cut), 2 corrupt.
     Dump(DumpArgs),
@@ -276,7 +290,7 @@ struct RecordArgs {
 
 #[derive(clap::Args, Debug)]
 struct ReplayArgs {
-    /// The trace to replay.
+    /// The trace to replay (or a pack made by `rewind pack`).
     #[arg(value_name = "FILE")]
     file: PathBuf,
     #[command(flatten)]
@@ -448,6 +462,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Hunt(a) => hunt::hunt(a),
         Cmd::Replay(a) => commands::replay(a),
         Cmd::Dump(a) => commands::dump(a),
+        Cmd::Verify(a) => analyze::verify(a),
+        Cmd::Pack(a) => pack::pack(a),
+        Cmd::Unpack(a) => pack::unpack(a),
+        Cmd::Analyze(c) => analyze::analyze(c),
         Cmd::Demo => commands::demo(),
         Cmd::Bench {
             guest: Some(BenchGuest::Linux),

@@ -257,21 +257,57 @@ fn hunt_finds_a_failing_interleaving_and_keeps_it() {
         TIMEOUT,
     );
     assert_eq!(h2.code, Some(0), "hunt: {}", h2.describe());
-    // "hunt: found after N tries (T s): chaos seed S, ..." without the time.
+    // "found after N tries (T s): chaos seed S, OUTCOME": the tries and the seed, not the
+    // wall time.
     let found = |t: &str| {
         t.lines()
             .find(|l| l.starts_with("hunt: found after"))
             .map(|l| {
-                let tries = l.split(" tries").next().unwrap_or("").to_string();
-                let seed = l
-                    .split("chaos seed ")
-                    .nth(1)
-                    .and_then(|r| r.split(',').next());
-                (tries, seed.map(str::to_string))
+                let tries = l.split(" (").next().unwrap_or("").to_string();
+                let seed = l.split("chaos seed ").nth(1).unwrap_or("").to_string();
+                let seed = seed.split(',').next().unwrap_or("").to_string();
+                (tries, seed)
             })
     };
     assert!(found(&h.stderr).is_some(), "{}", h.describe());
     assert_eq!(found(&h.stderr), found(&h2.stderr));
+
+    // Three tries at a time: the same first failing seed, the same count, no try files left.
+    let kept3 = dir.path("race3.rwd");
+    let h3 = run_rewind(
+        &[
+            s("hunt"),
+            s("--until"),
+            s("exit-nonzero"),
+            s("--tries"),
+            s("300"),
+            s("--seed"),
+            s("1"),
+            s("--jobs"),
+            s("3"),
+            s("-o"),
+            s(&kept3),
+            s("--"),
+            s("-smp"),
+            s("4"),
+            s("--kernel"),
+            s(&guest),
+        ],
+        TIMEOUT,
+    );
+    assert_eq!(h3.code, Some(0), "hunt --jobs 3: {}", h3.describe());
+    assert_eq!(found(&h.stderr), found(&h3.stderr), "{}", h3.describe());
+    let rep = run_rewind(&[s("replay"), s(&kept3), s("-q")], TIMEOUT);
+    assert_eq!(rep.code, Some(1), "the kept trace: {}", rep.describe());
+    let tries_left: Vec<_> = std::fs::read_dir(dir.path("."))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".try-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(tries_left.is_empty(), "{tries_left:?}");
 
     // A hunt that cannot succeed says so and keeps nothing; a seed of the user's is refused.
     let none = dir.path("none.rwd");

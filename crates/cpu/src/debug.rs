@@ -74,6 +74,119 @@ pub struct DebugHooks {
     pub(crate) triggers: Vec<Trigger>,
     /// Addresses of enabled execute triggers, sorted (searched per block with `breakpoints`).
     pub(crate) trigger_pcs: Vec<u64>,
+    /// Counts of retired instructions by privilege and pc, while an analysis wants them.
+    pub(crate) coverage: Option<Box<Coverage>>,
+    /// System call entries (`ecall` from U-mode) and returns (`sret` to U-mode), while an
+    /// analysis wants them.
+    pub(crate) syscalls: Option<Box<SyscallLog>>,
+}
+
+/// A system call boundary: an `ecall` from U-mode, or an `sret` back to U-mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallEvent {
+    /// `true`: the `ecall`; `false`: the `sret`.
+    pub call: bool,
+    /// The instruction count at the `ecall` / `sret` (the hart's own count until the machine
+    /// turns it into the global one, see [`SyscallLog::to_global`]).
+    pub icount: u64,
+    /// The `ecall`'s pc, or the U-mode pc the `sret` returns to.
+    pub pc: u64,
+    /// `satp` (the address space).
+    pub satp: u64,
+    /// The stack pointer (x2): a thread's is the same at its call and its return.
+    pub sp: u64,
+    /// Call: a7 (the number), a0..a5; return: a0 (the result) in `regs[1]`.
+    pub regs: [u64; 7],
+}
+
+/// The system call boundaries a hart crossed (see [`Hart::set_syscall_log`]).
+#[derive(Debug, Clone, Default)]
+pub struct SyscallLog {
+    /// The events, oldest first.
+    pub events: Vec<SyscallEvent>,
+    /// Events before this one have global instruction counts.
+    global: usize,
+}
+
+impl SyscallLog {
+    /// The hart just ran from its own count `hart_before`, which was the global count
+    /// `global_before`: give the events of that run global counts.
+    pub fn to_global(&mut self, hart_before: u64, global_before: u64) {
+        for e in &mut self.events[self.global..] {
+            e.icount = global_before.wrapping_add(e.icount.wrapping_sub(hart_before));
+        }
+        self.global = self.events.len();
+    }
+}
+
+/// Counts of retired instructions by (privilege, pc).
+pub type CoverageCounts =
+    std::collections::HashMap<(u8, u64), u64, std::hash::BuildHasherDefault<PcHasher>>;
+
+/// A fast hasher for pcs (FxHash's multiply-rotate): counting runs once per retired
+/// instruction, where SipHash would cost more than the instruction. Not DoS-resistant; the
+/// keys are the guest's own pcs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PcHasher(u64);
+
+impl std::hash::Hasher for PcHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Retired instructions counted by privilege level and pc (see [`Hart::set_coverage`]).
+///
+/// The checking interpreter notes each instruction it starts with its icount; the one noted
+/// before it retired if the next one starts at a later icount (an instruction that traps is
+/// noted again at the same icount by the handler's first instruction, replacing it).
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    /// Retired instructions by (privilege as in `mstatus.MPP`, pc).
+    pub counts: CoverageCounts,
+    /// The last instruction started: (icount, pc, privilege); not known yet to have retired.
+    pending: Option<(u64, u64, u8)>,
+}
+
+impl Coverage {
+    /// The instruction at `pc` starts with the hart at `icount`.
+    #[inline]
+    pub(crate) fn visit(&mut self, icount: u64, pc: u64, prv: u8) {
+        if let Some((c, p, m)) = self.pending {
+            if c < icount {
+                *self.counts.entry((m, p)).or_insert(0) += 1;
+            }
+        }
+        self.pending = Some((icount, pc, prv));
+    }
+
+    /// A run ended with the hart at `icount`: the pending instruction retired if it started
+    /// before it (otherwise it runs again, and is noted again, in the next run).
+    pub(crate) fn settle(&mut self, icount: u64) {
+        if let Some((c, p, m)) = self.pending.take() {
+            if c < icount {
+                *self.counts.entry((m, p)).or_insert(0) += 1;
+            }
+        }
+    }
 }
 
 /// An enabled address-match trigger (mcontrol or mcontrol6), decoded.
@@ -97,7 +210,10 @@ impl DebugHooks {
     /// Is any breakpoint or watchpoint set? `run` picks its checking interpreter on this.
     #[inline]
     pub(crate) fn active(&self) -> bool {
-        !self.breakpoints.is_empty() || !self.watchpoints.is_empty() || !self.triggers.is_empty()
+        !self.breakpoints.is_empty()
+            || !self.watchpoints.is_empty()
+            || !self.triggers.is_empty()
+            || self.coverage.is_some()
     }
 
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking
@@ -224,6 +340,63 @@ impl Hart {
                     && t.addr <= last
             })
             .map(|t| t.addr.max(addr))
+    }
+
+    /// Count retired instructions by privilege and pc from now on (`true`), or stop counting
+    /// and drop the counts (`false`). While counting, the checking interpreter runs.
+    pub fn set_coverage(&mut self, on: bool) {
+        self.debug.coverage = on.then(Box::default);
+    }
+
+    /// The counts since [`Hart::set_coverage`] or the last take (counting goes on).
+    pub fn take_coverage(&mut self) -> CoverageCounts {
+        match self.debug.coverage.as_deref_mut() {
+            Some(c) => std::mem::take(&mut c.counts),
+            None => Default::default(),
+        }
+    }
+
+    /// Log system call entries and returns from now on (`true`), or stop and drop the log.
+    /// Costs a branch per trap and per `sret`.
+    pub fn set_syscall_log(&mut self, on: bool) {
+        self.debug.syscalls = on.then(Box::default);
+    }
+
+    /// The system call log, when on (the machine gives its events global counts).
+    pub fn syscall_log_mut(&mut self) -> Option<&mut SyscallLog> {
+        self.debug.syscalls.as_deref_mut()
+    }
+
+    /// Take the logged events (logging goes on).
+    pub fn take_syscalls(&mut self) -> Vec<SyscallEvent> {
+        match self.debug.syscalls.as_deref_mut() {
+            Some(l) => {
+                l.global = 0;
+                std::mem::take(&mut l.events)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Note a system call boundary if the log is on (`call`: the `ecall` at the current pc;
+    /// else the `sret` to U-mode at `pc`).
+    pub(crate) fn log_syscall(&mut self, call: bool, pc: u64) {
+        if let Some(l) = self.debug.syscalls.as_deref_mut() {
+            let x = &self.x;
+            let regs = if call {
+                [x[17], x[10], x[11], x[12], x[13], x[14], x[15]]
+            } else {
+                [0, x[10], 0, 0, 0, 0, 0]
+            };
+            l.events.push(SyscallEvent {
+                call,
+                icount: self.icount,
+                pc,
+                satp: self.csr.satp,
+                sp: x[2],
+                regs,
+            });
+        }
     }
 
     /// Replace the breakpoints (virtual pcs).

@@ -251,6 +251,9 @@ impl Hart {
                 ram.checkin_code(w.pidx, k, w.page);
             }
         }
+        if let Some(c) = self.debug.coverage.as_deref_mut() {
+            c.settle(self.icount);
+        }
         reason
     }
 
@@ -522,6 +525,8 @@ impl Hart {
             // With breakpoints in this block (one search per block), check each op's pc.
             let mut bp_here = false;
             let mut dpc = pc;
+            // The pc of each op, for coverage.
+            let mut cpc = pc;
             if DEBUG && self.debug.breakpoint_in(pc, npc) {
                 if !skip_first && self.debug.is_breakpoint(pc) {
                     self.pc = pc;
@@ -641,6 +646,12 @@ impl Hart {
                             break 'blk BlockExit::Trap(i, Exception::Breakpoint(dpc));
                         }
                         dpc = dpc.wrapping_add(op.len as u64);
+                    }
+                    if DEBUG {
+                        if let Some(c) = self.debug.coverage.as_deref_mut() {
+                            c.visit(base + i as u64, cpc, self.prv as u8);
+                        }
+                        cpc = cpc.wrapping_add(op.len as u64);
                     }
                     let imm = op.imm as i64 as u64;
                     match op.kind {

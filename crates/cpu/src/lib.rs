@@ -18,7 +18,9 @@ pub mod stats;
 pub mod trap;
 
 pub use bus::{Mmio, MmioFault};
-pub use debug::{DebugHit, WatchKind, Watchpoint};
+pub use debug::{
+    Coverage, CoverageCounts, DebugHit, SyscallEvent, SyscallLog, WatchKind, Watchpoint,
+};
 pub use hart::{ExitReason, Hart, Priv};
 pub use isa::{CpuFeatures, CpuModelError};
 pub use ram::Ram;

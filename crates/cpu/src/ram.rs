@@ -553,7 +553,14 @@ impl Ram {
             .clean_image
             .as_ref()
             .filter(|c| c.pages.len() == image.pages.len());
+        // Never imaged or restored: a page not written since `new` is still all zeros, so a
+        // zero page of the image needs no write (a restore into a fresh machine costs the
+        // image's non-zero pages, not all of RAM).
+        let fresh = self.clean_since == 0 && self.clean_image.is_none();
         for (i, page) in image.pages.iter().enumerate() {
+            if fresh && self.page_dirty[i] == 0 && page.is_none() {
+                continue;
+            }
             if self.page_dirty[i] == 0 {
                 if let Some(c) = clean {
                     let same = match (&c.pages[i], page) {
@@ -591,6 +598,26 @@ mod tests {
     use super::*;
 
     const BASE: u64 = 0x8000_0000;
+
+    #[test]
+    fn a_restore_into_fresh_ram_zeroes_written_pages_and_skips_untouched_ones() {
+        let mut src = Ram::new(BASE, 8 * PAGE_SIZE);
+        src.write(BASE + 2 * PAGE_SIZE, b"two").unwrap();
+        let image = src.save_image(None);
+        // A fresh RAM that wrote pages 0 and 2 (as a machine loading its images does).
+        let mut ram = Ram::new(BASE, 8 * PAGE_SIZE);
+        ram.write(BASE + 1, b"boot").unwrap();
+        ram.write(BASE + 2 * PAGE_SIZE + 100, b"old").unwrap();
+        ram.restore_image(&image).unwrap();
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        for i in 0..8u64 {
+            ram.read(BASE + i * PAGE_SIZE, &mut page).unwrap();
+            let want = image.pages()[i as usize]
+                .as_ref()
+                .map_or_else(|| vec![0u8; PAGE_SIZE as usize], |p| p.to_vec());
+            assert_eq!(page, want, "page {i}");
+        }
+    }
 
     #[test]
     fn images_elide_zero_pages_and_share_unchanged_ones() {

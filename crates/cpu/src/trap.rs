@@ -74,6 +74,9 @@ impl Hart {
     /// Enter the trap handler for `e` raised by the instruction at `self.pc` (which does not
     /// retire): delegation, xepc/xcause/xtval, status stack, pc = handler. Clears the reservation.
     pub fn take_exception(&mut self, e: Exception) {
+        if self.prv == Priv::U && matches!(e, Exception::Ecall) {
+            self.log_syscall(true, self.pc);
+        }
         let (cause, tval) = e.cause_and_tval(self.prv);
         self.stats
             .exception(cause, self.prv, self.x[17], self.x[16]);
@@ -220,6 +223,9 @@ impl Hart {
         self.prv = spp;
         self.reservation = None;
         self.pc = self.csr.sepc & !1;
+        if spp == Priv::U {
+            self.log_syscall(false, self.pc);
+        }
         Ok(self.pc)
     }
 

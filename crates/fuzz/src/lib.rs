@@ -1,6 +1,6 @@
 //! `rewind-fuzz`: fuzz targets for every input rewind does not trust (docs/security.md):
 //! traces, snapshot files, the recording's snapshot file (sidecar), machine-state restore,
-//! ELF images, virtqueue descriptors a guest driver wrote, QMP and gdb clients.
+//! packs, ELF images, virtqueue descriptors a guest driver wrote, QMP and gdb clients.
 //!
 //! Each target is a `fn(&[u8])` that must never panic, hang or allocate without bound,
 //! whatever the bytes. They run two ways:
@@ -57,6 +57,12 @@ pub fn all() -> Vec<TargetInfo> {
             run: sidecar,
             seeds: seeds::sidecar,
             reframe: None,
+        },
+        TargetInfo {
+            name: "pack",
+            run: pack,
+            seeds: seeds::pack,
+            reframe: Some(mutate::reframe_pack_index),
         },
         TargetInfo {
             name: "elf",

@@ -212,6 +212,21 @@ pub fn reframe_gdb_packets(rng: &mut Rng, input: &[u8]) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Pack: mutate the JSON index and frame it again (length, CRC32), so the mutation reaches
+/// the index's checks (names, sizes, offsets) instead of stopping at the checksum.
+pub fn reframe_pack_index(rng: &mut Rng, file: &[u8]) -> Option<Vec<u8>> {
+    let len = u32::from_le_bytes(file.get(12..16)?.try_into().ok()?) as usize;
+    let index = file.get(20..20 + len)?;
+    let rest = file.get(20 + len..)?;
+    let index = mutate(rng, index, &[]);
+    let mut out = file[..12].to_vec();
+    out.extend_from_slice(&(index.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&index).to_le_bytes());
+    out.extend_from_slice(&index);
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,6 +180,17 @@ pub fn sidecar(data: &[u8]) {
     }
 }
 
+/// A pack (`rewind pack`): header and index checked, every file unpacked into a scratch
+/// directory (emptied first) and checked against its size and hash.
+pub fn pack(data: &[u8]) {
+    let path = write_scratch("fuzz.rwpack", data);
+    let dir = scratch().join("unpacked");
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Ok(mut r) = rewind_machine::pack::PackReader::open(&path) {
+        let _ = r.unpack(&dir);
+    }
+}
+
 /// An ELF (or raw) kernel image: parsed as the loader does, and checked against RAM.
 pub fn elf(data: &[u8]) {
     let _ = loader::is_elf(data);
@@ -391,6 +402,26 @@ pub mod seeds {
     /// A sidecar with two snapshots after the reset one.
     pub fn sidecar() -> Vec<Vec<u8>> {
         vec![seed_sidecar().bytes]
+    }
+
+    /// A pack of a trace-like file, a snapshot-like file and an image stored twice.
+    pub fn pack() -> Vec<Vec<u8>> {
+        use rewind_machine::pack::{self, PackSource, Role, SourceData};
+        let file = |name: &str, role, bytes: &[u8]| PackSource {
+            data: SourceData::Bytes(Arc::from(bytes)),
+            name: name.into(),
+            role,
+        };
+        let files = [
+            file("t.rwtrace", Role::Trace, b"RWNDTRACE and some events"),
+            file("t.rwtrace.snapshots", Role::Snapshots, &[7u8; 300]),
+            file("demo.elf", Role::Image, DEMO),
+            file("copy.elf", Role::Image, DEMO),
+        ];
+        let path = scratch().join("seed.rwpack");
+        let _ = std::fs::remove_file(&path);
+        pack::write(&path, &files, true).expect("seed pack");
+        vec![std::fs::read(&path).expect("seed pack")]
     }
 
     /// The two built-in guests.

@@ -12,6 +12,7 @@
 //! # Ok::<(), rewind_machine::MachineError>(())
 //! ```
 
+pub mod analysis;
 pub mod boot;
 pub mod bus;
 pub mod clock;
@@ -21,9 +22,11 @@ pub mod fdt;
 pub mod file_kind;
 pub mod loader;
 mod machine;
+pub mod pack;
 pub mod record;
 pub mod sched;
 pub mod seek;
+pub mod session;
 pub mod sidecar;
 pub mod snapshot;
 pub mod state;
@@ -32,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{ImageProblem, MachineError};
-pub use machine::{Machine, NetCapture, NetDirection, RunOutcome};
+pub use machine::{Machine, NetCapture, NetDirection, OutputObserver, RunOutcome};
 pub use rewind_cpu::{CpuFeatures, CpuModelError};
 pub use rewind_devices::virtio::blk;
 pub use rewind_devices::virtio::net::{parse_mac as virtio_net_mac, NetSpec};

@@ -101,7 +101,13 @@ pub struct Machine {
     watch: Option<OutputWatch>,
     /// Sees every network frame in both directions (`rewind dump --pcap`).
     net_capture: Option<NetCapture>,
+    /// Sees the serial output as it is drained from the UART (`rewind analyze console`).
+    output_observer: Option<OutputObserver>,
 }
+
+/// A callback seeing serial output: the icount of the checkpoint that drained it, the offset
+/// of its first byte in the whole output, the bytes.
+pub type OutputObserver = Box<dyn FnMut(u64, u64, &[u8]) + Send>;
 
 /// Which way a captured network frame went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +300,7 @@ impl Machine {
             output_once: false,
             watch: None,
             net_capture: None,
+            output_observer: None,
         };
         m.open_networks()?;
         m.load_images()?;
@@ -326,6 +333,12 @@ impl Machine {
     /// crossed at); `None` stops it.
     pub fn set_net_capture(&mut self, capture: Option<NetCapture>) {
         self.net_capture = capture;
+    }
+
+    /// Show the serial output to `observer` as the guest writes it (every byte once per
+    /// execution: output produced again after a restore is shown again); `None` stops it.
+    pub fn set_output_observer(&mut self, observer: Option<OutputObserver>) {
+        self.output_observer = observer;
     }
 
     /// Copy every image and the device tree into RAM (at start and at every reset, as QEMU's
@@ -587,6 +600,10 @@ impl Machine {
 
     /// Check the output bytes from `out_buf[from..]` for the watched marker.
     fn scan_watch(&mut self, from: usize) {
+        if let Some(obs) = self.output_observer.as_mut() {
+            let new = &self.out_buf[from..];
+            obs(self.icount, self.out_total - new.len() as u64, new);
+        }
         let Some(w) = self.watch.as_mut() else {
             return;
         };
@@ -683,6 +700,9 @@ impl Machine {
             self.bus.icount_bias = now.wrapping_sub(before);
             let reason = hart.run(&mut self.ram, &mut self.bus, budget);
             let retired = hart.icount.wrapping_sub(before);
+            if let Some(log) = hart.syscall_log_mut() {
+                log.to_global(before, now);
+            }
             self.icount += retired;
             if smp {
                 self.sched.left = self.sched.left.saturating_sub(retired);
