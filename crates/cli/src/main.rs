@@ -228,10 +228,48 @@ struct MachineArgs {
     stats: bool,
 }
 
+/// Execution engines (`--accel`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Accel {
+    /// The pre-decoding interpreter.
+    #[default]
+    Interp,
+    /// The interpreter plus translation of hot blocks to host code (Cranelift): same
+    /// instructions at the same icount, faster.
+    Jit,
+}
+
+/// The engine option of `run`, `record` and `replay` (engines are interchangeable: a trace
+/// recorded with one replays with the other).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(crate) struct EngineArgs {
+    /// Execution engine.
+    #[arg(long, value_enum, default_value_t = Accel::Interp)]
+    accel: Accel,
+}
+
+impl EngineArgs {
+    /// Make the harts created from now on use the chosen engine.
+    pub(crate) fn install(self) -> anyhow::Result<()> {
+        select_engine(self.accel)
+    }
+}
+
+/// Make the harts created from now on use `accel`.
+pub(crate) fn select_engine(accel: Accel) -> anyhow::Result<()> {
+    match accel {
+        Accel::Interp => rewind_cpu::jit::set_default_engine(None),
+        Accel::Jit => rewind_jit::Jit::install().context("--accel jit")?,
+    }
+    Ok(())
+}
+
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
     machine: MachineArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(flatten)]
     debug: debugging::DebugArgs,
     /// Write the device tree blob to PATH and exit (like QEMU's `-machine dumpdtb=PATH`).
@@ -244,6 +282,8 @@ struct RecordArgs {
     /// The trace file to write.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(flatten)]
     debug: debugging::DebugArgs,
     #[command(flatten)]
@@ -279,6 +319,8 @@ struct ReplayArgs {
     /// The trace to replay.
     #[arg(value_name = "FILE")]
     file: PathBuf,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(flatten)]
     debug: debugging::DebugArgs,
     /// Where guest output goes: stdio, null or file:PATH.
@@ -443,10 +485,19 @@ fn error_status(e: &anyhow::Error) -> u8 {
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Cmd::Run(a) => run(a),
-        Cmd::Record(a) => commands::record(a),
+        Cmd::Run(a) => {
+            a.engine.install()?;
+            run(a)
+        }
+        Cmd::Record(a) => {
+            a.engine.install()?;
+            commands::record(a)
+        }
         Cmd::Hunt(a) => hunt::hunt(a),
-        Cmd::Replay(a) => commands::replay(a),
+        Cmd::Replay(a) => {
+            a.engine.install()?;
+            commands::replay(a)
+        }
         Cmd::Dump(a) => commands::dump(a),
         Cmd::Demo => commands::demo(),
         Cmd::Bench {
@@ -579,11 +630,31 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
 pub(crate) fn stats_report(m: &Machine) -> String {
     let stats = &m.hart().stats;
     format!(
-        "rewind: statistics after {} instructions\n  sbi timer calls (all kinds)           {:>12}\n{}",
+        "rewind: statistics after {} instructions\n  sbi timer calls (all kinds)           {:>12}\n{}{}",
         m.icount(),
         stats.sbi_timer_calls(),
-        stats.report()
+        stats.report(),
+        jit_report()
     )
+}
+
+/// What the translating engine did, if harts use it (for `--stats`).
+pub(crate) fn jit_report() -> String {
+    if rewind_cpu::jit::default_engine().is_none() {
+        return String::new();
+    }
+    match rewind_jit::Jit::global() {
+        Ok(j) => {
+            use std::sync::atomic::Ordering::Relaxed;
+            format!(
+                "  jit blocks translated                 {:>12}\n  jit ops translated                    {:>12}\n  jit translation time (ms)             {:>12}\n",
+                j.blocks.load(Relaxed),
+                j.ops.load(Relaxed),
+                j.compile_ns.load(Relaxed) / 1_000_000
+            )
+        }
+        Err(_) => String::new(),
+    }
 }
 
 pub(crate) fn embedded(name: &str, bytes: &[u8]) -> ImageSource {

@@ -346,6 +346,9 @@ pub struct DecodedPage {
     covered: [u64; SLOTS / 64],
     /// Headers and ops of all blocks (see the type's documentation).
     pub(crate) arena: Vec<Op>,
+    /// Translated blocks (a header's `rs1..=rm` hold the index + 1, little-endian; its `rd`
+    /// counts executions until the block is hot, `u8::MAX` once translation was tried).
+    jit: Vec<crate::jit::BlockFn>,
 }
 
 impl std::fmt::Debug for DecodedPage {
@@ -369,6 +372,7 @@ impl DecodedPage {
             entry: [0; SLOTS],
             covered: [0; SLOTS / 64],
             arena,
+            jit: Vec::new(),
         })
     }
 
@@ -414,7 +418,43 @@ impl DecodedPage {
             self.entry.fill(0);
             self.covered.fill(0);
             self.arena.truncate(FIRST_BLOCK);
+            self.jit.clear();
         }
+    }
+
+    /// The translated code of the block at arena index `e`, if it has some. Otherwise count an
+    /// execution, and once the block is hot, translate it with `compile` (given its ops and the
+    /// page offset its fall-through ends at) — once: a block that cannot be translated stays
+    /// interpreted.
+    #[inline]
+    pub(crate) fn jit_block(
+        &mut self,
+        e: usize,
+        compile: impl FnOnce(&[Op], u64) -> Option<crate::jit::BlockFn>,
+    ) -> Option<crate::jit::BlockFn> {
+        if e == CROSS_BLOCK {
+            return None; // decoded afresh on every execution
+        }
+        let h = self.arena.get_mut(e)?;
+        let idx = u32::from_le_bytes([h.rs1, h.rs2, h.rs3, h.rm]);
+        if idx != 0 {
+            return self.jit.get(idx as usize - 1).copied();
+        }
+        if h.rd < crate::jit::HOT_THRESHOLD {
+            h.rd += 1;
+            return None;
+        }
+        if h.rd == u8::MAX {
+            return None;
+        }
+        h.rd = u8::MAX;
+        let (n, end_off) = (h.raw as usize, h.imm as u32 as u64);
+        let f = compile(self.arena.get(e + 1..e + 1 + n)?, end_off)?;
+        self.jit.push(f);
+        let b = (self.jit.len() as u32).to_le_bytes();
+        let h = self.arena.get_mut(e)?;
+        (h.rs1, h.rs2, h.rs3, h.rm) = (b[0], b[1], b[2], b[3]);
+        Some(f)
     }
 
     /// Arena index of the block starting at `slot` (0 if none).
