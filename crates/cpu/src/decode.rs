@@ -422,15 +422,15 @@ impl DecodedPage {
         }
     }
 
-    /// The translated code of the block at arena index `e`, if it has some. Otherwise count an
-    /// execution, and once the block is hot, translate it with `compile` (given its ops and the
-    /// page offset its fall-through ends at) — once: a block that cannot be translated stays
-    /// interpreted.
+    /// The translated code of the block at arena index `e` (starting at page offset `start`),
+    /// if it has some. Otherwise count an execution, and once the block is hot, translate it
+    /// with `compile` — once: a block that cannot be translated stays interpreted.
     #[inline]
     pub(crate) fn jit_block(
         &mut self,
         e: usize,
-        compile: impl FnOnce(&[Op], u64) -> Option<crate::jit::BlockFn>,
+        start: u64,
+        compile: impl FnOnce(crate::jit::CodePage<'_>, u64) -> Option<crate::jit::BlockFn>,
     ) -> Option<crate::jit::BlockFn> {
         if e == CROSS_BLOCK {
             return None; // decoded afresh on every execution
@@ -448,13 +448,27 @@ impl DecodedPage {
             return None;
         }
         h.rd = u8::MAX;
-        let (n, end_off) = (h.raw as usize, h.imm as u32 as u64);
-        let f = compile(self.arena.get(e + 1..e + 1 + n)?, end_off)?;
+        let f = compile(crate::jit::CodePage { page: self }, start)?;
         self.jit.push(f);
         let b = (self.jit.len() as u32).to_le_bytes();
         let h = self.arena.get_mut(e)?;
         (h.rs1, h.rs2, h.rs3, h.rm) = (b[0], b[1], b[2], b[3]);
         Some(f)
+    }
+
+    /// The cached block starting at page offset `off`: its ops and the page offset its
+    /// fall-through ends at.
+    pub(crate) fn block_at(&self, off: u64) -> Option<(&[Op], u64)> {
+        if off & 1 != 0 || off >= (SLOTS * 2) as u64 {
+            return None;
+        }
+        let e = self.entry(off as usize / 2);
+        if e < FIRST_BLOCK {
+            return None;
+        }
+        let h = self.arena.get(e)?;
+        let ops = self.arena.get(e + 1..e + 1 + h.raw as usize)?;
+        Some((ops, h.imm as u32 as u64))
     }
 
     /// Arena index of the block starting at `slot` (0 if none).

@@ -53,8 +53,6 @@ enum BlockExit {
     Break(usize),
     /// The first `.0` ops retired; op `.0` would access a watched range.
     Watch(usize),
-    /// The first `.0` ops retired in translated code; op `.0` is not translated.
-    Stop(usize),
 }
 
 /// A decoded page checked out of `Ram` by `run`, and the virtual page it was fetched through.
@@ -517,9 +515,38 @@ impl Hart {
             // A hot block whose whole length fits the budget runs as host code (never with
             // debugger hooks: `JIT` and `DEBUG` are exclusive).
             let jit_fn = match self.jit {
-                Some(c) if JIT && n == full => page.jit_block(e, |ops, end| c.compile(ops, end)),
+                Some(c) if JIT && n == full => page.jit_block(e, start_off, |p, s| c.compile(p, s)),
                 _ => None,
             };
+            if let Some(f) = jit_fn {
+                let pp: *const DecodedPage = &*page;
+                let budget = end - icount;
+                let (tag, jpc, retired, ex, dirty) =
+                    self.run_jit(f, ram, mmio, pp, way, dmode, icount, vbase, budget);
+                pc = jpc;
+                icount += retired;
+                match (tag, ex) {
+                    (crate::jit::EXIT_TRAP, Some(ex)) => {
+                        self.pc = pc;
+                        self.icount = icount;
+                        self.take_exception(ex);
+                        return PageExit::Trap;
+                    }
+                    (crate::jit::EXIT_DIRTY, _) => page.invalidate(dirty.0, dirty.1),
+                    (crate::jit::EXIT_YIELD, _) => {
+                        self.pc = pc;
+                        self.icount = icount;
+                        return PageExit::Exit(ExitReason::Yield);
+                    }
+                    _ => {}
+                }
+                if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
+                    self.pc = pc;
+                    self.icount = icount;
+                    return PageExit::Leave;
+                }
+                continue;
+            }
             let Some(ops) = page.arena.get(e + 1..e + 1 + n) else {
                 page.reset(page.gen);
                 continue;
@@ -587,10 +614,6 @@ impl Hart {
             }
 
             let exit = 'blk: {
-                if let Some(f) = jit_fn {
-                    let pp: *const DecodedPage = &*page;
-                    break 'blk self.run_jit(f, ram, mmio, pp, way, dmode, base, vbase, &mut npc);
-                }
                 // Writes may have hit decoded code of this page (stores, page-table A/D updates,
                 // device DMA): leave the block after op `$i` if they hit an instruction.
                 macro_rules! code_check {
@@ -1233,10 +1256,7 @@ impl Hart {
                     icount = base + k as u64;
                     page.invalidate(lo, hi);
                 }
-                BlockExit::Stop(k) => {
-                    pc = pc_at(vbase, start_off, ops, k);
-                    icount = base + k as u64;
-                }
+
                 BlockExit::Break(i) => {
                     self.pc = pc_at(vbase, start_off, ops, i);
                     self.icount = base + i as u64;
@@ -1257,7 +1277,9 @@ impl Hart {
         }
     }
 
-    /// Run the translated block `f` (see [`crate::jit`]); on `Done`, `npc` is its next pc.
+    /// Run the translated region `f` (see [`crate::jit`]) with `budget` instructions at most,
+    /// `base` = icount on entry. Returns the exit tag, where to go on, the instructions
+    /// retired, the exception of a trap, and the slots a write made stale.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn run_jit<M: Mmio>(
@@ -1270,8 +1292,8 @@ impl Hart {
         dmode: usize,
         base: u64,
         vbase: u64,
-        npc: &mut u64,
-    ) -> BlockExit {
+        budget: u64,
+    ) -> (u64, u64, u64, Option<Exception>, (usize, usize)) {
         use crate::jit::*;
         let hart: *mut Hart = self;
         let mut env = JitEnv::<M> {
@@ -1295,24 +1317,13 @@ impl Hart {
             store: store_helper::<M>,
             status: 0,
             env: (&mut env as *mut JitEnv<M>).cast(),
+            budget,
+            retired: 0,
         };
         // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
         // for the call and nothing else touches what they point to meanwhile.
-        let code = unsafe { f(&mut ctx) };
-        let k = code as u32 as usize;
-        match code >> 32 {
-            _ if code == EXIT_DONE => {
-                *npc = ctx.npc;
-                BlockExit::Done
-            }
-            EXIT_TRAP => match env.exc.take() {
-                Some(ex) => BlockExit::Trap(k, ex),
-                None => BlockExit::Stop(k),
-            },
-            EXIT_DIRTY => BlockExit::Dirty(k, env.dirty.0, env.dirty.1),
-            EXIT_YIELD => BlockExit::Yield(k),
-            _ => BlockExit::Stop(k),
-        }
+        let tag = unsafe { f(&mut ctx) };
+        (tag, ctx.npc, ctx.retired, env.exc.take(), env.dirty)
     }
 
     /// Would the LR/SC/AMO about to execute at `addr` fire a watchpoint? LR reads, SC writes

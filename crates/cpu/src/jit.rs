@@ -1,13 +1,14 @@
 //! The seam between the interpreter and a translating engine (the `rewind-jit` crate).
 //!
 //! The interpreter keeps its decoded blocks; a block executed [`HOT_THRESHOLD`] times is
-//! handed to the installed [`BlockCompiler`], and from then on, whenever the whole block fits
-//! in the budget and no debugger hook is active, its host code runs instead of the op loop.
-//! Translated code only replaces *how* ops execute: it runs a prefix of the block's ops (the
-//! ones the compiler supports), reports how many retired and why it stopped, and the
-//! interpreter takes over from there with exactly the pc and icount it would have had. A
-//! compiled block lives in its [`crate::decode::DecodedPage`], so every event that drops
-//! decoded code (stores into it, `fence.i`, DMA, a page reset) drops the translation with it.
+//! handed to the installed [`BlockCompiler`] with the rest of its page, and from then on,
+//! whenever the whole block fits in the budget and no debugger hook is active, host code runs
+//! instead of the op loop: that block and the blocks of the same page it jumps to (a region),
+//! each entered only if it fits in what is left of the budget. Translated code only replaces
+//! *how* ops execute: it reports how many instructions retired, where to go on and why it
+//! stopped, and the interpreter takes over with exactly the pc and icount it would have had.
+//! The code lives in its [`crate::decode::DecodedPage`], so every event that drops decoded
+//! code (stores into it, `fence.i`, DMA, a page reset) drops the translation with it.
 //!
 //! CONTRACT: the layout of [`JitCtx`] and the exit codes are shared with `crates/jit`.
 
@@ -23,44 +24,49 @@ use crate::trap::Exception;
 /// Executions of a block in the interpreter before it is compiled.
 pub const HOT_THRESHOLD: u8 = 16;
 
-/// Host code of one block: returns an exit code (see `EXIT_*`).
+/// Host code of one region: returns an exit tag (`EXIT_*`) with `JitCtx::npc` and
+/// `JitCtx::retired` set.
 pub type BlockFn = unsafe extern "C" fn(ctx: *mut JitCtx) -> u64;
 
-/// Helper for loads: `(ctx, vaddr, info)` with `info = op index | size << 32`; returns the
-/// zero-extended value, and sets `ctx.status` to an exit code if the block must stop.
+/// Helper for loads: `(ctx, vaddr, info)` with `info = instructions retired before this one
+/// since the region was entered | size << 32`; returns the zero-extended value, and sets
+/// `ctx.status` to an exit tag if the region must stop.
 pub type LoadFn = unsafe extern "C" fn(ctx: *mut JitCtx, vaddr: u64, info: u64) -> u64;
 
-/// Helper for stores: `(ctx, vaddr, value, info)`; returns 0 or an exit code.
+/// Helper for stores: `(ctx, vaddr, value, info)`; returns 0 or an exit tag.
 pub type StoreFn = unsafe extern "C" fn(ctx: *mut JitCtx, vaddr: u64, value: u64, info: u64) -> u64;
 
-/// The block ran to its end: the next pc is in `JitCtx::npc`.
+/// Go on at `npc` (the region ended, left the page, ran out of budget, or reached an op it
+/// does not translate).
 pub const EXIT_DONE: u64 = 0;
-/// Tag (`code >> 32`): op `code as u32` raised the exception in the environment.
+/// The instruction at `npc` raised the exception in the environment (it did not retire).
 pub const EXIT_TRAP: u64 = 1;
-/// Tag: the first `code as u32` ops retired; a write hit decoded code of this page.
+/// The last instruction retired wrote decoded code of this page.
 pub const EXIT_DIRTY: u64 = 2;
-/// Tag: the first `code as u32` ops retired; the last one stored to a device.
+/// The last instruction retired stored to a device.
 pub const EXIT_YIELD: u64 = 3;
-/// Tag: the first `code as u32` ops retired; the next one is not translated.
-pub const EXIT_STOP: u64 = 4;
 
 /// What translated code sees (`repr(C)`: the compiler uses the field offsets below).
 #[repr(C)]
 pub struct JitCtx {
     /// The hart's integer registers (`x[0]` is never written).
     pub x: *mut u64,
-    /// Virtual base of the page the block runs from (pc-relative immediates add to it).
+    /// Virtual base of the page the region runs from (pc-relative immediates add to it).
     pub vbase: u64,
-    /// Out: the next pc when the block ran to its end.
+    /// Out: where execution goes on (see the exit tags).
     pub npc: u64,
     /// The load helper.
     pub load: LoadFn,
     /// The store helper.
     pub store: StoreFn,
-    /// Set by the load helper when the block must stop.
+    /// Set by the load helper when the region must stop.
     pub status: u64,
     /// The interpreter's state for the helpers (`JitEnv<M>`).
     pub env: *mut std::ffi::c_void,
+    /// In: instructions the region may retire (a block that does not fit is not entered).
+    pub budget: u64,
+    /// Out: instructions retired.
+    pub retired: u64,
 }
 
 /// Offsets of [`JitCtx`] fields, for code generators.
@@ -77,13 +83,33 @@ pub mod offsets {
     pub const STORE: i32 = 32;
     /// `status`.
     pub const STATUS: i32 = 40;
+    /// `budget`.
+    pub const BUDGET: i32 = 56;
+    /// `retired`.
+    pub const RETIRED: i32 = 64;
 }
 
-/// A code generator for blocks.
+/// The decoded blocks of one physical page, as a code generator sees them.
+#[derive(Clone, Copy)]
+pub struct CodePage<'a> {
+    pub(crate) page: &'a DecodedPage,
+}
+
+impl<'a> CodePage<'a> {
+    /// The decoded block starting at page offset `off` (its ops, and the page offset its
+    /// fall-through ends at), if there is one. pc-relative immediates (`auipc`, `jal`,
+    /// branches) are relative to the page base.
+    pub fn block(&self, off: u64) -> Option<(&'a [Op], u64)> {
+        self.page.block_at(off)
+    }
+}
+
+/// A code generator.
 pub trait BlockCompiler: Send + Sync {
-    /// Translate a prefix of `ops` (a block whose fall-through ends at page offset `end_off`);
-    /// `None` if not even its first op is supported.
-    fn compile(&self, ops: &[Op], end_off: u64) -> Option<BlockFn>;
+    /// Translate the region of `page` entered at page offset `start` (the block there, and
+    /// whatever of the page it chooses to chain to); `None` if not even the first op of the
+    /// block is supported.
+    fn compile(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn>;
 }
 
 /// The engine [`Hart::new`] gives new harts.
@@ -115,19 +141,25 @@ pub(crate) struct JitEnv<M> {
     pub dirty: (usize, usize),
 }
 
+/// Retired-count offset and size from a helper's `info`.
+#[inline(always)]
+fn split_info(info: u64) -> (u64, u8) {
+    (info & 0xffff_ffff, (info >> 32) as u8)
+}
+
 /// After a memory access by op `i`: did a write hit decoded code of this page? (The
 /// interpreter's `code_check`.)
 ///
 /// # Safety
 /// `env`'s pointers are valid and not otherwise borrowed.
 #[inline(always)]
-unsafe fn code_check<M>(env: &mut JitEnv<M>, i: u64) -> u64 {
+unsafe fn code_check<M>(env: &mut JitEnv<M>) -> u64 {
     let ram = &mut *env.ram;
     if ram.way_dirty(env.way) {
         if let Some((lo, hi)) = ram.take_code_dirty(env.way) {
             if (*env.page).overlaps(lo, hi) {
                 env.dirty = (lo, hi);
-                return EXIT_DIRTY << 32 | (i + 1);
+                return EXIT_DIRTY;
             }
         }
     }
@@ -144,19 +176,18 @@ pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
     info: u64,
 ) -> u64 {
     let env = &mut *((*ctx).env as *mut JitEnv<M>);
-    let i = info & 0xffff_ffff;
-    let size = (info >> 32) as u8;
+    let (i, size) = split_info(info);
     let hart = &mut *env.hart;
     // Devices read the clock at the access.
     hart.icount = env.base + i;
     match hart.load_in(&mut *env.ram, &mut *env.mmio, vaddr, size, env.dmode) {
         Ok(v) => {
-            (*ctx).status = code_check(env, i);
+            (*ctx).status = code_check(env);
             v
         }
         Err(ex) => {
             env.exc = Some(ex);
-            (*ctx).status = EXIT_TRAP << 32 | i;
+            (*ctx).status = EXIT_TRAP;
             0
         }
     }
@@ -173,17 +204,16 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
     info: u64,
 ) -> u64 {
     let env = &mut *((*ctx).env as *mut JitEnv<M>);
-    let i = info & 0xffff_ffff;
-    let size = (info >> 32) as u8;
+    let (i, size) = split_info(info);
     let hart = &mut *env.hart;
     hart.icount = env.base + i;
     match hart.store_in(&mut *env.ram, &mut *env.mmio, vaddr, size, value, env.dmode) {
         Ok(StoreOutcome::Ram) => 0,
-        Ok(StoreOutcome::CodeModified) => code_check(env, i),
-        Ok(StoreOutcome::Mmio) => EXIT_YIELD << 32 | (i + 1),
+        Ok(StoreOutcome::CodeModified) => code_check(env),
+        Ok(StoreOutcome::Mmio) => EXIT_YIELD,
         Err(ex) => {
             env.exc = Some(ex);
-            EXIT_TRAP << 32 | i
+            EXIT_TRAP
         }
     }
 }

@@ -18,13 +18,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, Signature, Value};
+use cranelift_codegen::ir::{types, AbiParam, Block, InstBuilder, MemFlagsData, SigRef, Signature, Value};
+use cranelift_frontend::Variable;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Module};
 use rewind_cpu::decode::{Kind, Op};
-use rewind_cpu::jit::{offsets, BlockCompiler, BlockFn, EXIT_STOP, EXIT_TRAP};
+use rewind_cpu::jit::{offsets, BlockCompiler, BlockFn, CodePage, EXIT_DONE, EXIT_TRAP};
 
 /// Blocks translated per process before the engine stops translating (code is never freed).
 pub const MAX_BLOCKS: u64 = 1 << 20;
@@ -198,20 +199,97 @@ fn supported(kind: Kind) -> bool {
 }
 
 impl BlockCompiler for Jit {
-    fn compile(&self, ops: &[Op], end_off: u64) -> Option<BlockFn> {
-        let n = supported_prefix(ops);
-        if n == 0 || self.blocks.load(Ordering::Relaxed) >= MAX_BLOCKS {
+    fn compile(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn> {
+        if self.blocks.load(Ordering::Relaxed) >= MAX_BLOCKS {
+            return None;
+        }
+        let blocks = region(page, start);
+        if blocks.first().map(|b| b.off) != Some(start) {
             return None;
         }
         let t0 = std::time::Instant::now();
         let mut be = self.backend.lock().ok()?;
-        let f = be.translate(&ops[..n], n == ops.len(), end_off)?;
+        let f = be.translate(&blocks)?;
         self.blocks.fetch_add(1, Ordering::Relaxed);
-        self.ops.fetch_add(n as u64, Ordering::Relaxed);
+        self.ops.fetch_add(
+            blocks.iter().map(|b| b.ops.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
         self.compile_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Some(f)
     }
+}
+
+/// Page size (regions never leave their page).
+const PAGE: u64 = 4096;
+
+/// Most blocks in one region.
+const MAX_REGION_BLOCKS: usize = 48;
+
+/// A block of a region.
+struct RBlock<'a> {
+    /// Page offset of its first op.
+    off: u64,
+    /// The ops translated (a prefix of the block, maybe all of it).
+    ops: &'a [Op],
+    /// Are `ops` the whole block?
+    whole: bool,
+    /// Page offset its fall-through ends at.
+    end: u64,
+}
+
+/// The page offsets a whole block may go on at, where known statically.
+fn successors(last: &Op, end: u64) -> Vec<i64> {
+    use Kind::*;
+    match last.kind {
+        Beq | Bne | Blt | Bge | Bltu | Bgeu => vec![last.imm as i64, end as i64],
+        Jal | J => vec![last.imm as i64],
+        Jalr | Jr => vec![],
+        _ => vec![end as i64],
+    }
+}
+
+/// Is page offset `t` a place a region can jump to?
+fn on_page(t: i64) -> bool {
+    (0..PAGE as i64).contains(&t) && t & 1 == 0
+}
+
+/// The blocks of `page` reachable from `start` through static jumps inside the page whose first
+/// op is translatable (`start` first).
+fn region(page: CodePage<'_>, start: u64) -> Vec<RBlock<'_>> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut work = vec![start];
+    while let Some(off) = work.pop() {
+        if out.len() >= MAX_REGION_BLOCKS || !seen.insert(off) {
+            continue;
+        }
+        let Some((ops, end)) = page.block(off) else {
+            continue;
+        };
+        let n = supported_prefix(ops);
+        if n == 0 {
+            continue;
+        }
+        let whole = n == ops.len();
+        if whole {
+            // Reversed so the first successor is explored first (depth-first along hot paths
+            // is not known; any order is correct).
+            for t in successors(&ops[n - 1], end).into_iter().rev() {
+                if on_page(t) {
+                    work.push(t as u64);
+                }
+            }
+        }
+        out.push(RBlock {
+            off,
+            ops: &ops[..n],
+            whole,
+            end,
+        });
+    }
+    out
 }
 
 /// Memory flags for the register file and the context (always valid, aligned).
@@ -219,16 +297,24 @@ fn trusted() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
-/// One block being generated.
+/// Where an exit continues: a page offset (added to the virtual page base) or a computed pc.
+#[derive(Clone, Copy)]
+enum Npc {
+    Off(i64),
+    Pc(Value),
+}
+
+/// One region being generated.
 struct Gen<'a> {
     b: FunctionBuilder<'a>,
     ctx: Value,
     xp: Value,
     vbase: Value,
-    /// Current SSA value of each guest register read or written so far.
-    regs: [Option<Value>; 32],
-    /// Registers written (stored back at every exit).
-    dirty: [bool; 32],
+    /// Guest registers 1..=31 as SSA variables (loaded on entry, stored back at exits).
+    vars: Vec<Variable>,
+    /// Registers the region may write (stored back at every exit).
+    written: [bool; 32],
+    retired: Variable,
 }
 
 impl Gen<'_> {
@@ -237,42 +323,36 @@ impl Gen<'_> {
         if r == 0 {
             return self.b.ins().iconst(types::I64, 0);
         }
-        if let Some(v) = self.regs[r] {
-            return v;
-        }
-        let v = self
-            .b
-            .ins()
-            .load(types::I64, trusted(), self.xp, (r * 8) as i32);
-        self.regs[r] = Some(v);
-        v
+        self.b.use_var(self.vars[r])
     }
 
     fn set(&mut self, r: u8, v: Value) {
         let r = (r & 31) as usize;
         if r != 0 {
-            self.regs[r] = Some(v);
-            self.dirty[r] = true;
+            self.b.def_var(self.vars[r], v);
         }
-    }
-
-    /// Store every written register (in the current block).
-    fn writeback(&mut self) {
-        for r in 1..32 {
-            if let (true, Some(v)) = (self.dirty[r], self.regs[r]) {
-                self.b.ins().store(trusted(), v, self.xp, (r * 8) as i32);
-            }
-        }
-    }
-
-    /// Return `code` with registers stored.
-    fn exit(&mut self, code: Value) {
-        self.writeback();
-        self.b.ins().return_(&[code]);
     }
 
     fn imm(&mut self, v: i64) -> Value {
         self.b.ins().iconst(types::I64, v)
+    }
+
+    /// Store the registers, `npc` and `retired`, and return `tag` (ends the current block).
+    fn exit(&mut self, tag: Value, npc: Npc, retired: Value) {
+        for r in 1..32 {
+            if self.written[r] {
+                let v = self.b.use_var(self.vars[r]);
+                self.b.ins().store(trusted(), v, self.xp, (r * 8) as i32);
+            }
+        }
+        let pc = match npc {
+            Npc::Off(o) => self.b.ins().iadd_imm_s(self.vbase, o),
+            Npc::Pc(v) => v,
+        };
+        let ctx = self.ctx;
+        self.b.ins().store(trusted(), pc, ctx, offsets::NPC);
+        self.b.ins().store(trusted(), retired, ctx, offsets::RETIRED);
+        self.b.ins().return_(&[tag]);
     }
 
     fn sext32(&mut self, v: Value) -> Value {
@@ -284,25 +364,42 @@ impl Gen<'_> {
         self.b.ins().uextend(types::I64, c)
     }
 
-    /// Continue in a new block when `cond` is zero; otherwise leave through `on_exit`.
-    fn branch_out(&mut self, cond: Value, on_exit: impl FnOnce(&mut Self)) {
+    /// After a helper returned `st` (non-zero: stop) for op `i` at page offset `op_off` of a
+    /// block entered with `r0` retired: leave (a trap retires nothing of the op; any other stop
+    /// retires it, after `retire` wrote its result) or go on in a new block.
+    fn helper_exit(
+        &mut self,
+        st: Value,
+        r0: Value,
+        i: usize,
+        op: &Op,
+        op_off: u64,
+        retire: impl FnOnce(&mut Self),
+    ) {
         let out = self.b.create_block();
         let cont = self.b.create_block();
-        self.b.ins().brif(cond, out, &[], cont, &[]);
-        self.b.seal_block(out);
-        self.b.seal_block(cont);
+        let trap = self.b.create_block();
+        let other = self.b.create_block();
+        self.b.ins().brif(st, out, &[], cont, &[]);
         self.b.switch_to_block(out);
-        on_exit(self);
+        let is_trap = self.b.ins().icmp_imm_s(IntCC::Equal, st, EXIT_TRAP as i64);
+        self.b.ins().brif(is_trap, trap, &[], other, &[]);
+        self.b.switch_to_block(trap);
+        let r = self.b.ins().iadd_imm_s(r0, i as i64);
+        self.exit(st, Npc::Off(op_off as i64), r);
+        self.b.switch_to_block(other);
+        retire(self);
+        let r = self.b.ins().iadd_imm_s(r0, i as i64 + 1);
+        self.exit(st, Npc::Off((op_off + op.len as u64) as i64), r);
         self.b.switch_to_block(cont);
     }
 
     /// RISC-V division: no trap on zero or overflow. `signed`, `rem`, operands of `ty`.
     fn div(&mut self, a: Value, b: Value, signed: bool, rem: bool) -> Value {
         let ty = self.b.func.dfg.value_type(a);
-        let ins = self.b.ins();
-        let zero = ins.icmp_imm_s(IntCC::Equal, b, 0);
+        let zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
         let one = self.b.ins().iconst(ty, 1);
-        let (bad, safe_b) = if signed {
+        let safe_b = if signed {
             let min = if ty == types::I32 {
                 i32::MIN as i64
             } else {
@@ -312,11 +409,10 @@ impl Gen<'_> {
             let bm1 = self.b.ins().icmp_imm_s(IntCC::Equal, b, -1);
             let ovf = self.b.ins().band(amin, bm1);
             let bad = self.b.ins().bor(zero, ovf);
-            (bad, self.b.ins().select(bad, one, b))
+            self.b.ins().select(bad, one, b)
         } else {
-            (zero, self.b.ins().select(zero, one, b))
+            self.b.ins().select(zero, one, b)
         };
-        let _ = bad;
         // With the divisor replaced by 1 on overflow, quotient = a (= MIN) and remainder = 0,
         // as RISC-V wants; division by zero is patched below.
         let r = match (signed, rem) {
@@ -325,14 +421,24 @@ impl Gen<'_> {
             (false, false) => self.b.ins().udiv(a, safe_b),
             (false, true) => self.b.ins().urem(a, safe_b),
         };
-        let on_zero = if rem { a } else { self.b.ins().iconst(ty, -1) };
+        let on_zero = if rem {
+            a
+        } else {
+            self.b.ins().iconst(ty, -1)
+        };
         self.b.ins().select(zero, on_zero, r)
     }
 }
 
+/// Signatures of the helpers, imported into the function being built.
+struct Helpers {
+    load: SigRef,
+    store: SigRef,
+}
+
 impl Backend {
-    /// Generate host code for `ops` (all supported); `whole` if they are the entire block.
-    fn translate(&mut self, ops: &[Op], whole: bool, end_off: u64) -> Option<BlockFn> {
+    /// Generate host code for the region `blocks` (`blocks[0]` is its entry).
+    fn translate(&mut self, blocks: &[RBlock<'_>]) -> Option<BlockFn> {
         let ptr = self.module.target_config().pointer_type();
         let mut cctx = self.module.make_context();
         let call_conv = self.module.isa().default_call_conv();
@@ -355,346 +461,73 @@ impl Backend {
         store_sig.returns.push(AbiParam::new(types::I64));
         {
             let mut b = FunctionBuilder::new(&mut cctx.func, &mut self.fctx);
-            let load_sig = b.import_signature(load_sig);
-            let store_sig = b.import_signature(store_sig);
+            let helpers = Helpers {
+                load: b.import_signature(load_sig),
+                store: b.import_signature(store_sig),
+            };
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
-            b.seal_block(entry);
             let ctx = b.block_params(entry)[0];
             let xp = b.ins().load(ptr, trusted(), ctx, offsets::X);
             let vbase = b.ins().load(types::I64, trusted(), ctx, offsets::VBASE);
+            let budget = b.ins().load(types::I64, trusted(), ctx, offsets::BUDGET);
+            let vars: Vec<Variable> = (0..32).map(|_| b.declare_var(types::I64)).collect();
+            let retired = b.declare_var(types::I64);
+            // Registers the region names (a superset of those it reads or writes).
+            let mut touched = [false; 32];
+            for op in blocks.iter().flat_map(|b| b.ops) {
+                for r in [op.rd, op.rs1, op.rs2] {
+                    touched[(r & 31) as usize] = true;
+                }
+            }
+            touched[0] = false;
+            for r in 1..32 {
+                if touched[r] {
+                    let v = b.ins().load(types::I64, trusted(), xp, (r * 8) as i32);
+                    b.def_var(vars[r], v);
+                }
+            }
+            let zero = b.ins().iconst(types::I64, 0);
+            b.def_var(retired, zero);
+            let check: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
+            let body: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
+            // The caller checked that the first block fits the budget.
+            b.ins().jump(body[0], &[]);
             let mut g = Gen {
                 b,
                 ctx,
                 xp,
                 vbase,
-                regs: [None; 32],
-                dirty: [false; 32],
+                vars,
+                written: touched,
+                retired,
             };
-            let fall = g.b.ins().iadd_imm_s(vbase, end_off as i64);
-            let mut npc = fall;
-            for (i, op) in ops.iter().enumerate() {
-                let imm = op.imm as i64;
-                use Kind::*;
-                macro_rules! rr {
-                    ($f:ident) => {{
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        let v = g.b.ins().$f(a, c);
-                        g.set(op.rd, v);
-                    }};
-                }
-                macro_rules! rw {
-                    ($f:ident) => {{
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        let a = g.b.ins().ireduce(types::I32, a);
-                        let c = g.b.ins().ireduce(types::I32, c);
-                        let v = g.b.ins().$f(a, c);
-                        let v = g.b.ins().sextend(types::I64, v);
-                        g.set(op.rd, v);
-                    }};
-                }
-                macro_rules! cmp {
-                    ($cc:expr) => {{
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        g.b.ins().icmp($cc, a, c)
-                    }};
-                }
-                match op.kind {
-                    Lui => {
-                        let v = g.imm(imm);
-                        g.set(op.rd, v)
+            let index: std::collections::HashMap<u64, usize> =
+                blocks.iter().enumerate().map(|(k, b)| (b.off, k)).collect();
+            for (k, blk) in blocks.iter().enumerate() {
+                // Enter only if the whole block fits in what is left of the budget.
+                g.b.switch_to_block(check[k]);
+                let r = g.b.use_var(retired);
+                let left = g.b.ins().isub(budget, r);
+                let fits =
+                    g.b.ins()
+                        .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, left, blk.ops.len() as i64);
+                let out = g.b.create_block();
+                g.b.ins().brif(fits, body[k], &[], out, &[]);
+                g.b.switch_to_block(out);
+                let done = g.imm(EXIT_DONE as i64);
+                g.exit(done, Npc::Off(blk.off as i64), r);
+                g.b.switch_to_block(body[k]);
+                g.block(blk, &helpers, ptr, &|t| {
+                    if on_page(t) {
+                        index.get(&(t as u64)).map(|&i| check[i])
+                    } else {
+                        None
                     }
-                    Auipc => {
-                        let v = g.b.ins().iadd_imm_s(g.vbase, imm);
-                        g.set(op.rd, v)
-                    }
-                    Jal | J => {
-                        if op.kind == Jal {
-                            g.set(op.rd, fall);
-                        }
-                        npc = g.b.ins().iadd_imm_s(g.vbase, imm);
-                    }
-                    Jalr | Jr => {
-                        let a = g.get(op.rs1);
-                        let t = g.b.ins().iadd_imm_s(a, imm);
-                        npc = g.b.ins().band_imm_s(t, !1);
-                        if op.kind == Jalr {
-                            g.set(op.rd, fall);
-                        }
-                    }
-                    Beq | Bne | Blt | Bge | Bltu | Bgeu => {
-                        let cc = match op.kind {
-                            Beq => IntCC::Equal,
-                            Bne => IntCC::NotEqual,
-                            Blt => IntCC::SignedLessThan,
-                            Bge => IntCC::SignedGreaterThanOrEqual,
-                            Bltu => IntCC::UnsignedLessThan,
-                            _ => IntCC::UnsignedGreaterThanOrEqual,
-                        };
-                        let c = cmp!(cc);
-                        let t = g.b.ins().iadd_imm_s(g.vbase, imm);
-                        npc = g.b.ins().select(c, t, fall);
-                    }
-                    Lb | Lh | Lw | Ld | Lbu | Lhu | Lwu => {
-                        let size: u64 = match op.kind {
-                            Lb | Lbu => 1,
-                            Lh | Lhu => 2,
-                            Lw | Lwu => 4,
-                            _ => 8,
-                        };
-                        let a = g.get(op.rs1);
-                        let addr = g.b.ins().iadd_imm_s(a, imm);
-                        let info = g.imm((i as u64 | size << 32) as i64);
-                        let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::LOAD);
-                        let call = g.b.ins().call_indirect(load_sig, f, &[g.ctx, addr, info]);
-                        let raw = g.b.inst_results(call)[0];
-                        let v = match op.kind {
-                            Lb => {
-                                let t = g.b.ins().ireduce(types::I8, raw);
-                                g.b.ins().sextend(types::I64, t)
-                            }
-                            Lh => {
-                                let t = g.b.ins().ireduce(types::I16, raw);
-                                g.b.ins().sextend(types::I64, t)
-                            }
-                            Lw => g.sext32(raw),
-                            _ => raw,
-                        };
-                        let st =
-                            g.b.ins()
-                                .load(types::I64, trusted(), g.ctx, offsets::STATUS);
-                        let rd = op.rd;
-                        g.branch_out(st, |g| {
-                            g.writeback();
-                            // A trap leaves rd alone; any other stop retired the load.
-                            let tag = g.b.ins().ushr_imm_s(st, 32);
-                            let trap = g.b.ins().icmp_imm_s(IntCC::Equal, tag, EXIT_TRAP as i64);
-                            let done = g.b.create_block();
-                            let wr = g.b.create_block();
-                            g.b.ins().brif(trap, done, &[], wr, &[]);
-                            g.b.seal_block(done);
-                            g.b.seal_block(wr);
-                            g.b.switch_to_block(wr);
-                            if rd & 31 != 0 {
-                                g.b.ins().store(trusted(), v, g.xp, ((rd & 31) as i32) * 8);
-                            }
-                            g.b.ins().return_(&[st]);
-                            g.b.switch_to_block(done);
-                            g.b.ins().return_(&[st]);
-                        });
-                        g.set(op.rd, v);
-                    }
-                    Sb | Sh | Sw | Sd => {
-                        let size: u64 = match op.kind {
-                            Sb => 1,
-                            Sh => 2,
-                            Sw => 4,
-                            _ => 8,
-                        };
-                        let a = g.get(op.rs1);
-                        let addr = g.b.ins().iadd_imm_s(a, imm);
-                        let val = g.get(op.rs2);
-                        let info = g.imm((i as u64 | size << 32) as i64);
-                        let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::STORE);
-                        let call =
-                            g.b.ins()
-                                .call_indirect(store_sig, f, &[g.ctx, addr, val, info]);
-                        let st = g.b.inst_results(call)[0];
-                        g.branch_out(st, |g| g.exit(st));
-                    }
-                    Addi => {
-                        let a = g.get(op.rs1);
-                        let v = g.b.ins().iadd_imm_s(a, imm);
-                        g.set(op.rd, v)
-                    }
-                    Slti | Sltiu => {
-                        let a = g.get(op.rs1);
-                        let cc = if op.kind == Slti {
-                            IntCC::SignedLessThan
-                        } else {
-                            IntCC::UnsignedLessThan
-                        };
-                        let c = g.b.ins().icmp_imm_s(cc, a, imm);
-                        let v = g.bool64(c);
-                        g.set(op.rd, v)
-                    }
-                    Xori | Ori | Andi => {
-                        let a = g.get(op.rs1);
-                        let v = match op.kind {
-                            Xori => g.b.ins().bxor_imm_s(a, imm),
-                            Ori => g.b.ins().bor_imm_s(a, imm),
-                            _ => g.b.ins().band_imm_s(a, imm),
-                        };
-                        g.set(op.rd, v)
-                    }
-                    Slli | Srli | Srai => {
-                        let a = g.get(op.rs1);
-                        let s = imm & 63;
-                        let v = match op.kind {
-                            Slli => g.b.ins().ishl_imm_s(a, s),
-                            Srli => g.b.ins().ushr_imm_s(a, s),
-                            _ => g.b.ins().sshr_imm_s(a, s),
-                        };
-                        g.set(op.rd, v)
-                    }
-                    Add => rr!(iadd),
-                    Sub => rr!(isub),
-                    Sll => rr!(ishl),
-                    Srl => rr!(ushr),
-                    Sra => rr!(sshr),
-                    Xor => rr!(bxor),
-                    Or => rr!(bor),
-                    And => rr!(band),
-                    Slt | Sltu => {
-                        let c = cmp!(if op.kind == Slt {
-                            IntCC::SignedLessThan
-                        } else {
-                            IntCC::UnsignedLessThan
-                        });
-                        let v = g.bool64(c);
-                        g.set(op.rd, v)
-                    }
-                    Addiw => {
-                        let a = g.get(op.rs1);
-                        let t = g.b.ins().iadd_imm_s(a, imm);
-                        let v = g.sext32(t);
-                        g.set(op.rd, v)
-                    }
-                    Slliw | Srliw | Sraiw => {
-                        let a = g.get(op.rs1);
-                        let a = g.b.ins().ireduce(types::I32, a);
-                        let s = imm & 31;
-                        let v = match op.kind {
-                            Slliw => g.b.ins().ishl_imm_s(a, s),
-                            Srliw => g.b.ins().ushr_imm_s(a, s),
-                            _ => g.b.ins().sshr_imm_s(a, s),
-                        };
-                        let v = g.b.ins().sextend(types::I64, v);
-                        g.set(op.rd, v)
-                    }
-                    Addw => rw!(iadd),
-                    Subw => rw!(isub),
-                    Sllw => rw!(ishl),
-                    Srlw => rw!(ushr),
-                    Sraw => rw!(sshr),
-                    Mul => rr!(imul),
-                    Mulh => rr!(smulhi),
-                    Mulhu => rr!(umulhi),
-                    Mulhsu => {
-                        // mulhsu(a, b) = mulhu(a, b) - (a < 0 ? b : 0)
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        let hu = g.b.ins().umulhi(a, c);
-                        let neg = g.b.ins().icmp_imm_s(IntCC::SignedLessThan, a, 0);
-                        let zero = g.imm(0);
-                        let corr = g.b.ins().select(neg, c, zero);
-                        let v = g.b.ins().isub(hu, corr);
-                        g.set(op.rd, v)
-                    }
-                    Mulw => rw!(imul),
-                    Div | Divu | Rem | Remu => {
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        let v = g.div(
-                            a,
-                            c,
-                            matches!(op.kind, Div | Rem),
-                            matches!(op.kind, Rem | Remu),
-                        );
-                        g.set(op.rd, v)
-                    }
-                    Divw | Divuw | Remw | Remuw => {
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        let a = g.b.ins().ireduce(types::I32, a);
-                        let c = g.b.ins().ireduce(types::I32, c);
-                        let v = g.div(
-                            a,
-                            c,
-                            matches!(op.kind, Divw | Remw),
-                            matches!(op.kind, Remw | Remuw),
-                        );
-                        let v = g.b.ins().sextend(types::I64, v);
-                        g.set(op.rd, v)
-                    }
-                    Sh1add | Sh2add | Sh3add => {
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        let s = match op.kind {
-                            Sh1add => 1,
-                            Sh2add => 2,
-                            _ => 3,
-                        };
-                        let t = g.b.ins().ishl_imm_s(a, s);
-                        let v = g.b.ins().iadd(t, c);
-                        g.set(op.rd, v)
-                    }
-                    AddUw => {
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        let t = g.b.ins().band_imm_s(a, 0xffff_ffff);
-                        let v = g.b.ins().iadd(t, c);
-                        g.set(op.rd, v)
-                    }
-                    Andn => rr!(band_not),
-                    Orn => rr!(bor_not),
-                    Xnor => rr!(bxor_not),
-                    Max => rr!(smax),
-                    Maxu => rr!(umax),
-                    Min => rr!(smin),
-                    Minu => rr!(umin),
-                    SextB | SextH => {
-                        let a = g.get(op.rs1);
-                        let t = g.b.ins().ireduce(
-                            if op.kind == SextB {
-                                types::I8
-                            } else {
-                                types::I16
-                            },
-                            a,
-                        );
-                        let v = g.b.ins().sextend(types::I64, t);
-                        g.set(op.rd, v)
-                    }
-                    ZextH => {
-                        let a = g.get(op.rs1);
-                        let v = g.b.ins().band_imm_s(a, 0xffff);
-                        g.set(op.rd, v)
-                    }
-                    Rev8 => {
-                        let a = g.get(op.rs1);
-                        let v = g.b.ins().bswap(a);
-                        g.set(op.rd, v)
-                    }
-                    CzeroEqz | CzeroNez => {
-                        let a = g.get(op.rs1);
-                        let c = g.get(op.rs2);
-                        let zero = g.imm(0);
-                        // select(c, x, y) = c != 0 ? x : y
-                        let v = if op.kind == CzeroEqz {
-                            g.b.ins().select(c, a, zero)
-                        } else {
-                            g.b.ins().select(c, zero, a)
-                        };
-                        g.set(op.rd, v)
-                    }
-                    Fence | Nop => {}
-                    _ => return None, // not reached: `supported_prefix` filtered the ops
-                }
+                })?;
             }
-            if whole {
-                let ctxv = g.ctx;
-                g.b.ins().store(trusted(), npc, ctxv, offsets::NPC);
-                let z = g.imm(0);
-                g.exit(z);
-            } else {
-                let code = g.imm((EXIT_STOP << 32 | ops.len() as u64) as i64);
-                g.exit(code);
-            }
+            g.b.seal_all_blocks();
             g.b.finalize(self.module.target_config());
         }
         let id = self
@@ -708,5 +541,356 @@ impl Backend {
         // SAFETY: the function was generated with the `BlockFn` signature (one pointer in, one
         // i64 out, the host's C calling convention).
         Some(unsafe { std::mem::transmute::<*const u8, BlockFn>(code) })
+    }
+}
+
+impl Gen<'_> {
+    /// Emit the body of one region block (the current block is its entry); `target` maps a
+    /// page offset to the region block checking entry there.
+    fn block(
+        &mut self,
+        blk: &RBlock<'_>,
+        helpers: &Helpers,
+        ptr: types::Type,
+        target: &dyn Fn(i64) -> Option<Block>,
+    ) -> Option<()> {
+        let g = self;
+        let r0 = g.b.use_var(g.retired);
+        let n = blk.ops.len();
+        let fall = g.b.ins().iadd_imm_s(g.vbase, blk.end as i64);
+        let mut off = blk.off;
+        for (i, op) in blk.ops.iter().enumerate() {
+            let op_off = off;
+            off += op.len as u64;
+            let imm = op.imm as i64;
+            use Kind::*;
+            macro_rules! rr {
+                ($f:ident) => {{
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let v = g.b.ins().$f(a, c);
+                    g.set(op.rd, v);
+                }};
+            }
+            macro_rules! rw {
+                ($f:ident) => {{
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let c = g.b.ins().ireduce(types::I32, c);
+                    let v = g.b.ins().$f(a, c);
+                    let v = g.b.ins().sextend(types::I64, v);
+                    g.set(op.rd, v);
+                }};
+            }
+            // The last op of a whole block transfers control (or falls through below).
+            let last = blk.whole && i + 1 == n;
+            match op.kind {
+                Lui => {
+                    let v = g.imm(imm);
+                    g.set(op.rd, v)
+                }
+                Auipc => {
+                    let v = g.b.ins().iadd_imm_s(g.vbase, imm);
+                    g.set(op.rd, v)
+                }
+                Jal | J => {
+                    if op.kind == Jal {
+                        g.set(op.rd, fall);
+                    }
+                    let r = g.b.ins().iadd_imm_s(r0, n as i64);
+                    g.b.def_var(g.retired, r);
+                    g.goto(imm, target, r);
+                    return Some(());
+                }
+                Jalr | Jr => {
+                    let a = g.get(op.rs1);
+                    let t = g.b.ins().iadd_imm_s(a, imm);
+                    let npc = g.b.ins().band_imm_s(t, !1);
+                    if op.kind == Jalr {
+                        g.set(op.rd, fall);
+                    }
+                    let r = g.b.ins().iadd_imm_s(r0, n as i64);
+                    let done = g.imm(EXIT_DONE as i64);
+                    g.exit(done, Npc::Pc(npc), r);
+                    return Some(());
+                }
+                Beq | Bne | Blt | Bge | Bltu | Bgeu if last => {
+                    let cc = match op.kind {
+                        Beq => IntCC::Equal,
+                        Bne => IntCC::NotEqual,
+                        Blt => IntCC::SignedLessThan,
+                        Bge => IntCC::SignedGreaterThanOrEqual,
+                        Bltu => IntCC::UnsignedLessThan,
+                        _ => IntCC::UnsignedGreaterThanOrEqual,
+                    };
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let c = g.b.ins().icmp(cc, a, c);
+                    let r = g.b.ins().iadd_imm_s(r0, n as i64);
+                    g.b.def_var(g.retired, r);
+                    let taken = g.b.create_block();
+                    let not_taken = g.b.create_block();
+                    g.b.ins().brif(c, taken, &[], not_taken, &[]);
+                    g.b.switch_to_block(taken);
+                    g.goto(imm, target, r);
+                    g.b.switch_to_block(not_taken);
+                    g.goto(blk.end as i64, target, r);
+                    return Some(());
+                }
+                Lb | Lh | Lw | Ld | Lbu | Lhu | Lwu => {
+                    let size: u64 = match op.kind {
+                        Lb | Lbu => 1,
+                        Lh | Lhu => 2,
+                        Lw | Lwu => 4,
+                        _ => 8,
+                    };
+                    let a = g.get(op.rs1);
+                    let addr = g.b.ins().iadd_imm_s(a, imm);
+                    let info = g.b.ins().iadd_imm_s(r0, (i as u64 | size << 32) as i64);
+                    let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::LOAD);
+                    let call = g.b.ins().call_indirect(helpers.load, f, &[g.ctx, addr, info]);
+                    let raw = g.b.inst_results(call)[0];
+                    let v = match op.kind {
+                        Lb => {
+                            let t = g.b.ins().ireduce(types::I8, raw);
+                            g.b.ins().sextend(types::I64, t)
+                        }
+                        Lh => {
+                            let t = g.b.ins().ireduce(types::I16, raw);
+                            g.b.ins().sextend(types::I64, t)
+                        }
+                        Lw => g.sext32(raw),
+                        _ => raw,
+                    };
+                    let st = g.b.ins().load(types::I64, trusted(), g.ctx, offsets::STATUS);
+                    let rd = op.rd;
+                    g.helper_exit(st, r0, i, op, op_off, |g| g.set(rd, v));
+                    g.set(op.rd, v);
+                }
+                Sb | Sh | Sw | Sd => {
+                    let size: u64 = match op.kind {
+                        Sb => 1,
+                        Sh => 2,
+                        Sw => 4,
+                        _ => 8,
+                    };
+                    let a = g.get(op.rs1);
+                    let addr = g.b.ins().iadd_imm_s(a, imm);
+                    let val = g.get(op.rs2);
+                    let info = g.b.ins().iadd_imm_s(r0, (i as u64 | size << 32) as i64);
+                    let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::STORE);
+                    let call =
+                        g.b.ins()
+                            .call_indirect(helpers.store, f, &[g.ctx, addr, val, info]);
+                    let st = g.b.inst_results(call)[0];
+                    g.helper_exit(st, r0, i, op, op_off, |_| {});
+                }
+                Addi => {
+                    let a = g.get(op.rs1);
+                    let v = g.b.ins().iadd_imm_s(a, imm);
+                    g.set(op.rd, v)
+                }
+                Slti | Sltiu => {
+                    let a = g.get(op.rs1);
+                    let cc = if op.kind == Slti {
+                        IntCC::SignedLessThan
+                    } else {
+                        IntCC::UnsignedLessThan
+                    };
+                    let c = g.b.ins().icmp_imm_s(cc, a, imm);
+                    let v = g.bool64(c);
+                    g.set(op.rd, v)
+                }
+                Xori | Ori | Andi => {
+                    let a = g.get(op.rs1);
+                    let v = match op.kind {
+                        Xori => g.b.ins().bxor_imm_s(a, imm),
+                        Ori => g.b.ins().bor_imm_s(a, imm),
+                        _ => g.b.ins().band_imm_s(a, imm),
+                    };
+                    g.set(op.rd, v)
+                }
+                Slli | Srli | Srai => {
+                    let a = g.get(op.rs1);
+                    let s = imm & 63;
+                    let v = match op.kind {
+                        Slli => g.b.ins().ishl_imm_s(a, s),
+                        Srli => g.b.ins().ushr_imm_s(a, s),
+                        _ => g.b.ins().sshr_imm_s(a, s),
+                    };
+                    g.set(op.rd, v)
+                }
+                Add => rr!(iadd),
+                Sub => rr!(isub),
+                Sll => rr!(ishl),
+                Srl => rr!(ushr),
+                Sra => rr!(sshr),
+                Xor => rr!(bxor),
+                Or => rr!(bor),
+                And => rr!(band),
+                Slt | Sltu => {
+                    let cc = if op.kind == Slt {
+                        IntCC::SignedLessThan
+                    } else {
+                        IntCC::UnsignedLessThan
+                    };
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let c = g.b.ins().icmp(cc, a, c);
+                    let v = g.bool64(c);
+                    g.set(op.rd, v)
+                }
+                Addiw => {
+                    let a = g.get(op.rs1);
+                    let t = g.b.ins().iadd_imm_s(a, imm);
+                    let v = g.sext32(t);
+                    g.set(op.rd, v)
+                }
+                Slliw | Srliw | Sraiw => {
+                    let a = g.get(op.rs1);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let s = imm & 31;
+                    let v = match op.kind {
+                        Slliw => g.b.ins().ishl_imm_s(a, s),
+                        Srliw => g.b.ins().ushr_imm_s(a, s),
+                        _ => g.b.ins().sshr_imm_s(a, s),
+                    };
+                    let v = g.b.ins().sextend(types::I64, v);
+                    g.set(op.rd, v)
+                }
+                Addw => rw!(iadd),
+                Subw => rw!(isub),
+                Sllw => rw!(ishl),
+                Srlw => rw!(ushr),
+                Sraw => rw!(sshr),
+                Mul => rr!(imul),
+                Mulh => rr!(smulhi),
+                Mulhu => rr!(umulhi),
+                Mulhsu => {
+                    // mulhsu(a, b) = mulhu(a, b) - (a < 0 ? b : 0)
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let hu = g.b.ins().umulhi(a, c);
+                    let neg = g.b.ins().icmp_imm_s(IntCC::SignedLessThan, a, 0);
+                    let zero = g.imm(0);
+                    let corr = g.b.ins().select(neg, c, zero);
+                    let v = g.b.ins().isub(hu, corr);
+                    g.set(op.rd, v)
+                }
+                Mulw => rw!(imul),
+                Div | Divu | Rem | Remu => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let v = g.div(
+                        a,
+                        c,
+                        matches!(op.kind, Div | Rem),
+                        matches!(op.kind, Rem | Remu),
+                    );
+                    g.set(op.rd, v)
+                }
+                Divw | Divuw | Remw | Remuw => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let c = g.b.ins().ireduce(types::I32, c);
+                    let v = g.div(
+                        a,
+                        c,
+                        matches!(op.kind, Divw | Remw),
+                        matches!(op.kind, Remw | Remuw),
+                    );
+                    let v = g.b.ins().sextend(types::I64, v);
+                    g.set(op.rd, v)
+                }
+                Sh1add | Sh2add | Sh3add => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let s = match op.kind {
+                        Sh1add => 1,
+                        Sh2add => 2,
+                        _ => 3,
+                    };
+                    let t = g.b.ins().ishl_imm_s(a, s);
+                    let v = g.b.ins().iadd(t, c);
+                    g.set(op.rd, v)
+                }
+                AddUw => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let t = g.b.ins().band_imm_s(a, 0xffff_ffff);
+                    let v = g.b.ins().iadd(t, c);
+                    g.set(op.rd, v)
+                }
+                Andn => rr!(band_not),
+                Orn => rr!(bor_not),
+                Xnor => rr!(bxor_not),
+                Max => rr!(smax),
+                Maxu => rr!(umax),
+                Min => rr!(smin),
+                Minu => rr!(umin),
+                SextB | SextH => {
+                    let a = g.get(op.rs1);
+                    let ty = if op.kind == SextB {
+                        types::I8
+                    } else {
+                        types::I16
+                    };
+                    let t = g.b.ins().ireduce(ty, a);
+                    let v = g.b.ins().sextend(types::I64, t);
+                    g.set(op.rd, v)
+                }
+                ZextH => {
+                    let a = g.get(op.rs1);
+                    let v = g.b.ins().band_imm_s(a, 0xffff);
+                    g.set(op.rd, v)
+                }
+                Rev8 => {
+                    let a = g.get(op.rs1);
+                    let v = g.b.ins().bswap(a);
+                    g.set(op.rd, v)
+                }
+                CzeroEqz | CzeroNez => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let zero = g.imm(0);
+                    // select(c, x, y) = c != 0 ? x : y
+                    let v = if op.kind == CzeroEqz {
+                        g.b.ins().select(c, a, zero)
+                    } else {
+                        g.b.ins().select(c, zero, a)
+                    };
+                    g.set(op.rd, v)
+                }
+                Fence | Nop => {}
+                _ => return None, // not reached: `supported_prefix` filtered the ops
+            }
+        }
+        let r = g.b.ins().iadd_imm_s(r0, n as i64);
+        if blk.whole {
+            // A block cut by its length limit or the page end falls through.
+            g.b.def_var(g.retired, r);
+            g.goto(blk.end as i64, target, r);
+        } else {
+            // Op `n` is not translated: the interpreter goes on there.
+            let done = g.imm(EXIT_DONE as i64);
+            g.exit(done, Npc::Off(off as i64), r);
+        }
+        Some(())
+    }
+
+    /// Go on at page offset `t` (ends the current block): to its region block, else out with
+    /// `retired` instructions retired.
+    fn goto(&mut self, t: i64, target: &dyn Fn(i64) -> Option<Block>, retired: Value) {
+        match target(t) {
+            Some(blk) => {
+                self.b.ins().jump(blk, &[]);
+            }
+            None => {
+                let done = self.imm(EXIT_DONE as i64);
+                self.exit(done, Npc::Off(t), retired);
+            }
+        }
     }
 }
