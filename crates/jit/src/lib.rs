@@ -18,9 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, AbiParam, Block, InstBuilder, MemFlagsData, SigRef, Signature, Value};
-use cranelift_frontend::Variable;
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, InstBuilder, MemFlagsData, SigRef, Signature, Value,
+};
 use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::Variable;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Module};
@@ -351,7 +353,9 @@ impl Gen<'_> {
         };
         let ctx = self.ctx;
         self.b.ins().store(trusted(), pc, ctx, offsets::NPC);
-        self.b.ins().store(trusted(), retired, ctx, offsets::RETIRED);
+        self.b
+            .ins()
+            .store(trusted(), retired, ctx, offsets::RETIRED);
         self.b.ins().return_(&[tag]);
     }
 
@@ -421,11 +425,7 @@ impl Gen<'_> {
             (false, false) => self.b.ins().udiv(a, safe_b),
             (false, true) => self.b.ins().urem(a, safe_b),
         };
-        let on_zero = if rem {
-            a
-        } else {
-            self.b.ins().iconst(ty, -1)
-        };
+        let on_zero = if rem { a } else { self.b.ins().iconst(ty, -1) };
         self.b.ins().select(zero, on_zero, r)
     }
 }
@@ -510,9 +510,11 @@ impl Backend {
                 g.b.switch_to_block(check[k]);
                 let r = g.b.use_var(retired);
                 let left = g.b.ins().isub(budget, r);
-                let fits =
-                    g.b.ins()
-                        .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, left, blk.ops.len() as i64);
+                let fits = g.b.ins().icmp_imm_u(
+                    IntCC::UnsignedGreaterThanOrEqual,
+                    left,
+                    blk.ops.len() as i64,
+                );
                 let out = g.b.create_block();
                 g.b.ins().brif(fits, body[k], &[], out, &[]);
                 g.b.switch_to_block(out);
@@ -649,7 +651,9 @@ impl Gen<'_> {
                     let addr = g.b.ins().iadd_imm_s(a, imm);
                     let info = g.b.ins().iadd_imm_s(r0, (i as u64 | size << 32) as i64);
                     let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::LOAD);
-                    let call = g.b.ins().call_indirect(helpers.load, f, &[g.ctx, addr, info]);
+                    let call =
+                        g.b.ins()
+                            .call_indirect(helpers.load, f, &[g.ctx, addr, info]);
                     let raw = g.b.inst_results(call)[0];
                     let v = match op.kind {
                         Lb => {
@@ -663,7 +667,9 @@ impl Gen<'_> {
                         Lw => g.sext32(raw),
                         _ => raw,
                     };
-                    let st = g.b.ins().load(types::I64, trusted(), g.ctx, offsets::STATUS);
+                    let st =
+                        g.b.ins()
+                            .load(types::I64, trusted(), g.ctx, offsets::STATUS);
                     let rd = op.rd;
                     g.helper_exit(st, r0, i, op, op_off, |g| g.set(rd, v));
                     g.set(op.rd, v);
