@@ -119,6 +119,9 @@ enum Cmd {
         /// `rv64,sstc=off,zba=off,zbb=off,zbc=off,zbs=off` to time Linux without them.
         #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
         cpu: rewind_machine::CpuFeatures,
+        /// Execution engine for the timed runs (the built-in benchmark also times the other).
+        #[arg(long, value_enum, default_value_t = Accel::Interp)]
+        accel: Accel,
     },
 }
 
@@ -484,6 +487,9 @@ fn error_status(e: &anyhow::Error) -> u8 {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    if let Cmd::Bench { accel, .. } = &cli.command {
+        select_engine(*accel)?;
+    }
     match cli.command {
         Cmd::Run(a) => {
             a.engine.install()?;
@@ -504,6 +510,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             guest: Some(BenchGuest::Linux),
             no_qemu,
             cpu,
+            ..
         } => commands::bench_linux(no_qemu, cpu),
         Cmd::Bench {
             guest: Some(BenchGuest::Reverse),
@@ -527,8 +534,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Bench {
             guest: None,
             no_qemu,
+            accel,
             ..
-        } => bench(no_qemu),
+        } => bench(no_qemu, accel),
     }
 }
 
@@ -731,13 +739,15 @@ fn qemu_record(elf: &[u8]) -> anyhow::Result<Option<(Duration, u64)>> {
     Ok(Some((wall, size)))
 }
 
-fn bench(no_qemu: bool) -> anyhow::Result<u8> {
+fn bench(no_qemu: bool, accel: Accel) -> anyhow::Result<u8> {
     let config = MachineConfig {
         kernel: Some(embedded("bench.elf", BENCH_ELF)),
         serial_output: SerialOutput::Capture,
         handle_signals: true,
         ..MachineConfig::default()
     };
+    let other_config = config.clone();
+    println!("engine:             {accel:?}");
     let mut m = Machine::new(config.clone())?;
     let start = Instant::now();
     let outcome = m.run(None)?;
@@ -837,9 +847,73 @@ fn bench(no_qemu: bool) -> anyhow::Result<u8> {
                         rec_wall.as_secs_f64(),
                         qrwall.as_secs_f64()
                     );
+                    println!("qemu record speed:  {:.0} MIPS", mips(icount, qrwall));
                 }
             }
         }
     }
+    println!("rewind record speed: {:.0} MIPS", mips(icount, rec_wall));
+    // The other engine on the same guest: same instructions, same final state.
+    let other = if accel == Accel::Jit {
+        Accel::Interp
+    } else {
+        Accel::Jit
+    };
+    select_engine(other)?;
+    let r = bench_engine(other_config, rec_hash);
+    select_engine(accel)?;
+    let (o_icount, o_run, o_rec, same) = r?;
+    println!(
+        "{:<20}run {:.0} MIPS, record {:.0} MIPS, {}",
+        format!("{other:?} engine:"),
+        mips(o_icount, o_run),
+        mips(o_icount, o_rec),
+        if o_icount == icount && same {
+            "same instructions and state"
+        } else {
+            "DIFFERENT instructions or state!"
+        }
+    );
+    let jit = jit_report();
+    if !jit.is_empty() || other == Accel::Jit {
+        if let Ok(j) = rewind_jit::Jit::global() {
+            use std::sync::atomic::Ordering::Relaxed;
+            println!(
+                "jit translation:    {} regions, {} ops, {} ms",
+                j.blocks.load(Relaxed),
+                j.ops.load(Relaxed),
+                j.compile_ns.load(Relaxed) / 1_000_000
+            );
+        }
+    }
     Ok(status)
+}
+
+/// Run and record the bench guest with the engine selected now: (instructions, run wall time,
+/// record wall time, whether the recording ended in state `want_hash`).
+fn bench_engine(
+    config: MachineConfig,
+    want_hash: u64,
+) -> anyhow::Result<(u64, Duration, Duration, bool)> {
+    let mut m = Machine::new(config.clone())?;
+    let t = Instant::now();
+    m.run(None)?;
+    let run_wall = t.elapsed();
+    let icount = m.icount();
+    drop(m);
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let trace = dir.path().join("bench.rwtrace");
+    let mut rconfig = MachineConfig {
+        handle_signals: false,
+        ..config
+    };
+    let checks = rewind_machine::CheckSettings::default();
+    let (writer, _) = commands::create_trace(&trace, &mut rconfig, checks, false)?;
+    let mut rec = Machine::record(rconfig, writer, checks)?;
+    let t = Instant::now();
+    rec.run(None)?;
+    let rec_wall = t.elapsed();
+    let same = rec.state_hash() == want_hash;
+    rec.finish_recording()?;
+    Ok((icount, run_wall, rec_wall, same))
 }
