@@ -264,6 +264,13 @@ pub(crate) fn select_engine(accel: Accel) -> anyhow::Result<()> {
         Accel::Interp => rewind_cpu::jit::set_default_engine(None),
         Accel::Jit => rewind_jit::Jit::install().context("--accel jit")?,
     }
+    // Test knob: translate after N executions (short test guests never reach the default).
+    if let Some(n) = std::env::var("REWIND_JIT_HOT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rewind_cpu::jit::set_hot_threshold(n);
+    }
     Ok(())
 }
 

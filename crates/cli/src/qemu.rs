@@ -621,6 +621,19 @@ mod tests {
     }
 
     #[test]
+    fn accel_picks_an_engine() {
+        assert_eq!(t(&["run", "-accel", "tcg"]).unwrap(), ["run"]);
+        assert_eq!(
+            t(&["record", "-accel", "jit"]).unwrap(),
+            ["record", "--accel", "jit"]
+        );
+        assert_eq!(
+            t(&["replay", "--accel", "interp"]).unwrap(),
+            ["replay", "--accel", "interp"]
+        );
+    }
+
+    #[test]
     fn double_dash_qemu_options_are_qemus() {
         assert_eq!(
             t(&["run", "--smp", "cpus=2"]).unwrap(),

@@ -47,8 +47,12 @@ const GUESTS: &[&str] = &[
     "jitfault",
 ];
 
+/// Blocks are translated after this many executions (the guests are short).
+const HOT: &str = "16";
+
 fn record(elf: &Path, accel: &str, trace: &Path) -> Done {
     let mut cmd = rewind_cmd();
+    cmd.env("REWIND_JIT_HOT", HOT);
     cmd.args(["record", "-q", "--force", "--accel", accel, "-o"])
         .arg(trace)
         .args(["--bios", "none", "--serial", "stdio", "--kernel"])
@@ -59,6 +63,7 @@ fn record(elf: &Path, accel: &str, trace: &Path) -> Done {
 /// `(instructions, state hash)` of replaying `trace` with `accel`.
 fn replay(trace: &Path, accel: &str) -> (u64, String) {
     let mut cmd = rewind_cmd();
+    cmd.env("REWIND_JIT_HOT", HOT);
     cmd.arg("replay")
         .arg(trace)
         .args(["--accel", accel, "--serial", "null", "-q"]);

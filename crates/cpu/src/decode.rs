@@ -346,8 +346,8 @@ pub struct DecodedPage {
     covered: [u64; SLOTS / 64],
     /// Headers and ops of all blocks (see the type's documentation).
     pub(crate) arena: Vec<Op>,
-    /// Translated blocks (a header's `rs1..=rm` hold the index + 1, little-endian; its `rd`
-    /// counts executions until the block is hot, `u8::MAX` once translation was tried).
+    /// Translated blocks (a header's `rs1..=rm` hold the index + 1, little-endian; its `rd` and
+    /// `len` count executions until the block is hot, `u16::MAX` once translation was tried).
     jit: Vec<crate::jit::BlockFn>,
 }
 
@@ -440,14 +440,15 @@ impl DecodedPage {
         if idx != 0 {
             return self.jit.get(idx as usize - 1).copied();
         }
-        if h.rd < crate::jit::HOT_THRESHOLD {
-            h.rd += 1;
+        let count = u16::from_le_bytes([h.rd, h.len]);
+        if count < crate::jit::hot_threshold() {
+            [h.rd, h.len] = (count + 1).to_le_bytes();
             return None;
         }
-        if h.rd == u8::MAX {
+        if count == u16::MAX {
             return None;
         }
-        h.rd = u8::MAX;
+        [h.rd, h.len] = u16::MAX.to_le_bytes();
         let f = compile(crate::jit::CodePage { page: self }, start)?;
         self.jit.push(f);
         let b = (self.jit.len() as u32).to_le_bytes();

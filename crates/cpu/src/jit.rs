@@ -1,6 +1,6 @@
 //! The seam between the interpreter and a translating engine (the `rewind-jit` crate).
 //!
-//! The interpreter keeps its decoded blocks; a block executed [`HOT_THRESHOLD`] times is
+//! The interpreter keeps its decoded blocks; a block executed [`hot_threshold`] times is
 //! handed to the installed [`BlockCompiler`] with the rest of its page, and from then on,
 //! whenever the whole block fits in the budget and no debugger hook is active, host code runs
 //! instead of the op loop: that block and the blocks of the same page it jumps to (a region),
@@ -21,8 +21,24 @@ use crate::mmu::StoreOutcome;
 use crate::ram::Ram;
 use crate::trap::Exception;
 
-/// Executions of a block in the interpreter before it is compiled.
-pub const HOT_THRESHOLD: u8 = 16;
+/// Executions of a block in the interpreter before it is compiled: translating a region costs
+/// about as much as interpreting a few hundred thousand instructions, so only code that runs
+/// often pays back (a Linux boot translates tens of thousands of blocks at a low threshold).
+pub const HOT_THRESHOLD: u16 = 2000;
+
+/// The threshold in force (tests lower it to exercise translation on short programs).
+static HOT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(HOT_THRESHOLD);
+
+/// Translate blocks after `n` executions from now on (at most `u16::MAX - 1`).
+pub fn set_hot_threshold(n: u16) {
+    HOT.store(n.min(u16::MAX - 1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The threshold in force.
+#[inline]
+pub fn hot_threshold() -> u16 {
+    HOT.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Host code of one region: returns an exit tag (`EXIT_*`) with `JitCtx::npc` and
 /// `JitCtx::retired` set.

@@ -2,7 +2,7 @@
 //!
 //! The interpreter (`rewind_cpu::exec`) stays in charge of everything that makes a run exact:
 //! budgets, deadlines, interrupts, traps, decoded-code invalidation, debugger hooks. It hands a
-//! block it executed [`rewind_cpu::jit::HOT_THRESHOLD`] times to [`Jit::compile`], which
+//! block it executed [`rewind_cpu::jit::hot_threshold`] times to [`Jit::compile`], which
 //! translates the longest prefix of its ops it supports (RV64I + M integer ops, Zba/Zbb basics,
 //! loads and stores through helpers, the block-ending jump or branch). The host code returns how
 //! many ops retired and why it stopped; an op it does not support is left to the interpreter.
@@ -66,7 +66,13 @@ impl Jit {
     pub fn new() -> Result<Jit, JitError> {
         let mut flags = settings::builder();
         for (k, v) in [
-            ("opt_level", "speed"),
+            // Translation time dominates on code that is not very hot (a Linux boot): Cranelift's
+            // optimiser costs more than it gains on these short regions (measured on the bench
+            // guest and Linux; the single-pass register allocator too).
+            ("opt_level", "none"),
+            // The IR comes from a fixed generator checked by the lockstep test; verifying every
+            // function would double the translation time.
+            ("enable_verifier", "false"),
             ("is_pic", "false"),
             ("use_colocated_libcalls", "false"),
         ] {
@@ -227,7 +233,7 @@ impl BlockCompiler for Jit {
 const PAGE: u64 = 4096;
 
 /// Most blocks in one region.
-const MAX_REGION_BLOCKS: usize = 48;
+const MAX_REGION_BLOCKS: usize = 16;
 
 /// A block of a region.
 struct RBlock<'a> {
@@ -312,10 +318,10 @@ struct Gen<'a> {
     ctx: Value,
     xp: Value,
     vbase: Value,
-    /// Guest registers 1..=31 as SSA variables (loaded on entry, stored back at exits).
-    vars: Vec<Variable>,
-    /// Registers the region may write (stored back at every exit).
-    written: [bool; 32],
+    /// SSA values of guest registers known in the current host block (registers are written
+    /// through to the hart at once, so exits store nothing; reads are cached along a guest
+    /// block, whose host blocks each dominate the next).
+    cache: [Option<Value>; 32],
     retired: Variable,
 }
 
@@ -325,13 +331,30 @@ impl Gen<'_> {
         if r == 0 {
             return self.b.ins().iconst(types::I64, 0);
         }
-        self.b.use_var(self.vars[r])
+        if let Some(v) = self.cache[r] {
+            return v;
+        }
+        let v = self
+            .b
+            .ins()
+            .load(types::I64, trusted(), self.xp, (r * 8) as i32);
+        self.cache[r] = Some(v);
+        v
     }
 
     fn set(&mut self, r: u8, v: Value) {
         let r = (r & 31) as usize;
         if r != 0 {
-            self.b.def_var(self.vars[r], v);
+            self.store_reg(r as u8, v);
+            self.cache[r] = Some(v);
+        }
+    }
+
+    /// Write `v` to guest register `r` (not x0) without caching it.
+    fn store_reg(&mut self, r: u8, v: Value) {
+        let r = (r & 31) as usize;
+        if r != 0 {
+            self.b.ins().store(trusted(), v, self.xp, (r * 8) as i32);
         }
     }
 
@@ -339,14 +362,8 @@ impl Gen<'_> {
         self.b.ins().iconst(types::I64, v)
     }
 
-    /// Store the registers, `npc` and `retired`, and return `tag` (ends the current block).
+    /// Store `npc` and `retired`, and return `tag` (ends the current block).
     fn exit(&mut self, tag: Value, npc: Npc, retired: Value) {
-        for r in 1..32 {
-            if self.written[r] {
-                let v = self.b.use_var(self.vars[r]);
-                self.b.ins().store(trusted(), v, self.xp, (r * 8) as i32);
-            }
-        }
         let pc = match npc {
             Npc::Off(o) => self.b.ins().iadd_imm_s(self.vbase, o),
             Npc::Pc(v) => v,
@@ -472,22 +489,7 @@ impl Backend {
             let xp = b.ins().load(ptr, trusted(), ctx, offsets::X);
             let vbase = b.ins().load(types::I64, trusted(), ctx, offsets::VBASE);
             let budget = b.ins().load(types::I64, trusted(), ctx, offsets::BUDGET);
-            let vars: Vec<Variable> = (0..32).map(|_| b.declare_var(types::I64)).collect();
             let retired = b.declare_var(types::I64);
-            // Registers the region names (a superset of those it reads or writes).
-            let mut touched = [false; 32];
-            for op in blocks.iter().flat_map(|b| b.ops) {
-                for r in [op.rd, op.rs1, op.rs2] {
-                    touched[(r & 31) as usize] = true;
-                }
-            }
-            touched[0] = false;
-            for r in 1..32 {
-                if touched[r] {
-                    let v = b.ins().load(types::I64, trusted(), xp, (r * 8) as i32);
-                    b.def_var(vars[r], v);
-                }
-            }
             let zero = b.ins().iconst(types::I64, 0);
             b.def_var(retired, zero);
             let check: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
@@ -499,8 +501,7 @@ impl Backend {
                 ctx,
                 xp,
                 vbase,
-                vars,
-                written: touched,
+                cache: [None; 32],
                 retired,
             };
             let index: std::collections::HashMap<u64, usize> =
@@ -508,6 +509,7 @@ impl Backend {
             for (k, blk) in blocks.iter().enumerate() {
                 // Enter only if the whole block fits in what is left of the budget.
                 g.b.switch_to_block(check[k]);
+                g.cache = [None; 32];
                 let r = g.b.use_var(retired);
                 let left = g.b.ins().isub(budget, r);
                 let fits = g.b.ins().icmp_imm_u(
@@ -521,6 +523,7 @@ impl Backend {
                 let done = g.imm(EXIT_DONE as i64);
                 g.exit(done, Npc::Off(blk.off as i64), r);
                 g.b.switch_to_block(body[k]);
+                g.cache = [None; 32];
                 g.block(blk, &helpers, ptr, &|t| {
                     if on_page(t) {
                         index.get(&(t as u64)).map(|&i| check[i])
@@ -671,7 +674,7 @@ impl Gen<'_> {
                         g.b.ins()
                             .load(types::I64, trusted(), g.ctx, offsets::STATUS);
                     let rd = op.rd;
-                    g.helper_exit(st, r0, i, op, op_off, |g| g.set(rd, v));
+                    g.helper_exit(st, r0, i, op, op_off, |g| g.store_reg(rd, v));
                     g.set(op.rd, v);
                 }
                 Sb | Sh | Sw | Sd => {

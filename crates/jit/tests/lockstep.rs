@@ -214,6 +214,8 @@ fn sys(p: &Prog, jit: bool) -> Sys {
 }
 
 fn lockstep(seed: u64) {
+    // Translate after a few executions: the loops here are short.
+    rewind_cpu::jit::set_hot_threshold(16);
     let p = program(seed);
     let mut a = sys(&p, false);
     let mut b = sys(&p, true);
