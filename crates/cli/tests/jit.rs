@@ -162,3 +162,34 @@ fn faults_in_the_middle_of_translated_blocks_are_precise() {
         }
     }
 }
+
+/// The scripted Linux boot recorded with the JIT (default threshold) finishes its test and
+/// replays with the interpreter to the same state as the recording.
+#[test]
+fn linux_recorded_with_the_jit_replays_with_the_interpreter() {
+    let Some(assets) = common::linux::linux_assets() else {
+        return;
+    };
+    let dir = Scratch::new("jit-linux");
+    let trace = dir.path("linux.rwd");
+    let mut cmd = rewind_cmd();
+    cmd.args(["record", "-q", "--accel", "jit", "-o"])
+        .arg(&trace)
+        .args(common::linux::boot_args(&assets))
+        .args([
+            "--append",
+            &format!("{} rewind.test=1", common::linux::APPEND),
+            "--serial",
+            "stdio",
+        ]);
+    let rec = run_with_input(cmd, b"", TIMEOUT);
+    assert_eq!(rec.code, Some(0), "{}", rec.describe());
+    assert!(
+        rec.stdout.contains("--- rewind.test end ---"),
+        "the scripted test did not finish under --accel jit\n{}",
+        common::tail(&rec.stdout, 30)
+    );
+    let n = recorded_icount(&rec.stderr).expect("recorded instruction count");
+    let (replayed, _) = replay(&trace, "interp");
+    assert_eq!(replayed, n, "instructions replayed");
+}
