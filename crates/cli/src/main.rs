@@ -133,6 +133,9 @@ enum Cmd {
         /// `rv64,sstc=off,zba=off,zbb=off,zbc=off,zbs=off` to time Linux without them.
         #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
         cpu: rewind_machine::CpuFeatures,
+        /// Execution engine for the timed runs (the built-in benchmark also times the other).
+        #[arg(long, value_enum, default_value_t = Accel::Interp)]
+        accel: Accel,
     },
 }
 
@@ -242,10 +245,55 @@ struct MachineArgs {
     stats: bool,
 }
 
+/// Execution engines (`--accel`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Accel {
+    /// The pre-decoding interpreter.
+    #[default]
+    Interp,
+    /// The interpreter plus translation of hot blocks to host code (Cranelift): same
+    /// instructions at the same icount, faster.
+    Jit,
+}
+
+/// The engine option of `run`, `record` and `replay` (engines are interchangeable: a trace
+/// recorded with one replays with the other).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(crate) struct EngineArgs {
+    /// Execution engine.
+    #[arg(long, value_enum, default_value_t = Accel::Interp)]
+    accel: Accel,
+}
+
+impl EngineArgs {
+    /// Make the harts created from now on use the chosen engine.
+    pub(crate) fn install(self) -> anyhow::Result<()> {
+        select_engine(self.accel)
+    }
+}
+
+/// Make the harts created from now on use `accel`.
+pub(crate) fn select_engine(accel: Accel) -> anyhow::Result<()> {
+    match accel {
+        Accel::Interp => rewind_cpu::jit::set_default_engine(None),
+        Accel::Jit => rewind_jit::Jit::install().context("--accel jit")?,
+    }
+    // Test knob: translate after N executions (short test guests never reach the default).
+    if let Some(n) = std::env::var("REWIND_JIT_HOT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rewind_cpu::jit::set_hot_threshold(n);
+    }
+    Ok(())
+}
+
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
     machine: MachineArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(flatten)]
     debug: debugging::DebugArgs,
     /// Write the device tree blob to PATH and exit (like QEMU's `-machine dumpdtb=PATH`).
@@ -258,6 +306,8 @@ struct RecordArgs {
     /// The trace file to write.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(flatten)]
     debug: debugging::DebugArgs,
     #[command(flatten)]
@@ -293,6 +343,8 @@ struct ReplayArgs {
     /// The trace to replay (or a pack made by `rewind pack`).
     #[arg(value_name = "FILE")]
     file: PathBuf,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(flatten)]
     debug: debugging::DebugArgs,
     /// Where guest output goes: stdio, null or file:PATH.
@@ -456,11 +508,23 @@ fn error_status(e: &anyhow::Error) -> u8 {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    if let Cmd::Bench { accel, .. } = &cli.command {
+        select_engine(*accel)?;
+    }
     match cli.command {
-        Cmd::Run(a) => run(a),
-        Cmd::Record(a) => commands::record(a),
+        Cmd::Run(a) => {
+            a.engine.install()?;
+            run(a)
+        }
+        Cmd::Record(a) => {
+            a.engine.install()?;
+            commands::record(a)
+        }
         Cmd::Hunt(a) => hunt::hunt(a),
-        Cmd::Replay(a) => commands::replay(a),
+        Cmd::Replay(a) => {
+            a.engine.install()?;
+            commands::replay(a)
+        }
         Cmd::Dump(a) => commands::dump(a),
         Cmd::Verify(a) => analyze::verify(a),
         Cmd::Pack(a) => pack::pack(a),
@@ -471,6 +535,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             guest: Some(BenchGuest::Linux),
             no_qemu,
             cpu,
+            ..
         } => commands::bench_linux(no_qemu, cpu),
         Cmd::Bench {
             guest: Some(BenchGuest::Reverse),
@@ -494,8 +559,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Bench {
             guest: None,
             no_qemu,
+            accel,
             ..
-        } => bench(no_qemu),
+        } => bench(no_qemu, accel),
     }
 }
 
@@ -597,11 +663,31 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
 pub(crate) fn stats_report(m: &Machine) -> String {
     let stats = &m.hart().stats;
     format!(
-        "rewind: statistics after {} instructions\n  sbi timer calls (all kinds)           {:>12}\n{}",
+        "rewind: statistics after {} instructions\n  sbi timer calls (all kinds)           {:>12}\n{}{}",
         m.icount(),
         stats.sbi_timer_calls(),
-        stats.report()
+        stats.report(),
+        jit_report()
     )
+}
+
+/// What the translating engine did, if harts use it (for `--stats`).
+pub(crate) fn jit_report() -> String {
+    if rewind_cpu::jit::default_engine().is_none() {
+        return String::new();
+    }
+    match rewind_jit::Jit::global() {
+        Ok(j) => {
+            use std::sync::atomic::Ordering::Relaxed;
+            format!(
+                "  jit blocks translated                 {:>12}\n  jit ops translated                    {:>12}\n  jit translation time (ms)             {:>12}\n",
+                j.blocks.load(Relaxed),
+                j.ops.load(Relaxed),
+                j.compile_ns.load(Relaxed) / 1_000_000
+            )
+        }
+        Err(_) => String::new(),
+    }
 }
 
 pub(crate) fn embedded(name: &str, bytes: &[u8]) -> ImageSource {
@@ -678,13 +764,15 @@ fn qemu_record(elf: &[u8]) -> anyhow::Result<Option<(Duration, u64)>> {
     Ok(Some((wall, size)))
 }
 
-fn bench(no_qemu: bool) -> anyhow::Result<u8> {
+fn bench(no_qemu: bool, accel: Accel) -> anyhow::Result<u8> {
     let config = MachineConfig {
         kernel: Some(embedded("bench.elf", BENCH_ELF)),
         serial_output: SerialOutput::Capture,
         handle_signals: true,
         ..MachineConfig::default()
     };
+    let other_config = config.clone();
+    println!("engine:             {accel:?}");
     let mut m = Machine::new(config.clone())?;
     let start = Instant::now();
     let outcome = m.run(None)?;
@@ -784,9 +872,73 @@ fn bench(no_qemu: bool) -> anyhow::Result<u8> {
                         rec_wall.as_secs_f64(),
                         qrwall.as_secs_f64()
                     );
+                    println!("qemu record speed:  {:.0} MIPS", mips(icount, qrwall));
                 }
             }
         }
     }
+    println!("rewind record speed: {:.0} MIPS", mips(icount, rec_wall));
+    // The other engine on the same guest: same instructions, same final state.
+    let other = if accel == Accel::Jit {
+        Accel::Interp
+    } else {
+        Accel::Jit
+    };
+    select_engine(other)?;
+    let r = bench_engine(other_config, rec_hash);
+    select_engine(accel)?;
+    let (o_icount, o_run, o_rec, same) = r?;
+    println!(
+        "{:<20}run {:.0} MIPS, record {:.0} MIPS, {}",
+        format!("{other:?} engine:"),
+        mips(o_icount, o_run),
+        mips(o_icount, o_rec),
+        if o_icount == icount && same {
+            "same instructions and state"
+        } else {
+            "DIFFERENT instructions or state!"
+        }
+    );
+    let jit = jit_report();
+    if !jit.is_empty() || other == Accel::Jit {
+        if let Ok(j) = rewind_jit::Jit::global() {
+            use std::sync::atomic::Ordering::Relaxed;
+            println!(
+                "jit translation:    {} regions, {} ops, {} ms",
+                j.blocks.load(Relaxed),
+                j.ops.load(Relaxed),
+                j.compile_ns.load(Relaxed) / 1_000_000
+            );
+        }
+    }
     Ok(status)
+}
+
+/// Run and record the bench guest with the engine selected now: (instructions, run wall time,
+/// record wall time, whether the recording ended in state `want_hash`).
+fn bench_engine(
+    config: MachineConfig,
+    want_hash: u64,
+) -> anyhow::Result<(u64, Duration, Duration, bool)> {
+    let mut m = Machine::new(config.clone())?;
+    let t = Instant::now();
+    m.run(None)?;
+    let run_wall = t.elapsed();
+    let icount = m.icount();
+    drop(m);
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let trace = dir.path().join("bench.rwtrace");
+    let mut rconfig = MachineConfig {
+        handle_signals: false,
+        ..config
+    };
+    let checks = rewind_machine::CheckSettings::default();
+    let (writer, _) = commands::create_trace(&trace, &mut rconfig, checks, false)?;
+    let mut rec = Machine::record(rconfig, writer, checks)?;
+    let t = Instant::now();
+    rec.run(None)?;
+    let rec_wall = t.elapsed();
+    let same = rec.state_hash() == want_hash;
+    rec.finish_recording()?;
+    Ok((icount, run_wall, rec_wall, same))
 }

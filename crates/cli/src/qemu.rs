@@ -21,6 +21,7 @@ QEMU equivalents (qemu-system-riscv64 options work as typed, single or double da
   -icount shift=0,rr=record,rrfile=F   = rewind record -o F ...
   -icount shift=0,rr=replay,rrfile=F   = rewind replay F (the trace holds the machine)
   -rtc base=utc, -object rng-random|rng-builtin, -accel tcg: accepted (nothing to set)
+  -accel jit|interp    --accel jit|interp (rewind's engines; tcg = the default)
   -accel kvm, -enable-kvm, -dtb, -no-reboot, -monitor stdio: refused with what to use instead";
 
 /// A QEMU option rewind cannot take, with what to do instead.
@@ -384,11 +385,16 @@ fn special(
                 ));
             }
         }
+        // QEMU's TCG is rewind's default engine; rewind's own engines pass through.
         "accel" if v.split(',').next() == Some("tcg") => {}
+        "accel" if matches!(v, "jit" | "interp") => {
+            out.push("--accel".into());
+            out.push(v.into());
+        }
         "accel" | "enable-kvm" => {
             return Err(unsupported(
                 if name == "accel" { opt() } else { "-enable-kvm".into() },
-                "rewind is an emulator that counts every instruction; there is no accelerator to choose (drop the option)",
+                "rewind counts every instruction: no hardware accelerator; its engines are -accel interp|jit (tcg = the default)",
             ))
         }
         "dtb" => {
@@ -612,6 +618,19 @@ mod tests {
         .unwrap();
         assert_eq!(got, ["run", "--serial", "tcp:127.0.0.1:4444,server"]);
         assert!(t(&["run", "-serial", "chardev:x"]).is_err());
+    }
+
+    #[test]
+    fn accel_picks_an_engine() {
+        assert_eq!(t(&["run", "-accel", "tcg"]).unwrap(), ["run"]);
+        assert_eq!(
+            t(&["record", "-accel", "jit"]).unwrap(),
+            ["record", "--accel", "jit"]
+        );
+        assert_eq!(
+            t(&["replay", "--accel", "interp"]).unwrap(),
+            ["replay", "--accel", "interp"]
+        );
     }
 
     #[test]

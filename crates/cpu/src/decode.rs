@@ -346,6 +346,9 @@ pub struct DecodedPage {
     covered: [u64; SLOTS / 64],
     /// Headers and ops of all blocks (see the type's documentation).
     pub(crate) arena: Vec<Op>,
+    /// Translated blocks (a header's `rs1..=rm` hold the index + 1, little-endian; its `rd` and
+    /// `len` count executions until the block is hot, `u16::MAX` once translation was tried).
+    jit: Vec<crate::jit::BlockFn>,
 }
 
 impl std::fmt::Debug for DecodedPage {
@@ -369,6 +372,7 @@ impl DecodedPage {
             entry: [0; SLOTS],
             covered: [0; SLOTS / 64],
             arena,
+            jit: Vec::new(),
         })
     }
 
@@ -414,7 +418,58 @@ impl DecodedPage {
             self.entry.fill(0);
             self.covered.fill(0);
             self.arena.truncate(FIRST_BLOCK);
+            self.jit.clear();
         }
+    }
+
+    /// The translated code of the block at arena index `e` (starting at page offset `start`),
+    /// if it has some. Otherwise count an execution, and once the block is hot, translate it
+    /// with `compile` — once: a block that cannot be translated stays interpreted.
+    #[inline]
+    pub(crate) fn jit_block(
+        &mut self,
+        e: usize,
+        start: u64,
+        compile: impl FnOnce(crate::jit::CodePage<'_>, u64) -> Option<crate::jit::BlockFn>,
+    ) -> Option<crate::jit::BlockFn> {
+        if e == CROSS_BLOCK {
+            return None; // decoded afresh on every execution
+        }
+        let h = self.arena.get_mut(e)?;
+        let idx = u32::from_le_bytes([h.rs1, h.rs2, h.rs3, h.rm]);
+        if idx != 0 {
+            return self.jit.get(idx as usize - 1).copied();
+        }
+        let count = u16::from_le_bytes([h.rd, h.len]);
+        if count < crate::jit::hot_threshold() {
+            [h.rd, h.len] = (count + 1).to_le_bytes();
+            return None;
+        }
+        if count == u16::MAX {
+            return None;
+        }
+        [h.rd, h.len] = u16::MAX.to_le_bytes();
+        let f = compile(crate::jit::CodePage { page: self }, start)?;
+        self.jit.push(f);
+        let b = (self.jit.len() as u32).to_le_bytes();
+        let h = self.arena.get_mut(e)?;
+        (h.rs1, h.rs2, h.rs3, h.rm) = (b[0], b[1], b[2], b[3]);
+        Some(f)
+    }
+
+    /// The cached block starting at page offset `off`: its ops and the page offset its
+    /// fall-through ends at.
+    pub(crate) fn block_at(&self, off: u64) -> Option<(&[Op], u64)> {
+        if off & 1 != 0 || off >= (SLOTS * 2) as u64 {
+            return None;
+        }
+        let e = self.entry(off as usize / 2);
+        if e < FIRST_BLOCK {
+            return None;
+        }
+        let h = self.arena.get(e)?;
+        let ops = self.arena.get(e + 1..e + 1 + h.raw as usize)?;
+        Some((ops, h.imm as u32 as u64))
     }
 
     /// Arena index of the block starting at `slot` (0 if none).

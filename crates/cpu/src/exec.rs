@@ -39,6 +39,22 @@ enum PageExit {
     Exit(ExitReason),
 }
 
+/// How a block ended.
+enum BlockExit {
+    /// Ran to its end (or its budget share).
+    Done,
+    /// Op `.0` raised an exception (it did not retire).
+    Trap(usize, Exception),
+    /// The first `.0` ops retired; a write hit decoded instructions in slots `.1..=.2`.
+    Dirty(usize, usize, usize),
+    /// The first `.0` ops retired; the last one stored to MMIO.
+    Yield(usize),
+    /// The first `.0` ops retired; op `.0` has a breakpoint.
+    Break(usize),
+    /// The first `.0` ops retired; op `.0` would access a watched range.
+    Watch(usize),
+}
+
 /// A decoded page checked out of `Ram` by `run`, and the virtual page it was fetched through.
 struct FetchWay {
     /// Virtual page base the tag is valid for (`TAG_NONE` once forgotten).
@@ -242,9 +258,13 @@ impl Hart {
         // Debugger hooks select a second instance of the interpreter that checks them, so the
         // normal one pays nothing for them.
         let reason = if self.debug.active() {
-            self.run_ways::<M, true>(ram, mmio, end, &mut ways, &mut skip)
+            self.run_ways::<M, true, false>(ram, mmio, end, &mut ways, &mut skip)
+        } else if self.jit.is_some() {
+            // The translating engine: a third instance, so the plain interpreter pays nothing
+            // for it either.
+            self.run_ways::<M, false, true>(ram, mmio, end, &mut ways, &mut skip)
         } else {
-            self.run_ways::<M, false>(ram, mmio, end, &mut ways, &mut skip)
+            self.run_ways::<M, false, false>(ram, mmio, end, &mut ways, &mut skip)
         };
         for (k, w) in ways.iter_mut().enumerate() {
             if let Some(w) = w.take() {
@@ -263,7 +283,7 @@ impl Hart {
     ///
     /// `DEBUG` checks breakpoints and watchpoints; `skip` is the breakpoint not to stop at on
     /// the first instruction (see [`Hart::skip_debug_once`]).
-    fn run_ways<M: Mmio, const DEBUG: bool>(
+    fn run_ways<M: Mmio, const DEBUG: bool, const JIT: bool>(
         &mut self,
         ram: &mut Ram,
         mmio: &mut M,
@@ -351,7 +371,7 @@ impl Hart {
                 w.page.invalidate(lo, hi);
             }
             let before = self.icount;
-            let r = self.run_page::<M, DEBUG>(ram, mmio, &mut w.page, w.poff, k, end, skip);
+            let r = self.run_page::<M, DEBUG, JIT>(ram, mmio, &mut w.page, w.poff, k, end, skip);
             if self.icount != before {
                 traps = 0;
             }
@@ -435,7 +455,7 @@ impl Hart {
     /// data access fires a watchpoint ends its block once it retired.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn run_page<M: Mmio, const DEBUG: bool>(
+    fn run_page<M: Mmio, const DEBUG: bool, const JIT: bool>(
         &mut self,
         ram: &mut Ram,
         mmio: &mut M,
@@ -451,22 +471,6 @@ impl Hart {
         // Constant while this page runs: privilege and mstatus change only through ops that
         // leave it (traps, xRET, CSR writes to mstatus / sstatus, see `csr_affects_fetch`).
         let dmode = self.data_mode();
-
-        /// How a block ended.
-        enum BlockExit {
-            /// Ran to its end (or its budget share).
-            Done,
-            /// Op `.0` raised an exception (it did not retire).
-            Trap(usize, Exception),
-            /// The first `.0` ops retired; a write hit decoded instructions in slots `.1..=.2`.
-            Dirty(usize, usize, usize),
-            /// The first `.0` ops retired; the last one stored to MMIO.
-            Yield(usize),
-            /// The first `.0` ops retired; op `.0` has a breakpoint.
-            Break(usize),
-            /// The first `.0` ops retired; op `.0` would access a watched range.
-            Watch(usize),
-        }
 
         loop {
             // Only the first instruction of a run may skip its breakpoint.
@@ -511,6 +515,41 @@ impl Hart {
             } else {
                 (end - icount) as usize
             };
+            // A hot block whose whole length fits the budget runs as host code (never with
+            // debugger hooks: `JIT` and `DEBUG` are exclusive).
+            let jit_fn = match self.jit {
+                Some(c) if JIT && n == full => page.jit_block(e, start_off, |p, s| c.compile(p, s)),
+                _ => None,
+            };
+            if let Some(f) = jit_fn {
+                let pp: *const DecodedPage = &*page;
+                let budget = end - icount;
+                let (tag, jpc, retired, ex, dirty) =
+                    self.run_jit(f, ram, mmio, pp, way, dmode, icount, vbase, budget);
+                pc = jpc;
+                icount += retired;
+                match (tag, ex) {
+                    (crate::jit::EXIT_TRAP, Some(ex)) => {
+                        self.pc = pc;
+                        self.icount = icount;
+                        self.take_exception(ex);
+                        return PageExit::Trap;
+                    }
+                    (crate::jit::EXIT_DIRTY, _) => page.invalidate(dirty.0, dirty.1),
+                    (crate::jit::EXIT_YIELD, _) => {
+                        self.pc = pc;
+                        self.icount = icount;
+                        return PageExit::Exit(ExitReason::Yield);
+                    }
+                    _ => {}
+                }
+                if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
+                    self.pc = pc;
+                    self.icount = icount;
+                    return PageExit::Leave;
+                }
+                continue;
+            }
             let Some(ops) = page.arena.get(e + 1..e + 1 + n) else {
                 page.reset(page.gen);
                 continue;
@@ -1228,6 +1267,7 @@ impl Hart {
                     icount = base + k as u64;
                     page.invalidate(lo, hi);
                 }
+
                 BlockExit::Break(i) => {
                     self.pc = pc_at(vbase, start_off, ops, i);
                     self.icount = base + i as u64;
@@ -1246,6 +1286,55 @@ impl Hart {
                 return PageExit::Leave;
             }
         }
+    }
+
+    /// Run the translated region `f` (see [`crate::jit`]) with `budget` instructions at most,
+    /// `base` = icount on entry. Returns the exit tag, where to go on, the instructions
+    /// retired, the exception of a trap, and the slots a write made stale.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn run_jit<M: Mmio>(
+        &mut self,
+        f: crate::jit::BlockFn,
+        ram: &mut Ram,
+        mmio: &mut M,
+        page: *const DecodedPage,
+        way: usize,
+        dmode: usize,
+        base: u64,
+        vbase: u64,
+        budget: u64,
+    ) -> (u64, u64, u64, Option<Exception>, (usize, usize)) {
+        use crate::jit::*;
+        let hart: *mut Hart = self;
+        let mut env = JitEnv::<M> {
+            hart,
+            ram,
+            mmio,
+            page,
+            way,
+            dmode,
+            base,
+            exc: None,
+            dirty: (0, 0),
+        };
+        let mut ctx = JitCtx {
+            // SAFETY: `hart` is valid; only translated code and the helpers use it until `f`
+            // returns.
+            x: unsafe { (*hart).x.as_mut_ptr() },
+            vbase,
+            npc: 0,
+            load: load_helper::<M>,
+            store: store_helper::<M>,
+            status: 0,
+            env: (&mut env as *mut JitEnv<M>).cast(),
+            budget,
+            retired: 0,
+        };
+        // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
+        // for the call and nothing else touches what they point to meanwhile.
+        let tag = unsafe { f(&mut ctx) };
+        (tag, ctx.npc, ctx.retired, env.exc.take(), env.dirty)
     }
 
     /// Would the LR/SC/AMO about to execute at `addr` fire a watchpoint? LR reads, SC writes

@@ -73,6 +73,9 @@ pub struct Hart {
     pub features: crate::isa::CpuFeatures,
     /// Traps taken by this hart (statistics, not architectural state).
     pub stats: crate::stats::TrapStats,
+    /// The translating engine hot blocks are compiled with (`None`: interpret only). Not
+    /// architectural state: engines are interchangeable at any instruction.
+    pub jit: Option<&'static dyn crate::jit::BlockCompiler>,
 }
 
 impl std::fmt::Debug for Hart {
@@ -102,6 +105,7 @@ impl Hart {
             debug: Default::default(),
             features: Default::default(),
             stats: Default::default(),
+            jit: crate::jit::default_engine(),
         };
         h.x[10] = hart_id;
         h.x[11] = fdt_addr;
@@ -159,6 +163,7 @@ impl Hart {
             debug: _,
             features: _,
             stats: _,
+            jit: _,
         } = self;
         HartState {
             x: *x,

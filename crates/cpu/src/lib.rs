@@ -12,6 +12,7 @@ pub mod exec;
 pub mod fpu;
 pub mod hart;
 pub mod isa;
+pub mod jit;
 pub mod mmu;
 pub mod ram;
 pub mod stats;

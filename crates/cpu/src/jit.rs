@@ -1,0 +1,235 @@
+//! The seam between the interpreter and a translating engine (the `rewind-jit` crate).
+//!
+//! The interpreter keeps its decoded blocks; a block executed [`hot_threshold`] times is
+//! handed to the installed [`BlockCompiler`] with the rest of its page, and from then on,
+//! whenever the whole block fits in the budget and no debugger hook is active, host code runs
+//! instead of the op loop: that block and the blocks of the same page it jumps to (a region),
+//! each entered only if it fits in what is left of the budget. Translated code only replaces
+//! *how* ops execute: it reports how many instructions retired, where to go on and why it
+//! stopped, and the interpreter takes over with exactly the pc and icount it would have had.
+//! The code lives in its [`crate::decode::DecodedPage`], so every event that drops decoded
+//! code (stores into it, `fence.i`, DMA, a page reset) drops the translation with it.
+//!
+//! CONTRACT: the layout of [`JitCtx`] and the exit codes are shared with `crates/jit`.
+
+use std::sync::RwLock;
+
+use crate::bus::Mmio;
+use crate::decode::{DecodedPage, Op};
+use crate::hart::Hart;
+use crate::mmu::StoreOutcome;
+use crate::ram::Ram;
+use crate::trap::Exception;
+
+/// Executions of a block in the interpreter before it is compiled: translating a region costs
+/// about as much as interpreting a few hundred thousand instructions, so only code that runs
+/// often pays back (a Linux boot translates tens of thousands of blocks at a low threshold).
+pub const HOT_THRESHOLD: u16 = 2000;
+
+/// The threshold in force (tests lower it to exercise translation on short programs).
+static HOT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(HOT_THRESHOLD);
+
+/// Translate blocks after `n` executions from now on (at most `u16::MAX - 1`).
+pub fn set_hot_threshold(n: u16) {
+    HOT.store(n.min(u16::MAX - 1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The threshold in force.
+#[inline]
+pub fn hot_threshold() -> u16 {
+    HOT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Host code of one region: returns an exit tag (`EXIT_*`) with `JitCtx::npc` and
+/// `JitCtx::retired` set.
+pub type BlockFn = unsafe extern "C" fn(ctx: *mut JitCtx) -> u64;
+
+/// Helper for loads: `(ctx, vaddr, info)` with `info = instructions retired before this one
+/// since the region was entered | size << 32`; returns the zero-extended value, and sets
+/// `ctx.status` to an exit tag if the region must stop.
+pub type LoadFn = unsafe extern "C" fn(ctx: *mut JitCtx, vaddr: u64, info: u64) -> u64;
+
+/// Helper for stores: `(ctx, vaddr, value, info)`; returns 0 or an exit tag.
+pub type StoreFn = unsafe extern "C" fn(ctx: *mut JitCtx, vaddr: u64, value: u64, info: u64) -> u64;
+
+/// Go on at `npc` (the region ended, left the page, ran out of budget, or reached an op it
+/// does not translate).
+pub const EXIT_DONE: u64 = 0;
+/// The instruction at `npc` raised the exception in the environment (it did not retire).
+pub const EXIT_TRAP: u64 = 1;
+/// The last instruction retired wrote decoded code of this page.
+pub const EXIT_DIRTY: u64 = 2;
+/// The last instruction retired stored to a device.
+pub const EXIT_YIELD: u64 = 3;
+
+/// What translated code sees (`repr(C)`: the compiler uses the field offsets below).
+#[repr(C)]
+pub struct JitCtx {
+    /// The hart's integer registers (`x[0]` is never written).
+    pub x: *mut u64,
+    /// Virtual base of the page the region runs from (pc-relative immediates add to it).
+    pub vbase: u64,
+    /// Out: where execution goes on (see the exit tags).
+    pub npc: u64,
+    /// The load helper.
+    pub load: LoadFn,
+    /// The store helper.
+    pub store: StoreFn,
+    /// Set by the load helper when the region must stop.
+    pub status: u64,
+    /// The interpreter's state for the helpers (`JitEnv<M>`).
+    pub env: *mut std::ffi::c_void,
+    /// In: instructions the region may retire (a block that does not fit is not entered).
+    pub budget: u64,
+    /// Out: instructions retired.
+    pub retired: u64,
+}
+
+/// Offsets of [`JitCtx`] fields, for code generators.
+pub mod offsets {
+    /// `x`.
+    pub const X: i32 = 0;
+    /// `vbase`.
+    pub const VBASE: i32 = 8;
+    /// `npc`.
+    pub const NPC: i32 = 16;
+    /// `load`.
+    pub const LOAD: i32 = 24;
+    /// `store`.
+    pub const STORE: i32 = 32;
+    /// `status`.
+    pub const STATUS: i32 = 40;
+    /// `budget`.
+    pub const BUDGET: i32 = 56;
+    /// `retired`.
+    pub const RETIRED: i32 = 64;
+}
+
+/// The decoded blocks of one physical page, as a code generator sees them.
+#[derive(Clone, Copy)]
+pub struct CodePage<'a> {
+    pub(crate) page: &'a DecodedPage,
+}
+
+impl<'a> CodePage<'a> {
+    /// The decoded block starting at page offset `off` (its ops, and the page offset its
+    /// fall-through ends at), if there is one. pc-relative immediates (`auipc`, `jal`,
+    /// branches) are relative to the page base.
+    pub fn block(&self, off: u64) -> Option<(&'a [Op], u64)> {
+        self.page.block_at(off)
+    }
+}
+
+/// A code generator.
+pub trait BlockCompiler: Send + Sync {
+    /// Translate the region of `page` entered at page offset `start` (the block there, and
+    /// whatever of the page it chooses to chain to); `None` if not even the first op of the
+    /// block is supported.
+    fn compile(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn>;
+}
+
+/// The engine [`Hart::new`] gives new harts.
+static DEFAULT_ENGINE: RwLock<Option<&'static dyn BlockCompiler>> = RwLock::new(None);
+
+/// Make harts created from now on use `engine` (`None`: the interpreter only).
+pub fn set_default_engine(engine: Option<&'static dyn BlockCompiler>) {
+    if let Ok(mut e) = DEFAULT_ENGINE.write() {
+        *e = engine;
+    }
+}
+
+/// The engine new harts use.
+pub fn default_engine() -> Option<&'static dyn BlockCompiler> {
+    DEFAULT_ENGINE.read().ok().and_then(|e| *e)
+}
+
+/// What the helpers need: everything the interpreter's block loop holds.
+pub(crate) struct JitEnv<M> {
+    pub hart: *mut Hart,
+    pub ram: *mut Ram,
+    pub mmio: *mut M,
+    pub page: *const DecodedPage,
+    pub way: usize,
+    pub dmode: usize,
+    /// icount before the block's first op.
+    pub base: u64,
+    pub exc: Option<Exception>,
+    pub dirty: (usize, usize),
+}
+
+/// Retired-count offset and size from a helper's `info`.
+#[inline(always)]
+fn split_info(info: u64) -> (u64, u8) {
+    (info & 0xffff_ffff, (info >> 32) as u8)
+}
+
+/// After a memory access by op `i`: did a write hit decoded code of this page? (The
+/// interpreter's `code_check`.)
+///
+/// # Safety
+/// `env`'s pointers are valid and not otherwise borrowed.
+#[inline(always)]
+unsafe fn code_check<M>(env: &mut JitEnv<M>) -> u64 {
+    let ram = &mut *env.ram;
+    if ram.way_dirty(env.way) {
+        if let Some((lo, hi)) = ram.take_code_dirty(env.way) {
+            if (*env.page).overlaps(lo, hi) {
+                env.dirty = (lo, hi);
+                return EXIT_DIRTY;
+            }
+        }
+    }
+    0
+}
+
+/// The load helper for a machine whose devices are `M`.
+///
+/// # Safety
+/// Called by translated code only, with the `ctx` set up by the interpreter.
+pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
+    ctx: *mut JitCtx,
+    vaddr: u64,
+    info: u64,
+) -> u64 {
+    let env = &mut *((*ctx).env as *mut JitEnv<M>);
+    let (i, size) = split_info(info);
+    let hart = &mut *env.hart;
+    // Devices read the clock at the access.
+    hart.icount = env.base + i;
+    match hart.load_in(&mut *env.ram, &mut *env.mmio, vaddr, size, env.dmode) {
+        Ok(v) => {
+            (*ctx).status = code_check(env);
+            v
+        }
+        Err(ex) => {
+            env.exc = Some(ex);
+            (*ctx).status = EXIT_TRAP;
+            0
+        }
+    }
+}
+
+/// The store helper for a machine whose devices are `M`.
+///
+/// # Safety
+/// Called by translated code only, with the `ctx` set up by the interpreter.
+pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
+    ctx: *mut JitCtx,
+    vaddr: u64,
+    value: u64,
+    info: u64,
+) -> u64 {
+    let env = &mut *((*ctx).env as *mut JitEnv<M>);
+    let (i, size) = split_info(info);
+    let hart = &mut *env.hart;
+    hart.icount = env.base + i;
+    match hart.store_in(&mut *env.ram, &mut *env.mmio, vaddr, size, value, env.dmode) {
+        Ok(StoreOutcome::Ram) => 0,
+        Ok(StoreOutcome::CodeModified) => code_check(env),
+        Ok(StoreOutcome::Mmio) => EXIT_YIELD,
+        Err(ex) => {
+            env.exc = Some(ex);
+            EXIT_TRAP
+        }
+    }
+}

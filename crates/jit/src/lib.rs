@@ -1,0 +1,905 @@
+//! The translating engine of rewind: hot interpreter blocks become host code (Cranelift).
+//!
+//! The interpreter (`rewind_cpu::exec`) stays in charge of everything that makes a run exact:
+//! budgets, deadlines, interrupts, traps, decoded-code invalidation, debugger hooks. It hands a
+//! block it executed [`rewind_cpu::jit::hot_threshold`] times to [`Jit::compile`], which
+//! translates the longest prefix of its ops it supports (RV64I + M integer ops, Zba/Zbb basics,
+//! loads and stores through helpers, the block-ending jump or branch). The host code returns how
+//! many ops retired and why it stopped; an op it does not support is left to the interpreter.
+//!
+//! Why Cranelift: a maintained, pure-Rust code generator that builds on stable with no system
+//! dependency and targets x86-64 and aarch64 from the same IR; its SSA builder keeps guest
+//! registers in host registers within a block with no register allocator of our own.
+//!
+//! Translated code is never freed (the code memory of a `JITModule` lives for the process):
+//! blocks of pages that are reset are leaked, bounded by [`MAX_BLOCKS`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, InstBuilder, MemFlagsData, SigRef, Signature, Value,
+};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::Variable;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Module};
+use rewind_cpu::decode::{Kind, Op};
+use rewind_cpu::jit::{offsets, BlockCompiler, BlockFn, CodePage, EXIT_DONE, EXIT_TRAP};
+
+/// Blocks translated per process before the engine stops translating (code is never freed).
+pub const MAX_BLOCKS: u64 = 1 << 20;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    /// The host is not supported by the code generator.
+    #[error("no JIT for this host: {0}")]
+    Host(String),
+}
+
+/// The code generator state (one per process).
+struct Backend {
+    module: JITModule,
+    fctx: FunctionBuilderContext,
+}
+
+// SAFETY: `JITModule` holds raw pointers to its own code memory; all access goes through the
+// `Mutex` in `Jit`, so moving it between threads is sound.
+unsafe impl Send for Backend {}
+
+/// The Cranelift engine.
+pub struct Jit {
+    backend: Mutex<Backend>,
+    /// Blocks translated.
+    pub blocks: AtomicU64,
+    /// Ops translated.
+    pub ops: AtomicU64,
+    /// Nanoseconds spent translating.
+    pub compile_ns: AtomicU64,
+}
+
+impl Jit {
+    /// A new engine for the host.
+    pub fn new() -> Result<Jit, JitError> {
+        let mut flags = settings::builder();
+        for (k, v) in [
+            // Translation time dominates on code that is not very hot (a Linux boot): Cranelift's
+            // optimiser costs more than it gains on these short regions (measured on the bench
+            // guest and Linux; the single-pass register allocator too).
+            ("opt_level", "none"),
+            // The IR comes from a fixed generator checked by the lockstep test; verifying every
+            // function would double the translation time.
+            ("enable_verifier", "false"),
+            ("is_pic", "false"),
+            ("use_colocated_libcalls", "false"),
+        ] {
+            flags.set(k, v).map_err(|e| JitError::Host(e.to_string()))?;
+        }
+        let isa = cranelift_native::builder()
+            .map_err(|e| JitError::Host(e.to_string()))?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| JitError::Host(e.to_string()))?;
+        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        Ok(Jit {
+            backend: Mutex::new(Backend {
+                module,
+                fctx: FunctionBuilderContext::new(),
+            }),
+            blocks: AtomicU64::new(0),
+            ops: AtomicU64::new(0),
+            compile_ns: AtomicU64::new(0),
+        })
+    }
+
+    /// The process-wide engine (created on first use).
+    pub fn global() -> Result<&'static Jit, JitError> {
+        static JIT: OnceLock<Result<Jit, String>> = OnceLock::new();
+        match JIT.get_or_init(|| Jit::new().map_err(|e| e.to_string())) {
+            Ok(j) => Ok(j),
+            Err(e) => Err(JitError::Host(e.clone())),
+        }
+    }
+
+    /// Make every hart created from now on use the process-wide engine.
+    pub fn install() -> Result<(), JitError> {
+        let j: &'static dyn BlockCompiler = Jit::global()?;
+        rewind_cpu::jit::set_default_engine(Some(j));
+        Ok(())
+    }
+}
+
+/// How many leading ops of `ops` the generator supports.
+fn supported_prefix(ops: &[Op]) -> usize {
+    ops.iter().take_while(|o| supported(o.kind)).count()
+}
+
+/// Does the generator translate `kind`?
+fn supported(kind: Kind) -> bool {
+    use Kind::*;
+    matches!(
+        kind,
+        Lui | Auipc
+            | Jal
+            | Jalr
+            | J
+            | Jr
+            | Beq
+            | Bne
+            | Blt
+            | Bge
+            | Bltu
+            | Bgeu
+            | Lb
+            | Lh
+            | Lw
+            | Ld
+            | Lbu
+            | Lhu
+            | Lwu
+            | Sb
+            | Sh
+            | Sw
+            | Sd
+            | Addi
+            | Slti
+            | Sltiu
+            | Xori
+            | Ori
+            | Andi
+            | Slli
+            | Srli
+            | Srai
+            | Add
+            | Sub
+            | Sll
+            | Slt
+            | Sltu
+            | Xor
+            | Srl
+            | Sra
+            | Or
+            | And
+            | Addiw
+            | Slliw
+            | Srliw
+            | Sraiw
+            | Addw
+            | Subw
+            | Sllw
+            | Srlw
+            | Sraw
+            | Mul
+            | Mulh
+            | Mulhsu
+            | Mulhu
+            | Div
+            | Divu
+            | Rem
+            | Remu
+            | Mulw
+            | Divw
+            | Divuw
+            | Remw
+            | Remuw
+            | Sh1add
+            | Sh2add
+            | Sh3add
+            | AddUw
+            | Andn
+            | Orn
+            | Xnor
+            | Max
+            | Maxu
+            | Min
+            | Minu
+            | SextB
+            | SextH
+            | ZextH
+            | Rev8
+            | CzeroEqz
+            | CzeroNez
+            | Fence
+            | Nop
+    )
+}
+
+impl BlockCompiler for Jit {
+    fn compile(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn> {
+        if self.blocks.load(Ordering::Relaxed) >= MAX_BLOCKS {
+            return None;
+        }
+        let blocks = region(page, start);
+        if blocks.first().map(|b| b.off) != Some(start) {
+            return None;
+        }
+        let t0 = std::time::Instant::now();
+        let mut be = self.backend.lock().ok()?;
+        let f = be.translate(&blocks)?;
+        self.blocks.fetch_add(1, Ordering::Relaxed);
+        self.ops.fetch_add(
+            blocks.iter().map(|b| b.ops.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        self.compile_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Some(f)
+    }
+}
+
+/// Page size (regions never leave their page).
+const PAGE: u64 = 4096;
+
+/// Most blocks in one region.
+const MAX_REGION_BLOCKS: usize = 16;
+
+/// A block of a region.
+struct RBlock<'a> {
+    /// Page offset of its first op.
+    off: u64,
+    /// The ops translated (a prefix of the block, maybe all of it).
+    ops: &'a [Op],
+    /// Are `ops` the whole block?
+    whole: bool,
+    /// Page offset its fall-through ends at.
+    end: u64,
+}
+
+/// The page offsets a whole block may go on at, where known statically.
+fn successors(last: &Op, end: u64) -> Vec<i64> {
+    use Kind::*;
+    match last.kind {
+        Beq | Bne | Blt | Bge | Bltu | Bgeu => vec![last.imm as i64, end as i64],
+        Jal | J => vec![last.imm as i64],
+        Jalr | Jr => vec![],
+        _ => vec![end as i64],
+    }
+}
+
+/// Is page offset `t` a place a region can jump to?
+fn on_page(t: i64) -> bool {
+    (0..PAGE as i64).contains(&t) && t & 1 == 0
+}
+
+/// The blocks of `page` reachable from `start` through static jumps inside the page whose first
+/// op is translatable (`start` first).
+fn region(page: CodePage<'_>, start: u64) -> Vec<RBlock<'_>> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut work = vec![start];
+    while let Some(off) = work.pop() {
+        if out.len() >= MAX_REGION_BLOCKS || !seen.insert(off) {
+            continue;
+        }
+        let Some((ops, end)) = page.block(off) else {
+            continue;
+        };
+        let n = supported_prefix(ops);
+        if n == 0 {
+            continue;
+        }
+        let whole = n == ops.len();
+        if whole {
+            // Reversed so the first successor is explored first (depth-first along hot paths
+            // is not known; any order is correct).
+            for t in successors(&ops[n - 1], end).into_iter().rev() {
+                if on_page(t) {
+                    work.push(t as u64);
+                }
+            }
+        }
+        out.push(RBlock {
+            off,
+            ops: &ops[..n],
+            whole,
+            end,
+        });
+    }
+    out
+}
+
+/// Memory flags for the register file and the context (always valid, aligned).
+fn trusted() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// Where an exit continues: a page offset (added to the virtual page base) or a computed pc.
+#[derive(Clone, Copy)]
+enum Npc {
+    Off(i64),
+    Pc(Value),
+}
+
+/// One region being generated.
+struct Gen<'a> {
+    b: FunctionBuilder<'a>,
+    ctx: Value,
+    xp: Value,
+    vbase: Value,
+    /// SSA values of guest registers known in the current host block (registers are written
+    /// through to the hart at once, so exits store nothing; reads are cached along a guest
+    /// block, whose host blocks each dominate the next).
+    cache: [Option<Value>; 32],
+    retired: Variable,
+}
+
+impl Gen<'_> {
+    fn get(&mut self, r: u8) -> Value {
+        let r = (r & 31) as usize;
+        if r == 0 {
+            return self.b.ins().iconst(types::I64, 0);
+        }
+        if let Some(v) = self.cache[r] {
+            return v;
+        }
+        let v = self
+            .b
+            .ins()
+            .load(types::I64, trusted(), self.xp, (r * 8) as i32);
+        self.cache[r] = Some(v);
+        v
+    }
+
+    fn set(&mut self, r: u8, v: Value) {
+        let r = (r & 31) as usize;
+        if r != 0 {
+            self.store_reg(r as u8, v);
+            self.cache[r] = Some(v);
+        }
+    }
+
+    /// Write `v` to guest register `r` (not x0) without caching it.
+    fn store_reg(&mut self, r: u8, v: Value) {
+        let r = (r & 31) as usize;
+        if r != 0 {
+            self.b.ins().store(trusted(), v, self.xp, (r * 8) as i32);
+        }
+    }
+
+    fn imm(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    /// Store `npc` and `retired`, and return `tag` (ends the current block).
+    fn exit(&mut self, tag: Value, npc: Npc, retired: Value) {
+        let pc = match npc {
+            Npc::Off(o) => self.b.ins().iadd_imm_s(self.vbase, o),
+            Npc::Pc(v) => v,
+        };
+        let ctx = self.ctx;
+        self.b.ins().store(trusted(), pc, ctx, offsets::NPC);
+        self.b
+            .ins()
+            .store(trusted(), retired, ctx, offsets::RETIRED);
+        self.b.ins().return_(&[tag]);
+    }
+
+    fn sext32(&mut self, v: Value) -> Value {
+        let w = self.b.ins().ireduce(types::I32, v);
+        self.b.ins().sextend(types::I64, w)
+    }
+
+    fn bool64(&mut self, c: Value) -> Value {
+        self.b.ins().uextend(types::I64, c)
+    }
+
+    /// After a helper returned `st` (non-zero: stop) for op `i` at page offset `op_off` of a
+    /// block entered with `r0` retired: leave (a trap retires nothing of the op; any other stop
+    /// retires it, after `retire` wrote its result) or go on in a new block.
+    fn helper_exit(
+        &mut self,
+        st: Value,
+        r0: Value,
+        i: usize,
+        op: &Op,
+        op_off: u64,
+        retire: impl FnOnce(&mut Self),
+    ) {
+        let out = self.b.create_block();
+        let cont = self.b.create_block();
+        let trap = self.b.create_block();
+        let other = self.b.create_block();
+        self.b.ins().brif(st, out, &[], cont, &[]);
+        self.b.switch_to_block(out);
+        let is_trap = self.b.ins().icmp_imm_s(IntCC::Equal, st, EXIT_TRAP as i64);
+        self.b.ins().brif(is_trap, trap, &[], other, &[]);
+        self.b.switch_to_block(trap);
+        let r = self.b.ins().iadd_imm_s(r0, i as i64);
+        self.exit(st, Npc::Off(op_off as i64), r);
+        self.b.switch_to_block(other);
+        retire(self);
+        let r = self.b.ins().iadd_imm_s(r0, i as i64 + 1);
+        self.exit(st, Npc::Off((op_off + op.len as u64) as i64), r);
+        self.b.switch_to_block(cont);
+    }
+
+    /// RISC-V division: no trap on zero or overflow. `signed`, `rem`, operands of `ty`.
+    fn div(&mut self, a: Value, b: Value, signed: bool, rem: bool) -> Value {
+        let ty = self.b.func.dfg.value_type(a);
+        let zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
+        let one = self.b.ins().iconst(ty, 1);
+        let safe_b = if signed {
+            let min = if ty == types::I32 {
+                i32::MIN as i64
+            } else {
+                i64::MIN
+            };
+            let amin = self.b.ins().icmp_imm_s(IntCC::Equal, a, min);
+            let bm1 = self.b.ins().icmp_imm_s(IntCC::Equal, b, -1);
+            let ovf = self.b.ins().band(amin, bm1);
+            let bad = self.b.ins().bor(zero, ovf);
+            self.b.ins().select(bad, one, b)
+        } else {
+            self.b.ins().select(zero, one, b)
+        };
+        // With the divisor replaced by 1 on overflow, quotient = a (= MIN) and remainder = 0,
+        // as RISC-V wants; division by zero is patched below.
+        let r = match (signed, rem) {
+            (true, false) => self.b.ins().sdiv(a, safe_b),
+            (true, true) => self.b.ins().srem(a, safe_b),
+            (false, false) => self.b.ins().udiv(a, safe_b),
+            (false, true) => self.b.ins().urem(a, safe_b),
+        };
+        let on_zero = if rem { a } else { self.b.ins().iconst(ty, -1) };
+        self.b.ins().select(zero, on_zero, r)
+    }
+}
+
+/// Signatures of the helpers, imported into the function being built.
+struct Helpers {
+    load: SigRef,
+    store: SigRef,
+}
+
+impl Backend {
+    /// Generate host code for the region `blocks` (`blocks[0]` is its entry).
+    fn translate(&mut self, blocks: &[RBlock<'_>]) -> Option<BlockFn> {
+        let ptr = self.module.target_config().pointer_type();
+        let mut cctx = self.module.make_context();
+        let call_conv = self.module.isa().default_call_conv();
+        cctx.func.signature.params.push(AbiParam::new(ptr));
+        cctx.func.signature.returns.push(AbiParam::new(types::I64));
+        let mut load_sig = Signature::new(call_conv);
+        load_sig.params.extend([
+            AbiParam::new(ptr),
+            AbiParam::new(types::I64),
+            AbiParam::new(types::I64),
+        ]);
+        load_sig.returns.push(AbiParam::new(types::I64));
+        let mut store_sig = Signature::new(call_conv);
+        store_sig.params.extend([
+            AbiParam::new(ptr),
+            AbiParam::new(types::I64),
+            AbiParam::new(types::I64),
+            AbiParam::new(types::I64),
+        ]);
+        store_sig.returns.push(AbiParam::new(types::I64));
+        {
+            let mut b = FunctionBuilder::new(&mut cctx.func, &mut self.fctx);
+            let helpers = Helpers {
+                load: b.import_signature(load_sig),
+                store: b.import_signature(store_sig),
+            };
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let ctx = b.block_params(entry)[0];
+            let xp = b.ins().load(ptr, trusted(), ctx, offsets::X);
+            let vbase = b.ins().load(types::I64, trusted(), ctx, offsets::VBASE);
+            let budget = b.ins().load(types::I64, trusted(), ctx, offsets::BUDGET);
+            let retired = b.declare_var(types::I64);
+            let zero = b.ins().iconst(types::I64, 0);
+            b.def_var(retired, zero);
+            let check: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
+            let body: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
+            // The caller checked that the first block fits the budget.
+            b.ins().jump(body[0], &[]);
+            let mut g = Gen {
+                b,
+                ctx,
+                xp,
+                vbase,
+                cache: [None; 32],
+                retired,
+            };
+            let index: std::collections::HashMap<u64, usize> =
+                blocks.iter().enumerate().map(|(k, b)| (b.off, k)).collect();
+            for (k, blk) in blocks.iter().enumerate() {
+                // Enter only if the whole block fits in what is left of the budget.
+                g.b.switch_to_block(check[k]);
+                g.cache = [None; 32];
+                let r = g.b.use_var(retired);
+                let left = g.b.ins().isub(budget, r);
+                let fits = g.b.ins().icmp_imm_u(
+                    IntCC::UnsignedGreaterThanOrEqual,
+                    left,
+                    blk.ops.len() as i64,
+                );
+                let out = g.b.create_block();
+                g.b.ins().brif(fits, body[k], &[], out, &[]);
+                g.b.switch_to_block(out);
+                let done = g.imm(EXIT_DONE as i64);
+                g.exit(done, Npc::Off(blk.off as i64), r);
+                g.b.switch_to_block(body[k]);
+                g.cache = [None; 32];
+                g.block(blk, &helpers, ptr, &|t| {
+                    if on_page(t) {
+                        index.get(&(t as u64)).map(|&i| check[i])
+                    } else {
+                        None
+                    }
+                })?;
+            }
+            g.b.seal_all_blocks();
+            g.b.finalize(self.module.target_config());
+        }
+        let id = self
+            .module
+            .declare_anonymous_function(&cctx.func.signature)
+            .ok()?;
+        self.module.define_function(id, &mut cctx).ok()?;
+        self.module.clear_context(&mut cctx);
+        self.module.finalize_definitions().ok()?;
+        let code = self.module.get_finalized_function(id);
+        // SAFETY: the function was generated with the `BlockFn` signature (one pointer in, one
+        // i64 out, the host's C calling convention).
+        Some(unsafe { std::mem::transmute::<*const u8, BlockFn>(code) })
+    }
+}
+
+impl Gen<'_> {
+    /// Emit the body of one region block (the current block is its entry); `target` maps a
+    /// page offset to the region block checking entry there.
+    fn block(
+        &mut self,
+        blk: &RBlock<'_>,
+        helpers: &Helpers,
+        ptr: types::Type,
+        target: &dyn Fn(i64) -> Option<Block>,
+    ) -> Option<()> {
+        let g = self;
+        let r0 = g.b.use_var(g.retired);
+        let n = blk.ops.len();
+        let fall = g.b.ins().iadd_imm_s(g.vbase, blk.end as i64);
+        let mut off = blk.off;
+        for (i, op) in blk.ops.iter().enumerate() {
+            let op_off = off;
+            off += op.len as u64;
+            let imm = op.imm as i64;
+            use Kind::*;
+            macro_rules! rr {
+                ($f:ident) => {{
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let v = g.b.ins().$f(a, c);
+                    g.set(op.rd, v);
+                }};
+            }
+            macro_rules! rw {
+                ($f:ident) => {{
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let c = g.b.ins().ireduce(types::I32, c);
+                    let v = g.b.ins().$f(a, c);
+                    let v = g.b.ins().sextend(types::I64, v);
+                    g.set(op.rd, v);
+                }};
+            }
+            // The last op of a whole block transfers control (or falls through below).
+            let last = blk.whole && i + 1 == n;
+            match op.kind {
+                Lui => {
+                    let v = g.imm(imm);
+                    g.set(op.rd, v)
+                }
+                Auipc => {
+                    let v = g.b.ins().iadd_imm_s(g.vbase, imm);
+                    g.set(op.rd, v)
+                }
+                Jal | J => {
+                    if op.kind == Jal {
+                        g.set(op.rd, fall);
+                    }
+                    let r = g.b.ins().iadd_imm_s(r0, n as i64);
+                    g.b.def_var(g.retired, r);
+                    g.goto(imm, target, r);
+                    return Some(());
+                }
+                Jalr | Jr => {
+                    let a = g.get(op.rs1);
+                    let t = g.b.ins().iadd_imm_s(a, imm);
+                    let npc = g.b.ins().band_imm_s(t, !1);
+                    if op.kind == Jalr {
+                        g.set(op.rd, fall);
+                    }
+                    let r = g.b.ins().iadd_imm_s(r0, n as i64);
+                    let done = g.imm(EXIT_DONE as i64);
+                    g.exit(done, Npc::Pc(npc), r);
+                    return Some(());
+                }
+                Beq | Bne | Blt | Bge | Bltu | Bgeu if last => {
+                    let cc = match op.kind {
+                        Beq => IntCC::Equal,
+                        Bne => IntCC::NotEqual,
+                        Blt => IntCC::SignedLessThan,
+                        Bge => IntCC::SignedGreaterThanOrEqual,
+                        Bltu => IntCC::UnsignedLessThan,
+                        _ => IntCC::UnsignedGreaterThanOrEqual,
+                    };
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let c = g.b.ins().icmp(cc, a, c);
+                    let r = g.b.ins().iadd_imm_s(r0, n as i64);
+                    g.b.def_var(g.retired, r);
+                    let taken = g.b.create_block();
+                    let not_taken = g.b.create_block();
+                    g.b.ins().brif(c, taken, &[], not_taken, &[]);
+                    g.b.switch_to_block(taken);
+                    g.goto(imm, target, r);
+                    g.b.switch_to_block(not_taken);
+                    g.goto(blk.end as i64, target, r);
+                    return Some(());
+                }
+                Lb | Lh | Lw | Ld | Lbu | Lhu | Lwu => {
+                    let size: u64 = match op.kind {
+                        Lb | Lbu => 1,
+                        Lh | Lhu => 2,
+                        Lw | Lwu => 4,
+                        _ => 8,
+                    };
+                    let a = g.get(op.rs1);
+                    let addr = g.b.ins().iadd_imm_s(a, imm);
+                    let info = g.b.ins().iadd_imm_s(r0, (i as u64 | size << 32) as i64);
+                    let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::LOAD);
+                    let call =
+                        g.b.ins()
+                            .call_indirect(helpers.load, f, &[g.ctx, addr, info]);
+                    let raw = g.b.inst_results(call)[0];
+                    let v = match op.kind {
+                        Lb => {
+                            let t = g.b.ins().ireduce(types::I8, raw);
+                            g.b.ins().sextend(types::I64, t)
+                        }
+                        Lh => {
+                            let t = g.b.ins().ireduce(types::I16, raw);
+                            g.b.ins().sextend(types::I64, t)
+                        }
+                        Lw => g.sext32(raw),
+                        _ => raw,
+                    };
+                    let st =
+                        g.b.ins()
+                            .load(types::I64, trusted(), g.ctx, offsets::STATUS);
+                    let rd = op.rd;
+                    g.helper_exit(st, r0, i, op, op_off, |g| g.store_reg(rd, v));
+                    g.set(op.rd, v);
+                }
+                Sb | Sh | Sw | Sd => {
+                    let size: u64 = match op.kind {
+                        Sb => 1,
+                        Sh => 2,
+                        Sw => 4,
+                        _ => 8,
+                    };
+                    let a = g.get(op.rs1);
+                    let addr = g.b.ins().iadd_imm_s(a, imm);
+                    let val = g.get(op.rs2);
+                    let info = g.b.ins().iadd_imm_s(r0, (i as u64 | size << 32) as i64);
+                    let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::STORE);
+                    let call =
+                        g.b.ins()
+                            .call_indirect(helpers.store, f, &[g.ctx, addr, val, info]);
+                    let st = g.b.inst_results(call)[0];
+                    g.helper_exit(st, r0, i, op, op_off, |_| {});
+                }
+                Addi => {
+                    let a = g.get(op.rs1);
+                    let v = g.b.ins().iadd_imm_s(a, imm);
+                    g.set(op.rd, v)
+                }
+                Slti | Sltiu => {
+                    let a = g.get(op.rs1);
+                    let cc = if op.kind == Slti {
+                        IntCC::SignedLessThan
+                    } else {
+                        IntCC::UnsignedLessThan
+                    };
+                    let c = g.b.ins().icmp_imm_s(cc, a, imm);
+                    let v = g.bool64(c);
+                    g.set(op.rd, v)
+                }
+                Xori | Ori | Andi => {
+                    let a = g.get(op.rs1);
+                    let v = match op.kind {
+                        Xori => g.b.ins().bxor_imm_s(a, imm),
+                        Ori => g.b.ins().bor_imm_s(a, imm),
+                        _ => g.b.ins().band_imm_s(a, imm),
+                    };
+                    g.set(op.rd, v)
+                }
+                Slli | Srli | Srai => {
+                    let a = g.get(op.rs1);
+                    let s = imm & 63;
+                    let v = match op.kind {
+                        Slli => g.b.ins().ishl_imm_s(a, s),
+                        Srli => g.b.ins().ushr_imm_s(a, s),
+                        _ => g.b.ins().sshr_imm_s(a, s),
+                    };
+                    g.set(op.rd, v)
+                }
+                Add => rr!(iadd),
+                Sub => rr!(isub),
+                Sll => rr!(ishl),
+                Srl => rr!(ushr),
+                Sra => rr!(sshr),
+                Xor => rr!(bxor),
+                Or => rr!(bor),
+                And => rr!(band),
+                Slt | Sltu => {
+                    let cc = if op.kind == Slt {
+                        IntCC::SignedLessThan
+                    } else {
+                        IntCC::UnsignedLessThan
+                    };
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let c = g.b.ins().icmp(cc, a, c);
+                    let v = g.bool64(c);
+                    g.set(op.rd, v)
+                }
+                Addiw => {
+                    let a = g.get(op.rs1);
+                    let t = g.b.ins().iadd_imm_s(a, imm);
+                    let v = g.sext32(t);
+                    g.set(op.rd, v)
+                }
+                Slliw | Srliw | Sraiw => {
+                    let a = g.get(op.rs1);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let s = imm & 31;
+                    let v = match op.kind {
+                        Slliw => g.b.ins().ishl_imm_s(a, s),
+                        Srliw => g.b.ins().ushr_imm_s(a, s),
+                        _ => g.b.ins().sshr_imm_s(a, s),
+                    };
+                    let v = g.b.ins().sextend(types::I64, v);
+                    g.set(op.rd, v)
+                }
+                Addw => rw!(iadd),
+                Subw => rw!(isub),
+                Sllw => rw!(ishl),
+                Srlw => rw!(ushr),
+                Sraw => rw!(sshr),
+                Mul => rr!(imul),
+                Mulh => rr!(smulhi),
+                Mulhu => rr!(umulhi),
+                Mulhsu => {
+                    // mulhsu(a, b) = mulhu(a, b) - (a < 0 ? b : 0)
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let hu = g.b.ins().umulhi(a, c);
+                    let neg = g.b.ins().icmp_imm_s(IntCC::SignedLessThan, a, 0);
+                    let zero = g.imm(0);
+                    let corr = g.b.ins().select(neg, c, zero);
+                    let v = g.b.ins().isub(hu, corr);
+                    g.set(op.rd, v)
+                }
+                Mulw => rw!(imul),
+                Div | Divu | Rem | Remu => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let v = g.div(
+                        a,
+                        c,
+                        matches!(op.kind, Div | Rem),
+                        matches!(op.kind, Rem | Remu),
+                    );
+                    g.set(op.rd, v)
+                }
+                Divw | Divuw | Remw | Remuw => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let c = g.b.ins().ireduce(types::I32, c);
+                    let v = g.div(
+                        a,
+                        c,
+                        matches!(op.kind, Divw | Remw),
+                        matches!(op.kind, Remw | Remuw),
+                    );
+                    let v = g.b.ins().sextend(types::I64, v);
+                    g.set(op.rd, v)
+                }
+                Sh1add | Sh2add | Sh3add => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let s = match op.kind {
+                        Sh1add => 1,
+                        Sh2add => 2,
+                        _ => 3,
+                    };
+                    let t = g.b.ins().ishl_imm_s(a, s);
+                    let v = g.b.ins().iadd(t, c);
+                    g.set(op.rd, v)
+                }
+                AddUw => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let t = g.b.ins().band_imm_s(a, 0xffff_ffff);
+                    let v = g.b.ins().iadd(t, c);
+                    g.set(op.rd, v)
+                }
+                Andn => rr!(band_not),
+                Orn => rr!(bor_not),
+                Xnor => rr!(bxor_not),
+                Max => rr!(smax),
+                Maxu => rr!(umax),
+                Min => rr!(smin),
+                Minu => rr!(umin),
+                SextB | SextH => {
+                    let a = g.get(op.rs1);
+                    let ty = if op.kind == SextB {
+                        types::I8
+                    } else {
+                        types::I16
+                    };
+                    let t = g.b.ins().ireduce(ty, a);
+                    let v = g.b.ins().sextend(types::I64, t);
+                    g.set(op.rd, v)
+                }
+                ZextH => {
+                    let a = g.get(op.rs1);
+                    let v = g.b.ins().band_imm_s(a, 0xffff);
+                    g.set(op.rd, v)
+                }
+                Rev8 => {
+                    let a = g.get(op.rs1);
+                    let v = g.b.ins().bswap(a);
+                    g.set(op.rd, v)
+                }
+                CzeroEqz | CzeroNez => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let zero = g.imm(0);
+                    // select(c, x, y) = c != 0 ? x : y
+                    let v = if op.kind == CzeroEqz {
+                        g.b.ins().select(c, a, zero)
+                    } else {
+                        g.b.ins().select(c, zero, a)
+                    };
+                    g.set(op.rd, v)
+                }
+                Fence | Nop => {}
+                _ => return None, // not reached: `supported_prefix` filtered the ops
+            }
+        }
+        let r = g.b.ins().iadd_imm_s(r0, n as i64);
+        if blk.whole {
+            // A block cut by its length limit or the page end falls through.
+            g.b.def_var(g.retired, r);
+            g.goto(blk.end as i64, target, r);
+        } else {
+            // Op `n` is not translated: the interpreter goes on there.
+            let done = g.imm(EXIT_DONE as i64);
+            g.exit(done, Npc::Off(off as i64), r);
+        }
+        Some(())
+    }
+
+    /// Go on at page offset `t` (ends the current block): to its region block, else out with
+    /// `retired` instructions retired.
+    fn goto(&mut self, t: i64, target: &dyn Fn(i64) -> Option<Block>, retired: Value) {
+        match target(t) {
+            Some(blk) => {
+                self.b.ins().jump(blk, &[]);
+            }
+            None => {
+                let done = self.imm(EXIT_DONE as i64);
+                self.exit(done, Npc::Off(t), retired);
+            }
+        }
+    }
+}

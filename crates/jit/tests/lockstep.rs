@@ -1,0 +1,271 @@
+//! Lockstep: random looping programs run on two harts, one interpreting and one with the JIT,
+//! in slices of random budgets; after every slice the architectural state, the exit reason and
+//! the device stores seen so far (with the icount each happened at) must be identical.
+//!
+//! The programs mix what the JIT translates (RV64I/M ALU ops, compressed forms, loads and stores
+//! in a scratch buffer, forward branches, the loop's back edge) with what it hands back to the
+//! interpreter (CSR reads, FP moves), device loads and stores (which end a region), and loads
+//! from an address with no memory (an access fault in the middle of a translated block, whose
+//! handler skips the instruction). `REWIND_LOCKSTEP_SEED=<n>` runs one program.
+
+#[path = "../../cpu/tests/asm/mod.rs"]
+mod asm;
+
+use asm::*;
+use rewind_cpu::{ExitReason, Hart, Mmio, MmioFault, Ram};
+
+const BASE: u64 = 0x8000_0000;
+const DEV: u64 = 0x1000_0000;
+
+/// A device window at `DEV` that logs stores with their icount and reads back a counter.
+#[derive(Default, PartialEq, Debug)]
+struct Bus {
+    log: Vec<(u64, u8, u64, u64)>,
+    reads: u64,
+}
+
+impl Mmio for Bus {
+    fn load(&mut self, _: &mut Ram, paddr: u64, size: u8, icount: u64) -> Result<u64, MmioFault> {
+        if (DEV..DEV + 0x1000).contains(&paddr) {
+            self.reads += 1;
+            self.log.push((paddr, size, 0, icount));
+            Ok(self.reads * 0x1234_5678 + icount)
+        } else {
+            Err(MmioFault)
+        }
+    }
+    fn store(
+        &mut self,
+        _: &mut Ram,
+        paddr: u64,
+        size: u8,
+        value: u64,
+        icount: u64,
+    ) -> Result<(), MmioFault> {
+        if (DEV..DEV + 0x1000).contains(&paddr) {
+            self.log.push((paddr, size, value, icount));
+            Ok(())
+        } else {
+            Err(MmioFault)
+        }
+    }
+    fn mtime(&self, icount: u64) -> u64 {
+        icount
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn reg(&mut self) -> u32 {
+        self.below(32) as u32
+    }
+    /// A destination: x1..=x26 (x27 = device base, x28 = fault address, x29 = handler
+    /// temporary, x30 = scratch base, x31 = loop counter).
+    fn rd(&mut self) -> u32 {
+        1 + self.below(26) as u32
+    }
+}
+
+/// One random instruction of the loop body (no control transfer).
+fn body_op(rng: &mut Rng, p: &mut Prog) {
+    let (rd, rs1, rs2) = (rng.rd(), rng.reg(), rng.reg());
+    let imm = rng.below(4096) as i32 - 2048;
+    match rng.below(20) {
+        0 => p.w(addi(rd, rs1, imm)),
+        1 => p.w(addiw(rd, rs1, imm)),
+        2 => p.w(xori(rd, rs1, imm)),
+        3 => p.w(slli(rd, rs1, rng.below(64) as u32)),
+        4 => p.w(srai(rd, rs1, rng.below(64) as u32)),
+        5 => p.w(sraiw(rd, rs1, rng.below(32) as u32)),
+        6 => p.w(lui(rd, rng.next() as u32)),
+        7 => p.w(auipc(rd, rng.next() as u32)),
+        8 => {
+            let f = [
+                add, sub, sll, slt, sltu, xor, sra, addw, subw, sllw, srlw, sraw,
+            ];
+            p.w(f[rng.below(f.len() as u64) as usize](rd, rs1, rs2))
+        }
+        // M: mul, mulh, mulhsu, mulhu, div, divu, rem, remu and the W forms.
+        9 => p.w(mop(rng.below(8) as u32, rd, rs1, rs2)),
+        10 => p.w(mopw([0, 4, 5, 6, 7][rng.below(5) as usize], rd, rs1, rs2)),
+        11 | 12 => {
+            // Loads and stores in the scratch buffer, naturally aligned.
+            let size = 1u32 << rng.below(4);
+            let off = (rng.below(2048 / size as u64) * size as u64) as i32;
+            let f3 = match size {
+                1 => 0,
+                2 => 1,
+                4 => 2,
+                _ => 3,
+            };
+            if rng.below(2) == 0 {
+                let f3 = if size < 8 && rng.below(2) == 0 {
+                    f3 | 4
+                } else {
+                    f3
+                };
+                p.w(load(f3, rd, 30, off))
+            } else {
+                p.w(store(f3, rs2, 30, off))
+            }
+        }
+        13 => p.h(c_addi(rd, ((rng.below(63) as i32) - 31) | 1)),
+        14 => p.h(c_add(rd, 1 + rng.below(31) as u32)),
+        15 => p.h(c_mv(rd, 1 + rng.below(31) as u32)),
+        // Not translated: minstret and mscratch reads, moving an x register to f and back.
+        16 => p.w(csr(2, rd, 0, [0xb02, 0x340, 0xc00][rng.below(3) as usize])),
+        17 => match rng.below(8) {
+            0 => p.w(store(3, rs2, 27, 8 * rng.below(8) as i32)),
+            1 => p.w(load(3, rd, 27, 8 * rng.below(8) as i32)),
+            // An access fault in the middle of a block (the handler skips it).
+            2 => p.w(load(3, rd, 28, 0)),
+            3 => p.w(store(2, rs2, 28, 4)),
+            _ => p.w(addi(rd, rs1, imm)),
+        },
+        _ => p.w(add(rd, rs1, rs2)),
+    };
+}
+
+/// A program: set up, then a loop of a random body (with forward branches) run `iters` times,
+/// then spin. Traps go to a handler that skips the faulting instruction.
+fn program(seed: u64) -> Prog {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut p = Prog::new();
+    // Handler at BASE + 4: skip the faulting instruction (only 32-bit ops fault here).
+    p.w(jal(0, 20));
+    p.w(csr(2, 29, 0, 0x341));
+    p.w(addi(29, 29, 4));
+    p.w(csr(1, 0, 29, 0x341));
+    p.w(MRET);
+    p.w(auipc(29, 0));
+    p.w(addi(29, 29, -16));
+    p.w(csr(1, 0, 29, 0x305)); // csrw mtvec, x29
+    p.w(auipc(30, 0x10000)); // scratch at about BASE + 64 KiB
+    p.w(lui(27, DEV as u32));
+    p.w(addi(28, 0, 0x100)); // nothing there: access faults
+    p.w(addi(31, 0, 20 + rng.below(200) as i32));
+    for r in 1..27 {
+        p.w(addi(r, 0, rng.below(4096) as i32 - 2048));
+        p.w(slli(r, r, rng.below(64) as u32));
+        p.w(xori(r, r, rng.below(4096) as i32 - 2048));
+    }
+    let top = p.here();
+    let len = 20 + rng.below(120);
+    let mut i = 0;
+    while i < len {
+        if rng.below(12) == 0 {
+            // A forward branch over the next op.
+            let mut next = Prog::new();
+            body_op(&mut rng, &mut next);
+            let off = 4 + next.bytes.len() as i32;
+            let (a, b) = (rng.reg(), rng.reg());
+            p.w(match rng.below(4) {
+                0 => beq(a, b, off),
+                1 => bne(a, b, off),
+                2 => blt(a, b, off),
+                _ => bgeu(a, b, off),
+            });
+            p.bytes.extend_from_slice(&next.bytes);
+            i += 2;
+        } else {
+            body_op(&mut rng, &mut p);
+            i += 1;
+        }
+    }
+    p.w(addi(31, 31, -1));
+    let here = p.here();
+    p.w(bne(31, 0, top - here));
+    let spin = p.here();
+    p.w(addi(1, 1, 1));
+    p.w(jal(0, spin - p.here()));
+    p
+}
+
+struct Sys {
+    hart: Hart,
+    ram: Ram,
+    bus: Bus,
+}
+
+fn sys(p: &Prog, jit: bool) -> Sys {
+    let mut ram = Ram::new(BASE, 1 << 20);
+    ram.write(BASE, &p.bytes).expect("program fits in RAM");
+    let mut hart = Hart::new(0, BASE, 0);
+    hart.jit = if jit {
+        Some(rewind_jit::Jit::global().expect("the JIT supports this host"))
+    } else {
+        None
+    };
+    Sys {
+        hart,
+        ram,
+        bus: Bus::default(),
+    }
+}
+
+fn lockstep(seed: u64) {
+    // Translate after a few executions: the loops here are short.
+    rewind_cpu::jit::set_hot_threshold(16);
+    let p = program(seed);
+    let mut a = sys(&p, false);
+    let mut b = sys(&p, true);
+    let mut rng = Rng(seed ^ 0x5555_aaaa_1234_9876 | 1);
+    let mut slices = 0;
+    while a.hart.icount < 60_000 {
+        let cap = if rng.below(4) == 0 { 5000 } else { 200 };
+        let budget = 1 + rng.below(cap);
+        let ra: ExitReason = a.hart.run(&mut a.ram, &mut a.bus, budget);
+        let rb = b.hart.run(&mut b.ram, &mut b.bus, budget);
+        slices += 1;
+        assert_eq!(ra, rb, "seed {seed}: exit reason after slice {slices}");
+        assert_eq!(
+            a.hart.save_state(),
+            b.hart.save_state(),
+            "seed {seed}: state after slice {slices} (budget {budget})"
+        );
+        assert_eq!(
+            a.bus, b.bus,
+            "seed {seed}: device accesses after slice {slices}"
+        );
+    }
+    let (mut ma, mut mb) = (vec![0u8; 8192], vec![0u8; 8192]);
+    a.ram.read(BASE + 0x10000, &mut ma).expect("scratch is RAM");
+    b.ram.read(BASE + 0x10000, &mut mb).expect("scratch is RAM");
+    assert!(ma == mb, "seed {seed}: scratch memory differs");
+}
+
+#[test]
+fn random_programs_run_identically_on_both_engines() {
+    if let Some(seed) = std::env::var("REWIND_LOCKSTEP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        lockstep(seed);
+        return;
+    }
+    let before = rewind_jit::Jit::global()
+        .map(|j| j.blocks.load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or(0);
+    for seed in 1..=150 {
+        lockstep(seed);
+    }
+    let after = rewind_jit::Jit::global()
+        .map(|j| j.blocks.load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or(0);
+    // The programs must actually exercise translated code.
+    assert!(
+        after - before >= 150,
+        "only {} regions translated",
+        after - before
+    );
+}
