@@ -697,6 +697,24 @@ pub(crate) fn embedded(name: &str, bytes: &[u8]) -> ImageSource {
     }
 }
 
+/// Record `config` (signals left alone) into `trace` with the default state checks, to its
+/// end: the recording machine (not finished yet) and the wall time of the run.
+fn record_bench(
+    config: MachineConfig,
+    trace: &std::path::Path,
+) -> anyhow::Result<(Machine, Duration)> {
+    let mut rconfig = MachineConfig {
+        handle_signals: false,
+        ..config
+    };
+    let checks = rewind_machine::CheckSettings::default();
+    let (writer, _) = commands::create_trace(trace, &mut rconfig, checks, false)?;
+    let mut rec = Machine::record(rconfig, writer, checks)?;
+    let t = Instant::now();
+    rec.run(None)?;
+    Ok((rec, t.elapsed()))
+}
+
 fn mips(instructions: u64, t: Duration) -> f64 {
     instructions as f64 / t.as_secs_f64().max(1e-9) / 1e6
 }
@@ -793,16 +811,7 @@ fn bench(no_qemu: bool, accel: Accel) -> anyhow::Result<u8> {
     // Record and replay the same guest.
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let trace = dir.path().join("bench.rwtrace");
-    let mut rconfig = MachineConfig {
-        handle_signals: false,
-        ..config
-    };
-    let checks = rewind_machine::CheckSettings::default();
-    let (writer, _) = commands::create_trace(&trace, &mut rconfig, checks, false)?;
-    let mut rec = Machine::record(rconfig, writer, checks)?;
-    let t = Instant::now();
-    rec.run(None)?;
-    let rec_wall = t.elapsed();
+    let (mut rec, rec_wall) = record_bench(config, &trace)?;
     let guest_ns = rec.bus().clock.ns(rec.icount());
     let rec_hash = rec.state_hash();
     let bytes = rec.finish_recording()?.unwrap_or(0);
@@ -928,16 +937,7 @@ fn bench_engine(
     drop(m);
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let trace = dir.path().join("bench.rwtrace");
-    let mut rconfig = MachineConfig {
-        handle_signals: false,
-        ..config
-    };
-    let checks = rewind_machine::CheckSettings::default();
-    let (writer, _) = commands::create_trace(&trace, &mut rconfig, checks, false)?;
-    let mut rec = Machine::record(rconfig, writer, checks)?;
-    let t = Instant::now();
-    rec.run(None)?;
-    let rec_wall = t.elapsed();
+    let (mut rec, rec_wall) = record_bench(config, &trace)?;
     let same = rec.state_hash() == want_hash;
     rec.finish_recording()?;
     Ok((icount, run_wall, rec_wall, same))
