@@ -68,6 +68,12 @@ impl Session {
         let start = Instant::now();
         let conn = loop {
             match TcpStream::connect(("127.0.0.1", port)) {
+                // A connect to a port in the ephemeral range with no listener yet can connect
+                // the socket to itself (TCP simultaneous open): that is not rewind.
+                Ok(c) if c.local_addr().ok() == c.peer_addr().ok() => {
+                    drop(c);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 Ok(c) => break c,
                 Err(e) => {
                     if proc.exited() || start.elapsed() > Duration::from_secs(30) {

@@ -19,6 +19,11 @@ impl Qmp {
         let start = Instant::now();
         let stream = loop {
             match TcpStream::connect(addr) {
+                // A self-connected socket (TCP simultaneous open on a port nobody listens on
+                // yet) is not the server.
+                Ok(s) if s.local_addr().ok() == s.peer_addr().ok() => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 Ok(s) => break s,
                 Err(e) if start.elapsed() > wait => panic!("QMP {addr}: {e}"),
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
