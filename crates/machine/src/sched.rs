@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 /// Default quantum: instructions a hart runs before the next one takes its turn.
 ///
-/// A turn switch costs one checkpoint (about as much as 100 instructions), so 10,000 keeps the
-/// switching overhead near 1 % while a hart answers an IPI within `harts × 10,000`
-/// instructions (40 µs of virtual time with 4 harts at shift 0). With one hart there is no
-/// switch at all and the quantum costs nothing.
+/// A turn switch costs one checkpoint: four switches per 10,000 instructions (three parked
+/// harts) cost about 3 % on the bench guest, so a switch costs under 1 % at this quantum,
+/// while a hart answers an IPI within `harts × 10,000` instructions (40 µs of virtual time
+/// with 4 harts at shift 0). With one hart there is no switch and the quantum costs nothing.
 pub const DEFAULT_QUANTUM: u64 = 10_000;
 
 /// Largest accepted quantum.
