@@ -167,12 +167,7 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             let lines = analysis::console(&opened.session).map_err(session_error)?;
             for l in &lines {
                 if json {
-                    let v = serde_json::json!({
-                        "icount": l.icount,
-                        "offset": l.offset,
-                        "text": l.text,
-                    });
-                    println!("{v}");
+                    println!("{}", l.to_json());
                 } else {
                     println!("{:>14}  {}", l.icount, l.text);
                 }
@@ -249,18 +244,7 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             for c in &calls {
                 let name = analysis::syscall_name(c.nr);
                 if json {
-                    let v = serde_json::json!({
-                        "icount": c.icount,
-                        "hart": c.hart,
-                        "pc": format!("{:#x}", c.pc),
-                        "satp": format!("{:#x}", c.satp),
-                        "nr": c.nr,
-                        "name": name,
-                        "args": c.args,
-                        "ret": c.ret.map(|r| r.0 as i64),
-                        "ret_icount": c.ret.map(|r| r.1),
-                    });
-                    println!("{v}");
+                    println!("{}", c.to_json());
                 } else {
                     let args: Vec<String> = c.args.iter().map(|a| format!("{a:#x}")).collect();
                     let ret = c
@@ -296,25 +280,11 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
                 eprintln!("rewind: no instruction wrote {range} before {when}");
                 return Ok(1);
             };
-            let hex: String = w.value.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = w.bytes_hex();
             // The range read as a little-endian integer, when it is one.
-            let value = (w.value.len() <= 8 && !w.value.is_empty()).then(|| {
-                w.value
-                    .iter()
-                    .rev()
-                    .fold(0u64, |v, &b| (v << 8) | u64::from(b))
-            });
+            let value = w.value_le();
             if json {
-                let v = serde_json::json!({
-                    "icount": w.icount,
-                    "pc": format!("{:#x}", w.pc),
-                    "mode": w.mode,
-                    "hart": w.hart,
-                    "addr": format!("{:#x}", w.addr),
-                    "bytes": hex,
-                    "value": value,
-                });
-                println!("{v}");
+                println!("{}", w.to_json());
             } else {
                 let value = value.map_or_else(String::new, |v| format!(" = {v}"));
                 println!(

@@ -414,6 +414,19 @@ pub struct ConsoleLine {
     pub text: String,
 }
 
+impl ConsoleLine {
+    /// As one JSON object (`rewind analyze console --json` prints one per line):
+    /// `{"icount": N, "offset": BYTE, "text": "..."}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "icount": self.icount,
+            "offset": self.offset,
+            "text": self.text,
+        })
+        .to_string()
+    }
+}
+
 /// The recording's serial output line by line, each with the icount at which it was written
 /// (a last line without a newline is included).
 pub fn console(session: &ReplaySession) -> Result<Vec<ConsoleLine>, SessionError> {
@@ -490,6 +503,37 @@ pub struct Write {
     pub addr: u64,
     /// The watched range's bytes just after it (read as that hart sees them).
     pub value: Vec<u8>,
+}
+
+impl Write {
+    /// The bytes after the write, in hex.
+    pub fn bytes_hex(&self) -> String {
+        self.value.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The bytes after the write read as a little-endian integer, when there are 1 to 8.
+    pub fn value_le(&self) -> Option<u64> {
+        (self.value.len() <= 8 && !self.value.is_empty()).then(|| {
+            self.value
+                .iter()
+                .rev()
+                .fold(0u64, |v, &b| (v << 8) | u64::from(b))
+        })
+    }
+
+    /// As one JSON object (`rewind analyze last-write --json`).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "icount": self.icount,
+            "pc": format!("{:#x}", self.pc),
+            "mode": self.mode,
+            "hart": self.hart,
+            "addr": format!("{:#x}", self.addr),
+            "bytes": self.bytes_hex(),
+            "value": self.value_le(),
+        })
+        .to_string()
+    }
 }
 
 /// The last instruction that wrote any byte of `[addr, addr+len)` (virtual addresses as the
@@ -612,6 +656,24 @@ pub struct Syscall {
     pub args: [u64; 6],
     /// The result (a0 at the `sret` back to the caller) and the icount of that `sret`.
     pub ret: Option<(u64, u64)>,
+}
+
+impl Syscall {
+    /// As one JSON object (`rewind analyze syscalls --json` prints one per line).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "icount": self.icount,
+            "hart": self.hart,
+            "pc": format!("{:#x}", self.pc),
+            "satp": format!("{:#x}", self.satp),
+            "nr": self.nr,
+            "name": syscall_name(self.nr),
+            "args": self.args,
+            "ret": self.ret.map(|r| r.0 as i64),
+            "ret_icount": self.ret.map(|r| r.1),
+        })
+        .to_string()
+    }
 }
 
 /// The Linux (riscv64, asm-generic) name of system call `nr`, for the common ones.
