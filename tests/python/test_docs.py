@@ -26,7 +26,15 @@ def test_the_tutorial_runs(tmp_path):
         os.chdir(cwd)
     # The values the comments show are the ones printed.
     printed = out.getvalue()
-    for line in code.splitlines():
-        if "print(" in line and "# " in line:
-            shown = line.split("# ", 1)[1].split("...")[0].strip()
-            assert shown in printed, f"{shown!r} not in:\n{printed}"
+    lines = code.splitlines()
+    for k, line in enumerate(lines):
+        if "print(" not in line:
+            continue
+        # The output a print shows: in a comment on its line, or on the line after it.
+        if "  # " in line:
+            shown = line.split("  # ", 1)[1].strip()
+        elif k + 1 < len(lines) and lines[k + 1].startswith("# "):
+            shown = lines[k + 1][2:].strip()
+        else:
+            continue
+        assert shown in printed, f"{shown!r} not in:\n{printed}"

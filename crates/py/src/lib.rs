@@ -99,11 +99,21 @@ fn replay_stop<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Repla
 
 /// A library error as the Python exception of its kind, with the CLI's message.
 pub(crate) fn to_py(e: SessionError) -> PyErr {
-    let msg = match &e {
-        SessionError::Request(s) => s.clone(),
-        other => chain_message(other),
+    // The error of the layer that failed (SessionError is transparent: its own source is
+    // that error's source, so the chain must start at the error itself).
+    let inner: Option<&(dyn std::error::Error + 'static)> = match &e {
+        SessionError::Machine(m) => Some(m),
+        SessionError::Sidecar(s) => Some(s),
+        SessionError::Trace(t) => Some(t),
+        SessionError::Snapshot(s) => Some(s),
+        SessionError::Request(_) => None,
     };
-    match (&e, replay_stop(&e)) {
+    let msg = match (&e, inner) {
+        (SessionError::Request(s), _) => s.clone(),
+        (_, Some(i)) => chain_message(i),
+        (other, None) => other.to_string(),
+    };
+    match (&e, inner.and_then(replay_stop)) {
         (_, Some(ReplayStop::Diverged(_))) => DivergenceError::new_err(msg),
         (_, Some(ReplayStop::CutShort { .. })) => CutShortError::new_err(msg),
         (SessionError::Request(_), _) => RequestError::new_err(msg),

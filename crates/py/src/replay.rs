@@ -21,8 +21,10 @@ use crate::{machine_err, to_py, Opened, RequestError, StopReplay};
 
 /// Instructions per slice with no hook that needs short ones.
 const SLICE: u64 = 1 << 22;
-/// Instructions per slice while a console or trap hook is set.
-const SHORT_SLICE: u64 = 10_000;
+/// Instructions per slice while a console hook is set (its output is seen after each).
+const CONSOLE_SLICE: u64 = 1_000;
+/// Instructions per slice while a trap hook is set (the trap vectors are re-read after each).
+const TRAP_SLICE: u64 = 10_000;
 /// Largest pc range (in 2-byte instruction slots) an instruction hook covers with breakpoints.
 const MAX_RANGE_BREAKPOINTS: u64 = 1 << 16;
 /// Largest `read_mem`.
@@ -582,7 +584,8 @@ fn advance(slf: &Bound<'_, Replay>, target: Option<u64>) -> PyResult<Stop> {
         };
         let mut stop: Option<(String, Py<PyAny>)> = None;
         let mut ended = false;
-        for (id, cb, ev) in calls {
+        let mut calls = calls.into_iter();
+        for (id, cb, ev) in calls.by_ref() {
             let d = ev.to_dict(py, id, icount, hart)?;
             if let Happened::Console { icount: at, .. } = ev {
                 d.set_item("icount", at)?;
@@ -595,9 +598,33 @@ fn advance(slf: &Bound<'_, Replay>, target: Option<u64>) -> PyResult<Stop> {
                     Err(e) => return Err(e),
                 },
             };
-            if stops && stop.is_none() {
+            if stops {
                 stop = Some((ev.reason().to_string(), d.into_any().unbind()));
+                break;
             }
+        }
+        if stop.is_some() {
+            // Output not shown yet is shown when the replay goes on.
+            let rest: Vec<(u64, u64, Vec<u8>)> = calls
+                .filter_map(|(_, _, ev)| match ev {
+                    Happened::Console {
+                        icount,
+                        offset,
+                        data,
+                    } => Some((icount, offset, data)),
+                    _ => None,
+                })
+                .collect();
+            let console = Arc::clone(&slf.borrow().console);
+            if let Ok(mut c) = console.lock() {
+                let later = std::mem::take(&mut c.pending);
+                let mut seen = std::collections::HashSet::new();
+                c.pending = rest
+                    .into_iter()
+                    .filter(|e| seen.insert(e.1))
+                    .chain(later)
+                    .collect();
+            };
         }
         {
             let me = slf.borrow();
@@ -637,6 +664,11 @@ fn one_slice(me: &mut Replay, target: Option<u64>) -> PyResult<Slice> {
             return Ok(Slice::Call(calls));
         }
     }
+    // Output a stopping hook left unshown is shown before the machine runs on.
+    let left = me.console_events();
+    if !left.is_empty() {
+        return Ok(Slice::Call(left));
+    }
     me.install(step_mode);
     let hart = me.m.current_hart();
     let pc = me.m.hart().pc;
@@ -650,11 +682,12 @@ fn one_slice(me: &mut Replay, target: Option<u64>) -> PyResult<Slice> {
             }
         }
     }
-    let short = me.has(|k| matches!(k, HookKind::Console | HookKind::Trap));
     let mut limit = if step_mode {
         1
-    } else if short {
-        SHORT_SLICE
+    } else if me.has(|k| matches!(k, HookKind::Console)) {
+        CONSOLE_SLICE
+    } else if me.has(|k| matches!(k, HookKind::Trap)) {
+        TRAP_SLICE
     } else {
         SLICE
     };
@@ -696,31 +729,7 @@ fn one_slice(me: &mut Replay, target: Option<u64>) -> PyResult<Slice> {
             }
         }
     }
-    let console: Vec<(u64, u64, Vec<u8>)> = match me.console.lock() {
-        Ok(mut c) => std::mem::take(&mut c.pending),
-        Err(_) => Vec::new(),
-    };
-    if !console.is_empty() {
-        Python::attach(|py| {
-            for (at, offset, data) in console {
-                for h in me
-                    .hooks
-                    .iter()
-                    .filter(|h| matches!(h.kind, HookKind::Console))
-                {
-                    calls.push((
-                        h.id,
-                        h.callback.as_ref().map(|c| c.clone_ref(py)),
-                        Happened::Console {
-                            icount: at,
-                            offset,
-                            data: data.clone(),
-                        },
-                    ));
-                }
-            }
-        });
-    }
+    calls.extend(me.console_events());
     if ended && calls.is_empty() {
         return Ok(Slice::Return(me.ended_stop()));
     }
@@ -1011,6 +1020,38 @@ impl Replay {
 }
 
 impl Replay {
+    /// The console hooks' calls for the output not shown yet.
+    fn console_events(&mut self) -> Vec<(u64, Option<Py<PyAny>>, Happened)> {
+        let pending: Vec<(u64, u64, Vec<u8>)> = match self.console.lock() {
+            Ok(mut c) => std::mem::take(&mut c.pending),
+            Err(_) => Vec::new(),
+        };
+        if pending.is_empty() {
+            return Vec::new();
+        }
+        Python::attach(|py| {
+            let mut calls = Vec::new();
+            for (at, offset, data) in pending {
+                for h in self
+                    .hooks
+                    .iter()
+                    .filter(|h| matches!(h.kind, HookKind::Console))
+                {
+                    calls.push((
+                        h.id,
+                        h.callback.as_ref().map(|c| c.clone_ref(py)),
+                        Happened::Console {
+                            icount: at,
+                            offset,
+                            data: data.clone(),
+                        },
+                    ));
+                }
+            }
+            calls
+        })
+    }
+
     fn console_bytes_vec(&self) -> Vec<u8> {
         self.console
             .lock()
