@@ -22,7 +22,7 @@ fi
 PY="$VENV/bin/python"
 # maturin (the build backend) runs from the venv.
 export PATH="$VENV/bin:$PATH"
-"$PY" -m pip install --quiet --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=7"
+"$PY" -m pip install --quiet --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=7" mypy
 
 # What the tests run besides the package.
 [ -x target/debug/rewind ] || cargo build -p rewind
@@ -32,6 +32,9 @@ export PATH="$VENV/bin:$PATH"
 # target directory) and installed into the venv.
 echo "python-tests: pip install ./crates/py"
 "$PY" -m pip install --quiet --disable-pip-version-check --no-build-isolation --force-reinstall ./crates/py
+
+# The stubs and the pure-Python part type-check.
+MYPYPATH=crates/py/python "$PY" -m mypy --no-incremental crates/py/python/rewind
 
 set +e
 "$PY" -m pytest tests/python -p no:cacheprovider -ra "$@"
