@@ -42,6 +42,9 @@ pub enum AnalyzeCmd {
         /// One JSON object per line: {"icount": N, "offset": BYTE, "text": "..."}.
         #[arg(long)]
         json: bool,
+        /// Segments replayed at once (default: the number of cores).
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: Option<u64>,
     },
     /// The pcs executed, with hits per privilege level (JSON).
     Coverage {
@@ -54,6 +57,10 @@ pub enum AnalyzeCmd {
         /// (e.g. the guest, or a kernel's vmlinux) instead of the JSON on standard output.
         #[arg(long, value_name = "ELF")]
         symbols: Option<PathBuf>,
+        /// Write an lcov tracefile to FILE (needs --symbols: per source line with the ELF's
+        /// DWARF line table, else per function).
+        #[arg(long, value_name = "FILE")]
+        lcov: Option<PathBuf>,
         /// Segments replayed at once (default: the number of cores).
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: Option<u64>,
@@ -74,9 +81,14 @@ pub enum AnalyzeCmd {
     LastWrite {
         #[command(flatten)]
         trace: TraceArgs,
-        /// First byte of the range (virtual, as the guest sees it; 0x... for hex).
+        /// First byte of the range (virtual, as the guest sees it, unless --phys; 0x... for
+        /// hex).
         #[arg(long, value_name = "ADDR", value_parser = parse_number)]
         addr: u64,
+        /// ADDR is a physical address: catch stores to that RAM whatever virtual address
+        /// they used.
+        #[arg(long)]
+        phys: bool,
         /// Bytes in the range.
         #[arg(long, value_name = "N", default_value = "1", value_parser = parse_number)]
         len: u64,
@@ -102,7 +114,7 @@ fn parse_number(s: &str) -> Result<u64, String> {
     r.map_err(|_| format!("invalid number '{s}' (examples: 4096, 0x80001000)"))
 }
 
-fn jobs(j: Option<u64>) -> usize {
+pub(crate) fn jobs(j: Option<u64>) -> usize {
     j.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |j| j as usize,
@@ -162,9 +174,14 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
 /// `rewind analyze ...`.
 pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
     match cmd {
-        AnalyzeCmd::Console { trace, json } => {
-            let opened = open(&trace)?;
-            let lines = analysis::console(&opened.session).map_err(session_error)?;
+        AnalyzeCmd::Console {
+            trace,
+            json,
+            jobs: j,
+        } => {
+            let mut opened = open(&trace)?;
+            let segs = segments(&mut opened.session)?;
+            let lines = rewind_machine::timeline::console(&segs, jobs(j)).map_err(session_error)?;
             for l in &lines {
                 if json {
                     println!("{}", l.to_json());
@@ -178,8 +195,15 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             trace,
             out,
             symbols,
+            lcov,
             jobs: j,
         } => {
+            if lcov.is_some() && symbols.is_none() {
+                bail!(
+                    "--lcov needs --symbols ELF: the guest (or vmlinux) whose symbols and line \
+                     table name the pcs"
+                );
+            }
             // The symbol file is read first: a wrong path fails before the replays.
             let elf = match &symbols {
                 Some(p) => Some(
@@ -189,7 +213,7 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             };
             let mut opened = open(&trace)?;
             let session = &mut opened.session;
-            if let Some(o) = &out {
+            for o in out.iter().chain(&lcov) {
                 let protected = session.protected_files();
                 if protected
                     .iter()
@@ -211,6 +235,13 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
                 }
                 None if elf.is_none() => print!("{text}"),
                 None => {}
+            }
+            if let (Some(elf), Some(p), Some(l)) = (&elf, &symbols, &lcov) {
+                let name = p.display().to_string();
+                let info = rewind_machine::lcov::lcov(&cov, elf, &name)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                std::fs::write(l, info)
+                    .with_context(|| format!("{}: cannot write", l.display()))?;
             }
             if let (Some(elf), Some(p)) = (&elf, &symbols) {
                 let table = analysis::coverage_by_function(&cov, elf)
@@ -265,6 +296,7 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
         AnalyzeCmd::LastWrite {
             trace,
             addr,
+            phys,
             len,
             before,
             json,
@@ -272,9 +304,13 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
         } => {
             let mut opened = open(&trace)?;
             let segs = segments(&mut opened.session)?;
-            let w =
-                analysis::last_write(&segs, addr, len, before, jobs(j)).map_err(session_error)?;
-            let range = format!("{addr:#x}..{:#x}", addr.wrapping_add(len.max(1)));
+            let w = analysis::last_write_in_space(&segs, addr, len, before, jobs(j), phys)
+                .map_err(session_error)?;
+            let range = format!(
+                "{}{addr:#x}..{:#x}",
+                if phys { "physical " } else { "" },
+                addr.wrapping_add(len.max(1))
+            );
             let when = before.map_or_else(|| "the end".to_string(), |b| format!("instruction {b}"));
             let Some(w) = w else {
                 eprintln!("rewind: no instruction wrote {range} before {when}");
@@ -287,9 +323,10 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
                 println!("{}", w.to_json());
             } else {
                 let value = value.map_or_else(String::new, |v| format!(" = {v}"));
+                let via = if phys { " (virtual)" } else { "" };
                 println!(
-                    "instruction {} (hart {}, pc {:#x}, {} mode) wrote {:#x}; {range} then held \
-                     {hex}{value}",
+                    "instruction {} (hart {}, pc {:#x}, {} mode) wrote {:#x}{via}; {range} then \
+                     held {hex}{value}",
                     w.icount, w.hart, w.pc, w.mode, w.addr
                 );
             }

@@ -47,6 +47,7 @@ mod debugging;
 mod hunt;
 mod pack;
 mod qemu;
+mod timeline;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -110,6 +111,11 @@ enum Cmd {
     /// write to an address.
     #[command(subcommand)]
     Analyze(analyze::AnalyzeCmd),
+    /// Write one self-contained HTML page with the recording on an instruction-count axis:
+    /// console lines, input events by family, traps, idle warps, state checks, snapshots and
+    /// where a replay left the recording; each mark shows the `rewind replay --from` command
+    /// that goes there.
+    Timeline(timeline::TimelineArgs),
     /// Put a recording and everything its replay needs (snapshots, firmware, kernel, initrd,
     /// disk images) into one verified file; `rewind replay PACK` replays it anywhere.
     Pack(pack::PackArgs),
@@ -530,6 +536,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Pack(a) => pack::pack(a),
         Cmd::Unpack(a) => pack::unpack(a),
         Cmd::Analyze(c) => analyze::analyze(c),
+        Cmd::Timeline(a) => timeline::timeline(a),
         Cmd::Demo => commands::demo(),
         Cmd::Bench {
             guest: Some(BenchGuest::Linux),

@@ -432,3 +432,173 @@ fn syscalls_of_the_scripted_linux_boot_are_a_strace() {
         "no successful execve"
     );
 }
+
+/// The records of an lcov tracefile: (SF, lines of the record).
+fn lcov_records(text: &str) -> Vec<(String, Vec<String>)> {
+    text.split("end_of_record\n")
+        .filter(|r| r.contains("SF:"))
+        .map(|r| {
+            let lines: Vec<String> = r.lines().map(str::to_string).collect();
+            let sf = lines
+                .iter()
+                .find_map(|l| l.strip_prefix("SF:"))
+                .unwrap()
+                .to_string();
+            (sf, lines)
+        })
+        .collect()
+}
+
+#[test]
+fn lcov_has_lines_with_dwarf_and_functions_without() {
+    if guest_elf("debugme").is_none() {
+        return;
+    }
+    let scratch = Scratch::new("lcov");
+    let trace = scratch.path("d.rwd");
+    record("debugme", &trace, 5_000);
+    let elf = guest_elf("debugme").expect("guests");
+    let info = scratch.path("d.info");
+    let d = rewind(&[
+        s("analyze"),
+        s("coverage"),
+        s(&trace),
+        s("--symbols"),
+        s(&elf),
+        s("--lcov"),
+        s(&info),
+        s("-j"),
+        s("2"),
+    ]);
+    assert_eq!(d.code, Some(0), "{}", d.describe());
+    let text = std::fs::read_to_string(&info).unwrap();
+    assert!(text.starts_with("TN:"), "{text}");
+    let records = lcov_records(&text);
+    let (_, main_c) = records
+        .iter()
+        .find(|(sf, _)| sf.ends_with("debugme/main.c"))
+        .unwrap_or_else(|| panic!("no debugme/main.c record:\n{text}"));
+    // tick() runs ten times, main() once; the line storing `counter` runs ten times.
+    assert!(main_c.contains(&s("FNDA:10,tick")), "{main_c:?}");
+    assert!(main_c.contains(&s("FNDA:1,main")), "{main_c:?}");
+    let source =
+        std::fs::read_to_string(common::repo_root().join("guests/debugme/main.c")).unwrap();
+    let line = source
+        .lines()
+        .position(|l| l.trim_start().starts_with("counter = counter * 3"))
+        .unwrap()
+        + 1;
+    assert!(
+        main_c.contains(&format!("DA:{line},10")),
+        "no DA:{line},10 in {main_c:?}"
+    );
+    let da = main_c.iter().filter(|l| l.starts_with("DA:")).count();
+    let lf: usize = main_c
+        .iter()
+        .find_map(|l| l.strip_prefix("LF:"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(da, lf);
+
+    // The demo guest has no DWARF: functions only.
+    let demo = common::repo_root().join("guests/prebuilt/demo.elf");
+    let trace = scratch.path("demo.rwd");
+    let d = rewind(&[
+        s("record"),
+        s("-o"),
+        s(&trace),
+        s("--kernel"),
+        s(&demo),
+        s("--serial"),
+        s("null"),
+    ]);
+    assert_eq!(d.code, Some(0), "{}", d.describe());
+    let info = scratch.path("demo.info");
+    let d = rewind(&[
+        s("analyze"),
+        s("coverage"),
+        s(&trace),
+        s("--symbols"),
+        s(&demo),
+        s("--lcov"),
+        s(&info),
+    ]);
+    assert_eq!(d.code, Some(0), "{}", d.describe());
+    let text = std::fs::read_to_string(&info).unwrap();
+    let records = lcov_records(&text);
+    assert_eq!(records.len(), 1, "{text}");
+    let (sf, lines) = &records[0];
+    assert_eq!(sf, &s(&demo));
+    assert!(!lines.iter().any(|l| l.starts_with("DA:")), "{text}");
+    let fns = lines.iter().filter(|l| l.starts_with("FN:")).count();
+    let fnda = lines.iter().filter(|l| l.starts_with("FNDA:")).count();
+    assert!(fns > 3 && fns == fnda, "{text}");
+    assert!(lines.contains(&s("FNDA:1,main")), "{text}");
+    assert!(lines.contains(&format!("FNF:{fns}")), "{text}");
+    // --lcov needs the symbols.
+    let d = rewind(&[
+        s("analyze"),
+        s("coverage"),
+        s(&trace),
+        s("--lcov"),
+        s(&info),
+    ]);
+    assert_eq!(d.code, Some(2), "{}", d.describe());
+    assert!(d.stderr.contains("--symbols"), "{}", d.describe());
+}
+
+/// `last-write --phys` on the `vm` guest: its U-mode process stores to `user_data[1]` through
+/// VA 0x40001008 and its S-mode kernel to `sum_page[1]` through VA 0x40005008; a watch on
+/// those physical addresses finds these stores, where a virtual watch on the same numbers
+/// finds M-mode's initialisation (M runs on bare addresses).
+#[test]
+fn last_write_on_physical_addresses_sees_stores_through_any_mapping() {
+    if guest_elf("vm").is_none() {
+        return;
+    }
+    let scratch = Scratch::new("lastwrite-phys");
+    let trace = scratch.path("vm.rwd");
+    record("vm", &trace, 3_000);
+    let query = |addr: u64, phys: bool, jobs: &str| {
+        let mut args = vec![
+            s("analyze"),
+            s("last-write"),
+            s(&trace),
+            s("--addr"),
+            format!("{addr:#x}"),
+            s("--len"),
+            s("8"),
+            s("--json"),
+            s("-j"),
+            s(jobs),
+        ];
+        if phys {
+            args.push(s("--phys"));
+        }
+        let d = rewind(&args);
+        assert_eq!(d.code, Some(0), "{}", d.describe());
+        serde_json::from_str::<serde_json::Value>(d.stdout.trim()).unwrap()
+    };
+    let user = symbol("vm", "user_data") + 8;
+    let w = query(user, true, "1");
+    assert_eq!(w, query(user, true, "3"));
+    assert_eq!(w["mode"], "U", "{w}");
+    assert_eq!(w["addr"], "0x40001008", "{w}");
+    assert_eq!(w["value"].as_u64(), Some(0x1001), "{w}");
+    let pc = u64::from_str_radix(w["pc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(pc & !0xfff, 0x4000_0000, "{w}");
+    let v = query(user, false, "1");
+    assert_eq!(v["mode"], "M", "{v}");
+    assert_eq!(v["value"].as_u64(), Some(0x1001), "{v}");
+    assert!(v["icount"].as_u64() < w["icount"].as_u64(), "{v} vs {w}");
+
+    let sum = symbol("vm", "sum_page") + 8;
+    let w = query(sum, true, "2");
+    assert_eq!(w["mode"], "S", "{w}");
+    assert_eq!(w["addr"], "0x40005008", "{w}");
+    assert_eq!(w["value"].as_u64(), Some(0x77), "{w}");
+    let v = query(sum, false, "2");
+    assert_eq!(v["mode"], "M", "{v}");
+    assert_eq!(v["value"].as_u64(), Some(0x5001), "{v}");
+}

@@ -284,6 +284,7 @@ fn linux_shell_session_replays_exactly() {
         "cat /proc/interrupts",
         "echo hello > /tmp/f; sha256sum /tmp/f",
         "dmesg | tail -3",
+        "echo hello-rewind",
         "poweroff -f",
     ];
 
@@ -421,6 +422,75 @@ fn linux_shell_session_replays_exactly() {
         stats.stdout
     );
     eprintln!("linux: dump --stats:\n{}", stats.stdout);
+
+    typed_commands_show_in_the_strace(&trace, &commands);
+}
+
+/// `rewind analyze syscalls` of the typed session: after the serial input that typed
+/// `echo hello-rewind` (and before the next command), the shell's `write(1, ..., 13)` of
+/// "hello-rewind\n" returns 13; the loop's three "loop N\n" are three writes of 7 bytes.
+fn typed_commands_show_in_the_strace(trace: &Path, commands: &[&str]) {
+    // Where each command's last byte (its newline) was typed, from the log.
+    let mut r = rewind_log::TraceReader::open(trace).expect("open the trace");
+    let mut typed: Vec<u8> = Vec::new();
+    let mut at: Vec<u64> = Vec::new();
+    while let Some(e) = r.next_event().expect("read the trace") {
+        if let rewind_log::Event::SerialInput { bytes, .. } = e.event {
+            at.extend(std::iter::repeat_n(e.icount, bytes.len()));
+            typed.extend(bytes);
+        }
+    }
+    let text = String::from_utf8_lossy(&typed).into_owned();
+    let mut from = 0;
+    let mut entered = Vec::new();
+    for cmd in commands {
+        let line = format!("{cmd}\n");
+        let i = text[from..]
+            .find(&line)
+            .unwrap_or_else(|| panic!("{cmd:?} was not typed: {text:?}"))
+            + from;
+        from = i + line.len();
+        entered.push(at[from - 1]);
+    }
+    let d = run_rewind(
+        &[
+            s("analyze"),
+            s("syscalls"),
+            s(trace),
+            s("--json"),
+            s("-j"),
+            s("2"),
+        ],
+        TIMEOUT,
+    );
+    assert_eq!(d.code, Some(0), "analyze syscalls: {}", d.describe());
+    let calls: Vec<serde_json::Value> = d
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    // Writes to fd 1 of `len` bytes between the typing of command `k` and the next.
+    let writes = |k: usize, len: u64| -> Vec<&serde_json::Value> {
+        let (lo, hi) = (entered[k], entered.get(k + 1).copied().unwrap_or(u64::MAX));
+        calls
+            .iter()
+            .filter(|c| {
+                let i = c["icount"].as_u64().unwrap_or(0);
+                c["name"] == "write" && c["args"][0] == 1 && c["args"][2] == len && lo < i && i < hi
+            })
+            .collect()
+    };
+    let hello = commands
+        .iter()
+        .position(|c| *c == "echo hello-rewind")
+        .expect("the command");
+    let w = writes(hello, 13);
+    assert_eq!(w.len(), 1, "write(1, ..., 13) of echo hello-rewind: {w:?}");
+    assert_eq!(w[0]["ret"], 13, "{}", w[0]);
+    eprintln!("linux: echo hello-rewind: {}", w[0]);
+    let w = writes(0, 7);
+    assert_eq!(w.len(), 3, "the loop's writes: {w:?}");
+    assert!(w.iter().all(|c| c["ret"] == 7), "{w:?}");
 }
 
 /// `reboot -f` resets the machine as QEMU's `virt` does (OpenSBI asks the syscon/test device for

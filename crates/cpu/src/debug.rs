@@ -63,6 +63,9 @@ pub struct DebugHooks {
     pub(crate) breakpoints: Vec<u64>,
     /// Watched ranges.
     pub(crate) watchpoints: Vec<Watchpoint>,
+    /// Watched ranges of physical addresses (an access fires one whatever virtual address
+    /// it used).
+    pub(crate) phys_watchpoints: Vec<Watchpoint>,
     /// Do not stop at a breakpoint or watchpoint for the first instruction of the next `run`
     /// if it is at this pc.
     pub(crate) skip_at: Option<(u64, bool)>,
@@ -212,6 +215,7 @@ impl DebugHooks {
     pub(crate) fn active(&self) -> bool {
         !self.breakpoints.is_empty()
             || !self.watchpoints.is_empty()
+            || !self.phys_watchpoints.is_empty()
             || !self.triggers.is_empty()
             || self.coverage.is_some()
     }
@@ -257,9 +261,69 @@ impl DebugHooks {
         }
         false
     }
+
+    /// [`DebugHooks::watch_check`] for the physical watches: the access touches the physical
+    /// range `[pa, pa+size)`; `vaddr` (its virtual address) is what the hit reports.
+    fn phys_check(&mut self, vaddr: u64, pa: u64, size: u64, read: bool, write: bool) -> bool {
+        let last = pa.saturating_add(size.max(1) - 1);
+        for w in &self.phys_watchpoints {
+            let w_last = w.addr.saturating_add(w.len.max(1) - 1);
+            if pa > w_last || w.addr > last {
+                continue;
+            }
+            let access = match w.kind {
+                WatchKind::Write | WatchKind::Access if write => WatchKind::Write,
+                WatchKind::Read | WatchKind::Access if read => WatchKind::Read,
+                _ => continue,
+            };
+            self.hit = Some(DebugHit::Watchpoint {
+                watch: *w,
+                access,
+                addr: vaddr,
+            });
+            return true;
+        }
+        false
+    }
 }
 
 impl Hart {
+    /// Would an access of `size` bytes at virtual `addr` fire a watchpoint, virtual or
+    /// physical? Records the hit. (The checking interpreter's test before each access.)
+    #[inline]
+    pub(crate) fn watch_hit(
+        &mut self,
+        ram: &Ram,
+        addr: u64,
+        size: u64,
+        read: bool,
+        write: bool,
+    ) -> bool {
+        self.debug.watch_check(addr, size, read, write)
+            || (!self.debug.phys_watchpoints.is_empty()
+                && self.phys_watch_hit(ram, addr, size, read, write))
+    }
+
+    /// The physical watches: the access translated as the debugger translates (the current
+    /// privilege's address space, `mstatus.MPRV` ignored), each page it touches on its own.
+    #[cold]
+    fn phys_watch_hit(&mut self, ram: &Ram, addr: u64, size: u64, read: bool, write: bool) -> bool {
+        let size = size.max(1);
+        let first = size.min(4096 - (addr & 0xfff));
+        if let Some(pa) = self.peek_translate(ram, addr) {
+            if self.debug.phys_check(addr, pa, first, read, write) {
+                return true;
+            }
+        }
+        if size > first {
+            let next = addr.wrapping_add(first);
+            if let Some(pa) = self.peek_translate(ram, next) {
+                return self.debug.phys_check(addr, pa, size - first, read, write);
+            }
+        }
+        false
+    }
+
     /// Rebuild the decoded triggers after a write to tselect/tdata*/mcontext or a restore.
     pub(crate) fn update_triggers(&mut self) {
         let c = &self.csr;
@@ -410,6 +474,12 @@ impl Hart {
     /// Replace the watchpoints.
     pub fn set_watchpoints(&mut self, watches: &[Watchpoint]) {
         self.debug.watchpoints = watches.to_vec();
+    }
+
+    /// Replace the physical watchpoints: ranges of physical addresses, fired by an access
+    /// whatever virtual address it used (the hit reports that virtual address).
+    pub fn set_phys_watchpoints(&mut self, watches: &[Watchpoint]) {
+        self.debug.phys_watchpoints = watches.to_vec();
     }
 
     /// Let the first instruction of the next `run` execute even if a breakpoint is at its pc

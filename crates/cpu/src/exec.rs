@@ -639,7 +639,7 @@ impl Hart {
                         self.icount = base + $i as u64;
                         if DEBUG {
                             if !(skip_watch_first && $i == 0)
-                                && self.debug.watch_check(a, $size, true, false)
+                                && self.watch_hit(ram, a, $size, true, false)
                             {
                                 break 'blk BlockExit::Watch($i);
                             }
@@ -660,7 +660,7 @@ impl Hart {
                         self.icount = base + $i as u64;
                         if DEBUG {
                             if !(skip_watch_first && $i == 0)
-                                && self.debug.watch_check(a, $size, false, true)
+                                && self.watch_hit(ram, a, $size, false, true)
                             {
                                 break 'blk BlockExit::Watch($i);
                             }
@@ -993,7 +993,7 @@ impl Hart {
                             self.icount = base + i as u64;
                             if DEBUG
                                 && !(skip_watch_first && i == 0)
-                                && self.debug.watch_check(a, CBO_BLOCK, false, true)
+                                && self.watch_hit(ram, a, CBO_BLOCK, false, true)
                             {
                                 break 'blk BlockExit::Watch(i);
                             }
@@ -1146,7 +1146,7 @@ impl Hart {
                             self.icount = base + i as u64;
                             if DEBUG {
                                 if !(skip_watch_first && i == 0)
-                                    && self.amo_watch(op.kind, rx!(op.rs1))
+                                    && self.amo_watch(ram, op.kind, rx!(op.rs1))
                                 {
                                     break 'blk BlockExit::Watch(i);
                                 }
@@ -1340,9 +1340,9 @@ impl Hart {
     /// Would the LR/SC/AMO about to execute at `addr` fire a watchpoint? LR reads, SC writes
     /// (whether or not it will succeed), an AMO reads and writes. Records the hit.
     #[cold]
-    fn amo_watch(&mut self, kind: Kind, addr: u64) -> bool {
+    fn amo_watch(&mut self, ram: &Ram, kind: Kind, addr: u64) -> bool {
         let (size, read, write) = amo_access(kind);
-        self.debug.watch_check(addr, size, read, write)
+        self.watch_hit(ram, addr, size, read, write)
     }
 
     /// Would the LR/SC/AMO about to execute at `addr` fire a guest load/store trigger? Its xtval.

@@ -548,6 +548,21 @@ pub fn last_write(
     before: Option<u64>,
     jobs: usize,
 ) -> Result<Option<Write>, SessionError> {
+    last_write_in_space(segments, addr, len, before, jobs, false)
+}
+
+/// [`last_write`] on physical addresses (`physical`): the range is watched in RAM, whatever
+/// virtual address a store used (each store translated as the debugger translates: the
+/// hart's current address space, `mstatus.MPRV` ignored); [`Write::addr`] is then the
+/// virtual address the store used and [`Write::value`] the range's bytes in RAM.
+pub fn last_write_in_space(
+    segments: &Segments<'_>,
+    addr: u64,
+    len: u64,
+    before: Option<u64>,
+    jobs: usize,
+    physical: bool,
+) -> Result<Option<Write>, SessionError> {
     let candidates: Vec<Segment> = segments
         .list()
         .into_iter()
@@ -556,7 +571,7 @@ pub fn last_write(
         .collect();
     for round in candidates.chunks(jobs.max(1)) {
         let results = segments.map_over(round.to_vec(), jobs, |seg, m| {
-            last_write_in(m, seg, addr, len, before)
+            last_write_in(m, seg, addr, len, before, physical)
         });
         // Latest segment first: its last hit is the answer.
         for r in results {
@@ -575,6 +590,7 @@ fn last_write_in(
     addr: u64,
     len: u64,
     before: Option<u64>,
+    physical: bool,
 ) -> Result<Option<Write>, SessionError> {
     let watch = Watchpoint {
         addr,
@@ -582,7 +598,11 @@ fn last_write_in(
         kind: WatchKind::Write,
     };
     for h in m.harts_mut() {
-        h.set_watchpoints(&[watch]);
+        if physical {
+            h.set_phys_watchpoints(&[watch]);
+        } else {
+            h.set_watchpoints(&[watch]);
+        }
     }
     let mut last = None;
     loop {
@@ -595,7 +615,11 @@ fn last_write_in(
                 // Execute the store, then read what it left.
                 m.harts_mut()[hart].skip_debug_once();
                 let stepped = run_segment(&mut m, seg, Some(icount + 1))?;
-                let value = read_virtual(&m, hart, addr, len.max(1));
+                let value = if physical {
+                    read_physical(&m, addr, len.max(1))
+                } else {
+                    read_virtual(&m, hart, addr, len.max(1))
+                };
                 last = Some(Write {
                     icount,
                     pc,
@@ -620,6 +644,19 @@ fn last_write_in(
         }
     }
     Ok(last)
+}
+
+/// `len` bytes of RAM at physical `addr` (bytes outside RAM are left out).
+fn read_physical(m: &Machine, addr: u64, len: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..len.min(4096) {
+        let mut b = [0u8; 1];
+        match m.ram().read(addr.wrapping_add(i), &mut b) {
+            Ok(()) => out.push(b[0]),
+            Err(_) => break,
+        }
+    }
+    out
 }
 
 /// `len` bytes at virtual `addr` as hart `hart` sees them (bytes that cannot be read are

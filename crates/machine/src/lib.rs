@@ -20,6 +20,7 @@ pub mod disk;
 mod error;
 pub mod fdt;
 pub mod file_kind;
+pub mod lcov;
 pub mod loader;
 mod machine;
 pub mod pack;
@@ -30,6 +31,7 @@ pub mod session;
 pub mod sidecar;
 pub mod snapshot;
 pub mod state;
+pub mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
