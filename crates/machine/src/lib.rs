@@ -30,6 +30,7 @@ pub mod session;
 pub mod sidecar;
 pub mod snapshot;
 pub mod state;
+pub mod task;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
