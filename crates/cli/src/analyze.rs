@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use rewind_machine::analysis::{self, Segments};
+use rewind_machine::task::{self, AnalysisSpec, Merged, TaskError};
+
+use crate::engine::Engine;
 
 use crate::commands::{open_session, session_error};
 
@@ -30,6 +33,10 @@ pub struct VerifyArgs {
     /// Segments replayed at once (default: the number of cores).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub jobs: Option<u64>,
+    /// Where segments run: `local` (threads, `--jobs`), `ray` (a local Ray instance),
+    /// `ray:auto` or `ray:HOST:PORT` (a Ray cluster; see docs/analysis.md).
+    #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = crate::engine::parse_engine)]
+    pub engine: Engine,
 }
 
 /// `rewind analyze`.
@@ -45,6 +52,10 @@ pub enum AnalyzeCmd {
         /// Segments replayed at once (default: the number of cores).
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: Option<u64>,
+        /// Where segments run: `local` (threads, `--jobs`), `ray` (a local Ray instance),
+        /// `ray:auto` or `ray:HOST:PORT` (a Ray cluster; see docs/analysis.md).
+        #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = crate::engine::parse_engine)]
+        engine: Engine,
     },
     /// The pcs executed, with hits per privilege level (JSON).
     Coverage {
@@ -64,6 +75,10 @@ pub enum AnalyzeCmd {
         /// Segments replayed at once (default: the number of cores).
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: Option<u64>,
+        /// Where segments run: `local` (threads, `--jobs`), `ray` (a local Ray instance),
+        /// `ray:auto` or `ray:HOST:PORT` (a Ray cluster; see docs/analysis.md).
+        #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = crate::engine::parse_engine)]
+        engine: Engine,
     },
     /// Every system call a U-mode program made (Linux guests): number, arguments, result and
     /// the instruction counts of the call and the return (a strace of the recording).
@@ -76,6 +91,10 @@ pub enum AnalyzeCmd {
         /// Segments replayed at once (default: the number of cores).
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: Option<u64>,
+        /// Where segments run: `local` (threads, `--jobs`), `ray` (a local Ray instance),
+        /// `ray:auto` or `ray:HOST:PORT` (a Ray cluster; see docs/analysis.md).
+        #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = crate::engine::parse_engine)]
+        engine: Engine,
     },
     /// The last instruction that wrote an address range before an instruction count.
     LastWrite {
@@ -101,6 +120,10 @@ pub enum AnalyzeCmd {
         /// Segments scanned at once (default: the number of cores).
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
         jobs: Option<u64>,
+        /// Where segments run: `local` (threads, `--jobs`), `ray` (a local Ray instance),
+        /// `ray:auto` or `ray:HOST:PORT` (a Ray cluster; see docs/analysis.md).
+        #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = crate::engine::parse_engine)]
+        engine: Engine,
     },
 }
 
@@ -133,11 +156,63 @@ fn segments(session: &mut rewind_machine::session::ReplaySession) -> anyhow::Res
     Ok(segs)
 }
 
+/// A segment whose replay diverged from the recording (exit status 3).
+#[derive(Debug)]
+pub struct SegmentDiverged(pub String);
+
+impl std::fmt::Display for SegmentDiverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SegmentDiverged {}
+
+/// Run `spec` over the segments of `trace` (opened as `segs`) on `engine`, merged.
+fn run_analysis(
+    trace: &TraceArgs,
+    segs: &Segments<'_>,
+    spec: &AnalysisSpec,
+    j: Option<u64>,
+    engine: &Engine,
+) -> anyhow::Result<Merged> {
+    let list = segs.list();
+    let r = match engine {
+        Engine::Local => {
+            let mut local = task::Local {
+                segments: segs,
+                jobs: jobs(j),
+            };
+            task::analyze(&list, spec, &mut local)
+        }
+        Engine::Ray(address) => {
+            let mut ray = crate::engine::ray_for(address.as_deref(), trace)?;
+            task::analyze(&list, spec, &mut ray)
+        }
+    };
+    match r {
+        Ok(m) => Ok(m),
+        Err(e @ TaskError::Segment { .. }) => {
+            let diverged = matches!(&e, TaskError::Segment { failure, .. } if failure.diverged);
+            if diverged {
+                Err(SegmentDiverged(e.to_string()).into())
+            } else {
+                Err(e.into())
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `rewind verify TRACE`: every segment replayed on its own and checked.
 pub fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
     let mut opened = open(&a.trace)?;
     let segs = segments(&mut opened.session)?;
-    let checks = analysis::verify(&segs, jobs(a.jobs));
+    let Merged::Verify(checks) =
+        run_analysis(&a.trace, &segs, &AnalysisSpec::Verify, a.jobs, &a.engine)?
+    else {
+        bail!("verify: the analysis answered something else");
+    };
     let mut bad = None;
     for c in &checks {
         match &c.result {
@@ -178,10 +253,15 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             trace,
             json,
             jobs: j,
+            engine,
         } => {
             let mut opened = open(&trace)?;
             let segs = segments(&mut opened.session)?;
-            let lines = rewind_machine::timeline::console(&segs, jobs(j)).map_err(session_error)?;
+            let Merged::Console(lines) =
+                run_analysis(&trace, &segs, &AnalysisSpec::Console, j, &engine)?
+            else {
+                bail!("console: the analysis answered something else");
+            };
             for l in &lines {
                 if json {
                     println!("{}", l.to_json());
@@ -197,6 +277,7 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             symbols,
             lcov,
             jobs: j,
+            engine,
         } => {
             if lcov.is_some() && symbols.is_none() {
                 bail!(
@@ -226,7 +307,11 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
                 }
             }
             let segs = segments(session)?;
-            let cov = analysis::coverage(&segs, jobs(j)).map_err(session_error)?;
+            let Merged::Coverage(cov) =
+                run_analysis(&trace, &segs, &AnalysisSpec::Coverage, j, &engine)?
+            else {
+                bail!("coverage: the analysis answered something else");
+            };
             let text = cov.to_json();
             match &out {
                 Some(o) => {
@@ -268,10 +353,15 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             trace,
             json,
             jobs: j,
+            engine,
         } => {
             let mut opened = open(&trace)?;
             let segs = segments(&mut opened.session)?;
-            let calls = analysis::syscalls(&segs, jobs(j)).map_err(session_error)?;
+            let Merged::Syscalls(calls) =
+                run_analysis(&trace, &segs, &AnalysisSpec::Syscalls, j, &engine)?
+            else {
+                bail!("syscalls: the analysis answered something else");
+            };
             for c in &calls {
                 let name = analysis::syscall_name(c.nr);
                 if json {
@@ -301,11 +391,19 @@ pub fn analyze(cmd: AnalyzeCmd) -> anyhow::Result<u8> {
             before,
             json,
             jobs: j,
+            engine,
         } => {
             let mut opened = open(&trace)?;
             let segs = segments(&mut opened.session)?;
-            let w = analysis::last_write_in_space(&segs, addr, len, before, jobs(j), phys)
-                .map_err(session_error)?;
+            let spec = AnalysisSpec::LastWrite {
+                addr,
+                len,
+                before,
+                physical: phys,
+            };
+            let Merged::LastWrite(w) = run_analysis(&trace, &segs, &spec, j, &engine)? else {
+                bail!("last-write: the analysis answered something else");
+            };
             let range = format!(
                 "{}{addr:#x}..{:#x}",
                 if phys { "physical " } else { "" },

@@ -19,10 +19,10 @@ use crate::{embedded, BENCH_ELF};
 const SNAPSHOT_BUDGET: u64 = 512 << 20;
 
 /// One recording of the benchmark guest.
-struct Recording {
+pub(crate) struct Recording {
     wall: Duration,
-    instructions: u64,
-    snapshots: usize,
+    pub(crate) instructions: u64,
+    pub(crate) snapshots: usize,
     snapshot_memory: u64,
     sidecar_bytes: u64,
     sidecar_write: Duration,
@@ -31,11 +31,21 @@ struct Recording {
 /// Record the benchmark guest to `trace`, with periodic snapshots every `interval`
 /// instructions (`None`: none) and their sidecar file.
 fn record(trace: &Path, interval: Option<u64>) -> anyhow::Result<Recording> {
-    let mut config = MachineConfig {
+    let config = MachineConfig {
         kernel: Some(embedded("bench.elf", BENCH_ELF)),
         serial_output: SerialOutput::Null,
         ..MachineConfig::default()
     };
+    record_config(config, trace, interval)
+}
+
+/// Record the machine `config` to `trace` with snapshots every `interval` instructions
+/// (saved to its snapshot file; `None`: none); `rewind bench analysis` records with it too.
+pub(crate) fn record_config(
+    mut config: MachineConfig,
+    trace: &Path,
+    interval: Option<u64>,
+) -> anyhow::Result<Recording> {
     let checks = CheckSettings::default();
     let (writer, _) = create_trace(trace, &mut config, checks, true)?;
     let machine = Machine::record(config, writer, checks)?;

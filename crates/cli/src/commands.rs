@@ -805,7 +805,7 @@ fn demo_seek(trace: &Path, total: u64) -> anyhow::Result<bool> {
 /// Where `scripts/linux-guest.sh` puts the Linux guest.
 const LINUX_ASSETS: &str = "assets/linux";
 /// The kernel command line of `rewind bench linux` (scripted `/init` run, then poweroff).
-const LINUX_APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=1";
+pub(crate) const LINUX_APPEND: &str = "console=ttyS0 earlycon rdinit=/init rewind.test=1";
 /// RAM of `rewind bench linux`.
 pub(crate) const LINUX_RAM: u64 = 512 << 20;
 /// The first line `/init` prints: the boot milestone the bench times.

@@ -11,7 +11,102 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use rewind_machine::{sidecar, RunOutcome, ShutdownCause};
 
+use crate::engine::{Engine, EngineTask, RayRunner};
 use crate::{Cli, Cmd};
+
+/// One try's result: the guest's outcome (as text), its length, whether it showed the
+/// condition, whether the host interrupted it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct TryResult {
+    outcome: String,
+    icount: u64,
+    hit: bool,
+    interrupted: bool,
+}
+
+impl TryResult {
+    fn new(outcome: RunOutcome, icount: u64, hit: bool) -> Self {
+        TryResult {
+            interrupted: matches!(
+                outcome,
+                RunOutcome::HostQuit(
+                    ShutdownCause::Sigint | ShutdownCause::Sigterm | ShutdownCause::Sighup
+                )
+            ),
+            outcome: outcome.to_string(),
+            icount,
+            hit,
+        }
+    }
+}
+
+/// `rewind hunt-task` (hidden): one try of a hunt on a Ray worker.
+#[derive(clap::Args, Debug)]
+pub struct HuntTaskArgs {
+    /// The try's chaos seed.
+    #[arg(long, value_name = "SEED")]
+    pub seed: u64,
+    /// The condition (as `rewind hunt --until`).
+    #[arg(long, value_parser = parse_until)]
+    pub until: Until,
+    /// Where to write the try's pack when it shows the condition.
+    #[arg(long, value_name = "FILE")]
+    pub artifact: PathBuf,
+    /// The record options.
+    #[arg(last = true, value_name = "RECORD OPTIONS", required = true)]
+    pub record: Vec<String>,
+}
+
+/// Record one try with `seed` into `files`.
+fn one_try(
+    until: &Until,
+    args: &HuntArgs,
+    seed: u64,
+    files: &TryFiles,
+) -> anyhow::Result<TryResult> {
+    let argv = try_args(args, files, seed)?;
+    let cli = Cli::try_parse_from(&argv)?;
+    let Cmd::Record(rec) = cli.command else {
+        bail!("hunt: internal error: not a record command");
+    };
+    let (outcome, icount) = crate::commands::record_quietly(rec)?;
+    let console = std::fs::read(&files.console).unwrap_or_default();
+    let hit = match until {
+        Until::ExitNonzero => matches!(outcome, RunOutcome::Exited(c) if c != 0),
+        Until::Console(p) => console.windows(p.len()).any(|w| w == p.as_bytes()),
+    };
+    Ok(TryResult::new(outcome, icount, hit))
+}
+
+/// `rewind hunt-task`: record one try in a temporary directory; pack it to `--artifact`
+/// when it shows the condition; its [`TryResult`] as JSON on standard output.
+pub fn hunt_task(a: HuntTaskArgs) -> anyhow::Result<u8> {
+    let dir = tempfile::tempdir().context("hunt: cannot create a temporary directory")?;
+    let args = HuntArgs {
+        chaos: true,
+        until: a.until.clone(),
+        tries: 1,
+        seed: Some(a.seed),
+        output: dir.path().join("try.rwd"),
+        force: true,
+        jobs: 1,
+        engine: Engine::Local,
+        record: a.record.clone(),
+    };
+    let files = TryFiles::new(&args.output);
+    let r = one_try(&a.until, &args, a.seed, &files)?;
+    if r.hit {
+        let trace = crate::analyze::TraceArgs {
+            file: files.trace.clone(),
+            snapshots: None,
+            image: Vec::new(),
+        };
+        crate::engine::pack_recording(&trace, &a.artifact)?;
+    }
+    files.remove();
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(0)
+}
 
 /// What ends the hunt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +166,12 @@ pub struct HuntArgs {
     #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=256))]
     pub jobs: u64,
+    /// Where tries run: `local` (threads, `--jobs`) or a Ray cluster (`ray`, `ray:auto`,
+    /// `ray:HOST:PORT`; as many tries at once as it has CPUs). With Ray the kept recording
+    /// is a pack (`rewind replay FILE` replays it, `rewind unpack` restores the trace); the
+    /// images named in the record options must be at the same paths on the workers.
+    #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = crate::engine::parse_engine)]
+    pub engine: Engine,
     /// `rewind record` options for every try (machine, images, devices): everything after
     /// `--`. Serial input comes from nowhere (a hunt runs unattended) unless
     /// `--serial-input FILE` is given; the console is watched, not shown.
@@ -194,58 +295,103 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
     let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
     let jobs = a.jobs.max(1);
     let all_files: Vec<TryFiles> = (0..jobs).map(|k| TryFiles::for_job(&a.output, k)).collect();
-    // One try: record with `seed` into `files`; its outcome, length, and whether it shows
-    // the condition.
-    let one_try = |seed: u64, files: &TryFiles| -> anyhow::Result<(RunOutcome, u64, bool)> {
-        let args = try_args(&a, files, seed)?;
-        let cli = Cli::try_parse_from(&args)?;
-        let Cmd::Record(rec) = cli.command else {
-            bail!("hunt: internal error: not a record command");
-        };
-        let (outcome, icount) = crate::commands::record_quietly(rec)?;
-        let console = std::fs::read(&files.console).unwrap_or_default();
-        let hit = match &a.until {
-            Until::ExitNonzero => matches!(outcome, RunOutcome::Exited(c) if c != 0),
-            Until::Console(p) => console.windows(p.len()).any(|w| w == p.as_bytes()),
-        };
-        Ok((outcome, icount, hit))
+    let mut ray = match &a.engine {
+        Engine::Local => None,
+        Engine::Ray(address) => Some(RayRunner::start(address.as_deref(), None)?),
+    };
+    let jobs = ray.as_ref().map_or(jobs, |r| r.cpus() as u64);
+    // With Ray, the pack of job k's try (written when it shows the condition).
+    let packs: Vec<PathBuf> = match ray {
+        Some(_) => (0..jobs)
+            .map(|k| {
+                TryFiles::for_job(&a.output, k)
+                    .trace
+                    .with_extension("rwpack")
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    // A round of tries from seed `from`, `round` of them; results in seed order.
+    let mut run_round = |from: u64, round: u64| -> Vec<anyhow::Result<TryResult>> {
+        if let Some(ray) = ray.as_mut() {
+            let tasks: Vec<EngineTask> = (0..round)
+                .map(|k| {
+                    let mut args = vec![
+                        "hunt-task".to_string(),
+                        "--seed".into(),
+                        from.wrapping_add(k).to_string(),
+                        "--until".into(),
+                        until_text(&a.until),
+                        "--artifact".into(),
+                        "{artifact}".into(),
+                        "--".into(),
+                    ];
+                    args.extend(a.record.iter().cloned());
+                    EngineTask {
+                        args,
+                        artifact: Some(packs[k as usize].clone()),
+                    }
+                })
+                .collect();
+            return match ray.run_tasks(&tasks) {
+                Ok(results) => results
+                    .into_iter()
+                    .map(|r| {
+                        let out = r
+                            .output
+                            .map_err(|e| anyhow::anyhow!("hunt: a try failed: {e}"))?;
+                        let t = serde_json::from_str::<TryResult>(out.trim())
+                            .map_err(|e| anyhow::anyhow!("hunt: a try answered {out:?}: {e}"))?;
+                        if t.hit && !r.artifact {
+                            bail!(
+                                "hunt: a try showed the condition but its pack did not come back"
+                            );
+                        }
+                        Ok(t)
+                    })
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+        }
+        if round == 1 {
+            return vec![one_try(&a.until, &a, from, &all_files[0])];
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..round)
+                .map(|k| {
+                    let seed = from.wrapping_add(k);
+                    let files = &all_files[k as usize];
+                    let a = &a;
+                    scope.spawn(move || one_try(&a.until, a, seed, files))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("hunt: a try panicked")))
+                })
+                .collect()
+        })
     };
     let result = (|| -> anyhow::Result<Option<(u64, u64, String, usize)>> {
         let mut i = 0;
         while i < a.tries {
             // A round of up to `jobs` tries at once, then their results in seed order.
             let round = jobs.min(a.tries - i);
-            let results: Vec<anyhow::Result<(RunOutcome, u64, bool)>> = if round == 1 {
-                vec![one_try(first.wrapping_add(i), &all_files[0])]
-            } else {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = (0..round)
-                        .map(|k| {
-                            let seed = first.wrapping_add(i + k);
-                            let files = &all_files[k as usize];
-                            let one_try = &one_try;
-                            scope.spawn(move || one_try(seed, files))
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| {
-                            h.join()
-                                .unwrap_or_else(|_| Err(anyhow::anyhow!("hunt: a try panicked")))
-                        })
-                        .collect()
-                })
-            };
+            let results = run_round(first.wrapping_add(i), round);
             for (k, r) in results.into_iter().enumerate() {
                 let seed = first.wrapping_add(i);
-                let (outcome, icount, hit) = r?;
-                if let RunOutcome::HostQuit(
-                    ShutdownCause::Sigint | ShutdownCause::Sigterm | ShutdownCause::Sighup,
-                ) = outcome
-                {
+                let TryResult {
+                    outcome,
+                    icount,
+                    hit,
+                    interrupted,
+                } = r?;
+                if interrupted {
                     bail!("hunt: interrupted after {i} tries");
                 }
-                *seen.entry(outcome.to_string()).or_default() += 1;
+                *seen.entry(outcome.clone()).or_default() += 1;
                 let summary = seen
                     .iter()
                     .map(|(k, n)| format!("{k} ×{n}"))
@@ -268,7 +414,7 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
                 }
                 i += 1;
                 if hit {
-                    return Ok(Some((i, seed, outcome.to_string(), k)));
+                    return Ok(Some((i, seed, outcome, k)));
                 }
             }
         }
@@ -277,16 +423,27 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    drop(run_round);
+    drop(ray);
+    let remove_packs = |keep: Option<usize>| {
+        for (k, p) in packs.iter().enumerate() {
+            if Some(k) != keep {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    };
     let found = match result {
         Ok(f) => f,
         Err(e) => {
             all_files.iter().for_each(TryFiles::remove);
+            remove_packs(None);
             return Err(e);
         }
     };
     let secs = started.elapsed().as_secs_f64();
     let Some((tries, seed, outcome, job)) = found else {
         all_files.iter().for_each(TryFiles::remove);
+        remove_packs(None);
         eprintln!(
             "hunt: not found in {} tries ({secs:.1} s); try more (--tries) or other seeds (--seed {})",
             a.tries,
@@ -294,6 +451,24 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
         );
         return Ok(1);
     };
+    if a.engine != Engine::Local {
+        remove_packs(Some(job));
+        let side = sidecar::sidecar_path(&a.output);
+        let _ = std::fs::remove_file(&side);
+        std::fs::rename(&packs[job], &a.output).with_context(|| {
+            format!(
+                "hunt: cannot move the packed recording to {}",
+                a.output.display()
+            )
+        })?;
+        eprintln!(
+            "hunt: found after {tries} tries ({secs:.1} s): chaos seed {seed}, {outcome}; kept {} (a pack)\n\
+             hunt: replay it with `rewind replay {}`",
+            a.output.display(),
+            a.output.display()
+        );
+        return Ok(0);
+    }
     let files = &all_files[job];
     keep(files, &a.output)?;
     let _ = std::fs::remove_file(&files.console);
@@ -310,6 +485,14 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
         a.output.display()
     );
     Ok(0)
+}
+
+/// `--until`'s spelling of `u`.
+fn until_text(u: &Until) -> String {
+    match u {
+        Until::Console(p) => format!("console:{p}"),
+        Until::ExitNonzero => "exit-nonzero".into(),
+    }
 }
 
 fn describe(u: &Until) -> String {
@@ -358,6 +541,7 @@ mod tests {
             output: PathBuf::from("out/h.rwd"),
             force: false,
             jobs: 1,
+            engine: Engine::Local,
             record: ["--smp", "2", "--serial", "stdio", "--kernel", "k.elf"]
                 .map(String::from)
                 .to_vec(),

@@ -38,12 +38,14 @@ macro_rules! print {
 
 mod analyze;
 mod args;
+mod bench_analysis;
 mod bench_disk;
 mod bench_net;
 mod bench_reverse;
 mod bench_smp;
 mod commands;
 mod debugging;
+mod engine;
 mod hunt;
 mod pack;
 mod qemu;
@@ -121,6 +123,14 @@ enum Cmd {
     Pack(pack::PackArgs),
     /// Unpack a pack's files into a directory, checking each file's size and hash.
     Unpack(pack::UnpackArgs),
+    /// One segment task of an analysis, its partial result as JSON (run by the Ray engine's
+    /// workers).
+    #[command(hide = true)]
+    SegmentTask(engine::SegmentTaskArgs),
+    /// One try of a hunt, packed when it shows the condition (run by the Ray engine's
+    /// workers).
+    #[command(hide = true)]
+    HuntTask(hunt::HuntTaskArgs),
     /// Print the events of a trace with their icount and file offset. Exits as `replay` would
     /// for the file: 0 intact, 4 cut short (after printing up to the cut), 2 corrupt.
     Dump(DumpArgs),
@@ -162,6 +172,9 @@ enum BenchGuest {
     /// Linux with one hart and with four (a parallel workload): MIPS in all and per hart,
     /// record overhead, trace bytes per guest second, QEMU `-smp N`; the cost of the quantum.
     Smp,
+    /// `analyze coverage` with 1 job, 2, all cores and the Ray engine, and `last-write`
+    /// latency, on the benchmark guest's recording and the scripted Linux boot.
+    Analysis,
 }
 
 /// The options that define a machine (shared by `run` and `record`).
@@ -506,6 +519,11 @@ fn error_status(e: &anyhow::Error) -> u8 {
             Some(MachineError::Replay(s)) => Some(s),
             _ => c.downcast_ref::<ReplayStop>(),
         });
+    if e.chain()
+        .any(|c| c.downcast_ref::<analyze::SegmentDiverged>().is_some())
+    {
+        return EXIT_DIVERGED;
+    }
     match stop {
         Some(ReplayStop::Diverged(_)) => EXIT_DIVERGED,
         Some(ReplayStop::CutShort { .. }) => EXIT_CUT_SHORT,
@@ -535,6 +553,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Verify(a) => analyze::verify(a),
         Cmd::Pack(a) => pack::pack(a),
         Cmd::Unpack(a) => pack::unpack(a),
+        Cmd::SegmentTask(a) => engine::segment_task(a),
+        Cmd::HuntTask(a) => hunt::hunt_task(a),
         Cmd::Analyze(c) => analyze::analyze(c),
         Cmd::Timeline(a) => timeline::timeline(a),
         Cmd::Demo => commands::demo(),
@@ -558,6 +578,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             no_qemu,
             ..
         } => bench_disk::run(no_qemu),
+        Cmd::Bench {
+            guest: Some(BenchGuest::Analysis),
+            ..
+        } => bench_analysis::run(),
         Cmd::Bench {
             guest: Some(BenchGuest::Smp),
             no_qemu,

@@ -17,10 +17,11 @@ use rewind_cpu::{DebugHit, WatchKind, Watchpoint};
 use crate::session::{ReplaySession, SessionError};
 use crate::sidecar::{Select, SidecarError};
 use crate::snapshot::Snapshot;
+use crate::task;
 use crate::{Machine, RunOutcome, SerialOutput};
 
 /// One segment of a recording: from a snapshot (or reset) to the next one (or the end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     /// Its position, from 0 (the one starting at reset).
     pub index: usize,
@@ -214,7 +215,7 @@ pub fn run_segment(
 }
 
 /// What [`verify`] found in one segment.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentCheck {
     /// The segment.
     pub segment: Segment,
@@ -227,41 +228,48 @@ pub struct SegmentCheck {
 /// next snapshot (harts, scheduler, devices, serial output, every RAM page); the state checks
 /// logged inside a segment are checked by its replay, the last segment's end by the footer.
 pub fn verify(segments: &Segments<'_>, jobs: usize) -> Vec<SegmentCheck> {
-    let results = segments.map(jobs, |seg, mut m| {
-        let end = run_segment(&mut m, seg, None)?;
-        let check = match (end, segments.end_snapshot(seg)) {
-            (SegmentEnd::Reached, Some(next)) => {
-                // Pages untouched since the segment's start are shared with its snapshot
-                // (not read again), and mostly with the next one too.
-                let start = (seg.index > 0).then(|| &segments.starts[seg.index]);
-                let now = m.snapshot(start)?;
-                compare(&now, next)
-            }
-            (SegmentEnd::Ended(_), None) => Ok(()),
-            (SegmentEnd::Ended(o), Some(next)) => Err(format!(
-                "the recording ended at instruction {} ({o}), before its snapshot at {}",
-                m.icount(),
-                next.icount()
-            )),
-            (other, _) => Err(format!(
-                "the replay stopped at instruction {}: {other:?}",
-                m.icount()
-            )),
-        };
-        Ok(check.map(|()| m.state_hash()))
-    });
-    segments
-        .list()
-        .into_iter()
-        .zip(results)
-        .map(|(segment, r)| SegmentCheck {
-            segment,
-            result: match r {
-                Ok(r) => r,
-                Err(e) => Err(e.to_string()),
-            },
-        })
-        .collect()
+    let list = segments.list();
+    let mut local = task::Local { segments, jobs };
+    match task::analyze(&list, &task::AnalysisSpec::Verify, &mut local) {
+        Ok(task::Merged::Verify(checks)) => checks,
+        Ok(_) | Err(_) => list
+            .into_iter()
+            .map(|segment| SegmentCheck {
+                segment,
+                result: Err("the segment's task failed".into()),
+            })
+            .collect(),
+    }
+}
+
+/// Verify one segment (machine `m` at its start): `Ok(Ok(hash))` when its end matches the
+/// next snapshot, `Ok(Err(what))` when not.
+pub(crate) fn verify_segment(
+    segments: &Segments<'_>,
+    seg: &Segment,
+    mut m: Machine,
+) -> Result<Result<u64, String>, SessionError> {
+    let end = run_segment(&mut m, seg, None)?;
+    let check = match (end, segments.end_snapshot(seg)) {
+        (SegmentEnd::Reached, Some(next)) => {
+            // Pages untouched since the segment's start are shared with its snapshot
+            // (not read again), and mostly with the next one too.
+            let start = (seg.index > 0).then(|| &segments.starts[seg.index]);
+            let now = m.snapshot(start)?;
+            compare(&now, next)
+        }
+        (SegmentEnd::Ended(_), None) => Ok(()),
+        (SegmentEnd::Ended(o), Some(next)) => Err(format!(
+            "the recording ended at instruction {} ({o}), before its snapshot at {}",
+            m.icount(),
+            next.icount()
+        )),
+        (other, _) => Err(format!(
+            "the replay stopped at instruction {}: {other:?}",
+            m.icount()
+        )),
+    };
+    Ok(check.map(|()| m.state_hash()))
 }
 
 /// The first difference between the replayed state `now` and the recorded snapshot `rec`.
@@ -376,31 +384,43 @@ fn mode_name(prv: u8) -> &'static str {
 /// Retired instructions of the whole recording by privilege level and pc, segments replayed
 /// `jobs` at a time and merged.
 pub fn coverage(segments: &Segments<'_>, jobs: usize) -> Result<CoverageMap, SessionError> {
-    let results = segments.map(jobs, |seg, mut m| {
-        for h in m.harts_mut() {
-            h.set_coverage(true);
-        }
-        let end = run_segment(&mut m, seg, None)?;
-        if let SegmentEnd::Hit(hit) = end {
-            return Err(SessionError::Request(format!("{seg}: stopped by {hit:?}")));
-        }
-        let mut map = CoverageMap::default();
-        for h in m.harts_mut() {
-            for ((prv, pc), n) in h.take_coverage() {
-                *map.counts
-                    .entry(mode_name(prv))
-                    .or_default()
-                    .entry(pc)
-                    .or_insert(0) += n;
-            }
-        }
-        Ok(map)
-    });
-    let mut all = CoverageMap::default();
-    for r in results {
-        all.merge(r?);
+    match run_local(segments, &task::AnalysisSpec::Coverage, jobs)? {
+        task::Merged::Coverage(c) => Ok(c),
+        _ => Err(SessionError::Request("coverage: wrong result".into())),
     }
-    Ok(all)
+}
+
+/// Run `spec` over every segment on `jobs` threads and merge.
+fn run_local(
+    segments: &Segments<'_>,
+    spec: &task::AnalysisSpec,
+    jobs: usize,
+) -> Result<task::Merged, SessionError> {
+    let mut local = task::Local { segments, jobs };
+    task::analyze(&segments.list(), spec, &mut local)
+        .map_err(|e| SessionError::Request(e.to_string()))
+}
+
+/// The coverage of one segment (machine `m` at its start).
+pub(crate) fn coverage_segment(seg: &Segment, mut m: Machine) -> Result<CoverageMap, SessionError> {
+    for h in m.harts_mut() {
+        h.set_coverage(true);
+    }
+    let end = run_segment(&mut m, seg, None)?;
+    if let SegmentEnd::Hit(hit) = end {
+        return Err(SessionError::Request(format!("stopped by {hit:?}")));
+    }
+    let mut map = CoverageMap::default();
+    for h in m.harts_mut() {
+        for ((prv, pc), n) in h.take_coverage() {
+            *map.counts
+                .entry(mode_name(prv))
+                .or_default()
+                .entry(pc)
+                .or_insert(0) += n;
+        }
+    }
+    Ok(map)
 }
 
 /// One line of serial output.
@@ -428,64 +448,91 @@ impl ConsoleLine {
 }
 
 /// The recording's serial output line by line, each with the icount at which it was written
-/// (a last line without a newline is included).
+/// (a last line without a newline is included), from one replay from reset.
 pub fn console(session: &ReplaySession) -> Result<Vec<ConsoleLine>, SessionError> {
-    struct State {
-        lines: Vec<ConsoleLine>,
-        current: Vec<u8>,
-        start: u64,
-        last_icount: u64,
-    }
-    let state = Arc::new(Mutex::new(State {
-        lines: Vec::new(),
-        current: Vec::new(),
+    let m = session.machine(SerialOutput::Null)?;
+    let seg = Segment {
+        index: 0,
         start: 0,
-        last_icount: 0,
-    }));
-    let mut m = session.machine(SerialOutput::Null)?;
-    let sink = Arc::clone(&state);
+        end: None,
+    };
+    Ok(console_lines(&console_segment(&seg, m)?))
+}
+
+/// [`console`] by segments, `jobs` at a time (the same lines).
+pub fn console_segments(
+    segments: &Segments<'_>,
+    jobs: usize,
+) -> Result<Vec<ConsoleLine>, SessionError> {
+    match run_local(segments, &task::AnalysisSpec::Console, jobs)? {
+        task::Merged::Console(c) => Ok(c),
+        _ => Err(SessionError::Request("console: wrong result".into())),
+    }
+}
+
+/// The serial output drained in one segment (machine `m` at its start), in order.
+pub(crate) fn console_segment(
+    seg: &Segment,
+    mut m: Machine,
+) -> Result<Vec<task::OutputChunk>, SessionError> {
+    let chunks = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&chunks);
     m.set_output_observer(Some(Box::new(move |icount, offset, bytes| {
-        let Ok(mut s) = sink.lock() else {
-            return;
-        };
-        s.last_icount = icount;
-        for (i, &b) in bytes.iter().enumerate() {
-            if s.current.is_empty() {
-                s.start = offset + i as u64;
+        if let Ok(mut c) = sink.lock() {
+            c.push(task::OutputChunk {
+                icount,
+                offset,
+                bytes: bytes.to_vec(),
+            });
+        }
+    })));
+    let end = run_segment(&mut m, seg, None);
+    m.set_output_observer(None);
+    if let SegmentEnd::Hit(hit) = end? {
+        return Err(SessionError::Request(format!("stopped by {hit:?}")));
+    }
+    drop(m);
+    let mut c = chunks
+        .lock()
+        .map_err(|_| SessionError::Request("the console observer failed".into()))?;
+    Ok(std::mem::take(&mut *c))
+}
+
+/// The lines of the output `chunks` (in order), each with the icount of the chunk holding
+/// its newline; a last line without one gets the last chunk's icount.
+pub(crate) fn console_lines(chunks: &[task::OutputChunk]) -> Vec<ConsoleLine> {
+    let mut lines = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let (mut start, mut last_icount) = (0, 0);
+    for c in chunks {
+        last_icount = c.icount;
+        for (i, &b) in c.bytes.iter().enumerate() {
+            if current.is_empty() {
+                start = c.offset + i as u64;
             }
             if b == b'\n' {
-                let mut text = std::mem::take(&mut s.current);
+                let mut text = std::mem::take(&mut current);
                 if text.last() == Some(&b'\r') {
                     text.pop();
                 }
-                let start = s.start;
-                s.lines.push(ConsoleLine {
-                    icount,
+                lines.push(ConsoleLine {
+                    icount: c.icount,
                     offset: start,
                     text: String::from_utf8_lossy(&text).into_owned(),
                 });
             } else {
-                s.current.push(b);
+                current.push(b);
             }
         }
-    })));
-    m.run(None)?;
-    m.finish_replay()?;
-    m.set_output_observer(None);
-    drop(m);
-    let mut s = state
-        .lock()
-        .map_err(|_| SessionError::Request("the console observer failed".into()))?;
-    if !s.current.is_empty() {
-        let text = String::from_utf8_lossy(&std::mem::take(&mut s.current)).into_owned();
-        let (icount, offset) = (s.last_icount, s.start);
-        s.lines.push(ConsoleLine {
-            icount,
-            offset,
-            text,
+    }
+    if !current.is_empty() {
+        lines.push(ConsoleLine {
+            icount: last_icount,
+            offset: start,
+            text: String::from_utf8_lossy(&current).into_owned(),
         });
     }
-    Ok(std::mem::take(&mut s.lines))
+    lines
 }
 
 /// An instruction that wrote a watched range.
@@ -563,28 +610,20 @@ pub fn last_write_in_space(
     jobs: usize,
     physical: bool,
 ) -> Result<Option<Write>, SessionError> {
-    let candidates: Vec<Segment> = segments
-        .list()
-        .into_iter()
-        .rev()
-        .filter(|seg| before.is_none_or(|b| seg.start < b))
-        .collect();
-    for round in candidates.chunks(jobs.max(1)) {
-        let results = segments.map_over(round.to_vec(), jobs, |seg, m| {
-            last_write_in(m, seg, addr, len, before, physical)
-        });
-        // Latest segment first: its last hit is the answer.
-        for r in results {
-            if let Some(w) = r? {
-                return Ok(Some(w));
-            }
-        }
+    let spec = task::AnalysisSpec::LastWrite {
+        addr,
+        len,
+        before,
+        physical,
+    };
+    match run_local(segments, &spec, jobs)? {
+        task::Merged::LastWrite(w) => Ok(w),
+        _ => Err(SessionError::Request("last-write: wrong result".into())),
     }
-    Ok(None)
 }
 
 /// The last write to the range in segment `seg` (machine `m` at its start) before `before`.
-fn last_write_in(
+pub(crate) fn last_write_in(
     mut m: Machine,
     seg: &Segment,
     addr: u64,
@@ -633,9 +672,7 @@ fn last_write_in(
                 }
             }
             SegmentEnd::Hit(other) => {
-                return Err(SessionError::Request(format!(
-                    "{seg}: stopped by {other:?}"
-                )))
+                return Err(SessionError::Request(format!("stopped by {other:?}")))
             }
             SegmentEnd::Reached | SegmentEnd::Ended(_) => break,
         }
@@ -789,51 +826,62 @@ pub fn syscall_name(nr: u64) -> Option<&'static str> {
 /// space with the same stack pointer (the calling thread), wherever that is. Segments run
 /// `jobs` at a time; a call in one segment may return in a later one.
 pub fn syscalls(segments: &Segments<'_>, jobs: usize) -> Result<Vec<Syscall>, SessionError> {
-    let results = segments.map(jobs, |seg, mut m| {
-        for h in m.harts_mut() {
-            h.set_syscall_log(true);
-        }
-        if let SegmentEnd::Hit(hit) = run_segment(&mut m, seg, None)? {
-            return Err(SessionError::Request(format!("{seg}: stopped by {hit:?}")));
-        }
-        let mut events = Vec::new();
-        for (k, h) in m.harts_mut().iter_mut().enumerate() {
-            events.extend(h.take_syscalls().into_iter().map(|e| (k, e)));
-        }
-        // Per hart in order; across harts by the global count (stable: a hart's own order
-        // is kept where counts tie).
-        events.sort_by_key(|(_, e)| e.icount);
-        Ok(events)
-    });
+    match run_local(segments, &task::AnalysisSpec::Syscalls, jobs)? {
+        task::Merged::Syscalls(c) => Ok(c),
+        _ => Err(SessionError::Request("syscalls: wrong result".into())),
+    }
+}
+
+/// The syscall events of one segment (machine `m` at its start), by global icount.
+pub(crate) fn syscalls_segment(
+    seg: &Segment,
+    mut m: Machine,
+) -> Result<Vec<(usize, rewind_cpu::SyscallEvent)>, SessionError> {
+    for h in m.harts_mut() {
+        h.set_syscall_log(true);
+    }
+    if let SegmentEnd::Hit(hit) = run_segment(&mut m, seg, None)? {
+        return Err(SessionError::Request(format!("stopped by {hit:?}")));
+    }
+    let mut events = Vec::new();
+    for (k, h) in m.harts_mut().iter_mut().enumerate() {
+        events.extend(h.take_syscalls().into_iter().map(|e| (k, e)));
+    }
+    // Per hart in order; across harts by the global count (stable: a hart's own order
+    // is kept where counts tie).
+    events.sort_by_key(|(_, e)| e.icount);
+    Ok(events)
+}
+
+/// Calls matched with their returns over the segments' events (in segment order).
+pub(crate) fn match_syscalls(segments: Vec<Vec<task::SyscallEventRecord>>) -> Vec<Syscall> {
     let mut calls: Vec<Syscall> = Vec::new();
     // Calls not yet returned, by (satp, return pc, sp): indices into `calls`.
     let mut open: std::collections::HashMap<(u64, u64, u64), Vec<usize>> = Default::default();
-    for r in results {
-        for (hart, e) in r? {
-            if e.call {
-                open.entry((e.satp, e.pc.wrapping_add(4), e.sp))
-                    .or_default()
-                    .push(calls.len());
-                calls.push(Syscall {
-                    icount: e.icount,
-                    hart,
-                    pc: e.pc,
-                    satp: e.satp,
-                    nr: e.regs[0],
-                    args: [
-                        e.regs[1], e.regs[2], e.regs[3], e.regs[4], e.regs[5], e.regs[6],
-                    ],
-                    ret: None,
-                });
-            } else if let Some(waiting) = open.get_mut(&(e.satp, e.pc, e.sp)) {
-                if !waiting.is_empty() {
-                    let i = waiting.remove(0);
-                    calls[i].ret = Some((e.regs[1], e.icount));
-                }
+    for e in segments.into_iter().flatten() {
+        if e.call {
+            open.entry((e.satp, e.pc.wrapping_add(4), e.sp))
+                .or_default()
+                .push(calls.len());
+            calls.push(Syscall {
+                icount: e.icount,
+                hart: e.hart,
+                pc: e.pc,
+                satp: e.satp,
+                nr: e.regs[0],
+                args: [
+                    e.regs[1], e.regs[2], e.regs[3], e.regs[4], e.regs[5], e.regs[6],
+                ],
+                ret: None,
+            });
+        } else if let Some(waiting) = open.get_mut(&(e.satp, e.pc, e.sp)) {
+            if !waiting.is_empty() {
+                let i = waiting.remove(0);
+                calls[i].ret = Some((e.regs[1], e.icount));
             }
         }
     }
-    Ok(calls)
+    calls
 }
 
 /// A function of an ELF's symbol table with what coverage counted in it.
@@ -892,4 +940,13 @@ pub fn coverage_by_function(
     }
     out.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.addr.cmp(&b.addr)));
     Ok(out)
+}
+
+/// The address of symbol `name` in the ELF `elf` (`None`: not there, or not an ELF).
+pub fn elf_symbol(elf: &[u8], name: &str) -> Option<u64> {
+    let e = goblin::elf::Elf::parse(elf).ok()?;
+    e.syms
+        .iter()
+        .find(|s| e.strtab.get_at(s.st_name) == Some(name))
+        .map(|s| s.st_value)
 }

@@ -31,6 +31,7 @@ pub mod session;
 pub mod sidecar;
 pub mod snapshot;
 pub mod state;
+pub mod task;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
