@@ -45,38 +45,34 @@ fn chromium() -> Option<PathBuf> {
     None
 }
 
-/// Chromium's headless run over `page` with `args` (as root it needs --no-sandbox).
-fn browse(browser: &Path, page: &Path, args: &[&str]) -> std::process::Output {
+/// Chromium's headless run over `page` with `args` (as root it needs --no-sandbox); killed
+/// after two minutes.
+fn browse(browser: &Path, page: &Path, args: &[&str]) -> Done {
     let url = format!(
         "file://{}",
         page.canonicalize().expect("page path").display()
     );
     let profile = page.with_extension("profile");
-    Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1400,1000",
-            "--virtual-time-budget=3000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(&url)
-        .output()
-        .expect("run chromium")
+    let mut cmd = Command::new(browser);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1400,1000",
+        "--virtual-time-budget=3000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .arg(&url);
+    let done = common::Proc::spawn(cmd, None).finish(TIMEOUT);
+    assert_eq!(done.code, Some(0), "chromium {args:?}: {}", done.describe());
+    done
 }
 
 /// The DOM of `page` after its script ran.
 fn rendered_dom(browser: &Path, page: &Path) -> String {
-    let out = browse(browser, page, &["--dump-dom"]);
-    assert!(
-        out.status.success(),
-        "chromium --dump-dom failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    browse(browser, page, &["--dump-dom"]).stdout
 }
 
 /// Value of attribute `name` in the tag text `tag`.
@@ -257,15 +253,10 @@ fn timeline_page_shows_the_console_snapshots_and_state_checks_in_a_browser() {
     );
 
     let shot = scratch.path("t.png");
-    let out = browse(
+    browse(
         &browser,
         &page,
         &[&format!("--screenshot={}", shot.display())],
-    );
-    assert!(
-        out.status.success(),
-        "chromium --screenshot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert_not_blank(&shot);
 
