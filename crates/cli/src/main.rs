@@ -279,15 +279,83 @@ pub(crate) enum Accel {
 /// recorded with one replays with the other).
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub(crate) struct EngineArgs {
-    /// Execution engine.
-    #[arg(long, value_enum, default_value_t = Accel::Interp)]
-    accel: Accel,
+    /// Execution engine: `interp`, `jit`, or `jit,check=interp` (every translated region is
+    /// run again by the interpreter from the same state; the first difference stops the run
+    /// with an error naming it). Default: the environment variable REWIND_ACCEL (same
+    /// spelling), else `interp`.
+    #[arg(long, value_name = "interp|jit[,check=interp]", value_parser = parse_accel)]
+    accel: Option<AccelSpec>,
+}
+
+/// An engine with its options (`--accel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccelSpec {
+    /// The engine.
+    engine: Accel,
+    /// Lockstep self-check against the interpreter (`check=interp`).
+    check: bool,
+}
+
+/// Parse `interp`, `jit` or `jit,check=interp`.
+fn parse_accel(s: &str) -> Result<AccelSpec, String> {
+    let mut parts = s.split(',');
+    let engine = match parts.next().unwrap_or("") {
+        "interp" => Accel::Interp,
+        "jit" => Accel::Jit,
+        other => {
+            return Err(format!(
+                "unknown engine `{other}`: the engines are interp and jit"
+            ))
+        }
+    };
+    let mut check = false;
+    for opt in parts {
+        match opt {
+            "check=interp" if engine == Accel::Jit => check = true,
+            "check=interp" => {
+                return Err("check=interp checks the jit engine: use jit,check=interp".into())
+            }
+            other => {
+                return Err(format!(
+                    "unknown engine option `{other}`: the only one is check=interp (with jit)"
+                ))
+            }
+        }
+    }
+    Ok(AccelSpec { engine, check })
 }
 
 impl EngineArgs {
     /// Make the harts created from now on use the chosen engine.
     pub(crate) fn install(self) -> anyhow::Result<()> {
-        select_engine(self.accel)
+        let spec = match self.accel {
+            Some(s) => s,
+            None => default_accel()?,
+        };
+        select_engine(spec.engine)?;
+        rewind_cpu::jit_check::set_default_check(spec.check);
+        // Test knob: corrupt a translated result from the N-th checked region on (the check
+        // must catch it).
+        if let Some(n) = std::env::var("REWIND_JIT_CHECK_FAULT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            rewind_cpu::jit_check::inject_fault_at(n);
+        }
+        Ok(())
+    }
+}
+
+/// The engine when `--accel` is not given: REWIND_ACCEL, else the interpreter.
+fn default_accel() -> anyhow::Result<AccelSpec> {
+    match std::env::var("REWIND_ACCEL") {
+        Ok(v) if !v.is_empty() => {
+            parse_accel(&v).map_err(|e| anyhow::anyhow!("REWIND_ACCEL={v}: {e}"))
+        }
+        _ => Ok(AccelSpec {
+            engine: Accel::Interp,
+            check: false,
+        }),
     }
 }
 
@@ -694,12 +762,23 @@ fn run(a: RunArgs) -> anyhow::Result<u8> {
 pub(crate) fn stats_report(m: &Machine) -> String {
     let stats = &m.hart().stats;
     format!(
-        "rewind: statistics after {} instructions\n  sbi timer calls (all kinds)           {:>12}\n{}{}",
+        "rewind: statistics after {} instructions\n  sbi timer calls (all kinds)           {:>12}\n{}{}{}",
         m.icount(),
         stats.sbi_timer_calls(),
         stats.report(),
-        jit_report()
+        jit_report(),
+        check_report(m)
     )
+}
+
+/// How many translated regions the self-check ran again in the interpreter (for `--stats`,
+/// with `--accel jit,check=interp`).
+fn check_report(m: &Machine) -> String {
+    if rewind_cpu::jit::default_engine().is_none() || !rewind_cpu::jit_check::default_check() {
+        return String::new();
+    }
+    let checked: u64 = m.harts().iter().map(|h| h.jit_checked_regions()).sum();
+    format!("  jit regions checked (check=interp)    {checked:>12}\n")
 }
 
 /// What the translating engine did, if harts use it (for `--stats`).

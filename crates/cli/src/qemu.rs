@@ -21,7 +21,8 @@ QEMU equivalents (qemu-system-riscv64 options work as typed, single or double da
   -icount shift=0,rr=record,rrfile=F   = rewind record -o F ...
   -icount shift=0,rr=replay,rrfile=F   = rewind replay F (the trace holds the machine)
   -rtc base=utc, -object rng-random|rng-builtin, -accel tcg: accepted (nothing to set)
-  -accel jit|interp    --accel jit|interp (rewind's engines; tcg = the default)
+  -accel jit|interp    --accel jit|interp (rewind's engines; tcg = the default; jit,check=interp
+                       runs every translated region again in the interpreter and stops at a difference)
   -accel kvm, -enable-kvm, -dtb, -no-reboot, -monitor stdio: refused with what to use instead";
 
 /// A QEMU option rewind cannot take, with what to do instead.
@@ -387,7 +388,7 @@ fn special(
         }
         // QEMU's TCG is rewind's default engine; rewind's own engines pass through.
         "accel" if v.split(',').next() == Some("tcg") => {}
-        "accel" if matches!(v, "jit" | "interp") => {
+        "accel" if matches!(v.split(',').next(), Some("jit" | "interp")) => {
             out.push("--accel".into());
             out.push(v.into());
         }
@@ -630,6 +631,10 @@ mod tests {
         assert_eq!(
             t(&["replay", "--accel", "interp"]).unwrap(),
             ["replay", "--accel", "interp"]
+        );
+        assert_eq!(
+            t(&["run", "-accel", "jit,check=interp"]).unwrap(),
+            ["run", "--accel", "jit,check=interp"]
         );
     }
 

@@ -201,11 +201,20 @@ fn debug(debuggee: Command, port: u16, elf: &Path, script: &str) -> Debugged {
 
 /// `rewind replay TRACE --serial null --gdb tcp:127.0.0.1:PORT -S` debugged with `script`.
 fn debug_replay(elf: &Path, script: &str) -> Debugged {
-    let scratch = Scratch::new(script.trim_end_matches(".gdb"));
+    debug_replay_with(elf, script, "interp")
+}
+
+/// [`debug_replay`] with the engine `accel`; with the JIT, blocks are translated after 16
+/// executions (debugme is short), so breakpoints and watchpoints meet translated code.
+fn debug_replay_with(elf: &Path, script: &str, accel: &str) -> Debugged {
+    let scratch = Scratch::new(&format!("{}-{accel}", script.trim_end_matches(".gdb")));
     let trace = record(elf, &scratch);
     let port = free_port();
     let mut cmd = common::rewind_cmd();
+    cmd.env("REWIND_JIT_HOT", "16");
     cmd.arg("replay").arg(&trace).args([
+        "--accel",
+        accel,
         "--serial",
         "null",
         "--gdb",
@@ -247,8 +256,18 @@ fn debugme_runs_like_qemu() {
 /// same pc, `i` and `counter`; continuing forward again reaches the same hits.
 #[test]
 fn gdb_replay_breakpoints_and_reverse_continue() {
+    gdb_replay_breakpoints_and_reverse_continue_with("interp");
+}
+
+/// The same under the JIT: translated code stops at the same hits.
+#[test]
+fn gdb_replay_breakpoints_and_reverse_continue_jit() {
+    gdb_replay_breakpoints_and_reverse_continue_with("jit");
+}
+
+fn gdb_replay_breakpoints_and_reverse_continue_with(accel: &str) {
     let Some(elf) = debugme() else { return };
-    let d = debug_replay(&elf, "gdb_replay_breakpoints.gdb");
+    let d = debug_replay_with(&elf, "gdb_replay_breakpoints.gdb", accel);
     d.completed();
     for (hit, i, counter) in [("fwd1", 1, 0), ("fwd2", 2, 1), ("fwd3", 3, 5)] {
         d.check(
@@ -280,8 +299,18 @@ fn gdb_replay_breakpoints_and_reverse_continue() {
 /// (b) stepi / reverse-stepi, across the call from tick into leaf, restoring a0 too.
 #[test]
 fn gdb_replay_stepi_and_reverse_stepi() {
+    gdb_replay_stepi_and_reverse_stepi_with("interp");
+}
+
+/// The same under the JIT: translated code stops at the same hits.
+#[test]
+fn gdb_replay_stepi_and_reverse_stepi_jit() {
+    gdb_replay_stepi_and_reverse_stepi_with("jit");
+}
+
+fn gdb_replay_stepi_and_reverse_stepi_with(accel: &str) {
     let Some(elf) = debugme() else { return };
-    let d = debug_replay(&elf, "gdb_replay_stepi.gdb");
+    let d = debug_replay_with(&elf, "gdb_replay_stepi.gdb", accel);
     d.completed();
     d.check(d.num("entry", "a0") == 2, "stopped in leaf(2)");
     d.check(
@@ -331,8 +360,18 @@ fn gdb_replay_stepi_and_reverse_stepi() {
 /// continuing forward hits it again; rwatch forward, awatch backwards.
 #[test]
 fn gdb_replay_watchpoints_backwards_and_forwards() {
+    gdb_replay_watchpoints_backwards_and_forwards_with("interp");
+}
+
+/// The same under the JIT: translated code stops at the same hits.
+#[test]
+fn gdb_replay_watchpoints_backwards_and_forwards_jit() {
+    gdb_replay_watchpoints_backwards_and_forwards_with("jit");
+}
+
+fn gdb_replay_watchpoints_backwards_and_forwards_with(accel: &str) {
     let Some(elf) = debugme() else { return };
-    let d = debug_replay(&elf, "gdb_replay_watch.gdb");
+    let d = debug_replay_with(&elf, "gdb_replay_watch.gdb", accel);
     d.completed();
     d.check(
         d.num("at3", "i") == 3 && d.num("at3", "counter") == 5,
@@ -404,8 +443,18 @@ fn gdb_replay_watchpoints_backwards_and_forwards() {
 /// of leaf back to the call in tick.
 #[test]
 fn gdb_replay_reverse_next_step_finish() {
+    gdb_replay_reverse_next_step_finish_with("interp");
+}
+
+/// The same under the JIT: translated code stops at the same hits.
+#[test]
+fn gdb_replay_reverse_next_step_finish_jit() {
+    gdb_replay_reverse_next_step_finish_with("jit");
+}
+
+fn gdb_replay_reverse_next_step_finish_with(accel: &str) {
     let Some(elf) = debugme() else { return };
-    let d = debug_replay(&elf, "gdb_replay_finish.gdb");
+    let d = debug_replay_with(&elf, "gdb_replay_finish.gdb", accel);
     d.completed();
     let line = |m: &str| d.num(m, "line");
     for m in ["at3", "n1", "n2", "n3", "rn", "rf1", "rf2"] {

@@ -193,3 +193,239 @@ fn linux_recorded_with_the_jit_replays_with_the_interpreter() {
     let (replayed, _) = replay(&trace, "interp");
     assert_eq!(replayed, n, "instructions replayed");
 }
+
+/// Guests run with `--accel jit,check=interp` (every translated region run again by the
+/// interpreter from the same state) and with the plain interpreter.
+const CHECKED: &[&str] = &[
+    "rv64i",
+    "rv64m",
+    "rv64c",
+    "bitmanip",
+    "traps",
+    "vm",
+    "pmp",
+    "timer",
+    "smc",
+    "jitfault",
+    "hostile_0x5eed",
+];
+
+/// `rewind run` of `elf` with `accel` and the environment `env`.
+fn run(elf: &Path, accel: &str, env: &[(&str, &str)]) -> Done {
+    let mut cmd = rewind_cmd();
+    cmd.env("REWIND_JIT_HOT", HOT);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args([
+        "run", "--stats", "--accel", accel, "--bios", "none", "--kernel",
+    ])
+    .arg(elf);
+    run_with_input(cmd, b"", TIMEOUT)
+}
+
+/// The lockstep self-check agrees with translated code on real guests (same output and exit
+/// status as the interpreter, and it did check regions), and stops at an injected difference
+/// naming the register, both values, the region's pc and icount.
+#[test]
+fn lockstep_self_check_passes_on_guests_and_catches_a_corrupted_result() {
+    for name in CHECKED {
+        let Some(elf) = guest_elf(name) else {
+            return;
+        };
+        let plain = run(&elf, "interp", &[]);
+        let checked = run(&elf, "jit,check=interp", &[]);
+        assert_eq!(
+            plain.code,
+            checked.code,
+            "{name}: exit status\n{}",
+            checked.describe()
+        );
+        assert_eq!(plain.stdout, checked.stdout, "{name}: console output");
+        let regions: u64 = checked
+            .stderr
+            .lines()
+            .find(|l| l.contains("jit regions checked (check=interp)"))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no check count\n{}", checked.describe()));
+        if *name != "pmp" {
+            assert!(
+                regions > 0,
+                "{name}: no region was checked\n{}",
+                checked.describe()
+            );
+        }
+    }
+    let Some(elf) = guest_elf("rv64m") else {
+        return;
+    };
+    let bad = run(&elf, "jit,check=interp", &[("REWIND_JIT_CHECK_FAULT", "3")]);
+    assert_eq!(bad.code, Some(2), "{}", bad.describe());
+    let line = bad
+        .stderr
+        .lines()
+        .find(|l| l.contains("JIT self-check failed"))
+        .unwrap_or_else(|| panic!("no self-check report\n{}", bad.describe()));
+    for part in [
+        "on hart 0",
+        "the region entered at pc 0x8",
+        ", icount ",
+        "differs from the interpreter: x",
+        ": translated code 0x",
+        ", interpreter 0x",
+    ] {
+        assert!(line.contains(part), "{part:?} not in {line:?}");
+    }
+    // The two values differ in bit 0 only (what the hook flipped).
+    let vals: Vec<u64> = line
+        .split("0x")
+        .skip(2)
+        .map(|v| {
+            let hex: String = v.chars().take_while(char::is_ascii_hexdigit).collect();
+            u64::from_str_radix(&hex, 16).expect("hex value")
+        })
+        .collect();
+    assert_eq!(vals.len(), 2, "{line}");
+    assert_eq!(vals[0] ^ vals[1], 1, "{line}");
+    // Without the check, the same corruption hook does nothing (it lives in the check).
+    let plain = run(&elf, "jit", &[("REWIND_JIT_CHECK_FAULT", "3")]);
+    assert_eq!(plain.code, Some(0), "{}", plain.describe());
+}
+
+/// `--accel jit,check=interp` is a record/replay engine option too, and QEMU's spelling
+/// `-accel jit,check=interp` means the same; a check option on the interpreter is refused.
+#[test]
+fn lockstep_self_check_records_and_replays() {
+    let Some(elf) = guest_elf("traps") else {
+        return;
+    };
+    let dir = Scratch::new("jit-check-rr");
+    let trace = dir.path("traps.rwd");
+    let rec = record(&elf, "jit,check=interp", &trace);
+    assert_eq!(rec.code, Some(0), "{}", rec.describe());
+    let n = recorded_icount(&rec.stderr);
+    let (a, _) = replay(&trace, "jit,check=interp");
+    assert_eq!(Some(a), n);
+    let mut cmd = rewind_cmd();
+    cmd.env("REWIND_JIT_HOT", HOT);
+    cmd.args([
+        "run",
+        "-M",
+        "virt",
+        "-nographic",
+        "-accel",
+        "jit,check=interp",
+        "-bios",
+        "none",
+        "-kernel",
+    ])
+    .arg(&elf);
+    let q = run_with_input(cmd, b"", TIMEOUT);
+    assert_eq!(q.stdout, rec.stdout, "{}", q.describe());
+    let mut cmd = rewind_cmd();
+    cmd.args(["run", "--accel", "interp,check=interp", "--kernel"])
+        .arg(&elf);
+    let bad = run_with_input(cmd, b"", TIMEOUT);
+    assert_eq!(bad.code, Some(2), "{}", bad.describe());
+    assert!(
+        bad.stderr.contains("use jit,check=interp"),
+        "{}",
+        bad.describe()
+    );
+}
+
+/// Record `elf` with `accel` and extra options; (run, trace).
+fn record_with(elf: &Path, accel: &str, trace: &Path, extra: &[&str]) -> Done {
+    let mut cmd = rewind_cmd();
+    cmd.env("REWIND_JIT_HOT", HOT);
+    cmd.args(["record", "-q", "--force", "--accel", accel, "-o"])
+        .arg(trace)
+        .args(extra)
+        .args(["--bios", "none", "--serial", "stdio", "--kernel"])
+        .arg(elf);
+    run_with_input(cmd, b"", TIMEOUT)
+}
+
+/// `(instructions, state hash)` of replaying `trace` with `accel` and extra options.
+fn replay_with(trace: &Path, accel: &str, extra: &[&str]) -> (u64, String) {
+    let mut cmd = rewind_cmd();
+    cmd.env("REWIND_JIT_HOT", HOT);
+    cmd.arg("replay")
+        .arg(trace)
+        .args(["--accel", accel, "--serial", "null", "-q"])
+        .args(extra);
+    let d = run_with_input(cmd, b"", TIMEOUT);
+    replay_matched_line(&d.stderr).unwrap_or_else(|| {
+        panic!(
+            "replay of {} with {accel} {extra:?} did not match\n{}",
+            trace.display(),
+            d.describe()
+        )
+    })
+}
+
+/// Snapshots taken while recording under one engine restore under the other: a replay from
+/// the middle (`--from`, which starts at the snapshot before it) ends in the state of the full
+/// replay, both ways.
+#[test]
+fn snapshots_taken_under_one_engine_restore_under_the_other() {
+    let Some(elf) = guest_elf("compute_timer") else {
+        return;
+    };
+    let dir = Scratch::new("jit-snap");
+    for (rec_engine, replay_engine) in [("jit", "interp"), ("interp", "jit")] {
+        let trace = dir.path(&format!("{rec_engine}.rwd"));
+        let rec = record_with(&elf, rec_engine, &trace, &["--snapshot-every", "20000000"]);
+        assert_eq!(rec.code, Some(0), "{}", rec.describe());
+        let n = recorded_icount(&rec.stderr).expect("icount");
+        let full = replay_with(&trace, rec_engine, &[]);
+        assert_eq!(full.0, n);
+        for from in [40_000_000 + 4_321, n - 10_000] {
+            let part = replay_with(&trace, replay_engine, &["--from", &from.to_string()]);
+            assert_eq!(
+                part, full,
+                "recorded with {rec_engine}, replayed with {replay_engine} from {from}"
+            );
+        }
+    }
+}
+
+/// The SMP and virtio scenarios on bare metal recorded with one engine replay with the other to
+/// the same final state: four harts under chaos scheduling (a race whose outcome depends on
+/// the interleaving), and a virtio-rng device whose entropy comes from the trace.
+#[test]
+fn smp_and_virtio_traces_replay_across_engines() {
+    let dir = Scratch::new("jit-cross");
+    let cases: [(&str, &[&str]); 4] = [
+        ("smp_race", &["--smp", "4", "--chaos", "7"]),
+        ("smp_spinlock", &["--smp", "4", "--chaos", "3"]),
+        ("smp_hello", &["--smp", "2"]),
+        ("virtio_rng", &["--device", "virtio-rng-device"]),
+    ];
+    for (name, extra) in cases {
+        let Some(elf) = guest_elf(name) else {
+            return;
+        };
+        let ti = dir.path(&format!("{name}.interp.rwd"));
+        let tj = dir.path(&format!("{name}.jit.rwd"));
+        let i = record_with(&elf, "interp", &ti, extra);
+        let j = record_with(&elf, "jit", &tj, extra);
+        assert_eq!(i.code, Some(0), "{name}\n{}", i.describe());
+        assert_eq!(j.code, Some(0), "{name}\n{}", j.describe());
+        if name != "virtio_rng" {
+            // Same guest, same seed: the same run (the rng's bytes come from the host).
+            assert_eq!(i.stdout, j.stdout, "{name}: console output");
+        }
+        for (trace, rec, engines) in [(&ti, &i, ["interp", "jit"]), (&tj, &j, ["jit", "interp"])] {
+            let n = recorded_icount(&rec.stderr).expect("icount");
+            let same = replay_with(trace, engines[0], &[]);
+            let other = replay_with(trace, engines[1], &[]);
+            assert_eq!(same.0, n, "{name}: {}", trace.display());
+            assert_eq!(
+                other, same,
+                "{name}: recorded with {}, replayed with {}",
+                engines[0], engines[1]
+            );
+        }
+    }
+}

@@ -220,6 +220,19 @@ impl DebugHooks {
             || self.coverage.is_some()
     }
 
+    /// Can translated code run with these hooks? Breakpoints and watchpoints only: guest
+    /// triggers and coverage need the checking interpreter's per-instruction work.
+    #[inline]
+    pub(crate) fn jit_compatible(&self) -> bool {
+        self.triggers.is_empty() && self.coverage.is_none()
+    }
+
+    /// Is any watchpoint set?
+    #[inline]
+    pub(crate) fn watching(&self) -> bool {
+        !self.watchpoints.is_empty()
+    }
+
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking
     /// interpreter, so blocks without breakpoints need no per-instruction check.)
     #[inline]

@@ -27,7 +27,7 @@ use crate::trap::Exception;
 const MAX_TRAPS_WITHOUT_RETIRE: u32 = 64;
 
 /// Why the page loop returned to `run`.
-enum PageExit {
+pub(crate) enum PageExit {
     /// The pc left the page or the budget ran out; cached fetch translations stay valid.
     Leave,
     /// State changed that can alter fetch translation (xRET, interrupt, sfence.vma, satp /
@@ -258,7 +258,13 @@ impl Hart {
         // Debugger hooks select a second instance of the interpreter that checks them, so the
         // normal one pays nothing for them.
         let reason = if self.debug.active() {
-            self.run_ways::<M, true, false>(ram, mmio, end, &mut ways, &mut skip)
+            if self.jit.is_some() && self.debug.jit_compatible() {
+                // Breakpoints and watchpoints only: translated code runs on pages without a
+                // breakpoint, its helpers check watchpoints.
+                self.run_ways::<M, true, true>(ram, mmio, end, &mut ways, &mut skip)
+            } else {
+                self.run_ways::<M, true, false>(ram, mmio, end, &mut ways, &mut skip)
+            }
         } else if self.jit.is_some() {
             // The translating engine: a third instance, so the plain interpreter pays nothing
             // for it either.
@@ -455,7 +461,7 @@ impl Hart {
     /// data access fires a watchpoint ends its block once it retired.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn run_page<M: Mmio, const DEBUG: bool, const JIT: bool>(
+    pub(crate) fn run_page<M: Mmio, const DEBUG: bool, const JIT: bool>(
         &mut self,
         ram: &mut Ram,
         mmio: &mut M,
@@ -471,6 +477,10 @@ impl Hart {
         // Constant while this page runs: privilege and mstatus change only through ops that
         // leave it (traps, xRET, CSR writes to mstatus / sstatus, see `csr_affects_fetch`).
         let dmode = self.data_mode();
+        // With debugger hooks, translated code runs only on pages without a breakpoint (its
+        // blocks never leave the page), and checks watchpoints in its memory helpers.
+        let jit_page = JIT && !(DEBUG && self.debug.breakpoint_in(vbase, vbase + PAGE_SIZE));
+        let watch = DEBUG && self.debug.watching();
 
         loop {
             // Only the first instruction of a run may skip its breakpoint.
@@ -515,27 +525,51 @@ impl Hart {
             } else {
                 (end - icount) as usize
             };
-            // A hot block whose whole length fits the budget runs as host code (never with
-            // debugger hooks: `JIT` and `DEBUG` are exclusive).
+            // A hot block whose whole length fits the budget runs as host code (with debugger
+            // hooks, not on a page with a breakpoint, nor for the instruction resumed from a
+            // stop).
             let jit_fn = match self.jit {
-                Some(c) if JIT && n == full => page.jit_block(e, start_off, |p, s| c.compile(p, s)),
+                Some(c) if jit_page && n == full && !skip_first => {
+                    page.jit_block(e, start_off, |p, s| c.compile(p, s))
+                }
                 _ => None,
             };
             if let Some(f) = jit_fn {
+                if self.check.on {
+                    // Lockstep self-check: the interpreter runs the region again and must agree.
+                    self.pc = pc;
+                    self.icount = icount;
+                    match self.check_region(f, ram, mmio, page, poff, way, dmode, end, watch) {
+                        Some(exit) => return exit,
+                        None => {
+                            pc = self.pc;
+                            icount = self.icount;
+                            if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
+                                return PageExit::Leave;
+                            }
+                            continue;
+                        }
+                    }
+                }
                 let pp: *const DecodedPage = &*page;
                 let budget = end - icount;
-                let (tag, jpc, retired, ex, dirty) =
-                    self.run_jit(f, ram, mmio, pp, way, dmode, icount, vbase, budget);
-                pc = jpc;
-                icount += retired;
-                match (tag, ex) {
+                let r = self.run_jit(f, ram, mmio, pp, way, dmode, icount, vbase, budget, watch);
+                pc = r.npc;
+                icount += r.retired;
+                match (r.tag, r.exc) {
                     (crate::jit::EXIT_TRAP, Some(ex)) => {
                         self.pc = pc;
                         self.icount = icount;
                         self.take_exception(ex);
                         return PageExit::Trap;
                     }
-                    (crate::jit::EXIT_DIRTY, _) => page.invalidate(dirty.0, dirty.1),
+                    (crate::jit::EXIT_TRAP, None) if r.watch_hit => {
+                        // A watchpoint fired before the access (the hit is recorded).
+                        self.pc = pc;
+                        self.icount = icount;
+                        return PageExit::Exit(ExitReason::Debug);
+                    }
+                    (crate::jit::EXIT_DIRTY, _) => page.invalidate(r.dirty.0, r.dirty.1),
                     (crate::jit::EXIT_YIELD, _) => {
                         self.pc = pc;
                         self.icount = icount;
@@ -1289,11 +1323,10 @@ impl Hart {
     }
 
     /// Run the translated region `f` (see [`crate::jit`]) with `budget` instructions at most,
-    /// `base` = icount on entry. Returns the exit tag, where to go on, the instructions
-    /// retired, the exception of a trap, and the slots a write made stale.
+    /// `base` = icount on entry, checking watchpoints if `watch`.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn run_jit<M: Mmio>(
+    pub(crate) fn run_jit<M: Mmio>(
         &mut self,
         f: crate::jit::BlockFn,
         ram: &mut Ram,
@@ -1304,7 +1337,8 @@ impl Hart {
         base: u64,
         vbase: u64,
         budget: u64,
-    ) -> (u64, u64, u64, Option<Exception>, (usize, usize)) {
+        watch: bool,
+    ) -> crate::jit::RegionExit {
         use crate::jit::*;
         let hart: *mut Hart = self;
         let mut env = JitEnv::<M> {
@@ -1317,6 +1351,8 @@ impl Hart {
             base,
             exc: None,
             dirty: (0, 0),
+            watch,
+            watch_hit: false,
         };
         let mut ctx = JitCtx {
             // SAFETY: `hart` is valid; only translated code and the helpers use it until `f`
@@ -1334,7 +1370,14 @@ impl Hart {
         // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
         // for the call and nothing else touches what they point to meanwhile.
         let tag = unsafe { f(&mut ctx) };
-        (tag, ctx.npc, ctx.retired, env.exc.take(), env.dirty)
+        RegionExit {
+            tag,
+            npc: ctx.npc,
+            retired: ctx.retired,
+            exc: env.exc.take(),
+            dirty: env.dirty,
+            watch_hit: env.watch_hit,
+        }
     }
 
     /// Would the LR/SC/AMO about to execute at `addr` fire a watchpoint? LR reads, SC writes

@@ -40,6 +40,9 @@ pub enum ExitReason {
     Yield,
     /// A breakpoint or watchpoint fired: see [`Hart::take_debug_hit`].
     Debug,
+    /// The lockstep self-check found translated code and the interpreter disagreeing: see
+    /// [`Hart::take_check_failure`].
+    JitCheck,
 }
 
 /// One RV64GC hart.
@@ -76,6 +79,8 @@ pub struct Hart {
     /// The translating engine hot blocks are compiled with (`None`: interpret only). Not
     /// architectural state: engines are interchangeable at any instruction.
     pub jit: Option<&'static dyn crate::jit::BlockCompiler>,
+    /// The lockstep self-check of translated code (not architectural state).
+    pub(crate) check: crate::jit_check::CheckState,
 }
 
 impl std::fmt::Debug for Hart {
@@ -106,6 +111,10 @@ impl Hart {
             features: Default::default(),
             stats: Default::default(),
             jit: crate::jit::default_engine(),
+            check: crate::jit_check::CheckState {
+                on: crate::jit_check::default_check(),
+                ..Default::default()
+            },
         };
         h.x[10] = hart_id;
         h.x[11] = fdt_addr;
@@ -164,6 +173,7 @@ impl Hart {
             features: _,
             stats: _,
             jit: _,
+            check: _,
         } = self;
         HartState {
             x: *x,

@@ -2,7 +2,8 @@
 //!
 //! The interpreter keeps its decoded blocks; a block executed [`hot_threshold`] times is
 //! handed to the installed [`BlockCompiler`] with the rest of its page, and from then on,
-//! whenever the whole block fits in the budget and no debugger hook is active, host code runs
+//! whenever the whole block fits in the budget (and, with debugger hooks, its page holds no
+//! breakpoint: the helpers check watchpoints), host code runs
 //! instead of the op loop: that block and the blocks of the same page it jumps to (a region),
 //! each entered only if it fits in what is left of the budget. Translated code only replaces
 //! *how* ops execute: it reports how many instructions retired, where to go on and why it
@@ -143,6 +144,23 @@ pub fn default_engine() -> Option<&'static dyn BlockCompiler> {
     DEFAULT_ENGINE.read().ok().and_then(|e| *e)
 }
 
+/// How a translated region ended (what [`Hart`]'s `run_jit` returns).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RegionExit {
+    /// The exit tag (`EXIT_*`).
+    pub tag: u64,
+    /// Where execution goes on.
+    pub npc: u64,
+    /// Instructions retired.
+    pub retired: u64,
+    /// The exception of an `EXIT_TRAP` (none: a watchpoint fired, see `watch_hit`).
+    pub exc: Option<Exception>,
+    /// The slots of the page a write made stale (`EXIT_DIRTY`).
+    pub dirty: (usize, usize),
+    /// A watchpoint fired before the access of the instruction at `npc`.
+    pub watch_hit: bool,
+}
+
 /// What the helpers need: everything the interpreter's block loop holds.
 pub(crate) struct JitEnv<M> {
     pub hart: *mut Hart,
@@ -155,6 +173,11 @@ pub(crate) struct JitEnv<M> {
     pub base: u64,
     pub exc: Option<Exception>,
     pub dirty: (usize, usize),
+    /// Check the debugger's watchpoints before each access (as the checking interpreter does).
+    pub watch: bool,
+    /// A watchpoint fired (the region stopped with `EXIT_TRAP` and no exception, before the
+    /// access; the hit is in the hart's debug hooks).
+    pub watch_hit: bool,
 }
 
 /// Retired-count offset and size from a helper's `info`.
@@ -196,6 +219,11 @@ pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
     let hart = &mut *env.hart;
     // Devices read the clock at the access.
     hart.icount = env.base + i;
+    if env.watch && hart.debug.watch_check(vaddr, u64::from(size), true, false) {
+        env.watch_hit = true;
+        (*ctx).status = EXIT_TRAP;
+        return 0;
+    }
     match hart.load_in(&mut *env.ram, &mut *env.mmio, vaddr, size, env.dmode) {
         Ok(v) => {
             (*ctx).status = code_check(env);
@@ -223,6 +251,10 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
     let (i, size) = split_info(info);
     let hart = &mut *env.hart;
     hart.icount = env.base + i;
+    if env.watch && hart.debug.watch_check(vaddr, u64::from(size), false, true) {
+        env.watch_hit = true;
+        return EXIT_TRAP;
+    }
     match hart.store_in(&mut *env.ram, &mut *env.mmio, vaddr, size, value, env.dmode) {
         Ok(StoreOutcome::Ram) => 0,
         Ok(StoreOutcome::CodeModified) => code_check(env),

@@ -13,6 +13,7 @@ pub mod fpu;
 pub mod hart;
 pub mod isa;
 pub mod jit;
+pub mod jit_check;
 pub mod mmu;
 pub mod ram;
 pub mod stats;

@@ -140,6 +140,9 @@ pub struct Ram {
     /// That image (its pages are shared, so keeping it costs one pointer per page): a restore
     /// skips clean pages whose content it shares with the image restored.
     clean_image: Option<RamImage>,
+    /// While the JIT self-check runs a region: every byte stores overwrite, with its old value
+    /// (RAM offset, byte), so the region can be undone and run again by the interpreter.
+    journal: Option<Vec<(usize, u8)>>,
 }
 
 /// Content of one page in a [`RamImage`], shared between images while it is unchanged.
@@ -273,6 +276,7 @@ impl Ram {
             page_dirty: vec![0; pages],
             clean_since: 0,
             clean_image: None,
+            journal: None,
         })
     }
 
@@ -350,6 +354,9 @@ impl Ram {
             addr: paddr,
             len: bytes.len() as u64,
         })?;
+        if self.journal.is_some() {
+            self.journal_bytes(off, bytes.len());
+        }
         self.data[off..off + bytes.len()].copy_from_slice(bytes);
         if !bytes.is_empty() {
             let last = (off + bytes.len() - 1) >> PAGE_SHIFT;
@@ -375,6 +382,9 @@ impl Ram {
     /// Returns true when the write hit a page holding decoded code (which is now dropped).
     #[inline(always)]
     pub fn store_at(&mut self, off: usize, size: u8, value: u64) -> bool {
+        if self.journal.is_some() {
+            self.journal_bytes(off, size as usize);
+        }
         let bytes = value.to_le_bytes();
         self.data[off..off + size as usize].copy_from_slice(&bytes[..size as usize]);
         let page = off >> PAGE_SHIFT;
@@ -393,6 +403,9 @@ impl Ram {
     /// one code-page check instead of two.
     #[inline(always)]
     pub(crate) fn store_in_page(&mut self, off: usize, size: u8, value: u64) -> bool {
+        if self.journal.is_some() {
+            self.journal_bytes(off, size as usize);
+        }
         let bytes = value.to_le_bytes();
         self.data[off..off + size as usize].copy_from_slice(&bytes[..size as usize]);
         self.page_dirty[off >> PAGE_SHIFT] = 1;
@@ -534,8 +547,9 @@ impl Ram {
         image
     }
 
-    /// Make RAM equal to `image` and drop all decoded code. Pages untouched since `image` was
-    /// taken or last restored are not copied again.
+    /// Make RAM equal to `image`, dropping the decoded code of the pages whose content changes
+    /// (the rest keep theirs). Pages untouched since `image` was taken or last restored are not
+    /// copied again.
     pub fn restore_image(&mut self, image: &RamImage) -> Result<(), RamLayoutMismatch> {
         if image.base != self.base || image.pages.len() != self.page_dirty.len() {
             return Err(RamLayoutMismatch {
@@ -557,6 +571,8 @@ impl Ram {
         // zero page of the image needs no write (a restore into a fresh machine costs the
         // image's non-zero pages, not all of RAM).
         let fresh = self.clean_since == 0 && self.clean_image.is_none();
+        // Pages with decoded code whose content changes.
+        let mut stale = Vec::new();
         for (i, page) in image.pages.iter().enumerate() {
             if fresh && self.page_dirty[i] == 0 && page.is_none() {
                 continue;
@@ -574,16 +590,62 @@ impl Ram {
                 }
             }
             let d = &mut self.data[i << PAGE_SHIFT..(i + 1) << PAGE_SHIFT];
+            // Decoded (and translated) code survives a restore that leaves its page as it was:
+            // seeks and reverse steps go back mostly to the same code.
+            let changed = match page {
+                Some(p) => d[..] != p[..],
+                None => d.iter().any(|&b| b != 0),
+            };
+            if !changed {
+                continue;
+            }
             match page {
                 Some(p) => d.copy_from_slice(&p[..]),
                 None => d.fill(0),
             }
+            if self.code_state[i] != 0 {
+                stale.push(i);
+            }
+        }
+        for i in stale {
+            self.invalidate_code_range(i << PAGE_SHIFT, PAGE_SIZE as usize);
         }
         self.page_dirty.fill(0);
         self.clean_since = image.id;
         self.clean_image = Some(image.clone());
-        self.invalidate_all_code();
         Ok(())
+    }
+
+    /// Note the old values of `[off, off+len)` in the journal (the JIT self-check is on).
+    #[cold]
+    #[inline(never)]
+    fn journal_bytes(&mut self, off: usize, len: usize) {
+        if let Some(j) = self.journal.as_mut() {
+            j.extend((off..off + len).map(|o| (o, self.data[o])));
+        }
+    }
+
+    /// Start noting the old value of every byte written (`Some`), or stop and hand back what
+    /// was noted (`None`).
+    pub(crate) fn set_journal(&mut self, on: Option<Vec<(usize, u8)>>) -> Option<Vec<(usize, u8)>> {
+        std::mem::replace(&mut self.journal, on)
+    }
+
+    /// Undo the writes of a journal (newest first); returns each byte written with the value
+    /// it held after the writes, first write of an offset first.
+    pub(crate) fn undo_journal(&mut self, journal: &[(usize, u8)]) -> Vec<(usize, u8)> {
+        let mut after: Vec<(usize, u8)> = journal.iter().map(|&(o, _)| (o, self.data[o])).collect();
+        after.sort_by_key(|&(o, _)| o);
+        after.dedup_by_key(|e| e.0);
+        for &(o, old) in journal.iter().rev() {
+            self.data[o] = old;
+        }
+        after
+    }
+
+    /// The byte at RAM offset `off`.
+    pub(crate) fn byte_at(&self, off: usize) -> u8 {
+        self.data[off]
     }
 
     /// How many times all decoded code was dropped (`fence.i`); for tests and statistics.

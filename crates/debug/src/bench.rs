@@ -13,7 +13,8 @@ use rewind_machine::record::replay_config;
 use rewind_machine::seek::Seeker;
 use rewind_machine::{Machine, MachineError, SerialOutput};
 
-use crate::session::{Session, SessionError, StopReason};
+use crate::session::{BreakKind, Session, SessionError, StopReason};
+use rewind_cpu::{WatchKind, Watchpoint};
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub struct ReverseBenchOptions {
     pub reverse_steps: usize,
     /// Seed of the position generator (the same seed gives the same positions).
     pub seed: u64,
+    /// Also time `continue` from the start to the end with no hook, with a breakpoint and
+    /// with a watchpoint set (neither ever hit).
+    pub continues: bool,
 }
 
 impl Default for ReverseBenchOptions {
@@ -38,6 +42,7 @@ impl Default for ReverseBenchOptions {
             seeks: 20,
             reverse_steps: 20,
             seed: 0x7e57_5eed,
+            continues: true,
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct ReverseBench {
     pub seek: Latency,
     /// Reverse steps from random positions (the machine stands there before timing).
     pub reverse_step: Latency,
+    /// `continue` from the start to the end (seconds): no hook, a breakpoint, a watchpoint.
+    pub continues: Option<[f64; 3]>,
 }
 
 impl std::fmt::Display for ReverseBench {
@@ -114,7 +121,20 @@ impl std::fmt::Display for ReverseBench {
             self.snapshot_memory as f64 / (1024.0 * 1024.0)
         )?;
         writeln!(f, "seek:            {}", self.seek)?;
-        write!(f, "reverse step:    {}", self.reverse_step)
+        write!(f, "reverse step:    {}", self.reverse_step)?;
+        if let Some([plain, bp, watch]) = self.continues {
+            let mips = |s: f64| self.instructions as f64 / s.max(1e-9) / 1e6;
+            write!(
+                f,
+                "\ncontinue:        {plain:.2} s ({:.0} MIPS) with no hook, {bp:.2} s ({:.0} MIPS, {:.2}x) with a breakpoint, {watch:.2} s ({:.0} MIPS, {:.2}x) with a watchpoint",
+                mips(plain),
+                mips(bp),
+                plain / bp.max(1e-9),
+                mips(watch),
+                plain / watch.max(1e-9)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -234,6 +254,28 @@ pub fn bench_reverse(
         expect_at(&session, "a reverse step", from - 1)?;
     }
 
+    let continues = if opts.continues {
+        // Hooks that never fire, on a page the guest never executes or accesses (the last of
+        // RAM): what setting them costs forward execution.
+        let ram = session.machine().ram();
+        let last = ram.base() + ram.size() - 8;
+        let plain = time_continue(&mut session, total)?;
+        session.add_breakpoint(last, BreakKind::Software);
+        let bp = time_continue(&mut session, total)?;
+        session.remove_breakpoint(last, BreakKind::Software);
+        let watch = Watchpoint {
+            addr: last,
+            len: 8,
+            kind: WatchKind::Access,
+        };
+        session.add_watchpoint(watch);
+        let w = time_continue(&mut session, total)?;
+        session.remove_watchpoint(watch);
+        Some([plain, bp, w])
+    } else {
+        None
+    };
+
     let seeker = session.seeker();
     Ok(ReverseBench {
         instructions: total,
@@ -243,7 +285,30 @@ pub fn bench_reverse(
         snapshot_memory: seeker.snapshot_memory(),
         seek: Latency::of(&seek_times),
         reverse_step: Latency::of(&step_times),
+        continues,
     })
+}
+
+/// Seconds a `continue` from instruction 0 takes to reach the end (`total`).
+fn time_continue(session: &mut Session, total: u64) -> Result<f64, BenchError> {
+    session.seek(0)?;
+    let t = Instant::now();
+    loop {
+        match session.resume(u64::MAX)? {
+            None => continue,
+            Some(StopReason::Ended(_)) => break,
+            Some(_) => {
+                return Err(BenchError::WrongPosition {
+                    what: "a continue",
+                    expected: total,
+                    got: session.icount(),
+                })
+            }
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    expect_at(session, "a continue", total)?;
+    Ok(secs)
 }
 
 /// Check that an operation left the session at `expected`.

@@ -663,6 +663,7 @@ fn the_reverse_benchmark_measures_a_recording() {
         seeks: 5,
         reverse_steps: 4,
         seed: 7,
+        continues: true,
     };
     let b = bench_reverse(&t.path, &embedded, &opts).unwrap();
     assert_eq!(b.instructions, t.total);
@@ -670,9 +671,12 @@ fn the_reverse_benchmark_measures_a_recording() {
     assert!(b.reverse_step.max_ms >= b.reverse_step.mean_ms && b.reverse_step.mean_ms > 0.0);
     assert_eq!(b.snapshots as u64, t.total / 100_000 + 1);
     assert!(b.snapshot_memory > 0);
+    assert!(b.continues.is_some_and(|c| c.iter().all(|&s| s > 0.0)));
     let text = b.to_string();
     assert!(
-        text.contains("reverse step:") && text.contains("snapshots:"),
+        text.contains("reverse step:")
+            && text.contains("snapshots:")
+            && text.contains("with a watchpoint"),
         "{text}"
     );
     // A trace cut short has no known length.

@@ -119,6 +119,22 @@ pub enum MachineError {
     /// A snapshot cannot be read or applied.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// The JIT's lockstep self-check (`--accel jit,check=interp`) found translated code and
+    /// the interpreter disagreeing.
+    #[error(
+        "JIT self-check failed on hart {hart}: the region entered at pc {pc:#x}, icount {icount}, \
+         differs from the interpreter: {what}"
+    )]
+    JitCheck {
+        /// The hart.
+        hart: usize,
+        /// Where the region was entered.
+        pc: u64,
+        /// Instructions retired (all harts) when it was entered.
+        icount: u64,
+        /// What differs, translated code's value first.
+        what: String,
+    },
     /// The guest traps endlessly without retiring any instruction.
     #[error("guest makes no progress: every instruction traps (pc {pc:#x}, icount {icount})")]
     NoProgress {

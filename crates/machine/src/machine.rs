@@ -707,6 +707,18 @@ impl Machine {
             if smp {
                 self.sched.left = self.sched.left.saturating_sub(retired);
             }
+            if reason == ExitReason::JitCheck {
+                self.flush_output()?;
+                let f = self.harts[cur].take_check_failure();
+                let (pc, at, what) =
+                    f.map_or((0, before, String::new()), |f| (f.pc, f.icount, f.what));
+                return Err(MachineError::JitCheck {
+                    hart: cur,
+                    pc,
+                    icount: now.wrapping_add(at.wrapping_sub(before)),
+                    what,
+                });
+            }
             if reason == ExitReason::Debug {
                 if let Some(hit) = self.harts[cur].take_debug_hit() {
                     // Show the user the guest's output up to here, as a checkpoint would; host
