@@ -1306,6 +1306,9 @@ impl Hart {
         budget: u64,
     ) -> (u64, u64, u64, Option<Exception>, (usize, usize)) {
         use crate::jit::*;
+        let tlb_load = self.tlb.set_ptr(crate::mmu::Access::Load, dmode).cast();
+        let tlb_store = self.tlb.set_ptr(crate::mmu::Access::Store, dmode).cast();
+        let (mem, code_state, page_dirty) = ram.jit_pointers();
         let hart: *mut Hart = self;
         let mut env = JitEnv::<M> {
             hart,
@@ -1330,6 +1333,12 @@ impl Hart {
             env: (&mut env as *mut JitEnv<M>).cast(),
             budget,
             retired: 0,
+            tlb_load,
+            tlb_store,
+            mem,
+            code_state,
+            page_dirty,
+            slow_mem: 0,
         };
         // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
         // for the call and nothing else touches what they point to meanwhile.
