@@ -84,6 +84,16 @@ impl Jit {
         ] {
             flags.set(k, v).map_err(|e| JitError::Host(e.to_string()))?;
         }
+        // Cranelift settings to try (`REWIND_JIT_FLAGS=opt_level=speed,regalloc_algorithm=...`):
+        // they change only how fast code is made and runs, never what it does.
+        if let Ok(extra) = std::env::var("REWIND_JIT_FLAGS") {
+            for kv in extra.split(',').filter(|kv| !kv.is_empty()) {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
+                flags
+                    .set(k, v)
+                    .map_err(|e| JitError::Host(format!("REWIND_JIT_FLAGS {kv}: {e}")))?;
+            }
+        }
         let isa = cranelift_native::builder()
             .map_err(|e| JitError::Host(e.to_string()))?
             .finish(settings::Flags::new(flags))
