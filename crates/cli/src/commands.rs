@@ -1016,9 +1016,11 @@ pub fn bench_linux(no_qemu: bool, cpu: rewind_machine::CpuFeatures) -> anyhow::R
     eprintln!("rewind bench linux: run...");
     let mut m = Machine::new(config.clone())?;
     m.watch_output(LINUX_MARKER);
+    let jit_before = crate::jit_counters();
     let start = Instant::now();
     let outcome = m.run(None)?;
     let wall = start.elapsed();
+    crate::print_jit_cost(jit_before, wall);
     let icount = m.icount();
     let out = String::from_utf8_lossy(m.captured_output()).into_owned();
     let mut note = outcome_note(&outcome);

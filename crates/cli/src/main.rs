@@ -781,6 +781,36 @@ fn check_report(m: &Machine) -> String {
     format!("  jit regions checked (check=interp)    {checked:>12}\n")
 }
 
+/// The translating engine's counters, if it runs: regions, guest blocks, ops, translation
+/// nanoseconds, host code bytes.
+pub(crate) fn jit_counters() -> Option<[u64; 5]> {
+    rewind_cpu::jit::default_engine()?;
+    let j = rewind_jit::Jit::global().ok()?;
+    use std::sync::atomic::Ordering::Relaxed;
+    Some([
+        j.blocks.load(Relaxed),
+        j.guest_blocks.load(Relaxed),
+        j.ops.load(Relaxed),
+        j.compile_ns.load(Relaxed),
+        j.code_bytes.load(Relaxed),
+    ])
+}
+
+/// Print what translation cost during a run of `wall` that started with the counters `before`
+/// (nothing when the JIT is not in use).
+pub(crate) fn print_jit_cost(before: Option<[u64; 5]>, wall: Duration) {
+    let (Some(a), Some(b)) = (jit_counters(), before) else {
+        return;
+    };
+    let [regions, blocks, ops, ns, bytes] = std::array::from_fn(|i| a[i] - b[i]);
+    println!(
+        "jit compile cost:   {regions} regions ({blocks} blocks, {ops} ops) in {:.0} ms = {:.1}% of the run, {:.0} KiB of host code",
+        ns as f64 / 1e6,
+        ns as f64 / 1e9 / wall.as_secs_f64().max(1e-9) * 100.0,
+        bytes as f64 / 1024.0
+    );
+}
+
 /// What the translating engine did, if harts use it (for `--stats`).
 pub(crate) fn jit_report() -> String {
     if rewind_cpu::jit::default_engine().is_none() {
@@ -790,10 +820,11 @@ pub(crate) fn jit_report() -> String {
         Ok(j) => {
             use std::sync::atomic::Ordering::Relaxed;
             format!(
-                "  jit blocks translated                 {:>12}\n  jit ops translated                    {:>12}\n  jit translation time (ms)             {:>12}\n",
+                "  jit blocks translated                 {:>12}\n  jit ops translated                    {:>12}\n  jit translation time (ms)             {:>12}\n  jit host code (KiB)                   {:>12}\n",
                 j.blocks.load(Relaxed),
                 j.ops.load(Relaxed),
-                j.compile_ns.load(Relaxed) / 1_000_000
+                j.compile_ns.load(Relaxed) / 1_000_000,
+                j.code_bytes.load(Relaxed) / 1024
             )
         }
         Err(_) => String::new(),
@@ -902,6 +933,7 @@ fn bench(no_qemu: bool, accel: Accel) -> anyhow::Result<u8> {
     let other_config = config.clone();
     println!("engine:             {accel:?}");
     let mut m = Machine::new(config.clone())?;
+    let jit_before = jit_counters();
     let start = Instant::now();
     let outcome = m.run(None)?;
     let wall = start.elapsed();
@@ -917,6 +949,7 @@ fn bench(no_qemu: bool, accel: Accel) -> anyhow::Result<u8> {
     if status != 0 {
         println!("guest exit status:  {status}");
     }
+    print_jit_cost(jit_before, wall);
 
     // Record and replay the same guest.
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;

@@ -230,7 +230,7 @@ impl DebugHooks {
     /// Is any watchpoint set?
     #[inline]
     pub(crate) fn watching(&self) -> bool {
-        !self.watchpoints.is_empty()
+        !self.watchpoints.is_empty() || !self.phys_watchpoints.is_empty()
     }
 
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking

@@ -1340,6 +1340,9 @@ impl Hart {
         watch: bool,
     ) -> crate::jit::RegionExit {
         use crate::jit::*;
+        let tlb_load = self.tlb.set_ptr(crate::mmu::Access::Load, dmode).cast();
+        let tlb_store = self.tlb.set_ptr(crate::mmu::Access::Store, dmode).cast();
+        let (mem, code_state, page_dirty) = ram.jit_pointers();
         let hart: *mut Hart = self;
         let mut env = JitEnv::<M> {
             hart,
@@ -1366,6 +1369,14 @@ impl Hart {
             env: (&mut env as *mut JitEnv<M>).cast(),
             budget,
             retired: 0,
+            tlb_load,
+            tlb_store,
+            mem,
+            code_state,
+            page_dirty,
+            // Watchpoints and the self-check's RAM journal see only accesses through the
+            // helpers: no inline fast path then.
+            slow_mem: u64::from(watch || self.check.on),
         };
         // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
         // for the call and nothing else touches what they point to meanwhile.

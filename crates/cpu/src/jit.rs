@@ -84,7 +84,30 @@ pub struct JitCtx {
     pub budget: u64,
     /// Out: instructions retired.
     pub retired: u64,
+    /// The TLB set of loads in the data translation regime of this run ([`TLB_ENTRIES`]
+    /// entries of 16 bytes: tag at 0, RAM offset of the physical page at 8). An aligned access
+    /// hits when `vaddr & (!0xfff | (size - 1)) == tag`; the tag of an invalid or MMIO entry
+    /// never matches, so devices, faults, misaligned accesses, page walks (A/D bits) and PMP
+    /// always take the helper.
+    pub tlb_load: *const u8,
+    /// The TLB set of stores, same layout (entries only ever map RAM, never the ROM).
+    pub tlb_store: *const u8,
+    /// Host address of RAM offset 0 (RAM then ROM, as TLB entries index them).
+    pub mem: *mut u8,
+    /// Per RAM page (offset >> 12): nonzero when the page holds decoded code. A store hitting
+    /// the TLB takes the helper anyway on such a page, so that self-modifying code (and data
+    /// sharing a page with code) invalidates exactly as in the interpreter.
+    pub code_state: *const u8,
+    /// Per RAM page: set to 1 by every store (the snapshot code's written-page flags).
+    pub page_dirty: *mut u8,
+    /// In: when nonzero, every load and store of the run goes through the helpers (the inline
+    /// TLB path is skipped): set it when the helpers must see each access, e.g. to check
+    /// watchpoints. Read once when a region is entered.
+    pub slow_mem: u64,
 }
+
+/// Entries in a TLB set ([`JitCtx::tlb_load`]): the set index is `(vaddr >> 12) & (TLB_ENTRIES - 1)`.
+pub const TLB_ENTRIES: usize = crate::mmu::TLB_ENTRIES;
 
 /// Offsets of [`JitCtx`] fields, for code generators.
 pub mod offsets {
@@ -104,7 +127,42 @@ pub mod offsets {
     pub const BUDGET: i32 = 56;
     /// `retired`.
     pub const RETIRED: i32 = 64;
+    /// `tlb_load`.
+    pub const TLB_LOAD: i32 = 72;
+    /// `tlb_store`.
+    pub const TLB_STORE: i32 = 80;
+    /// `mem`.
+    pub const MEM: i32 = 88;
+    /// `code_state`.
+    pub const CODE_STATE: i32 = 96;
+    /// `page_dirty`.
+    pub const PAGE_DIRTY: i32 = 104;
+    /// `slow_mem`.
+    pub const SLOW_MEM: i32 = 112;
+
+    // The layout is a contract with code generators: check it where it is defined.
+    const _: () = {
+        assert!(std::mem::offset_of!(super::JitCtx, retired) == RETIRED as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, tlb_load) == TLB_LOAD as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, tlb_store) == TLB_STORE as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, mem) == MEM as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, code_state) == CODE_STATE as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, page_dirty) == PAGE_DIRTY as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, slow_mem) == SLOW_MEM as usize);
+    };
 }
+
+/// A TLB set whose entries never match (what `slow_mem` selects), for code generators.
+pub static NO_TLB: [u64; 2 * TLB_ENTRIES] = {
+    let mut t = [0u64; 2 * TLB_ENTRIES];
+    let mut i = 0;
+    while i < TLB_ENTRIES {
+        // Bit 11 is cleared by the hit test's mask: never equal.
+        t[2 * i] = 1 << 11;
+        i += 1;
+    }
+    t
+};
 
 /// The decoded blocks of one physical page, as a code generator sees them.
 #[derive(Clone, Copy)]

@@ -88,9 +88,11 @@ fn pte_ppn(pte: u64, pbmte: bool) -> Option<u64> {
     Some((pte & PTE_PPN_MASK) >> 10)
 }
 
-/// One TLB entry.
+/// One TLB entry (`repr(C)`: translated code reads `tag` at offset 0 and `base` at 8, see
+/// [`crate::jit::JitCtx::tlb_load`]).
 #[derive(Debug, Clone, Copy)]
-struct TlbEntry {
+#[repr(C)]
+pub(crate) struct TlbEntry {
     /// Virtual page address, or with `TAG_INVALID` / `TAG_MMIO` set.
     tag: u64,
     /// RAM offset of the physical page (or its physical address for MMIO pages).
@@ -153,6 +155,13 @@ impl Tlb {
     fn entry(&self, acc: Access, mode: usize, vaddr: u64) -> TlbEntry {
         self.sets[(acc as usize * 4 + mode) & (TLB_SETS - 1)]
             [(vaddr >> 12) as usize & (TLB_ENTRIES - 1)]
+    }
+
+    /// The [`TLB_ENTRIES`] entries of the set for `acc` in regime `mode`, for translated code's
+    /// inline lookup. The sets live in one box that is never reallocated (flushes overwrite them
+    /// in place), so the pointer stays valid as long as the TLB lives.
+    pub(crate) fn set_ptr(&self, acc: Access, mode: usize) -> *const TlbEntry {
+        self.sets[(acc as usize * 4 + mode) & (TLB_SETS - 1)].as_ptr()
     }
 
     fn insert(&mut self, acc: Access, mode: usize, vaddr: u64, e: TlbEntry, superpage: bool) {

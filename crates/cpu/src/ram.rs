@@ -417,6 +417,17 @@ impl Ram {
         }
     }
 
+    /// Host pointers for translated code's inline memory path ([`crate::jit::JitCtx`]): RAM and
+    /// ROM data (indexed by RAM offset), the per-page decoded-code state and the per-page
+    /// written flags. Stable for the life of `self` (none of them is ever reallocated).
+    pub(crate) fn jit_pointers(&mut self) -> (*mut u8, *const u8, *mut u8) {
+        (
+            self.data.ptr.as_ptr(),
+            self.code_state.as_ptr(),
+            self.page_dirty.as_mut_ptr(),
+        )
+    }
+
     /// Drop decoded code for every page overlapping `[off, off+len)` (RAM offsets).
     ///
     /// Only the slots whose instructions can overlap the written bytes are forgotten (including

@@ -22,12 +22,14 @@ use cranelift_codegen::ir::{
     types, AbiParam, Block, InstBuilder, MemFlagsData, SigRef, Signature, Value,
 };
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_frontend::Variable;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_frontend::{Switch, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Module};
 use rewind_cpu::decode::{Kind, Op};
-use rewind_cpu::jit::{offsets, BlockCompiler, BlockFn, CodePage, EXIT_DONE, EXIT_TRAP};
+use rewind_cpu::jit::{
+    offsets, BlockCompiler, BlockFn, CodePage, EXIT_DONE, EXIT_TRAP, NO_TLB, TLB_ENTRIES,
+};
 
 /// Blocks translated per process before the engine stops translating (code is never freed).
 pub const MAX_BLOCKS: u64 = 1 << 20;
@@ -59,6 +61,10 @@ pub struct Jit {
     pub ops: AtomicU64,
     /// Nanoseconds spent translating.
     pub compile_ns: AtomicU64,
+    /// Guest blocks translated (a region holds one or more).
+    pub guest_blocks: AtomicU64,
+    /// Bytes of host code generated (never freed: the translation cache's memory).
+    pub code_bytes: AtomicU64,
 }
 
 impl Jit {
@@ -78,10 +84,24 @@ impl Jit {
         ] {
             flags.set(k, v).map_err(|e| JitError::Host(e.to_string()))?;
         }
+        // Cranelift settings to try (`REWIND_JIT_FLAGS=opt_level=speed,regalloc_algorithm=...`):
+        // they change only how fast code is made and runs, never what it does.
+        if let Ok(extra) = std::env::var("REWIND_JIT_FLAGS") {
+            for kv in extra.split(',').filter(|kv| !kv.is_empty()) {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
+                flags
+                    .set(k, v)
+                    .map_err(|e| JitError::Host(format!("REWIND_JIT_FLAGS {kv}: {e}")))?;
+            }
+        }
         let isa = cranelift_native::builder()
             .map_err(|e| JitError::Host(e.to_string()))?
             .finish(settings::Flags::new(flags))
             .map_err(|e| JitError::Host(e.to_string()))?;
+        // Translated code does pointer arithmetic in 64 bits (the inline TLB path).
+        if isa.pointer_type() != types::I64 {
+            return Err(JitError::Host("not a 64-bit host".into()));
+        }
         let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         Ok(Jit {
             backend: Mutex::new(Backend {
@@ -91,6 +111,8 @@ impl Jit {
             blocks: AtomicU64::new(0),
             ops: AtomicU64::new(0),
             compile_ns: AtomicU64::new(0),
+            guest_blocks: AtomicU64::new(0),
+            code_bytes: AtomicU64::new(0),
         })
     }
 
@@ -217,8 +239,11 @@ impl BlockCompiler for Jit {
         }
         let t0 = std::time::Instant::now();
         let mut be = self.backend.lock().ok()?;
-        let f = be.translate(&blocks)?;
+        let (f, bytes) = be.translate(&blocks)?;
         self.blocks.fetch_add(1, Ordering::Relaxed);
+        self.guest_blocks
+            .fetch_add(blocks.len() as u64, Ordering::Relaxed);
+        self.code_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.ops.fetch_add(
             blocks.iter().map(|b| b.ops.len() as u64).sum(),
             Ordering::Relaxed,
@@ -252,6 +277,8 @@ fn successors(last: &Op, end: u64) -> Vec<i64> {
     use Kind::*;
     match last.kind {
         Beq | Bne | Blt | Bge | Bltu | Bgeu => vec![last.imm as i64, end as i64],
+        // After a call, its return point: a return through the indirect jump cache lands there.
+        Jal if last.rd != 0 => vec![last.imm as i64, end as i64],
         Jal | J => vec![last.imm as i64],
         Jalr | Jr => vec![],
         _ => vec![end as i64],
@@ -323,6 +350,15 @@ struct Gen<'a> {
     /// block, whose host blocks each dominate the next).
     cache: [Option<Value>; 32],
     retired: Variable,
+    /// Page offsets of the region's blocks and their entry (budget check) blocks.
+    entries: Vec<(u64, Block)>,
+    /// TLB sets of loads and stores (`JitCtx::tlb_load`, or `NO_TLB` with `slow_mem`).
+    tlb_load: Value,
+    tlb_store: Value,
+    /// `JitCtx::mem`, `JitCtx::code_state`, `JitCtx::page_dirty`.
+    mem: Value,
+    code_state: Value,
+    page_dirty: Value,
 }
 
 impl Gen<'_> {
@@ -356,6 +392,27 @@ impl Gen<'_> {
         if r != 0 {
             self.b.ins().store(trusted(), v, self.xp, (r * 8) as i32);
         }
+    }
+
+    /// Look `addr` up in the TLB set `set` for an access of `size` bytes: (hit, host address,
+    /// RAM offset of the page). The last two are meaningful only where `hit` is true; computing
+    /// them unconditionally is safe (no memory is touched through them). 64-bit hosts only.
+    fn tlb_probe(&mut self, set: Value, addr: Value, size: u64) -> (Value, Value, Value) {
+        let idx = self.b.ins().ushr_imm_s(addr, 12);
+        let idx = self.b.ins().band_imm_s(idx, TLB_ENTRIES as i64 - 1);
+        let eoff = self.b.ins().ishl_imm_s(idx, 4);
+        let entry = self.b.ins().iadd(set, eoff);
+        let tag = self.b.ins().load(types::I64, trusted(), entry, 0);
+        let masked = self
+            .b
+            .ins()
+            .band_imm_s(addr, (!0xfffu64 | (size - 1)) as i64);
+        let hit = self.b.ins().icmp(IntCC::Equal, masked, tag);
+        let base = self.b.ins().load(types::I64, trusted(), entry, 8);
+        let off = self.b.ins().band_imm_s(addr, 0xfff);
+        let roff = self.b.ins().iadd(base, off);
+        let host = self.b.ins().iadd(self.mem, roff);
+        (hit, host, base)
     }
 
     fn imm(&mut self, v: i64) -> Value {
@@ -455,7 +512,7 @@ struct Helpers {
 
 impl Backend {
     /// Generate host code for the region `blocks` (`blocks[0]` is its entry).
-    fn translate(&mut self, blocks: &[RBlock<'_>]) -> Option<BlockFn> {
+    fn translate(&mut self, blocks: &[RBlock<'_>]) -> Option<(BlockFn, u64)> {
         let ptr = self.module.target_config().pointer_type();
         let mut cctx = self.module.make_context();
         let call_conv = self.module.isa().default_call_conv();
@@ -489,6 +546,16 @@ impl Backend {
             let xp = b.ins().load(ptr, trusted(), ctx, offsets::X);
             let vbase = b.ins().load(types::I64, trusted(), ctx, offsets::VBASE);
             let budget = b.ins().load(types::I64, trusted(), ctx, offsets::BUDGET);
+            // `slow_mem` selects a TLB set that never hits: every access through the helpers.
+            let slow = b.ins().load(types::I64, trusted(), ctx, offsets::SLOW_MEM);
+            let no_tlb = b.ins().iconst(ptr, NO_TLB.as_ptr() as i64);
+            let tl = b.ins().load(ptr, trusted(), ctx, offsets::TLB_LOAD);
+            let ts = b.ins().load(ptr, trusted(), ctx, offsets::TLB_STORE);
+            let tlb_load = b.ins().select(slow, no_tlb, tl);
+            let tlb_store = b.ins().select(slow, no_tlb, ts);
+            let mem = b.ins().load(ptr, trusted(), ctx, offsets::MEM);
+            let code_state = b.ins().load(ptr, trusted(), ctx, offsets::CODE_STATE);
+            let page_dirty = b.ins().load(ptr, trusted(), ctx, offsets::PAGE_DIRTY);
             let retired = b.declare_var(types::I64);
             let zero = b.ins().iconst(types::I64, 0);
             b.def_var(retired, zero);
@@ -503,6 +570,16 @@ impl Backend {
                 vbase,
                 cache: [None; 32],
                 retired,
+                entries: blocks
+                    .iter()
+                    .map(|b| b.off)
+                    .zip(check.iter().copied())
+                    .collect(),
+                tlb_load,
+                tlb_store,
+                mem,
+                code_state,
+                page_dirty,
             };
             let index: std::collections::HashMap<u64, usize> =
                 blocks.iter().enumerate().map(|(k, b)| (b.off, k)).collect();
@@ -540,12 +617,18 @@ impl Backend {
             .declare_anonymous_function(&cctx.func.signature)
             .ok()?;
         self.module.define_function(id, &mut cctx).ok()?;
+        let bytes = cctx
+            .compiled_code()
+            .map_or(0, |c| c.code_buffer().len() as u64);
         self.module.clear_context(&mut cctx);
         self.module.finalize_definitions().ok()?;
         let code = self.module.get_finalized_function(id);
         // SAFETY: the function was generated with the `BlockFn` signature (one pointer in, one
         // i64 out, the host's C calling convention).
-        Some(unsafe { std::mem::transmute::<*const u8, BlockFn>(code) })
+        Some((
+            unsafe { std::mem::transmute::<*const u8, BlockFn>(code) },
+            bytes,
+        ))
     }
 }
 
@@ -616,6 +699,27 @@ impl Gen<'_> {
                         g.set(op.rd, fall);
                     }
                     let r = g.b.ins().iadd_imm_s(r0, n as i64);
+                    g.b.def_var(g.retired, r);
+                    // The indirect jump cache: a target on this page that starts a block of
+                    // the region goes on there (through its budget check); anything else
+                    // leaves the region.
+                    let out = g.b.create_block();
+                    if !g.entries.is_empty() {
+                        let disp = g.b.create_block();
+                        let page = g.b.ins().band_imm_s(npc, !(PAGE as i64 - 1));
+                        let same = g.b.ins().icmp(IntCC::Equal, page, g.vbase);
+                        g.b.ins().brif(same, disp, &[], out, &[]);
+                        g.b.switch_to_block(disp);
+                        let off = g.b.ins().band_imm_s(npc, PAGE as i64 - 1);
+                        let mut sw = Switch::new();
+                        for &(o, blk) in &g.entries {
+                            sw.set_entry(o as u128, blk);
+                        }
+                        sw.emit(&mut g.b, off, out);
+                    } else {
+                        g.b.ins().jump(out, &[]);
+                    }
+                    g.b.switch_to_block(out);
                     let done = g.imm(EXIT_DONE as i64);
                     g.exit(done, Npc::Pc(npc), r);
                     return Some(());
@@ -652,6 +756,26 @@ impl Gen<'_> {
                     };
                     let a = g.get(op.rs1);
                     let addr = g.b.ins().iadd_imm_s(a, imm);
+                    // The TLB hit path: one tag compare, then host memory.
+                    let (hit, host, _) = g.tlb_probe(g.tlb_load, addr, size);
+                    let fast = g.b.create_block();
+                    let slow = g.b.create_block();
+                    let join = g.b.create_block();
+                    g.b.append_block_param(join, types::I64);
+                    g.b.ins().brif(hit, fast, &[], slow, &[]);
+                    g.b.switch_to_block(fast);
+                    let fl = MemFlagsData::trusted();
+                    let v = match op.kind {
+                        Lb => g.b.ins().sload8(types::I64, fl, host, 0),
+                        Lbu => g.b.ins().uload8(types::I64, fl, host, 0),
+                        Lh => g.b.ins().sload16(types::I64, fl, host, 0),
+                        Lhu => g.b.ins().uload16(types::I64, fl, host, 0),
+                        Lw => g.b.ins().sload32(fl, host, 0),
+                        Lwu => g.b.ins().uload32(fl, host, 0),
+                        _ => g.b.ins().load(types::I64, fl, host, 0),
+                    };
+                    g.b.ins().jump(join, &[v.into()]);
+                    g.b.switch_to_block(slow);
                     let info = g.b.ins().iadd_imm_s(r0, (i as u64 | size << 32) as i64);
                     let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::LOAD);
                     let call =
@@ -675,6 +799,9 @@ impl Gen<'_> {
                             .load(types::I64, trusted(), g.ctx, offsets::STATUS);
                     let rd = op.rd;
                     g.helper_exit(st, r0, i, op, op_off, |g| g.store_reg(rd, v));
+                    g.b.ins().jump(join, &[v.into()]);
+                    g.b.switch_to_block(join);
+                    let v = g.b.block_params(join)[0];
                     g.set(op.rd, v);
                 }
                 Sb | Sh | Sw | Sd => {
@@ -687,6 +814,32 @@ impl Gen<'_> {
                     let a = g.get(op.rs1);
                     let addr = g.b.ins().iadd_imm_s(a, imm);
                     let val = g.get(op.rs2);
+                    // The TLB hit path, unless the page holds decoded code (the helper
+                    // invalidates it exactly as the interpreter does).
+                    let (hit, host, base) = g.tlb_probe(g.tlb_store, addr, size);
+                    let check = g.b.create_block();
+                    let fast = g.b.create_block();
+                    let slow = g.b.create_block();
+                    let join = g.b.create_block();
+                    g.b.ins().brif(hit, check, &[], slow, &[]);
+                    g.b.switch_to_block(check);
+                    let pidx = g.b.ins().ushr_imm_s(base, 12);
+                    let cs_at = g.b.ins().iadd(g.code_state, pidx);
+                    let cs = g.b.ins().uload8(types::I64, trusted(), cs_at, 0);
+                    g.b.ins().brif(cs, slow, &[], fast, &[]);
+                    g.b.switch_to_block(fast);
+                    let fl = MemFlagsData::trusted();
+                    match size {
+                        1 => g.b.ins().istore8(fl, val, host, 0),
+                        2 => g.b.ins().istore16(fl, val, host, 0),
+                        4 => g.b.ins().istore32(fl, val, host, 0),
+                        _ => g.b.ins().store(fl, val, host, 0),
+                    };
+                    let pd_at = g.b.ins().iadd(g.page_dirty, pidx);
+                    let one = g.b.ins().iconst(types::I8, 1);
+                    g.b.ins().store(trusted(), one, pd_at, 0);
+                    g.b.ins().jump(join, &[]);
+                    g.b.switch_to_block(slow);
                     let info = g.b.ins().iadd_imm_s(r0, (i as u64 | size << 32) as i64);
                     let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::STORE);
                     let call =
@@ -694,6 +847,8 @@ impl Gen<'_> {
                             .call_indirect(helpers.store, f, &[g.ctx, addr, val, info]);
                     let st = g.b.inst_results(call)[0];
                     g.helper_exit(st, r0, i, op, op_off, |_| {});
+                    g.b.ins().jump(join, &[]);
+                    g.b.switch_to_block(join);
                 }
                 Addi => {
                     let a = g.get(op.rs1);

@@ -76,8 +76,19 @@ impl Rng {
     }
 }
 
-/// One random instruction of the loop body (no control transfer).
-fn body_op(rng: &mut Rng, p: &mut Prog) {
+/// Page offset of a data area in the code page (never executed): stores there take the store
+/// helper (the page holds decoded code) without invalidating anything.
+const CODE_DATA: i32 = 20;
+/// Its size in bytes.
+const CODE_DATA_LEN: i32 = 248;
+/// Page offset of a subroutine `jalr x0, 0(x29)` right after the data: calls to it return
+/// through the translated indirect jump cache.
+const SUB: i32 = CODE_DATA + CODE_DATA_LEN;
+
+/// One random instruction of the loop body (no control transfer but calls to `SUB`); `at` is
+/// the page offset where `p` starts.
+fn body_op(rng: &mut Rng, p: &mut Prog, at: i32) {
+    let here = at + p.here();
     let (rd, rs1, rs2) = (rng.rd(), rng.reg(), rng.reg());
     let imm = rng.below(4096) as i32 - 2048;
     match rng.below(20) {
@@ -124,12 +135,33 @@ fn body_op(rng: &mut Rng, p: &mut Prog) {
         15 => p.h(c_mv(rd, 1 + rng.below(31) as u32)),
         // Not translated: minstret and mscratch reads, moving an x register to f and back.
         16 => p.w(csr(2, rd, 0, [0xb02, 0x340, 0xc00][rng.below(3) as usize])),
-        17 => match rng.below(8) {
+        17 => match rng.below(10) {
             0 => p.w(store(3, rs2, 27, 8 * rng.below(8) as i32)),
             1 => p.w(load(3, rd, 27, 8 * rng.below(8) as i32)),
             // An access fault in the middle of a block (the handler skips it).
             2 => p.w(load(3, rd, 28, 0)),
             3 => p.w(store(2, rs2, 28, 4)),
+            // Misaligned accesses in RAM (the helpers do them, as QEMU, without a trap).
+            4 => p.w(load(
+                [1, 2, 3, 5, 6][rng.below(5) as usize],
+                rd,
+                30,
+                1 + 2 * rng.below(1000) as i32,
+            )),
+            5 => p.w(store(
+                1 + rng.below(3) as u32,
+                rs2,
+                30,
+                1 + 2 * rng.below(1000) as i32,
+            )),
+            // A store into the code page, next to the code.
+            6 if CODE_DATA + CODE_DATA_LEN - 8 - here >= -2048 => {
+                p.w(auipc(rd, 0));
+                let k = rng.below(CODE_DATA_LEN as u64 / 8) as i32;
+                p.w(sd(rs2, rd, CODE_DATA + 8 * k - here))
+            }
+            // A call on the same page: its return is an indirect jump back into the region.
+            7 => p.w(jal(29, SUB - here)),
             _ => p.w(addi(rd, rs1, imm)),
         },
         _ => p.w(add(rd, rs1, rs2)),
@@ -142,13 +174,16 @@ fn program(seed: u64) -> Prog {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut p = Prog::new();
     // Handler at BASE + 4: skip the faulting instruction (only 32-bit ops fault here).
-    p.w(jal(0, 20));
+    p.w(jal(0, SUB + 4));
     p.w(csr(2, 29, 0, 0x341));
     p.w(addi(29, 29, 4));
     p.w(csr(1, 0, 29, 0x341));
     p.w(MRET);
+    assert_eq!(p.here(), CODE_DATA);
+    p.bytes.resize(SUB as usize, 0);
+    p.w(jalr(0, 29, 0));
     p.w(auipc(29, 0));
-    p.w(addi(29, 29, -16));
+    p.w(addi(29, 29, -(SUB + 4 - 4)));
     p.w(csr(1, 0, 29, 0x305)); // csrw mtvec, x29
     p.w(auipc(30, 0x10000)); // scratch at about BASE + 64 KiB
     p.w(lui(27, DEV as u32));
@@ -166,7 +201,7 @@ fn program(seed: u64) -> Prog {
         if rng.below(12) == 0 {
             // A forward branch over the next op.
             let mut next = Prog::new();
-            body_op(&mut rng, &mut next);
+            body_op(&mut rng, &mut next, p.here() + 4);
             let off = 4 + next.bytes.len() as i32;
             let (a, b) = (rng.reg(), rng.reg());
             p.w(match rng.below(4) {
@@ -178,7 +213,7 @@ fn program(seed: u64) -> Prog {
             p.bytes.extend_from_slice(&next.bytes);
             i += 2;
         } else {
-            body_op(&mut rng, &mut p);
+            body_op(&mut rng, &mut p, 0);
             i += 1;
         }
     }
