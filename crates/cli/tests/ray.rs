@@ -89,7 +89,6 @@ impl Cluster {
         cmd.args(["start", "--head", "--block", "--num-cpus=2"])
             .arg(format!("--port={port}"))
             .args([
-                "--node-ip-address=127.0.0.1",
                 "--include-dashboard=false",
                 "--disable-usage-stats",
                 // A pack is stored once; keep the shared-memory store small.
@@ -100,6 +99,9 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
+            // A test cluster on this machine: no token (a token file in ~/.ray would turn
+            // token authentication on for the cluster but not for the probe below).
+            .env("RAY_AUTH_MODE", "disabled")
             .process_group(0);
         let child = cmd.spawn().expect("ray start");
         let mut c = Cluster {
