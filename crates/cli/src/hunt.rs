@@ -423,7 +423,6 @@ pub fn hunt(a: HuntArgs) -> anyhow::Result<u8> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    drop(run_round);
     drop(ray);
     let remove_packs = |keep: Option<usize>| {
         for (k, p) in packs.iter().enumerate() {
