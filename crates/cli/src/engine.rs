@@ -1,5 +1,5 @@
 //! `--engine ray[:ADDRESS]`: segment tasks (and hunt tries) on a Ray cluster. The driver is
-//! Python (python/rewind/ray_engine.py, embedded here and run with `python3` or
+//! Python (crates/py/python/rewind/ray_engine.py, embedded here and run with `python3` or
 //! `$REWIND_PYTHON`); it speaks JSON lines on its standard input and output. Each task runs
 //! this binary's hidden `segment-task` / `hunt-task` commands on a worker, on the recording
 //! handed over as its pack through Ray's object store; the partial results come back as
@@ -14,7 +14,7 @@ use rewind_machine::analysis::Segment;
 use rewind_machine::task::{self, AnalysisSpec, Failure, Partial, Runner, TaskResult};
 
 /// The Ray driver, shipped inside the binary.
-static DRIVER: &str = include_str!("../../../python/rewind/ray_engine.py");
+static DRIVER: &str = include_str!("../../py/python/rewind/ray_engine.py");
 
 /// Where tasks run.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -68,7 +68,9 @@ fn run<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     match kind {
         "console" => {
-            let lines = analysis::console(session).map_err(to_py)?;
+            // By segments, as `rewind analyze console` does (the same lines for any `jobs`).
+            let segs = segments(py, session)?;
+            let lines = analysis::console_segments(&segs, jobs).map_err(to_py)?;
             if json {
                 let text: String = lines.iter().map(|l| l.to_json() + "\n").collect();
                 return Ok(text.into_pyobject(py)?.into_any());

@@ -47,13 +47,13 @@ class EngineError(Exception):
 
 def _connect(address):
     try:
-        import ray  # noqa: F401
+        import ray  # type: ignore  # noqa: F401
     except ImportError as e:
         raise EngineError(
             "the Ray engine needs the `ray` Python package for %s (pip install ray, "
             "or set REWIND_PYTHON to a Python that has it): %s" % (sys.executable, e)
         )
-    import ray
+    import ray  # type: ignore
 
     if ray.is_initialized():
         return ray
@@ -88,7 +88,7 @@ def _worker(rewind_bin, args, digest, pack_ref, want_artifact):
     """On a worker: fetch the pack once per node, run the rewind binary."""
     pack_path = None
     if digest is not None:
-        import ray
+        import ray  # type: ignore
 
         cache = os.path.join(tempfile.gettempdir(), "rewind-ray-packs")
         os.makedirs(cache, exist_ok=True)
