@@ -278,8 +278,8 @@ def test_errors_are_the_cli_messages(demo, tmp_path):
     with pytest.raises(rewind.Error) as e:
         rewind.open(not_a_trace)
     assert str(e.value) == cli_error("verify", not_a_trace)
-    with pytest.raises(rewind.RequestError, match="engine 'ray'"):
-        rewind.analyze(demo, "coverage", engine="ray")
+    with pytest.raises(rewind.RequestError, match="unknown engine 'dask'"):
+        rewind.analyze(demo, "coverage", engine="dask")
     with pytest.raises(rewind.RequestError, match="unknown analysis"):
         rewind.analyze(demo, "nothing")
     with pytest.raises(rewind.RequestError, match="takes no option 'adr'"):
