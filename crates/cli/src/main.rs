@@ -365,6 +365,9 @@ pub(crate) fn select_engine(accel: Accel) -> anyhow::Result<()> {
         Accel::Interp => rewind_cpu::jit::set_default_engine(None),
         Accel::Jit => rewind_jit::Jit::install().context("--accel jit")?,
     }
+    // Translation on a second thread unless REWIND_JIT_BACKGROUND=0 (tests that must see a
+    // block translated the moment it is hot; results never depend on it).
+    rewind_cpu::jit::set_background(std::env::var("REWIND_JIT_BACKGROUND").as_deref() != Ok("0"));
     // Test knob: translate after N executions (short test guests never reach the default).
     if let Some(n) = std::env::var("REWIND_JIT_HOT")
         .ok()
@@ -803,8 +806,13 @@ pub(crate) fn print_jit_cost(before: Option<[u64; 5]>, wall: Duration) {
         return;
     };
     let [regions, blocks, ops, ns, bytes] = std::array::from_fn(|i| a[i] - b[i]);
+    let thread = if rewind_cpu::jit::background() {
+        "compile thread"
+    } else {
+        "hart thread"
+    };
     println!(
-        "jit compile cost:   {regions} regions ({blocks} blocks, {ops} ops) in {:.0} ms = {:.1}% of the run, {:.0} KiB of host code",
+        "jit compile cost:   {regions} regions ({blocks} blocks, {ops} ops) in {:.0} ms = {:.1}% of the run ({thread}), {:.0} KiB of host code",
         ns as f64 / 1e6,
         ns as f64 / 1e9 / wall.as_secs_f64().max(1e-9) * 100.0,
         bytes as f64 / 1024.0

@@ -212,6 +212,7 @@ fn debug_replay_with(elf: &Path, script: &str, accel: &str) -> Debugged {
     let port = free_port();
     let mut cmd = common::rewind_cmd();
     cmd.env("REWIND_JIT_HOT", "16");
+    cmd.env("REWIND_JIT_BACKGROUND", "0");
     cmd.arg("replay").arg(&trace).args([
         "--accel",
         accel,

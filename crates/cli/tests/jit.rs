@@ -47,12 +47,16 @@ const GUESTS: &[&str] = &[
     "jitfault",
 ];
 
-/// Blocks are translated after this many executions (the guests are short).
+/// Blocks are translated after this many executions (the guests are short). Recordings and
+/// `run`s translate on the hart's thread (`REWIND_JIT_BACKGROUND=0`: a block runs translated
+/// from the moment it is hot, whatever the machine's load); replays use the compile thread, so
+/// both ways are checked against the interpreter.
 const HOT: &str = "16";
 
 fn record(elf: &Path, accel: &str, trace: &Path) -> Done {
     let mut cmd = rewind_cmd();
     cmd.env("REWIND_JIT_HOT", HOT);
+    cmd.env("REWIND_JIT_BACKGROUND", "0");
     cmd.args(["record", "-q", "--force", "--accel", accel, "-o"])
         .arg(trace)
         .args(["--bios", "none", "--serial", "stdio", "--kernel"])
@@ -214,6 +218,7 @@ const CHECKED: &[&str] = &[
 fn run(elf: &Path, accel: &str, env: &[(&str, &str)]) -> Done {
     let mut cmd = rewind_cmd();
     cmd.env("REWIND_JIT_HOT", HOT);
+    cmd.env("REWIND_JIT_BACKGROUND", "0");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -338,6 +343,7 @@ fn lockstep_self_check_records_and_replays() {
 fn record_with(elf: &Path, accel: &str, trace: &Path, extra: &[&str]) -> Done {
     let mut cmd = rewind_cmd();
     cmd.env("REWIND_JIT_HOT", HOT);
+    cmd.env("REWIND_JIT_BACKGROUND", "0");
     cmd.args(["record", "-q", "--force", "--accel", accel, "-o"])
         .arg(trace)
         .args(extra)

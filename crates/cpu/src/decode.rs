@@ -324,6 +324,14 @@ pub(crate) const CROSS_BLOCK: usize = 1;
 /// First arena index used by cached blocks.
 const FIRST_BLOCK: usize = CROSS_BLOCK + 2;
 
+/// The translation of a block: ready, or being made on the compile thread.
+#[derive(Clone)]
+enum JitSlot {
+    Ready(crate::jit::BlockFn),
+    Pending(crate::jit::PendingRegion),
+    Failed,
+}
+
 /// Decoded basic blocks of one 4 KiB physical page.
 ///
 /// A block is a run of instructions decoded from a start slot up to and including the first
@@ -348,7 +356,7 @@ pub struct DecodedPage {
     pub(crate) arena: Vec<Op>,
     /// Translated blocks (a header's `rs1..=rm` hold the index + 1, little-endian; its `rd` and
     /// `len` count executions until the block is hot, `u16::MAX` once translation was tried).
-    jit: Vec<crate::jit::BlockFn>,
+    jit: Vec<JitSlot>,
 }
 
 impl std::fmt::Debug for DecodedPage {
@@ -424,13 +432,16 @@ impl DecodedPage {
 
     /// The translated code of the block at arena index `e` (starting at page offset `start`),
     /// if it has some. Otherwise count an execution, and once the block is hot, translate it
-    /// with `compile` — once: a block that cannot be translated stays interpreted.
+    /// with `compiler` — once: a block that cannot be translated stays interpreted. With
+    /// `background`, the translation is made on the compile thread and used from the first
+    /// execution after it is ready (the block is interpreted until then).
     #[inline]
     pub(crate) fn jit_block(
         &mut self,
         e: usize,
         start: u64,
-        compile: impl FnOnce(crate::jit::CodePage<'_>, u64) -> Option<crate::jit::BlockFn>,
+        compiler: &dyn crate::jit::BlockCompiler,
+        background: bool,
     ) -> Option<crate::jit::BlockFn> {
         if e == CROSS_BLOCK {
             return None; // decoded afresh on every execution
@@ -438,7 +449,23 @@ impl DecodedPage {
         let h = self.arena.get_mut(e)?;
         let idx = u32::from_le_bytes([h.rs1, h.rs2, h.rs3, h.rm]);
         if idx != 0 {
-            return self.jit.get(idx as usize - 1).copied();
+            let slot = self.jit.get_mut(idx as usize - 1)?;
+            return match slot {
+                JitSlot::Ready(f) => Some(*f),
+                JitSlot::Pending(p) => match p.get() {
+                    None => None,
+                    Some(Some(f)) => {
+                        let f = *f;
+                        *slot = JitSlot::Ready(f);
+                        Some(f)
+                    }
+                    Some(None) => {
+                        *slot = JitSlot::Failed;
+                        None
+                    }
+                },
+                JitSlot::Failed => None,
+            };
         }
         let count = u16::from_le_bytes([h.rd, h.len]);
         if count < crate::jit::hot_threshold() {
@@ -449,12 +476,52 @@ impl DecodedPage {
             return None;
         }
         [h.rd, h.len] = u16::MAX.to_le_bytes();
-        let f = compile(crate::jit::CodePage { page: self }, start)?;
-        self.jit.push(f);
+        let page = crate::jit::CodePage { page: self };
+        let slot = if background {
+            match compiler.compile_later(page, start) {
+                crate::jit::Later::Queued(pending, members) => {
+                    // The region's other blocks keep running interpreted until it is ready:
+                    // start their counts again, so that they do not each ask for a region of
+                    // their own meanwhile (once it is ready, they run inside it).
+                    for off in members {
+                        self.restart_count(off);
+                    }
+                    JitSlot::Pending(pending)
+                }
+                crate::jit::Later::Busy => {
+                    let h = self.arena.get_mut(e)?;
+                    [h.rd, h.len] = [0, 0];
+                    return None;
+                }
+                crate::jit::Later::Unsupported => return None,
+            }
+        } else {
+            JitSlot::Ready(compiler.compile(page, start)?)
+        };
+        let ready = match &slot {
+            JitSlot::Ready(f) => Some(*f),
+            _ => None,
+        };
+        self.jit.push(slot);
         let b = (self.jit.len() as u32).to_le_bytes();
         let h = self.arena.get_mut(e)?;
         (h.rs1, h.rs2, h.rs3, h.rm) = (b[0], b[1], b[2], b[3]);
-        Some(f)
+        ready
+    }
+
+    /// Count the executions of the block at page offset `off` from zero again, if it has
+    /// not been handed to the compiler yet.
+    fn restart_count(&mut self, off: u64) {
+        if off & 1 != 0 || off >= (SLOTS * 2) as u64 {
+            return;
+        }
+        let e = self.entry(off as usize / 2);
+        if let Some(h) = self.arena.get_mut(e).filter(|_| e >= FIRST_BLOCK) {
+            let idx = u32::from_le_bytes([h.rs1, h.rs2, h.rs3, h.rm]);
+            if idx == 0 && u16::from_le_bytes([h.rd, h.len]) != u16::MAX {
+                [h.rd, h.len] = [0, 0];
+            }
+        }
     }
 
     /// The cached block starting at page offset `off`: its ops and the page offset its

@@ -481,6 +481,9 @@ impl Hart {
         // blocks never leave the page), and checks watchpoints in its memory helpers.
         let jit_page = JIT && !(DEBUG && self.debug.breakpoint_in(vbase, vbase + PAGE_SIZE));
         let watch = DEBUG && self.debug.watching();
+        // The lockstep self-check translates on this thread, so a report names the same region
+        // whatever the machine's load.
+        let background = JIT && self.jit_background && !self.check.on;
 
         loop {
             // Only the first instruction of a run may skip its breakpoint.
@@ -530,7 +533,7 @@ impl Hart {
             // stop).
             let jit_fn = match self.jit {
                 Some(c) if jit_page && n == full && !skip_first => {
-                    page.jit_block(e, start_off, |p, s| c.compile(p, s))
+                    page.jit_block(e, start_off, c, background)
                 }
                 _ => None,
             };
@@ -551,6 +554,7 @@ impl Hart {
                         }
                     }
                 }
+                self.jit_entries += 1;
                 let pp: *const DecodedPage = &*page;
                 let budget = end - icount;
                 let r = self.run_jit(f, ram, mmio, pp, way, dmode, icount, vbase, budget, watch);

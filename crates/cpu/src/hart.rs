@@ -79,6 +79,10 @@ pub struct Hart {
     /// The translating engine hot blocks are compiled with (`None`: interpret only). Not
     /// architectural state: engines are interchangeable at any instruction.
     pub jit: Option<&'static dyn crate::jit::BlockCompiler>,
+    /// Translate on the engine's compile thread (see [`crate::jit::set_background`]).
+    pub jit_background: bool,
+    /// Translated regions entered (statistics, not architectural state).
+    pub jit_entries: u64,
     /// The lockstep self-check of translated code (not architectural state).
     pub(crate) check: crate::jit_check::CheckState,
 }
@@ -111,6 +115,8 @@ impl Hart {
             features: Default::default(),
             stats: Default::default(),
             jit: crate::jit::default_engine(),
+            jit_background: crate::jit::background(),
+            jit_entries: 0,
             check: crate::jit_check::CheckState {
                 on: crate::jit_check::default_check(),
                 ..Default::default()
@@ -173,6 +179,8 @@ impl Hart {
             features: _,
             stats: _,
             jit: _,
+            jit_background: _,
+            jit_entries: _,
             check: _,
         } = self;
         HartState {

@@ -179,12 +179,57 @@ impl<'a> CodePage<'a> {
     }
 }
 
+/// A translation made on the compile thread: empty while it is being made, then the code, or
+/// `None` if the region could not be translated.
+pub type PendingRegion = std::sync::Arc<std::sync::OnceLock<Option<BlockFn>>>;
+
 /// A code generator.
 pub trait BlockCompiler: Send + Sync {
     /// Translate the region of `page` entered at page offset `start` (the block there, and
     /// whatever of the page it chooses to chain to); `None` if not even the first op of the
     /// block is supported.
     fn compile(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn>;
+
+    /// Start translating that region on another thread (see [`Later`]). The default
+    /// translates at once.
+    fn compile_later(&self, page: CodePage<'_>, start: u64) -> Later {
+        match self.compile(page, start) {
+            Some(f) => Later::Queued(
+                std::sync::Arc::new(std::sync::OnceLock::from(Some(f))),
+                Vec::new(),
+            ),
+            None => Later::Unsupported,
+        }
+    }
+}
+
+/// What [`BlockCompiler::compile_later`] did with a region.
+pub enum Later {
+    /// Queued: the slot the code will appear in (the caller polls it; dropping every handle
+    /// to it cancels the work), and the page offsets of the region's other blocks.
+    Queued(PendingRegion, Vec<u64>),
+    /// The compile thread has enough to do: ask again once the block is hot again, so that
+    /// of the many blocks that become hot at once (a boot), those that stay hot go first.
+    Busy,
+    /// Not even the first op is translatable.
+    Unsupported,
+}
+
+/// Translate on a second thread (see [`BlockCompiler::compile_later`])? Which instructions
+/// execute when never depends on it: only how soon hot code runs translated.
+static BACKGROUND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Make harts created from now on translate hot regions on a second thread (`false`: on the
+/// hart's thread, at the moment a block becomes hot, which makes the translated share of a run
+/// reproducible; [`Hart::jit_background`] sets it per hart).
+pub fn set_background(on: bool) {
+    BACKGROUND.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Is background translation on?
+#[inline]
+pub fn background() -> bool {
+    BACKGROUND.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The engine [`Hart::new`] gives new harts.

@@ -28,11 +28,17 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Module};
 use rewind_cpu::decode::{Kind, Op};
 use rewind_cpu::jit::{
-    offsets, BlockCompiler, BlockFn, CodePage, EXIT_DONE, EXIT_TRAP, NO_TLB, TLB_ENTRIES,
+    offsets, BlockCompiler, BlockFn, CodePage, Later, PendingRegion, EXIT_DONE, EXIT_TRAP, NO_TLB,
+    TLB_ENTRIES,
 };
+use std::sync::mpsc::Sender;
 
 /// Blocks translated per process before the engine stops translating (code is never freed).
 pub const MAX_BLOCKS: u64 = 1 << 20;
+
+/// Regions the compile thread may have waiting (about 15 ms of work): beyond it, blocks that
+/// become hot are asked for again later (see `Later::Busy`).
+const MAX_QUEUED: u64 = 8;
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +58,22 @@ struct Backend {
 // `Mutex` in `Jit`, so moving it between threads is sound.
 unsafe impl Send for Backend {}
 
-/// The Cranelift engine.
+/// The Cranelift engine (its state is shared with its compile thread).
 pub struct Jit {
+    shared: std::sync::Arc<Shared>,
+    /// The compile thread's queue, once started.
+    queue: Mutex<Option<Sender<Job>>>,
+}
+
+impl std::ops::Deref for Jit {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+/// The code generator and its counters.
+pub struct Shared {
     backend: Mutex<Backend>,
     /// Blocks translated.
     pub blocks: AtomicU64,
@@ -65,6 +85,8 @@ pub struct Jit {
     pub guest_blocks: AtomicU64,
     /// Bytes of host code generated (never freed: the translation cache's memory).
     pub code_bytes: AtomicU64,
+    /// Regions waiting for the compile thread.
+    queued: AtomicU64,
 }
 
 impl Jit {
@@ -104,15 +126,19 @@ impl Jit {
         }
         let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         Ok(Jit {
-            backend: Mutex::new(Backend {
-                module,
-                fctx: FunctionBuilderContext::new(),
+            shared: std::sync::Arc::new(Shared {
+                backend: Mutex::new(Backend {
+                    module,
+                    fctx: FunctionBuilderContext::new(),
+                }),
+                blocks: AtomicU64::new(0),
+                ops: AtomicU64::new(0),
+                compile_ns: AtomicU64::new(0),
+                guest_blocks: AtomicU64::new(0),
+                code_bytes: AtomicU64::new(0),
+                queued: AtomicU64::new(0),
             }),
-            blocks: AtomicU64::new(0),
-            ops: AtomicU64::new(0),
-            compile_ns: AtomicU64::new(0),
-            guest_blocks: AtomicU64::new(0),
-            code_bytes: AtomicU64::new(0),
+            queue: Mutex::new(None),
         })
     }
 
@@ -228,18 +254,28 @@ fn supported(kind: Kind) -> bool {
     )
 }
 
-impl BlockCompiler for Jit {
-    fn compile(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn> {
+/// A region waiting for the compile thread: its blocks copied out of the page (the page may
+/// change or go while it waits; the slot is then dropped by the page and the job skipped).
+struct Job {
+    blocks: Vec<(u64, Vec<Op>, bool, u64)>,
+    slot: PendingRegion,
+}
+
+impl Shared {
+    /// The region entered at `start`, if the engine would translate it.
+    fn region_of<'a>(&self, page: CodePage<'a>, start: u64) -> Option<Vec<RBlock<'a>>> {
         if self.blocks.load(Ordering::Relaxed) >= MAX_BLOCKS {
             return None;
         }
         let blocks = region(page, start);
-        if blocks.first().map(|b| b.off) != Some(start) {
-            return None;
-        }
+        (blocks.first().map(|b| b.off) == Some(start)).then_some(blocks)
+    }
+
+    /// Translate `blocks` and count it.
+    fn translate(&self, blocks: &[RBlock<'_>]) -> Option<BlockFn> {
         let t0 = std::time::Instant::now();
         let mut be = self.backend.lock().ok()?;
-        let (f, bytes) = be.translate(&blocks)?;
+        let (f, bytes) = be.translate(blocks)?;
         self.blocks.fetch_add(1, Ordering::Relaxed);
         self.guest_blocks
             .fetch_add(blocks.len() as u64, Ordering::Relaxed);
@@ -251,6 +287,73 @@ impl BlockCompiler for Jit {
         self.compile_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Some(f)
+    }
+
+    /// The compile thread's loop: jobs in order, skipping those nobody waits for any more
+    /// (their page dropped its blocks).
+    fn serve(&self, rx: std::sync::mpsc::Receiver<Job>) {
+        while let Ok(job) = rx.recv() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            if std::sync::Arc::strong_count(&job.slot) == 1 {
+                continue;
+            }
+            let blocks: Vec<RBlock<'_>> = job
+                .blocks
+                .iter()
+                .map(|(off, ops, whole, end)| RBlock {
+                    off: *off,
+                    ops,
+                    whole: *whole,
+                    end: *end,
+                })
+                .collect();
+            let _ = job.slot.set(self.translate(&blocks));
+        }
+    }
+}
+
+impl BlockCompiler for Jit {
+    fn compile(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn> {
+        let blocks = self.region_of(page, start)?;
+        self.translate(&blocks)
+    }
+
+    fn compile_later(&self, page: CodePage<'_>, start: u64) -> Later {
+        if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED {
+            return Later::Busy;
+        }
+        let Some(blocks) = self.region_of(page, start) else {
+            return Later::Unsupported;
+        };
+        let members = blocks.iter().skip(1).map(|b| b.off).collect();
+        let slot = PendingRegion::default();
+        let job = Job {
+            blocks: blocks
+                .iter()
+                .map(|b| (b.off, b.ops.to_vec(), b.whole, b.end))
+                .collect(),
+            slot: slot.clone(),
+        };
+        let Ok(mut queue) = self.queue.lock() else {
+            return Later::Unsupported;
+        };
+        if queue.is_none() {
+            // The compile thread starts with the first job and lives as long as the engine.
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("rewind-jit".into())
+                .spawn(move || shared.serve(rx));
+            if spawned.is_err() {
+                return Later::Unsupported;
+            }
+            *queue = Some(tx);
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        match queue.as_ref().map(|q| q.send(job)) {
+            Some(Ok(())) => Later::Queued(slot, members),
+            _ => Later::Unsupported,
+        }
     }
 }
 
