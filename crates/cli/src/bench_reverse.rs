@@ -78,8 +78,8 @@ pub(crate) fn record_config(
     Ok(rec)
 }
 
-/// `rewind bench reverse`.
-pub fn run() -> anyhow::Result<u8> {
+/// `rewind bench reverse`, then the same seeks and reverse steps in each of `traces`.
+pub fn run(traces: &[std::path::PathBuf]) -> anyhow::Result<u8> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let plain = dir.path().join("plain.rwtrace");
     let snapped = dir.path().join("snapshots.rwtrace");
@@ -121,5 +121,11 @@ pub fn run() -> anyhow::Result<u8> {
     );
     let r = bench_reverse(&snapped, &embedded_image, &ReverseBenchOptions::default())?;
     println!("{r}");
+    for t in traces {
+        println!("--- {} ---", t.display());
+        let r = bench_reverse(t, &embedded_image, &ReverseBenchOptions::default())
+            .with_context(|| format!("bench reverse of {}", t.display()))?;
+        println!("{r}");
+    }
     Ok(0)
 }

@@ -149,9 +149,14 @@ enum Cmd {
         /// `rv64,sstc=off,zba=off,zbb=off,zbc=off,zbs=off` to time Linux without them.
         #[arg(long, value_name = "rv64[,EXT=on|off...]", default_value = "rv64", value_parser = parse_cpu)]
         cpu: rewind_machine::CpuFeatures,
+        /// For `reverse`: also time seeks and reverse steps in this recording (repeatable),
+        /// e.g. a Linux boot or a 10^10-instruction run recorded with snapshots.
+        #[arg(long = "trace", value_name = "FILE")]
+        traces: Vec<PathBuf>,
         /// Execution engine for the timed runs (the built-in benchmark also times the other).
-        #[arg(long, value_enum, default_value_t = Accel::Interp)]
-        accel: Accel,
+        /// Default: as for `run`.
+        #[arg(long, value_enum)]
+        accel: Option<Accel>,
     },
 }
 
@@ -282,7 +287,7 @@ pub(crate) struct EngineArgs {
     /// Execution engine: `interp`, `jit`, or `jit,check=interp` (every translated region is
     /// run again by the interpreter from the same state; the first difference stops the run
     /// with an error naming it). Default: the environment variable REWIND_ACCEL (same
-    /// spelling), else `interp`.
+    /// spelling), else `jit` where the host has it (x86-64, aarch64), else `interp`.
     #[arg(long, value_name = "interp|jit[,check=interp]", value_parser = parse_accel)]
     accel: Option<AccelSpec>,
 }
@@ -346,16 +351,26 @@ impl EngineArgs {
     }
 }
 
-/// The engine when `--accel` is not given: REWIND_ACCEL, else the interpreter.
+/// The engine when `--accel` is not given: REWIND_ACCEL, else the JIT where the host has one
+/// (x86-64, aarch64), else the interpreter.
 fn default_accel() -> anyhow::Result<AccelSpec> {
     match std::env::var("REWIND_ACCEL") {
         Ok(v) if !v.is_empty() => {
             parse_accel(&v).map_err(|e| anyhow::anyhow!("REWIND_ACCEL={v}: {e}"))
         }
         _ => Ok(AccelSpec {
-            engine: Accel::Interp,
+            engine: host_accel(),
             check: false,
         }),
+    }
+}
+
+/// The fastest engine this host has.
+fn host_accel() -> Accel {
+    if rewind_jit::Jit::global().is_ok() {
+        Accel::Jit
+    } else {
+        Accel::Interp
     }
 }
 
@@ -602,9 +617,14 @@ fn error_status(e: &anyhow::Error) -> u8 {
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    if let Cmd::Bench { accel, .. } = &cli.command {
-        select_engine(*accel)?;
+fn dispatch(mut cli: Cli) -> anyhow::Result<u8> {
+    if let Cmd::Bench { accel, .. } = &mut cli.command {
+        let engine = match *accel {
+            Some(a) => a,
+            None => default_accel()?.engine,
+        };
+        *accel = Some(engine);
+        select_engine(engine)?;
     }
     match cli.command {
         Cmd::Run(a) => {
@@ -637,8 +657,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => commands::bench_linux(no_qemu, cpu),
         Cmd::Bench {
             guest: Some(BenchGuest::Reverse),
+            traces,
             ..
-        } => bench_reverse::run(),
+        } => bench_reverse::run(&traces),
         Cmd::Bench {
             guest: Some(BenchGuest::Net),
             no_qemu,
@@ -663,7 +684,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             no_qemu,
             accel,
             ..
-        } => bench(no_qemu, accel),
+        } => bench(no_qemu, accel.unwrap_or(Accel::Interp)),
     }
 }
 
