@@ -359,6 +359,9 @@ struct Gen<'a> {
     mem: Value,
     code_state: Value,
     page_dirty: Value,
+    /// The region's one exit: params (tag, npc, retired); stores `npc` and `retired` and
+    /// returns `tag` (one function epilogue per region instead of one per exit).
+    exit_blk: Block,
 }
 
 impl Gen<'_> {
@@ -419,18 +422,17 @@ impl Gen<'_> {
         self.b.ins().iconst(types::I64, v)
     }
 
-    /// Store `npc` and `retired`, and return `tag` (ends the current block).
+    /// Leave with `tag`, `npc` and `retired` (ends the current block): a jump to the region's
+    /// shared exit block.
     fn exit(&mut self, tag: Value, npc: Npc, retired: Value) {
         let pc = match npc {
             Npc::Off(o) => self.b.ins().iadd_imm_s(self.vbase, o),
             Npc::Pc(v) => v,
         };
-        let ctx = self.ctx;
-        self.b.ins().store(trusted(), pc, ctx, offsets::NPC);
+        let blk = self.exit_blk;
         self.b
             .ins()
-            .store(trusted(), retired, ctx, offsets::RETIRED);
-        self.b.ins().return_(&[tag]);
+            .jump(blk, &[tag.into(), pc.into(), retired.into()]);
     }
 
     fn sext32(&mut self, v: Value) -> Value {
@@ -458,6 +460,11 @@ impl Gen<'_> {
         let cont = self.b.create_block();
         let trap = self.b.create_block();
         let other = self.b.create_block();
+        // Helpers stop a region rarely (traps, device stores, self-modifying code): keep
+        // these paths out of line.
+        for blk in [out, trap, other] {
+            self.b.set_cold_block(blk);
+        }
         self.b.ins().brif(st, out, &[], cont, &[]);
         self.b.switch_to_block(out);
         let is_trap = self.b.ins().icmp_imm_s(IntCC::Equal, st, EXIT_TRAP as i64);
@@ -559,6 +566,10 @@ impl Backend {
             let retired = b.declare_var(types::I64);
             let zero = b.ins().iconst(types::I64, 0);
             b.def_var(retired, zero);
+            let exit_blk = b.create_block();
+            for _ in 0..3 {
+                b.append_block_param(exit_blk, types::I64);
+            }
             let check: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
             let body: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
             // The caller checked that the first block fits the budget.
@@ -580,6 +591,7 @@ impl Backend {
                 mem,
                 code_state,
                 page_dirty,
+                exit_blk,
             };
             let index: std::collections::HashMap<u64, usize> =
                 blocks.iter().enumerate().map(|(k, b)| (b.off, k)).collect();
@@ -595,6 +607,7 @@ impl Backend {
                     blk.ops.len() as i64,
                 );
                 let out = g.b.create_block();
+                g.b.set_cold_block(out);
                 g.b.ins().brif(fits, body[k], &[], out, &[]);
                 g.b.switch_to_block(out);
                 let done = g.imm(EXIT_DONE as i64);
@@ -609,6 +622,11 @@ impl Backend {
                     }
                 })?;
             }
+            g.b.switch_to_block(exit_blk);
+            let p = g.b.block_params(exit_blk).to_vec();
+            g.b.ins().store(trusted(), p[1], ctx, offsets::NPC);
+            g.b.ins().store(trusted(), p[2], ctx, offsets::RETIRED);
+            g.b.ins().return_(&[p[0]]);
             g.b.seal_all_blocks();
             g.b.finalize(self.module.target_config());
         }
