@@ -138,94 +138,174 @@ fn supported_prefix(ops: &[Op]) -> usize {
     ops.iter().take_while(|o| supported(o.kind)).count()
 }
 
-/// Does the generator translate `kind`?
-fn supported(kind: Kind) -> bool {
+/// Is `kind` translated as a call of the op helper (`JitCtx::op`: the interpreter's own code
+/// for it)? LR/SC and AMOs, F and D computational ops, FP loads and stores.
+fn via_helper(kind: Kind) -> bool {
     use Kind::*;
     matches!(
         kind,
-        Lui | Auipc
-            | Jal
-            | Jalr
-            | J
-            | Jr
-            | Beq
-            | Bne
-            | Blt
-            | Bge
-            | Bltu
-            | Bgeu
-            | Lb
-            | Lh
-            | Lw
-            | Ld
-            | Lbu
-            | Lhu
-            | Lwu
-            | Sb
-            | Sh
-            | Sw
-            | Sd
-            | Addi
-            | Slti
-            | Sltiu
-            | Xori
-            | Ori
-            | Andi
-            | Slli
-            | Srli
-            | Srai
-            | Add
-            | Sub
-            | Sll
-            | Slt
-            | Sltu
-            | Xor
-            | Srl
-            | Sra
-            | Or
-            | And
-            | Addiw
-            | Slliw
-            | Srliw
-            | Sraiw
-            | Addw
-            | Subw
-            | Sllw
-            | Srlw
-            | Sraw
-            | Mul
-            | Mulh
-            | Mulhsu
-            | Mulhu
-            | Div
-            | Divu
-            | Rem
-            | Remu
-            | Mulw
-            | Divw
-            | Divuw
-            | Remw
-            | Remuw
-            | Sh1add
-            | Sh2add
-            | Sh3add
-            | AddUw
-            | Andn
-            | Orn
-            | Xnor
-            | Max
-            | Maxu
-            | Min
-            | Minu
-            | SextB
-            | SextH
-            | ZextH
-            | Rev8
-            | CzeroEqz
-            | CzeroNez
-            | Fence
-            | Nop
+        LrW | ScW
+            | AmoSwapW
+            | AmoAddW
+            | AmoXorW
+            | AmoAndW
+            | AmoOrW
+            | AmoMinW
+            | AmoMaxW
+            | AmoMinuW
+            | AmoMaxuW
+            | LrD
+            | ScD
+            | AmoSwapD
+            | AmoAddD
+            | AmoXorD
+            | AmoAndD
+            | AmoOrD
+            | AmoMinD
+            | AmoMaxD
+            | AmoMinuD
+            | AmoMaxuD
+            | Flw
+            | Fld
+            | Fsw
+            | Fsd
+            | FmaddS
+            | FmsubS
+            | FnmsubS
+            | FnmaddS
+            | FmaddD
+            | FmsubD
+            | FnmsubD
+            | FnmaddD
+            | FaddS
+            | FsubS
+            | FmulS
+            | FdivS
+            | FsqrtS
+            | FaddD
+            | FsubD
+            | FmulD
+            | FdivD
+            | FsqrtD
+            | FsgnjS
+            | FsgnjD
+            | FminmaxS
+            | FminmaxD
+            | FcmpS
+            | FcmpD
+            | FclassS
+            | FclassD
+            | FcvtIntS
+            | FcvtIntD
+            | FcvtSInt
+            | FcvtDInt
+            | FcvtSD
+            | FcvtDS
+            | FmvXW
+            | FmvWX
+            | FmvXD
+            | FmvDX
+            | FliS
+            | FliD
+            | FminmaxmS
+            | FminmaxmD
+            | FroundS
+            | FroundD
+            | FcvtmodWD
+            | FcmpqS
+            | FcmpqD
     )
+}
+
+/// Does the generator translate `kind`?
+fn supported(kind: Kind) -> bool {
+    use Kind::*;
+    via_helper(kind)
+        || matches!(
+            kind,
+            Lui | Auipc
+                | Jal
+                | Jalr
+                | J
+                | Jr
+                | Beq
+                | Bne
+                | Blt
+                | Bge
+                | Bltu
+                | Bgeu
+                | Lb
+                | Lh
+                | Lw
+                | Ld
+                | Lbu
+                | Lhu
+                | Lwu
+                | Sb
+                | Sh
+                | Sw
+                | Sd
+                | Addi
+                | Slti
+                | Sltiu
+                | Xori
+                | Ori
+                | Andi
+                | Slli
+                | Srli
+                | Srai
+                | Add
+                | Sub
+                | Sll
+                | Slt
+                | Sltu
+                | Xor
+                | Srl
+                | Sra
+                | Or
+                | And
+                | Addiw
+                | Slliw
+                | Srliw
+                | Sraiw
+                | Addw
+                | Subw
+                | Sllw
+                | Srlw
+                | Sraw
+                | Mul
+                | Mulh
+                | Mulhsu
+                | Mulhu
+                | Div
+                | Divu
+                | Rem
+                | Remu
+                | Mulw
+                | Divw
+                | Divuw
+                | Remw
+                | Remuw
+                | Sh1add
+                | Sh2add
+                | Sh3add
+                | AddUw
+                | Andn
+                | Orn
+                | Xnor
+                | Max
+                | Maxu
+                | Min
+                | Minu
+                | SextB
+                | SextH
+                | ZextH
+                | Rev8
+                | CzeroEqz
+                | CzeroNez
+                | Fence
+                | Nop
+        )
 }
 
 impl BlockCompiler for Jit {
@@ -515,6 +595,7 @@ impl Gen<'_> {
 struct Helpers {
     load: SigRef,
     store: SigRef,
+    op: SigRef,
 }
 
 impl Backend {
@@ -540,11 +621,19 @@ impl Backend {
             AbiParam::new(types::I64),
         ]);
         store_sig.returns.push(AbiParam::new(types::I64));
+        let mut op_sig = Signature::new(call_conv);
+        op_sig.params.extend([
+            AbiParam::new(ptr),
+            AbiParam::new(ptr),
+            AbiParam::new(types::I64),
+        ]);
+        op_sig.returns.push(AbiParam::new(types::I64));
         {
             let mut b = FunctionBuilder::new(&mut cctx.func, &mut self.fctx);
             let helpers = Helpers {
                 load: b.import_signature(load_sig),
                 store: b.import_signature(store_sig),
+                op: b.import_signature(op_sig),
             };
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
@@ -1046,6 +1135,19 @@ impl Gen<'_> {
                     g.set(op.rd, v)
                 }
                 Fence | Nop => {}
+                k if via_helper(k) => {
+                    // The helper needs the op for as long as the code lives (translated code
+                    // is never freed; the page's arena may move), so it gets its own copy.
+                    let copy: &'static Op = Box::leak(Box::new(*op));
+                    let opp = g.b.ins().iconst(ptr, copy as *const Op as i64);
+                    let info = g.b.ins().iadd_imm_s(r0, i as i64);
+                    let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::OP);
+                    let call = g.b.ins().call_indirect(helpers.op, f, &[g.ctx, opp, info]);
+                    let st = g.b.inst_results(call)[0];
+                    // AMOs and FP-to-integer ops wrote their result to the hart.
+                    g.cache[(op.rd & 31) as usize] = None;
+                    g.helper_exit(st, r0, i, op, op_off, |_| {});
+                }
                 _ => return None, // not reached: `supported_prefix` filtered the ops
             }
         }
