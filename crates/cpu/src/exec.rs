@@ -1469,6 +1469,26 @@ impl Hart {
                     },
                 )
             }
+            CboClean | CboFlush | CboInval => {
+                self.cbo_manage(ram, op, dmode)?;
+                // A page walk may have set A bits in decoded code.
+                Ok(JitOpDone::CodeCheck)
+            }
+            CboZero => {
+                let a = self.x[op.rs1 as usize & 31] & !(CBO_BLOCK - 1);
+                if watch && self.watch_hit(ram, a, CBO_BLOCK, false, true) {
+                    return Ok(JitOpDone::Watch);
+                }
+                Ok(match self.cbo_zero(ram, mmio, op, dmode)? {
+                    StoreOutcome::Ram => JitOpDone::Next,
+                    StoreOutcome::CodeModified => JitOpDone::CodeCheck,
+                    StoreOutcome::Mmio => JitOpDone::Yield,
+                })
+            }
+            WrsNto | WrsSto => {
+                self.wrs(op)?;
+                Ok(JitOpDone::Next)
+            }
             _ => {
                 self.exec_fp(op)?;
                 Ok(JitOpDone::Next)

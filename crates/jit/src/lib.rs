@@ -214,6 +214,12 @@ fn via_helper(kind: Kind) -> bool {
             | FcvtmodWD
             | FcmpqS
             | FcmpqD
+            | CboClean
+            | CboFlush
+            | CboInval
+            | CboZero
+            | WrsNto
+            | WrsSto
     )
 }
 
@@ -305,6 +311,31 @@ fn supported(kind: Kind) -> bool {
                 | CzeroNez
                 | Fence
                 | Nop
+                | Sh1addUw
+                | Sh2addUw
+                | Sh3addUw
+                | SlliUw
+                | Clz
+                | Clzw
+                | Ctz
+                | Ctzw
+                | Cpop
+                | Cpopw
+                | Rol
+                | Ror
+                | Rori
+                | Rolw
+                | Rorw
+                | Roriw
+                | OrcB
+                | Bclr
+                | Bclri
+                | Bext
+                | Bexti
+                | Binv
+                | Binvi
+                | Bset
+                | Bseti
         )
 }
 
@@ -1131,6 +1162,106 @@ impl Gen<'_> {
                         g.b.ins().select(c, a, zero)
                     } else {
                         g.b.ins().select(c, zero, a)
+                    };
+                    g.set(op.rd, v)
+                }
+                Sh1addUw | Sh2addUw | Sh3addUw => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let s = match op.kind {
+                        Sh1addUw => 1,
+                        Sh2addUw => 2,
+                        _ => 3,
+                    };
+                    let t = g.b.ins().band_imm_s(a, 0xffff_ffff);
+                    let t = g.b.ins().ishl_imm_s(t, s);
+                    let v = g.b.ins().iadd(t, c);
+                    g.set(op.rd, v)
+                }
+                SlliUw => {
+                    let a = g.get(op.rs1);
+                    let t = g.b.ins().band_imm_s(a, 0xffff_ffff);
+                    let v = g.b.ins().ishl_imm_s(t, imm & 63);
+                    g.set(op.rd, v)
+                }
+                Clz | Ctz | Cpop => {
+                    let a = g.get(op.rs1);
+                    let v = match op.kind {
+                        Clz => g.b.ins().clz(a),
+                        Ctz => g.b.ins().ctz(a),
+                        _ => g.b.ins().popcnt(a),
+                    };
+                    g.set(op.rd, v)
+                }
+                Clzw | Ctzw | Cpopw => {
+                    let a = g.get(op.rs1);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let v = match op.kind {
+                        Clzw => g.b.ins().clz(a),
+                        Ctzw => g.b.ins().ctz(a),
+                        _ => g.b.ins().popcnt(a),
+                    };
+                    let v = g.b.ins().uextend(types::I64, v);
+                    g.set(op.rd, v)
+                }
+                // Cranelift's rotates and shifts take the amount modulo the width, as RISC-V.
+                Rol => rr!(rotl),
+                Ror => rr!(rotr),
+                Rori => {
+                    let a = g.get(op.rs1);
+                    let v = g.b.ins().rotr_imm_s(a, imm & 63);
+                    g.set(op.rd, v)
+                }
+                Rolw => rw!(rotl),
+                Rorw => rw!(rotr),
+                Roriw => {
+                    let a = g.get(op.rs1);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let v = g.b.ins().rotr_imm_s(a, imm & 31);
+                    let v = g.b.ins().sextend(types::I64, v);
+                    g.set(op.rd, v)
+                }
+                OrcB => {
+                    // Per byte: bit 7 of ((b & 0x7f) + 0x7f) | b is set iff b != 0 (no carry
+                    // crosses a byte); then spread it over the byte.
+                    let a = g.get(op.rs1);
+                    let lo = g.b.ins().band_imm_s(a, 0x7f7f_7f7f_7f7f_7f7f);
+                    let t = g.b.ins().iadd_imm_s(lo, 0x7f7f_7f7f_7f7f_7f7f);
+                    let t = g.b.ins().bor(t, a);
+                    let t = g.b.ins().band_imm_s(t, 0x8080_8080_8080_8080u64 as i64);
+                    let t = g.b.ins().ushr_imm_s(t, 7);
+                    let v = g.b.ins().imul_imm_s(t, 0xff);
+                    g.set(op.rd, v)
+                }
+                Bclr | Bext | Binv | Bset => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let v = if op.kind == Bext {
+                        let t = g.b.ins().ushr(a, c);
+                        g.b.ins().band_imm_s(t, 1)
+                    } else {
+                        let one = g.imm(1);
+                        let bit = g.b.ins().ishl(one, c);
+                        match op.kind {
+                            Bclr => g.b.ins().band_not(a, bit),
+                            Binv => g.b.ins().bxor(a, bit),
+                            _ => g.b.ins().bor(a, bit),
+                        }
+                    };
+                    g.set(op.rd, v)
+                }
+                Bclri | Bexti | Binvi | Bseti => {
+                    let a = g.get(op.rs1);
+                    let s = imm & 63;
+                    let bit = (1u64 << s) as i64;
+                    let v = match op.kind {
+                        Bclri => g.b.ins().band_imm_s(a, !bit),
+                        Bexti => {
+                            let t = g.b.ins().ushr_imm_s(a, s);
+                            g.b.ins().band_imm_s(t, 1)
+                        }
+                        Binvi => g.b.ins().bxor_imm_s(a, bit),
+                        _ => g.b.ins().bor_imm_s(a, bit),
                     };
                     g.set(op.rd, v)
                 }

@@ -91,7 +91,7 @@ fn body_op(rng: &mut Rng, p: &mut Prog, at: i32) {
     let here = at + p.here();
     let (rd, rs1, rs2) = (rng.rd(), rng.reg(), rng.reg());
     let imm = rng.below(4096) as i32 - 2048;
-    match rng.below(20) {
+    match rng.below(22) {
         0 => p.w(addi(rd, rs1, imm)),
         1 => p.w(addiw(rd, rs1, imm)),
         2 => p.w(xori(rd, rs1, imm)),
@@ -168,8 +168,45 @@ fn body_op(rng: &mut Rng, p: &mut Prog, at: i32) {
             fp_amo_op(rng, p);
             p
         }
+        20 => p.w(bitmanip_op(rng, rd, rs1, rs2)),
         _ => p.w(add(rd, rs1, rs2)),
     };
+}
+
+/// One Zba/Zbb/Zbs instruction the JIT translates inline.
+fn bitmanip_op(rng: &mut Rng, rd: u32, rs1: u32, rs2: u32) -> u32 {
+    let sh = rng.below(64) as u32;
+    let pick = |rng: &mut Rng, v: &[u32]| v[rng.below(v.len() as u64) as usize];
+    match rng.below(12) {
+        // clz/ctz/cpop and the W forms.
+        0 => i(0x600 | rng.below(3) as i32, rs1, 1, rd, 0x13),
+        1 => i(0x600 | rng.below(3) as i32, rs1, 1, rd, 0x1b),
+        2 => i(0x287, rs1, 5, rd, 0x13), // orc.b
+        // rol/ror and rolw/rorw, rori, roriw.
+        3 => r(
+            0x30,
+            rs2,
+            rs1,
+            pick(rng, &[1, 5]),
+            rd,
+            pick(rng, &[0x33, 0x3b]),
+        ),
+        4 => i((0x600 | sh) as i32, rs1, 5, rd, 0x13),
+        5 => i((0x600 | (sh & 31)) as i32, rs1, 5, rd, 0x1b),
+        // bclr/binv/bset, bext, their immediate forms.
+        6 => r(pick(rng, &[0x24, 0x34, 0x14]), rs2, rs1, 1, rd, 0x33),
+        7 => r(0x24, rs2, rs1, 5, rd, 0x33),
+        8 => i(
+            (pick(rng, &[0x480, 0x680, 0x280]) | sh) as i32,
+            rs1,
+            1,
+            rd,
+            0x13,
+        ),
+        9 => i((0x480 | sh) as i32, rs1, 5, rd, 0x13),
+        10 => i((0x080 | sh) as i32, rs1, 1, rd, 0x1b), // slli.uw
+        _ => r(0x10, rs2, rs1, pick(rng, &[2, 4, 6]), rd, 0x3b), // shNadd.uw
+    }
 }
 
 /// R4-type fused multiply-add: `opc` 0x43 fmadd, 0x47 fmsub, 0x4b fnmsub, 0x4f fnmadd; `fmt`
