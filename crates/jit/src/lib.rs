@@ -455,7 +455,6 @@ struct Gen<'a> {
     b: FunctionBuilder<'a>,
     ctx: Value,
     xp: Value,
-    vbase: Value,
     /// SSA values of guest registers known in the current host block (registers are written
     /// through to the hart at once, so exits store nothing; reads are cached along a guest
     /// block, whose host blocks each dominate the next).
@@ -463,19 +462,24 @@ struct Gen<'a> {
     retired: Variable,
     /// Page offsets of the region's blocks and their entry (budget check) blocks.
     entries: Vec<(u64, Block)>,
-    /// TLB sets of loads and stores (`JitCtx::tlb_load`, or `NO_TLB` with `slow_mem`).
-    tlb_load: Value,
-    tlb_store: Value,
-    /// `JitCtx::mem`, `JitCtx::code_state`, `JitCtx::page_dirty`.
-    mem: Value,
-    code_state: Value,
-    page_dirty: Value,
     /// The region's one exit: params (tag, npc, retired); stores `npc` and `retired` and
     /// returns `tag` (one function epilogue per region instead of one per exit).
     exit_blk: Block,
 }
 
 impl Gen<'_> {
+    /// The 64-bit `JitCtx` field at `off`, loaded where it is used: values live across the
+    /// whole region would be spilled and reloaded around every helper call anyway, and
+    /// shorter live ranges make register allocation (most of the translation time) cheaper.
+    /// The entry block stored the effective TLB sets (`NO_TLB` with `slow_mem`).
+    fn field(&mut self, off: i32) -> Value {
+        self.b.ins().load(types::I64, trusted(), self.ctx, off)
+    }
+
+    fn vbase(&mut self) -> Value {
+        self.field(offsets::VBASE)
+    }
+
     fn get(&mut self, r: u8) -> Value {
         let r = (r & 31) as usize;
         if r == 0 {
@@ -525,7 +529,8 @@ impl Gen<'_> {
         let base = self.b.ins().load(types::I64, trusted(), entry, 8);
         let off = self.b.ins().band_imm_s(addr, 0xfff);
         let roff = self.b.ins().iadd(base, off);
-        let host = self.b.ins().iadd(self.mem, roff);
+        let mem = self.field(offsets::MEM);
+        let host = self.b.ins().iadd(mem, roff);
         (hit, host, base)
     }
 
@@ -537,7 +542,10 @@ impl Gen<'_> {
     /// shared exit block.
     fn exit(&mut self, tag: Value, npc: Npc, retired: Value) {
         let pc = match npc {
-            Npc::Off(o) => self.b.ins().iadd_imm_s(self.vbase, o),
+            Npc::Off(o) => {
+                let vb = self.vbase();
+                self.b.ins().iadd_imm_s(vb, o)
+            }
             Npc::Pc(v) => v,
         };
         let blk = self.exit_blk;
@@ -671,18 +679,16 @@ impl Backend {
             b.switch_to_block(entry);
             let ctx = b.block_params(entry)[0];
             let xp = b.ins().load(ptr, trusted(), ctx, offsets::X);
-            let vbase = b.ins().load(types::I64, trusted(), ctx, offsets::VBASE);
-            let budget = b.ins().load(types::I64, trusted(), ctx, offsets::BUDGET);
             // `slow_mem` selects a TLB set that never hits: every access through the helpers.
+            // The region's loads and stores read the sets back from the context.
             let slow = b.ins().load(types::I64, trusted(), ctx, offsets::SLOW_MEM);
             let no_tlb = b.ins().iconst(ptr, NO_TLB.as_ptr() as i64);
             let tl = b.ins().load(ptr, trusted(), ctx, offsets::TLB_LOAD);
             let ts = b.ins().load(ptr, trusted(), ctx, offsets::TLB_STORE);
             let tlb_load = b.ins().select(slow, no_tlb, tl);
             let tlb_store = b.ins().select(slow, no_tlb, ts);
-            let mem = b.ins().load(ptr, trusted(), ctx, offsets::MEM);
-            let code_state = b.ins().load(ptr, trusted(), ctx, offsets::CODE_STATE);
-            let page_dirty = b.ins().load(ptr, trusted(), ctx, offsets::PAGE_DIRTY);
+            b.ins().store(trusted(), tlb_load, ctx, offsets::TLB_LOAD);
+            b.ins().store(trusted(), tlb_store, ctx, offsets::TLB_STORE);
             let retired = b.declare_var(types::I64);
             let zero = b.ins().iconst(types::I64, 0);
             b.def_var(retired, zero);
@@ -698,7 +704,6 @@ impl Backend {
                 b,
                 ctx,
                 xp,
-                vbase,
                 cache: [None; 32],
                 retired,
                 entries: blocks
@@ -706,11 +711,6 @@ impl Backend {
                     .map(|b| b.off)
                     .zip(check.iter().copied())
                     .collect(),
-                tlb_load,
-                tlb_store,
-                mem,
-                code_state,
-                page_dirty,
                 exit_blk,
             };
             let index: std::collections::HashMap<u64, usize> =
@@ -720,6 +720,7 @@ impl Backend {
                 g.b.switch_to_block(check[k]);
                 g.cache = [None; 32];
                 let r = g.b.use_var(retired);
+                let budget = g.field(offsets::BUDGET);
                 let left = g.b.ins().isub(budget, r);
                 let fits = g.b.ins().icmp_imm_u(
                     IntCC::UnsignedGreaterThanOrEqual,
@@ -783,7 +784,6 @@ impl Gen<'_> {
         let g = self;
         let r0 = g.b.use_var(g.retired);
         let n = blk.ops.len();
-        let fall = g.b.ins().iadd_imm_s(g.vbase, blk.end as i64);
         let mut off = blk.off;
         for (i, op) in blk.ops.iter().enumerate() {
             let op_off = off;
@@ -817,11 +817,14 @@ impl Gen<'_> {
                     g.set(op.rd, v)
                 }
                 Auipc => {
-                    let v = g.b.ins().iadd_imm_s(g.vbase, imm);
+                    let vb = g.vbase();
+                    let v = g.b.ins().iadd_imm_s(vb, imm);
                     g.set(op.rd, v)
                 }
                 Jal | J => {
                     if op.kind == Jal {
+                        let vb = g.vbase();
+                        let fall = g.b.ins().iadd_imm_s(vb, blk.end as i64);
                         g.set(op.rd, fall);
                     }
                     let r = g.b.ins().iadd_imm_s(r0, n as i64);
@@ -834,6 +837,8 @@ impl Gen<'_> {
                     let t = g.b.ins().iadd_imm_s(a, imm);
                     let npc = g.b.ins().band_imm_s(t, !1);
                     if op.kind == Jalr {
+                        let vb = g.vbase();
+                        let fall = g.b.ins().iadd_imm_s(vb, blk.end as i64);
                         g.set(op.rd, fall);
                     }
                     let r = g.b.ins().iadd_imm_s(r0, n as i64);
@@ -845,7 +850,8 @@ impl Gen<'_> {
                     if !g.entries.is_empty() {
                         let disp = g.b.create_block();
                         let page = g.b.ins().band_imm_s(npc, !(PAGE as i64 - 1));
-                        let same = g.b.ins().icmp(IntCC::Equal, page, g.vbase);
+                        let vb = g.vbase();
+                        let same = g.b.ins().icmp(IntCC::Equal, page, vb);
                         g.b.ins().brif(same, disp, &[], out, &[]);
                         g.b.switch_to_block(disp);
                         let off = g.b.ins().band_imm_s(npc, PAGE as i64 - 1);
@@ -895,7 +901,8 @@ impl Gen<'_> {
                     let a = g.get(op.rs1);
                     let addr = g.b.ins().iadd_imm_s(a, imm);
                     // The TLB hit path: one tag compare, then host memory.
-                    let (hit, host, _) = g.tlb_probe(g.tlb_load, addr, size);
+                    let set = g.field(offsets::TLB_LOAD);
+                    let (hit, host, _) = g.tlb_probe(set, addr, size);
                     let fast = g.b.create_block();
                     let slow = g.b.create_block();
                     let join = g.b.create_block();
@@ -954,7 +961,8 @@ impl Gen<'_> {
                     let val = g.get(op.rs2);
                     // The TLB hit path, unless the page holds decoded code (the helper
                     // invalidates it exactly as the interpreter does).
-                    let (hit, host, base) = g.tlb_probe(g.tlb_store, addr, size);
+                    let set = g.field(offsets::TLB_STORE);
+                    let (hit, host, base) = g.tlb_probe(set, addr, size);
                     let check = g.b.create_block();
                     let fast = g.b.create_block();
                     let slow = g.b.create_block();
@@ -962,7 +970,8 @@ impl Gen<'_> {
                     g.b.ins().brif(hit, check, &[], slow, &[]);
                     g.b.switch_to_block(check);
                     let pidx = g.b.ins().ushr_imm_s(base, 12);
-                    let cs_at = g.b.ins().iadd(g.code_state, pidx);
+                    let cs = g.field(offsets::CODE_STATE);
+                    let cs_at = g.b.ins().iadd(cs, pidx);
                     let cs = g.b.ins().uload8(types::I64, trusted(), cs_at, 0);
                     g.b.ins().brif(cs, slow, &[], fast, &[]);
                     g.b.switch_to_block(fast);
@@ -973,7 +982,8 @@ impl Gen<'_> {
                         4 => g.b.ins().istore32(fl, val, host, 0),
                         _ => g.b.ins().store(fl, val, host, 0),
                     };
-                    let pd_at = g.b.ins().iadd(g.page_dirty, pidx);
+                    let pd = g.field(offsets::PAGE_DIRTY);
+                    let pd_at = g.b.ins().iadd(pd, pidx);
                     let one = g.b.ins().iconst(types::I8, 1);
                     g.b.ins().store(trusted(), one, pd_at, 0);
                     g.b.ins().jump(join, &[]);
