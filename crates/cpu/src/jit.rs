@@ -288,7 +288,8 @@ pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
     let hart = &mut *env.hart;
     // Devices read the clock at the access.
     hart.icount = env.base + i;
-    if env.watch && hart.debug.watch_check(vaddr, u64::from(size), true, false) {
+    // Virtual and physical watchpoints, as the checking interpreter's `watch_hit`.
+    if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), true, false) {
         env.watch_hit = true;
         (*ctx).status = EXIT_TRAP;
         return 0;
@@ -320,7 +321,7 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
     let (i, size) = split_info(info);
     let hart = &mut *env.hart;
     hart.icount = env.base + i;
-    if env.watch && hart.debug.watch_check(vaddr, u64::from(size), false, true) {
+    if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), false, true) {
         env.watch_hit = true;
         return EXIT_TRAP;
     }

@@ -474,7 +474,12 @@ fn watchpoints_stop_translated_code_where_the_interpreter_stops() {
             kind,
         };
         for s in [&mut a, &mut b] {
-            s.hart.set_watchpoints(&[watch]);
+            // Every other program watches physical addresses (the same here: no MMU).
+            if seed % 2 == 1 {
+                s.hart.set_phys_watchpoints(&[watch]);
+            } else {
+                s.hart.set_watchpoints(&[watch]);
+            }
             s.hart.set_breakpoints(&[BASE + 0x8000]);
         }
         let mut slices = 0;
