@@ -465,6 +465,10 @@ struct Gen<'a> {
     /// The region's one exit: params (tag, npc, retired); stores `npc` and `retired` and
     /// returns `tag` (one function epilogue per region instead of one per exit).
     exit_blk: Block,
+    /// Where helper calls that write no register stop: params (tag, page offset of the op,
+    /// page offset after it, retired before it); a trap retires nothing of the op, any other
+    /// stop retires it. Shared by the region's store and op helper calls (less cold code).
+    stop_blk: Block,
 }
 
 impl Gen<'_> {
@@ -598,6 +602,24 @@ impl Gen<'_> {
         self.b.switch_to_block(cont);
     }
 
+    /// After a helper that writes no guest register returned `st` for op `i` at page offset
+    /// `op_off` of a block entered with `r0` retired: on a stop, the region's stop block.
+    fn helper_stop(&mut self, st: Value, r0: Value, i: usize, op: &Op, op_off: u64) {
+        let out = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(out);
+        self.b.ins().brif(st, out, &[], cont, &[]);
+        self.b.switch_to_block(out);
+        let at = self.imm(op_off as i64);
+        let next = self.imm((op_off + op.len as u64) as i64);
+        let r = self.b.ins().iadd_imm_s(r0, i as i64);
+        let blk = self.stop_blk;
+        self.b
+            .ins()
+            .jump(blk, &[st.into(), at.into(), next.into(), r.into()]);
+        self.b.switch_to_block(cont);
+    }
+
     /// RISC-V division: no trap on zero or overflow. `signed`, `rem`, operands of `ty`.
     fn div(&mut self, a: Value, b: Value, signed: bool, rem: bool) -> Value {
         let ty = self.b.func.dfg.value_type(a);
@@ -696,6 +718,11 @@ impl Backend {
             for _ in 0..3 {
                 b.append_block_param(exit_blk, types::I64);
             }
+            let stop_blk = b.create_block();
+            b.set_cold_block(stop_blk);
+            for _ in 0..4 {
+                b.append_block_param(stop_blk, types::I64);
+            }
             let check: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
             let body: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
             // The caller checked that the first block fits the budget.
@@ -712,6 +739,7 @@ impl Backend {
                     .zip(check.iter().copied())
                     .collect(),
                 exit_blk,
+                stop_blk,
             };
             let index: std::collections::HashMap<u64, usize> =
                 blocks.iter().enumerate().map(|(k, b)| (b.off, k)).collect();
@@ -743,6 +771,16 @@ impl Backend {
                     }
                 })?;
             }
+            g.b.switch_to_block(stop_blk);
+            let p = g.b.block_params(stop_blk).to_vec();
+            let is_trap = g.b.ins().icmp_imm_s(IntCC::Equal, p[0], EXIT_TRAP as i64);
+            let off = g.b.ins().select(is_trap, p[1], p[2]);
+            let vb = g.vbase();
+            let npc = g.b.ins().iadd(vb, off);
+            let after = g.b.ins().iadd_imm_s(p[3], 1);
+            let r = g.b.ins().select(is_trap, p[3], after);
+            g.b.ins()
+                .jump(exit_blk, &[p[0].into(), npc.into(), r.into()]);
             g.b.switch_to_block(exit_blk);
             let p = g.b.block_params(exit_blk).to_vec();
             g.b.ins().store(trusted(), p[1], ctx, offsets::NPC);
@@ -994,7 +1032,7 @@ impl Gen<'_> {
                         g.b.ins()
                             .call_indirect(helpers.store, f, &[g.ctx, addr, val, info]);
                     let st = g.b.inst_results(call)[0];
-                    g.helper_exit(st, r0, i, op, op_off, |_| {});
+                    g.helper_stop(st, r0, i, op, op_off);
                     g.b.ins().jump(join, &[]);
                     g.b.switch_to_block(join);
                 }
@@ -1287,7 +1325,7 @@ impl Gen<'_> {
                     let st = g.b.inst_results(call)[0];
                     // AMOs and FP-to-integer ops wrote their result to the hart.
                     g.cache[(op.rd & 31) as usize] = None;
-                    g.helper_exit(st, r0, i, op, op_off, |_| {});
+                    g.helper_stop(st, r0, i, op, op_off);
                 }
                 _ => return None, // not reached: `supported_prefix` filtered the ops
             }
