@@ -1021,6 +1021,7 @@ pub fn bench_linux(no_qemu: bool, cpu: rewind_machine::CpuFeatures) -> anyhow::R
     let outcome = m.run(None)?;
     let wall = start.elapsed();
     crate::print_jit_cost(jit_before, wall);
+    print!("{}", crate::jit_share(&m));
     let icount = m.icount();
     let out = String::from_utf8_lossy(m.captured_output()).into_owned();
     let mut note = outcome_note(&outcome);

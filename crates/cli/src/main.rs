@@ -820,6 +820,22 @@ pub(crate) fn jit_counters() -> Option<[u64; 5]> {
     ])
 }
 
+/// The line telling which share of the instructions `m`'s harts retired ran as translated
+/// code (empty when the JIT is not in use).
+pub(crate) fn jit_share(m: &Machine) -> String {
+    if rewind_cpu::jit::default_engine().is_none() {
+        return String::new();
+    }
+    let (jit, all) = m
+        .harts()
+        .iter()
+        .fold((0, 0), |(j, a), h| (j + h.jit_retired(), a + h.icount));
+    format!(
+        "jit share:          {:.1}% of the instructions retired in translated code\n",
+        100.0 * jit as f64 / all.max(1) as f64
+    )
+}
+
 /// Print what translation cost during a run of `wall` that started with the counters `before`
 /// (nothing when the JIT is not in use).
 pub(crate) fn print_jit_cost(before: Option<[u64; 5]>, wall: Duration) {
@@ -968,6 +984,7 @@ fn bench(no_qemu: bool, accel: Accel) -> anyhow::Result<u8> {
     let wall = start.elapsed();
     let icount = m.icount();
     let output = m.captured_output().to_vec();
+    let share = jit_share(&m);
     drop(m);
     print!("{}", String::from_utf8_lossy(&output));
     let status = exit_status(outcome, icount);
@@ -979,6 +996,7 @@ fn bench(no_qemu: bool, accel: Accel) -> anyhow::Result<u8> {
         println!("guest exit status:  {status}");
     }
     print_jit_cost(jit_before, wall);
+    print!("{share}");
 
     // Record and replay the same guest.
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;

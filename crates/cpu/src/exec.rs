@@ -39,6 +39,18 @@ pub(crate) enum PageExit {
     Exit(ExitReason),
 }
 
+/// How an op run for translated code ended ([`Hart::jit_op`]).
+pub(crate) enum JitOpDone {
+    /// Retired; go on.
+    Next,
+    /// Retired; it may have written decoded code (check as the block loop's `code_check`).
+    CodeCheck,
+    /// Retired; it accessed a device (the block loop yields after it).
+    Yield,
+    /// A watchpoint fired before the access (retires nothing; the hit is recorded).
+    Watch,
+}
+
 /// How a block ended.
 enum BlockExit {
     /// Ran to its end (or its budget share).
@@ -560,6 +572,7 @@ impl Hart {
                 let r = self.run_jit(f, ram, mmio, pp, way, dmode, icount, vbase, budget, watch);
                 pc = r.npc;
                 icount += r.retired;
+                self.check.jit_retired += r.retired;
                 match (r.tag, r.exc) {
                     (crate::jit::EXIT_TRAP, Some(ex)) => {
                         self.pc = pc;
@@ -1369,6 +1382,7 @@ impl Hart {
             npc: 0,
             load: load_helper::<M>,
             store: store_helper::<M>,
+            op: op_helper::<M>,
             status: 0,
             env: (&mut env as *mut JitEnv<M>).cast(),
             budget,
@@ -1392,6 +1406,97 @@ impl Hart {
             exc: env.exc.take(),
             dirty: env.dirty,
             watch_hit: env.watch_hit,
+        }
+    }
+
+    /// One op for translated code (`crate::jit::op_helper`), exactly as the block loop runs it
+    /// (with `watch`: as the checking interpreter, which is the one translated code stands in
+    /// for when watchpoints are set; guest triggers never run translated code): LR/SC and
+    /// AMOs, F and D computational ops, FP loads and stores. `self.icount` is the op's.
+    #[inline(never)]
+    pub(crate) fn jit_op<M: Mmio>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        op: &Op,
+        dmode: usize,
+        watch: bool,
+    ) -> Result<JitOpDone, Exception> {
+        use Kind::*;
+        let ill = Exception::IllegalInstr(op.raw as u64);
+        let addr = self.x[op.rs1 as usize & 31].wrapping_add(op.imm as i64 as u64);
+        match op.kind {
+            LrW | ScW | AmoSwapW | AmoAddW | AmoXorW | AmoAndW | AmoOrW | AmoMinW | AmoMaxW
+            | AmoMinuW | AmoMaxuW | LrD | ScD | AmoSwapD | AmoAddD | AmoXorD | AmoAndD | AmoOrD
+            | AmoMinD | AmoMaxD | AmoMinuD | AmoMaxuD => {
+                if watch && self.amo_watch(ram, op.kind, self.x[op.rs1 as usize & 31]) {
+                    return Ok(JitOpDone::Watch);
+                }
+                // A device register: its interrupt lines may have changed.
+                Ok(if self.exec_amo(ram, mmio, op)? {
+                    JitOpDone::Yield
+                } else {
+                    JitOpDone::CodeCheck
+                })
+            }
+            Flw | Fld => {
+                if !self.fp_enabled() {
+                    return Err(ill);
+                }
+                let size = if op.kind == Flw { 4 } else { 8 };
+                if watch && self.watch_hit(ram, addr, size, true, false) {
+                    return Ok(JitOpDone::Watch);
+                }
+                let v = self.load_in(ram, mmio, addr, size as u8, dmode)?;
+                self.f[op.rd as usize & 31] = if op.kind == Flw {
+                    fpu::box_f32(v as u32)
+                } else {
+                    v
+                };
+                self.set_fs_dirty();
+                Ok(JitOpDone::CodeCheck)
+            }
+            Fsw | Fsd => {
+                if !self.fp_enabled() {
+                    return Err(ill);
+                }
+                let v = self.f[op.rs2 as usize & 31];
+                let size = if op.kind == Fsw { 4 } else { 8 };
+                if watch && self.watch_hit(ram, addr, size, false, true) {
+                    return Ok(JitOpDone::Watch);
+                }
+                Ok(
+                    match self.store_in(ram, mmio, addr, size as u8, v, dmode)? {
+                        StoreOutcome::Ram => JitOpDone::Next,
+                        StoreOutcome::CodeModified => JitOpDone::CodeCheck,
+                        StoreOutcome::Mmio => JitOpDone::Yield,
+                    },
+                )
+            }
+            CboClean | CboFlush | CboInval => {
+                self.cbo_manage(ram, op, dmode)?;
+                // A page walk may have set A bits in decoded code.
+                Ok(JitOpDone::CodeCheck)
+            }
+            CboZero => {
+                let a = self.x[op.rs1 as usize & 31] & !(CBO_BLOCK - 1);
+                if watch && self.watch_hit(ram, a, CBO_BLOCK, false, true) {
+                    return Ok(JitOpDone::Watch);
+                }
+                Ok(match self.cbo_zero(ram, mmio, op, dmode)? {
+                    StoreOutcome::Ram => JitOpDone::Next,
+                    StoreOutcome::CodeModified => JitOpDone::CodeCheck,
+                    StoreOutcome::Mmio => JitOpDone::Yield,
+                })
+            }
+            WrsNto | WrsSto => {
+                self.wrs(op)?;
+                Ok(JitOpDone::Next)
+            }
+            _ => {
+                self.exec_fp(op)?;
+                Ok(JitOpDone::Next)
+            }
         }
     }
 

@@ -53,6 +53,12 @@ pub type LoadFn = unsafe extern "C" fn(ctx: *mut JitCtx, vaddr: u64, info: u64) 
 /// Helper for stores: `(ctx, vaddr, value, info)`; returns 0 or an exit tag.
 pub type StoreFn = unsafe extern "C" fn(ctx: *mut JitCtx, vaddr: u64, value: u64, info: u64) -> u64;
 
+/// Helper for the ops translated as a call into the interpreter (LR/SC, AMOs, F and D
+/// computational ops, FP loads and stores): `(ctx, op, info)` with `op` a copy of the decoded op
+/// that lives as long as the code, `info` = instructions retired before it since the region was
+/// entered; returns 0 or an exit tag. Integer results are written to the hart's registers.
+pub type OpFn = unsafe extern "C" fn(ctx: *mut JitCtx, op: *const Op, info: u64) -> u64;
+
 /// Go on at `npc` (the region ended, left the page, ran out of budget, or reached an op it
 /// does not translate).
 pub const EXIT_DONE: u64 = 0;
@@ -104,6 +110,8 @@ pub struct JitCtx {
     /// TLB path is skipped): set it when the helpers must see each access, e.g. to check
     /// watchpoints. Read once when a region is entered.
     pub slow_mem: u64,
+    /// The op helper.
+    pub op: OpFn,
 }
 
 /// Entries in a TLB set ([`JitCtx::tlb_load`]): the set index is `(vaddr >> 12) & (TLB_ENTRIES - 1)`.
@@ -139,6 +147,8 @@ pub mod offsets {
     pub const PAGE_DIRTY: i32 = 104;
     /// `slow_mem`.
     pub const SLOW_MEM: i32 = 112;
+    /// `op`.
+    pub const OP: i32 = 120;
 
     // The layout is a contract with code generators: check it where it is defined.
     const _: () = {
@@ -149,6 +159,7 @@ pub mod offsets {
         assert!(std::mem::offset_of!(super::JitCtx, code_state) == CODE_STATE as usize);
         assert!(std::mem::offset_of!(super::JitCtx, page_dirty) == PAGE_DIRTY as usize);
         assert!(std::mem::offset_of!(super::JitCtx, slow_mem) == SLOW_MEM as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, op) == OP as usize);
     };
 }
 
@@ -322,7 +333,8 @@ pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
     let hart = &mut *env.hart;
     // Devices read the clock at the access.
     hart.icount = env.base + i;
-    if env.watch && hart.debug.watch_check(vaddr, u64::from(size), true, false) {
+    // Virtual and physical watchpoints, as the checking interpreter's `watch_hit`.
+    if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), true, false) {
         env.watch_hit = true;
         (*ctx).status = EXIT_TRAP;
         return 0;
@@ -354,7 +366,7 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
     let (i, size) = split_info(info);
     let hart = &mut *env.hart;
     hart.icount = env.base + i;
-    if env.watch && hart.debug.watch_check(vaddr, u64::from(size), false, true) {
+    if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), false, true) {
         env.watch_hit = true;
         return EXIT_TRAP;
     }
@@ -362,6 +374,37 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
         Ok(StoreOutcome::Ram) => 0,
         Ok(StoreOutcome::CodeModified) => code_check(env),
         Ok(StoreOutcome::Mmio) => EXIT_YIELD,
+        Err(ex) => {
+            env.exc = Some(ex);
+            EXIT_TRAP
+        }
+    }
+}
+
+/// The op helper for a machine whose devices are `M`: the interpreter's own code for the op
+/// (`Hart::jit_op`: `exec_amo`, `exec_fp`, the FP loads and stores), so results, flags, the
+/// reservation, `mstatus.FS` checks and traps are those of the interpreter.
+///
+/// # Safety
+/// Called by translated code only, with the `ctx` set up by the interpreter and `op` valid.
+pub(crate) unsafe extern "C" fn op_helper<M: Mmio>(
+    ctx: *mut JitCtx,
+    op: *const Op,
+    info: u64,
+) -> u64 {
+    let env = &mut *((*ctx).env as *mut JitEnv<M>);
+    let (i, _) = split_info(info);
+    let hart = &mut *env.hart;
+    // Devices read the clock at the access (AMOs on device registers).
+    hart.icount = env.base + i;
+    match hart.jit_op(&mut *env.ram, &mut *env.mmio, &*op, env.dmode, env.watch) {
+        Ok(crate::exec::JitOpDone::Next) => 0,
+        Ok(crate::exec::JitOpDone::CodeCheck) => code_check(env),
+        Ok(crate::exec::JitOpDone::Yield) => EXIT_YIELD,
+        Ok(crate::exec::JitOpDone::Watch) => {
+            env.watch_hit = true;
+            EXIT_TRAP
+        }
         Err(ex) => {
             env.exc = Some(ex);
             EXIT_TRAP

@@ -54,6 +54,8 @@ pub struct CheckState {
     pub(crate) injected: bool,
     /// The difference that stopped the hart.
     pub(crate) failure: Option<Box<CheckFailure>>,
+    /// Instructions retired by translated code (statistics, not counting checked regions).
+    pub(crate) jit_retired: u64,
 }
 
 /// The first difference between a translated region and the interpreter.
@@ -83,6 +85,11 @@ impl Hart {
     /// Check translated regions against the interpreter from now on (`true`), or not.
     pub fn set_jit_check(&mut self, on: bool) {
         self.check.on = on;
+    }
+
+    /// Instructions this hart retired in translated code (outside the self-check).
+    pub fn jit_retired(&self) -> u64 {
+        self.check.jit_retired
     }
 
     /// Regions checked so far.

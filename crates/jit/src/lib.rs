@@ -164,94 +164,205 @@ fn supported_prefix(ops: &[Op]) -> usize {
     ops.iter().take_while(|o| supported(o.kind)).count()
 }
 
-/// Does the generator translate `kind`?
-fn supported(kind: Kind) -> bool {
+/// Is `kind` translated as a call of the op helper (`JitCtx::op`: the interpreter's own code
+/// for it)? LR/SC and AMOs, F and D computational ops, FP loads and stores.
+fn via_helper(kind: Kind) -> bool {
     use Kind::*;
     matches!(
         kind,
-        Lui | Auipc
-            | Jal
-            | Jalr
-            | J
-            | Jr
-            | Beq
-            | Bne
-            | Blt
-            | Bge
-            | Bltu
-            | Bgeu
-            | Lb
-            | Lh
-            | Lw
-            | Ld
-            | Lbu
-            | Lhu
-            | Lwu
-            | Sb
-            | Sh
-            | Sw
-            | Sd
-            | Addi
-            | Slti
-            | Sltiu
-            | Xori
-            | Ori
-            | Andi
-            | Slli
-            | Srli
-            | Srai
-            | Add
-            | Sub
-            | Sll
-            | Slt
-            | Sltu
-            | Xor
-            | Srl
-            | Sra
-            | Or
-            | And
-            | Addiw
-            | Slliw
-            | Srliw
-            | Sraiw
-            | Addw
-            | Subw
-            | Sllw
-            | Srlw
-            | Sraw
-            | Mul
-            | Mulh
-            | Mulhsu
-            | Mulhu
-            | Div
-            | Divu
-            | Rem
-            | Remu
-            | Mulw
-            | Divw
-            | Divuw
-            | Remw
-            | Remuw
-            | Sh1add
-            | Sh2add
-            | Sh3add
-            | AddUw
-            | Andn
-            | Orn
-            | Xnor
-            | Max
-            | Maxu
-            | Min
-            | Minu
-            | SextB
-            | SextH
-            | ZextH
-            | Rev8
-            | CzeroEqz
-            | CzeroNez
-            | Fence
-            | Nop
+        LrW | ScW
+            | AmoSwapW
+            | AmoAddW
+            | AmoXorW
+            | AmoAndW
+            | AmoOrW
+            | AmoMinW
+            | AmoMaxW
+            | AmoMinuW
+            | AmoMaxuW
+            | LrD
+            | ScD
+            | AmoSwapD
+            | AmoAddD
+            | AmoXorD
+            | AmoAndD
+            | AmoOrD
+            | AmoMinD
+            | AmoMaxD
+            | AmoMinuD
+            | AmoMaxuD
+            | Flw
+            | Fld
+            | Fsw
+            | Fsd
+            | FmaddS
+            | FmsubS
+            | FnmsubS
+            | FnmaddS
+            | FmaddD
+            | FmsubD
+            | FnmsubD
+            | FnmaddD
+            | FaddS
+            | FsubS
+            | FmulS
+            | FdivS
+            | FsqrtS
+            | FaddD
+            | FsubD
+            | FmulD
+            | FdivD
+            | FsqrtD
+            | FsgnjS
+            | FsgnjD
+            | FminmaxS
+            | FminmaxD
+            | FcmpS
+            | FcmpD
+            | FclassS
+            | FclassD
+            | FcvtIntS
+            | FcvtIntD
+            | FcvtSInt
+            | FcvtDInt
+            | FcvtSD
+            | FcvtDS
+            | FmvXW
+            | FmvWX
+            | FmvXD
+            | FmvDX
+            | FliS
+            | FliD
+            | FminmaxmS
+            | FminmaxmD
+            | FroundS
+            | FroundD
+            | FcvtmodWD
+            | FcmpqS
+            | FcmpqD
+            | CboClean
+            | CboFlush
+            | CboInval
+            | CboZero
+            | WrsNto
+            | WrsSto
     )
+}
+
+/// Does the generator translate `kind`?
+fn supported(kind: Kind) -> bool {
+    use Kind::*;
+    via_helper(kind)
+        || matches!(
+            kind,
+            Lui | Auipc
+                | Jal
+                | Jalr
+                | J
+                | Jr
+                | Beq
+                | Bne
+                | Blt
+                | Bge
+                | Bltu
+                | Bgeu
+                | Lb
+                | Lh
+                | Lw
+                | Ld
+                | Lbu
+                | Lhu
+                | Lwu
+                | Sb
+                | Sh
+                | Sw
+                | Sd
+                | Addi
+                | Slti
+                | Sltiu
+                | Xori
+                | Ori
+                | Andi
+                | Slli
+                | Srli
+                | Srai
+                | Add
+                | Sub
+                | Sll
+                | Slt
+                | Sltu
+                | Xor
+                | Srl
+                | Sra
+                | Or
+                | And
+                | Addiw
+                | Slliw
+                | Srliw
+                | Sraiw
+                | Addw
+                | Subw
+                | Sllw
+                | Srlw
+                | Sraw
+                | Mul
+                | Mulh
+                | Mulhsu
+                | Mulhu
+                | Div
+                | Divu
+                | Rem
+                | Remu
+                | Mulw
+                | Divw
+                | Divuw
+                | Remw
+                | Remuw
+                | Sh1add
+                | Sh2add
+                | Sh3add
+                | AddUw
+                | Andn
+                | Orn
+                | Xnor
+                | Max
+                | Maxu
+                | Min
+                | Minu
+                | SextB
+                | SextH
+                | ZextH
+                | Rev8
+                | CzeroEqz
+                | CzeroNez
+                | Fence
+                | Nop
+                | Sh1addUw
+                | Sh2addUw
+                | Sh3addUw
+                | SlliUw
+                | Clz
+                | Clzw
+                | Ctz
+                | Ctzw
+                | Cpop
+                | Cpopw
+                | Rol
+                | Ror
+                | Rori
+                | Rolw
+                | Rorw
+                | Roriw
+                | OrcB
+                | Bclr
+                | Bclri
+                | Bext
+                | Bexti
+                | Binv
+                | Binvi
+                | Bset
+                | Bseti
+        )
 }
 
 /// A region waiting for the compile thread: its blocks copied out of the page (the page may
@@ -447,7 +558,6 @@ struct Gen<'a> {
     b: FunctionBuilder<'a>,
     ctx: Value,
     xp: Value,
-    vbase: Value,
     /// SSA values of guest registers known in the current host block (registers are written
     /// through to the hart at once, so exits store nothing; reads are cached along a guest
     /// block, whose host blocks each dominate the next).
@@ -455,16 +565,28 @@ struct Gen<'a> {
     retired: Variable,
     /// Page offsets of the region's blocks and their entry (budget check) blocks.
     entries: Vec<(u64, Block)>,
-    /// TLB sets of loads and stores (`JitCtx::tlb_load`, or `NO_TLB` with `slow_mem`).
-    tlb_load: Value,
-    tlb_store: Value,
-    /// `JitCtx::mem`, `JitCtx::code_state`, `JitCtx::page_dirty`.
-    mem: Value,
-    code_state: Value,
-    page_dirty: Value,
+    /// The region's one exit: params (tag, npc, retired); stores `npc` and `retired` and
+    /// returns `tag` (one function epilogue per region instead of one per exit).
+    exit_blk: Block,
+    /// Where helper calls that write no register stop: params (tag, page offset of the op,
+    /// page offset after it, retired before it); a trap retires nothing of the op, any other
+    /// stop retires it. Shared by the region's store and op helper calls (less cold code).
+    stop_blk: Block,
 }
 
 impl Gen<'_> {
+    /// The 64-bit `JitCtx` field at `off`, loaded where it is used: values live across the
+    /// whole region would be spilled and reloaded around every helper call anyway, and
+    /// shorter live ranges make register allocation (most of the translation time) cheaper.
+    /// The entry block stored the effective TLB sets (`NO_TLB` with `slow_mem`).
+    fn field(&mut self, off: i32) -> Value {
+        self.b.ins().load(types::I64, trusted(), self.ctx, off)
+    }
+
+    fn vbase(&mut self) -> Value {
+        self.field(offsets::VBASE)
+    }
+
     fn get(&mut self, r: u8) -> Value {
         let r = (r & 31) as usize;
         if r == 0 {
@@ -514,7 +636,8 @@ impl Gen<'_> {
         let base = self.b.ins().load(types::I64, trusted(), entry, 8);
         let off = self.b.ins().band_imm_s(addr, 0xfff);
         let roff = self.b.ins().iadd(base, off);
-        let host = self.b.ins().iadd(self.mem, roff);
+        let mem = self.field(offsets::MEM);
+        let host = self.b.ins().iadd(mem, roff);
         (hit, host, base)
     }
 
@@ -522,18 +645,20 @@ impl Gen<'_> {
         self.b.ins().iconst(types::I64, v)
     }
 
-    /// Store `npc` and `retired`, and return `tag` (ends the current block).
+    /// Leave with `tag`, `npc` and `retired` (ends the current block): a jump to the region's
+    /// shared exit block.
     fn exit(&mut self, tag: Value, npc: Npc, retired: Value) {
         let pc = match npc {
-            Npc::Off(o) => self.b.ins().iadd_imm_s(self.vbase, o),
+            Npc::Off(o) => {
+                let vb = self.vbase();
+                self.b.ins().iadd_imm_s(vb, o)
+            }
             Npc::Pc(v) => v,
         };
-        let ctx = self.ctx;
-        self.b.ins().store(trusted(), pc, ctx, offsets::NPC);
+        let blk = self.exit_blk;
         self.b
             .ins()
-            .store(trusted(), retired, ctx, offsets::RETIRED);
-        self.b.ins().return_(&[tag]);
+            .jump(blk, &[tag.into(), pc.into(), retired.into()]);
     }
 
     fn sext32(&mut self, v: Value) -> Value {
@@ -561,6 +686,11 @@ impl Gen<'_> {
         let cont = self.b.create_block();
         let trap = self.b.create_block();
         let other = self.b.create_block();
+        // Helpers stop a region rarely (traps, device stores, self-modifying code): keep
+        // these paths out of line.
+        for blk in [out, trap, other] {
+            self.b.set_cold_block(blk);
+        }
         self.b.ins().brif(st, out, &[], cont, &[]);
         self.b.switch_to_block(out);
         let is_trap = self.b.ins().icmp_imm_s(IntCC::Equal, st, EXIT_TRAP as i64);
@@ -572,6 +702,24 @@ impl Gen<'_> {
         retire(self);
         let r = self.b.ins().iadd_imm_s(r0, i as i64 + 1);
         self.exit(st, Npc::Off((op_off + op.len as u64) as i64), r);
+        self.b.switch_to_block(cont);
+    }
+
+    /// After a helper that writes no guest register returned `st` for op `i` at page offset
+    /// `op_off` of a block entered with `r0` retired: on a stop, the region's stop block.
+    fn helper_stop(&mut self, st: Value, r0: Value, i: usize, op: &Op, op_off: u64) {
+        let out = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(out);
+        self.b.ins().brif(st, out, &[], cont, &[]);
+        self.b.switch_to_block(out);
+        let at = self.imm(op_off as i64);
+        let next = self.imm((op_off + op.len as u64) as i64);
+        let r = self.b.ins().iadd_imm_s(r0, i as i64);
+        let blk = self.stop_blk;
+        self.b
+            .ins()
+            .jump(blk, &[st.into(), at.into(), next.into(), r.into()]);
         self.b.switch_to_block(cont);
     }
 
@@ -611,6 +759,7 @@ impl Gen<'_> {
 struct Helpers {
     load: SigRef,
     store: SigRef,
+    op: SigRef,
 }
 
 impl Backend {
@@ -636,32 +785,47 @@ impl Backend {
             AbiParam::new(types::I64),
         ]);
         store_sig.returns.push(AbiParam::new(types::I64));
+        let mut op_sig = Signature::new(call_conv);
+        op_sig.params.extend([
+            AbiParam::new(ptr),
+            AbiParam::new(ptr),
+            AbiParam::new(types::I64),
+        ]);
+        op_sig.returns.push(AbiParam::new(types::I64));
         {
             let mut b = FunctionBuilder::new(&mut cctx.func, &mut self.fctx);
             let helpers = Helpers {
                 load: b.import_signature(load_sig),
                 store: b.import_signature(store_sig),
+                op: b.import_signature(op_sig),
             };
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             let ctx = b.block_params(entry)[0];
             let xp = b.ins().load(ptr, trusted(), ctx, offsets::X);
-            let vbase = b.ins().load(types::I64, trusted(), ctx, offsets::VBASE);
-            let budget = b.ins().load(types::I64, trusted(), ctx, offsets::BUDGET);
             // `slow_mem` selects a TLB set that never hits: every access through the helpers.
+            // The region's loads and stores read the sets back from the context.
             let slow = b.ins().load(types::I64, trusted(), ctx, offsets::SLOW_MEM);
             let no_tlb = b.ins().iconst(ptr, NO_TLB.as_ptr() as i64);
             let tl = b.ins().load(ptr, trusted(), ctx, offsets::TLB_LOAD);
             let ts = b.ins().load(ptr, trusted(), ctx, offsets::TLB_STORE);
             let tlb_load = b.ins().select(slow, no_tlb, tl);
             let tlb_store = b.ins().select(slow, no_tlb, ts);
-            let mem = b.ins().load(ptr, trusted(), ctx, offsets::MEM);
-            let code_state = b.ins().load(ptr, trusted(), ctx, offsets::CODE_STATE);
-            let page_dirty = b.ins().load(ptr, trusted(), ctx, offsets::PAGE_DIRTY);
+            b.ins().store(trusted(), tlb_load, ctx, offsets::TLB_LOAD);
+            b.ins().store(trusted(), tlb_store, ctx, offsets::TLB_STORE);
             let retired = b.declare_var(types::I64);
             let zero = b.ins().iconst(types::I64, 0);
             b.def_var(retired, zero);
+            let exit_blk = b.create_block();
+            for _ in 0..3 {
+                b.append_block_param(exit_blk, types::I64);
+            }
+            let stop_blk = b.create_block();
+            b.set_cold_block(stop_blk);
+            for _ in 0..4 {
+                b.append_block_param(stop_blk, types::I64);
+            }
             let check: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
             let body: Vec<Block> = blocks.iter().map(|_| b.create_block()).collect();
             // The caller checked that the first block fits the budget.
@@ -670,7 +834,6 @@ impl Backend {
                 b,
                 ctx,
                 xp,
-                vbase,
                 cache: [None; 32],
                 retired,
                 entries: blocks
@@ -678,11 +841,8 @@ impl Backend {
                     .map(|b| b.off)
                     .zip(check.iter().copied())
                     .collect(),
-                tlb_load,
-                tlb_store,
-                mem,
-                code_state,
-                page_dirty,
+                exit_blk,
+                stop_blk,
             };
             let index: std::collections::HashMap<u64, usize> =
                 blocks.iter().enumerate().map(|(k, b)| (b.off, k)).collect();
@@ -691,6 +851,7 @@ impl Backend {
                 g.b.switch_to_block(check[k]);
                 g.cache = [None; 32];
                 let r = g.b.use_var(retired);
+                let budget = g.field(offsets::BUDGET);
                 let left = g.b.ins().isub(budget, r);
                 let fits = g.b.ins().icmp_imm_u(
                     IntCC::UnsignedGreaterThanOrEqual,
@@ -698,6 +859,7 @@ impl Backend {
                     blk.ops.len() as i64,
                 );
                 let out = g.b.create_block();
+                g.b.set_cold_block(out);
                 g.b.ins().brif(fits, body[k], &[], out, &[]);
                 g.b.switch_to_block(out);
                 let done = g.imm(EXIT_DONE as i64);
@@ -712,6 +874,21 @@ impl Backend {
                     }
                 })?;
             }
+            g.b.switch_to_block(stop_blk);
+            let p = g.b.block_params(stop_blk).to_vec();
+            let is_trap = g.b.ins().icmp_imm_s(IntCC::Equal, p[0], EXIT_TRAP as i64);
+            let off = g.b.ins().select(is_trap, p[1], p[2]);
+            let vb = g.vbase();
+            let npc = g.b.ins().iadd(vb, off);
+            let after = g.b.ins().iadd_imm_s(p[3], 1);
+            let r = g.b.ins().select(is_trap, p[3], after);
+            g.b.ins()
+                .jump(exit_blk, &[p[0].into(), npc.into(), r.into()]);
+            g.b.switch_to_block(exit_blk);
+            let p = g.b.block_params(exit_blk).to_vec();
+            g.b.ins().store(trusted(), p[1], ctx, offsets::NPC);
+            g.b.ins().store(trusted(), p[2], ctx, offsets::RETIRED);
+            g.b.ins().return_(&[p[0]]);
             g.b.seal_all_blocks();
             g.b.finalize(self.module.target_config());
         }
@@ -748,7 +925,6 @@ impl Gen<'_> {
         let g = self;
         let r0 = g.b.use_var(g.retired);
         let n = blk.ops.len();
-        let fall = g.b.ins().iadd_imm_s(g.vbase, blk.end as i64);
         let mut off = blk.off;
         for (i, op) in blk.ops.iter().enumerate() {
             let op_off = off;
@@ -782,11 +958,14 @@ impl Gen<'_> {
                     g.set(op.rd, v)
                 }
                 Auipc => {
-                    let v = g.b.ins().iadd_imm_s(g.vbase, imm);
+                    let vb = g.vbase();
+                    let v = g.b.ins().iadd_imm_s(vb, imm);
                     g.set(op.rd, v)
                 }
                 Jal | J => {
                     if op.kind == Jal {
+                        let vb = g.vbase();
+                        let fall = g.b.ins().iadd_imm_s(vb, blk.end as i64);
                         g.set(op.rd, fall);
                     }
                     let r = g.b.ins().iadd_imm_s(r0, n as i64);
@@ -799,6 +978,8 @@ impl Gen<'_> {
                     let t = g.b.ins().iadd_imm_s(a, imm);
                     let npc = g.b.ins().band_imm_s(t, !1);
                     if op.kind == Jalr {
+                        let vb = g.vbase();
+                        let fall = g.b.ins().iadd_imm_s(vb, blk.end as i64);
                         g.set(op.rd, fall);
                     }
                     let r = g.b.ins().iadd_imm_s(r0, n as i64);
@@ -810,7 +991,8 @@ impl Gen<'_> {
                     if !g.entries.is_empty() {
                         let disp = g.b.create_block();
                         let page = g.b.ins().band_imm_s(npc, !(PAGE as i64 - 1));
-                        let same = g.b.ins().icmp(IntCC::Equal, page, g.vbase);
+                        let vb = g.vbase();
+                        let same = g.b.ins().icmp(IntCC::Equal, page, vb);
                         g.b.ins().brif(same, disp, &[], out, &[]);
                         g.b.switch_to_block(disp);
                         let off = g.b.ins().band_imm_s(npc, PAGE as i64 - 1);
@@ -860,7 +1042,8 @@ impl Gen<'_> {
                     let a = g.get(op.rs1);
                     let addr = g.b.ins().iadd_imm_s(a, imm);
                     // The TLB hit path: one tag compare, then host memory.
-                    let (hit, host, _) = g.tlb_probe(g.tlb_load, addr, size);
+                    let set = g.field(offsets::TLB_LOAD);
+                    let (hit, host, _) = g.tlb_probe(set, addr, size);
                     let fast = g.b.create_block();
                     let slow = g.b.create_block();
                     let join = g.b.create_block();
@@ -919,7 +1102,8 @@ impl Gen<'_> {
                     let val = g.get(op.rs2);
                     // The TLB hit path, unless the page holds decoded code (the helper
                     // invalidates it exactly as the interpreter does).
-                    let (hit, host, base) = g.tlb_probe(g.tlb_store, addr, size);
+                    let set = g.field(offsets::TLB_STORE);
+                    let (hit, host, base) = g.tlb_probe(set, addr, size);
                     let check = g.b.create_block();
                     let fast = g.b.create_block();
                     let slow = g.b.create_block();
@@ -927,7 +1111,8 @@ impl Gen<'_> {
                     g.b.ins().brif(hit, check, &[], slow, &[]);
                     g.b.switch_to_block(check);
                     let pidx = g.b.ins().ushr_imm_s(base, 12);
-                    let cs_at = g.b.ins().iadd(g.code_state, pidx);
+                    let cs = g.field(offsets::CODE_STATE);
+                    let cs_at = g.b.ins().iadd(cs, pidx);
                     let cs = g.b.ins().uload8(types::I64, trusted(), cs_at, 0);
                     g.b.ins().brif(cs, slow, &[], fast, &[]);
                     g.b.switch_to_block(fast);
@@ -938,7 +1123,8 @@ impl Gen<'_> {
                         4 => g.b.ins().istore32(fl, val, host, 0),
                         _ => g.b.ins().store(fl, val, host, 0),
                     };
-                    let pd_at = g.b.ins().iadd(g.page_dirty, pidx);
+                    let pd = g.field(offsets::PAGE_DIRTY);
+                    let pd_at = g.b.ins().iadd(pd, pidx);
                     let one = g.b.ins().iconst(types::I8, 1);
                     g.b.ins().store(trusted(), one, pd_at, 0);
                     g.b.ins().jump(join, &[]);
@@ -949,7 +1135,7 @@ impl Gen<'_> {
                         g.b.ins()
                             .call_indirect(helpers.store, f, &[g.ctx, addr, val, info]);
                     let st = g.b.inst_results(call)[0];
-                    g.helper_exit(st, r0, i, op, op_off, |_| {});
+                    g.helper_stop(st, r0, i, op, op_off);
                     g.b.ins().jump(join, &[]);
                     g.b.switch_to_block(join);
                 }
@@ -1130,7 +1316,120 @@ impl Gen<'_> {
                     };
                     g.set(op.rd, v)
                 }
+                Sh1addUw | Sh2addUw | Sh3addUw => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let s = match op.kind {
+                        Sh1addUw => 1,
+                        Sh2addUw => 2,
+                        _ => 3,
+                    };
+                    let t = g.b.ins().band_imm_s(a, 0xffff_ffff);
+                    let t = g.b.ins().ishl_imm_s(t, s);
+                    let v = g.b.ins().iadd(t, c);
+                    g.set(op.rd, v)
+                }
+                SlliUw => {
+                    let a = g.get(op.rs1);
+                    let t = g.b.ins().band_imm_s(a, 0xffff_ffff);
+                    let v = g.b.ins().ishl_imm_s(t, imm & 63);
+                    g.set(op.rd, v)
+                }
+                Clz | Ctz | Cpop => {
+                    let a = g.get(op.rs1);
+                    let v = match op.kind {
+                        Clz => g.b.ins().clz(a),
+                        Ctz => g.b.ins().ctz(a),
+                        _ => g.b.ins().popcnt(a),
+                    };
+                    g.set(op.rd, v)
+                }
+                Clzw | Ctzw | Cpopw => {
+                    let a = g.get(op.rs1);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let v = match op.kind {
+                        Clzw => g.b.ins().clz(a),
+                        Ctzw => g.b.ins().ctz(a),
+                        _ => g.b.ins().popcnt(a),
+                    };
+                    let v = g.b.ins().uextend(types::I64, v);
+                    g.set(op.rd, v)
+                }
+                // Cranelift's rotates and shifts take the amount modulo the width, as RISC-V.
+                Rol => rr!(rotl),
+                Ror => rr!(rotr),
+                Rori => {
+                    let a = g.get(op.rs1);
+                    let v = g.b.ins().rotr_imm_s(a, imm & 63);
+                    g.set(op.rd, v)
+                }
+                Rolw => rw!(rotl),
+                Rorw => rw!(rotr),
+                Roriw => {
+                    let a = g.get(op.rs1);
+                    let a = g.b.ins().ireduce(types::I32, a);
+                    let v = g.b.ins().rotr_imm_s(a, imm & 31);
+                    let v = g.b.ins().sextend(types::I64, v);
+                    g.set(op.rd, v)
+                }
+                OrcB => {
+                    // Per byte: bit 7 of ((b & 0x7f) + 0x7f) | b is set iff b != 0 (no carry
+                    // crosses a byte); then spread it over the byte.
+                    let a = g.get(op.rs1);
+                    let lo = g.b.ins().band_imm_s(a, 0x7f7f_7f7f_7f7f_7f7f);
+                    let t = g.b.ins().iadd_imm_s(lo, 0x7f7f_7f7f_7f7f_7f7f);
+                    let t = g.b.ins().bor(t, a);
+                    let t = g.b.ins().band_imm_s(t, 0x8080_8080_8080_8080u64 as i64);
+                    let t = g.b.ins().ushr_imm_s(t, 7);
+                    let v = g.b.ins().imul_imm_s(t, 0xff);
+                    g.set(op.rd, v)
+                }
+                Bclr | Bext | Binv | Bset => {
+                    let a = g.get(op.rs1);
+                    let c = g.get(op.rs2);
+                    let v = if op.kind == Bext {
+                        let t = g.b.ins().ushr(a, c);
+                        g.b.ins().band_imm_s(t, 1)
+                    } else {
+                        let one = g.imm(1);
+                        let bit = g.b.ins().ishl(one, c);
+                        match op.kind {
+                            Bclr => g.b.ins().band_not(a, bit),
+                            Binv => g.b.ins().bxor(a, bit),
+                            _ => g.b.ins().bor(a, bit),
+                        }
+                    };
+                    g.set(op.rd, v)
+                }
+                Bclri | Bexti | Binvi | Bseti => {
+                    let a = g.get(op.rs1);
+                    let s = imm & 63;
+                    let bit = (1u64 << s) as i64;
+                    let v = match op.kind {
+                        Bclri => g.b.ins().band_imm_s(a, !bit),
+                        Bexti => {
+                            let t = g.b.ins().ushr_imm_s(a, s);
+                            g.b.ins().band_imm_s(t, 1)
+                        }
+                        Binvi => g.b.ins().bxor_imm_s(a, bit),
+                        _ => g.b.ins().bor_imm_s(a, bit),
+                    };
+                    g.set(op.rd, v)
+                }
                 Fence | Nop => {}
+                k if via_helper(k) => {
+                    // The helper needs the op for as long as the code lives (translated code
+                    // is never freed; the page's arena may move), so it gets its own copy.
+                    let copy: &'static Op = Box::leak(Box::new(*op));
+                    let opp = g.b.ins().iconst(ptr, copy as *const Op as i64);
+                    let info = g.b.ins().iadd_imm_s(r0, i as i64);
+                    let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::OP);
+                    let call = g.b.ins().call_indirect(helpers.op, f, &[g.ctx, opp, info]);
+                    let st = g.b.inst_results(call)[0];
+                    // AMOs and FP-to-integer ops wrote their result to the hart.
+                    g.cache[(op.rd & 31) as usize] = None;
+                    g.helper_stop(st, r0, i, op, op_off);
+                }
                 _ => return None, // not reached: `supported_prefix` filtered the ops
             }
         }

@@ -91,7 +91,7 @@ fn body_op(rng: &mut Rng, p: &mut Prog, at: i32) {
     let here = at + p.here();
     let (rd, rs1, rs2) = (rng.rd(), rng.reg(), rng.reg());
     let imm = rng.below(4096) as i32 - 2048;
-    match rng.below(20) {
+    match rng.below(22) {
         0 => p.w(addi(rd, rs1, imm)),
         1 => p.w(addiw(rd, rs1, imm)),
         2 => p.w(xori(rd, rs1, imm)),
@@ -164,7 +164,144 @@ fn body_op(rng: &mut Rng, p: &mut Prog, at: i32) {
             7 => p.w(jal(29, SUB - here)),
             _ => p.w(addi(rd, rs1, imm)),
         },
+        18 | 19 => {
+            fp_amo_op(rng, p);
+            p
+        }
+        20 => p.w(bitmanip_op(rng, rd, rs1, rs2)),
         _ => p.w(add(rd, rs1, rs2)),
+    };
+}
+
+/// One Zba/Zbb/Zbs instruction the JIT translates inline.
+fn bitmanip_op(rng: &mut Rng, rd: u32, rs1: u32, rs2: u32) -> u32 {
+    let sh = rng.below(64) as u32;
+    let pick = |rng: &mut Rng, v: &[u32]| v[rng.below(v.len() as u64) as usize];
+    match rng.below(12) {
+        // clz/ctz/cpop and the W forms.
+        0 => i(0x600 | rng.below(3) as i32, rs1, 1, rd, 0x13),
+        1 => i(0x600 | rng.below(3) as i32, rs1, 1, rd, 0x1b),
+        2 => i(0x287, rs1, 5, rd, 0x13), // orc.b
+        // rol/ror and rolw/rorw, rori, roriw.
+        3 => r(
+            0x30,
+            rs2,
+            rs1,
+            pick(rng, &[1, 5]),
+            rd,
+            pick(rng, &[0x33, 0x3b]),
+        ),
+        4 => i((0x600 | sh) as i32, rs1, 5, rd, 0x13),
+        5 => i((0x600 | (sh & 31)) as i32, rs1, 5, rd, 0x1b),
+        // bclr/binv/bset, bext, their immediate forms.
+        6 => r(pick(rng, &[0x24, 0x34, 0x14]), rs2, rs1, 1, rd, 0x33),
+        7 => r(0x24, rs2, rs1, 5, rd, 0x33),
+        8 => i(
+            (pick(rng, &[0x480, 0x680, 0x280]) | sh) as i32,
+            rs1,
+            1,
+            rd,
+            0x13,
+        ),
+        9 => i((0x480 | sh) as i32, rs1, 5, rd, 0x13),
+        10 => i((0x080 | sh) as i32, rs1, 1, rd, 0x1b), // slli.uw
+        _ => r(0x10, rs2, rs1, pick(rng, &[2, 4, 6]), rd, 0x3b), // shNadd.uw
+    }
+}
+
+/// R4-type fused multiply-add: `opc` 0x43 fmadd, 0x47 fmsub, 0x4b fnmsub, 0x4f fnmadd; `fmt`
+/// 0 = .s, 1 = .d.
+fn fma(opc: u32, fmt: u32, rd: u32, rs1: u32, rs2: u32, rs3: u32, rm: u32) -> u32 {
+    rs3 << 27 | fmt << 25 | rs2 << 20 | rs1 << 15 | rm << 12 | rd << 7 | opc
+}
+
+/// One F/D, LR/SC or AMO instruction (translated as calls of the interpreter's code), or a
+/// change of `frm` or `mstatus.FS` (interpreted): rounding modes static, dynamic and reserved,
+/// single-precision operands that are not NaN-boxed (after `fld`), FP loads and stores that
+/// fault or reach a device in the middle of a block, FP ops with FS = Off.
+fn fp_amo_op(rng: &mut Rng, p: &mut Prog) {
+    let (rd, rs1, rs2) = (rng.rd(), rng.reg(), rng.reg());
+    let (fd, f1, f2, f3) = (rng.reg(), rng.reg(), rng.reg(), rng.reg());
+    // 0-4 static, 7 dynamic (frm), 5 reserved (illegal).
+    let rm = [0, 1, 2, 3, 4, 7, 7, 5][rng.below(8) as usize];
+    let s = rng.below(2) as u32;
+    let pick = |rng: &mut Rng, v: &[u32]| v[rng.below(v.len() as u64) as usize];
+    match rng.below(18) {
+        0 => p.w(fp(pick(rng, &[0x00, 0x04, 0x08, 0x0c]) | s, fd, f1, f2, rm)),
+        1 => p.w(fp(0x2c | s, fd, f1, 0, rm)),
+        2 => p.w(fma(
+            pick(rng, &[0x43, 0x47, 0x4b, 0x4f]),
+            s,
+            fd,
+            f1,
+            f2,
+            f3,
+            rm,
+        )),
+        3 => p.w(fp(0x10 | s, fd, f1, f2, rng.below(3) as u32)),
+        4 => p.w(fp(0x14 | s, fd, f1, f2, rng.below(2) as u32)),
+        // fle/flt/feq, fmv.x.w/d and fclass, fcvt to integer: integer results.
+        5 => p.w(fp(0x50 | s, rd, f1, f2, rng.below(3) as u32)),
+        6 => p.w(fp(0x70 | s, rd, f1, 0, rng.below(2) as u32)),
+        7 => p.w(fp(0x60 | s, rd, f1, rng.below(4) as u32, rm)),
+        8 => p.w(fp(0x68 | s, fd, rs1, rng.below(4) as u32, rm)),
+        9 => p.w(if s == 0 {
+            fp(0x20, fd, f1, 1, rm)
+        } else {
+            fp(0x21, fd, f1, 0, rm)
+        }),
+        10 => p.w(fp(0x78 | s, fd, rs1, 0, 0)),
+        11 => {
+            let off = 8 * rng.below(256) as i32;
+            p.w(match rng.below(4) {
+                0 => flw(fd, 30, off),
+                1 => fld(fd, 30, off),
+                2 => fsw(f2, 30, off),
+                _ => fsd(f2, 30, off),
+            })
+        }
+        12 => p.w(match rng.below(5) {
+            // Access faults, a device, misaligned (done by the helper, as QEMU).
+            0 => fld(fd, 28, 0),
+            1 => fsw(f2, 28, 4),
+            2 => fsd(f2, 27, 8 * rng.below(8) as i32),
+            3 => fld(fd, 27, 8 * rng.below(8) as i32),
+            _ => flw(fd, 30, 1 + 2 * rng.below(1000) as i32),
+        }),
+        13 => {
+            // AMOs on the scratch buffer.
+            p.w(addi(rd, 30, 8 * rng.below(32) as i32));
+            let f5 = pick(rng, &[0x01, 0x00, 0x04, 0x0c, 0x08, 0x10, 0x14, 0x18, 0x1c]);
+            p.w(amo(f5, 2 + rng.below(2) as u32, rng.rd(), rd, rs2))
+        }
+        14 => {
+            // LR then SC, to the same address or (every third) the next doubleword.
+            let a = rng.rd();
+            p.w(addi(a, 30, 8 * rng.below(4) as i32));
+            let w = 2 + rng.below(2) as u32;
+            let t = rng.rd();
+            p.w(amo(0x02, w, t, a, 0));
+            if rng.below(3) == 0 {
+                p.w(addi(a, a, 8));
+            }
+            p.w(amo(0x03, w, rng.rd(), a, rs2))
+        }
+        15 => match rng.below(3) {
+            // An AMO on a device register, one that faults, one misaligned.
+            0 => p.w(amo(0x00, 3, rd, 27, rs2)),
+            1 => p.w(amo(0x01, 2, rd, 28, rs2)),
+            _ => {
+                p.w(addi(rd, 30, 4));
+                p.w(amo(0x00, 3, rng.rd(), rd, rs2))
+            }
+        },
+        // frm = 0..7 (5-7 make dynamic-rounding ops illegal).
+        16 => p.w(csr(5, 0, rng.below(8) as u32, 0x002)),
+        // mstatus.FS: Off (FP ops trap mid-block; the handler skips them) or back on.
+        _ => {
+            p.w(lui(rd, 0x2000));
+            p.w(csr(if rng.below(3) == 0 { 3 } else { 2 }, 0, rd, 0x300))
+        }
     };
 }
 
@@ -193,6 +330,13 @@ fn program(seed: u64) -> Prog {
         p.w(addi(r, 0, rng.below(4096) as i32 - 2048));
         p.w(slli(r, r, rng.below(64) as u32));
         p.w(xori(r, r, rng.below(4096) as i32 - 2048));
+    }
+    // FP on (mstatus.FS = Initial), f registers from the x registers: doubles, and NaN-boxed
+    // singles in the odd ones.
+    p.w(lui(29, 0x2000));
+    p.w(csr(2, 0, 29, 0x300));
+    for f in 0..32 {
+        p.w(fp(0x78 | (1 - f % 2), f, 1 + f % 26, 0, 0));
     }
     let top = p.here();
     let len = 20 + rng.below(120);
@@ -351,7 +495,12 @@ fn watchpoints_stop_translated_code_where_the_interpreter_stops() {
             kind,
         };
         for s in [&mut a, &mut b] {
-            s.hart.set_watchpoints(&[watch]);
+            // Every other program watches physical addresses (the same here: no MMU).
+            if seed % 2 == 1 {
+                s.hart.set_phys_watchpoints(&[watch]);
+            } else {
+                s.hart.set_watchpoints(&[watch]);
+            }
             s.hart.set_breakpoints(&[BASE + 0x8000]);
         }
         let mut slices = 0;
