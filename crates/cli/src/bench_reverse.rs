@@ -119,7 +119,14 @@ pub fn run(traces: &[std::path::PathBuf]) -> anyhow::Result<u8> {
         s.sidecar_bytes,
         s.sidecar_write.as_secs_f64()
     );
-    let r = bench_reverse(&snapped, &embedded_image, &ReverseBenchOptions::default())?;
+    // A watchpoint that never fires on a page the guest's loads and stores keep using: the
+    // first byte after its .bss shares a page with the end of the buffer it works on.
+    let hot_watch = rewind_machine::analysis::elf_symbol(BENCH_ELF, "__bss_end");
+    let opts = ReverseBenchOptions {
+        hot_watch,
+        ..ReverseBenchOptions::default()
+    };
+    let r = bench_reverse(&snapped, &embedded_image, &opts)?;
     println!("{r}");
     for t in traces {
         println!("--- {} ---", t.display());

@@ -71,6 +71,8 @@ pub struct DebugHooks {
     pub(crate) skip_at: Option<(u64, bool)>,
     /// Set by `run` from `skip_at`: the skipped first instruction skips watchpoints too.
     pub(crate) skip_watch: bool,
+    /// The watchpoints changed since the TLB's watch flags were last set (`run` redoes them).
+    pub(crate) tlb_marks_stale: bool,
     /// The hit that ended the last `run` with `ExitReason::Debug`.
     pub(crate) hit: Option<DebugHit>,
     /// The guest's enabled Sdtrig triggers (derived from tdata1/tdata2/tdata3/mcontext).
@@ -231,6 +233,18 @@ impl DebugHooks {
     #[inline]
     pub(crate) fn watching(&self) -> bool {
         !self.watchpoints.is_empty() || !self.phys_watchpoints.is_empty()
+    }
+
+    /// Does a watchpoint cover part of the virtual page `vpage` or of the physical page
+    /// `ppage`? (The TLB flags such pages, so that the fast paths miss on them.)
+    #[inline]
+    pub(crate) fn watches_page(&self, vpage: u64, ppage: u64) -> bool {
+        fn covers(ws: &[Watchpoint], page: u64) -> bool {
+            let last = page | (crate::ram::PAGE_SIZE - 1);
+            ws.iter()
+                .any(|w| w.addr <= last && w.addr.saturating_add(w.len.max(1) - 1) >= page)
+        }
+        covers(&self.watchpoints, vpage) || covers(&self.phys_watchpoints, ppage)
     }
 
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking
@@ -486,13 +500,29 @@ impl Hart {
 
     /// Replace the watchpoints.
     pub fn set_watchpoints(&mut self, watches: &[Watchpoint]) {
-        self.debug.watchpoints = watches.to_vec();
+        if self.debug.watchpoints != watches {
+            self.debug.watchpoints = watches.to_vec();
+            self.debug.tlb_marks_stale = true;
+        }
     }
 
     /// Replace the physical watchpoints: ranges of physical addresses, fired by an access
     /// whatever virtual address it used (the hit reports that virtual address).
     pub fn set_phys_watchpoints(&mut self, watches: &[Watchpoint]) {
-        self.debug.phys_watchpoints = watches.to_vec();
+        if self.debug.phys_watchpoints != watches {
+            self.debug.phys_watchpoints = watches.to_vec();
+            self.debug.tlb_marks_stale = true;
+        }
+    }
+
+    /// Flag the TLB entries of watched pages (and unflag the others) after the watchpoints
+    /// changed: translated code's inline memory path then misses on exactly those pages.
+    #[cold]
+    pub(crate) fn mark_watched_pages(&mut self, ram: &Ram) {
+        self.debug.tlb_marks_stale = false;
+        let debug = &self.debug;
+        self.tlb
+            .mark_watched(|vpage, base| debug.watches_page(vpage, ram.paddr_of(base as usize)));
     }
 
     /// Let the first instruction of the next `run` execute even if a breakpoint is at its pc

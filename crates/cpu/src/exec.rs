@@ -266,6 +266,9 @@ impl Hart {
         let skip_entry = self.debug.skip_at.take();
         let mut skip = skip_entry.map(|(pc, _)| pc);
         self.debug.skip_watch = skip_entry.is_some_and(|(_, watches)| watches);
+        if self.debug.tlb_marks_stale {
+            self.mark_watched_pages(ram);
+        }
         let mut ways: [Option<FetchWay>; CODE_WAYS] = Default::default();
         // Debugger hooks select a second instance of the interpreter that checks them, so the
         // normal one pays nothing for them.
@@ -1392,9 +1395,10 @@ impl Hart {
             mem,
             code_state,
             page_dirty,
-            // Watchpoints and the self-check's RAM journal see only accesses through the
-            // helpers: no inline fast path then.
-            slow_mem: u64::from(watch || self.check.on),
+            // The self-check's RAM journal sees only accesses through the helpers: no inline
+            // fast path then. (Watched pages are flagged in the TLB, so the inline path misses
+            // on them alone and the helpers check those accesses.)
+            slow_mem: u64::from(self.check.on),
         };
         // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
         // for the call and nothing else touches what they point to meanwhile.

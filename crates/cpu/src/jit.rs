@@ -3,7 +3,7 @@
 //! The interpreter keeps its decoded blocks; a block executed [`hot_threshold`] times is
 //! handed to the installed [`BlockCompiler`] with the rest of its page, and from then on,
 //! whenever the whole block fits in the budget (and, with debugger hooks, its page holds no
-//! breakpoint: the helpers check watchpoints), host code runs
+//! breakpoint: the helpers check watchpoints on the pages the TLB flags), host code runs
 //! instead of the op loop: that block and the blocks of the same page it jumps to (a region),
 //! each entered only if it fits in what is left of the budget. Translated code only replaces
 //! *how* ops execute: it reports how many instructions retired, where to go on and why it
@@ -92,8 +92,8 @@ pub struct JitCtx {
     pub retired: u64,
     /// The TLB set of loads in the data translation regime of this run ([`TLB_ENTRIES`]
     /// entries of 16 bytes: tag at 0, RAM offset of the physical page at 8). An aligned access
-    /// hits when `vaddr & (!0xfff | (size - 1)) == tag`; the tag of an invalid or MMIO entry
-    /// never matches, so devices, faults, misaligned accesses, page walks (A/D bits) and PMP
+    /// hits when `vaddr & (!0xfff | (size - 1)) == tag`; the tag of an invalid, MMIO or watched
+    /// entry never matches, so devices, faults, misaligned accesses, page walks (A/D bits) and PMP
     /// always take the helper.
     pub tlb_load: *const u8,
     /// The TLB set of stores, same layout (entries only ever map RAM, never the ROM).
@@ -107,8 +107,10 @@ pub struct JitCtx {
     /// Per RAM page: set to 1 by every store (the snapshot code's written-page flags).
     pub page_dirty: *mut u8,
     /// In: when nonzero, every load and store of the run goes through the helpers (the inline
-    /// TLB path is skipped): set it when the helpers must see each access, e.g. to check
-    /// watchpoints. Read once when a region is entered.
+    /// TLB path is skipped): set it when the helpers must see each access (the self-check).
+    /// Watchpoints do not need it: the TLB entries of watched pages never match the inline
+    /// test (a flag in the tag), so only accesses to those pages reach the helpers. Read once
+    /// when a region is entered.
     pub slow_mem: u64,
     /// The op helper.
     pub op: OpFn,

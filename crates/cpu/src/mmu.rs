@@ -52,6 +52,12 @@ const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
 const TAG_INVALID: u64 = 1 << 11;
 /// Tag flag: the page is MMIO (`base` is its physical address); the fast path misses on it.
 const TAG_MMIO: u64 = 1 << 10;
+/// Tag flag: a debugger watchpoint covers part of this RAM page (load and store sets only).
+/// The fast paths (the interpreter's and translated code's) miss on it, so every access to
+/// the page reaches code that checks the watchpoints, while accesses to other pages stay fast.
+const TAG_WATCH: u64 = 1 << 9;
+/// The flags a TLB hit ignores (`xlate`): the entry still maps the page.
+const TAG_FLAGS: u64 = TAG_MMIO | TAG_WATCH;
 
 /// Translation regime index: U, S, S with SUM, M.
 const MODE_U: usize = 0;
@@ -93,7 +99,7 @@ fn pte_ppn(pte: u64, pbmte: bool) -> Option<u64> {
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub(crate) struct TlbEntry {
-    /// Virtual page address, or with `TAG_INVALID` / `TAG_MMIO` set.
+    /// Virtual page address, or with `TAG_INVALID` / `TAG_MMIO` / `TAG_WATCH` set.
     tag: u64,
     /// RAM offset of the physical page (or its physical address for MMIO pages).
     base: u64,
@@ -145,7 +151,7 @@ impl Tlb {
         let i = (vaddr >> 12) as usize & (TLB_ENTRIES - 1);
         let page = vaddr & PAGE_MASK;
         for set in self.sets.iter_mut() {
-            if set[i].tag & !TAG_MMIO == page {
+            if set[i].tag & !TAG_FLAGS == page {
                 set[i] = INVALID_ENTRY;
             }
         }
@@ -162,6 +168,31 @@ impl Tlb {
     /// in place), so the pointer stays valid as long as the TLB lives.
     pub(crate) fn set_ptr(&self, acc: Access, mode: usize) -> *const TlbEntry {
         self.sets[(acc as usize * 4 + mode) & (TLB_SETS - 1)].as_ptr()
+    }
+
+    /// Set `TAG_WATCH` on the valid RAM entries of the load and store sets for which
+    /// `watched(virtual page, RAM offset of the physical page)` holds, and clear it on the
+    /// others (after the watchpoints changed).
+    pub(crate) fn mark_watched(&mut self, mut watched: impl FnMut(u64, u64) -> bool) {
+        for acc in [Access::Load, Access::Store] {
+            for mode in 0..4 {
+                let s = (acc as usize * 4 + mode) & (TLB_SETS - 1);
+                if self.used & (1 << s) == 0 {
+                    continue;
+                }
+                for e in self.sets[s].iter_mut() {
+                    if e.tag & (TAG_INVALID | TAG_MMIO) != 0 {
+                        continue;
+                    }
+                    let page = e.tag & PAGE_MASK;
+                    e.tag = if watched(page, e.base) {
+                        page | TAG_WATCH
+                    } else {
+                        page
+                    };
+                }
+            }
+        }
     }
 
     fn insert(&mut self, acc: Access, mode: usize, vaddr: u64, e: TlbEntry, superpage: bool) {
@@ -269,7 +300,7 @@ impl Hart {
         size: u64,
     ) -> Result<Target, Exception> {
         let e = self.tlb.entry(acc, mode, vaddr);
-        if e.tag & !TAG_MMIO == vaddr & PAGE_MASK {
+        if e.tag & !TAG_FLAGS == vaddr & PAGE_MASK {
             let off = vaddr & !PAGE_MASK;
             return Ok(if e.tag & TAG_MMIO != 0 {
                 Target::Mmio(e.base + off)
@@ -315,7 +346,11 @@ impl Hart {
         };
         let entry = match mapped {
             Some(off) => TlbEntry {
-                tag: vaddr & PAGE_MASK,
+                tag: if acc != Access::Fetch && self.debug.watches_page(vaddr & PAGE_MASK, ppage) {
+                    (vaddr & PAGE_MASK) | TAG_WATCH
+                } else {
+                    vaddr & PAGE_MASK
+                },
                 base: off as u64,
             },
             None if acc == Access::Fetch => return Err(Exception::InstrAccessFault(vaddr)),

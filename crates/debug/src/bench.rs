@@ -32,6 +32,9 @@ pub struct ReverseBenchOptions {
     /// Also time `continue` from the start to the end with no hook, with a breakpoint and
     /// with a watchpoint set (neither ever hit).
     pub continues: bool,
+    /// With `continues`, also time it with a watchpoint (never hit) on this address: a byte
+    /// the guest never touches on a page its loads and stores keep using.
+    pub hot_watch: Option<u64>,
 }
 
 impl Default for ReverseBenchOptions {
@@ -43,6 +46,7 @@ impl Default for ReverseBenchOptions {
             reverse_steps: 20,
             seed: 0x7e57_5eed,
             continues: true,
+            hot_watch: None,
         }
     }
 }
@@ -102,6 +106,9 @@ pub struct ReverseBench {
     pub reverse_step: Latency,
     /// `continue` from the start to the end (seconds): no hook, a breakpoint, a watchpoint.
     pub continues: Option<[f64; 3]>,
+    /// `continue` from the start to the end with the watchpoint of
+    /// [`ReverseBenchOptions::hot_watch`] (seconds).
+    pub hot_watch_continue: Option<f64>,
 }
 
 impl std::fmt::Display for ReverseBench {
@@ -133,6 +140,14 @@ impl std::fmt::Display for ReverseBench {
                 mips(watch),
                 plain / watch.max(1e-9)
             )?;
+            if let Some(hot) = self.hot_watch_continue {
+                write!(
+                    f,
+                    "\ncontinue:        {hot:.2} s ({:.0} MIPS, {:.2}x) with a watchpoint on a hot data page",
+                    mips(hot),
+                    plain / hot.max(1e-9)
+                )?;
+            }
         }
         Ok(())
     }
@@ -275,6 +290,20 @@ pub fn bench_reverse(
     } else {
         None
     };
+    let hot_watch_continue = match opts.hot_watch {
+        Some(addr) if opts.continues => {
+            let watch = Watchpoint {
+                addr,
+                len: 8,
+                kind: WatchKind::Access,
+            };
+            session.add_watchpoint(watch);
+            let w = time_continue(&mut session, total);
+            session.remove_watchpoint(watch);
+            Some(w?)
+        }
+        _ => None,
+    };
 
     let seeker = session.seeker();
     Ok(ReverseBench {
@@ -286,6 +315,7 @@ pub fn bench_reverse(
         seek: Latency::of(&seek_times),
         reverse_step: Latency::of(&step_times),
         continues,
+        hot_watch_continue,
     })
 }
 

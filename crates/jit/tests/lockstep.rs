@@ -534,3 +534,120 @@ fn watchpoints_stop_translated_code_where_the_interpreter_stops() {
         "translated code ran only {translated_runs} times with hooks set"
     );
 }
+
+/// A loop that writes word `i & 255` of the page at `BASE + 0x10000` and reads its word 255,
+/// 4096 times, then spins.
+fn page_writer() -> Prog {
+    let mut p = Prog::new();
+    p.w(auipc(5, 0x10000)); // x5 = BASE + 0x10000
+    p.w(addi(6, 0, 0)); // i
+    p.w(addi(9, 0, 1));
+    p.w(slli(9, 9, 12)); // 4096 turns
+    let top = p.here();
+    p.w(andi(7, 6, 255));
+    p.w(slli(7, 7, 3));
+    p.w(add(7, 7, 5));
+    p.w(sd(6, 7, 0));
+    p.w(ld(8, 5, 2040));
+    p.w(add(10, 10, 8));
+    p.w(addi(6, 6, 1));
+    let here = p.here();
+    p.w(bne(6, 9, top - here));
+    let spin = p.here();
+    p.w(addi(1, 1, 1));
+    p.w(jal(0, spin - p.here()));
+    p
+}
+
+/// Run `page_writer` on the interpreter, the JIT, and the JIT under its lockstep self-check;
+/// `watch` is set once translated code has been writing the page for a while (so the TLB
+/// already maps it). Every stop must come at the same icount and pc with the same hit on all
+/// three; returns the stops.
+fn watch_page_writer(watch: rewind_cpu::Watchpoint) -> Vec<(u64, u64)> {
+    rewind_cpu::jit::set_hot_threshold(16);
+    let p = page_writer();
+    let mut harts = [sys(&p, false), sys(&p, true), sys(&p, true)];
+    harts[2].hart.set_jit_check(true);
+    let mut stops = Vec::new();
+    let mut rng = Rng(0x5eed);
+    let mut watching = false;
+    let mut slices = 0;
+    while harts[0].hart.icount < 40_000 {
+        slices += 1;
+        assert!(
+            slices < 10_000,
+            "no progress at icount {}",
+            harts[0].hart.icount
+        );
+        if !watching && harts[0].hart.icount >= 600 {
+            for s in harts.iter_mut() {
+                s.hart.set_watchpoints(&[watch]);
+            }
+            watching = true;
+        }
+        let budget = 1 + rng.below(700);
+        let r: Vec<ExitReason> = harts
+            .iter_mut()
+            .map(|s| s.hart.run(&mut s.ram, &mut s.bus, budget))
+            .collect();
+        let at = harts[0].hart.icount;
+        for (i, s) in harts.iter().enumerate().skip(1) {
+            assert_eq!(r[0], r[i], "engine {i}: exit reason at icount {at}");
+            assert_eq!(
+                harts[0].hart.save_state(),
+                s.hart.save_state(),
+                "engine {i}: state at icount {at}"
+            );
+        }
+        if r[0] == ExitReason::Debug {
+            let hits: Vec<_> = harts.iter_mut().map(|s| s.hart.take_debug_hit()).collect();
+            assert!(hits[0].is_some(), "a stop without a hit at icount {at}");
+            assert!(hits.iter().all(|h| *h == hits[0]), "hits {hits:?}");
+            stops.push((at, harts[0].hart.pc));
+            for s in harts.iter_mut() {
+                s.hart.skip_debug_once();
+            }
+        }
+    }
+    assert!(
+        harts[2].hart.jit_checked_regions() > 50,
+        "translated code ran only {} times",
+        harts[2].hart.jit_checked_regions()
+    );
+    let (mut ma, mut mb) = (vec![0u8; 4096], vec![0u8; 4096]);
+    harts[0].ram.read(BASE + 0x10000, &mut ma).expect("RAM");
+    harts[1].ram.read(BASE + 0x10000, &mut mb).expect("RAM");
+    assert!(ma == mb, "the written page differs");
+    stops
+}
+
+/// A watchpoint on a page translated code keeps writing (set after the code was translated
+/// and the page mapped): translated code stops at exactly the interpreter's icount and pc, at
+/// each of the 16 stores to the watched word.
+#[test]
+fn a_watchpoint_on_a_page_translated_code_writes_stops_where_the_interpreter_does() {
+    use rewind_cpu::{WatchKind, Watchpoint};
+    let stops = watch_page_writer(Watchpoint {
+        addr: BASE + 0x10000 + 200 * 8,
+        len: 8,
+        kind: WatchKind::Write,
+    });
+    // The loop's 8 ops from icount 4 on: word 200 is written on turns 200 + 256 k, by the sd
+    // (op 3 of the turn), at pc BASE + 16 + 12.
+    let expected: Vec<(u64, u64)> = (0..16)
+        .map(|k| (4 + (200 + 256 * k) * 8 + 3, BASE + 28))
+        .collect();
+    assert_eq!(stops, expected);
+}
+
+/// Stores to other words of the watched page, and loads next to the watched word, do not stop.
+#[test]
+fn a_watchpoint_on_a_word_translated_code_never_touches_does_not_stop() {
+    use rewind_cpu::{WatchKind, Watchpoint};
+    let stops = watch_page_writer(Watchpoint {
+        addr: BASE + 0x10000 + 2048,
+        len: 8,
+        kind: WatchKind::Access,
+    });
+    assert_eq!(stops, vec![]);
+}
