@@ -569,7 +569,6 @@ impl Hart {
                         }
                     }
                 }
-                self.jit_entries += 1;
                 let pp: *const DecodedPage = &*page;
                 let budget = end - icount;
                 let r = self.run_jit(f, ram, mmio, pp, way, dmode, icount, vbase, budget, watch);

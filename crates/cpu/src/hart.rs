@@ -81,8 +81,6 @@ pub struct Hart {
     pub jit: Option<&'static dyn crate::jit::BlockCompiler>,
     /// Translate on the engine's compile thread (see [`crate::jit::set_background`]).
     pub jit_background: bool,
-    /// Translated regions entered (statistics, not architectural state).
-    pub jit_entries: u64,
     /// The lockstep self-check of translated code (not architectural state).
     pub(crate) check: crate::jit_check::CheckState,
 }
@@ -116,7 +114,6 @@ impl Hart {
             stats: Default::default(),
             jit: crate::jit::default_engine(),
             jit_background: crate::jit::background(),
-            jit_entries: 0,
             check: crate::jit_check::CheckState {
                 on: crate::jit_check::default_check(),
                 ..Default::default()
@@ -180,7 +177,6 @@ impl Hart {
             stats: _,
             jit: _,
             jit_background: _,
-            jit_entries: _,
             check: _,
         } = self;
         HartState {

@@ -321,6 +321,19 @@ unsafe fn code_check<M>(env: &mut JitEnv<M>) -> u64 {
     0
 }
 
+/// A helper's environment and access size from its `ctx` and `info`, with the hart's icount
+/// set to the instruction's own (devices read the clock at the access).
+///
+/// # Safety
+/// `ctx` is the context the interpreter set up for the running region.
+#[inline(always)]
+unsafe fn helper_env<'a, M>(ctx: *mut JitCtx, info: u64) -> (&'a mut JitEnv<M>, u8) {
+    let env = &mut *((*ctx).env as *mut JitEnv<M>);
+    let (i, size) = split_info(info);
+    (*env.hart).icount = env.base + i;
+    (env, size)
+}
+
 /// The load helper for a machine whose devices are `M`.
 ///
 /// # Safety
@@ -330,11 +343,8 @@ pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
     vaddr: u64,
     info: u64,
 ) -> u64 {
-    let env = &mut *((*ctx).env as *mut JitEnv<M>);
-    let (i, size) = split_info(info);
+    let (env, size) = helper_env::<M>(ctx, info);
     let hart = &mut *env.hart;
-    // Devices read the clock at the access.
-    hart.icount = env.base + i;
     // Virtual and physical watchpoints, as the checking interpreter's `watch_hit`.
     if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), true, false) {
         env.watch_hit = true;
@@ -364,10 +374,8 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
     value: u64,
     info: u64,
 ) -> u64 {
-    let env = &mut *((*ctx).env as *mut JitEnv<M>);
-    let (i, size) = split_info(info);
+    let (env, size) = helper_env::<M>(ctx, info);
     let hart = &mut *env.hart;
-    hart.icount = env.base + i;
     if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), false, true) {
         env.watch_hit = true;
         return EXIT_TRAP;
@@ -394,11 +402,8 @@ pub(crate) unsafe extern "C" fn op_helper<M: Mmio>(
     op: *const Op,
     info: u64,
 ) -> u64 {
-    let env = &mut *((*ctx).env as *mut JitEnv<M>);
-    let (i, _) = split_info(info);
+    let (env, _) = helper_env::<M>(ctx, info);
     let hart = &mut *env.hart;
-    // Devices read the clock at the access (AMOs on device registers).
-    hart.icount = env.base + i;
     match hart.jit_op(&mut *env.ram, &mut *env.mmio, &*op, env.dmode, env.watch) {
         Ok(crate::exec::JitOpDone::Next) => 0,
         Ok(crate::exec::JitOpDone::CodeCheck) => code_check(env),

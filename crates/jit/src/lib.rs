@@ -1257,13 +1257,19 @@ impl Gen<'_> {
                     let v = g.b.ins().sextend(types::I64, v);
                     g.set(op.rd, v)
                 }
-                Sh1add | Sh2add | Sh3add => {
+                Sh1add | Sh2add | Sh3add | Sh1addUw | Sh2addUw | Sh3addUw => {
                     let a = g.get(op.rs1);
                     let c = g.get(op.rs2);
                     let s = match op.kind {
-                        Sh1add => 1,
-                        Sh2add => 2,
+                        Sh1add | Sh1addUw => 1,
+                        Sh2add | Sh2addUw => 2,
                         _ => 3,
+                    };
+                    // The .uw forms shift the zero-extended low word of rs1.
+                    let a = if matches!(op.kind, Sh1addUw | Sh2addUw | Sh3addUw) {
+                        g.b.ins().band_imm_s(a, 0xffff_ffff)
+                    } else {
+                        a
                     };
                     let t = g.b.ins().ishl_imm_s(a, s);
                     let v = g.b.ins().iadd(t, c);
@@ -1314,19 +1320,6 @@ impl Gen<'_> {
                     } else {
                         g.b.ins().select(c, zero, a)
                     };
-                    g.set(op.rd, v)
-                }
-                Sh1addUw | Sh2addUw | Sh3addUw => {
-                    let a = g.get(op.rs1);
-                    let c = g.get(op.rs2);
-                    let s = match op.kind {
-                        Sh1addUw => 1,
-                        Sh2addUw => 2,
-                        _ => 3,
-                    };
-                    let t = g.b.ins().band_imm_s(a, 0xffff_ffff);
-                    let t = g.b.ins().ishl_imm_s(t, s);
-                    let v = g.b.ins().iadd(t, c);
                     g.set(op.rd, v)
                 }
                 SlliUw => {
