@@ -91,6 +91,10 @@ if [ "$BUILD_ALL" = 1 ]; then
             # The extensions of QEMU 10's rv64 that binutils 2.40 knows (Zfa, Zicond: .insn).
             bitmanip) build bitmanip "$HERE/build" -g "$dir" \
                 -march=rv64gc_zba_zbb_zbc_zbs_zicbom_zicboz_zicbop_zawrs_zihintpause ;;
+            bench)
+                build bench "$HERE/build" -g "$dir"
+                build bench_long "$HERE/build" -g "$dir" -DROUND_SETS=154
+                ;;
             *) build "$name" "$HERE/build" -g "$dir" ;;
         esac
     done

@@ -37,6 +37,8 @@ pub struct VerifyArgs {
     /// `ray:auto` or `ray:HOST:PORT` (a Ray cluster; see docs/analysis.md).
     #[arg(long, value_name = "ENGINE", default_value = "local", value_parser = crate::engine::parse_engine)]
     pub engine: Engine,
+    #[command(flatten)]
+    pub accel: crate::EngineArgs,
 }
 
 /// `rewind analyze`.

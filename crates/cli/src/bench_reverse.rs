@@ -78,8 +78,26 @@ pub(crate) fn record_config(
     Ok(rec)
 }
 
-/// `rewind bench reverse`, then the same seeks and reverse steps in each of `traces`.
-pub fn run(traces: &[std::path::PathBuf]) -> anyhow::Result<u8> {
+/// `rewind bench reverse` (unless `traces_only`), then the same seeks and reverse steps in
+/// each of `traces`.
+pub fn run(traces: &[std::path::PathBuf], traces_only: bool) -> anyhow::Result<u8> {
+    if !traces_only {
+        builtin()?;
+    }
+    for t in traces {
+        println!("--- {} ---", t.display());
+        let before = crate::jit_counters();
+        let r = bench_reverse(t, &embedded_image, &ReverseBenchOptions::default())
+            .with_context(|| format!("bench reverse of {}", t.display()))?;
+        println!("{r}");
+        print_translations(before);
+    }
+    Ok(0)
+}
+
+/// The built-in benchmark guest: snapshot overhead while recording, then seeks, reverse steps
+/// and `continue` with hooks in its replay.
+fn builtin() -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let plain = dir.path().join("plain.rwtrace");
     let snapped = dir.path().join("snapshots.rwtrace");
@@ -126,13 +144,22 @@ pub fn run(traces: &[std::path::PathBuf]) -> anyhow::Result<u8> {
         hot_watch,
         ..ReverseBenchOptions::default()
     };
+    let before = crate::jit_counters();
     let r = bench_reverse(&snapped, &embedded_image, &opts)?;
     println!("{r}");
-    for t in traces {
-        println!("--- {} ---", t.display());
-        let r = bench_reverse(t, &embedded_image, &ReverseBenchOptions::default())
-            .with_context(|| format!("bench reverse of {}", t.display()))?;
-        println!("{r}");
+    print_translations(before);
+    Ok(())
+}
+
+/// What the JIT translated, and found in its translation cache, since the counters `before`
+/// (every replay, seek and continue of one trace; nothing under the interpreter).
+fn print_translations(before: Option<[u64; 6]>) {
+    if let (Some(a), Some(b)) = (crate::jit_counters(), before) {
+        println!(
+            "translations:    {} regions translated ({:.2} s on the compile thread), {} reused from the translation cache",
+            a[0] - b[0],
+            (a[3] - b[3]) as f64 / 1e9,
+            a[5] - b[5]
+        );
     }
-    Ok(0)
 }

@@ -111,8 +111,12 @@ enum Cmd {
     Verify(analyze::VerifyArgs),
     /// Ask a recording questions: console lines by icount, coverage, system calls, the last
     /// write to an address.
-    #[command(subcommand)]
-    Analyze(analyze::AnalyzeCmd),
+    Analyze {
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[command(subcommand)]
+        question: analyze::AnalyzeCmd,
+    },
     /// Write one self-contained HTML page with the recording on an instruction-count axis:
     /// console lines, input events by family, traps, idle warps, state checks, snapshots and
     /// where a replay left the recording; each mark shows the `rewind replay --from` command
@@ -153,6 +157,9 @@ enum Cmd {
         /// e.g. a Linux boot or a 10^10-instruction run recorded with snapshots.
         #[arg(long = "trace", value_name = "FILE")]
         traces: Vec<PathBuf>,
+        /// For `reverse`: time only the `--trace` recordings, not the built-in benchmark.
+        #[arg(long, requires = "traces")]
+        traces_only: bool,
         /// Execution engine for the timed runs (the built-in benchmark also times the other).
         /// Default: as for `run`.
         #[arg(long, value_enum)]
@@ -280,15 +287,15 @@ pub(crate) enum Accel {
     Jit,
 }
 
-/// The engine option of `run`, `record` and `replay` (engines are interchangeable: a trace
-/// recorded with one replays with the other).
-#[derive(clap::Args, Debug, Clone, Copy)]
+/// The engine option of `run`, `record`, `replay`, `verify` and `analyze` (engines are
+/// interchangeable: a trace recorded with one replays with the other).
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
 pub(crate) struct EngineArgs {
     /// Execution engine: `interp`, `jit`, or `jit,check=interp` (every translated region is
     /// run again by the interpreter from the same state; the first difference stops the run
     /// with an error naming it). Default: the environment variable REWIND_ACCEL (same
     /// spelling), else `jit` where the host has it (x86-64, aarch64), else `interp`.
-    #[arg(long, value_name = "interp|jit[,check=interp]", value_parser = parse_accel)]
+    #[arg(long, global = true, value_name = "interp|jit[,check=interp]", value_parser = parse_accel)]
     accel: Option<AccelSpec>,
 }
 
@@ -635,19 +642,39 @@ fn dispatch(mut cli: Cli) -> anyhow::Result<u8> {
             a.engine.install()?;
             commands::record(a)
         }
-        Cmd::Hunt(a) => hunt::hunt(a),
+        // Analyses replay (and a hunt records) with the default engine: segments of one
+        // process share its translation cache.
+        Cmd::Hunt(a) => {
+            EngineArgs::default().install()?;
+            hunt::hunt(a)
+        }
         Cmd::Replay(a) => {
             a.engine.install()?;
             commands::replay(a)
         }
         Cmd::Dump(a) => commands::dump(a),
-        Cmd::Verify(a) => analyze::verify(a),
+        Cmd::Verify(a) => {
+            a.accel.install()?;
+            analyze::verify(a)
+        }
         Cmd::Pack(a) => pack::pack(a),
         Cmd::Unpack(a) => pack::unpack(a),
-        Cmd::SegmentTask(a) => engine::segment_task(a),
-        Cmd::HuntTask(a) => hunt::hunt_task(a),
-        Cmd::Analyze(c) => analyze::analyze(c),
-        Cmd::Timeline(a) => timeline::timeline(a),
+        Cmd::SegmentTask(a) => {
+            EngineArgs::default().install()?;
+            engine::segment_task(a)
+        }
+        Cmd::HuntTask(a) => {
+            EngineArgs::default().install()?;
+            hunt::hunt_task(a)
+        }
+        Cmd::Analyze { engine, question } => {
+            engine.install()?;
+            analyze::analyze(question)
+        }
+        Cmd::Timeline(a) => {
+            EngineArgs::default().install()?;
+            timeline::timeline(a)
+        }
         Cmd::Demo => commands::demo(),
         Cmd::Bench {
             guest: Some(BenchGuest::Linux),
@@ -658,8 +685,9 @@ fn dispatch(mut cli: Cli) -> anyhow::Result<u8> {
         Cmd::Bench {
             guest: Some(BenchGuest::Reverse),
             traces,
+            traces_only,
             ..
-        } => bench_reverse::run(&traces),
+        } => bench_reverse::run(&traces, traces_only),
         Cmd::Bench {
             guest: Some(BenchGuest::Net),
             no_qemu,
@@ -807,7 +835,7 @@ fn check_report(m: &Machine) -> String {
 
 /// The translating engine's counters, if it runs: regions, guest blocks, ops, translation
 /// nanoseconds, host code bytes.
-pub(crate) fn jit_counters() -> Option<[u64; 5]> {
+pub(crate) fn jit_counters() -> Option<[u64; 6]> {
     rewind_cpu::jit::default_engine()?;
     let j = rewind_jit::Jit::global().ok()?;
     use std::sync::atomic::Ordering::Relaxed;
@@ -817,6 +845,7 @@ pub(crate) fn jit_counters() -> Option<[u64; 5]> {
         j.ops.load(Relaxed),
         j.compile_ns.load(Relaxed),
         j.code_bytes.load(Relaxed),
+        j.reused.load(Relaxed),
     ])
 }
 
@@ -838,18 +867,18 @@ pub(crate) fn jit_share(m: &Machine) -> String {
 
 /// Print what translation cost during a run of `wall` that started with the counters `before`
 /// (nothing when the JIT is not in use).
-pub(crate) fn print_jit_cost(before: Option<[u64; 5]>, wall: Duration) {
+pub(crate) fn print_jit_cost(before: Option<[u64; 6]>, wall: Duration) {
     let (Some(a), Some(b)) = (jit_counters(), before) else {
         return;
     };
-    let [regions, blocks, ops, ns, bytes] = std::array::from_fn(|i| a[i] - b[i]);
+    let [regions, blocks, ops, ns, bytes, reused] = std::array::from_fn(|i| a[i] - b[i]);
     let thread = if rewind_cpu::jit::background() {
         "compile thread"
     } else {
         "hart thread"
     };
     println!(
-        "jit compile cost:   {regions} regions ({blocks} blocks, {ops} ops) in {:.0} ms = {:.1}% of the run ({thread}), {:.0} KiB of host code",
+        "jit compile cost:   {regions} regions ({blocks} blocks, {ops} ops) in {:.0} ms = {:.1}% of the run ({thread}), {:.0} KiB of host code; {reused} regions reused from the translation cache",
         ns as f64 / 1e6,
         ns as f64 / 1e9 / wall.as_secs_f64().max(1e-9) * 100.0,
         bytes as f64 / 1024.0

@@ -87,6 +87,13 @@ fn verify_checks_every_segment_in_parallel_and_names_a_bad_snapshot() {
     assert_eq!(four.code, Some(0), "{}", four.describe());
     assert_eq!(one.stdout, four.stdout);
     assert_eq!(one.stderr, four.stderr);
+    // Segments replay with the default engine (the JIT: the segments of one process share its
+    // translations) or the one chosen; the states are the interpreter's.
+    for accel in ["interp", "jit", "jit,check=interp"] {
+        let d = rewind(&[s("verify"), s(&trace), s("--accel"), s(accel)]);
+        assert_eq!(d.code, Some(0), "--accel {accel}: {}", d.describe());
+        assert_eq!(d.stdout, one.stdout, "--accel {accel}");
+    }
     // ~300 million instructions: segments at 0, 50M, ... 250M and one to the end.
     assert_eq!(one.stdout.lines().count(), 6, "{}", one.describe());
     assert!(
@@ -254,6 +261,17 @@ fn console_lines_carry_increasing_icounts_and_last_write_finds_the_counter() {
     let rec = record("debugme", &trace, 2_000);
     let d = rewind(&[s("analyze"), s("console"), s(&trace), s("--json")]);
     assert_eq!(d.code, Some(0), "{}", d.describe());
+    // The same answer from either engine, `--accel` before or after the question.
+    for args in [
+        ["analyze", "--accel", "interp", "console"],
+        ["analyze", "console", "--accel", "jit"],
+    ] {
+        let mut args: Vec<String> = args.iter().map(s).collect();
+        args.extend([s(&trace), s("--json")]);
+        let e = rewind(&args);
+        assert_eq!(e.code, Some(0), "{args:?}: {}", e.describe());
+        assert_eq!(e.stdout, d.stdout, "{args:?}");
+    }
     let lines: Vec<serde_json::Value> = d
         .stdout
         .lines()

@@ -254,7 +254,7 @@ pub enum Kind {
 }
 
 /// One pre-decoded instruction (16 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct Op {
     /// What to do.
@@ -470,6 +470,16 @@ impl DecodedPage {
         let count = u16::from_le_bytes([h.rd, h.len]);
         if count < crate::jit::hot_threshold() {
             [h.rd, h.len] = (count + 1).to_le_bytes();
+            // Not with translation on the hart's thread (the lockstep self-check): when a
+            // region starts to run translated stays a function of the run alone.
+            if count == crate::jit::cache_probe() && background {
+                let f = compiler.cached(crate::jit::CodePage { page: self }, start)?;
+                self.jit.push(JitSlot::Ready(f));
+                let b = (self.jit.len() as u32).to_le_bytes();
+                let h = self.arena.get_mut(e)?;
+                (h.rs1, h.rs2, h.rs3, h.rm) = (b[0], b[1], b[2], b[3]);
+                return Some(f);
+            }
             return None;
         }
         if count == u16::MAX {
@@ -486,7 +496,11 @@ impl DecodedPage {
                     for off in members {
                         self.restart_count(off);
                     }
-                    JitSlot::Pending(pending)
+                    match pending.get() {
+                        // Found in the translation cache.
+                        Some(Some(f)) => JitSlot::Ready(*f),
+                        _ => JitSlot::Pending(pending),
+                    }
                 }
                 crate::jit::Later::Busy => {
                     let h = self.arena.get_mut(e)?;

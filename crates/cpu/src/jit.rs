@@ -214,6 +214,21 @@ pub trait BlockCompiler: Send + Sync {
             None => Later::Unsupported,
         }
     }
+
+    /// The code of that region if it was translated before (from the same decoded blocks,
+    /// on any page): asked early, before the block is hot. The default has no cache.
+    fn cached(&self, _page: CodePage<'_>, _start: u64) -> Option<BlockFn> {
+        None
+    }
+}
+
+/// Executions of a block before the translation cache is asked for its region (translated
+/// before from the same code: the same page after a snapshot restore rebuilt its decoded
+/// blocks, another machine replaying the same guest), long before it is hot: 1/64 of the
+/// hot threshold (31 by default), once the page has decoded the blocks around it.
+#[inline]
+pub fn cache_probe() -> u16 {
+    hot_threshold() / 64
 }
 
 /// What [`BlockCompiler::compile_later`] did with a region.

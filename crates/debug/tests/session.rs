@@ -664,6 +664,7 @@ fn the_reverse_benchmark_measures_a_recording() {
         reverse_steps: 4,
         seed: 7,
         continues: true,
+        continue_rounds: 1,
         hot_watch: None,
     };
     let b = bench_reverse(&t.path, &embedded, &opts).unwrap();

@@ -87,6 +87,26 @@ pub struct Shared {
     pub code_bytes: AtomicU64,
     /// Regions waiting for the compile thread.
     queued: AtomicU64,
+    /// Regions found in the translation cache instead of translated again.
+    pub reused: AtomicU64,
+    /// Every region translated, by what it was made from (see [`RegionKey`]).
+    cache: Mutex<std::collections::HashMap<RegionKey, BlockFn>>,
+}
+
+/// What a region's host code is a function of, exactly: its blocks' page offsets, decoded
+/// ops, whether each is whole, and where each falls through. Translated code uses nothing
+/// else of its page (the virtual page base, the TLB, the registers and the budget come from
+/// `JitCtx` at run time), so any page that decodes to the same blocks (the same page after a
+/// snapshot restore dropped and rebuilt its decoded code, the same library mapped elsewhere,
+/// another machine of this process replaying the same guest) runs the same code.
+type RegionKey = Vec<(u64, Vec<Op>, bool, u64)>;
+
+/// The key of a region's blocks.
+fn key_of(blocks: &[RBlock<'_>]) -> RegionKey {
+    blocks
+        .iter()
+        .map(|b| (b.off, b.ops.to_vec(), b.whole, b.end))
+        .collect()
 }
 
 impl Jit {
@@ -137,6 +157,8 @@ impl Jit {
                 guest_blocks: AtomicU64::new(0),
                 code_bytes: AtomicU64::new(0),
                 queued: AtomicU64::new(0),
+                reused: AtomicU64::new(0),
+                cache: Mutex::new(std::collections::HashMap::new()),
             }),
             queue: Mutex::new(None),
         })
@@ -368,25 +390,36 @@ fn supported(kind: Kind) -> bool {
 /// A region waiting for the compile thread: its blocks copied out of the page (the page may
 /// change or go while it waits; the slot is then dropped by the page and the job skipped).
 struct Job {
-    blocks: Vec<(u64, Vec<Op>, bool, u64)>,
+    blocks: RegionKey,
     slot: PendingRegion,
 }
 
 impl Shared {
     /// The region entered at `start`, if the engine would translate it.
     fn region_of<'a>(&self, page: CodePage<'a>, start: u64) -> Option<Vec<RBlock<'a>>> {
-        if self.blocks.load(Ordering::Relaxed) >= MAX_BLOCKS {
-            return None;
-        }
         let blocks = region(page, start);
         (blocks.first().map(|b| b.off) == Some(start)).then_some(blocks)
     }
 
-    /// Translate `blocks` and count it.
-    fn translate(&self, blocks: &[RBlock<'_>]) -> Option<BlockFn> {
+    /// The code of a region translated before from the same blocks, if any.
+    fn lookup(&self, key: &RegionKey) -> Option<BlockFn> {
+        let f = *self.cache.lock().ok()?.get(key)?;
+        self.reused.fetch_add(1, Ordering::Relaxed);
+        Some(f)
+    }
+
+    /// Translate `blocks` (whose key is `key`), count it and keep it in the cache.
+    fn translate(&self, blocks: &[RBlock<'_>], key: RegionKey) -> Option<BlockFn> {
+        if self.blocks.load(Ordering::Relaxed) >= MAX_BLOCKS {
+            return None;
+        }
         let t0 = std::time::Instant::now();
         let mut be = self.backend.lock().ok()?;
         let (f, bytes) = be.translate(blocks)?;
+        drop(be);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, f);
+        }
         self.blocks.fetch_add(1, Ordering::Relaxed);
         self.guest_blocks
             .fetch_add(blocks.len() as u64, Ordering::Relaxed);
@@ -408,6 +441,11 @@ impl Shared {
             if std::sync::Arc::strong_count(&job.slot) == 1 {
                 continue;
             }
+            // Queued twice before the first was made (two pages with the same code).
+            if let Some(f) = self.lookup(&job.blocks) {
+                let _ = job.slot.set(Some(f));
+                continue;
+            }
             let blocks: Vec<RBlock<'_>> = job
                 .blocks
                 .iter()
@@ -418,7 +456,8 @@ impl Shared {
                     end: *end,
                 })
                 .collect();
-            let _ = job.slot.set(self.translate(&blocks));
+            let f = self.translate(&blocks, job.blocks.clone());
+            let _ = job.slot.set(f);
         }
     }
 }
@@ -426,23 +465,36 @@ impl Shared {
 impl BlockCompiler for Jit {
     fn compile(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn> {
         let blocks = self.region_of(page, start)?;
-        self.translate(&blocks)
+        let key = key_of(&blocks);
+        if let Some(f) = self.lookup(&key) {
+            return Some(f);
+        }
+        self.translate(&blocks, key)
+    }
+
+    fn cached(&self, page: CodePage<'_>, start: u64) -> Option<BlockFn> {
+        let blocks = self.region_of(page, start)?;
+        self.lookup(&key_of(&blocks))
     }
 
     fn compile_later(&self, page: CodePage<'_>, start: u64) -> Later {
-        if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED {
-            return Later::Busy;
-        }
         let Some(blocks) = self.region_of(page, start) else {
             return Later::Unsupported;
         };
         let members = blocks.iter().skip(1).map(|b| b.off).collect();
+        let key = key_of(&blocks);
+        if let Some(f) = self.lookup(&key) {
+            return Later::Queued(
+                std::sync::Arc::new(std::sync::OnceLock::from(Some(f))),
+                members,
+            );
+        }
+        if self.queued.load(Ordering::Relaxed) >= MAX_QUEUED {
+            return Later::Busy;
+        }
         let slot = PendingRegion::default();
         let job = Job {
-            blocks: blocks
-                .iter()
-                .map(|b| (b.off, b.ops.to_vec(), b.whole, b.end))
-                .collect(),
+            blocks: key,
             slot: slot.clone(),
         };
         let Ok(mut queue) = self.queue.lock() else {

@@ -651,3 +651,50 @@ fn a_watchpoint_on_a_word_translated_code_never_touches_does_not_stop() {
     });
     assert_eq!(stops, vec![]);
 }
+
+/// The translation cache: a second machine running the same program (as the segments of one
+/// analysis, or a page whose decoded code a snapshot restore dropped) runs the regions the
+/// first one translated, made from the same decoded blocks, without translating them again,
+/// on the hart's thread and from the compile thread alike, and ends in the same state as the
+/// interpreter.
+#[test]
+fn a_second_machine_runs_the_translations_of_the_first_from_the_cache() {
+    use std::sync::atomic::Ordering::Relaxed;
+    rewind_cpu::jit::set_hot_threshold(16);
+    // An engine of its own: the other tests translate concurrently into the global one.
+    let jit: &'static rewind_jit::Jit = Box::leak(Box::new(
+        rewind_jit::Jit::new().expect("the JIT supports this host"),
+    ));
+    let p = program(77);
+    let run = |background: bool| {
+        let mut s = sys(&p, false);
+        s.hart.jit = Some(jit);
+        s.hart.jit_background = background;
+        while s.hart.icount < 60_000 {
+            s.hart.run(&mut s.ram, &mut s.bus, 1000);
+        }
+        s
+    };
+    let mut reference = sys(&p, false);
+    while reference.hart.icount < 60_000 {
+        reference
+            .hart
+            .run(&mut reference.ram, &mut reference.bus, 1000);
+    }
+    let first = run(false);
+    let translated = jit.blocks.load(Relaxed);
+    assert!(translated > 0 && first.hart.jit_retired() > 0);
+    assert_eq!(jit.reused.load(Relaxed), 0, "nothing to reuse yet");
+    for background in [false, true] {
+        let again = run(background);
+        assert_eq!(
+            jit.blocks.load(Relaxed),
+            translated,
+            "the same code was translated again (background {background})"
+        );
+        assert!(again.hart.jit_retired() > 0, "cached regions never ran");
+        assert_eq!(again.hart.save_state(), reference.hart.save_state());
+        assert_eq!(again.bus, reference.bus);
+    }
+    assert!(jit.reused.load(Relaxed) > 0);
+}
