@@ -49,6 +49,20 @@ pub(crate) enum JitOpDone {
     Yield,
     /// A watchpoint fired before the access (retires nothing; the hit is recorded).
     Watch,
+    /// Retired (a CSR write); the hart's pc and icount are set, maybe to an interrupt handler:
+    /// the page loop must forget its fetch translations (`PageExit::Refetch`).
+    Refetch,
+}
+
+/// What the run loop must do after a CSR op retired ([`Hart::exec_csr`]).
+pub(crate) enum CsrDone {
+    /// Go on with the next instruction.
+    Next,
+    /// The write unmasked an interrupt (taken: the pc is at its handler) or can change fetch
+    /// or data translation: `PageExit::Refetch` with the hart's pc and icount.
+    Refetch,
+    /// A new timer deadline or trigger: back to the machine (`ExitReason::Yield`).
+    Yield,
 }
 
 /// How a block ended.
@@ -594,6 +608,12 @@ impl Hart {
                         self.icount = icount;
                         return PageExit::Exit(ExitReason::Yield);
                     }
+                    (crate::jit::EXIT_REFETCH, _) => {
+                        // A CSR write: the op helper set the pc (maybe to an interrupt
+                        // handler) as the block loop's CSR arm does.
+                        self.icount = icount;
+                        return PageExit::Refetch;
+                    }
                     _ => {}
                 }
                 if icount >= end || (pc & !(PAGE_SIZE - 1)) != vbase {
@@ -1136,41 +1156,11 @@ impl Hart {
                         | Kind::Csrrwi
                         | Kind::Csrrsi
                         | Kind::Csrrci => {
-                            let (cop, operand, write) = match op.kind {
-                                Kind::Csrrw => (CsrOp::Write, rx!(op.rs1), true),
-                                Kind::Csrrs => (CsrOp::Set, rx!(op.rs1), op.rs1 != 0),
-                                Kind::Csrrc => (CsrOp::Clear, rx!(op.rs1), op.rs1 != 0),
-                                Kind::Csrrwi => (CsrOp::Write, op.rs1 as u64, true),
-                                Kind::Csrrsi => (CsrOp::Set, op.rs1 as u64, op.rs1 != 0),
-                                _ => (CsrOp::Clear, op.rs1 as u64, op.rs1 != 0),
-                            };
-                            let addr = op.imm as u16 & 0xfff;
                             sync_last!(i, op);
-                            match self.csr_op(mmio, addr, cop, operand, write) {
-                                Ok(old) => {
-                                    wx!(op.rd, old);
-                                    if write {
-                                        self.pc = npc;
-                                        self.icount = base + i as u64 + 1;
-                                        // The write may have unmasked an interrupt or changed
-                                        // translation.
-                                        if self.take_pending_interrupt() || csr_affects_fetch(addr)
-                                        {
-                                            return PageExit::Refetch;
-                                        }
-                                        // A new timer deadline or trigger: back to the machine
-                                        // (deadline) and to `run` (which picks the interpreter).
-                                        if csr_needs_exit(addr) {
-                                            return PageExit::Exit(ExitReason::Yield);
-                                        }
-                                    }
-                                }
-                                Err(Exception::IllegalInstr(_)) => {
-                                    break 'blk BlockExit::Trap(
-                                        i,
-                                        Exception::IllegalInstr(op.raw as u64),
-                                    )
-                                }
+                            match self.exec_csr(mmio, op, npc) {
+                                Ok(CsrDone::Next) => {}
+                                Ok(CsrDone::Refetch) => return PageExit::Refetch,
+                                Ok(CsrDone::Yield) => return PageExit::Exit(ExitReason::Yield),
                                 Err(ex) => break 'blk BlockExit::Trap(i, ex),
                             }
                         }
@@ -1412,16 +1402,63 @@ impl Hart {
         }
     }
 
+    /// A CSR op (`csrrw` .. `csrrci`, the last op of its block) with `self.pc` and `self.icount`
+    /// its own and `npc` the next instruction's pc: the one implementation the block loop and
+    /// translated code (through [`Hart::jit_op`]) share. On success `rd` holds the old value;
+    /// after a write, `self.pc` = `npc` and `self.icount` counts the op, and an interrupt the
+    /// write unmasked is taken. An illegal access is `IllegalInstr` with the instruction bits.
+    #[inline(never)]
+    pub(crate) fn exec_csr<M: Mmio>(
+        &mut self,
+        mmio: &M,
+        op: &Op,
+        npc: u64,
+    ) -> Result<CsrDone, Exception> {
+        let rs1 = self.x[op.rs1 as usize & 31];
+        let (cop, operand, write) = match op.kind {
+            Kind::Csrrw => (CsrOp::Write, rs1, true),
+            Kind::Csrrs => (CsrOp::Set, rs1, op.rs1 != 0),
+            Kind::Csrrc => (CsrOp::Clear, rs1, op.rs1 != 0),
+            Kind::Csrrwi => (CsrOp::Write, op.rs1 as u64, true),
+            Kind::Csrrsi => (CsrOp::Set, op.rs1 as u64, op.rs1 != 0),
+            _ => (CsrOp::Clear, op.rs1 as u64, op.rs1 != 0),
+        };
+        let addr = op.imm as u16 & 0xfff;
+        let old = match self.csr_op(mmio, addr, cop, operand, write) {
+            Ok(old) => old,
+            Err(Exception::IllegalInstr(_)) => return Err(Exception::IllegalInstr(op.raw as u64)),
+            Err(ex) => return Err(ex),
+        };
+        self.x[op.rd as usize & 31] = old;
+        self.x[0] = 0;
+        if write {
+            self.pc = npc;
+            self.icount += 1;
+            // The write may have unmasked an interrupt or changed translation.
+            if self.take_pending_interrupt() || csr_affects_fetch(addr) {
+                return Ok(CsrDone::Refetch);
+            }
+            // A new timer deadline or trigger: back to the machine (deadline) and to `run`
+            // (which picks the interpreter).
+            if csr_needs_exit(addr) {
+                return Ok(CsrDone::Yield);
+            }
+        }
+        Ok(CsrDone::Next)
+    }
+
     /// One op for translated code (`crate::jit::op_helper`), exactly as the block loop runs it
     /// (with `watch`: as the checking interpreter, which is the one translated code stands in
     /// for when watchpoints are set; guest triggers never run translated code): LR/SC and
-    /// AMOs, F and D computational ops, FP loads and stores. `self.icount` is the op's.
+    /// AMOs, F and D computational ops, FP loads and stores, CSR ops. `self.icount` is the
+    /// op's, `pc` its pc.
     #[inline(never)]
     pub(crate) fn jit_op<M: Mmio>(
         &mut self,
         ram: &mut Ram,
         mmio: &mut M,
         op: &Op,
+        pc: u64,
         dmode: usize,
         watch: bool,
     ) -> Result<JitOpDone, Exception> {
@@ -1429,6 +1466,17 @@ impl Hart {
         let ill = Exception::IllegalInstr(op.raw as u64);
         let addr = self.x[op.rs1 as usize & 31].wrapping_add(op.imm as i64 as u64);
         match op.kind {
+            Csrrw | Csrrs | Csrrc | Csrrwi | Csrrsi | Csrrci => {
+                // As the block loop's `sync_last!`: the op's own pc.
+                self.pc = pc;
+                Ok(
+                    match self.exec_csr(mmio, op, pc.wrapping_add(op.len as u64))? {
+                        CsrDone::Next => JitOpDone::Next,
+                        CsrDone::Refetch => JitOpDone::Refetch,
+                        CsrDone::Yield => JitOpDone::Yield,
+                    },
+                )
+            }
             LrW | ScW | AmoSwapW | AmoAddW | AmoXorW | AmoAndW | AmoOrW | AmoMinW | AmoMaxW
             | AmoMinuW | AmoMaxuW | LrD | ScD | AmoSwapD | AmoAddD | AmoXorD | AmoAndD | AmoOrD
             | AmoMinD | AmoMaxD | AmoMinuD | AmoMaxuD => {

@@ -54,9 +54,10 @@ pub type LoadFn = unsafe extern "C" fn(ctx: *mut JitCtx, vaddr: u64, info: u64) 
 pub type StoreFn = unsafe extern "C" fn(ctx: *mut JitCtx, vaddr: u64, value: u64, info: u64) -> u64;
 
 /// Helper for the ops translated as a call into the interpreter (LR/SC, AMOs, F and D
-/// computational ops, FP loads and stores): `(ctx, op, info)` with `op` a copy of the decoded op
-/// that lives as long as the code, `info` = instructions retired before it since the region was
-/// entered; returns 0 or an exit tag. Integer results are written to the hart's registers.
+/// computational ops, FP loads and stores, CSR ops): `(ctx, op, info)` with `op` a copy of the
+/// decoded op that lives as long as the code, `info` = instructions retired before it since the
+/// region was entered | the op's page offset << 32; returns 0 or an exit tag. Integer results
+/// are written to the hart's registers.
 pub type OpFn = unsafe extern "C" fn(ctx: *mut JitCtx, op: *const Op, info: u64) -> u64;
 
 /// Go on at `npc` (the region ended, left the page, ran out of budget, or reached an op it
@@ -66,8 +67,13 @@ pub const EXIT_DONE: u64 = 0;
 pub const EXIT_TRAP: u64 = 1;
 /// The last instruction retired wrote decoded code of this page.
 pub const EXIT_DIRTY: u64 = 2;
-/// The last instruction retired stored to a device.
+/// The last instruction retired stored to a device, or wrote a CSR that needs the machine
+/// loop (a timer deadline).
 pub const EXIT_YIELD: u64 = 3;
+/// The last instruction retired (a CSR write) unmasked an interrupt or can change fetch or data
+/// translation: the op helper already set the hart's pc (maybe to the interrupt handler) and
+/// icount, `npc` is not used; the page loop must forget its fetch translations.
+pub const EXIT_REFETCH: u64 = 4;
 
 /// What translated code sees (`repr(C)`: the compiler uses the field offsets below).
 #[repr(C)]
@@ -407,8 +413,9 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
 }
 
 /// The op helper for a machine whose devices are `M`: the interpreter's own code for the op
-/// (`Hart::jit_op`: `exec_amo`, `exec_fp`, the FP loads and stores), so results, flags, the
-/// reservation, `mstatus.FS` checks and traps are those of the interpreter.
+/// (`Hart::jit_op`: `exec_amo`, `exec_fp`, the FP loads and stores, `exec_csr`), so results,
+/// flags, the reservation, `mstatus.FS` checks, CSR side effects and traps are those of the
+/// interpreter.
 ///
 /// # Safety
 /// Called by translated code only, with the `ctx` set up by the interpreter and `op` valid.
@@ -419,8 +426,17 @@ pub(crate) unsafe extern "C" fn op_helper<M: Mmio>(
 ) -> u64 {
     let (env, _) = helper_env::<M>(ctx, info);
     let hart = &mut *env.hart;
-    match hart.jit_op(&mut *env.ram, &mut *env.mmio, &*op, env.dmode, env.watch) {
+    let pc = (*ctx).vbase.wrapping_add(info >> 32);
+    match hart.jit_op(
+        &mut *env.ram,
+        &mut *env.mmio,
+        &*op,
+        pc,
+        env.dmode,
+        env.watch,
+    ) {
         Ok(crate::exec::JitOpDone::Next) => 0,
+        Ok(crate::exec::JitOpDone::Refetch) => EXIT_REFETCH,
         Ok(crate::exec::JitOpDone::CodeCheck) => code_check(env),
         Ok(crate::exec::JitOpDone::Yield) => EXIT_YIELD,
         Ok(crate::exec::JitOpDone::Watch) => {

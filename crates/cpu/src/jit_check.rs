@@ -15,7 +15,7 @@ use crate::bus::{Mmio, MmioFault};
 use crate::decode::DecodedPage;
 use crate::exec::PageExit;
 use crate::hart::{ExitReason, Hart};
-use crate::jit::{BlockFn, EXIT_TRAP, EXIT_YIELD};
+use crate::jit::{BlockFn, EXIT_REFETCH, EXIT_TRAP, EXIT_YIELD};
 use crate::ram::Ram;
 use crate::ram::PAGE_SIZE;
 
@@ -306,8 +306,10 @@ enum End {
     Go,
     /// Took an exception.
     Trap,
-    /// Stored to a device.
+    /// Stored to a device or wrote a CSR that needs the machine loop.
     Yield,
+    /// A CSR write unmasked an interrupt or can change translation.
+    Refetch,
     /// Anything else the interpreter may report (it would be a difference).
     Other,
 }
@@ -364,7 +366,11 @@ impl Hart {
             end - ic0,
             watch,
         );
-        self.pc = r.npc;
+        // After a CSR write that ends the region the op helper set the pc (maybe to an
+        // interrupt handler).
+        if r.tag != EXIT_REFETCH {
+            self.pc = r.npc;
+        }
         self.icount = ic0 + r.retired;
         let jit_end = match (r.tag, r.exc) {
             (EXIT_TRAP, Some(ex)) => {
@@ -372,6 +378,7 @@ impl Hart {
                 End::Trap
             }
             (EXIT_YIELD, _) => End::Yield,
+            (EXIT_REFETCH, _) => End::Refetch,
             _ => End::Go,
         };
         self.check.regions += 1;
@@ -405,7 +412,8 @@ impl Hart {
             .run_page::<Replayer, false, false>(ram, &mut rep, page, poff, way, end_i, &mut None);
         let journal_i = ram.set_journal(None).unwrap_or_default();
         let int_end = match exit {
-            PageExit::Leave | PageExit::Refetch => End::Go,
+            PageExit::Leave => End::Go,
+            PageExit::Refetch => End::Refetch,
             PageExit::Trap => End::Trap,
             PageExit::Exit(ExitReason::Yield) => End::Yield,
             PageExit::Exit(_) => End::Other,

@@ -187,7 +187,8 @@ fn supported_prefix(ops: &[Op]) -> usize {
 }
 
 /// Is `kind` translated as a call of the op helper (`JitCtx::op`: the interpreter's own code
-/// for it)? LR/SC and AMOs, F and D computational ops, FP loads and stores.
+/// for it)? LR/SC and AMOs, F and D computational ops, FP loads and stores, cache-block ops,
+/// `wrs.*`, CSR ops (whose writes may end the region: `EXIT_YIELD`, `EXIT_REFETCH`).
 fn via_helper(kind: Kind) -> bool {
     use Kind::*;
     matches!(
@@ -268,6 +269,12 @@ fn via_helper(kind: Kind) -> bool {
             | CboZero
             | WrsNto
             | WrsSto
+            | Csrrw
+            | Csrrs
+            | Csrrc
+            | Csrrwi
+            | Csrrsi
+            | Csrrci
     )
 }
 
@@ -1467,11 +1474,13 @@ impl Gen<'_> {
                     // is never freed; the page's arena may move), so it gets its own copy.
                     let copy: &'static Op = Box::leak(Box::new(*op));
                     let opp = g.b.ins().iconst(ptr, copy as *const Op as i64);
-                    let info = g.b.ins().iadd_imm_s(r0, i as i64);
+                    // The op's page offset: CSR ops need their pc (an interrupt a write
+                    // unmasks is taken with the next one in xepc).
+                    let info = g.b.ins().iadd_imm_s(r0, (i as u64 | op_off << 32) as i64);
                     let f = g.b.ins().load(ptr, trusted(), g.ctx, offsets::OP);
                     let call = g.b.ins().call_indirect(helpers.op, f, &[g.ctx, opp, info]);
                     let st = g.b.inst_results(call)[0];
-                    // AMOs and FP-to-integer ops wrote their result to the hart.
+                    // AMOs, FP-to-integer and CSR ops wrote their result to the hart.
                     g.cache[(op.rd & 31) as usize] = None;
                     g.helper_stop(st, r0, i, op, op_off);
                 }
