@@ -11,7 +11,13 @@ use crate::csr::{
     TDATA1_EXEC, TDATA1_LOAD, TDATA1_MODES, TDATA1_STORE, TRIGGERS, TTYPE_MCONTROL, TTYPE_MCONTROL6,
 };
 use crate::hart::Hart;
+use crate::jit::WatchWindow;
 use crate::ram::Ram;
+
+/// Windows per table of translated code's watch check ([`DebugHooks::jit_windows`]): each
+/// access to a watched page compares against all of them, so more watchpoints than this make
+/// every access to a watched page take the helper instead.
+const JIT_WINDOWS: usize = 8;
 
 /// What kind of data access a watchpoint catches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -73,6 +79,9 @@ pub struct DebugHooks {
     pub(crate) skip_watch: bool,
     /// The watchpoints changed since the TLB's watch flags were last set (`run` redoes them).
     pub(crate) tlb_marks_stale: bool,
+    /// Translated code's watch windows of loads and of stores ([`crate::jit::WatchWindow`]),
+    /// redone with the TLB's watch flags.
+    pub(crate) jit_windows: [Vec<WatchWindow>; 2],
     /// The hit that ended the last `run` with `ExitReason::Debug`.
     pub(crate) hit: Option<DebugHit>,
     /// The guest's enabled Sdtrig triggers (derived from tdata1/tdata2/tdata3/mcontext).
@@ -245,6 +254,39 @@ impl DebugHooks {
                 .any(|w| w.addr <= last && w.addr.saturating_add(w.len.max(1) - 1) >= page)
         }
         covers(&self.watchpoints, vpage) || covers(&self.phys_watchpoints, ppage)
+    }
+
+    /// Translated code's windows for stores (`write`) or loads: the watched ranges of the
+    /// watchpoints such accesses fire, virtual ones as they are, physical ones as ranges of
+    /// RAM offsets (what a TLB entry gives), paired up in the entries of one table.
+    fn jit_windows(&self, ram: &Ram, write: bool) -> Vec<WatchWindow> {
+        let fires = |w: &&Watchpoint| match w.kind {
+            WatchKind::Write => write,
+            WatchKind::Read => !write,
+            WatchKind::Access => true,
+        };
+        let span = |w: &Watchpoint| (w.addr, w.addr.saturating_add(w.len.max(1) - 1));
+        let virt: Vec<(u64, u64)> = self.watchpoints.iter().filter(fires).map(span).collect();
+        let phys: Vec<(u64, u64)> = self
+            .phys_watchpoints
+            .iter()
+            .filter(fires)
+            .flat_map(|w| {
+                let (lo, hi) = span(w);
+                ram.offset_windows(lo, hi)
+            })
+            .flatten()
+            .collect();
+        if virt.len() > JIT_WINDOWS || phys.len() > JIT_WINDOWS {
+            return vec![WatchWindow::ALL];
+        }
+        (0..virt.len().max(phys.len()))
+            .map(|k| {
+                let (vlo, vhi) = virt.get(k).copied().unwrap_or(WatchWindow::NONE);
+                let (rlo, rhi) = phys.get(k).copied().unwrap_or(WatchWindow::NONE);
+                WatchWindow { vlo, vhi, rlo, rhi }
+            })
+            .collect()
     }
 
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking
@@ -516,10 +558,15 @@ impl Hart {
     }
 
     /// Flag the TLB entries of watched pages (and unflag the others) after the watchpoints
-    /// changed: translated code's inline memory path then misses on exactly those pages.
+    /// changed: translated code's inline memory path then misses on exactly those pages, and
+    /// compares those accesses with the windows made here.
     #[cold]
     pub(crate) fn mark_watched_pages(&mut self, ram: &Ram) {
         self.debug.tlb_marks_stale = false;
+        self.debug.jit_windows = [
+            self.debug.jit_windows(ram, false),
+            self.debug.jit_windows(ram, true),
+        ];
         let debug = &self.debug;
         self.tlb
             .mark_watched(|vpage, base| debug.watches_page(vpage, ram.paddr_of(base as usize)));

@@ -700,7 +700,9 @@ impl Hart {
                                 break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
                             }
                         }
-                        match self.load_in(ram, mmio, a, $size, dmode) {
+                        // With hooks the watchpoints were just checked (or deliberately skipped): a
+                        // watched page's TLB entry serves the access like any other.
+                        match self.load_in_w::<M, DEBUG>(ram, mmio, a, $size, dmode) {
                             Ok(v) => v,
                             Err(ex) => break 'blk BlockExit::Trap($i, ex),
                         }
@@ -721,7 +723,7 @@ impl Hart {
                                 break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
                             }
                         }
-                        match self.store_in(ram, mmio, a, $size, v, dmode) {
+                        match self.store_in_w::<M, DEBUG>(ram, mmio, a, $size, v, dmode) {
                             Ok(StoreOutcome::Ram) => {}
                             Ok(StoreOutcome::CodeModified) => code_check!($i),
                             Ok(StoreOutcome::Mmio) => break 'blk BlockExit::Yield($i + 1),
@@ -1362,6 +1364,8 @@ impl Hart {
         let tlb_load = self.tlb.set_ptr(crate::mmu::Access::Load, dmode).cast();
         let tlb_store = self.tlb.set_ptr(crate::mmu::Access::Store, dmode).cast();
         let (mem, code_state, page_dirty) = ram.jit_pointers();
+        let [wl, ws] = &self.debug.jit_windows;
+        let (wl, ws) = (wl.as_ptr_range(), ws.as_ptr_range());
         let hart: *mut Hart = self;
         let mut env = JitEnv::<M> {
             hart,
@@ -1398,6 +1402,12 @@ impl Hart {
             // fast path then. (Watched pages are flagged in the TLB, so the inline path misses
             // on them alone and the helpers check those accesses.)
             slow_mem: u64::from(self.check.on),
+            // Only reached through TLB entries flagged by the same watchpoints, which
+            // cannot change while the region runs.
+            watch_load: wl.start,
+            watch_load_end: wl.end,
+            watch_store: ws.start,
+            watch_store_end: ws.end,
         };
         // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
         // for the call and nothing else touches what they point to meanwhile.
@@ -1450,7 +1460,8 @@ impl Hart {
                 if watch && self.watch_hit(ram, addr, size, true, false) {
                     return Ok(JitOpDone::Watch);
                 }
-                let v = self.load_in(ram, mmio, addr, size as u8, dmode)?;
+                // `watch`: checked just above; without it no TLB entry carries the flag.
+                let v = self.load_in_w::<M, true>(ram, mmio, addr, size as u8, dmode)?;
                 self.f[op.rd as usize & 31] = if op.kind == Flw {
                     fpu::box_f32(v as u32)
                 } else {
@@ -1469,7 +1480,7 @@ impl Hart {
                     return Ok(JitOpDone::Watch);
                 }
                 Ok(
-                    match self.store_in(ram, mmio, addr, size as u8, v, dmode)? {
+                    match self.store_in_w::<M, true>(ram, mmio, addr, size as u8, v, dmode)? {
                         StoreOutcome::Ram => JitOpDone::Next,
                         StoreOutcome::CodeModified => JitOpDone::CodeCheck,
                         StoreOutcome::Mmio => JitOpDone::Yield,

@@ -114,6 +114,52 @@ pub struct JitCtx {
     pub slow_mem: u64,
     /// The op helper.
     pub op: OpFn,
+    /// The watch windows of loads (read and access watchpoints): `[watch_load,
+    /// watch_load_end)`, see [`WatchWindow`]. An access that misses the TLB only because its
+    /// entry is flagged [`TLB_TAG_WATCH`] runs inline when it overlaps none of them, else it
+    /// takes the helper (which checks the watchpoints exactly).
+    pub watch_load: *const WatchWindow,
+    /// End of the load windows.
+    pub watch_load_end: *const WatchWindow,
+    /// The watch windows of stores (write and access watchpoints), same layout.
+    pub watch_store: *const WatchWindow,
+    /// End of the store windows.
+    pub watch_store_end: *const WatchWindow,
+}
+
+/// The flag bit a TLB entry's tag carries when a watchpoint covers part of its page (the
+/// inline tag compare misses on it; see [`JitCtx::watch_load`]).
+pub const TLB_TAG_WATCH: u64 = crate::mmu::TAG_WATCH;
+
+/// One window of watched addresses for translated code's inline check: an access of the
+/// bytes `[first, last]` at virtual addresses, whose page's TLB entry gives RAM offsets
+/// `[rfirst, rlast]`, overlaps it if `first <= vhi && vlo <= last` (a virtual watchpoint) or
+/// `rfirst <= rhi && rlo <= rlast` (a physical one, as RAM offsets). An unused half has
+/// `lo = u64::MAX, hi = 0`, which no access of at most 8 aligned bytes overlaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct WatchWindow {
+    /// First watched virtual address.
+    pub vlo: u64,
+    /// Last watched virtual address.
+    pub vhi: u64,
+    /// First watched RAM offset.
+    pub rlo: u64,
+    /// Last watched RAM offset.
+    pub rhi: u64,
+}
+
+impl WatchWindow {
+    /// A half that nothing overlaps.
+    pub const NONE: (u64, u64) = (u64::MAX, 0);
+    /// A window every access overlaps (too many watchpoints for the table: all accesses to a
+    /// watched page take the helper).
+    pub const ALL: WatchWindow = WatchWindow {
+        vlo: 0,
+        vhi: u64::MAX,
+        rlo: 0,
+        rhi: u64::MAX,
+    };
 }
 
 /// Entries in a TLB set ([`JitCtx::tlb_load`]): the set index is `(vaddr >> 12) & (TLB_ENTRIES - 1)`.
@@ -151,6 +197,14 @@ pub mod offsets {
     pub const SLOW_MEM: i32 = 112;
     /// `op`.
     pub const OP: i32 = 120;
+    /// `watch_load`.
+    pub const WATCH_LOAD: i32 = 128;
+    /// `watch_load_end`.
+    pub const WATCH_LOAD_END: i32 = 136;
+    /// `watch_store`.
+    pub const WATCH_STORE: i32 = 144;
+    /// `watch_store_end`.
+    pub const WATCH_STORE_END: i32 = 152;
 
     // The layout is a contract with code generators: check it where it is defined.
     const _: () = {
@@ -162,6 +216,11 @@ pub mod offsets {
         assert!(std::mem::offset_of!(super::JitCtx, page_dirty) == PAGE_DIRTY as usize);
         assert!(std::mem::offset_of!(super::JitCtx, slow_mem) == SLOW_MEM as usize);
         assert!(std::mem::offset_of!(super::JitCtx, op) == OP as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, watch_load) == WATCH_LOAD as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, watch_load_end) == WATCH_LOAD_END as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, watch_store) == WATCH_STORE as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, watch_store_end) == WATCH_STORE_END as usize);
+        assert!(std::mem::size_of::<super::WatchWindow>() == 32);
     };
 }
 
@@ -351,7 +410,9 @@ pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
         (*ctx).status = EXIT_TRAP;
         return 0;
     }
-    match hart.load_in(&mut *env.ram, &mut *env.mmio, vaddr, size, env.dmode) {
+    // Watchpoints are checked (or none is set, and no TLB entry is flagged): the TLB entry of
+    // a watched page serves the access like any other.
+    match hart.load_in_w::<M, true>(&mut *env.ram, &mut *env.mmio, vaddr, size, env.dmode) {
         Ok(v) => {
             (*ctx).status = code_check(env);
             v
@@ -380,7 +441,8 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
         env.watch_hit = true;
         return EXIT_TRAP;
     }
-    match hart.store_in(&mut *env.ram, &mut *env.mmio, vaddr, size, value, env.dmode) {
+    let (ram, mmio) = (&mut *env.ram, &mut *env.mmio);
+    match hart.store_in_w::<M, true>(ram, mmio, vaddr, size, value, env.dmode) {
         Ok(StoreOutcome::Ram) => 0,
         Ok(StoreOutcome::CodeModified) => code_check(env),
         Ok(StoreOutcome::Mmio) => EXIT_YIELD,

@@ -29,7 +29,7 @@ use cranelift_module::{default_libcall_names, Module};
 use rewind_cpu::decode::{Kind, Op};
 use rewind_cpu::jit::{
     offsets, BlockCompiler, BlockFn, CodePage, Later, PendingRegion, EXIT_DONE, EXIT_TRAP, NO_TLB,
-    TLB_ENTRIES,
+    TLB_ENTRIES, TLB_TAG_WATCH,
 };
 use std::sync::mpsc::Sender;
 
@@ -553,6 +553,22 @@ enum Npc {
     Pc(Value),
 }
 
+/// What [`Gen::tlb_probe`] computes for an access.
+struct Probe {
+    /// The tag matched: the access is aligned and its page mapped RAM, unwatched.
+    hit: Value,
+    /// Host address of the access.
+    host: Value,
+    /// RAM offset of the page.
+    base: Value,
+    /// RAM offset of the access.
+    roff: Value,
+    /// The address masked as the tag compare masks it.
+    masked: Value,
+    /// The entry's tag.
+    tag: Value,
+}
+
 /// One region being generated.
 struct Gen<'a> {
     b: FunctionBuilder<'a>,
@@ -619,10 +635,11 @@ impl Gen<'_> {
         }
     }
 
-    /// Look `addr` up in the TLB set `set` for an access of `size` bytes: (hit, host address,
-    /// RAM offset of the page). The last two are meaningful only where `hit` is true; computing
-    /// them unconditionally is safe (no memory is touched through them). 64-bit hosts only.
-    fn tlb_probe(&mut self, set: Value, addr: Value, size: u64) -> (Value, Value, Value) {
+    /// Look `addr` up in the TLB set `set` for an access of `size` bytes. The host address and
+    /// RAM offsets are meaningful only where `hit` is true (or the tag differs only by
+    /// [`TLB_TAG_WATCH`]); computing them unconditionally is safe (no memory is touched through
+    /// them). 64-bit hosts only.
+    fn tlb_probe(&mut self, set: Value, addr: Value, size: u64) -> Probe {
         let idx = self.b.ins().ushr_imm_s(addr, 12);
         let idx = self.b.ins().band_imm_s(idx, TLB_ENTRIES as i64 - 1);
         let eoff = self.b.ins().ishl_imm_s(idx, 4);
@@ -638,7 +655,67 @@ impl Gen<'_> {
         let roff = self.b.ins().iadd(base, off);
         let mem = self.field(offsets::MEM);
         let host = self.b.ins().iadd(mem, roff);
-        (hit, host, base)
+        Probe {
+            hit,
+            host,
+            base,
+            roff,
+            masked,
+            tag,
+        }
+    }
+
+    /// The current block (cold) follows a TLB miss of the access of `size` bytes at `addr`: if
+    /// the entry missed only because a watchpoint covers part of its page, compare the access
+    /// with the watch windows `[table, table_end)` (`JitCtx` offsets) and go to `inline` when it
+    /// overlaps none (the helper's exact check would find no hit either: the windows are the
+    /// watched ranges); everything else, and every overlap, goes to `helper`. Cold: only
+    /// accesses to watched pages get here.
+    #[allow(clippy::too_many_arguments)]
+    fn watch_windows(
+        &mut self,
+        p: &Probe,
+        addr: Value,
+        size: u64,
+        table: i32,
+        table_end: i32,
+        inline: Block,
+        helper: Block,
+    ) {
+        let check = self.b.create_block();
+        let head = self.b.create_block();
+        let body = self.b.create_block();
+        for blk in [check, head, body] {
+            self.b.set_cold_block(blk);
+        }
+        let flagged = self.b.ins().bor_imm_s(p.masked, TLB_TAG_WATCH as i64);
+        let watched = self.b.ins().icmp(IntCC::Equal, flagged, p.tag);
+        self.b.ins().brif(watched, check, &[], helper, &[]);
+        self.b.switch_to_block(check);
+        // Aligned (the tag compare checked it), so `[addr, last]` lies in one page.
+        let last = self.b.ins().iadd_imm_s(addr, size as i64 - 1);
+        let rlast = self.b.ins().iadd_imm_s(p.roff, size as i64 - 1);
+        let start = self.field(table);
+        let end = self.field(table_end);
+        let w = self.b.append_block_param(head, types::I64);
+        self.b.ins().jump(head, &[start.into()]);
+        self.b.switch_to_block(head);
+        let done = self.b.ins().icmp(IntCC::Equal, w, end);
+        self.b.ins().brif(done, inline, &[], body, &[]);
+        self.b.switch_to_block(body);
+        let ule = IntCC::UnsignedLessThanOrEqual;
+        let overlap = |b: &mut FunctionBuilder<'_>, first: Value, last: Value, at: i32| {
+            let lo = b.ins().load(types::I64, trusted(), w, at);
+            let hi = b.ins().load(types::I64, trusted(), w, at + 8);
+            let a = b.ins().icmp(ule, first, hi);
+            let c = b.ins().icmp(ule, lo, last);
+            b.ins().band(a, c)
+        };
+        let v = overlap(&mut self.b, addr, last, 0);
+        let r = overlap(&mut self.b, p.roff, rlast, 16);
+        let hit = self.b.ins().bor(v, r);
+        let next = self.b.ins().iadd_imm_s(w, 32);
+        self.b.ins().brif(hit, helper, &[], head, &[next.into()]);
     }
 
     fn imm(&mut self, v: i64) -> Value {
@@ -1043,12 +1120,18 @@ impl Gen<'_> {
                     let addr = g.b.ins().iadd_imm_s(a, imm);
                     // The TLB hit path: one tag compare, then host memory.
                     let set = g.field(offsets::TLB_LOAD);
-                    let (hit, host, _) = g.tlb_probe(set, addr, size);
+                    let p = g.tlb_probe(set, addr, size);
+                    let host = p.host;
                     let fast = g.b.create_block();
+                    let miss = g.b.create_block();
                     let slow = g.b.create_block();
                     let join = g.b.create_block();
+                    g.b.set_cold_block(miss);
                     g.b.append_block_param(join, types::I64);
-                    g.b.ins().brif(hit, fast, &[], slow, &[]);
+                    g.b.ins().brif(p.hit, fast, &[], miss, &[]);
+                    g.b.switch_to_block(miss);
+                    let (t, e) = (offsets::WATCH_LOAD, offsets::WATCH_LOAD_END);
+                    g.watch_windows(&p, addr, size, t, e, fast, slow);
                     g.b.switch_to_block(fast);
                     let fl = MemFlagsData::trusted();
                     let v = match op.kind {
@@ -1103,12 +1186,18 @@ impl Gen<'_> {
                     // The TLB hit path, unless the page holds decoded code (the helper
                     // invalidates it exactly as the interpreter does).
                     let set = g.field(offsets::TLB_STORE);
-                    let (hit, host, base) = g.tlb_probe(set, addr, size);
+                    let p = g.tlb_probe(set, addr, size);
+                    let (host, base) = (p.host, p.base);
                     let check = g.b.create_block();
+                    let miss = g.b.create_block();
                     let fast = g.b.create_block();
                     let slow = g.b.create_block();
                     let join = g.b.create_block();
-                    g.b.ins().brif(hit, check, &[], slow, &[]);
+                    g.b.set_cold_block(miss);
+                    g.b.ins().brif(p.hit, check, &[], miss, &[]);
+                    g.b.switch_to_block(miss);
+                    let (t, e) = (offsets::WATCH_STORE, offsets::WATCH_STORE_END);
+                    g.watch_windows(&p, addr, size, t, e, check, slow);
                     g.b.switch_to_block(check);
                     let pidx = g.b.ins().ushr_imm_s(base, 12);
                     let cs = g.field(offsets::CODE_STATE);
