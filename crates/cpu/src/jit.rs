@@ -404,6 +404,7 @@ pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
 ) -> u64 {
     let (env, size) = helper_env::<M>(ctx, info);
     let hart = &mut *env.hart;
+    hart.check.jit_mem_helper += 1;
     // Virtual and physical watchpoints, as the checking interpreter's `watch_hit`.
     if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), true, false) {
         env.watch_hit = true;
@@ -437,6 +438,7 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
 ) -> u64 {
     let (env, size) = helper_env::<M>(ctx, info);
     let hart = &mut *env.hart;
+    hart.check.jit_mem_helper += 1;
     if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), false, true) {
         env.watch_hit = true;
         return EXIT_TRAP;
