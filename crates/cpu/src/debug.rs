@@ -14,11 +14,6 @@ use crate::hart::Hart;
 use crate::jit::WatchWindow;
 use crate::ram::Ram;
 
-/// Windows per table of translated code's watch check ([`DebugHooks::jit_windows`]): each
-/// access to a watched page compares against all of them, so more watchpoints than this make
-/// every access to a watched page take the helper instead.
-const JIT_WINDOWS: usize = 8;
-
 /// What kind of data access a watchpoint catches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum WatchKind {
@@ -81,7 +76,7 @@ pub struct DebugHooks {
     pub(crate) tlb_marks_stale: bool,
     /// Translated code's watch windows of loads and of stores ([`crate::jit::WatchWindow`]),
     /// redone with the TLB's watch flags.
-    pub(crate) jit_windows: [Vec<WatchWindow>; 2],
+    pub(crate) jit_windows: [WatchWindow; 2],
     /// The hit that ended the last `run` with `ExitReason::Debug`.
     pub(crate) hit: Option<DebugHit>,
     /// The guest's enabled Sdtrig triggers (derived from tdata1/tdata2/tdata3/mcontext).
@@ -256,18 +251,28 @@ impl DebugHooks {
         covers(&self.watchpoints, vpage) || covers(&self.phys_watchpoints, ppage)
     }
 
-    /// Translated code's windows for stores (`write`) or loads: the watched ranges of the
-    /// watchpoints such accesses fire, virtual ones as they are, physical ones as ranges of
-    /// RAM offsets (what a TLB entry gives), paired up in the entries of one table.
-    fn jit_windows(&self, ram: &Ram, write: bool) -> Vec<WatchWindow> {
+    /// Translated code's window for stores (`write`) or loads: the range covering the
+    /// watchpoints such accesses fire, virtual ones as they are, physical ones as RAM offsets
+    /// (what a TLB entry gives). One range each keeps the inline check short (it is emitted
+    /// for every load and store); accesses between two watched ranges take the helper.
+    fn jit_window(&self, ram: &Ram, write: bool) -> WatchWindow {
         let fires = |w: &&Watchpoint| match w.kind {
             WatchKind::Write => write,
             WatchKind::Read => !write,
             WatchKind::Access => true,
         };
         let span = |w: &Watchpoint| (w.addr, w.addr.saturating_add(w.len.max(1) - 1));
-        let virt: Vec<(u64, u64)> = self.watchpoints.iter().filter(fires).map(span).collect();
-        let phys: Vec<(u64, u64)> = self
+        let union = |a: Option<(u64, u64)>, (lo, hi): (u64, u64)| match a {
+            None => Some((lo, hi)),
+            Some((l, h)) => Some((l.min(lo), h.max(hi))),
+        };
+        let virt = self
+            .watchpoints
+            .iter()
+            .filter(fires)
+            .map(span)
+            .fold(None, union);
+        let phys = self
             .phys_watchpoints
             .iter()
             .filter(fires)
@@ -276,17 +281,8 @@ impl DebugHooks {
                 ram.offset_windows(lo, hi)
             })
             .flatten()
-            .collect();
-        if virt.len() > JIT_WINDOWS || phys.len() > JIT_WINDOWS {
-            return vec![WatchWindow::ALL];
-        }
-        (0..virt.len().max(phys.len()))
-            .map(|k| {
-                let (vlo, vhi) = virt.get(k).copied().unwrap_or(WatchWindow::NONE);
-                let (rlo, rhi) = phys.get(k).copied().unwrap_or(WatchWindow::NONE);
-                WatchWindow { vlo, vhi, rlo, rhi }
-            })
-            .collect()
+            .fold(None, union);
+        WatchWindow::new(virt, phys)
     }
 
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking
@@ -564,8 +560,8 @@ impl Hart {
     pub(crate) fn mark_watched_pages(&mut self, ram: &Ram) {
         self.debug.tlb_marks_stale = false;
         self.debug.jit_windows = [
-            self.debug.jit_windows(ram, false),
-            self.debug.jit_windows(ram, true),
+            self.debug.jit_window(ram, false),
+            self.debug.jit_window(ram, true),
         ];
         let debug = &self.debug;
         self.tlb

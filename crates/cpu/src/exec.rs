@@ -1364,8 +1364,7 @@ impl Hart {
         let tlb_load = self.tlb.set_ptr(crate::mmu::Access::Load, dmode).cast();
         let tlb_store = self.tlb.set_ptr(crate::mmu::Access::Store, dmode).cast();
         let (mem, code_state, page_dirty) = ram.jit_pointers();
-        let [wl, ws] = &self.debug.jit_windows;
-        let (wl, ws) = (wl.as_ptr_range(), ws.as_ptr_range());
+        let [watch_load, watch_store] = self.debug.jit_windows;
         let hart: *mut Hart = self;
         let mut env = JitEnv::<M> {
             hart,
@@ -1402,12 +1401,9 @@ impl Hart {
             // fast path then. (Watched pages are flagged in the TLB, so the inline path misses
             // on them alone and the helpers check those accesses.)
             slow_mem: u64::from(self.check.on),
-            // Only reached through TLB entries flagged by the same watchpoints, which
-            // cannot change while the region runs.
-            watch_load: wl.start,
-            watch_load_end: wl.end,
-            watch_store: ws.start,
-            watch_store_end: ws.end,
+            // Only used on TLB entries flagged by the same watchpoints.
+            watch_load,
+            watch_store,
         };
         // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
         // for the call and nothing else touches what they point to meanwhile.

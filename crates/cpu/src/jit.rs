@@ -114,52 +114,71 @@ pub struct JitCtx {
     pub slow_mem: u64,
     /// The op helper.
     pub op: OpFn,
-    /// The watch windows of loads (read and access watchpoints): `[watch_load,
-    /// watch_load_end)`, see [`WatchWindow`]. An access that misses the TLB only because its
-    /// entry is flagged [`TLB_TAG_WATCH`] runs inline when it overlaps none of them, else it
-    /// takes the helper (which checks the watchpoints exactly).
-    pub watch_load: *const WatchWindow,
-    /// End of the load windows.
-    pub watch_load_end: *const WatchWindow,
-    /// The watch windows of stores (write and access watchpoints), same layout.
-    pub watch_store: *const WatchWindow,
-    /// End of the store windows.
-    pub watch_store_end: *const WatchWindow,
+    /// The watch window of loads (read and access watchpoints), see [`WatchWindow`]: an
+    /// access that misses the TLB only because its entry is flagged [`TLB_TAG_WATCH`] runs
+    /// inline when it is outside the window, else it takes the helper (which checks the
+    /// watchpoints exactly).
+    pub watch_load: WatchWindow,
+    /// The watch window of stores (write and access watchpoints).
+    pub watch_store: WatchWindow,
 }
 
 /// The flag bit a TLB entry's tag carries when a watchpoint covers part of its page (the
 /// inline tag compare misses on it; see [`JitCtx::watch_load`]).
 pub const TLB_TAG_WATCH: u64 = crate::mmu::TAG_WATCH;
 
-/// One window of watched addresses for translated code's inline check: an access of the
-/// bytes `[first, last]` at virtual addresses, whose page's TLB entry gives RAM offsets
-/// `[rfirst, rlast]`, overlaps it if `first <= vhi && vlo <= last` (a virtual watchpoint) or
-/// `rfirst <= rhi && rlo <= rlast` (a physical one, as RAM offsets). An unused half has
-/// `lo = u64::MAX, hi = 0`, which no access of at most 8 aligned bytes overlaps.
+/// Where translated code's accesses to a watched page may fire a watchpoint: one range of
+/// virtual addresses (covering the virtual watchpoints of the kind) and one of RAM offsets (the
+/// physical ones, as the TLB entry gives the page's RAM offset). An aligned access of at most 8
+/// bytes at `addr`, RAM offset `roff`, may overlap them if `addr - vstart <= vspan` or
+/// `roff - rstart <= rspan` (wrapping subtractions, unsigned compares): the ranges start 7
+/// bytes before the watched bytes so that one compare serves every access size. That
+/// over-approximates (so do ranges covering several watchpoints): the helper then finds no hit
+/// and the access goes on, as it would have; only accesses outside both ranges skip it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub struct WatchWindow {
-    /// First watched virtual address.
-    pub vlo: u64,
-    /// Last watched virtual address.
-    pub vhi: u64,
-    /// First watched RAM offset.
-    pub rlo: u64,
-    /// Last watched RAM offset.
-    pub rhi: u64,
+    /// First address whose access may overlap a virtual watchpoint.
+    pub vstart: u64,
+    /// Addresses from `vstart` on that may (`vstart + vspan` is the last watched byte).
+    pub vspan: u64,
+    /// First RAM offset whose access may overlap a physical watchpoint.
+    pub rstart: u64,
+    /// RAM offsets from `rstart` on that may.
+    pub rspan: u64,
 }
 
 impl WatchWindow {
-    /// A half that nothing overlaps.
-    pub const NONE: (u64, u64) = (u64::MAX, 0);
-    /// A window every access overlaps (too many watchpoints for the table: all accesses to a
-    /// watched page take the helper).
-    pub const ALL: WatchWindow = WatchWindow {
-        vlo: 0,
-        vhi: u64::MAX,
-        rlo: 0,
-        rhi: u64::MAX,
+    /// A window nothing overlaps but an access at `u64::MAX` (no access of a RAM page
+    /// reaches it), for no watchpoints.
+    pub const NONE: WatchWindow = WatchWindow {
+        vstart: u64::MAX,
+        vspan: 0,
+        rstart: u64::MAX,
+        rspan: 0,
     };
+
+    /// The window of the watched virtual range `virt` and RAM offsets `ram` (inclusive,
+    /// `None`: none).
+    pub(crate) fn new(virt: Option<(u64, u64)>, ram: Option<(u64, u64)>) -> WatchWindow {
+        let half = |r: Option<(u64, u64)>| match r {
+            None => (u64::MAX, 0),
+            Some((lo, hi)) => (lo.wrapping_sub(7), (hi - lo).saturating_add(7)),
+        };
+        let ((vstart, vspan), (rstart, rspan)) = (half(virt), half(ram));
+        WatchWindow {
+            vstart,
+            vspan,
+            rstart,
+            rspan,
+        }
+    }
+}
+
+impl Default for WatchWindow {
+    fn default() -> Self {
+        WatchWindow::NONE
+    }
 }
 
 /// Entries in a TLB set ([`JitCtx::tlb_load`]): the set index is `(vaddr >> 12) & (TLB_ENTRIES - 1)`.
@@ -197,14 +216,10 @@ pub mod offsets {
     pub const SLOW_MEM: i32 = 112;
     /// `op`.
     pub const OP: i32 = 120;
-    /// `watch_load`.
+    /// `watch_load` (a [`super::WatchWindow`]: `vstart`, `vspan`, `rstart`, `rspan`).
     pub const WATCH_LOAD: i32 = 128;
-    /// `watch_load_end`.
-    pub const WATCH_LOAD_END: i32 = 136;
     /// `watch_store`.
-    pub const WATCH_STORE: i32 = 144;
-    /// `watch_store_end`.
-    pub const WATCH_STORE_END: i32 = 152;
+    pub const WATCH_STORE: i32 = 160;
 
     // The layout is a contract with code generators: check it where it is defined.
     const _: () = {
@@ -217,9 +232,7 @@ pub mod offsets {
         assert!(std::mem::offset_of!(super::JitCtx, slow_mem) == SLOW_MEM as usize);
         assert!(std::mem::offset_of!(super::JitCtx, op) == OP as usize);
         assert!(std::mem::offset_of!(super::JitCtx, watch_load) == WATCH_LOAD as usize);
-        assert!(std::mem::offset_of!(super::JitCtx, watch_load_end) == WATCH_LOAD_END as usize);
         assert!(std::mem::offset_of!(super::JitCtx, watch_store) == WATCH_STORE as usize);
-        assert!(std::mem::offset_of!(super::JitCtx, watch_store_end) == WATCH_STORE_END as usize);
         assert!(std::mem::size_of::<super::WatchWindow>() == 32);
     };
 }

@@ -665,57 +665,27 @@ impl Gen<'_> {
         }
     }
 
-    /// The current block (cold) follows a TLB miss of the access of `size` bytes at `addr`: if
-    /// the entry missed only because a watchpoint covers part of its page, compare the access
-    /// with the watch windows `[table, table_end)` (`JitCtx` offsets) and go to `inline` when it
-    /// overlaps none (the helper's exact check would find no hit either: the windows are the
-    /// watched ranges); everything else, and every overlap, goes to `helper`. Cold: only
-    /// accesses to watched pages get here.
-    #[allow(clippy::too_many_arguments)]
-    fn watch_windows(
-        &mut self,
-        p: &Probe,
-        addr: Value,
-        size: u64,
-        table: i32,
-        table_end: i32,
-        inline: Block,
-        helper: Block,
-    ) {
-        let check = self.b.create_block();
-        let head = self.b.create_block();
-        let body = self.b.create_block();
-        for blk in [check, head, body] {
-            self.b.set_cold_block(blk);
-        }
+    /// The current block (cold) follows a TLB miss of the access at `addr`: if the entry
+    /// missed only because a watchpoint covers part of its page, and the access is outside the
+    /// watch window at `JitCtx` offset `window` (see `WatchWindow`: the helper's exact check
+    /// would find no hit), go to `inline`; everything else goes to `helper`. One block and no
+    /// loop: this is emitted for every load and store, and host code per op is what
+    /// translation time grows with.
+    fn watch_window(&mut self, p: &Probe, addr: Value, window: i32, inline: Block, helper: Block) {
         let flagged = self.b.ins().bor_imm_s(p.masked, TLB_TAG_WATCH as i64);
         let watched = self.b.ins().icmp(IntCC::Equal, flagged, p.tag);
-        self.b.ins().brif(watched, check, &[], helper, &[]);
-        self.b.switch_to_block(check);
-        // Aligned (the tag compare checked it), so `[addr, last]` lies in one page.
-        let last = self.b.ins().iadd_imm_s(addr, size as i64 - 1);
-        let rlast = self.b.ins().iadd_imm_s(p.roff, size as i64 - 1);
-        let start = self.field(table);
-        let end = self.field(table_end);
-        let w = self.b.append_block_param(head, types::I64);
-        self.b.ins().jump(head, &[start.into()]);
-        self.b.switch_to_block(head);
-        let done = self.b.ins().icmp(IntCC::Equal, w, end);
-        self.b.ins().brif(done, inline, &[], body, &[]);
-        self.b.switch_to_block(body);
         let ule = IntCC::UnsignedLessThanOrEqual;
-        let overlap = |b: &mut FunctionBuilder<'_>, first: Value, last: Value, at: i32| {
-            let lo = b.ins().load(types::I64, trusted(), w, at);
-            let hi = b.ins().load(types::I64, trusted(), w, at + 8);
-            let a = b.ins().icmp(ule, first, hi);
-            let c = b.ins().icmp(ule, lo, last);
-            b.ins().band(a, c)
+        let mut near = |g: &mut Self, at: Value, off: i32| {
+            let start = g.field(window + off);
+            let d = g.b.ins().isub(at, start);
+            let span = g.field(window + off + 8);
+            g.b.ins().icmp(ule, d, span)
         };
-        let v = overlap(&mut self.b, addr, last, 0);
-        let r = overlap(&mut self.b, p.roff, rlast, 16);
-        let hit = self.b.ins().bor(v, r);
-        let next = self.b.ins().iadd_imm_s(w, 32);
-        self.b.ins().brif(hit, helper, &[], head, &[next.into()]);
+        let v = near(self, addr, 0);
+        let r = near(self, p.roff, 16);
+        let near = self.b.ins().bor(v, r);
+        let ok = self.b.ins().band_not(watched, near);
+        self.b.ins().brif(ok, inline, &[], helper, &[]);
     }
 
     fn imm(&mut self, v: i64) -> Value {
@@ -1130,8 +1100,7 @@ impl Gen<'_> {
                     g.b.append_block_param(join, types::I64);
                     g.b.ins().brif(p.hit, fast, &[], miss, &[]);
                     g.b.switch_to_block(miss);
-                    let (t, e) = (offsets::WATCH_LOAD, offsets::WATCH_LOAD_END);
-                    g.watch_windows(&p, addr, size, t, e, fast, slow);
+                    g.watch_window(&p, addr, offsets::WATCH_LOAD, fast, slow);
                     g.b.switch_to_block(fast);
                     let fl = MemFlagsData::trusted();
                     let v = match op.kind {
@@ -1196,8 +1165,7 @@ impl Gen<'_> {
                     g.b.set_cold_block(miss);
                     g.b.ins().brif(p.hit, check, &[], miss, &[]);
                     g.b.switch_to_block(miss);
-                    let (t, e) = (offsets::WATCH_STORE, offsets::WATCH_STORE_END);
-                    g.watch_windows(&p, addr, size, t, e, check, slow);
+                    g.watch_window(&p, addr, offsets::WATCH_STORE, check, slow);
                     g.b.switch_to_block(check);
                     let pidx = g.b.ins().ushr_imm_s(base, 12);
                     let cs = g.field(offsets::CODE_STATE);
