@@ -251,38 +251,20 @@ impl DebugHooks {
         covers(&self.watchpoints, vpage) || covers(&self.phys_watchpoints, ppage)
     }
 
-    /// Translated code's window for stores (`write`) or loads: the range covering the
-    /// watchpoints such accesses fire, virtual ones as they are, physical ones as RAM offsets
-    /// (what a TLB entry gives). One range each keeps the inline check short (it is emitted
-    /// for every load and store); accesses between two watched ranges take the helper.
-    fn jit_window(&self, ram: &Ram, write: bool) -> WatchWindow {
+    /// Translated code's window for stores (`write`) or loads: the page offsets of the
+    /// watchpoints such accesses fire, virtual and physical. One range of page offsets keeps
+    /// the inline check short (it is emitted for every load and store, and translation time
+    /// grows with the code): accesses between two watched ranges, or at a watched offset of
+    /// another watched page, take the helper.
+    fn jit_window(&self, write: bool) -> WatchWindow {
         let fires = |w: &&Watchpoint| match w.kind {
             WatchKind::Write => write,
             WatchKind::Read => !write,
             WatchKind::Access => true,
         };
         let span = |w: &Watchpoint| (w.addr, w.addr.saturating_add(w.len.max(1) - 1));
-        let union = |a: Option<(u64, u64)>, (lo, hi): (u64, u64)| match a {
-            None => Some((lo, hi)),
-            Some((l, h)) => Some((l.min(lo), h.max(hi))),
-        };
-        let virt = self
-            .watchpoints
-            .iter()
-            .filter(fires)
-            .map(span)
-            .fold(None, union);
-        let phys = self
-            .phys_watchpoints
-            .iter()
-            .filter(fires)
-            .flat_map(|w| {
-                let (lo, hi) = span(w);
-                ram.offset_windows(lo, hi)
-            })
-            .flatten()
-            .fold(None, union);
-        WatchWindow::new(virt, phys)
+        let all = self.watchpoints.iter().chain(&self.phys_watchpoints);
+        WatchWindow::covering(all.filter(fires).map(span))
     }
 
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking
@@ -559,10 +541,7 @@ impl Hart {
     #[cold]
     pub(crate) fn mark_watched_pages(&mut self, ram: &Ram) {
         self.debug.tlb_marks_stale = false;
-        self.debug.jit_windows = [
-            self.debug.jit_window(ram, false),
-            self.debug.jit_window(ram, true),
-        ];
+        self.debug.jit_windows = [self.debug.jit_window(false), self.debug.jit_window(true)];
         let debug = &self.debug;
         self.tlb
             .mark_watched(|vpage, base| debug.watches_page(vpage, ram.paddr_of(base as usize)));

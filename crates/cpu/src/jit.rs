@@ -116,8 +116,8 @@ pub struct JitCtx {
     pub op: OpFn,
     /// The watch window of loads (read and access watchpoints), see [`WatchWindow`]: an
     /// access that misses the TLB only because its entry is flagged [`TLB_TAG_WATCH`] runs
-    /// inline when it is outside the window, else it takes the helper (which checks the
-    /// watchpoints exactly).
+    /// inline when its page offset is outside the window, else it takes the helper (which
+    /// checks the watchpoints exactly).
     pub watch_load: WatchWindow,
     /// The watch window of stores (write and access watchpoints).
     pub watch_store: WatchWindow,
@@ -127,57 +127,48 @@ pub struct JitCtx {
 /// inline tag compare misses on it; see [`JitCtx::watch_load`]).
 pub const TLB_TAG_WATCH: u64 = crate::mmu::TAG_WATCH;
 
-/// Where translated code's accesses to a watched page may fire a watchpoint: one range of
-/// virtual addresses (covering the virtual watchpoints of the kind) and one of RAM offsets (the
-/// physical ones, as the TLB entry gives the page's RAM offset). An aligned access of at most 8
-/// bytes at `addr`, RAM offset `roff`, may overlap them if `addr - vstart <= vspan` or
-/// `roff - rstart <= rspan` (wrapping subtractions, unsigned compares): the ranges start 7
-/// bytes before the watched bytes so that one compare serves every access size. That
-/// over-approximates (so do ranges covering several watchpoints): the helper then finds no hit
-/// and the access goes on, as it would have; only accesses outside both ranges skip it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where on a watched page translated code's accesses may fire a watchpoint: a range of page
+/// offsets (cyclic: it may wrap from 0xfff to 0), the union over the watchpoints of the access
+/// kind, virtual and physical alike (an address and its translation share the page offset). An
+/// aligned access of at most 8 bytes at `addr` may overlap a watched range if
+/// `(addr - start) & 0xfff < len`: the range starts 7 bytes before the watched bytes so that
+/// one compare serves every access size. That over-approximates (so does the union, and the
+/// same offsets on another watched page): the helper then finds no hit and the access goes
+/// on as it would have; only accesses outside the range skip it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct WatchWindow {
-    /// First address whose access may overlap a virtual watchpoint.
-    pub vstart: u64,
-    /// Addresses from `vstart` on that may (`vstart + vspan` is the last watched byte).
-    pub vspan: u64,
-    /// First RAM offset whose access may overlap a physical watchpoint.
-    pub rstart: u64,
-    /// RAM offsets from `rstart` on that may.
-    pub rspan: u64,
+    /// First page offset an access may overlap a watched range from.
+    pub start: u64,
+    /// Page offsets from `start` on (modulo the page) that may: 0 (no watchpoint) to 4096.
+    pub len: u64,
 }
 
 impl WatchWindow {
-    /// A window nothing overlaps but an access at `u64::MAX` (no access of a RAM page
-    /// reaches it), for no watchpoints.
-    pub const NONE: WatchWindow = WatchWindow {
-        vstart: u64::MAX,
-        vspan: 0,
-        rstart: u64::MAX,
-        rspan: 0,
-    };
-
-    /// The window of the watched virtual range `virt` and RAM offsets `ram` (inclusive,
-    /// `None`: none).
-    pub(crate) fn new(virt: Option<(u64, u64)>, ram: Option<(u64, u64)>) -> WatchWindow {
-        let half = |r: Option<(u64, u64)>| match r {
-            None => (u64::MAX, 0),
-            Some((lo, hi)) => (lo.wrapping_sub(7), (hi - lo).saturating_add(7)),
-        };
-        let ((vstart, vspan), (rstart, rspan)) = (half(virt), half(ram));
-        WatchWindow {
-            vstart,
-            vspan,
-            rstart,
-            rspan,
+    /// The window of the watched ranges `ranges` (first and last address, inclusive).
+    pub(crate) fn covering(ranges: impl Iterator<Item = (u64, u64)>) -> WatchWindow {
+        const PAGE: u64 = crate::ram::PAGE_SIZE;
+        // Each range as (first page offset, length), the union as one such interval.
+        let mut union: Option<(u64, u64)> = None;
+        for (lo, hi) in ranges {
+            let r = (lo & (PAGE - 1), (hi - lo).saturating_add(1).min(PAGE));
+            union = Some(match union {
+                None => r,
+                // Two intervals that do not wrap: from the first start to the last end.
+                Some((s, l)) if s + l <= PAGE && r.0 + r.1 <= PAGE => {
+                    let (s2, e2) = (s.min(r.0), (s + l).max(r.0 + r.1));
+                    (s2, e2 - s2)
+                }
+                Some(_) => (0, PAGE),
+            });
         }
-    }
-}
-
-impl Default for WatchWindow {
-    fn default() -> Self {
-        WatchWindow::NONE
+        match union {
+            None => WatchWindow { start: 0, len: 0 },
+            Some((s, l)) => WatchWindow {
+                start: s.wrapping_sub(7) & (PAGE - 1),
+                len: (l + 7).min(PAGE),
+            },
+        }
     }
 }
 
@@ -216,10 +207,10 @@ pub mod offsets {
     pub const SLOW_MEM: i32 = 112;
     /// `op`.
     pub const OP: i32 = 120;
-    /// `watch_load` (a [`super::WatchWindow`]: `vstart`, `vspan`, `rstart`, `rspan`).
+    /// `watch_load` (a [`super::WatchWindow`]: `start` at 0, `len` at 8).
     pub const WATCH_LOAD: i32 = 128;
     /// `watch_store`.
-    pub const WATCH_STORE: i32 = 160;
+    pub const WATCH_STORE: i32 = 144;
 
     // The layout is a contract with code generators: check it where it is defined.
     const _: () = {
@@ -233,7 +224,7 @@ pub mod offsets {
         assert!(std::mem::offset_of!(super::JitCtx, op) == OP as usize);
         assert!(std::mem::offset_of!(super::JitCtx, watch_load) == WATCH_LOAD as usize);
         assert!(std::mem::offset_of!(super::JitCtx, watch_store) == WATCH_STORE as usize);
-        assert!(std::mem::size_of::<super::WatchWindow>() == 32);
+        assert!(std::mem::size_of::<super::WatchWindow>() == 16);
     };
 }
 
@@ -493,5 +484,45 @@ pub(crate) unsafe extern "C" fn op_helper<M: Mmio>(
             env.exc = Some(ex);
             EXIT_TRAP
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WatchWindow;
+
+    fn covering(r: &[(u64, u64)]) -> (u64, u64) {
+        let w = WatchWindow::covering(r.iter().copied());
+        (w.start, w.len)
+    }
+
+    /// Is an access at page offset `o` sent to the helper by the window?
+    fn inside(w: (u64, u64), o: u64) -> bool {
+        (o.wrapping_sub(w.0) & 0xfff) < w.1
+    }
+
+    #[test]
+    fn watch_windows_cover_the_page_offsets_of_the_watched_ranges() {
+        assert_eq!(covering(&[]), (0, 0));
+        // A word: accesses from 7 bytes before it to its last byte.
+        let w = covering(&[(0x8000_1100, 0x8000_1107)]);
+        assert_eq!(w, (0x0f9, 15));
+        assert!(inside(w, 0x0f9) && inside(w, 0x107));
+        assert!(!inside(w, 0x0f8) && !inside(w, 0x108));
+        // Two ranges on different pages: their page offsets' union.
+        assert_eq!(
+            covering(&[(0x1010, 0x1010), (0x5020, 0x5027)]),
+            (0x009, 0x1f)
+        );
+        // A range across a page boundary wraps; with another range, the whole page.
+        let w = covering(&[(0x1ffc, 0x2003)]);
+        assert_eq!(w, (0xff5, 15));
+        assert!(inside(w, 0xff8) && inside(w, 0x000) && !inside(w, 0x008));
+        assert_eq!(covering(&[(0x1ffc, 0x2003), (0x10, 0x10)]).1, 4096);
+        // Large and full-range watches cover every offset.
+        assert_eq!(covering(&[(0, u64::MAX)]), (0xff9, 4096));
+        assert!(inside(covering(&[(0x3000, 0x4000)]), 0x123));
+        // A range at offset 0: from 7 bytes before, i.e. the end of the previous page.
+        assert_eq!(covering(&[(0x2000, 0x2000)]), (0xff9, 8));
     }
 }

@@ -322,20 +322,6 @@ impl Ram {
         }
     }
 
-    /// The physical range `[lo, hi]` (inclusive) as ranges of readable offsets (see
-    /// [`Ram::offset_readable`]): its part in RAM and its part in the ROM, each if any.
-    pub(crate) fn offset_windows(&self, lo: u64, hi: u64) -> [Option<(u64, u64)>; 2] {
-        let part = |base: u64, len: u64, at: u64| {
-            let end = base.saturating_add(len.saturating_sub(1));
-            (len > 0 && lo <= end && hi >= base)
-                .then(|| (at + (lo.max(base) - base), at + (hi.min(end) - base)))
-        };
-        [
-            part(self.base, self.ram_len, 0),
-            part(self.rom_base, self.rom_len, self.ram_len),
-        ]
-    }
-
     /// The physical address of a readable offset (see [`Ram::offset_readable`]).
     #[inline]
     pub fn paddr_of(&self, off: usize) -> u64 {

@@ -561,8 +561,6 @@ struct Probe {
     host: Value,
     /// RAM offset of the page.
     base: Value,
-    /// RAM offset of the access.
-    roff: Value,
     /// The address masked as the tag compare masks it.
     masked: Value,
     /// The entry's tag.
@@ -636,9 +634,9 @@ impl Gen<'_> {
     }
 
     /// Look `addr` up in the TLB set `set` for an access of `size` bytes. The host address and
-    /// RAM offsets are meaningful only where `hit` is true (or the tag differs only by
-    /// [`TLB_TAG_WATCH`]); computing them unconditionally is safe (no memory is touched through
-    /// them). 64-bit hosts only.
+    /// the page's RAM offset are meaningful only where `hit` is true (or the tag differs only
+    /// by [`TLB_TAG_WATCH`]); computing them unconditionally is safe (no memory is touched
+    /// through them). 64-bit hosts only.
     fn tlb_probe(&mut self, set: Value, addr: Value, size: u64) -> Probe {
         let idx = self.b.ins().ushr_imm_s(addr, 12);
         let idx = self.b.ins().band_imm_s(idx, TLB_ENTRIES as i64 - 1);
@@ -659,33 +657,30 @@ impl Gen<'_> {
             hit,
             host,
             base,
-            roff,
             masked,
             tag,
         }
     }
 
     /// The current block (cold) follows a TLB miss of the access at `addr`: if the entry
-    /// missed only because a watchpoint covers part of its page, and the access is outside the
-    /// watch window at `JitCtx` offset `window` (see `WatchWindow`: the helper's exact check
-    /// would find no hit), go to `inline`; everything else goes to `helper`. One block and no
-    /// loop: this is emitted for every load and store, and host code per op is what
-    /// translation time grows with.
+    /// missed only because a watchpoint covers part of its page, and the access's page offset
+    /// is outside the watch window at `JitCtx` offset `window` (see `WatchWindow`: the
+    /// helper's exact check would find no hit), go to `inline`; everything else goes to
+    /// `helper`. A few ALU ops and one branch: this is emitted for every load and store, and
+    /// translation time grows with the host code.
     fn watch_window(&mut self, p: &Probe, addr: Value, window: i32, inline: Block, helper: Block) {
-        let flagged = self.b.ins().bor_imm_s(p.masked, TLB_TAG_WATCH as i64);
-        let watched = self.b.ins().icmp(IntCC::Equal, flagged, p.tag);
-        let ule = IntCC::UnsignedLessThanOrEqual;
-        let mut near = |g: &mut Self, at: Value, off: i32| {
-            let start = g.field(window + off);
-            let d = g.b.ins().isub(at, start);
-            let span = g.field(window + off + 8);
-            g.b.ins().icmp(ule, d, span)
-        };
-        let v = near(self, addr, 0);
-        let r = near(self, p.roff, 16);
-        let near = self.b.ins().bor(v, r);
-        let ok = self.b.ins().band_not(watched, near);
-        self.b.ins().brif(ok, inline, &[], helper, &[]);
+        // Zero when the tag is the page's with the watch flag (and the access aligned).
+        let x = self.b.ins().bxor(p.tag, p.masked);
+        let x = self.b.ins().bxor_imm_s(x, TLB_TAG_WATCH as i64);
+        // The sign of `((addr - start) & 0xfff) - len`: 1 inside the window.
+        let start = self.field(window);
+        let d = self.b.ins().isub(addr, start);
+        let d = self.b.ins().band_imm_s(d, 0xfff);
+        let len = self.field(window + 8);
+        let d = self.b.ins().isub(d, len);
+        let inside = self.b.ins().ushr_imm_s(d, 63);
+        let go_helper = self.b.ins().bor(x, inside);
+        self.b.ins().brif(go_helper, helper, &[], inline, &[]);
     }
 
     fn imm(&mut self, v: i64) -> Value {

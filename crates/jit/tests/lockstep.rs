@@ -692,7 +692,7 @@ fn a_watchpoint_on_a_page_translated_code_writes_stops_where_the_interpreter_doe
     assert!(helper <= 16, "{helper} accesses through the helpers");
 }
 
-/// The same with a physical watchpoint (the windows hold RAM offsets).
+/// The same with a physical watchpoint.
 #[test]
 fn a_physical_watchpoint_on_a_hot_page_stops_where_the_interpreter_does() {
     use rewind_cpu::{WatchKind, Watchpoint};
