@@ -1399,7 +1399,8 @@ impl Hart {
             page_dirty,
             // The self-check's RAM journal sees only accesses through the helpers: no inline
             // fast path then. (Watched pages are flagged in the TLB, so the inline path misses
-            // on them alone and the helpers check those accesses.)
+            // on them alone, and the helpers check those accesses the watch windows do not
+            // rule out.)
             slow_mem: u64::from(self.check.on),
             // Only used on TLB entries flagged by the same watchpoints.
             watch_load,

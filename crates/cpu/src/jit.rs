@@ -109,8 +109,8 @@ pub struct JitCtx {
     /// In: when nonzero, every load and store of the run goes through the helpers (the inline
     /// TLB path is skipped): set it when the helpers must see each access (the self-check).
     /// Watchpoints do not need it: the TLB entries of watched pages never match the inline
-    /// test (a flag in the tag), so only accesses to those pages reach the helpers. Read once
-    /// when a region is entered.
+    /// test (a flag in the tag), so only accesses to those pages that the watch windows cannot
+    /// rule out reach the helpers. Read once when a region is entered.
     pub slow_mem: u64,
     /// The op helper.
     pub op: OpFn,
