@@ -11,6 +11,7 @@ use crate::csr::{
     TDATA1_EXEC, TDATA1_LOAD, TDATA1_MODES, TDATA1_STORE, TRIGGERS, TTYPE_MCONTROL, TTYPE_MCONTROL6,
 };
 use crate::hart::Hart;
+use crate::jit::WatchWindow;
 use crate::ram::Ram;
 
 /// What kind of data access a watchpoint catches.
@@ -73,6 +74,9 @@ pub struct DebugHooks {
     pub(crate) skip_watch: bool,
     /// The watchpoints changed since the TLB's watch flags were last set (`run` redoes them).
     pub(crate) tlb_marks_stale: bool,
+    /// Translated code's watch windows of loads and of stores ([`crate::jit::WatchWindow`]),
+    /// redone with the TLB's watch flags.
+    pub(crate) jit_windows: [WatchWindow; 2],
     /// The hit that ended the last `run` with `ExitReason::Debug`.
     pub(crate) hit: Option<DebugHit>,
     /// The guest's enabled Sdtrig triggers (derived from tdata1/tdata2/tdata3/mcontext).
@@ -245,6 +249,22 @@ impl DebugHooks {
                 .any(|w| w.addr <= last && w.addr.saturating_add(w.len.max(1) - 1) >= page)
         }
         covers(&self.watchpoints, vpage) || covers(&self.phys_watchpoints, ppage)
+    }
+
+    /// Translated code's window for stores (`write`) or loads: the page offsets of the
+    /// watchpoints such accesses fire, virtual and physical. One range of page offsets keeps
+    /// the inline check short (it is emitted for every load and store, and translation time
+    /// grows with the code): accesses between two watched ranges, or at a watched offset of
+    /// another watched page, take the helper.
+    fn jit_window(&self, write: bool) -> WatchWindow {
+        let fires = |w: &&Watchpoint| match w.kind {
+            WatchKind::Write => write,
+            WatchKind::Read => !write,
+            WatchKind::Access => true,
+        };
+        let span = |w: &Watchpoint| (w.addr, w.addr.saturating_add(w.len.max(1) - 1));
+        let all = self.watchpoints.iter().chain(&self.phys_watchpoints);
+        WatchWindow::covering(all.filter(fires).map(span))
     }
 
     /// Is any breakpoint in `[lo, hi)`? (One binary search per block in the checking
@@ -516,10 +536,12 @@ impl Hart {
     }
 
     /// Flag the TLB entries of watched pages (and unflag the others) after the watchpoints
-    /// changed: translated code's inline memory path then misses on exactly those pages.
+    /// changed: translated code's inline memory path then misses on exactly those pages, and
+    /// compares those accesses with the windows made here.
     #[cold]
     pub(crate) fn mark_watched_pages(&mut self, ram: &Ram) {
         self.debug.tlb_marks_stale = false;
+        self.debug.jit_windows = [self.debug.jit_window(false), self.debug.jit_window(true)];
         let debug = &self.debug;
         self.tlb
             .mark_watched(|vpage, base| debug.watches_page(vpage, ram.paddr_of(base as usize)));

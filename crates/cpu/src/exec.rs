@@ -720,7 +720,9 @@ impl Hart {
                                 break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
                             }
                         }
-                        match self.load_in(ram, mmio, a, $size, dmode) {
+                        // With hooks the watchpoints were just checked (or deliberately skipped): a
+                        // watched page's TLB entry serves the access like any other.
+                        match self.load_in_w::<M, DEBUG>(ram, mmio, a, $size, dmode) {
                             Ok(v) => v,
                             Err(ex) => break 'blk BlockExit::Trap($i, ex),
                         }
@@ -741,7 +743,7 @@ impl Hart {
                                 break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
                             }
                         }
-                        match self.store_in(ram, mmio, a, $size, v, dmode) {
+                        match self.store_in_w::<M, DEBUG>(ram, mmio, a, $size, v, dmode) {
                             Ok(StoreOutcome::Ram) => {}
                             Ok(StoreOutcome::CodeModified) => code_check!($i),
                             Ok(StoreOutcome::Mmio) => break 'blk BlockExit::Yield($i + 1),
@@ -1352,6 +1354,7 @@ impl Hart {
         let tlb_load = self.tlb.set_ptr(crate::mmu::Access::Load, dmode).cast();
         let tlb_store = self.tlb.set_ptr(crate::mmu::Access::Store, dmode).cast();
         let (mem, code_state, page_dirty) = ram.jit_pointers();
+        let [watch_load, watch_store] = self.debug.jit_windows;
         let hart: *mut Hart = self;
         let mut env = JitEnv::<M> {
             hart,
@@ -1386,8 +1389,12 @@ impl Hart {
             page_dirty,
             // The self-check's RAM journal sees only accesses through the helpers: no inline
             // fast path then. (Watched pages are flagged in the TLB, so the inline path misses
-            // on them alone and the helpers check those accesses.)
+            // on them alone, and the helpers check those accesses the watch windows do not
+            // rule out.)
             slow_mem: u64::from(self.check.on),
+            // Only used on TLB entries flagged by the same watchpoints.
+            watch_load,
+            watch_store,
         };
         // SAFETY: `f` was generated for the `JitCtx` contract; every pointer in `ctx` is live
         // for the call and nothing else touches what they point to meanwhile.
@@ -1498,7 +1505,8 @@ impl Hart {
                 if watch && self.watch_hit(ram, addr, size, true, false) {
                     return Ok(JitOpDone::Watch);
                 }
-                let v = self.load_in(ram, mmio, addr, size as u8, dmode)?;
+                // `watch`: checked just above; without it no TLB entry carries the flag.
+                let v = self.load_in_w::<M, true>(ram, mmio, addr, size as u8, dmode)?;
                 self.f[op.rd as usize & 31] = if op.kind == Flw {
                     fpu::box_f32(v as u32)
                 } else {
@@ -1517,7 +1525,7 @@ impl Hart {
                     return Ok(JitOpDone::Watch);
                 }
                 Ok(
-                    match self.store_in(ram, mmio, addr, size as u8, v, dmode)? {
+                    match self.store_in_w::<M, true>(ram, mmio, addr, size as u8, v, dmode)? {
                         StoreOutcome::Ram => JitOpDone::Next,
                         StoreOutcome::CodeModified => JitOpDone::CodeCheck,
                         StoreOutcome::Mmio => JitOpDone::Yield,

@@ -115,11 +115,67 @@ pub struct JitCtx {
     /// In: when nonzero, every load and store of the run goes through the helpers (the inline
     /// TLB path is skipped): set it when the helpers must see each access (the self-check).
     /// Watchpoints do not need it: the TLB entries of watched pages never match the inline
-    /// test (a flag in the tag), so only accesses to those pages reach the helpers. Read once
-    /// when a region is entered.
+    /// test (a flag in the tag), so only accesses to those pages that the watch windows cannot
+    /// rule out reach the helpers. Read once when a region is entered.
     pub slow_mem: u64,
     /// The op helper.
     pub op: OpFn,
+    /// The watch window of loads (read and access watchpoints), see [`WatchWindow`]: an
+    /// access that misses the TLB only because its entry is flagged [`TLB_TAG_WATCH`] runs
+    /// inline when its page offset is outside the window, else it takes the helper (which
+    /// checks the watchpoints exactly).
+    pub watch_load: WatchWindow,
+    /// The watch window of stores (write and access watchpoints).
+    pub watch_store: WatchWindow,
+}
+
+/// The flag bit a TLB entry's tag carries when a watchpoint covers part of its page (the
+/// inline tag compare misses on it; see [`JitCtx::watch_load`]).
+pub const TLB_TAG_WATCH: u64 = crate::mmu::TAG_WATCH;
+
+/// Where on a watched page translated code's accesses may fire a watchpoint: a range of page
+/// offsets (cyclic: it may wrap from 0xfff to 0), the union over the watchpoints of the access
+/// kind, virtual and physical alike (an address and its translation share the page offset). An
+/// aligned access of at most 8 bytes at `addr` may overlap a watched range if
+/// `(addr - start) & 0xfff < len`: the range starts 7 bytes before the watched bytes so that
+/// one compare serves every access size. That over-approximates (so does the union, and the
+/// same offsets on another watched page): the helper then finds no hit and the access goes
+/// on as it would have; only accesses outside the range skip it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct WatchWindow {
+    /// First page offset an access may overlap a watched range from.
+    pub start: u64,
+    /// Page offsets from `start` on (modulo the page) that may: 0 (no watchpoint) to 4096.
+    pub len: u64,
+}
+
+impl WatchWindow {
+    /// The window of the watched ranges `ranges` (first and last address, inclusive).
+    pub(crate) fn covering(ranges: impl Iterator<Item = (u64, u64)>) -> WatchWindow {
+        const PAGE: u64 = crate::ram::PAGE_SIZE;
+        // Each range as (first page offset, length), the union as one such interval.
+        let mut union: Option<(u64, u64)> = None;
+        for (lo, hi) in ranges {
+            let r = (lo & (PAGE - 1), (hi - lo).saturating_add(1).min(PAGE));
+            union = Some(match union {
+                None => r,
+                // Two intervals that do not wrap: from the first start to the last end.
+                Some((s, l)) if s + l <= PAGE && r.0 + r.1 <= PAGE => {
+                    let (s2, e2) = (s.min(r.0), (s + l).max(r.0 + r.1));
+                    (s2, e2 - s2)
+                }
+                Some(_) => (0, PAGE),
+            });
+        }
+        match union {
+            None => WatchWindow { start: 0, len: 0 },
+            Some((s, l)) => WatchWindow {
+                start: s.wrapping_sub(7) & (PAGE - 1),
+                len: (l + 7).min(PAGE),
+            },
+        }
+    }
 }
 
 /// Entries in a TLB set ([`JitCtx::tlb_load`]): the set index is `(vaddr >> 12) & (TLB_ENTRIES - 1)`.
@@ -157,6 +213,10 @@ pub mod offsets {
     pub const SLOW_MEM: i32 = 112;
     /// `op`.
     pub const OP: i32 = 120;
+    /// `watch_load` (a [`super::WatchWindow`]: `start` at 0, `len` at 8).
+    pub const WATCH_LOAD: i32 = 128;
+    /// `watch_store`.
+    pub const WATCH_STORE: i32 = 144;
 
     // The layout is a contract with code generators: check it where it is defined.
     const _: () = {
@@ -168,6 +228,9 @@ pub mod offsets {
         assert!(std::mem::offset_of!(super::JitCtx, page_dirty) == PAGE_DIRTY as usize);
         assert!(std::mem::offset_of!(super::JitCtx, slow_mem) == SLOW_MEM as usize);
         assert!(std::mem::offset_of!(super::JitCtx, op) == OP as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, watch_load) == WATCH_LOAD as usize);
+        assert!(std::mem::offset_of!(super::JitCtx, watch_store) == WATCH_STORE as usize);
+        assert!(std::mem::size_of::<super::WatchWindow>() == 16);
     };
 }
 
@@ -366,13 +429,16 @@ pub(crate) unsafe extern "C" fn load_helper<M: Mmio>(
 ) -> u64 {
     let (env, size) = helper_env::<M>(ctx, info);
     let hart = &mut *env.hart;
+    hart.check.jit_mem_helper += 1;
     // Virtual and physical watchpoints, as the checking interpreter's `watch_hit`.
     if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), true, false) {
         env.watch_hit = true;
         (*ctx).status = EXIT_TRAP;
         return 0;
     }
-    match hart.load_in(&mut *env.ram, &mut *env.mmio, vaddr, size, env.dmode) {
+    // Watchpoints are checked (or none is set, and no TLB entry is flagged): the TLB entry of
+    // a watched page serves the access like any other.
+    match hart.load_in_w::<M, true>(&mut *env.ram, &mut *env.mmio, vaddr, size, env.dmode) {
         Ok(v) => {
             (*ctx).status = code_check(env);
             v
@@ -397,11 +463,13 @@ pub(crate) unsafe extern "C" fn store_helper<M: Mmio>(
 ) -> u64 {
     let (env, size) = helper_env::<M>(ctx, info);
     let hart = &mut *env.hart;
+    hart.check.jit_mem_helper += 1;
     if env.watch && hart.watch_hit(&*env.ram, vaddr, u64::from(size), false, true) {
         env.watch_hit = true;
         return EXIT_TRAP;
     }
-    match hart.store_in(&mut *env.ram, &mut *env.mmio, vaddr, size, value, env.dmode) {
+    let (ram, mmio) = (&mut *env.ram, &mut *env.mmio);
+    match hart.store_in_w::<M, true>(ram, mmio, vaddr, size, value, env.dmode) {
         Ok(StoreOutcome::Ram) => 0,
         Ok(StoreOutcome::CodeModified) => code_check(env),
         Ok(StoreOutcome::Mmio) => EXIT_YIELD,
@@ -447,5 +515,45 @@ pub(crate) unsafe extern "C" fn op_helper<M: Mmio>(
             env.exc = Some(ex);
             EXIT_TRAP
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WatchWindow;
+
+    fn covering(r: &[(u64, u64)]) -> (u64, u64) {
+        let w = WatchWindow::covering(r.iter().copied());
+        (w.start, w.len)
+    }
+
+    /// Is an access at page offset `o` sent to the helper by the window?
+    fn inside(w: (u64, u64), o: u64) -> bool {
+        (o.wrapping_sub(w.0) & 0xfff) < w.1
+    }
+
+    #[test]
+    fn watch_windows_cover_the_page_offsets_of_the_watched_ranges() {
+        assert_eq!(covering(&[]), (0, 0));
+        // A word: accesses from 7 bytes before it to its last byte.
+        let w = covering(&[(0x8000_1100, 0x8000_1107)]);
+        assert_eq!(w, (0x0f9, 15));
+        assert!(inside(w, 0x0f9) && inside(w, 0x107));
+        assert!(!inside(w, 0x0f8) && !inside(w, 0x108));
+        // Two ranges on different pages: their page offsets' union.
+        assert_eq!(
+            covering(&[(0x1010, 0x1010), (0x5020, 0x5027)]),
+            (0x009, 0x1f)
+        );
+        // A range across a page boundary wraps; with another range, the whole page.
+        let w = covering(&[(0x1ffc, 0x2003)]);
+        assert_eq!(w, (0xff5, 15));
+        assert!(inside(w, 0xff8) && inside(w, 0x000) && !inside(w, 0x008));
+        assert_eq!(covering(&[(0x1ffc, 0x2003), (0x10, 0x10)]).1, 4096);
+        // Large and full-range watches cover every offset.
+        assert_eq!(covering(&[(0, u64::MAX)]), (0xff9, 4096));
+        assert!(inside(covering(&[(0x3000, 0x4000)]), 0x123));
+        // A range at offset 0: from 7 bytes before, i.e. the end of the previous page.
+        assert_eq!(covering(&[(0x2000, 0x2000)]), (0xff9, 8));
     }
 }

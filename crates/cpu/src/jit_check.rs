@@ -56,6 +56,9 @@ pub struct CheckState {
     pub(crate) failure: Option<Box<CheckFailure>>,
     /// Instructions retired by translated code (statistics, not counting checked regions).
     pub(crate) jit_retired: u64,
+    /// Loads and stores translated code made through the memory helpers rather than inline
+    /// (statistics).
+    pub(crate) jit_mem_helper: u64,
 }
 
 /// The first difference between a translated region and the interpreter.
@@ -90,6 +93,12 @@ impl Hart {
     /// Instructions this hart retired in translated code (outside the self-check).
     pub fn jit_retired(&self) -> u64 {
         self.check.jit_retired
+    }
+
+    /// Loads and stores this hart's translated code made through the memory helpers (TLB
+    /// misses, devices, misaligned accesses, watched ranges, the self-check) rather than inline.
+    pub fn jit_helper_accesses(&self) -> u64 {
+        self.check.jit_mem_helper
     }
 
     /// Regions checked so far.

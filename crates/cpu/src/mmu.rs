@@ -55,7 +55,7 @@ const TAG_MMIO: u64 = 1 << 10;
 /// Tag flag: a debugger watchpoint covers part of this RAM page (load and store sets only).
 /// The fast paths (the interpreter's and translated code's) miss on it, so every access to
 /// the page reaches code that checks the watchpoints, while accesses to other pages stay fast.
-const TAG_WATCH: u64 = 1 << 9;
+pub(crate) const TAG_WATCH: u64 = 1 << 9;
 /// The flags a TLB hit ignores (`xlate`): the entry still maps the page.
 const TAG_FLAGS: u64 = TAG_MMIO | TAG_WATCH;
 
@@ -491,8 +491,24 @@ impl Hart {
         size: u8,
         mode: usize,
     ) -> Result<u64, Exception> {
+        self.load_in_w::<M, false>(ram, mmio, vaddr, size, mode)
+    }
+
+    /// [`Hart::load_in`]; with `WATCHED` (the caller checked the watchpoints for this access)
+    /// the fast path also takes entries flagged `TAG_WATCH`: the flag only sends accesses to
+    /// code that checks watchpoints, it says nothing about the page's mapping.
+    #[inline(always)]
+    pub(crate) fn load_in_w<M: Mmio, const WATCHED: bool>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        vaddr: u64,
+        size: u8,
+        mode: usize,
+    ) -> Result<u64, Exception> {
         let e = self.tlb.entry(Access::Load, mode, vaddr);
-        if vaddr & (PAGE_MASK | (size as u64).wrapping_sub(1)) == e.tag {
+        let tag = if WATCHED { e.tag & !TAG_WATCH } else { e.tag };
+        if vaddr & (PAGE_MASK | (size as u64).wrapping_sub(1)) == tag {
             return Ok(ram.load_at((e.base + (vaddr & !PAGE_MASK)) as usize, size));
         }
         self.load_slow(ram, mmio, vaddr, size, mode)
@@ -586,8 +602,23 @@ impl Hart {
         value: u64,
         mode: usize,
     ) -> Result<StoreOutcome, Exception> {
+        self.store_in_w::<M, false>(ram, mmio, vaddr, size, value, mode)
+    }
+
+    /// [`Hart::store_in`]; `WATCHED` as for [`Hart::load_in_w`].
+    #[inline(always)]
+    pub(crate) fn store_in_w<M: Mmio, const WATCHED: bool>(
+        &mut self,
+        ram: &mut Ram,
+        mmio: &mut M,
+        vaddr: u64,
+        size: u8,
+        value: u64,
+        mode: usize,
+    ) -> Result<StoreOutcome, Exception> {
         let e = self.tlb.entry(Access::Store, mode, vaddr);
-        if vaddr & (PAGE_MASK | (size as u64).wrapping_sub(1)) == e.tag {
+        let tag = if WATCHED { e.tag & !TAG_WATCH } else { e.tag };
+        if vaddr & (PAGE_MASK | (size as u64).wrapping_sub(1)) == tag {
             // The tag check proves the access aligned, hence inside one page.
             let code = ram.store_in_page((e.base + (vaddr & !PAGE_MASK)) as usize, size, value);
             return Ok(if code {

@@ -29,7 +29,7 @@ use cranelift_module::{default_libcall_names, Module};
 use rewind_cpu::decode::{Kind, Op};
 use rewind_cpu::jit::{
     offsets, BlockCompiler, BlockFn, CodePage, Later, PendingRegion, EXIT_DONE, EXIT_TRAP, NO_TLB,
-    TLB_ENTRIES,
+    TLB_ENTRIES, TLB_TAG_WATCH,
 };
 use std::sync::mpsc::Sender;
 
@@ -612,6 +612,20 @@ enum Npc {
     Pc(Value),
 }
 
+/// What [`Gen::tlb_probe`] computes for an access.
+struct Probe {
+    /// The tag matched: the access is aligned and its page mapped RAM, unwatched.
+    hit: Value,
+    /// Host address of the access.
+    host: Value,
+    /// RAM offset of the page.
+    base: Value,
+    /// The address masked as the tag compare masks it.
+    masked: Value,
+    /// The entry's tag.
+    tag: Value,
+}
+
 /// One region being generated.
 struct Gen<'a> {
     b: FunctionBuilder<'a>,
@@ -678,10 +692,11 @@ impl Gen<'_> {
         }
     }
 
-    /// Look `addr` up in the TLB set `set` for an access of `size` bytes: (hit, host address,
-    /// RAM offset of the page). The last two are meaningful only where `hit` is true; computing
-    /// them unconditionally is safe (no memory is touched through them). 64-bit hosts only.
-    fn tlb_probe(&mut self, set: Value, addr: Value, size: u64) -> (Value, Value, Value) {
+    /// Look `addr` up in the TLB set `set` for an access of `size` bytes. The host address and
+    /// the page's RAM offset are meaningful only where `hit` is true (or the tag differs only
+    /// by [`TLB_TAG_WATCH`]); computing them unconditionally is safe (no memory is touched
+    /// through them). 64-bit hosts only.
+    fn tlb_probe(&mut self, set: Value, addr: Value, size: u64) -> Probe {
         let idx = self.b.ins().ushr_imm_s(addr, 12);
         let idx = self.b.ins().band_imm_s(idx, TLB_ENTRIES as i64 - 1);
         let eoff = self.b.ins().ishl_imm_s(idx, 4);
@@ -697,7 +712,34 @@ impl Gen<'_> {
         let roff = self.b.ins().iadd(base, off);
         let mem = self.field(offsets::MEM);
         let host = self.b.ins().iadd(mem, roff);
-        (hit, host, base)
+        Probe {
+            hit,
+            host,
+            base,
+            masked,
+            tag,
+        }
+    }
+
+    /// The current block (cold) follows a TLB miss of the access at `addr`: if the entry
+    /// missed only because a watchpoint covers part of its page, and the access's page offset
+    /// is outside the watch window at `JitCtx` offset `window` (see `WatchWindow`: the
+    /// helper's exact check would find no hit), go to `inline`; everything else goes to
+    /// `helper`. A few ALU ops and one branch: this is emitted for every load and store, and
+    /// translation time grows with the host code.
+    fn watch_window(&mut self, p: &Probe, addr: Value, window: i32, inline: Block, helper: Block) {
+        // Zero when the tag is the page's with the watch flag (and the access aligned).
+        let x = self.b.ins().bxor(p.tag, p.masked);
+        let x = self.b.ins().bxor_imm_s(x, TLB_TAG_WATCH as i64);
+        // The sign of `((addr - start) & 0xfff) - len`: 1 inside the window.
+        let start = self.field(window);
+        let d = self.b.ins().isub(addr, start);
+        let d = self.b.ins().band_imm_s(d, 0xfff);
+        let len = self.field(window + 8);
+        let d = self.b.ins().isub(d, len);
+        let inside = self.b.ins().ushr_imm_s(d, 63);
+        let go_helper = self.b.ins().bor(x, inside);
+        self.b.ins().brif(go_helper, helper, &[], inline, &[]);
     }
 
     fn imm(&mut self, v: i64) -> Value {
@@ -1102,12 +1144,17 @@ impl Gen<'_> {
                     let addr = g.b.ins().iadd_imm_s(a, imm);
                     // The TLB hit path: one tag compare, then host memory.
                     let set = g.field(offsets::TLB_LOAD);
-                    let (hit, host, _) = g.tlb_probe(set, addr, size);
+                    let p = g.tlb_probe(set, addr, size);
+                    let host = p.host;
                     let fast = g.b.create_block();
+                    let miss = g.b.create_block();
                     let slow = g.b.create_block();
                     let join = g.b.create_block();
+                    g.b.set_cold_block(miss);
                     g.b.append_block_param(join, types::I64);
-                    g.b.ins().brif(hit, fast, &[], slow, &[]);
+                    g.b.ins().brif(p.hit, fast, &[], miss, &[]);
+                    g.b.switch_to_block(miss);
+                    g.watch_window(&p, addr, offsets::WATCH_LOAD, fast, slow);
                     g.b.switch_to_block(fast);
                     let fl = MemFlagsData::trusted();
                     let v = match op.kind {
@@ -1162,12 +1209,17 @@ impl Gen<'_> {
                     // The TLB hit path, unless the page holds decoded code (the helper
                     // invalidates it exactly as the interpreter does).
                     let set = g.field(offsets::TLB_STORE);
-                    let (hit, host, base) = g.tlb_probe(set, addr, size);
+                    let p = g.tlb_probe(set, addr, size);
+                    let (host, base) = (p.host, p.base);
                     let check = g.b.create_block();
+                    let miss = g.b.create_block();
                     let fast = g.b.create_block();
                     let slow = g.b.create_block();
                     let join = g.b.create_block();
-                    g.b.ins().brif(hit, check, &[], slow, &[]);
+                    g.b.set_cold_block(miss);
+                    g.b.ins().brif(p.hit, check, &[], miss, &[]);
+                    g.b.switch_to_block(miss);
+                    g.watch_window(&p, addr, offsets::WATCH_STORE, check, slow);
                     g.b.switch_to_block(check);
                     let pidx = g.b.ins().ushr_imm_s(base, 12);
                     let cs = g.field(offsets::CODE_STATE);

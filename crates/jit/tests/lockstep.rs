@@ -619,11 +619,16 @@ fn watchpoints_stop_translated_code_where_the_interpreter_stops() {
     rewind_cpu::jit::set_hot_threshold(16);
     let mut stops = 0;
     let mut translated_runs = 0;
+    let mut inline_runs = 0;
     for seed in 1..=40u64 {
         let p = program(seed);
         let mut a = sys(&p, false);
         let mut b = sys(&p, true);
         b.hart.set_jit_check(true);
+        // The self-check sends every access through the helpers: `c` runs translated code
+        // as it runs outside the check (accesses to the watched page compared inline with
+        // the watch windows).
+        let mut c = sys(&p, true);
         let mut rng = Rng(seed.wrapping_mul(77) | 1);
         let kind = [WatchKind::Write, WatchKind::Read, WatchKind::Access][rng.below(3) as usize];
         // The scratch buffer is at about BASE + 64 KiB (see `program`).
@@ -632,7 +637,7 @@ fn watchpoints_stop_translated_code_where_the_interpreter_stops() {
             len: 1 + rng.below(64),
             kind,
         };
-        for s in [&mut a, &mut b] {
+        for s in [&mut a, &mut b, &mut c] {
             // Every other program watches physical addresses (the same here: no MMU).
             if seed % 2 == 1 {
                 s.hart.set_phys_watchpoints(&[watch]);
@@ -646,30 +651,53 @@ fn watchpoints_stop_translated_code_where_the_interpreter_stops() {
             let budget = 1 + rng.below(3000);
             let ra = a.hart.run(&mut a.ram, &mut a.bus, budget);
             let rb = b.hart.run(&mut b.ram, &mut b.bus, budget);
+            let rc = c.hart.run(&mut c.ram, &mut c.bus, budget);
             slices += 1;
             assert_eq!(ra, rb, "seed {seed}: exit reason after slice {slices}");
+            assert_eq!(
+                ra, rc,
+                "seed {seed}: exit reason (no check) after slice {slices}"
+            );
             assert_eq!(
                 a.hart.save_state(),
                 b.hart.save_state(),
                 "seed {seed}: state after slice {slices}"
             );
+            assert_eq!(
+                a.hart.save_state(),
+                c.hart.save_state(),
+                "seed {seed}: state (no check) after slice {slices}"
+            );
             assert_eq!(a.bus, b.bus, "seed {seed}: device accesses");
+            assert_eq!(a.bus, c.bus, "seed {seed}: device accesses (no check)");
             if ra == ExitReason::Debug {
                 let (ha, hb) = (a.hart.take_debug_hit(), b.hart.take_debug_hit());
+                let hc = c.hart.take_debug_hit();
                 assert!(ha.is_some(), "seed {seed}: a stop without a hit");
                 assert_eq!(ha, hb, "seed {seed}: hit at icount {}", a.hart.icount);
+                assert_eq!(
+                    ha, hc,
+                    "seed {seed}: hit (no check) at icount {}",
+                    a.hart.icount
+                );
                 stops += 1;
                 a.hart.skip_debug_once();
                 b.hart.skip_debug_once();
+                c.hart.skip_debug_once();
             }
         }
         // Every translated region run is checked: this counts them.
         translated_runs += b.hart.jit_checked_regions();
+        inline_runs += c.hart.jit_retired();
     }
     assert!(stops > 100, "only {stops} watchpoint stops");
     assert!(
         translated_runs > 1000,
         "translated code ran only {translated_runs} times with hooks set"
+    );
+    assert!(
+        inline_runs > 100_000,
+        "translated code retired only {inline_runs} instructions outside the check"
     );
 }
 
@@ -698,17 +726,18 @@ fn page_writer() -> Prog {
 }
 
 /// Run `page_writer` on the interpreter, the JIT, and the JIT under its lockstep self-check;
-/// `watch` is set once translated code has been writing the page for a while (so the TLB
-/// already maps it). Every stop must come at the same icount and pc with the same hit on all
-/// three; returns the stops.
-fn watch_page_writer(watch: rewind_cpu::Watchpoint) -> Vec<(u64, u64)> {
+/// `watches` (physical ones with `phys`) are set once translated code has been writing the page
+/// for a while (so the TLB already maps it). Every stop must come at the same icount and pc
+/// with the same hit on all three; returns the stops, and how many loads and stores the JIT's
+/// translated code (outside the check) made through the helpers while watching.
+fn watch_page_writer(watches: &[rewind_cpu::Watchpoint], phys: bool) -> (Vec<(u64, u64)>, u64) {
     rewind_cpu::jit::set_hot_threshold(16);
     let p = page_writer();
     let mut harts = [sys(&p, false), sys(&p, true), sys(&p, true)];
     harts[2].hart.set_jit_check(true);
     let mut stops = Vec::new();
     let mut rng = Rng(0x5eed);
-    let mut watching = false;
+    let mut watching = None;
     let mut slices = 0;
     while harts[0].hart.icount < 40_000 {
         slices += 1;
@@ -717,11 +746,17 @@ fn watch_page_writer(watch: rewind_cpu::Watchpoint) -> Vec<(u64, u64)> {
             "no progress at icount {}",
             harts[0].hart.icount
         );
-        if !watching && harts[0].hart.icount >= 600 {
+        if watching.is_none() && harts[0].hart.icount >= 600 {
             for s in harts.iter_mut() {
-                s.hart.set_watchpoints(&[watch]);
+                if phys {
+                    s.hart.set_phys_watchpoints(watches);
+                } else {
+                    s.hart.set_watchpoints(watches);
+                }
             }
-            watching = true;
+            // The loop is translated by now: what follows runs in translated code.
+            assert!(harts[1].hart.jit_retired() > 0, "nothing translated yet");
+            watching = Some(harts[1].hart.jit_helper_accesses());
         }
         let budget = 1 + rng.below(700);
         let r: Vec<ExitReason> = harts
@@ -752,42 +787,148 @@ fn watch_page_writer(watch: rewind_cpu::Watchpoint) -> Vec<(u64, u64)> {
         "translated code ran only {} times",
         harts[2].hart.jit_checked_regions()
     );
+    // Nearly all of the JIT's instructions ran translated when there are few stops (the
+    // interpreter runs the first executions of each block and the rest of the block resumed
+    // after each stop).
+    let share = harts[1].hart.jit_retired() as f64 / harts[1].hart.icount as f64;
+    assert!(
+        stops.len() > 100 || share > 0.9,
+        "translated share {share} with {} stops",
+        stops.len()
+    );
     let (mut ma, mut mb) = (vec![0u8; 4096], vec![0u8; 4096]);
     harts[0].ram.read(BASE + 0x10000, &mut ma).expect("RAM");
     harts[1].ram.read(BASE + 0x10000, &mut mb).expect("RAM");
     assert!(ma == mb, "the written page differs");
-    stops
+    let helper = harts[1].hart.jit_helper_accesses() - watching.unwrap_or(0);
+    (stops, helper)
+}
+
+/// The stops of `page_writer` at the 16 stores to word 200 of its page: the loop's 8 ops from
+/// icount 4 on, word 200 written on turns 200 + 256 k by the sd (op 3 of the turn), at pc
+/// BASE + 16 + 12.
+fn word_200_stores() -> Vec<(u64, u64)> {
+    (0..16)
+        .map(|k| (4 + (200 + 256 * k) * 8 + 3, BASE + 28))
+        .collect()
 }
 
 /// A watchpoint on a page translated code keeps writing (set after the code was translated
 /// and the page mapped): translated code stops at exactly the interpreter's icount and pc, at
-/// each of the 16 stores to the watched word.
+/// each of the 16 stores to the watched word, and the other accesses to the page (4900 turns
+/// of a store and a load) stay inline: only the 16 stores to the watched word take the helper.
 #[test]
 fn a_watchpoint_on_a_page_translated_code_writes_stops_where_the_interpreter_does() {
     use rewind_cpu::{WatchKind, Watchpoint};
-    let stops = watch_page_writer(Watchpoint {
+    let w = Watchpoint {
         addr: BASE + 0x10000 + 200 * 8,
         len: 8,
         kind: WatchKind::Write,
-    });
-    // The loop's 8 ops from icount 4 on: word 200 is written on turns 200 + 256 k, by the sd
-    // (op 3 of the turn), at pc BASE + 16 + 12.
-    let expected: Vec<(u64, u64)> = (0..16)
-        .map(|k| (4 + (200 + 256 * k) * 8 + 3, BASE + 28))
-        .collect();
-    assert_eq!(stops, expected);
+    };
+    let (stops, helper) = watch_page_writer(&[w], false);
+    assert_eq!(stops, word_200_stores());
+    assert!(helper <= 16, "{helper} accesses through the helpers");
+}
+
+/// The same with a physical watchpoint.
+#[test]
+fn a_physical_watchpoint_on_a_hot_page_stops_where_the_interpreter_does() {
+    use rewind_cpu::{WatchKind, Watchpoint};
+    let w = Watchpoint {
+        addr: BASE + 0x10000 + 200 * 8,
+        len: 8,
+        kind: WatchKind::Write,
+    };
+    let (stops, helper) = watch_page_writer(&[w], true);
+    assert_eq!(stops, word_200_stores());
+    assert!(helper <= 16, "{helper} accesses through the helpers");
 }
 
 /// Stores to other words of the watched page, and loads next to the watched word, do not stop.
 #[test]
 fn a_watchpoint_on_a_word_translated_code_never_touches_does_not_stop() {
     use rewind_cpu::{WatchKind, Watchpoint};
-    let stops = watch_page_writer(Watchpoint {
-        addr: BASE + 0x10000 + 2048,
-        len: 8,
-        kind: WatchKind::Access,
-    });
+    let (stops, helper) = watch_page_writer(
+        &[Watchpoint {
+            addr: BASE + 0x10000 + 2048,
+            len: 8,
+            kind: WatchKind::Access,
+        }],
+        false,
+    );
     assert_eq!(stops, vec![]);
+    assert_eq!(helper, 0, "accesses through the helpers");
+}
+
+/// Accesses right next to watched ranges, or inside a range watched for the other kind of
+/// access, run inline and never stop: a read watch on word 254 (stored to, never loaded; the
+/// loaded word 255 follows it) and a write watch on the first byte after word 255 (the last
+/// one stored), virtual and physical.
+#[test]
+fn accesses_next_to_watched_ranges_run_inline() {
+    use rewind_cpu::{WatchKind, Watchpoint};
+    let ws = [
+        Watchpoint {
+            addr: BASE + 0x10000 + 254 * 8,
+            len: 8,
+            kind: WatchKind::Read,
+        },
+        Watchpoint {
+            addr: BASE + 0x10000 + 256 * 8,
+            len: 1,
+            kind: WatchKind::Write,
+        },
+    ];
+    for phys in [false, true] {
+        let (stops, helper) = watch_page_writer(&ws, phys);
+        assert_eq!(stops, vec![], "phys {phys}");
+        assert_eq!(helper, 0, "phys {phys}: accesses through the helpers");
+    }
+}
+
+/// A read watch on the word the loop loads every turn stops translated code at every such
+/// load (op 4 of the turn, pc BASE + 32), exactly where the interpreter stops.
+#[test]
+fn a_read_watch_on_a_hot_word_stops_at_every_load() {
+    use rewind_cpu::{WatchKind, Watchpoint};
+    let (stops, _) = watch_page_writer(
+        &[Watchpoint {
+            addr: BASE + 0x10000 + 2044,
+            len: 1,
+            kind: WatchKind::Read,
+        }],
+        false,
+    );
+    assert!(stops.len() > 3500, "{} stops", stops.len());
+    assert!(stops.iter().all(|&(_, pc)| pc == BASE + 32), "{stops:?}");
+    assert!(stops.windows(2).all(|w| w[1].0 - w[0].0 == 8), "{stops:?}");
+}
+
+/// Two write watchpoints on one page: translated code's window covers both, so the stores
+/// between them take the helper (which finds no hit) and the others stay inline; the stops are
+/// the interpreter's, at the stores to either watched word.
+#[test]
+fn two_watchpoints_on_a_hot_page_stop_exactly() {
+    use rewind_cpu::{WatchKind, Watchpoint};
+    let ws: Vec<Watchpoint> = [200, 250]
+        .iter()
+        .map(|w| Watchpoint {
+            addr: BASE + 0x10000 + w * 8,
+            len: 8,
+            kind: WatchKind::Write,
+        })
+        .collect();
+    let (stops, helper) = watch_page_writer(&ws, false);
+    let mut expected = word_200_stores();
+    expected.extend((0..16).map(|k| (4 + (250 + 256 * k) * 8 + 3, BASE + 28)));
+    expected.sort_unstable();
+    assert_eq!(stops, expected);
+    // The stores to words 200 to 250, 51 of each 256 turns: 16 * 51, but for the turns the
+    // interpreter runs (at the end of a slice's budget, or resumed after a stop).
+    assert!(
+        (700..=816).contains(&helper),
+        "{helper} accesses through the helpers"
+    );
 }
 
 /// The translation cache: a second machine running the same program (as the segments of one
