@@ -233,6 +233,12 @@ impl DebugHooks {
         self.triggers.is_empty() && self.coverage.is_none()
     }
 
+    /// Is any guest trigger (Sdtrig) enabled?
+    #[inline]
+    pub(crate) fn has_triggers(&self) -> bool {
+        !self.triggers.is_empty()
+    }
+
     /// Is any watchpoint set?
     #[inline]
     pub(crate) fn watching(&self) -> bool {

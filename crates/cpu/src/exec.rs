@@ -508,8 +508,14 @@ impl Hart {
         let dmode = self.data_mode();
         // With debugger hooks, translated code runs only on pages without a breakpoint (its
         // blocks never leave the page), and checks watchpoints in its memory helpers.
-        let jit_page = JIT && !(DEBUG && self.debug.breakpoint_in(vbase, vbase + PAGE_SIZE));
+        let page_bp = DEBUG && self.debug.breakpoint_in(vbase, vbase + PAGE_SIZE);
+        let jit_page = JIT && !page_bp;
+        // The checking interpreter does only the checks this run needs (hooks change only
+        // between runs, guest triggers only by CSR writes that end the run): with a breakpoint
+        // elsewhere, its blocks here run almost as fast as the plain interpreter's.
         let watch = DEBUG && self.debug.watching();
+        let triggers = DEBUG && self.debug.has_triggers();
+        let coverage = DEBUG && self.debug.coverage.is_some();
         // The lockstep self-check translates on this thread, so a report names the same region
         // whatever the machine's load.
         let background = JIT && self.jit_background && !self.check.on;
@@ -639,7 +645,7 @@ impl Hart {
             let mut dpc = pc;
             // The pc of each op, for coverage.
             let mut cpc = pc;
-            if DEBUG && self.debug.breakpoint_in(pc, npc) {
+            if page_bp && self.debug.breakpoint_in(pc, npc) {
                 if !skip_first && self.debug.is_breakpoint(pc) {
                     self.pc = pc;
                     self.icount = icount;
@@ -710,12 +716,13 @@ impl Hart {
                         let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
                         // Devices read the clock at the access.
                         self.icount = base + $i as u64;
-                        if DEBUG {
-                            if !(skip_watch_first && $i == 0)
-                                && self.watch_hit(ram, a, $size, true, false)
-                            {
-                                break 'blk BlockExit::Watch($i);
-                            }
+                        if watch
+                            && !(skip_watch_first && $i == 0)
+                            && self.watch_hit(ram, a, $size, true, false)
+                        {
+                            break 'blk BlockExit::Watch($i);
+                        }
+                        if triggers {
                             if let Some(t) = self.trigger_watch_hit(a, $size, true, false) {
                                 break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
                             }
@@ -733,12 +740,13 @@ impl Hart {
                         let a = rx!($op.rs1).wrapping_add($op.imm as i64 as u64);
                         let v = $val;
                         self.icount = base + $i as u64;
-                        if DEBUG {
-                            if !(skip_watch_first && $i == 0)
-                                && self.watch_hit(ram, a, $size, false, true)
-                            {
-                                break 'blk BlockExit::Watch($i);
-                            }
+                        if watch
+                            && !(skip_watch_first && $i == 0)
+                            && self.watch_hit(ram, a, $size, false, true)
+                        {
+                            break 'blk BlockExit::Watch($i);
+                        }
+                        if triggers {
                             if let Some(t) = self.trigger_watch_hit(a, $size, false, true) {
                                 break 'blk BlockExit::Trap($i, Exception::Breakpoint(t));
                             }
@@ -761,7 +769,7 @@ impl Hart {
                         }
                         dpc = dpc.wrapping_add(op.len as u64);
                     }
-                    if DEBUG {
+                    if coverage {
                         if let Some(c) = self.debug.coverage.as_deref_mut() {
                             c.visit(base + i as u64, cpc, self.prv as u8);
                         }
