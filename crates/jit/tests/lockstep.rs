@@ -814,9 +814,10 @@ fn word_200_stores() -> Vec<(u64, u64)> {
 }
 
 /// A watchpoint on a page translated code keeps writing (set after the code was translated
-/// and the page mapped): translated code stops at exactly the interpreter's icount and pc, at
-/// each of the 16 stores to the watched word, and the other accesses to the page (4900 turns
-/// of a store and a load) stay inline: only the 16 stores to the watched word take the helper.
+/// and the page mapped), virtual and physical: translated code stops at exactly the
+/// interpreter's icount and pc, at each of the 16 stores to the watched word, and the other
+/// accesses to the page (4900 turns of a store and a load) stay inline: only the 16 stores to
+/// the watched word take the helper.
 #[test]
 fn a_watchpoint_on_a_page_translated_code_writes_stops_where_the_interpreter_does() {
     use rewind_cpu::{WatchKind, Watchpoint};
@@ -825,23 +826,14 @@ fn a_watchpoint_on_a_page_translated_code_writes_stops_where_the_interpreter_doe
         len: 8,
         kind: WatchKind::Write,
     };
-    let (stops, helper) = watch_page_writer(&[w], false);
-    assert_eq!(stops, word_200_stores());
-    assert!(helper <= 16, "{helper} accesses through the helpers");
-}
-
-/// The same with a physical watchpoint.
-#[test]
-fn a_physical_watchpoint_on_a_hot_page_stops_where_the_interpreter_does() {
-    use rewind_cpu::{WatchKind, Watchpoint};
-    let w = Watchpoint {
-        addr: BASE + 0x10000 + 200 * 8,
-        len: 8,
-        kind: WatchKind::Write,
-    };
-    let (stops, helper) = watch_page_writer(&[w], true);
-    assert_eq!(stops, word_200_stores());
-    assert!(helper <= 16, "{helper} accesses through the helpers");
+    for phys in [false, true] {
+        let (stops, helper) = watch_page_writer(&[w], phys);
+        assert_eq!(stops, word_200_stores(), "physical: {phys}");
+        assert!(
+            helper <= 16,
+            "{helper} accesses through the helpers (physical: {phys})"
+        );
+    }
 }
 
 /// Stores to other words of the watched page, and loads next to the watched word, do not stop.
