@@ -14,7 +14,9 @@ ORACLE_VERSION="10.0"
 # e2fsprogs: mkfs.ext4 and debugfs build and read the disk images of the virtio-blk tests.
 # chromium (+ fonts-dejavu-core): the headless browser that renders `rewind timeline` pages in
 # crates/cli/tests/timeline.rs.
-PACKAGES=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf device-tree-compiler gdb-multiarch e2fsprogs chromium fonts-dejavu-core)
+# u-boot-qemu: Debian's U-Boot for QEMU's virt board (crates/cli/tests/uboot.rs boots its S-mode
+# build on OpenSBI under both engines and QEMU).
+PACKAGES=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf device-tree-compiler gdb-multiarch e2fsprogs chromium fonts-dejavu-core u-boot-qemu)
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 die() { printf '[install-deps] error: %s\n' "$*" >&2; exit 1; }
