@@ -474,11 +474,7 @@ impl DecodedPage {
             // region starts to run translated stays a function of the run alone.
             if count == crate::jit::cache_probe() && background {
                 let f = compiler.cached(crate::jit::CodePage { page: self }, start)?;
-                self.jit.push(JitSlot::Ready(f));
-                let b = (self.jit.len() as u32).to_le_bytes();
-                let h = self.arena.get_mut(e)?;
-                (h.rs1, h.rs2, h.rs3, h.rm) = (b[0], b[1], b[2], b[3]);
-                return Some(f);
+                return self.attach(e, JitSlot::Ready(f));
             }
             return None;
         }
@@ -512,6 +508,11 @@ impl DecodedPage {
         } else {
             JitSlot::Ready(compiler.compile(page, start)?)
         };
+        self.attach(e, slot)
+    }
+
+    /// Give the block whose header is at `e` its translation slot; its code if ready.
+    fn attach(&mut self, e: usize, slot: JitSlot) -> Option<crate::jit::BlockFn> {
         let ready = match &slot {
             JitSlot::Ready(f) => Some(*f),
             _ => None,
